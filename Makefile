@@ -1,0 +1,43 @@
+# minik8s — one entry point for setting up, running, testing and measuring.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= $(HOME)/.minik8s/default
+PROTO_SRC := $(wildcard proto/*.proto)
+
+.PHONY: venv up down test test-unit lint bench proto images clean
+
+# The venv is rebuilt only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "python3-venv is missing: run 'apt-get install -y python3-venv'"; exit 1; }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+up: venv
+	$(BIN)/minictl cluster up --data-dir $(DATA_DIR)
+
+down: venv
+	$(BIN)/minictl cluster down --data-dir $(DATA_DIR)
+
+test: venv
+	$(BIN)/pytest -q tests
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	$(BIN)/python -m bench
+
+# Stubs are generated, never hand-edited.
+proto: venv
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto $(PROTO_SRC)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
