@@ -39,5 +39,9 @@ bench: venv
 proto: venv
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto $(PROTO_SRC)
 
+# Our own pause and busybox images, built from Debian packages (no registry needed).
+images: venv
+	$(BIN)/python -m images build --data-dir $(DATA_DIR)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,66 @@
+"""The containerd config we write: our own paths only, and the settings this node needs."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from kubelet.cri.containerd import containerd_paths, render_config, write_config
+
+CRI = "io.containerd.grpc.v1.cri"
+
+
+def test_config_keeps_everything_under_the_data_dir(tmp_path):
+    paths = write_config(tmp_path / "cluster")
+    config = tomllib.loads(paths.config.read_text())
+    base = str(tmp_path / "cluster" / "containerd")
+    assert config["version"] == 2
+    assert config["root"] == f"{base}/root"
+    assert config["state"] == f"{base}/state"
+    assert config["grpc"]["address"] == f"{base}/containerd.sock"
+    assert config["plugins"]["io.containerd.internal.v1.opt"]["path"] == f"{base}/opt"
+    runc = config["plugins"][CRI]["containerd"]["runtimes"]["runc"]
+    assert runc["runtime_type"] == "io.containerd.runc.v2"
+    assert runc["options"] == {"Root": f"{base}/runc", "SystemdCgroup": False}
+    assert paths.cni_conf_dir.is_dir() and paths.root.is_dir() and paths.state.is_dir()
+
+
+def test_cri_plugin_settings(tmp_path):
+    paths = containerd_paths(tmp_path)
+    cri = tomllib.loads(render_config(paths))["plugins"][CRI]
+    assert cri["sandbox_image"] == "localhost/minik8s/pause:3.9"
+    assert cri["restrict_oom_score_adj"] is True  # no CAP_SYS_RESOURCE on these nodes
+    assert cri["netns_mounts_under_state_dir"] is True
+    assert cri["stream_server_address"] == "127.0.0.1"
+    assert cri["cni"] == {
+        "bin_dir": "/usr/lib/cni",
+        "conf_dir": str(tmp_path / "cni" / "net.d"),
+        "max_conf_num": 1,
+    }
+    assert cri["containerd"]["snapshotter"] == "overlayfs"
+    assert cri["registry"]["mirrors"] == {"127.0.0.1:5000": {"endpoint": ["http://127.0.0.1:5000"]}}
+
+
+def test_options_override_defaults(tmp_path):
+    text = render_config(
+        containerd_paths(tmp_path),
+        sandbox_image="127.0.0.1:5000/pause:1",
+        cni_bin_dir="/opt/cni/bin",
+        registry_mirrors={},
+    )
+    cri = tomllib.loads(text)["plugins"][CRI]
+    assert cri["sandbox_image"] == "127.0.0.1:5000/pause:1"
+    assert cri["cni"]["bin_dir"] == "/opt/cni/bin"
+    assert "registry" not in cri
+
+
+def test_paths_with_quotes_stay_valid_toml(tmp_path):
+    odd = tmp_path / 'a "quoted" dir'
+    config = tomllib.loads(render_config(containerd_paths(odd)))
+    assert config["root"] == f"{odd}/containerd/root"
+
+
+def test_socket_path_too_long_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="too long"):
+        write_config(tmp_path / ("x" * 120))
