@@ -1,0 +1,97 @@
+"""`minik8s-apiserver` / `python -m apiserver`: serve the Kubernetes API over HTTPS."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from typing import Any
+
+import click
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from apimachinery.logs import setup_logging
+from apiserver.app import create_app
+from apiserver.authn import user_from_peercert
+from apiserver.server import Options
+
+log = logging.getLogger("apiserver")
+
+
+class CertAwareProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, plus the verified client certificate's user in each request scope.
+
+    The certificate is read once per connection (TLS verified the chain against the
+    client CA during the handshake), so x509 authentication costs nothing per request.
+    """
+
+    peer_user: Any = None
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        self.peer_user = user_from_peercert(ssl_object.getpeercert()) if ssl_object is not None else None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["minik8s.peer_user"] = self.peer_user  # type: ignore[typeddict-unknown-key]
+
+
+def ssl_context(opts: Options) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(opts.tls_cert_file, opts.tls_private_key_file)  # type: ignore[arg-type]
+    if opts.client_ca_file:
+        ctx.load_verify_locations(opts.client_ca_file)
+        # Optional: clients may authenticate with a bearer token instead of a certificate.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@click.command(context_settings={"show_default": True, "max_content_width": 110})
+@click.option("--etcd-servers", default="https://127.0.0.1:2379", help="etcd endpoint (the first of a comma-separated list is used).")
+@click.option("--etcd-cafile", default=None, help="CA that signed etcd's serving certificate.")
+@click.option("--etcd-certfile", default=None, help="Client certificate for etcd.")
+@click.option("--etcd-keyfile", default=None, help="Client key for etcd.")
+@click.option("--bind-address", default="127.0.0.1", help="Address to listen on (0.0.0.0 for all).")
+@click.option("--advertise-address", default="127.0.0.1", help="Address published in the `kubernetes` service endpoints.")
+@click.option("--secure-port", default=6443, type=int, help="HTTPS port.")
+@click.option("--tls-cert-file", required=True, help="Serving certificate.")
+@click.option("--tls-private-key-file", required=True, help="Serving key.")
+@click.option("--client-ca-file", default=None, help="CA for x509 client-certificate authentication.")
+@click.option("--token-auth-file", default=None, help="Static bearer tokens: CSV token,user,uid[,\"groups\"].")
+@click.option("--service-account-key-file", default=None, help="Public key verifying ServiceAccount tokens.")
+@click.option("--service-account-signing-key-file", default=None, help="Private key signing ServiceAccount tokens.")
+@click.option("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local")
+@click.option("--anonymous-auth/--no-anonymous-auth", default=False, help="Treat requests without credentials as system:anonymous.")
+@click.option("--authorization-mode", default="AlwaysAllow", help="Comma-separated authorizers.")
+@click.option("--service-cluster-ip-range", default="10.96.0.0/16")
+@click.option("--service-node-port-range", default="30000-32767")
+@click.option("--etcd-compaction-interval", "compaction_interval", default=300.0, type=float, help="Seconds between etcd compactions.")
+@click.option("--audit-log-path", default=None, help="Write one JSON line per request here.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def main(log_level: str, **kw: Any) -> None:
+    """Serve the Kubernetes API (HTTPS only) backed by etcd."""
+    setup_logging("apiserver", log_level)
+    opts = Options(**kw)
+    app = create_app(opts)
+    config = uvicorn.Config(
+        app,
+        host=opts.bind_address,
+        port=opts.secure_port,
+        http=CertAwareProtocol,
+        loop="uvloop",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=120,
+        ssl_certfile=opts.tls_cert_file,
+        ssl_keyfile=opts.tls_private_key_file,
+        ssl_context_factory=lambda _cfg, _default: ssl_context(opts),
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Admission: named plugins that may mutate (admit) and then check (validate) a write.
+
+The chain runs mutating plugins first, then the kind's defaulting and validation, then
+validating plugins — upstream's order. Each rejection names the plugin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from apimachinery import errors
+
+if TYPE_CHECKING:
+    from apiserver.authn import UserInfo
+    from apiserver.resources import Resource
+
+CREATE, UPDATE, DELETE, CONNECT = "CREATE", "UPDATE", "DELETE", "CONNECT"
+
+
+@dataclass(slots=True)
+class Attributes:
+    operation: str
+    resource: Resource
+    subresource: str
+    namespace: str
+    name: str
+    obj: dict[str, Any] | None
+    old: dict[str, Any] | None
+    user: UserInfo
+    dry_run: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Plugin:
+    name = "Plugin"
+
+    async def admit(self, a: Attributes) -> None:
+        """Mutate `a.obj` if needed."""
+
+    async def validate(self, a: Attributes) -> None:
+        """Reject with `self.deny(...)`."""
+
+    def deny(self, message: str, code: int = 403, reason: str = "Forbidden") -> errors.StatusError:
+        return errors.StatusError(code, reason, f"{self.name}: {message}" if not message.startswith(self.name) else message)
+
+
+class Chain:
+    def __init__(self, plugins: list[Plugin]) -> None:
+        self.plugins = plugins
+        self._mutating = [p for p in plugins if type(p).admit is not Plugin.admit]
+        self._validating = [p for p in plugins if type(p).validate is not Plugin.validate]
+
+    async def admit(self, a: Attributes) -> None:
+        for p in self._mutating:
+            await p.admit(a)
+
+    async def validate(self, a: Attributes) -> None:
+        for p in self._validating:
+            await p.validate(a)

@@ -1,0 +1,146 @@
+"""The built-in admission plugins, in upstream's order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from apimachinery import errors
+from apiserver.admission import CREATE, DELETE, Attributes, Plugin
+
+if TYPE_CHECKING:
+    from apiserver.server import APIServer
+
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+class NamespaceLifecycle(Plugin):
+    """No objects in missing or terminating namespaces; system namespaces can't be deleted."""
+
+    name = "NamespaceLifecycle"
+
+    def __init__(self, server: APIServer) -> None:
+        self.server = server
+
+    async def validate(self, a: Attributes) -> None:
+        if a.resource.plural == "namespaces" and a.resource.group == "":
+            if a.operation == DELETE and a.name in IMMORTAL_NAMESPACES:
+                raise errors.forbidden(
+                    f'namespaces "{a.name}" is forbidden: this namespace may not be deleted', "namespaces", a.name
+                )
+            return
+        if a.operation != CREATE or not a.resource.namespaced or not a.namespace:
+            return
+        ns = await self._namespace(a.namespace)
+        if ns is None:
+            raise errors.not_found("namespaces", a.namespace)
+        if (ns.get("status") or {}).get("phase") == "Terminating" or ns["metadata"].get("deletionTimestamp"):
+            raise errors.StatusError(
+                403,
+                "Forbidden",
+                f'{a.resource.group_resource} "{a.name}" is forbidden: unable to create new content in namespace '
+                f"{a.namespace} because it is being terminated",
+                {"name": a.name, "group": a.resource.group, "kind": a.resource.plural,
+                 "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {a.namespace} is being terminated",
+                             "field": "metadata.namespace"}]},
+            )
+
+    async def _namespace(self, name: str) -> dict[str, Any] | None:
+        cache = self.server.cache_for("", "namespaces")
+        entry = cache.get(f"/registry/namespaces/{name}") if cache.ready.is_set() else None
+        if entry is not None:
+            return orjson.loads(entry.data)
+        # not cached yet (just created?): ask etcd, as upstream does on a cache miss
+        kv = await self.server.store.get(f"/registry/namespaces/{name}")
+        return kv.decode() if kv else None
+
+
+class ServiceAccountDefault(Plugin):
+    """Pods run as the namespace's `default` ServiceAccount unless they name one."""
+
+    name = "ServiceAccount"
+
+    async def admit(self, a: Attributes) -> None:
+        if a.operation != CREATE or a.resource.plural != "pods" or a.resource.group or a.subresource:
+            return
+        spec = (a.obj or {}).get("spec")
+        if not isinstance(spec, dict):
+            return
+        sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        spec["serviceAccountName"] = sa
+        spec["serviceAccount"] = sa
+
+
+class DefaultTolerationSeconds(Plugin):
+    """Pods tolerate not-ready/unreachable nodes for 300 s before eviction."""
+
+    name = "DefaultTolerationSeconds"
+    KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+    def __init__(self, seconds: int = 300) -> None:
+        self.seconds = seconds
+
+    async def admit(self, a: Attributes) -> None:
+        if a.operation != CREATE or a.resource.plural != "pods" or a.resource.group or a.subresource:
+            return
+        spec = (a.obj or {}).get("spec")
+        if not isinstance(spec, dict):
+            return
+        tols = spec.get("tolerations") or []
+        if not isinstance(tols, list):
+            return
+        for key in self.KEYS:
+            covered = any(
+                isinstance(t, dict)
+                and (t.get("key") == key or (not t.get("key") and t.get("operator") == "Exists"))
+                and t.get("effect") in (None, "", "NoExecute")
+                for t in tols
+            )
+            if not covered:
+                tols.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": self.seconds})
+        spec["tolerations"] = tols
+
+
+class Priority(Plugin):
+    """spec.priority from the pod's PriorityClass (or the global default, else 0)."""
+
+    name = "Priority"
+
+    def __init__(self, server: APIServer) -> None:
+        self.server = server
+
+    async def admit(self, a: Attributes) -> None:
+        if a.operation != CREATE or a.resource.plural != "pods" or a.resource.group or a.subresource:
+            return
+        spec = (a.obj or {}).get("spec")
+        if not isinstance(spec, dict):
+            return
+        name = spec.get("priorityClassName")
+        cache = self.server.cache_for("scheduling.k8s.io", "priorityclasses")
+        if not cache.ready.is_set():
+            await cache.sync_with_store()
+        classes = [orjson.loads(e.data) for e in cache.objects.values()]
+        if name:
+            pc = next((c for c in classes if c["metadata"]["name"] == name), None)
+            if pc is None:
+                raise self.deny(f"no PriorityClass with name {name} was found", 403)
+        else:
+            pc = next((c for c in classes if c.get("globalDefault")), None)
+            if pc is not None:
+                spec["priorityClassName"] = pc["metadata"]["name"]
+        value = pc.get("value", 0) if pc else 0
+        if spec.get("priority") is not None and spec["priority"] != value:
+            raise self.deny("the integer value of priority must not be provided in pod spec; priority admission "
+                            "controller computed the priority from the given PriorityClass name", 403)
+        spec["priority"] = value
+        spec.setdefault("preemptionPolicy", (pc or {}).get("preemptionPolicy", "PreemptLowerPriority"))
+
+
+def default_plugins(server: APIServer) -> list[Plugin]:
+    return [
+        NamespaceLifecycle(server),
+        ServiceAccountDefault(),
+        DefaultTolerationSeconds(),
+        Priority(server),
+    ]

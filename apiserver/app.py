@@ -1,0 +1,173 @@
+"""The FastAPI application: discovery, version, health, metrics and OpenAPI routes.
+
+Every request first passes the pipeline in `APIServer.handle` (authentication,
+authorization); resource requests are served there directly and never reach the
+router — see `apiserver.http` for why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from apiserver import discovery
+from apiserver.server import APIServer, Options
+
+VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-minik8s",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-21T00:00:00Z",
+    "goVersion": f"python{platform.python_version()}",
+    "compiler": "cpython",
+    "platform": f"{sys.platform}/{platform.machine().replace('x86_64', 'amd64')}",
+}
+
+JSON = "application/json"
+
+
+def _json(obj: Any, status: int = 200, media_type: str = JSON) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, media_type=media_type)
+
+
+class PipelineMiddleware:
+    """Pure ASGI middleware: the apiserver's request pipeline in front of the router."""
+
+    def __init__(self, app: Any, server: APIServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        await self.server.handle(scope, receive, send, self.app)
+
+
+def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
+    server = server or APIServer(opts)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app = FastAPI(
+        title="minik8s apiserver", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.server = server
+    table = server.table
+    address = f"{opts.advertise_address}:{opts.secure_port}"
+    legacy_list = {
+        (g, v): orjson.dumps(discovery.api_resource_list(table, g, v)) for g, vs in table.groups.items() for v in vs
+    }
+
+    def _discovery(request: Request, legacy: bool, fallback: dict[str, Any]) -> Response:
+        want = discovery.negotiate_aggregated(request.headers.get("accept", ""))
+        if want is not None:
+            media = discovery.AGGREGATED_V2 if want == "v2" else discovery.AGGREGATED_V2BETA1
+            return _json(discovery.aggregated(table, legacy, want), media_type=media)
+        return _json(fallback)
+
+    @app.get("/api")
+    @app.get("/api/")
+    async def api_root(request: Request) -> Response:
+        return _discovery(request, True, discovery.api_versions(address))
+
+    @app.get("/apis")
+    @app.get("/apis/")
+    async def apis_root(request: Request) -> Response:
+        return _discovery(request, False, discovery.api_group_list(table))
+
+    @app.get("/api/{version}")
+    async def api_version(version: str) -> Response:
+        data = legacy_list.get(("", version))
+        return Response(data, media_type=JSON) if data else _not_found()
+
+    @app.get("/apis/{group}")
+    async def api_group(group: str) -> Response:
+        if group not in table.groups or not group:
+            return _not_found()
+        return _json(discovery.api_group(table, group))
+
+    @app.get("/apis/{group}/{version}")
+    async def api_group_version(group: str, version: str) -> Response:
+        data = legacy_list.get((group, version))
+        return Response(data, media_type=JSON) if data else _not_found()
+
+    @app.get("/version")
+    @app.get("/version/")
+    async def version() -> Response:
+        return _json(VERSION)
+
+    @app.get("/healthz")
+    @app.get("/livez")
+    async def healthz() -> Response:
+        return Response(b"ok", media_type="text/plain")
+
+    @app.get("/readyz")
+    async def readyz(verbose: str | None = None) -> Response:
+        checks = {
+            "etcd": await server.etcd_healthy(),
+            "informer-sync": all(c.ready.is_set() for c in server.caches.values()),
+            "poststarthook/bootstrap-controller": server.bootstrapped,
+        }
+        ok = all(checks.values())
+        if verbose is not None or not ok:
+            body = "".join(f"[{'+' if v else '-'}]{k} {'ok' if v else 'failed'}\n" for k, v in checks.items())
+            body += "readyz check passed\n" if ok else "readyz check failed\n"
+            return Response(body.encode(), status_code=200 if ok else 503, media_type="text/plain")
+        return Response(b"ok", media_type="text/plain")
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(server.metrics.render().encode(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/openapi/v2")
+    async def openapi_v2(request: Request) -> Response:
+        return server.openapi.v2(request.headers.get("accept", ""))
+
+    @app.get("/openapi/v3")
+    async def openapi_v3_root() -> Response:
+        return server.openapi.v3_root()
+
+    @app.get("/openapi/v3/{path:path}")
+    async def openapi_v3(path: str) -> Response:
+        return server.openapi.v3(path)
+
+    app.add_middleware(PipelineMiddleware, server=server)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _not_found()
+
+    @app.exception_handler(405)
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return _json(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+             "message": "the server does not allow this method on the requested resource",
+             "reason": "MethodNotAllowed", "code": 405},
+            405,
+        )
+
+    return app
+
+
+def _not_found() -> Response:
+    return _json(
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+         "message": "the server could not find the requested resource", "reason": "NotFound",
+         "details": {}, "code": 404},
+        404,
+    )

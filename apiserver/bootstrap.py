@@ -1,0 +1,81 @@
+"""What the apiserver creates itself at start: system namespaces and the `kubernetes` service."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import TYPE_CHECKING, Any
+
+from apimachinery import errors
+from apiserver.authn import MASTERS, UserInfo
+
+if TYPE_CHECKING:
+    from apiserver.server import APIServer
+
+log = logging.getLogger("apiserver.bootstrap")
+
+SYSTEM_USER = UserInfo("system:apiserver", "", (MASTERS,))
+
+
+async def ensure(server: APIServer, group: str, plural: str, ns: str, obj: dict[str, Any]) -> None:
+    res = server.resource(group, plural)
+    if await server.store.get(res.key(ns, obj["metadata"]["name"])) is not None:
+        return
+    try:
+        await server.api.create_object(res, ns, obj, SYSTEM_USER, False, {})
+    except errors.StatusError as e:
+        if e.code != 409:
+            raise
+
+
+async def reconcile(server: APIServer, group: str, plural: str, ns: str, obj: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """Create `obj`, or make the named top-level fields equal to it (the apiserver owns them)."""
+    res = server.resource(group, plural)
+    kv = await server.store.get(res.key(ns, obj["metadata"]["name"]))
+    if kv is None:
+        await ensure(server, group, plural, ns, obj)
+        return
+    current = kv.decode()
+    if all(current.get(f) == obj.get(f) for f in fields):
+        return
+
+    async def mutate(old: dict[str, Any]) -> dict[str, Any]:
+        new = dict(old)
+        for f in fields:
+            new[f] = obj[f]
+        new["metadata"] = dict(old["metadata"])
+        new["metadata"].pop("resourceVersion", None)
+        return new
+
+    await server.api.update_object(res, ns, obj["metadata"]["name"], mutate, "", SYSTEM_USER, False, {}, "")
+
+
+async def bootstrap(server: APIServer) -> None:
+    for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        await ensure(server, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    opts = server.opts
+    first_ip = str(next(ipaddress.ip_network(opts.service_cluster_ip_range).hosts()))
+    await ensure(server, "", "services", "default", {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"clusterIP": first_ip, "type": "ClusterIP", "sessionAffinity": "None",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": opts.secure_port}]},
+    })
+    # The apiserver maintains the endpoints of its own service (upstream's endpoint reconciler).
+    await reconcile(server, "", "endpoints", "default", {
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": opts.advertise_address}],
+                     "ports": [{"name": "https", "port": opts.secure_port, "protocol": "TCP"}]}],
+    }, ("subsets",))
+    await reconcile(server, "discovery.k8s.io", "endpointslices", "default", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [opts.advertise_address], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": opts.secure_port, "protocol": "TCP"}],
+    }, ("endpoints", "ports"))
+    log.info("bootstrap done")

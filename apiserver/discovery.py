@@ -1,0 +1,135 @@
+"""Discovery documents, legacy and aggregated, built once from the resource table."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from apiserver.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, Resource, ResourceTable
+
+AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+
+
+def _hash(r: Resource) -> str:
+    return hashlib.sha256(f"{r.group}/{r.version}/{r.kind}".encode()).hexdigest()[:16]
+
+
+def _sub_kind(r: Resource, sub: str) -> tuple[str, str, str]:
+    if sub in ("status",):
+        return r.group, r.version, r.kind
+    return SUBRESOURCE_KINDS.get(sub, (r.group, r.version, r.kind))
+
+
+def api_resource_list(table: ResourceTable, group: str, version: str) -> dict[str, Any]:
+    resources = []
+    for r in table.in_group_version(group, version):
+        entry: dict[str, Any] = {
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": list(r.verbs),
+            "storageVersionHash": _hash(r),
+        }
+        if r.short_names:
+            entry["shortNames"] = list(r.short_names)
+        if r.categories:
+            entry["categories"] = list(r.categories)
+        resources.append(entry)
+        for sub in r.subresources:
+            g, v, k = _sub_kind(r, sub)
+            s: dict[str, Any] = {
+                "name": f"{r.plural}/{sub}",
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": k,
+                "verbs": list(SUBRESOURCE_VERBS.get(sub, ())),
+            }
+            if (g, v) != (r.group, r.version):
+                s["group"], s["version"] = g, v
+            resources.append(s)
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": resources,
+    }
+
+
+def api_versions(address: str) -> dict[str, Any]:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    }
+
+
+def api_group(table: ResourceTable, group: str) -> dict[str, Any]:
+    versions = table.groups[group]
+    gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]}
+
+
+def api_group_list(table: ResourceTable) -> dict[str, Any]:
+    groups = [api_group(table, g) for g in table.groups if g]
+    for g in groups:
+        del g["kind"], g["apiVersion"]
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def _aggregated_group(table: ResourceTable, group: str, version_kind: str) -> dict[str, Any]:
+    versions = []
+    for v in table.groups[group]:
+        resources = []
+        for r in table.in_group_version(group, v):
+            entry: dict[str, Any] = {
+                "resource": r.plural,
+                "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "scope": "Namespaced" if r.namespaced else "Cluster",
+                "singularResource": r.singular,
+                "verbs": list(r.verbs),
+            }
+            if r.short_names:
+                entry["shortNames"] = list(r.short_names)
+            if r.categories:
+                entry["categories"] = list(r.categories)
+            subs = []
+            for sub in r.subresources:
+                g, sv, k = _sub_kind(r, sub)
+                subs.append(
+                    {
+                        "subresource": sub,
+                        "responseKind": {"group": g, "version": sv, "kind": k},
+                        "verbs": list(SUBRESOURCE_VERBS.get(sub, ())),
+                    }
+                )
+            if subs:
+                entry["subresources"] = subs
+            resources.append(entry)
+        versions.append({"version": v, "resources": resources, "freshness": "Current"})
+    return {"metadata": {"name": group, "creationTimestamp": None}, "versions": versions}
+
+
+def aggregated(table: ResourceTable, legacy: bool, version_kind: str = "v2") -> dict[str, Any]:
+    groups = [""] if legacy else [g for g in table.groups if g]
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": f"apidiscovery.k8s.io/{version_kind}",
+        "metadata": {},
+        "items": [_aggregated_group(table, g, version_kind) for g in groups],
+    }
+
+
+def negotiate_aggregated(accept: str) -> str | None:
+    """The aggregated discovery version the client asks for first, or None for legacy."""
+    for part in accept.split(","):
+        p = part.replace(" ", "")
+        if "as=APIGroupDiscoveryList" in p and "g=apidiscovery.k8s.io" in p:
+            if "v=v2beta1" in p:
+                return "v2beta1"
+            if "v=v2" in p:
+                return "v2"
+        elif p.startswith(("application/json", "*/*")):
+            return None
+    return None

@@ -1,0 +1,196 @@
+"""Raw ASGI plumbing for the resource API: requests, bodies, responses, streams.
+
+The resource endpoints are on every component's hot path, so they bypass framework
+routing and dependency injection (FastAPI still serves discovery and health); this
+module is the small amount of HTTP the generic handler needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+import yaml
+
+from apimachinery import errors
+
+MAX_BODY = 3 * 1024 * 1024  # upstream's limit for a request body
+
+JSON = b"application/json"
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class Request:
+    __slots__ = ("_body", "client_cert", "headers", "method", "path", "query", "receive", "scope", "user")
+
+    def __init__(self, scope: dict[str, Any], receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: dict[str, str] = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        self.headers: dict[bytes, bytes] = dict(scope["headers"])
+        self._body: bytes | None = None
+        self.user: Any = None
+
+    def header(self, name: bytes, default: str = "") -> str:
+        v = self.headers.get(name)
+        return v.decode("latin-1") if v is not None else default
+
+    @property
+    def content_type(self) -> str:
+        return self.header(b"content-type").split(";", 1)[0].strip().lower()
+
+    async def body(self) -> bytes:
+        if self._body is not None:
+            return self._body
+        length = self.headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            raise errors.too_large()
+        chunks = []
+        size = 0
+        while True:
+            msg = await self.receive()
+            if msg["type"] == "http.disconnect":
+                raise errors.bad_request("client disconnected while sending the body")
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise errors.too_large()
+            chunks.append(chunk)
+            if not msg.get("more_body"):
+                break
+        self._body = b"".join(chunks)
+        return self._body
+
+
+def decode_document(body: bytes, content_type: str) -> Any:
+    """Decode a JSON or YAML body; malformed input is a 400 naming the problem."""
+    if not body.strip():
+        raise errors.bad_request("the request body is empty")
+    if content_type in ("application/yaml", "application/apply-patch+yaml", "text/yaml", "application/x-yaml"):
+        try:
+            docs = list(yaml.safe_load_all(body))
+        except yaml.YAMLError as e:
+            raise errors.bad_request(f"error converting YAML to JSON: {e}") from None
+        if len(docs) != 1:
+            raise errors.bad_request("the request body must contain exactly one YAML document")
+        return _yaml_to_json_compatible(docs[0])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise errors.bad_request(f"error decoding the request body as JSON: {e}") from None
+
+
+def _yaml_to_json_compatible(doc: Any) -> Any:
+    """YAML allows non-string keys and timestamps; JSON does not: normalise as upstream's yaml.ToJSON."""
+    if isinstance(doc, dict):
+        return {str(k) if not isinstance(k, bool) else str(k).lower(): _yaml_to_json_compatible(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_yaml_to_json_compatible(v) for v in doc]
+    if isinstance(doc, (str, int, float, bool)) or doc is None:
+        return doc
+    return str(doc)
+
+
+def wants_yaml(req: Request) -> bool:
+    accept = req.header(b"accept")
+    return accept.startswith("application/yaml")
+
+
+class Response:
+    __slots__ = ("body", "content_type", "extra_headers", "status")
+
+    def __init__(self, status: int, body: bytes, content_type: bytes = JSON, headers: list | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.extra_headers = headers or []
+
+    async def __call__(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status,
+                "headers": [
+                    (b"content-type", self.content_type),
+                    (b"content-length", str(len(self.body)).encode()),
+                    (b"cache-control", b"no-cache, private"),
+                    *self.extra_headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def json_response(obj: Any, status: int = 200, headers: list | None = None) -> Response:
+    return Response(status, orjson.dumps(obj), JSON, headers)
+
+
+def raw_json(data: bytes, status: int = 200, headers: list | None = None) -> Response:
+    return Response(status, data, JSON, headers)
+
+
+def status_response(e: errors.StatusError) -> Response:
+    headers = []
+    if e.retry_after is not None:
+        headers.append((b"retry-after", str(e.retry_after).encode()))
+    return Response(e.code, orjson.dumps(e.status()), JSON, headers)
+
+
+class StreamResponse:
+    """A chunked response fed by an async iterator; stops when the client goes away."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], receive: Receive, content_type: bytes = JSON) -> None:
+        self.chunks = chunks
+        self.receive = receive
+        self.content_type = content_type
+        self.status = 200
+
+    async def __call__(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", self.content_type),
+                    (b"cache-control", b"no-cache, private"),
+                    (b"transfer-encoding", b"chunked"),
+                ],
+            }
+        )
+        disconnected = asyncio.Event()
+
+        async def wait_disconnect() -> None:
+            while True:
+                msg = await self.receive()
+                if msg["type"] == "http.disconnect":
+                    disconnected.set()
+                    return
+
+        watcher = asyncio.create_task(wait_disconnect())
+        pump = asyncio.create_task(self._pump(send))
+        try:
+            await asyncio.wait({watcher, pump}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (watcher, pump):
+                t.cancel()
+            for t in (watcher, pump):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            aclose = getattr(self.chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        if not disconnected.is_set():
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(self, send: Send) -> None:
+        async for chunk in self.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})

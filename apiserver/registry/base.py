@@ -1,0 +1,146 @@
+"""The per-kind strategy: what upstream's registry `strategy.go` files decide.
+
+The generic handler calls these hooks at fixed points of every write, so a kind only
+states what differs: its defaults, its validation, which part is status, how it is
+deleted and which fields can be selected on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apimachinery.validation import name_is_dns_subdomain, validate_object_meta, validate_object_meta_update
+
+Obj = dict[str, Any]
+Cause = dict[str, str]
+
+
+class Strategy:
+    #: `metadata.generation` starts at 1 and is bumped whenever `spec` changes.
+    tracks_generation = False
+    #: Has a `status` subresource: main-resource writes keep the stored status and
+    #: status writes keep everything but status.
+    has_status = False
+    #: PUT on a missing object creates it (upstream's AllowCreateOnUpdate).
+    allow_create_on_update = False
+    #: PUT without metadata.resourceVersion is allowed (last write wins).
+    allow_unconditional_update = True
+    #: DELETE answers with the deleted object instead of a Status.
+    return_deleted_object = False
+    #: Extra field-selector labels beyond metadata.name / metadata.namespace.
+    selectable_fields: tuple[str, ...] = ()
+    #: Validates the object name (and generateName prefix): `(name, prefix) -> [messages]`.
+    name_validator: Any = staticmethod(name_is_dns_subdomain)
+
+    # -- create -------------------------------------------------------------------------
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Clear what clients may not set at creation (e.g. status)."""
+        if self.has_status:
+            obj.pop("status", None)
+            self.initial_status(obj)
+
+    def initial_status(self, obj: Obj) -> None:
+        """Status a new object starts with, if any."""
+
+    def default(self, obj: Obj) -> None:
+        """Fill in upstream's defaults in place."""
+
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        return validate_object_meta(obj.get("metadata") or {}, namespaced, name_fn=self.name_validator)
+
+    # -- update -------------------------------------------------------------------------
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        if self.has_status:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        """Does this update bump metadata.generation (when the kind tracks it)?"""
+        return new.get("spec") != old.get("spec")
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = self.validate(new, namespaced)
+        causes += validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
+        return causes
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        """Return the object to store for a /status write: the old one with new status."""
+        merged = dict(old)
+        # Only status changes through /status; metadata stays as stored.
+        merged["metadata"] = dict(old["metadata"])
+        if "status" in new:
+            merged["status"] = new["status"]
+        else:
+            merged.pop("status", None)
+        return merged
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return []
+
+    # -- delete -------------------------------------------------------------------------
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        """Seconds of graceful deletion for this object (0 = no grace period)."""
+        return 0
+
+    def holds_deletion(self, obj: Obj) -> bool:
+        """True while something besides metadata.finalizers keeps a deleted object
+        (a namespace's spec.finalizers)."""
+        return False
+
+    def mark_deleting(self, obj: Obj) -> None:
+        """Adjust an object that was just given a deletionTimestamp."""
+
+    # -- versions -----------------------------------------------------------------------
+
+    def to_storage(self, res: Any, obj: Obj) -> Obj:
+        """A served version's object → the stored form (identity unless a kind converts)."""
+        return obj
+
+    def output_converter(self, res: Any) -> Any:
+        """None, or a function stored form → the served version of `res`."""
+        return None
+
+    # -- allocations (side keys written in the same etcd transaction) -------------------
+
+    async def allocate(self, server: Any, res: Any, obj: Obj, old: Obj | None, dry_run: bool) -> list[Any]:
+        """Reserve what the object needs (e.g. a ClusterIP) → storage SideEffects."""
+        return []
+
+    async def release(self, server: Any, side: list[Any], committed: bool) -> None:
+        """Settle in-memory reservations behind `side` once its write committed or failed."""
+
+    async def on_side_key_taken(self, server: Any, key: bytes, obj: Obj) -> None:
+        """A side key was taken concurrently; the write is retried after this."""
+
+    async def release_side_effects(self, server: Any, res: Any, obj: Obj) -> list[Any]:
+        """SideEffects that free what a deleted object held."""
+        return []
+
+    # -- reads --------------------------------------------------------------------------
+
+    def fields(self, obj: Obj) -> dict[str, str]:
+        """Field-selector labels (metadata.name/namespace added by the caller)."""
+        out: dict[str, str] = {}
+        for path in self.selectable_fields:
+            out[path] = field_value(obj, path)
+        return out
+
+
+def field_value(obj: Obj, path: str) -> str:
+    """The string form of a dotted field (missing → "", bools lowercase)."""
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+        if cur is None:
+            return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+

@@ -1,0 +1,406 @@
+"""PodSpec defaulting and validation, shared by pods and every workload's template.
+
+Follows upstream's core/v1 defaults (SetDefaults_PodSpec, _Container, _Probe, volumes)
+and the parts of ValidatePodSpec a user meets in practice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apimachinery import quantity
+from apimachinery.validation import (
+    child,
+    duplicate_cause,
+    index,
+    invalid_cause,
+    is_config_map_key,
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_env_var_name,
+    is_valid_port_name,
+    is_valid_port_num,
+    not_supported_cause,
+    required_cause,
+)
+
+Obj = dict[str, Any]
+Cause = dict[str, str]
+
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+DEFAULT_FILE_MODE = 0o644
+
+
+def default_pull_policy(image: str) -> str:
+    """Always for `:latest` or untagged images, IfNotPresent otherwise (digests too)."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "Always"
+    return "Always" if last.rsplit(":", 1)[1] == "latest" else "IfNotPresent"
+
+
+def _default_probe(p: Obj | None) -> None:
+    if not isinstance(p, dict):
+        return
+    p.setdefault("timeoutSeconds", 1)
+    p.setdefault("periodSeconds", 10)
+    p.setdefault("successThreshold", 1)
+    p.setdefault("failureThreshold", 3)
+    hg = p.get("httpGet")
+    if isinstance(hg, dict):
+        hg.setdefault("path", "/")
+        hg.setdefault("scheme", "HTTP")
+
+
+def _default_container(c: Obj) -> None:
+    if not isinstance(c, dict):
+        return
+    image = c.get("image")
+    if isinstance(image, str) and image and "imagePullPolicy" not in c:
+        c["imagePullPolicy"] = default_pull_policy(image)
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    res = c.setdefault("resources", {})
+    if isinstance(res, dict) and isinstance(res.get("limits"), dict):
+        # requests default to limits (upstream SetDefaults_Container)
+        req = res.setdefault("requests", {})
+        if isinstance(req, dict):
+            for k, v in res["limits"].items():
+                req.setdefault(k, v)
+    for port in c.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+    for env in c.get("env") or []:
+        vf = env.get("valueFrom") if isinstance(env, dict) else None
+        if isinstance(vf, dict) and isinstance(vf.get("fieldRef"), dict):
+            vf["fieldRef"].setdefault("apiVersion", "v1")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _default_probe(c.get(probe))
+
+
+def _default_volume(v: Obj) -> None:
+    if not isinstance(v, dict):
+        return
+    for src in ("configMap", "secret", "downwardAPI", "projected"):
+        if isinstance(v.get(src), dict):
+            v[src].setdefault("defaultMode", DEFAULT_FILE_MODE)
+    if isinstance(v.get("hostPath"), dict):
+        v["hostPath"].setdefault("type", "")
+    # a volume with no source is an emptyDir, as upstream defaults it
+    sources = set(v) - {"name"}
+    if not sources:
+        v["emptyDir"] = {}
+
+
+def default_pod_spec(spec: Obj) -> None:
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    if spec.get("hostNetwork"):
+        for c in spec.get("containers") or []:
+            for port in (c.get("ports") or []) if isinstance(c, dict) else []:
+                if isinstance(port, dict) and "containerPort" in port:
+                    port.setdefault("hostPort", port["containerPort"])
+    for field in ("containers", "initContainers", "ephemeralContainers"):
+        for c in spec.get(field) or []:
+            _default_container(c)
+    for v in spec.get("volumes") or []:
+        _default_volume(v)
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _validate_resources(res: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if res is None:
+        return causes
+    if not isinstance(res, dict):
+        return [invalid_cause(path, res, "must be an object")]
+    parsed: dict[str, dict[str, Any]] = {}
+    for kind in ("limits", "requests"):
+        values = res.get(kind) or {}
+        if not isinstance(values, dict):
+            causes.append(invalid_cause(child(path, kind), values, "must be an object"))
+            continue
+        for name, q in values.items():
+            p = f"{path}.{kind}[{name}]"
+            try:
+                v = quantity.parse_quantity(q)
+            except quantity.QuantityError as e:
+                causes.append(invalid_cause(p, q, str(e)))
+                continue
+            if v < 0:
+                causes.append(invalid_cause(p, q, "must be greater than or equal to 0"))
+            parsed.setdefault(kind, {})[name] = v
+    for name, req in parsed.get("requests", {}).items():
+        lim = parsed.get("limits", {}).get(name)
+        if lim is not None and req > lim:
+            causes.append(
+                invalid_cause(f"{path}.requests", res["requests"][name], f"must be less than or equal to {name} limit of {res['limits'][name]}")
+            )
+    return causes
+
+
+def _validate_probe(p: Any, path: str) -> list[Cause]:
+    if p is None:
+        return []
+    if not isinstance(p, dict):
+        return [invalid_cause(path, p, "must be an object")]
+    handlers = [h for h in ("exec", "httpGet", "tcpSocket", "grpc") if p.get(h) is not None]
+    causes = []
+    if not handlers:
+        causes.append(required_cause(path, "must specify a handler type"))
+    elif len(handlers) > 1:
+        causes.append(invalid_cause(path, handlers, "may not specify more than 1 handler type"))
+    for f in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"):
+        v = p.get(f)
+        if v is not None and (not isinstance(v, int) or v < 0):
+            causes.append(invalid_cause(child(path, f), v, "must be greater than or equal to 0"))
+    return causes
+
+
+def _validate_container(c: Any, path: str, volumes: set[str], init: bool) -> list[Cause]:
+    if not isinstance(c, dict):
+        return [invalid_cause(path, c, "must be an object")]
+    causes: list[Cause] = []
+    name = c.get("name")
+    if not name:
+        causes.append(required_cause(child(path, "name")))
+    else:
+        for msg in is_dns1123_label(str(name)):
+            causes.append(invalid_cause(child(path, "name"), name, msg))
+    image = c.get("image")
+    if not image or not isinstance(image, str):
+        causes.append(required_cause(child(path, "image")))
+    elif image != image.strip():
+        causes.append(invalid_cause(child(path, "image"), image, "must not have leading or trailing whitespace"))
+    pp = c.get("imagePullPolicy")
+    if pp is not None and pp not in PULL_POLICIES:
+        causes.append(not_supported_cause(child(path, "imagePullPolicy"), pp, PULL_POLICIES))
+    port_names: set[str] = set()
+    for i, port in enumerate(c.get("ports") or []):
+        pth = index(child(path, "ports"), i)
+        if not isinstance(port, dict):
+            causes.append(invalid_cause(pth, port, "must be an object"))
+            continue
+        cp = port.get("containerPort")
+        if cp is None:
+            causes.append(required_cause(child(pth, "containerPort")))
+        else:
+            for msg in is_valid_port_num(cp) if isinstance(cp, int) else ["must be an integer"]:
+                causes.append(invalid_cause(child(pth, "containerPort"), cp, msg))
+        hp = port.get("hostPort")
+        if hp not in (None, 0):
+            for msg in is_valid_port_num(hp) if isinstance(hp, int) else ["must be an integer"]:
+                causes.append(invalid_cause(child(pth, "hostPort"), hp, msg))
+        proto = port.get("protocol", "TCP")
+        if proto not in PROTOCOLS:
+            causes.append(not_supported_cause(child(pth, "protocol"), proto, PROTOCOLS))
+        pn = port.get("name")
+        if pn:
+            for msg in is_valid_port_name(pn):
+                causes.append(invalid_cause(child(pth, "name"), pn, msg))
+            if pn in port_names:
+                causes.append(duplicate_cause(child(pth, "name"), pn))
+            port_names.add(pn)
+    for i, env in enumerate(c.get("env") or []):
+        pth = index(child(path, "env"), i)
+        if not isinstance(env, dict):
+            causes.append(invalid_cause(pth, env, "must be an object"))
+            continue
+        en = env.get("name")
+        if not en:
+            causes.append(required_cause(child(pth, "name")))
+        else:
+            for msg in is_env_var_name(str(en)):
+                causes.append(invalid_cause(child(pth, "name"), en, msg))
+        vf = env.get("valueFrom")
+        if vf is not None:
+            if env.get("value"):
+                causes.append(invalid_cause(child(pth, "valueFrom"), "", "may not be specified when `value` is not empty"))
+            if not isinstance(vf, dict) or len([k for k in vf if vf[k] is not None]) != 1:
+                causes.append(invalid_cause(child(pth, "valueFrom"), "", "may not have more than one field specified at a time"))
+            else:
+                for ref in ("configMapKeyRef", "secretKeyRef"):
+                    r = vf.get(ref)
+                    if isinstance(r, dict) and r.get("key") is not None:
+                        for msg in is_config_map_key(str(r["key"])):
+                            causes.append(invalid_cause(f"{pth}.valueFrom.{ref}.key", r["key"], msg))
+    mount_paths: set[str] = set()
+    for i, m in enumerate(c.get("volumeMounts") or []):
+        pth = index(child(path, "volumeMounts"), i)
+        if not isinstance(m, dict):
+            causes.append(invalid_cause(pth, m, "must be an object"))
+            continue
+        mn = m.get("name")
+        if not mn:
+            causes.append(required_cause(child(pth, "name")))
+        elif mn not in volumes:
+            causes.append({"reason": "FieldValueNotFound", "message": f'Not found: "{mn}"', "field": child(pth, "name")})
+        mp = m.get("mountPath")
+        if not mp:
+            causes.append(required_cause(child(pth, "mountPath")))
+        elif mp in mount_paths:
+            causes.append(invalid_cause(child(pth, "mountPath"), mp, "must be unique"))
+        else:
+            mount_paths.add(mp)
+    causes += _validate_resources(c.get("resources"), child(path, "resources"))
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if init and c.get(probe) is not None and c.get("restartPolicy") != "Always":
+            causes.append({"reason": "FieldValueForbidden", "message": "Forbidden: may not be set for init containers without restartPolicy=Always", "field": child(path, probe)})
+            continue
+        causes += _validate_probe(c.get(probe), child(path, probe))
+    return causes
+
+
+VOLUME_SOURCES = (
+    "emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projected", "persistentVolumeClaim",
+    "nfs", "ephemeral", "csi", "image",
+)
+
+
+def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
+    if not isinstance(spec, dict):
+        return [required_cause(path)]
+    causes: list[Cause] = []
+    volumes: set[str] = set()
+    for i, v in enumerate(spec.get("volumes") or []):
+        pth = index(child(path, "volumes"), i)
+        if not isinstance(v, dict):
+            causes.append(invalid_cause(pth, v, "must be an object"))
+            continue
+        vn = v.get("name")
+        if not vn:
+            causes.append(required_cause(child(pth, "name")))
+        else:
+            for msg in is_dns1123_label(str(vn)):
+                causes.append(invalid_cause(child(pth, "name"), vn, msg))
+            if vn in volumes:
+                causes.append(duplicate_cause(child(pth, "name"), vn))
+            volumes.add(vn)
+        srcs = [s for s in VOLUME_SOURCES if v.get(s) is not None]
+        if len(srcs) > 1:
+            causes.append({"reason": "FieldValueForbidden", "message": "Forbidden: may not specify more than 1 volume type", "field": pth})
+        for src in ("configMap", "secret"):
+            s = v.get(src)
+            if isinstance(s, dict):
+                mode = s.get("defaultMode")
+                if mode is not None and (not isinstance(mode, int) or not 0 <= mode <= 0o777):
+                    causes.append(invalid_cause(f"{pth}.{src}.defaultMode", mode, "must be a number between 0 and 0777 (octal), both inclusive"))
+        hp = v.get("hostPath")
+        if isinstance(hp, dict) and not hp.get("path"):
+            causes.append(required_cause(f"{pth}.hostPath.path"))
+    containers = spec.get("containers")
+    if not containers:
+        causes.append(required_cause(child(path, "containers")))
+    names: set[str] = set()
+    for field, init in (("initContainers", True), ("containers", False)):
+        items = spec.get(field) or []
+        if not isinstance(items, list):
+            causes.append(invalid_cause(child(path, field), items, "must be a list"))
+            continue
+        for i, c in enumerate(items):
+            pth = index(child(path, field), i)
+            causes += _validate_container(c, pth, volumes, init)
+            n = c.get("name") if isinstance(c, dict) else None
+            if n:
+                if n in names:
+                    causes.append(duplicate_cause(child(pth, "name"), n))
+                names.add(n)
+    rp = spec.get("restartPolicy")
+    if rp is not None and rp not in RESTART_POLICIES:
+        causes.append(not_supported_cause(child(path, "restartPolicy"), rp, RESTART_POLICIES))
+    dp = spec.get("dnsPolicy")
+    if dp is not None and dp not in DNS_POLICIES:
+        causes.append(not_supported_cause(child(path, "dnsPolicy"), dp, DNS_POLICIES))
+    tg = spec.get("terminationGracePeriodSeconds")
+    if tg is not None and (not isinstance(tg, int) or tg < 0):
+        causes.append(invalid_cause(child(path, "terminationGracePeriodSeconds"), tg, "must be greater than or equal to 0"))
+    ads = spec.get("activeDeadlineSeconds")
+    if ads is not None and (not isinstance(ads, int) or ads <= 0):
+        causes.append(invalid_cause(child(path, "activeDeadlineSeconds"), ads, "must be between 1 and 2147483647, inclusive"))
+    for f in ("nodeName", "serviceAccountName", "hostname", "subdomain", "priorityClassName"):
+        v = spec.get(f)
+        if v:
+            check = is_dns1123_label if f in ("hostname", "subdomain") else is_dns1123_subdomain
+            for msg in check(str(v)):
+                causes.append(invalid_cause(child(path, f), v, msg))
+    for i, t in enumerate(spec.get("tolerations") or []):
+        pth = index(child(path, "tolerations"), i)
+        if not isinstance(t, dict):
+            causes.append(invalid_cause(pth, t, "must be an object"))
+            continue
+        op = t.get("operator", "Equal")
+        if op not in ("Equal", "Exists"):
+            causes.append(not_supported_cause(child(pth, "operator"), op, ("Equal", "Exists")))
+        if op == "Exists" and t.get("value"):
+            causes.append(invalid_cause(child(pth, "operator"), t.get("value"), "value must be empty when `operator` is 'Exists'"))
+        eff = t.get("effect")
+        if eff and eff not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            causes.append(not_supported_cause(child(pth, "effect"), eff, ("NoExecute", "NoSchedule", "PreferNoSchedule")))
+    ns = spec.get("nodeSelector")
+    if ns is not None and not isinstance(ns, dict):
+        causes.append(invalid_cause(child(path, "nodeSelector"), ns, "must be an object"))
+    return causes
+
+
+def qos_class(spec: Obj) -> str:
+    """Guaranteed / Burstable / BestEffort from requests and limits (upstream GetPodQOS)."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    guaranteed = True
+    for c in containers:
+        res = (c or {}).get("resources") or {}
+        req = {k: v for k, v in (res.get("requests") or {}).items() if k in ("cpu", "memory")}
+        lim = {k: v for k, v in (res.get("limits") or {}).items() if k in ("cpu", "memory")}
+        for k, v in req.items():
+            if _nonzero(v):
+                requests[k] = v
+        for k, v in lim.items():
+            if _nonzero(v):
+                limits[k] = v
+        if set(lim) != {"cpu", "memory"}:
+            guaranteed = False
+        for k in ("cpu", "memory"):
+            if k in req and k in lim and _q(req[k]) != _q(lim[k]):
+                guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _q(v: Any) -> Any:
+    try:
+        return quantity.parse_quantity(v)
+    except Exception:
+        return v
+
+
+def _nonzero(v: Any) -> bool:
+    q = _q(v)
+    return q != 0 if not isinstance(q, str) else True
+
+
+# fields of a running pod's spec that updates may change (upstream ValidatePodUpdate)
+def mutable_pod_spec_view(spec: Obj) -> Obj:
+    """The spec with the fields pod updates may change blanked out, for comparison."""
+    s = dict(spec)
+    for f in ("containers", "initContainers"):
+        s[f] = [{**c, "image": None} for c in spec.get(f) or [] if isinstance(c, dict)]
+    s.pop("activeDeadlineSeconds", None)
+    s.pop("tolerations", None)
+    s.pop("schedulingGates", None)
+    s.pop("terminationGracePeriodSeconds", None)
+    return s

@@ -1,0 +1,57 @@
+"""Validation shared by the workload kinds: selectors that match their pod template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
+from apimachinery.validation import invalid_cause, required_cause
+from apiserver.registry import podspec
+from apiserver.registry.base import Cause, Obj
+
+
+def default_template(obj: Obj) -> None:
+    tpl = (obj.get("spec") or {}).get("template")
+    if isinstance(tpl, dict):
+        podspec.default_pod_spec(tpl.get("spec"))
+
+
+def validate_selector_and_template(obj: Obj, require_selector: bool = True) -> list[Cause]:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [required_cause("spec")]
+    causes: list[Cause] = []
+    sel = spec.get("selector")
+    tpl = spec.get("template")
+    if not isinstance(tpl, dict):
+        return [required_cause("spec.template")]
+    labels = (tpl.get("metadata") or {}).get("labels") or {}
+    if sel is None or sel == {}:
+        if require_selector:
+            causes.append(required_cause("spec.selector"))
+    else:
+        try:
+            selector = selector_from_label_selector(sel)
+        except (LabelSelectorError, ValueError) as e:
+            causes.append(invalid_cause("spec.selector", sel, str(e)))
+        else:
+            if selector.empty:
+                causes.append(invalid_cause("spec.selector", sel, "empty selector is invalid for deployment"))
+            elif not selector.matches(labels):
+                causes.append(invalid_cause("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
+    causes += podspec.validate_pod_spec(tpl.get("spec"), "spec.template.spec")
+    return causes
+
+
+def validate_replicas(spec: dict[str, Any], field: str = "replicas") -> list[Cause]:
+    v = spec.get(field)
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+        return [invalid_cause(f"spec.{field}", v, "must be greater than or equal to 0")]
+    return []
+
+
+def selector_immutable(new: Obj, old: Obj) -> list[Cause]:
+    ns, os_ = (new.get("spec") or {}).get("selector"), (old.get("spec") or {}).get("selector")
+    if ns != os_:
+        return [invalid_cause("spec.selector", ns, "field is immutable")]
+    return []

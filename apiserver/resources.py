@@ -1,0 +1,175 @@
+"""The resource table: every served resource, described once.
+
+The generic handler, discovery, the watch caches and authorization are all driven by
+this table; adding a kind means adding a row (and a strategy when it needs one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apiserver.registry import apps, batch, core, misc, rbac
+from apiserver.registry.base import Strategy
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+#: Verbs each subresource serves (as discovery reports them).
+SUBRESOURCE_VERBS = {
+    "status": ("get", "patch", "update"),
+    "scale": ("get", "patch", "update"),
+    "binding": ("create",),
+    "eviction": ("create",),
+    "finalize": ("update",),
+    "token": ("create",),
+    "log": ("get",),
+    "exec": ("create", "get"),
+    "attach": ("create", "get"),
+    "portforward": ("create", "get"),
+    "proxy": ("create", "delete", "get", "patch", "update"),
+}
+
+#: The kind each subresource's objects have (when not the parent's own kind).
+SUBRESOURCE_KINDS = {
+    "scale": ("autoscaling", "v1", "Scale"),
+    "binding": ("", "v1", "Binding"),
+    "eviction": ("policy", "v1", "Eviction"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+    "log": ("", "v1", "Pod"),
+    "exec": ("", "v1", "PodExecOptions"),
+    "attach": ("", "v1", "PodAttachOptions"),
+    "portforward": ("", "v1", "PodPortForwardOptions"),
+    "proxy": ("", "v1", "NodeProxyOptions"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    strategy: Strategy = field(default_factory=Strategy, hash=False, compare=False)
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+    #: Storage shared with another resource (events.k8s.io events live with core events).
+    storage_plural: str = ""
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def group_resource(self) -> str:
+        """`plural.group` as upstream's messages name a resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"/registry/{self.storage_plural or self.plural}/"
+
+    def key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"{self.storage_prefix}{namespace}/{name}"
+        return f"{self.storage_prefix}{name}"
+
+    def prefix(self, namespace: str | None = None) -> str:
+        if self.namespaced and namespace:
+            return f"{self.storage_prefix}{namespace}/"
+        return self.storage_prefix
+
+
+def _r(group: str, version: str, kind: str, plural: str, namespaced: bool, strategy: Strategy | None = None, **kw) -> Resource:
+    return Resource(group, version, kind, plural, namespaced, strategy or Strategy(), **kw)
+
+
+RESOURCES: list[Resource] = [
+    # core/v1
+    _r("", "v1", "Namespace", "namespaces", False, core.NamespaceStrategy(), short_names=("ns",),
+       subresources=("status", "finalize")),
+    _r("", "v1", "Pod", "pods", True, core.PodStrategy(), short_names=("po",), categories=("all",),
+       subresources=("status", "binding", "eviction", "log", "exec", "attach", "portforward")),
+    _r("", "v1", "Node", "nodes", False, core.NodeStrategy(), short_names=("no",), subresources=("status", "proxy")),
+    _r("", "v1", "Service", "services", True, core.ServiceStrategy(), short_names=("svc",), categories=("all",),
+       subresources=("status",)),
+    _r("", "v1", "Endpoints", "endpoints", True, core.EndpointsStrategy(), short_names=("ep",)),
+    _r("", "v1", "ConfigMap", "configmaps", True, core.ConfigMapStrategy(), short_names=("cm",)),
+    _r("", "v1", "Secret", "secrets", True, core.SecretStrategy()),
+    _r("", "v1", "ServiceAccount", "serviceaccounts", True, core.ServiceAccountStrategy(), short_names=("sa",),
+       subresources=("token",)),
+    _r("", "v1", "Event", "events", True, core.EventStrategy(), short_names=("ev",)),
+    _r("", "v1", "LimitRange", "limitranges", True, core.LimitRangeStrategy(), short_names=("limits",)),
+    _r("", "v1", "ResourceQuota", "resourcequotas", True, core.ResourceQuotaStrategy(), short_names=("quota",),
+       subresources=("status",)),
+    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, core.PVCStrategy(), short_names=("pvc",),
+       subresources=("status",)),
+    _r("", "v1", "PersistentVolume", "persistentvolumes", False, core.PVStrategy(), short_names=("pv",),
+       subresources=("status",)),
+    # events.k8s.io/v1: the same stored events, another shape
+    _r("events.k8s.io", "v1", "Event", "events", True, core.EventStrategy(), short_names=("ev",),
+       storage_plural="events"),
+    # apps/v1
+    _r("apps", "v1", "Deployment", "deployments", True, apps.DeploymentStrategy(), short_names=("deploy",),
+       categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "ReplicaSet", "replicasets", True, apps.ReplicaSetStrategy(), short_names=("rs",),
+       categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "DaemonSet", "daemonsets", True, apps.DaemonSetStrategy(), short_names=("ds",),
+       categories=("all",), subresources=("status",)),
+    _r("apps", "v1", "StatefulSet", "statefulsets", True, apps.StatefulSetStrategy(), short_names=("sts",),
+       categories=("all",), subresources=("status", "scale")),
+    _r("apps", "v1", "ControllerRevision", "controllerrevisions", True, apps.ControllerRevisionStrategy()),
+    # batch/v1
+    _r("batch", "v1", "Job", "jobs", True, batch.JobStrategy(), categories=("all",), subresources=("status",)),
+    _r("batch", "v1", "CronJob", "cronjobs", True, batch.CronJobStrategy(), short_names=("cj",),
+       categories=("all",), subresources=("status",)),
+    # others
+    _r("coordination.k8s.io", "v1", "Lease", "leases", True, misc.LeaseStrategy()),
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, misc.EndpointSliceStrategy()),
+    _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, misc.PDBStrategy(), short_names=("pdb",),
+       subresources=("status",)),
+    _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, misc.PriorityClassStrategy(),
+       short_names=("pc",)),
+    _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True, rbac.RoleStrategy()),
+    _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, rbac.RoleBindingStrategy()),
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, rbac.RoleStrategy()),
+    _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False,
+       rbac.RoleBindingStrategy()),
+]
+
+
+class ResourceTable:
+    def __init__(self, resources: list[Resource]) -> None:
+        self.resources = resources
+        self._by_path = {(r.group, r.version, r.plural): r for r in resources}
+        self._by_kind = {(r.group, r.kind): r for r in resources}
+        # Preferred order of groups for discovery (core first, as upstream).
+        self.groups: dict[str, list[str]] = {}
+        for r in resources:
+            versions = self.groups.setdefault(r.group, [])
+            if r.version not in versions:
+                versions.append(r.version)
+
+    def lookup(self, group: str, version: str, plural: str) -> Resource | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, group: str, kind: str) -> Resource | None:
+        return self._by_kind.get((group, kind))
+
+    def in_group_version(self, group: str, version: str) -> list[Resource]:
+        return [r for r in self.resources if r.group == group and r.version == version]
+
+    def namespaced(self) -> list[Resource]:
+        return [r for r in self.resources if r.namespaced]
+
+
+TABLE = ResourceTable(RESOURCES)

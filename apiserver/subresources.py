@@ -1,0 +1,218 @@
+"""Subresources that act on the parent object: status, scale, binding, finalize.
+
+Each reuses the generic update path (optimistic concurrency, admission, validation);
+only the mapping between the subresource's object and the parent differs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from apimachinery import errors
+from apimachinery.meta import now
+from apimachinery.patch import json_patch, merge_patch
+from apiserver.handler import PATCH_TYPES, _deep_copy, _dry_run
+from apiserver.http import Request, Response, StreamResponse, decode_document, json_response, raw_json
+from apiserver.requestinfo import RequestInfo
+from apiserver.resources import Resource
+
+if TYPE_CHECKING:
+    from apiserver.authn import UserInfo
+    from apiserver.server import APIServer
+
+
+def format_label_selector(sel: dict[str, Any] | None) -> str:
+    """metav1.FormatLabelSelector: `a=b,c in (d,e),!f`."""
+    if not sel:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or []:
+        op, key, values = e.get("operator"), e.get("key"), sorted(e.get("values") or [])
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+class Subresources:
+    def __init__(self, server: APIServer) -> None:
+        self.server = server
+
+    async def serve(
+        self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo
+    ) -> Response | StreamResponse:
+        sub = info.subresource
+        handler = getattr(self, f"_{sub}", None)
+        if handler is None:
+            raise errors.StatusError(404, "NotFound", f"the server could not find the requested resource ({sub})")
+        return await handler(req, info, res, ns, user)
+
+    def _not_allowed(self) -> errors.StatusError:
+        return errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    # -- status -------------------------------------------------------------------------
+
+    async def _status(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        api = self.server.api
+        if info.verb == "get":
+            kv = await api.read(res, ns, info.name)
+            return raw_json(api.to_output(res, orjson.dumps(kv.decode())))
+        if info.verb == "update":
+            new = await api.read_object(req, res)
+            api.check_type(res, new)
+            api.check_namespace(res, new, ns)
+            new = res.strategy.to_storage(res, new)
+            if new["metadata"].get("name", info.name) != info.name:
+                raise errors.bad_request("the name of the object does not match the name on the URL")
+            precondition = new["metadata"].get("resourceVersion") or ""
+
+            async def mutate(old: dict[str, Any]) -> dict[str, Any]:
+                return _deep_copy(new)
+
+            out, _ = await api.update_object(
+                res, ns, info.name, mutate, precondition, user, _dry_run(req.query), req.query, "status"
+            )
+            return raw_json(api.to_output(res, orjson.dumps(out)))
+        if info.verb == "patch":
+            out, warnings = await api.patch_object(req, res, ns, info.name, user, "status")
+            return raw_json(api.to_output(res, orjson.dumps(out)), 200, warnings)
+        raise self._not_allowed()
+
+    # -- scale --------------------------------------------------------------------------
+
+    @staticmethod
+    def to_scale(obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        status = obj.get("status") or {}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+                "creationTimestamp": meta.get("creationTimestamp"),
+            },
+            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+            "status": {
+                "replicas": status.get("replicas", 0),
+                "selector": format_label_selector((obj.get("spec") or {}).get("selector")),
+            },
+        }
+
+    async def _scale(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        api = self.server.api
+        if info.verb == "get":
+            kv = await api.read(res, ns, info.name)
+            return json_response(self.to_scale(kv.decode()))
+        if info.verb not in ("update", "patch"):
+            raise self._not_allowed()
+        if info.verb == "update":
+            body = await api.read_object(req, res)
+            if body.get("kind") not in (None, "Scale"):
+                raise errors.bad_request(f"expected a Scale object, got {body.get('kind')}")
+        else:
+            ct = req.content_type
+            kind = PATCH_TYPES.get(ct)
+            if kind is None or kind == "apply":
+                raise errors.unsupported_media_type(ct)
+            patch_doc = decode_document(await req.body(), "application/json")
+            body = None
+        precondition = ""
+        if body is not None:
+            precondition = str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+        async def mutate(old: dict[str, Any]) -> dict[str, Any]:
+            scale = body
+            if scale is None:
+                current = self.to_scale(old)
+                scale = json_patch(current, patch_doc) if kind == "json" else merge_patch(current, patch_doc)
+            replicas = (scale.get("spec") or {}).get("replicas")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise errors.invalid(
+                    "Scale", info.name,
+                    [errors.field_cause("spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal to 0")],
+                    "autoscaling",
+                )
+            obj = _deep_copy(old)
+            obj["metadata"].pop("resourceVersion", None)
+            obj.setdefault("spec", {})["replicas"] = replicas
+            return obj
+
+        out, _ = await api.update_object(res, ns, info.name, mutate, precondition, user, _dry_run(req.query), req.query, "")
+        return json_response(self.to_scale(out))
+
+    # -- binding ------------------------------------------------------------------------
+
+    async def _binding(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        if info.verb != "create":
+            raise self._not_allowed()
+        api = self.server.api
+        body = await api.read_object(req, res)
+        if body.get("kind") not in (None, "Binding"):
+            raise errors.bad_request(f"expected a Binding object, got {body.get('kind')}")
+        meta = body.get("metadata") or {}
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.invalid("Binding", info.name, [errors.field_cause("target.name", "Required value", "FieldValueRequired")])
+        if target.get("kind") not in (None, "", "Node"):
+            raise errors.invalid(
+                "Binding", info.name,
+                [errors.field_cause("target.kind", f'Invalid value: "{target.get("kind")}": must be empty or \'Node\'')],
+            )
+        if meta.get("name") and meta["name"] != info.name:
+            raise errors.bad_request("the name of the binding does not match the name on the URL")
+
+        async def mutate(old: dict[str, Any]) -> dict[str, Any]:
+            obj = _deep_copy(old)
+            if meta.get("uid") and meta["uid"] != obj["metadata"].get("uid"):
+                raise errors.conflict("pods", info.name, "Precondition failed: UID in precondition does not match")
+            if obj["metadata"].get("deletionTimestamp"):
+                raise errors.conflict("pods", info.name, "pod is being deleted, cannot be assigned to a host")
+            current = (obj.get("spec") or {}).get("nodeName")
+            if current:
+                raise errors.conflict("pods", info.name, f"pod {info.name} is already assigned to node \"{current}\"")
+            obj["spec"]["nodeName"] = node
+            if meta.get("annotations"):
+                obj["metadata"].setdefault("annotations", {}).update(meta["annotations"])
+            status = obj.setdefault("status", {})
+            conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": now()})
+            status["conditions"] = conds
+            obj["metadata"].pop("resourceVersion", None)
+            return obj
+
+        await api.update_object(res, ns, info.name, mutate, "", user, _dry_run(req.query), req.query, "binding")
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+    # -- finalize (namespaces) ----------------------------------------------------------
+
+    async def _finalize(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        if info.verb != "update":
+            raise self._not_allowed()
+        api = self.server.api
+        new = await api.read_object(req, res)
+        api.check_type(res, new)
+        finalizers = (new.get("spec") or {}).get("finalizers") or []
+        precondition = str((new.get("metadata") or {}).get("resourceVersion") or "")
+
+        async def mutate(old: dict[str, Any]) -> dict[str, Any]:
+            obj = _deep_copy(old)
+            obj["metadata"].pop("resourceVersion", None)
+            obj.setdefault("spec", {})["finalizers"] = finalizers
+            return obj
+
+        out, _ = await api.update_object(res, "", info.name, mutate, precondition, user, _dry_run(req.query), req.query, "finalize")
+        return raw_json(orjson.dumps(out))
+
+

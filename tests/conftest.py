@@ -1,0 +1,189 @@
+"""Shared fixtures: a real etcd + apiserver, started the way `minictl cluster up` starts them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from certs import ensure_pki, write_kubeconfig
+from minictl.components import ClusterConfig, apiserver_command, component_env, etcd_command, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl") if (ROOT / ".venv" / "bin" / "kubectl").exists() else "kubectl"
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:  # keep polling; report the last error
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+class ControlPlane:
+    """etcd + apiserver as real processes in a private data dir, stopped by pid."""
+
+    def __init__(self, data_dir: Path, extra_apiserver_args: list[str] | None = None) -> None:
+        self.cfg = ClusterConfig(
+            str(data_dir),
+            apiserver_port=free_port(),
+            etcd_client_port=free_port(),
+            etcd_peer_port=free_port(),
+            node_name="testnode",
+            extra_apiserver_args=extra_apiserver_args or [],
+        )
+        self.cfg.save()
+        (self.cfg.dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.pki = ensure_pki(self.cfg.dir / "pki", node_names=["testnode"])
+        cert, key = self.pki.client("admin")
+        self.kubeconfig = write_kubeconfig(
+            self.cfg.admin_kubeconfig, server=self.cfg.server_url, ca_cert=self.pki.ca_cert,
+            user="kubernetes-admin", client_cert=cert, client_key=key,
+        )
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return self.cfg.server_url
+
+    def _start(self, name: str, cmd: list[str]) -> subprocess.Popen:
+        log = open(self.cfg.log(name), "ab")  # noqa: SIM115 (closed in stop)
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=component_env(), start_new_session=True)
+        p._log = log  # type: ignore[attr-defined]
+        self.procs[name] = p
+        return p
+
+    def start_etcd(self) -> None:
+        self._start("etcd", etcd_command(self.cfg))
+
+    def start_apiserver(self) -> None:
+        self._start("apiserver", apiserver_command(self.cfg))
+
+    def start(self) -> ControlPlane:
+        self.start_etcd()
+        self.start_apiserver()
+        self.wait_ready()
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+        cert, key = self.pki.client("admin")
+        ctx.load_cert_chain(str(cert), str(key))
+        return ctx
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.ssl_context(), timeout=kw.pop("timeout", 15), **kw)
+
+    def async_client(self, **kw) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, verify=self.ssl_context(), timeout=kw.pop("timeout", 15), **kw)
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
+
+        def ready() -> bool:
+            for name, p in self.procs.items():
+                if p.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {p.returncode}; log: {self.cfg.log(name)}")
+            r = httpx.get(f"{self.url}/readyz", verify=ctx, timeout=2)
+            return r.status_code == 200
+
+        wait_for(ready, timeout, 0.1, "apiserver /readyz")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        p = self.procs.pop(name, None)
+        if p is None:
+            return
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p._log.close()  # type: ignore[attr-defined]
+
+    def stop_all(self) -> None:
+        for name in ("apiserver", "etcd", *list(self.procs)):
+            self.stop(name)
+
+    def etcdctl(self, *args: str) -> str:
+        """Run etcdctl against this cluster's etcd (as the apiserver's etcd client)."""
+        from minictl.components import etcd_binary
+
+        pki = self.pki
+        r = subprocess.run(
+            [str(Path(etcd_binary()).with_name("etcdctl")), "--endpoints", self.cfg.etcd_url,
+             "--cacert", str(pki.ca_cert), "--cert", str(pki.apiserver_etcd_client_cert),
+             "--key", str(pki.apiserver_etcd_client_key), *args],
+            capture_output=True, text=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"},
+        )
+        if r.returncode != 0:
+            raise AssertionError(f"etcdctl {' '.join(args)} failed: {r.stderr}")
+        return r.stdout
+
+    def compact(self) -> int:
+        """Compact etcd up to its current revision; returns that revision."""
+        import json
+
+        rev = json.loads(self.etcdctl("get", "/registry/", "--prefix", "--keys-only", "--limit=1", "-w", "json"))["header"]["revision"]
+        self.etcdctl("compact", str(rev))
+        return rev
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        r = subprocess.run(
+            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
+            input=input, capture_output=True, text=True, timeout=timeout,
+        )
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    d = Path(tempfile.mkdtemp(prefix="mk8s-test-"))
+    cp = ControlPlane(d)
+    try:
+        cp.start()
+        yield cp
+    finally:
+        cp.stop_all()
+        if os.environ.get("MINIK8S_KEEP_TEST_DATA"):
+            print(f"test data kept in {d}")
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def api(control_plane: ControlPlane) -> Iterator[httpx.Client]:
+    with control_plane.client() as c:
+        yield c
+
+
+@pytest.fixture
+def namespace(api: httpx.Client) -> Iterator[str]:
+    """A fresh namespace per test (deleted afterwards; it stays Terminating without a namespace controller)."""
+    name = f"t-{os.urandom(4).hex()}"
+    r = api.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    assert r.status_code == 201, r.text
+    yield name
+    with contextlib.suppress(Exception):
+        api.delete(f"/api/v1/namespaces/{name}")

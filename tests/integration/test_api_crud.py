@@ -1,0 +1,396 @@
+"""The generic handler's verbs against a real apiserver + etcd."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import wait_for
+
+
+def cm(name: str, data: dict | None = None, **meta) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **meta}, "data": data or {"k": "v"}}
+
+
+def pod(name: str, **spec) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec},
+    }
+
+
+def test_create_get_list_delete(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    r = api.post(base, json=cm("a"))
+    assert r.status_code == 201, r.text
+    created = r.json()
+    meta = created["metadata"]
+    assert meta["namespace"] == namespace
+    assert meta["uid"] and meta["creationTimestamp"].endswith("Z")
+    assert int(meta["resourceVersion"]) > 0
+    assert "generation" not in meta  # configmaps don't track generation
+
+    got = api.get(f"{base}/a").json()
+    assert got == created
+
+    items = api.get(base).json()
+    assert items["kind"] == "ConfigMapList" and [i["metadata"]["name"] for i in items["items"]] == ["a"]
+    assert int(items["metadata"]["resourceVersion"]) >= int(meta["resourceVersion"])
+
+    r = api.delete(f"{base}/a")
+    assert r.status_code == 200
+    status = r.json()
+    assert status["kind"] == "Status" and status["status"] == "Success"
+    assert status["details"] == {"name": "a", "kind": "configmaps", "uid": meta["uid"]}
+    assert api.get(f"{base}/a").status_code == 404
+
+
+def test_generate_name(api: httpx.Client, namespace: str) -> None:
+    names = set()
+    for _ in range(5):
+        r = api.post(f"/api/v1/namespaces/{namespace}/configmaps", json=cm("", generateName="gen-"))
+        assert r.status_code == 201, r.text
+        name = r.json()["metadata"]["name"]
+        assert name.startswith("gen-") and len(name) == len("gen-") + 5
+        names.add(name)
+    assert len(names) == 5
+
+
+def test_already_exists_and_conflict(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    first = api.post(base, json=cm("x")).json()
+    r = api.post(base, json=cm("x"))
+    assert r.status_code == 409 and r.json()["reason"] == "AlreadyExists"
+
+    # update with the current resourceVersion works and bumps it
+    upd = dict(first, data={"k": "v2"})
+    r = api.put(f"{base}/x", json=upd)
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert int(second["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+    # the same stale resourceVersion again is a conflict, and nothing changes
+    r = api.put(f"{base}/x", json=dict(first, data={"k": "stale"}))
+    assert r.status_code == 409 and r.json()["reason"] == "Conflict"
+    assert api.get(f"{base}/x").json()["data"] == {"k": "v2"}
+    # without resourceVersion, last write wins
+    nor = dict(second, data={"k": "v3"})
+    nor["metadata"] = {k: v for k, v in second["metadata"].items() if k != "resourceVersion"}
+    assert api.put(f"{base}/x", json=nor).json()["data"] == {"k": "v3"}
+
+
+def test_noop_update_keeps_resource_version(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    obj = api.post(base, json=cm("same")).json()
+    again = api.put(f"{base}/same", json=obj).json()
+    assert again["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"]
+
+
+def test_patches(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    api.post(base, json=cm("p", {"a": "1", "b": "2"}))
+    r = api.patch(f"{base}/p", content=b'{"data":{"a":null,"c":"3"}}', headers={"content-type": "application/merge-patch+json"})
+    assert r.status_code == 200 and r.json()["data"] == {"b": "2", "c": "3"}
+    r = api.patch(f"{base}/p", content=b'[{"op":"replace","path":"/data/b","value":"B"}]',
+                  headers={"content-type": "application/json-patch+json"})
+    assert r.status_code == 200 and r.json()["data"] == {"b": "B", "c": "3"}
+    r = api.patch(f"{base}/p", content=b'{"metadata":{"labels":{"l":"1"}}}',
+                  headers={"content-type": "application/strategic-merge-patch+json"})
+    assert r.status_code == 200 and r.json()["metadata"]["labels"] == {"l": "1"}
+    # a failing json-patch test op changes nothing
+    before = api.get(f"{base}/p").json()
+    r = api.patch(f"{base}/p", content=b'[{"op":"test","path":"/data/b","value":"nope"},{"op":"remove","path":"/data/c"}]',
+                  headers={"content-type": "application/json-patch+json"})
+    assert r.status_code == 422
+    assert api.get(f"{base}/p").json() == before
+
+
+def test_dry_run_writes_nothing(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    r = api.post(f"{base}?dryRun=All", json=cm("dry"))
+    assert r.status_code == 201 and r.json()["metadata"]["name"] == "dry"
+    assert api.get(f"{base}/dry").status_code == 404
+    api.post(base, json=cm("dry2"))
+    r = api.delete(f"{base}/dry2?dryRun=All")
+    assert r.status_code == 200
+    assert api.get(f"{base}/dry2").status_code == 200
+    r = api.patch(f"{base}/dry2?dryRun=All", content=b'{"data":{"k":"changed"}}',
+                  headers={"content-type": "application/merge-patch+json"})
+    assert r.json()["data"]["k"] == "changed"
+    assert api.get(f"{base}/dry2").json()["data"]["k"] == "v"
+
+
+def test_label_and_field_selectors(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    for name, labels in [("l1", {"app": "a", "tier": "web"}), ("l2", {"app": "b"}), ("l3", {"app": "a"})]:
+        api.post(base, json=cm(name, labels=labels))
+
+    def names(q: str) -> list[str]:
+        return [i["metadata"]["name"] for i in api.get(f"{base}?{q}").json()["items"]]
+
+    assert names("labelSelector=app%3Da") == ["l1", "l3"]
+    assert names("labelSelector=app%21%3Da") == ["l2"]
+    assert names("labelSelector=app+in+(a,b),tier") == ["l1"]
+    assert names("labelSelector=%21tier") == ["l2", "l3"]
+    assert names("labelSelector=app+notin+(a)") == ["l2"]
+    assert names("fieldSelector=metadata.name%3Dl2") == ["l2"]
+    assert names("fieldSelector=metadata.name%21%3Dl2") == ["l1", "l3"]
+    r = api.get(f"{base}?fieldSelector=spec.bogus%3D1")
+    assert r.status_code == 400 and "field label not supported" in r.json()["message"]
+
+
+def test_pod_field_selectors(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/pods"
+    api.post(base, json=pod("on-n1", nodeName="n1"))
+    api.post(base, json=pod("unbound"))
+    got = api.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3Dn1").json()["items"]
+    assert [p["metadata"]["name"] for p in got if p["metadata"]["namespace"] == namespace] == ["on-n1"]
+    got = api.get(f"{base}?fieldSelector=spec.nodeName%3D,status.phase%3DPending").json()["items"]
+    assert [p["metadata"]["name"] for p in got] == ["unbound"]
+
+
+def test_pagination_is_consistent(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(7):
+        api.post(base, json=cm(f"page-{i}"))
+    first = api.get(f"{base}?limit=3").json()
+    assert len(first["items"]) == 3 and first["metadata"]["continue"]
+    rv = first["metadata"]["resourceVersion"]
+    # a write between pages must not show up: pages are read at the first page's revision
+    api.post(base, json=cm("page-late"))
+    seen = [i["metadata"]["name"] for i in first["items"]]
+    token = first["metadata"]["continue"]
+    while token:
+        page = api.get(f"{base}?limit=3&continue={token}").json()
+        assert page["metadata"]["resourceVersion"] == rv
+        seen += [i["metadata"]["name"] for i in page["items"]]
+        token = page["metadata"].get("continue")
+    assert seen == [f"page-{i}" for i in range(7)]
+    r = api.get(f"{base}?limit=3&continue=garbage")
+    assert r.status_code == 400
+
+
+def test_generation_and_status_subresource(api: httpx.Client, namespace: str) -> None:
+    base = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    dep = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}},
+        "status": {"replicas": 99},
+    }
+    created = api.post(base, json=dep).json()
+    assert created["metadata"]["generation"] == 1
+    assert "replicas" not in (created.get("status") or {})  # status is not settable on create
+    assert created["spec"]["replicas"] == 1 and created["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == "25%"
+    c = created["spec"]["template"]["spec"]["containers"][0]
+    assert c["imagePullPolicy"] == "IfNotPresent" and c["terminationMessagePath"] == "/dev/termination-log"
+
+    # status write through /status: spec unchanged, generation unchanged
+    st = dict(created, status={"replicas": 3, "observedGeneration": 1})
+    st["spec"] = dict(created["spec"], replicas=50)
+    r = api.put(f"{base}/d/status", json=st)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"]["replicas"] == 3 and r.json()["spec"]["replicas"] == 1
+    assert r.json()["metadata"]["generation"] == 1
+    # main resource writes ignore status and bump generation on spec change
+    r = api.patch(f"{base}/d", content=b'{"spec":{"replicas":4},"status":{"replicas":0}}',
+                  headers={"content-type": "application/merge-patch+json"})
+    assert r.json()["spec"]["replicas"] == 4 and r.json()["status"]["replicas"] == 3
+    assert r.json()["metadata"]["generation"] == 2
+    # metadata-only change: no generation bump
+    r = api.patch(f"{base}/d", content=b'{"metadata":{"labels":{"x":"y"}}}',
+                  headers={"content-type": "application/merge-patch+json"})
+    assert r.json()["metadata"]["generation"] == 2
+
+
+def test_scale_subresource(api: httpx.Client, namespace: str) -> None:
+    base = f"/apis/apps/v1/namespaces/{namespace}/replicasets"
+    rs = {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}},
+    }
+    api.post(base, json=rs)
+    scale = api.get(f"{base}/r/scale").json()
+    assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1"
+    assert scale["spec"]["replicas"] == 2 and scale["status"]["selector"] == "a=b"
+    scale["spec"]["replicas"] = 5
+    r = api.put(f"{base}/r/scale", json=scale)
+    assert r.status_code == 200 and r.json()["spec"]["replicas"] == 5
+    assert api.get(f"{base}/r").json()["spec"]["replicas"] == 5
+    r = api.patch(f"{base}/r/scale", content=b'{"spec":{"replicas":1}}', headers={"content-type": "application/merge-patch+json"})
+    assert r.json()["spec"]["replicas"] == 1
+    # a stale Scale resourceVersion conflicts
+    r = api.put(f"{base}/r/scale", json=scale)
+    assert r.status_code == 409
+
+
+def test_binding(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/pods"
+    api.post(base, json=pod("b"))
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n1"}}
+    r = api.post(f"{base}/b/binding", json=binding)
+    assert r.status_code == 201, r.text
+    p = api.get(f"{base}/b").json()
+    assert p["spec"]["nodeName"] == "n1"
+    assert {"type": "PodScheduled", "status": "True"}.items() <= p["status"]["conditions"][0].items()
+    r = api.post(f"{base}/b/binding", json=dict(binding, target={"kind": "Node", "name": "n2"}))
+    assert r.status_code == 409
+
+
+def test_pod_defaults_and_graceful_delete(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/pods"
+    p = api.post(base, json=pod("g", nodeName="n1")).json()
+    spec = p["spec"]
+    assert spec["restartPolicy"] == "Always" and spec["dnsPolicy"] == "ClusterFirst"
+    assert spec["schedulerName"] == "default-scheduler" and spec["terminationGracePeriodSeconds"] == 30
+    assert spec["serviceAccountName"] == "default"
+    assert spec["containers"][0]["imagePullPolicy"] == "Always"  # untagged
+    assert p["status"]["phase"] == "Pending" and p["status"]["qosClass"] == "BestEffort"
+    keys = {t["key"] for t in spec["tolerations"]}
+    assert keys == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
+
+    # a bound pod is deleted gracefully: marked, not removed
+    r = api.delete(f"{base}/g")
+    assert r.status_code == 200
+    marked = r.json()
+    assert marked["kind"] == "Pod" and marked["metadata"]["deletionTimestamp"]
+    assert marked["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert api.get(f"{base}/g").status_code == 200
+    # the kubelet's final delete with grace 0 removes it
+    r = api.delete(f"{base}/g", params={"gracePeriodSeconds": 0})
+    assert r.status_code == 200
+    assert api.get(f"{base}/g").status_code == 404
+    # an unscheduled pod goes at once
+    api.post(base, json=pod("u"))
+    api.delete(f"{base}/u")
+    assert api.get(f"{base}/u").status_code == 404
+
+
+def test_finalizers_hold_deletion(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    api.post(base, json=cm("f", finalizers=["example.com/hold"]))
+    r = api.delete(f"{base}/f")
+    assert r.status_code == 200 and r.json()["metadata"]["deletionTimestamp"]
+    held = api.get(f"{base}/f").json()
+    assert held["metadata"]["deletionTimestamp"]
+    r = api.patch(f"{base}/f", content=b'{"metadata":{"finalizers":null}}', headers={"content-type": "application/merge-patch+json"})
+    assert r.status_code == 200
+    assert api.get(f"{base}/f").status_code == 404
+
+
+def test_delete_preconditions_and_propagation(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    obj = api.post(base, json=cm("pre")).json()
+    r = api.request("DELETE", f"{base}/pre", json={"kind": "DeleteOptions", "apiVersion": "v1",
+                                                    "preconditions": {"uid": "not-the-uid"}})
+    assert r.status_code == 409
+    r = api.request("DELETE", f"{base}/pre", json={"kind": "DeleteOptions", "apiVersion": "v1",
+                                                    "propagationPolicy": "Foreground"})
+    assert r.status_code == 200
+    held = api.get(f"{base}/pre").json()
+    assert held["metadata"]["finalizers"] == ["foregroundDeletion"] and held["metadata"]["deletionTimestamp"]
+    r = api.request("DELETE", f"{base}/pre", json={"kind": "DeleteOptions", "apiVersion": "v1",
+                                                    "preconditions": {"uid": obj["metadata"]["uid"]}})
+    assert r.status_code == 200
+
+
+def test_deletecollection(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(4):
+        api.post(base, json=cm(f"dc{i}", labels={"grp": "x" if i < 3 else "y"}))
+    r = api.delete(f"{base}?labelSelector=grp%3Dx")
+    assert r.status_code == 200 and len(r.json()["items"]) == 3
+    assert [i["metadata"]["name"] for i in api.get(base).json()["items"]] == ["dc3"]
+
+
+def test_services_allocate_cluster_ip_and_node_ports(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/services"
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s1"},
+           "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]}}
+    s1 = api.post(base, json=svc).json()
+    ip = s1["spec"]["clusterIP"]
+    assert ip.startswith("10.96.") and ip != "10.96.0.1" and s1["spec"]["clusterIPs"] == [ip]
+    assert s1["spec"]["ports"][0]["targetPort"] == 80 and s1["spec"]["ports"][0]["protocol"] == "TCP"
+    # asking for a taken IP fails with 422 naming the field
+    dup = {**svc, "metadata": {"name": "s2"}, "spec": {**svc["spec"], "clusterIP": ip}}
+    r = api.post(base, json=dup)
+    assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.clusterIPs"
+    np = {**svc, "metadata": {"name": "np"}, "spec": {**svc["spec"], "type": "NodePort"}}
+    created = api.post(base, json=np).json()
+    port = created["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= port <= 32767
+    clash = {**np, "metadata": {"name": "np2"}, "spec": {**np["spec"], "ports": [{"port": 80, "nodePort": port}]}}
+    r = api.post(base, json=clash)
+    assert r.status_code == 422 and "already allocated" in r.json()["message"]
+    # deleting frees both; the IP can be claimed again
+    api.delete(f"{base}/s1")
+    r = api.post(base, json={**dup, "metadata": {"name": "s3"}})
+    assert r.status_code == 201 and r.json()["spec"]["clusterIP"] == ip
+    # clusterIP is immutable
+    s3 = r.json()
+    s3["spec"]["clusterIP"] = "10.96.200.200"
+    s3["spec"]["clusterIPs"] = ["10.96.200.200"]
+    assert api.put(f"{base}/s3", json=s3).status_code == 422
+
+
+def test_concurrent_service_creates_get_distinct_ips(control_plane, namespace: str) -> None:
+    import asyncio
+
+    async def run() -> list[str]:
+        async with control_plane.async_client() as c:
+            async def one(i: int) -> str:
+                r = await c.post(f"/api/v1/namespaces/{namespace}/services", json={
+                    "apiVersion": "v1", "kind": "Service", "metadata": {"name": f"c{i}"},
+                    "spec": {"ports": [{"port": 80}], "type": "NodePort"}})
+                assert r.status_code == 201, r.text
+                return r.json()["spec"]["clusterIP"] + "/" + str(r.json()["spec"]["ports"][0]["nodePort"])
+            return await asyncio.gather(*(one(i) for i in range(30)))
+
+    got = asyncio.run(run())
+    ips = {g.split("/")[0] for g in got}
+    ports = {g.split("/")[1] for g in got}
+    assert len(ips) == 30 and len(ports) == 30
+
+
+def test_namespaces_lifecycle(api: httpx.Client) -> None:
+    names = {n["metadata"]["name"] for n in api.get("/api/v1/namespaces").json()["items"]}
+    assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= names
+    r = api.post("/api/v1/namespaces/nope-missing/configmaps", json=cm("x"))
+    assert r.status_code == 404 and r.json()["details"]["kind"] == "namespaces"
+    api.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}})
+    ns = api.get("/api/v1/namespaces/doomed").json()
+    assert ns["spec"]["finalizers"] == ["kubernetes"] and ns["status"]["phase"] == "Active"
+    assert ns["metadata"]["labels"]["kubernetes.io/metadata.name"] == "doomed"
+    r = api.delete("/api/v1/namespaces/doomed")
+    assert r.status_code == 200 and r.json()["status"]["phase"] == "Terminating"
+    r = api.post("/api/v1/namespaces/doomed/configmaps", json=cm("x"))
+    assert r.status_code == 403 and "being terminated" in r.json()["message"]
+    # the namespace controller's last step: clear spec.finalizers through /finalize
+    ns = api.get("/api/v1/namespaces/doomed").json()
+    ns["spec"]["finalizers"] = []
+    r = api.put("/api/v1/namespaces/doomed/finalize", json=ns)
+    assert r.status_code == 200
+    wait_for(lambda: api.get("/api/v1/namespaces/doomed").status_code == 404, what="namespace gone")
+    assert api.delete("/api/v1/namespaces/kube-system").status_code == 403
+
+
+def test_kubernetes_service_and_endpoints(api: httpx.Client, control_plane) -> None:
+    svc = api.get("/api/v1/namespaces/default/services/kubernetes").json()
+    assert svc["spec"]["clusterIP"] == "10.96.0.1" and svc["spec"]["ports"][0]["port"] == 443
+    ep = api.get("/api/v1/namespaces/default/endpoints/kubernetes").json()
+    assert ep["subsets"][0]["ports"][0]["port"] == control_plane.cfg.apiserver_port
+
+
+def test_events_k8s_io_shares_storage_with_core_events(api: httpx.Client, namespace: str) -> None:
+    ev = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+          "eventTime": "2026-01-01T00:00:00.000000Z", "reason": "Tested", "note": "hello", "type": "Normal",
+          "action": "Test", "reportingController": "tests", "reportingInstance": "t1",
+          "regarding": {"kind": "Pod", "name": "p", "namespace": namespace}}
+    r = api.post(f"/apis/events.k8s.io/v1/namespaces/{namespace}/events", json=ev)
+    assert r.status_code == 201, r.text
+    assert r.json()["note"] == "hello" and r.json()["regarding"]["name"] == "p"
+    core = api.get(f"/api/v1/namespaces/{namespace}/events/e1").json()
+    assert core["message"] == "hello" and core["involvedObject"]["name"] == "p"
+    sel = api.get(f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3Dp").json()["items"]
+    assert [e["metadata"]["name"] for e in sel] == ["e1"]
