@@ -151,3 +151,20 @@ def component_env() -> dict[str, str]:
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+@dataclass
+class ComponentSpec:
+    name: str
+    cmd: list[str]
+    #: how to tell it is up: ("https", path) against the apiserver, or None for "process running"
+    health: str | None = None
+    stop_grace: float = 10.0
+
+
+def plan(cfg: ClusterConfig) -> list[ComponentSpec]:
+    """The components of a local cluster, in start order (stopped in reverse)."""
+    return [
+        ComponentSpec("etcd", etcd_command(cfg)),
+        ComponentSpec("apiserver", apiserver_command(cfg), health="/readyz"),
+    ]
