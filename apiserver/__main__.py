@@ -13,7 +13,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from apimachinery.logs import setup_logging
 from apiserver.app import create_app
 from apiserver.authn import user_from_peercert
-from apiserver.server import Options
+from apiserver.server import APIServer, Options
 
 log = logging.getLogger("apiserver")
 
@@ -35,6 +35,18 @@ class CertAwareProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["minik8s.peer_user"] = self.peer_user  # type: ignore[typeddict-unknown-key]
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, ending our watch streams first so shutdown doesn't wait on them."""
+
+    def __init__(self, config: uvicorn.Config, api: APIServer) -> None:
+        super().__init__(config)
+        self.api = api
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self.api.close_watches()
+        await super().shutdown(sockets)
 
 
 def ssl_context(opts: Options) -> ssl.SSLContext:
@@ -75,7 +87,8 @@ def main(log_level: str, **kw: Any) -> None:
     """Serve the Kubernetes API (HTTPS only) backed by etcd."""
     setup_logging("apiserver", log_level)
     opts = Options(**kw)
-    app = create_app(opts)
+    api = APIServer(opts)
+    app = create_app(opts, api)
     config = uvicorn.Config(
         app,
         host=opts.bind_address,
@@ -86,11 +99,13 @@ def main(log_level: str, **kw: Any) -> None:
         log_level="warning",
         access_log=False,
         timeout_keep_alive=120,
+        # open watches would otherwise hold shutdown; clients resume them elsewhere
+        timeout_graceful_shutdown=2,
         ssl_certfile=opts.tls_cert_file,
         ssl_keyfile=opts.tls_private_key_file,
         ssl_context_factory=lambda _cfg, _default: ssl_context(opts),
     )
-    uvicorn.Server(config).run()
+    Server(config, api).run()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from apiserver.fieldschema import FieldValidator
 from apiserver.handler import ResourceAPI
 from apiserver.http import Request, Response, StreamResponse, raw_json, status_response
 from apiserver.managedfields import ManagedFields
+from apiserver.negotiation import negotiate
 from apiserver.openapi import OpenAPI
 from apiserver.registry.services import ServiceAllocators
 from apiserver.requestinfo import parse as parse_request_info
@@ -92,10 +93,10 @@ class APIServer:
             "apiserver_request_duration_seconds", "Response latency distribution by verb and resource.",
             ("verb", "group", "resource"),
         )
-        self.openapi = OpenAPI(table)
+        self.openapi = OpenAPI(table, start=True)
         self.api = ResourceAPI(self)
         self.subresources = Subresources(self)
-        self.fields = FieldValidator()
+        self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
         self.audit = AuditLog(opts.audit_log_path)
         authenticators: list[Any] = [ClientCertAuthenticator()]
@@ -143,6 +144,12 @@ class APIServer:
         for c in self.caches.values():
             await c.stop()
         await self.store.close()
+
+    def close_watches(self) -> None:
+        """End every open watch (clients resume from their last resourceVersion)."""
+        for c in self.caches.values():
+            for w in list(c.watchers):
+                c.unwatch(w)
 
     async def _bootstrap(self) -> None:
         """Create the system namespaces and the `kubernetes` service, retrying while etcd is down."""
@@ -237,6 +244,7 @@ class APIServer:
             await inner(scope, receive, spy)
             status = codes[0] if codes else 0
         else:
+            resp = negotiate(req, resp)  # protobuf for clients accepting only protobuf
             await resp(send)
             status = resp.status
         elapsed = time.perf_counter() - started
