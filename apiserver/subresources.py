@@ -17,10 +17,19 @@ from apiserver.handler import PATCH_TYPES, _deep_copy, _dry_run
 from apiserver.http import Request, Response, StreamResponse, decode_document, json_response, raw_json
 from apiserver.requestinfo import RequestInfo
 from apiserver.resources import Resource
+from apiserver.watchcache import Filter
 
 if TYPE_CHECKING:
     from apiserver.authn import UserInfo
     from apiserver.server import APIServer
+
+
+def _too_many(pdb: str, why: str) -> errors.StatusError:
+    """429 as upstream words an eviction blocked by a disruption budget."""
+    return errors.StatusError(
+        429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+        {"causes": [{"reason": "DisruptionBudget", "message": why}]},
+    )
 
 
 def format_label_selector(sel: dict[str, Any] | None) -> str:
@@ -194,6 +203,80 @@ class Subresources:
 
         await api.update_object(res, ns, info.name, mutate, "", user, _dry_run(req.query), req.query, "binding")
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+    # -- eviction (pods) -----------------------------------------------------------------
+
+    async def _eviction(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        """policy/v1 Eviction: delete the pod unless a PodDisruptionBudget forbids it (429)."""
+        if info.verb != "create":
+            raise self._not_allowed()
+        api = self.server.api
+        body = await api.read_object(req, res)
+        if body.get("kind") not in (None, "Eviction") or body.get("apiVersion") not in (None, "policy/v1", "policy/v1beta1"):
+            raise errors.bad_request(f"expected a policy/v1 Eviction, got {body.get('apiVersion')}/{body.get('kind')}")
+        meta = body.get("metadata") or {}
+        if meta.get("name") and meta["name"] != info.name:
+            raise errors.bad_request("name in URL does not match name in Eviction object")
+        opts = body.get("deleteOptions") or {}
+        if not isinstance(opts, dict):
+            raise errors.bad_request("deleteOptions must be an object")
+        if _dry_run(req.query):
+            opts["dryRun"] = ["All"]
+        pod = (await api.read(res, ns, info.name)).decode()
+        phase = (pod.get("status") or {}).get("phase")
+        # Pods that aren't running count against no budget (upstream canIgnorePDB).
+        if not (phase in ("Succeeded", "Failed", "Pending") or pod["metadata"].get("deletionTimestamp")):
+            await self._charge_disruption_budget(pod, ns, user, bool(opts.get("dryRun")))
+        await api.delete_object(res, ns, info.name, opts, user, req.query)
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+
+    async def _charge_disruption_budget(self, pod: dict[str, Any], ns: str, user: UserInfo, dry_run: bool) -> None:
+        from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
+
+        pdb_res = self.server.resource("policy", "poddisruptionbudgets")
+        cache = self.server.cache_for("policy", "poddisruptionbudgets")
+        await cache.sync_with_store()
+        labels = pod["metadata"].get("labels") or {}
+        matching = []
+        for e in cache.list(Filter(ns)):
+            pdb = orjson.loads(e.data)
+            try:
+                if selector_from_label_selector((pdb.get("spec") or {}).get("selector")).matches(labels):
+                    matching.append(pdb)
+            except LabelSelectorError:
+                continue
+        if not matching:
+            return
+        if len(matching) > 1:
+            raise errors.StatusError(
+                500, "InternalError",
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            )
+        name = matching[0]["metadata"]["name"]
+        pod_name = pod["metadata"]["name"]
+
+        async def mutate(old: dict[str, Any]) -> dict[str, Any]:
+            pdb = _deep_copy(old)
+            meta, status = pdb["metadata"], pdb.get("status") or {}
+            if status.get("observedGeneration", 0) < meta.get("generation", 1):
+                raise _too_many(name, "the disruption budget is still being processed by the server")
+            allowed = status.get("disruptionsAllowed", 0)
+            if allowed <= 0:
+                raise _too_many(
+                    name,
+                    f"The disruption budget {name} needs {status.get('desiredHealthy', 0)} healthy pods and has "
+                    f"{status.get('currentHealthy', 0)} currently",
+                )
+            disrupted = status.setdefault("disruptedPods", {})
+            if len(disrupted) > 2000:
+                raise _too_many(name, "DisruptedPods map too big - too many evictions not confirmed by PDB controller")
+            status["disruptionsAllowed"] = allowed - 1
+            disrupted[pod_name] = now()
+            pdb["status"] = status
+            meta.pop("resourceVersion", None)
+            return pdb
+
+        await self.server.api.update_object(pdb_res, ns, name, mutate, "", user, dry_run, {}, "status")
 
     # -- finalize (namespaces) ----------------------------------------------------------
 

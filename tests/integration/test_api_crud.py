@@ -394,3 +394,33 @@ def test_events_k8s_io_shares_storage_with_core_events(api: httpx.Client, namesp
     assert core["message"] == "hello" and core["involvedObject"]["name"] == "p"
     sel = api.get(f"/api/v1/namespaces/{namespace}/events?fieldSelector=involvedObject.name%3Dp").json()["items"]
     assert [e["metadata"]["name"] for e in sel] == ["e1"]
+
+
+def test_eviction_respects_disruption_budget(api: httpx.Client, namespace: str) -> None:
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    for name in ("e1", "e2"):
+        p = pod(name, nodeName="n1")
+        p["metadata"]["labels"] = {"app": "e"}
+        api.post(pods, json=p)
+        st = api.get(f"{pods}/{name}").json()
+        st["status"] = {"phase": "Running"}
+        assert api.put(f"{pods}/{name}/status", json=st).status_code == 200
+    pdbs = f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
+    api.post(pdbs, json={"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "pdb"},
+                         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "e"}}}})
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "e1"}}
+    # no status from a disruption controller yet: nothing may be disrupted
+    r = api.post(f"{pods}/e1/eviction", json=eviction)
+    assert r.status_code == 429 and r.json()["details"]["causes"][0]["reason"] == "DisruptionBudget"
+    pdb = api.get(f"{pdbs}/pdb").json()
+    pdb["status"] = {"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 2, "desiredHealthy": 1,
+                     "expectedPods": 2}
+    assert api.put(f"{pdbs}/pdb/status", json=pdb).status_code == 200
+    r = api.post(f"{pods}/e1/eviction", json=eviction)
+    assert r.status_code == 201, r.text
+    assert api.get(f"{pods}/e1").json()["metadata"]["deletionTimestamp"]  # graceful deletion began
+    status = api.get(f"{pdbs}/pdb").json()["status"]
+    assert status["disruptionsAllowed"] == 0 and "e1" in status["disruptedPods"]
+    r = api.post(f"{pods}/e2/eviction", json={**eviction, "metadata": {"name": "e2"}})
+    assert r.status_code == 429
+    assert not api.get(f"{pods}/e2").json()["metadata"].get("deletionTimestamp")
