@@ -1,0 +1,467 @@
+"""Server-side printing: `meta.k8s.io/v1 Table` with upstream's columns per kind.
+
+`kubectl get` asks for `Accept: application/json;as=Table;v=v1;g=meta.k8s.io` and prints
+these rows as they come, so the columns and cell formats follow upstream's printers
+(pkg/printers/internalversion). Priority-1 columns are the `-o wide` ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from apimachinery.meta import parse_time
+
+Obj = dict[str, Any]
+Column = tuple[str, str, str, int]  # name, type, format, priority
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m" if s % 60 == 0 else f"{m}m{s % 60}s"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h" if m % 60 == 0 else f"{h}h{m % 60}m"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d" if h % 24 == 0 else f"{d}d{h % 24}h"
+    if h < 24 * 365 * 2:
+        return f"{d}d"
+    y = d // 365
+    if h < 24 * 365 * 8:
+        return f"{y}y" if d % 365 == 0 else f"{y}y{d % 365}d"
+    return f"{y}y"
+
+
+def age(ts: str | None, now: dt.datetime) -> str:
+    if not ts:
+        return "<unknown>"
+    try:
+        return human_duration((now - parse_time(ts)).total_seconds())
+    except ValueError:
+        return "<invalid>"
+
+
+def _meta(o: Obj) -> Obj:
+    return o.get("metadata") or {}
+
+
+def _containers_images(spec: Obj | None) -> tuple[str, str]:
+    cs = ((spec or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
+
+
+def _selector(sel: Obj | None) -> str:
+    from apiserver.subresources import format_label_selector
+
+    return format_label_selector(sel) or "<none>"
+
+
+def _map_selector(sel: dict[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((sel or {}).items())) or "<none>"
+
+
+# -- pods ----------------------------------------------------------------------------------
+
+
+def pod_status_reason(pod: Obj) -> str:
+    """The STATUS column (upstream printPod)."""
+    status = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    reason = status.get("reason") or status.get("phase") or ""
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+    init_specs = spec.get("initContainers") or []
+    initializing = False
+    for i, cs in enumerate(status.get("initContainerStatuses") or []):
+        state = cs.get("state") or {}
+        term, wait = state.get("terminated"), state.get("waiting")
+        restartable = i < len(init_specs) and init_specs[i].get("restartPolicy") == "Always"
+        if term and term.get("exitCode") == 0:
+            continue
+        if restartable and cs.get("started"):
+            continue
+        if term:
+            if term.get("reason"):
+                reason = f"Init:{term['reason']}"
+            elif term.get("signal"):
+                reason = f"Init:Signal:{term['signal']}"
+            else:
+                reason = f"Init:ExitCode:{term.get('exitCode')}"
+        elif wait and wait.get("reason") and wait["reason"] != "PodInitializing":
+            reason = f"Init:{wait['reason']}"
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+    if not initializing:
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            state = cs.get("state") or {}
+            wait, term = state.get("waiting"), state.get("terminated")
+            if wait and wait.get("reason"):
+                reason = wait["reason"]
+            elif term and term.get("reason"):
+                reason = term["reason"]
+            elif term and term.get("signal"):
+                reason = f"Signal:{term['signal']}"
+            elif term:
+                reason = f"ExitCode:{term.get('exitCode')}"
+            elif state.get("running") and cs.get("ready"):
+                has_running = True
+        if reason == "Completed" and has_running:
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+            reason = "Running" if ready else "NotReady"
+    if _meta(pod).get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    return reason
+
+
+def _pod_row(pod: Obj, now: dt.datetime) -> list[Any]:
+    status = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    cstatuses = status.get("containerStatuses") or []
+    total = len(spec.get("containers") or [])
+    total += sum(1 for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always")
+    ready = sum(1 for c in cstatuses if c.get("ready"))
+    restarts = 0
+    last: dt.datetime | None = None
+    for c in cstatuses:
+        restarts += c.get("restartCount", 0) or 0
+        fin = (((c.get("lastState") or {}).get("terminated")) or {}).get("finishedAt")
+        if fin:
+            t = parse_time(fin)
+            last = t if last is None or t > last else last
+    rs = str(restarts) if last is None else f"{restarts} ({human_duration((now - last).total_seconds())} ago)"
+    gates = spec.get("readinessGates") or []
+    if gates:
+        conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        gates_s = f"{sum(1 for g in gates if conds.get(g.get('conditionType')) == 'True')}/{len(gates)}"
+    else:
+        gates_s = "<none>"
+    return [
+        _meta(pod).get("name"), f"{ready}/{total}", pod_status_reason(pod), rs, age(_meta(pod).get("creationTimestamp"), now),
+        status.get("podIP") or "<none>", spec.get("nodeName") or "<none>", status.get("nominatedNodeName") or "<none>", gates_s,
+    ]
+
+
+# -- the rest -------------------------------------------------------------------------------
+
+
+def _node_row(n: Obj, now: dt.datetime) -> list[Any]:
+    status = n.get("status") or {}
+    ready = "Unknown"
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Ready":
+            ready = "Ready" if c.get("status") == "True" else "NotReady"
+    st = [ready]
+    if (n.get("spec") or {}).get("unschedulable"):
+        st.append("SchedulingDisabled")
+    labels = _meta(n).get("labels") or {}
+    roles = sorted({k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/") and "/" in k}
+                   | ({labels["kubernetes.io/role"]} if labels.get("kubernetes.io/role") else set()))
+    info = status.get("nodeInfo") or {}
+    addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    return [
+        _meta(n).get("name"), ",".join(st), ",".join(roles) or "<none>", age(_meta(n).get("creationTimestamp"), now),
+        info.get("kubeletVersion", ""), addrs.get("InternalIP") or "<none>", addrs.get("ExternalIP") or "<none>",
+        info.get("osImage") or "<unknown>", info.get("kernelVersion") or "<unknown>", info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def _deploy_row(d: Obj, now: dt.datetime) -> list[Any]:
+    spec, st = d.get("spec") or {}, d.get("status") or {}
+    c, i = _containers_images(spec)
+    return [_meta(d).get("name"), f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 0)}", st.get("updatedReplicas", 0),
+            st.get("availableReplicas", 0), age(_meta(d).get("creationTimestamp"), now), c, i, _selector(spec.get("selector"))]
+
+
+def _rs_row(r: Obj, now: dt.datetime) -> list[Any]:
+    spec, st = r.get("spec") or {}, r.get("status") or {}
+    c, i = _containers_images(spec)
+    return [_meta(r).get("name"), spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
+            age(_meta(r).get("creationTimestamp"), now), c, i, _selector(spec.get("selector"))]
+
+
+def _ds_row(r: Obj, now: dt.datetime) -> list[Any]:
+    spec, st = r.get("spec") or {}, r.get("status") or {}
+    c, i = _containers_images(spec)
+    ns = _map_selector(((spec.get("template") or {}).get("spec") or {}).get("nodeSelector"))
+    return [_meta(r).get("name"), st.get("desiredNumberScheduled", 0), st.get("currentNumberScheduled", 0),
+            st.get("numberReady", 0), st.get("updatedNumberScheduled", 0), st.get("numberAvailable", 0), ns,
+            age(_meta(r).get("creationTimestamp"), now), c, i, _selector(spec.get("selector"))]
+
+
+def _sts_row(r: Obj, now: dt.datetime) -> list[Any]:
+    spec, st = r.get("spec") or {}, r.get("status") or {}
+    c, i = _containers_images(spec)
+    return [_meta(r).get("name"), f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+            age(_meta(r).get("creationTimestamp"), now), c, i]
+
+
+def _job_status(job: Obj) -> str:
+    st = job.get("status") or {}
+    conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
+    if conds.get("Complete") == "True":
+        return "Complete"
+    if conds.get("Failed") == "True":
+        return "Failed"
+    if _meta(job).get("deletionTimestamp"):
+        return "Terminating"
+    if conds.get("SuccessCriteriaMet") == "True":
+        return "SuccessCriteriaMet"
+    if conds.get("FailureTarget") == "True":
+        return "FailureTarget"
+    if conds.get("Suspended") == "True":
+        return "Suspended"
+    return "Running"
+
+
+def _job_row(j: Obj, now: dt.datetime) -> list[Any]:
+    spec, st = j.get("spec") or {}, j.get("status") or {}
+    completions = spec.get("completions")
+    comp = f"{st.get('succeeded', 0)}/{completions}" if completions is not None else (
+        f"{st.get('succeeded', 0)}/1 of {spec.get('parallelism', 1)}" if spec.get("parallelism", 1) > 1 else f"{st.get('succeeded', 0)}/1")
+    duration = ""
+    if st.get("startTime"):
+        end = parse_time(st["completionTime"]) if st.get("completionTime") else now
+        duration = human_duration((end - parse_time(st["startTime"])).total_seconds())
+    c, i = _containers_images(spec)
+    return [_meta(j).get("name"), _job_status(j), comp, duration, age(_meta(j).get("creationTimestamp"), now),
+            c, i, _selector(spec.get("selector"))]
+
+
+def _cronjob_row(cj: Obj, now: dt.datetime) -> list[Any]:
+    spec, st = cj.get("spec") or {}, cj.get("status") or {}
+    c, i = _containers_images((spec.get("jobTemplate") or {}).get("spec"))
+    last = age(st.get("lastScheduleTime"), now) if st.get("lastScheduleTime") else "<none>"
+    return [_meta(cj).get("name"), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            "True" if spec.get("suspend") else "False", len(st.get("active") or []), last,
+            age(_meta(cj).get("creationTimestamp"), now), c, i, _selector(((spec.get("jobTemplate") or {}).get("spec") or {}).get("selector"))]
+
+
+def _svc_row(s: Obj, now: dt.datetime) -> list[Any]:
+    spec = s.get("spec") or {}
+    t = spec.get("type", "ClusterIP")
+    ext = ",".join(spec.get("externalIPs") or [])
+    if t == "LoadBalancer":
+        ing = [i.get("ip") or i.get("hostname") for i in ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+        ext = ",".join([*ing, *(spec.get("externalIPs") or [])]) or "<pending>"
+    elif t == "ExternalName":
+        ext = spec.get("externalName", "")
+    ports = []
+    for p in spec.get("ports") or []:
+        port = f"{p.get('port')}:{p['nodePort']}" if p.get("nodePort") else str(p.get("port"))
+        ports.append(f"{port}/{p.get('protocol', 'TCP')}")
+    return [_meta(s).get("name"), t, spec.get("clusterIP") or "<none>", ext or "<none>", ",".join(ports) or "<none>",
+            age(_meta(s).get("creationTimestamp"), now), _map_selector(spec.get("selector"))]
+
+
+def _list_more(items: list[str], limit: int = 3) -> str:
+    if not items:
+        return "<none>"
+    if len(items) > limit:
+        return ",".join(items[:limit]) + f" + {len(items) - limit} more..."
+    return ",".join(items)
+
+
+def _ep_row(e: Obj, now: dt.datetime) -> list[Any]:
+    eps = []
+    for sub in e.get("subsets") or []:
+        for a in sub.get("addresses") or []:
+            for p in sub.get("ports") or [{}]:
+                eps.append(f"{a.get('ip')}:{p['port']}" if p.get("port") else str(a.get("ip")))
+    return [_meta(e).get("name"), _list_more(eps), age(_meta(e).get("creationTimestamp"), now)]
+
+
+def _eps_row(e: Obj, now: dt.datetime) -> list[Any]:
+    ports = ",".join(str(p.get("port", "")) for p in e.get("ports") or []) or "<unset>"
+    addrs = [a for ep in e.get("endpoints") or [] for a in ep.get("addresses") or []]
+    return [_meta(e).get("name"), e.get("addressType", ""), ports, _list_more(addrs), age(_meta(e).get("creationTimestamp"), now)]
+
+
+def _event_row(e: Obj, now: dt.datetime) -> list[Any]:
+    io = e.get("involvedObject") or {}
+    last = e.get("lastTimestamp") or e.get("eventTime") or (e.get("series") or {}).get("lastObservedTime")
+    first = e.get("firstTimestamp") or e.get("eventTime")
+    src = (e.get("source") or {}).get("component") or e.get("reportingComponent") or ""
+    host = (e.get("source") or {}).get("host")
+    if host:
+        src = f"{src}, {host}"
+    obj = f"{(io.get('kind') or '').lower()}/{io.get('name', '')}"
+    return [age(last, now), e.get("type", ""), e.get("reason", ""), obj, io.get("fieldPath", ""), src,
+            e.get("message", "").strip(), age(first, now), e.get("count") or 1, _meta(e).get("name")]
+
+
+def _binding_subjects(b: Obj, kind: str) -> str:
+    out = []
+    for s in b.get("subjects") or []:
+        if s.get("kind") == kind:
+            out.append(f"{s['namespace']}/{s['name']}" if kind == "ServiceAccount" else s.get("name", ""))
+    return ", ".join(out)
+
+
+def _rb_row(b: Obj, now: dt.datetime) -> list[Any]:
+    ref = b.get("roleRef") or {}
+    return [_meta(b).get("name"), f"{ref.get('kind')}/{ref.get('name')}", age(_meta(b).get("creationTimestamp"), now),
+            _binding_subjects(b, "User"), _binding_subjects(b, "Group"), _binding_subjects(b, "ServiceAccount")]
+
+
+def _named_count(field: str) -> Callable[[Obj, dt.datetime], list[Any]]:
+    def row(o: Obj, now: dt.datetime) -> list[Any]:
+        v = o.get(field) or {}
+        n = len(v) + (len(o.get("binaryData") or {}) if field == "data" else 0)
+        return [_meta(o).get("name"), n, age(_meta(o).get("creationTimestamp"), now)]
+
+    return row
+
+
+def _secret_row(s: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(s).get("name"), s.get("type", "Opaque"), len(s.get("data") or {}), age(_meta(s).get("creationTimestamp"), now)]
+
+
+def _ns_row(n: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(n).get("name"), (n.get("status") or {}).get("phase", ""), age(_meta(n).get("creationTimestamp"), now)]
+
+
+def _lease_row(lease: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(lease).get("name"), (lease.get("spec") or {}).get("holderIdentity") or "<none>",
+            age(_meta(lease).get("creationTimestamp"), now)]
+
+
+def _pdb_row(p: Obj, now: dt.datetime) -> list[Any]:
+    spec = p.get("spec") or {}
+    return [_meta(p).get("name"), str(spec["minAvailable"]) if "minAvailable" in spec else "N/A",
+            str(spec["maxUnavailable"]) if "maxUnavailable" in spec else "N/A",
+            (p.get("status") or {}).get("disruptionsAllowed", 0), age(_meta(p).get("creationTimestamp"), now)]
+
+
+def _pc_row(p: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(p).get("name"), p.get("value", 0), bool(p.get("globalDefault")), age(_meta(p).get("creationTimestamp"), now),
+            p.get("preemptionPolicy", "PreemptLowerPriority")]
+
+
+def _cr_row(r: Obj, now: dt.datetime) -> list[Any]:
+    owner = next((o for o in _meta(r).get("ownerReferences") or [] if o.get("controller")), None)
+    ctl = f"{owner.get('kind', '').lower()}.{owner.get('apiVersion', '').split('/')[0]}/{owner.get('name')}" if owner else "<none>"
+    return [_meta(r).get("name"), ctl, r.get("revision", 0), age(_meta(r).get("creationTimestamp"), now)]
+
+
+def _created_row(o: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(o).get("name"), _meta(o).get("creationTimestamp")]
+
+
+NAME = ("Name", "string", "name", 0)
+AGE = ("Age", "string", "", 0)
+CREATED = [NAME, ("Created At", "date", "", 0)]
+WIDE_WORKLOAD = [("Containers", "string", "", 1), ("Images", "string", "", 1), ("Selector", "string", "", 1)]
+
+PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]] = {
+    "pods": ([NAME, ("Ready", "string", "", 0), ("Status", "string", "", 0), ("Restarts", "string", "", 0), AGE,
+              ("IP", "string", "", 1), ("Node", "string", "", 1), ("Nominated Node", "string", "", 1),
+              ("Readiness Gates", "string", "", 1)], _pod_row),
+    "nodes": ([NAME, ("Status", "string", "", 0), ("Roles", "string", "", 0), AGE, ("Version", "string", "", 0),
+               ("Internal-IP", "string", "", 1), ("External-IP", "string", "", 1), ("OS-Image", "string", "", 1),
+               ("Kernel-Version", "string", "", 1), ("Container-Runtime", "string", "", 1)], _node_row),
+    "deployments": ([NAME, ("Ready", "string", "", 0), ("Up-to-date", "integer", "", 0), ("Available", "integer", "", 0),
+                     AGE, *WIDE_WORKLOAD], _deploy_row),
+    "replicasets": ([NAME, ("Desired", "integer", "", 0), ("Current", "integer", "", 0), ("Ready", "integer", "", 0),
+                     AGE, *WIDE_WORKLOAD], _rs_row),
+    "daemonsets": ([NAME, ("Desired", "integer", "", 0), ("Current", "integer", "", 0), ("Ready", "integer", "", 0),
+                    ("Up-to-date", "integer", "", 0), ("Available", "integer", "", 0), ("Node Selector", "string", "", 0),
+                    AGE, *WIDE_WORKLOAD], _ds_row),
+    "statefulsets": ([NAME, ("Ready", "string", "", 0), AGE, ("Containers", "string", "", 1), ("Images", "string", "", 1)],
+                     _sts_row),
+    "jobs": ([NAME, ("Status", "string", "", 0), ("Completions", "string", "", 0), ("Duration", "string", "", 0), AGE,
+              *WIDE_WORKLOAD], _job_row),
+    "cronjobs": ([NAME, ("Schedule", "string", "", 0), ("Timezone", "string", "", 0), ("Suspend", "boolean", "", 0),
+                  ("Active", "integer", "", 0), ("Last Schedule", "string", "", 0), AGE, *WIDE_WORKLOAD], _cronjob_row),
+    "services": ([NAME, ("Type", "string", "", 0), ("Cluster-IP", "string", "", 0), ("External-IP", "string", "", 0),
+                  ("Port(s)", "string", "", 0), AGE, ("Selector", "string", "", 1)], _svc_row),
+    "endpoints": ([NAME, ("Endpoints", "string", "", 0), AGE], _ep_row),
+    "endpointslices": ([NAME, ("AddressType", "string", "", 0), ("Ports", "string", "", 0), ("Endpoints", "string", "", 0),
+                        AGE], _eps_row),
+    "configmaps": ([NAME, ("Data", "integer", "", 0), AGE], _named_count("data")),
+    "secrets": ([NAME, ("Type", "string", "", 0), ("Data", "integer", "", 0), AGE], _secret_row),
+    "serviceaccounts": ([NAME, ("Secrets", "integer", "", 0), AGE], _named_count("secrets")),
+    "namespaces": ([NAME, ("Status", "string", "", 0), AGE], _ns_row),
+    "events": ([("Last Seen", "string", "", 0), ("Type", "string", "", 0), ("Reason", "string", "", 0),
+                ("Object", "string", "", 0), ("Subobject", "string", "", 1), ("Source", "string", "", 1),
+                ("Message", "string", "", 0), ("First Seen", "string", "", 1), ("Count", "string", "", 1),
+                ("Name", "string", "", 1)], _event_row),
+    "leases": ([NAME, ("Holder", "string", "", 0), AGE], _lease_row),
+    "roles": (CREATED, _created_row),
+    "clusterroles": (CREATED, _created_row),
+    "rolebindings": ([NAME, ("Role", "string", "", 0), AGE, ("Users", "string", "", 1), ("Groups", "string", "", 1),
+                      ("ServiceAccounts", "string", "", 1)], _rb_row),
+    "clusterrolebindings": ([NAME, ("Role", "string", "", 0), AGE, ("Users", "string", "", 1), ("Groups", "string", "", 1),
+                             ("ServiceAccounts", "string", "", 1)], _rb_row),
+    "poddisruptionbudgets": ([NAME, ("Min Available", "string", "", 0), ("Max Unavailable", "string", "", 0),
+                              ("Allowed Disruptions", "integer", "", 0), AGE], _pdb_row),
+    "priorityclasses": ([NAME, ("Value", "integer", "", 0), ("Global-Default", "boolean", "", 0), AGE,
+                         ("PreemptionPolicy", "string", "", 1)], _pc_row),
+    "controllerrevisions": ([NAME, ("Controller", "string", "", 0), ("Revision", "integer", "", 0), AGE], _cr_row),
+}
+
+DESCRIPTIONS = {"Name": "Name must be unique within a namespace. Is required when creating resources, although some "
+                        "resources may allow a client to request the generation of an appropriate name automatically.",
+                "Age": "CreationTimestamp is a timestamp representing the server time when this object was created.",
+                "Created At": "CreationTimestamp is a timestamp representing the server time when this object was created."}
+
+
+def partial_metadata(obj: Obj) -> Obj:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
+
+
+def table(plural: str, objects: list[Obj], include_object: str = "Metadata", resource_version: str = "",
+          continue_token: str = "", now: dt.datetime | None = None) -> Obj:
+    """Build the Table for `objects` of resource `plural` (any kind: unknown ones get Name/Created At)."""
+    now = now or dt.datetime.now(dt.UTC)
+    columns, row_fn = PRINTERS.get(plural, (CREATED, _created_row))
+    rows = []
+    for o in objects:
+        row: Obj = {"cells": row_fn(o, now)}
+        if include_object == "Object":
+            row["object"] = o
+        elif include_object != "None":
+            row["object"] = partial_metadata(o)
+        rows.append(row)
+    meta: Obj = {"resourceVersion": resource_version} if resource_version else {}
+    if continue_token:
+        meta["continue"] = continue_token
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": meta,
+        "columnDefinitions": [
+            {"name": n, "type": t, "format": f, "description": DESCRIPTIONS.get(n, ""), "priority": p}
+            for n, t, f, p in columns
+        ],
+        "rows": rows,
+    }
+
+
+def wants_table(accept: str) -> bool:
+    """True when the client's first acceptable type is the v1 (or v1beta1) Table."""
+    for part in accept.split(","):
+        p = part.replace(" ", "")
+        if "as=Table" in p and "g=meta.k8s.io" in p and ("v=v1;" in p + ";" or "v=v1beta1" in p):
+            return True
+        if p.startswith(("application/json", "*/*", "application/yaml", "application/vnd.kubernetes.protobuf")):
+            return False
+    return False

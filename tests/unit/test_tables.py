@@ -1,0 +1,79 @@
+"""Server-side printing: upstream's columns and cell formats."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from apiserver import tables
+
+NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def ts(seconds_ago: int) -> str:
+    return (NOW - dt.timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_human_duration_matches_upstream() -> None:
+    cases = {0: "0s", 59: "59s", 119: "119s", 120: "2m", 150: "2m30s", 600: "10m", 10799: "179m", 10800: "3h",
+             3 * 3600 + 1800: "3h30m", 8 * 3600: "8h", 47 * 3600: "47h", 48 * 3600: "2d", 50 * 3600: "2d2h",
+             8 * 86400: "8d", 800 * 86400: "2y70d", 9 * 365 * 86400: "9y"}
+    for seconds, want in cases.items():
+        assert tables.human_duration(seconds) == want, seconds
+    assert tables.human_duration(-5) == "<invalid>"
+
+
+def pod(phase: str = "Running", **status) -> dict:
+    return {"metadata": {"name": "p", "creationTimestamp": ts(90)},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
+            "status": {"phase": phase, "podIP": "10.244.0.5", **status}}
+
+
+def test_pod_row_columns() -> None:
+    p = pod(containerStatuses=[
+        {"name": "a", "ready": True, "restartCount": 1, "state": {"running": {}},
+         "lastState": {"terminated": {"finishedAt": ts(300)}}},
+        {"name": "b", "ready": False, "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+    ])
+    t = tables.table("pods", [p], now=NOW)
+    assert [c["name"] for c in t["columnDefinitions"]] == ["Name", "Ready", "Status", "Restarts", "Age", "IP", "Node",
+                                                           "Nominated Node", "Readiness Gates"]
+    assert [c["priority"] for c in t["columnDefinitions"]][:5] == [0] * 5
+    assert t["rows"][0]["cells"] == ["p", "1/2", "CrashLoopBackOff", "3 (5m ago)", "90s", "10.244.0.5", "n1", "<none>", "<none>"]
+    assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+def test_pod_status_reasons() -> None:
+    assert tables.pod_status_reason(pod("Pending")) == "Pending"
+    assert tables.pod_status_reason(pod("Succeeded", containerStatuses=[
+        {"state": {"terminated": {"reason": "Completed", "exitCode": 0}}}])) == "Completed"
+    assert tables.pod_status_reason(pod("Failed", containerStatuses=[
+        {"state": {"terminated": {"exitCode": 3}}}])) == "ExitCode:3"
+    init = pod("Pending", initContainerStatuses=[{"state": {"running": {}}}])
+    init["spec"]["initContainers"] = [{"name": "i"}]
+    assert tables.pod_status_reason(init) == "Init:0/1"
+    deleting = pod()
+    deleting["metadata"]["deletionTimestamp"] = ts(1)
+    assert tables.pod_status_reason(deleting) == "Terminating"
+
+
+def test_other_kinds_and_default() -> None:
+    svc = {"metadata": {"name": "web", "creationTimestamp": ts(30)},
+           "spec": {"type": "NodePort", "clusterIP": "10.96.0.10", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}],
+                    "selector": {"app": "web"}}}
+    assert tables.table("services", [svc], now=NOW)["rows"][0]["cells"] == ["web", "NodePort", "10.96.0.10", "<none>",
+                                                                            "80:30080/TCP", "30s", "app=web"]
+    dep = {"metadata": {"name": "d", "creationTimestamp": ts(30)},
+           "spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}},
+                    "template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+           "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}}
+    assert tables.table("deployments", [dep], now=NOW)["rows"][0]["cells"] == ["d", "2/3", 3, 2, "30s", "c", "nginx", "a=b"]
+    other = tables.table("widgets", [{"metadata": {"name": "w", "creationTimestamp": ts(5)}}], include_object="None", now=NOW)
+    assert [c["name"] for c in other["columnDefinitions"]] == ["Name", "Created At"]
+    assert "object" not in other["rows"][0]
+
+
+def test_accept_negotiation() -> None:
+    kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+    assert tables.wants_table(kubectl)
+    assert not tables.wants_table("application/json")
+    assert not tables.wants_table("application/json, application/json;as=Table;v=v1;g=meta.k8s.io")
