@@ -98,6 +98,7 @@ def main(log_level: str, **kw: Any) -> None:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # we are no proxy's backend; this middleware would run per request
         timeout_keep_alive=120,
         # open watches would otherwise hold shutdown; clients resume them elsewhere
         timeout_graceful_shutdown=2,
