@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.harness import machine_facts
 
-BENCHMARKS = ["apiserver"]
+BENCHMARKS = ["apiserver", "client"]
 
 
 def main(argv: list[str]) -> int:
