@@ -1,0 +1,162 @@
+"""What every minik8s daemon shares: health/metrics endpoints, signal handling, leader election.
+
+    async def run(stop: asyncio.Event) -> None: ...
+    run_daemon("scheduler", run, log_level="info")
+
+`HealthServer` serves `/healthz`, `/livez`, `/readyz` (named checks, `?verbose` lists them) and
+`/metrics` (Prometheus text) on a plain-HTTP port bound to loopback by default, like upstream's
+components' secure ports but without TLS: they expose no data beyond health and counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from apimachinery.logs import setup_logging
+from apimachinery.metrics import Registry, process_metrics
+
+log = logging.getLogger("daemon")
+
+Check = Callable[[], bool]
+
+
+class HealthServer:
+    def __init__(self, port: int, registry: Registry | None = None, bind: str = "127.0.0.1") -> None:
+        self.port = port
+        self.bind = bind
+        self.registry = registry or Registry()
+        self.live: dict[str, Check] = {}
+        self.ready: dict[str, Check] = {}
+        self._runner: web.AppRunner | None = None
+
+    def add_liveness(self, name: str, check: Check) -> None:
+        self.live[name] = check
+
+    def add_readiness(self, name: str, check: Check) -> None:
+        self.ready[name] = check
+
+    @staticmethod
+    def _report(checks: dict[str, Check], verbose: bool, what: str) -> web.Response:
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = bool(check())
+            except Exception:
+                results[name] = False
+        ok = all(results.values())
+        if verbose or not ok:
+            body = "".join(f"[{'+' if v else '-'}]{k} {'ok' if v else 'failed'}\n" for k, v in results.items())
+            body += f"{what} check {'passed' if ok else 'failed'}\n"
+        else:
+            body = "ok"
+        return web.Response(text=body, status=200 if ok else 503)
+
+    async def start(self) -> None:
+        app = web.Application()
+
+        async def healthz(req: web.Request) -> web.Response:
+            return self._report(self.live, "verbose" in req.query, "healthz")
+
+        async def readyz(req: web.Request) -> web.Response:
+            return self._report({**self.live, **self.ready}, "verbose" in req.query, "readyz")
+
+        async def metrics(req: web.Request) -> web.Response:
+            return web.Response(text=self.registry.render(), content_type="text/plain")
+
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/livez", healthz)
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.bind, self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def new_registry() -> Registry:
+    r = Registry()
+    process_metrics(r)
+    return r
+
+
+def run_daemon(component: str, main: Callable[[asyncio.Event], Awaitable[None]], log_level: str = "info") -> None:
+    """Run `main(stop)` on uvloop until it returns or SIGTERM/SIGINT sets `stop` (then give it 10 s)."""
+    setup_logging(component, log_level)
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(main(stop))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            stopper.cancel()
+            task.result()
+            return
+        log.info("%s: stopping", component)
+        try:
+            await asyncio.wait_for(task, 10)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    try:
+        import uvloop
+
+        uvloop.run(runner())
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        asyncio.run(runner())
+
+
+async def run_with_leader_election(
+    client: object,
+    component: str,
+    identity: str,
+    work: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    namespace: str = "kube-system",
+    lease_duration: float = 15.0,
+    renew_deadline: float = 10.0,
+    retry_period: float = 2.0,
+) -> None:
+    """Run `work(leading_stop)` only while holding the `component` Lease in kube-system.
+
+    Losing the lease stops the work; the process then exits so that a supervisor restarts it
+    fresh (upstream's components also exit when they lose leadership).
+    """
+    from client.leaderelection import LeaderElector
+
+    elector = LeaderElector(client, namespace, component, identity, lease_duration, renew_deadline, retry_period)
+    lost = asyncio.Event()
+
+    async def lead(leading_stop: asyncio.Event) -> None:
+        log.info("%s: became leader as %s", component, identity)
+        await work(leading_stop)
+
+    async def on_stopped() -> None:
+        log.warning("%s: leadership lost", component)
+        lost.set()
+
+    runner = asyncio.create_task(elector.run(lead, on_stopped))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not runner.done():
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    stopper.cancel()
+    if lost.is_set() and not stop.is_set():
+        raise SystemExit(f"{component}: lost leadership")

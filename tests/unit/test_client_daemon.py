@@ -1,0 +1,33 @@
+"""The shared daemon plumbing: health and metrics endpoints."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from client.daemon import HealthServer, new_registry
+from minictl.components import free_port
+
+
+async def test_health_endpoints_report_checks() -> None:
+    registry = new_registry()
+    registry.counter("demo_total", "A demo counter.").inc()
+    srv = HealthServer(free_port(), registry)
+    state = {"synced": False}
+    srv.add_liveness("ping", lambda: True)
+    srv.add_readiness("informers-synced", lambda: state["synced"])
+    await srv.start()
+    base = f"http://127.0.0.1:{srv.port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/healthz") as r:
+                assert r.status == 200 and await r.text() == "ok"
+            async with s.get(f"{base}/readyz") as r:
+                assert r.status == 503 and "[-]informers-synced failed" in await r.text()
+            state["synced"] = True
+            async with s.get(f"{base}/readyz?verbose") as r:
+                assert r.status == 200 and "[+]informers-synced ok" in await r.text()
+            async with s.get(f"{base}/metrics") as r:
+                text = await r.text()
+                assert "demo_total 1" in text and "process_resident_memory_bytes" in text
+    finally:
+        await srv.stop()
