@@ -801,6 +801,7 @@ POD_SPEC_FIELDS: dict[str, Any] = {
     "topologySpreadConstraints": _merge_list("topologyKey"),
     "schedulingGates": _merge_list("name"),
     "resourceClaims": _merge_list("name", strategy="merge,retainKeys"),
+    "evictionResponders": _merge_list("name"),
 }
 
 # Go: PodStatus. containerStatuses have no tags.
@@ -809,6 +810,7 @@ POD_STATUS_FIELDS: dict[str, Any] = {
     "hostIPs": _merge_list("ip"),
     "podIPs": _merge_list("ip"),
     "resourceClaimStatuses": _merge_list("name", strategy="merge,retainKeys"),
+    "nodeAllocatableResourceClaimStatuses": _merge_list("resourceClaimName"),
 }
 
 POD_TEMPLATE_SPEC_FIELDS: dict[str, Any] = {
