@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from apiserver import reviews
 from apiserver.registry import apps, batch, core, misc, rbac
 from apiserver.registry.base import Strategy
 
@@ -144,6 +145,19 @@ RESOURCES: list[Resource] = [
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, rbac.RoleStrategy()),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False,
        rbac.RoleBindingStrategy()),
+    # create-only reviews: answered by apiserver.reviews, never stored
+    _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, reviews.TokenReviewStrategy(),
+       verbs=("create",)),
+    _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False,
+       reviews.SelfSubjectReviewStrategy(), verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+       reviews.SelfSubjectAccessReviewStrategy(), verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False,
+       reviews.SubjectAccessReviewStrategy(), verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True,
+       reviews.LocalSubjectAccessReviewStrategy(), verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+       reviews.SelfSubjectRulesReviewStrategy(), verbs=("create",)),
 ]
 
 

@@ -139,6 +139,10 @@ def apiserver_command(cfg: ClusterConfig) -> list[str]:
         "--service-account-key-file", str(pki.sa_pub),
         "--service-account-signing-key-file", str(pki.sa_key),
         "--service-cluster-ip-range", cfg.service_cidr,
+        # secure by default: kubelets through the Node authorizer, everyone else through RBAC
+        # (the admin certificate is in system:masters)
+        "--authorization-mode", "Node,RBAC",
+        "--enable-bootstrap-token-auth",
         "--audit-log-path", str(cfg.log("audit")),
         *cfg.extra_apiserver_args,
     ]

@@ -39,10 +39,24 @@ class Plugin:
         """Mutate `a.obj` if needed."""
 
     async def validate(self, a: Attributes) -> None:
-        """Reject with `self.deny(...)`."""
+        """Reject with `raise self.forbidden(a, why)`."""
 
     def deny(self, message: str, code: int = 403, reason: str = "Forbidden") -> errors.StatusError:
         return errors.StatusError(code, reason, f"{self.name}: {message}" if not message.startswith(self.name) else message)
+
+    def forbidden(self, a: Attributes, message: str) -> errors.StatusError:
+        """403 as upstream's admission.NewForbidden words it, naming this plugin:
+        `pods "x" is forbidden: LimitRanger: <why>`."""
+        res = a.resource
+        plural = f"{res.plural}/{a.subresource}" if a.subresource else res.plural
+        qualified = f"{plural}.{res.group}" if res.group else plural
+        name = a.name
+        if not name and isinstance(a.obj, dict) and isinstance(a.obj.get("metadata"), dict):
+            name = a.obj["metadata"].get("name", "")
+        return errors.StatusError(
+            403, "Forbidden", f'{qualified} "{name}" is forbidden: {self.name}: {message}',
+            {"name": name, "group": res.group, "kind": res.plural} if res.group else {"name": name, "kind": res.plural},
+        )
 
 
 class Chain:

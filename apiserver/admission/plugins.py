@@ -26,9 +26,7 @@ class NamespaceLifecycle(Plugin):
     async def validate(self, a: Attributes) -> None:
         if a.resource.plural == "namespaces" and a.resource.group == "":
             if a.operation == DELETE and a.name in IMMORTAL_NAMESPACES:
-                raise errors.forbidden(
-                    f'namespaces "{a.name}" is forbidden: this namespace may not be deleted', "namespaces", a.name
-                )
+                raise self.forbidden(a, "this namespace may not be deleted")
             return
         if a.operation != CREATE or not a.resource.namespaced or not a.namespace:
             return
@@ -39,8 +37,8 @@ class NamespaceLifecycle(Plugin):
             raise errors.StatusError(
                 403,
                 "Forbidden",
-                f'{a.resource.group_resource} "{a.name}" is forbidden: unable to create new content in namespace '
-                f"{a.namespace} because it is being terminated",
+                f'{a.resource.group_resource} "{a.name}" is forbidden: {self.name}: unable to create new content in '
+                f"namespace {a.namespace} because it is being terminated",
                 {"name": a.name, "group": a.resource.group, "kind": a.resource.plural,
                  "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {a.namespace} is being terminated",
                              "field": "metadata.namespace"}]},
@@ -54,22 +52,6 @@ class NamespaceLifecycle(Plugin):
         # not cached yet (just created?): ask etcd, as upstream does on a cache miss
         kv = await self.server.store.get(f"/registry/namespaces/{name}")
         return kv.decode() if kv else None
-
-
-class ServiceAccountDefault(Plugin):
-    """Pods run as the namespace's `default` ServiceAccount unless they name one."""
-
-    name = "ServiceAccount"
-
-    async def admit(self, a: Attributes) -> None:
-        if a.operation != CREATE or a.resource.plural != "pods" or a.resource.group or a.subresource:
-            return
-        spec = (a.obj or {}).get("spec")
-        if not isinstance(spec, dict):
-            return
-        sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-        spec["serviceAccountName"] = sa
-        spec["serviceAccount"] = sa
 
 
 class DefaultTolerationSeconds(Plugin):
@@ -124,23 +106,53 @@ class Priority(Plugin):
         if name:
             pc = next((c for c in classes if c["metadata"]["name"] == name), None)
             if pc is None:
-                raise self.deny(f"no PriorityClass with name {name} was found", 403)
+                raise self.forbidden(a, f"no PriorityClass with name {name} was found")
         else:
             pc = next((c for c in classes if c.get("globalDefault")), None)
             if pc is not None:
                 spec["priorityClassName"] = pc["metadata"]["name"]
         value = pc.get("value", 0) if pc else 0
         if spec.get("priority") is not None and spec["priority"] != value:
-            raise self.deny("the integer value of priority must not be provided in pod spec; priority admission "
-                            "controller computed the priority from the given PriorityClass name", 403)
+            raise self.forbidden(a, "the integer value of priority must not be provided in pod spec; priority "
+                                    "admission controller computed the priority from the given PriorityClass name")
         spec["priority"] = value
         spec.setdefault("preemptionPolicy", (pc or {}).get("preemptionPolicy", "PreemptLowerPriority"))
 
 
+#: Every plugin by name, in upstream's recommended order: mutating ones run in this
+#: order, then validating ones in this order (ResourceQuota last, so a rejected write is
+#: never charged).
+ORDER = (
+    "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
+    "DefaultTolerationSeconds", "PodSecurity", "ResourceQuota",
+)
+
+
+def _build(name: str, server: APIServer) -> Plugin:
+    from apiserver.admission.limitranger import LimitRanger
+    from apiserver.admission.noderestriction import NodeRestriction
+    from apiserver.admission.podsecurity import PodSecurity
+    from apiserver.admission.resourcequota import ResourceQuota
+    from apiserver.admission.serviceaccount import ServiceAccount
+
+    factories = {
+        "NamespaceLifecycle": lambda: NamespaceLifecycle(server),
+        "LimitRanger": lambda: LimitRanger(server),
+        "ServiceAccount": lambda: ServiceAccount(server),
+        "NodeRestriction": lambda: NodeRestriction(server),
+        "Priority": lambda: Priority(server),
+        "DefaultTolerationSeconds": DefaultTolerationSeconds,
+        "PodSecurity": lambda: PodSecurity(server),
+        "ResourceQuota": lambda: ResourceQuota(server),
+    }
+    return factories[name]()
+
+
 def default_plugins(server: APIServer) -> list[Plugin]:
-    return [
-        NamespaceLifecycle(server),
-        ServiceAccountDefault(),
-        DefaultTolerationSeconds(),
-        Priority(server),
-    ]
+    """All plugins but those `--disable-admission-plugins` names (unknown names are an error)."""
+    disabled = set(getattr(server.opts, "disable_admission_plugins", None) or [])
+    enabled = set(server.opts.admission_plugins or [])
+    unknown = (disabled | enabled) - set(ORDER)
+    if unknown:
+        raise ValueError(f"unknown admission plugin(s): {', '.join(sorted(unknown))}; known: {', '.join(ORDER)}")
+    return [_build(name, server) for name in ORDER if name not in disabled]

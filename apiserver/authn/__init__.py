@@ -94,6 +94,10 @@ class TokenFileAuthenticator:
             return None
         return self.tokens.get(_digest(token))
 
+    async def authenticate_token(self, token: str, audiences: list[str] | None) -> tuple[UserInfo, list[str]] | None:
+        user = self.tokens.get(_digest(token))
+        return (user, list(audiences or [])) if user is not None else None
+
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -107,9 +111,30 @@ def bearer_token(req: Any) -> str:
 
 
 class AuthenticatorChain:
-    def __init__(self, authenticators: list[Any], anonymous: bool = False) -> None:
+    def __init__(self, authenticators: list[Any], anonymous: bool = False, api_audiences: list[str] | None = None) -> None:
         self.authenticators = authenticators
         self.anonymous = anonymous
+        self.api_audiences = list(api_audiences or [])
+
+    async def review_token(self, token: str, audiences: list[str] | None) -> tuple[UserInfo, list[str]]:
+        """TokenReview: the user behind a bearer token and the audiences it is valid for.
+
+        Raises ValueError with the reason when no token authenticator accepts it.
+        """
+        reason = "invalid bearer token"
+        for a in self.authenticators:
+            check = getattr(a, "authenticate_token", None)
+            if check is None:
+                continue
+            try:
+                result = await check(token, audiences)
+            except Exception as e:  # one authenticator's reason; others may still accept
+                reason = str(e) or reason
+                continue
+            if result is not None:
+                user, auds = result
+                return with_authenticated(user), auds or list(audiences or self.api_audiences)
+        raise ValueError(reason)
 
     async def authenticate(self, req: Any) -> UserInfo:
         for a in self.authenticators:
