@@ -49,6 +49,24 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def parse_duration(v: str) -> int:
+    """`90`, `90s`, `15m`, `48h` → seconds (Go-style durations, as upstream's flags take)."""
+    v = v.strip()
+    total, num = 0.0, ""
+    units = {"h": 3600, "m": 60, "s": 1}
+    for ch in v:
+        if ch.isdigit() or ch == ".":
+            num += ch
+        elif ch in units and num:
+            total += float(num) * units[ch]
+            num = ""
+        else:
+            raise click.BadParameter(f"invalid duration {v!r}")
+    if num:
+        total += float(num)
+    return int(total)
+
+
 def ssl_context(opts: Options) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -76,8 +94,20 @@ def ssl_context(opts: Options) -> ssl.SSLContext:
 @click.option("--service-account-key-file", default=None, help="Public key verifying ServiceAccount tokens.")
 @click.option("--service-account-signing-key-file", default=None, help="Private key signing ServiceAccount tokens.")
 @click.option("--service-account-issuer", default="https://kubernetes.default.svc.cluster.local")
+@click.option("--service-account-max-token-expiration", default="0", callback=lambda _c, _p, v: parse_duration(v),
+              help="Longest ServiceAccount token lifetime issued (e.g. 48h; 0: no limit).")
+@click.option("--service-account-extend-token-expiration/--no-service-account-extend-token-expiration", default=True,
+              help="Issue year-long tokens (flagged stale after 3607 s) for projected volumes, as upstream.")
+@click.option("--api-audiences", default="", callback=lambda _c, _p, v: [a for a in v.split(",") if a],
+              help="Audiences API tokens must carry (comma-separated; default: the issuer).")
+@click.option("--enable-bootstrap-token-auth", is_flag=True, default=False,
+              help="Accept bootstrap tokens (kube-system secrets of type bootstrap.kubernetes.io/token).")
 @click.option("--anonymous-auth/--no-anonymous-auth", default=False, help="Treat requests without credentials as system:anonymous.")
-@click.option("--authorization-mode", default="AlwaysAllow", help="Comma-separated authorizers.")
+@click.option("--authorization-mode", default="AlwaysAllow", help="Comma-separated authorizers: AlwaysAllow, AlwaysDeny, Node, RBAC.")
+@click.option("--enable-admission-plugins", "admission_plugins", default="", callback=lambda _c, _p, v: [a for a in v.split(",") if a],
+              help="Admission plugins to enable in addition to the defaults (all are on by default).")
+@click.option("--disable-admission-plugins", default="", callback=lambda _c, _p, v: [a for a in v.split(",") if a],
+              help="Admission plugins to turn off (comma-separated names).")
 @click.option("--service-cluster-ip-range", default="10.96.0.0/16")
 @click.option("--service-node-port-range", default="30000-32767")
 @click.option("--etcd-compaction-interval", "compaction_interval", default=300.0, type=float, help="Seconds between etcd compactions.")

@@ -136,15 +136,19 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
 
     @app.get("/openapi/v2")
     async def openapi_v2(request: Request) -> Response:
-        return server.openapi.v2(request.headers.get("accept", ""))
+        await server.openapi.ready()
+        return server.openapi.v2(request.headers.get("accept", ""), request.headers.get("if-none-match", ""))
 
     @app.get("/openapi/v3")
-    async def openapi_v3_root() -> Response:
-        return server.openapi.v3_root()
+    async def openapi_v3_root(request: Request) -> Response:
+        await server.openapi.ready()
+        return server.openapi.v3_root(request.headers.get("if-none-match", ""))
 
     @app.get("/openapi/v3/{path:path}")
-    async def openapi_v3(path: str) -> Response:
-        return server.openapi.v3(path)
+    async def openapi_v3(path: str, request: Request) -> Response:
+        await server.openapi.ready()
+        return server.openapi.v3(path, request.query_params.get("hash", ""), request.headers.get("accept", ""),
+                                 request.headers.get("if-none-match", ""))
 
     app.add_middleware(PipelineMiddleware, server=server)
 

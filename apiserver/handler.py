@@ -26,6 +26,7 @@ from apiserver.http import Request, Response, StreamResponse, decode_document, j
 from apiserver.requestinfo import RequestInfo
 from apiserver.resources import Resource
 from apiserver.storage import KV, TxnFailed
+from apiserver.tables import output_form_of
 from apiserver.watchcache import BOOKMARK, CacheEvent, Filter, TooOld, direct_watch
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+cbor": "apply",
 }
-BODY_TYPES = {"application/json", "application/yaml", ""}
+BODY_TYPES = {"application/json", "application/yaml", "application/vnd.kubernetes.protobuf", ""}
 
 MAX_UPDATE_RETRIES = 20
 
@@ -112,6 +113,9 @@ class ResourceAPI:
             ns = ""
         if not res.namespaced and info.namespace and info.resource != "namespaces":
             raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        serve_virtual = getattr(res.strategy, "serve", None)
+        if serve_virtual is not None:  # create-only reviews (apiserver.reviews): nothing stored
+            return await serve_virtual(self.server, req, info, res, ns, user)
         if info.subresource:
             if info.subresource not in res.subresources:
                 raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
@@ -307,16 +311,35 @@ class ResourceAPI:
         timeout = _int(q, "timeoutSeconds")
         if timeout is None:
             timeout = random.randint(1800, 3600)
+        form = output_form_of(req)
+        if form is not None and form.as_kind == "PartialObjectMetadataList":
+            raise errors.not_acceptable("you requested PartialObjectMetadataList, but the requested object is not a list")
+        line = self._event_line if form is None else self._transformed_event_line(res, form)
         cache = self.cache(res)
         try:
             watcher = await cache.watch(flt, rv, bookmarks, send_initial)
         except TooOld:
-            return StreamResponse(self._direct_stream(res, rv, flt, timeout), req.receive)
+            return StreamResponse(self._direct_stream(res, rv, flt, timeout, line), req.receive)
         except errors.StatusError as e:
             if e.code == 410:
                 return StreamResponse(_one_error(e), req.receive)
             raise
-        return StreamResponse(self._cache_stream(res, cache, watcher, timeout, bool(send_initial)), req.receive)
+        stream = StreamResponse(self._cache_stream(res, cache, watcher, timeout, bool(send_initial), line), req.receive)
+        if form is not None:
+            stream.content_type = form.content_type
+        return stream
+
+    def _transformed_event_line(self, res: Resource, form):  # -> Callable[[Resource, CacheEvent], bytes]
+        """Each event's object as a one-row Table (headers on the first only) or as metadata."""
+        first = [True]
+
+        def line(res: Resource, ev: CacheEvent) -> bytes:
+            obj = self.obj_to_output(res, orjson.loads(ev.entry.data))
+            out = form.one(res.plural, obj, obj["metadata"].get("resourceVersion", ""), headers=first[0])
+            first[0] = False
+            return orjson.dumps({"type": ev.type, "object": out}) + b"\n"
+
+        return line
 
     def _event_line(self, res: Resource, ev: CacheEvent) -> bytes:
         if res.strategy.output_converter(res) is None:
@@ -332,7 +355,9 @@ class ResourceAPI:
             {"type": BOOKMARK, "object": {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}}
         ) + b"\n"
 
-    async def _cache_stream(self, res: Resource, cache, watcher, timeout: int, initial_end: bool) -> AsyncIterator[bytes]:
+    async def _cache_stream(
+        self, res: Resource, cache, watcher, timeout: int, initial_end: bool, line
+    ) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         bookmark_every = 60.0
@@ -362,7 +387,7 @@ class ResourceAPI:
                 if ev is None:
                     return
                 watcher.last_revision = max(watcher.last_revision, ev.revision)
-                chunk = [self._event_line(res, ev)]
+                chunk = [line(res, ev)]
                 # drain what is already queued into one write
                 while not watcher.queue.empty() and len(chunk) < 256:
                     nxt = watcher.queue.get_nowait()
@@ -370,17 +395,17 @@ class ResourceAPI:
                         yield b"".join(chunk)
                         return
                     watcher.last_revision = max(watcher.last_revision, nxt.revision)
-                    chunk.append(self._event_line(res, nxt))
+                    chunk.append(line(res, nxt))
                 yield b"".join(chunk)
         finally:
             cache.unwatch(watcher)
 
-    async def _direct_stream(self, res: Resource, rv: int, flt: Filter, timeout: int) -> AsyncIterator[bytes]:
+    async def _direct_stream(self, res: Resource, rv: int, flt: Filter, timeout: int, line) -> AsyncIterator[bytes]:
         gen = direct_watch(self.store, res.prefix(flt.namespace), rv, flt, lambda o: self.field_set(res, o))
         try:
             async with asyncio.timeout(timeout):
                 async for ev in gen:
-                    yield self._event_line(res, ev)
+                    yield line(res, ev)
         except TimeoutError:
             return
         except errors.StatusError as e:
@@ -431,8 +456,8 @@ class ResourceAPI:
         obj = await self.read_object(req, res)
         self.check_type(res, obj)
         self.check_namespace(res, obj, ns)
-        obj = res.strategy.to_storage(res, obj)
         warnings = self.server.fields.prune(res, obj, req.query.get("fieldValidation", ""))
+        obj = res.strategy.to_storage(res, obj)
         created = await self.create_object(res, ns, obj, user, _dry_run(req.query), req.query)
         return raw_json(self.to_output(res, orjson.dumps(created)), 201, warnings)
 
@@ -492,6 +517,7 @@ class ResourceAPI:
         new = await self.read_object(req, res)
         self.check_type(res, new)
         self.check_namespace(res, new, ns)
+        warnings = self.server.fields.prune(res, new, req.query.get("fieldValidation", ""))
         new = res.strategy.to_storage(res, new)
         meta = new["metadata"]
         if meta.get("name", name) != name:
@@ -499,7 +525,6 @@ class ResourceAPI:
                 f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
             )
         meta["name"] = name
-        warnings = self.server.fields.prune(res, new, req.query.get("fieldValidation", ""))
         dry_run = _dry_run(req.query)
         precondition = meta.get("resourceVersion") or ""
 
@@ -554,9 +579,10 @@ class ResourceAPI:
                 raise errors.bad_request("the name of the object may not be changed by a patch")
             if res.namespaced and pmeta.get("namespace") != ns:
                 raise errors.bad_request("the namespace of the object may not be changed by a patch")
-            patched = res.strategy.to_storage(res, patched)
-            warnings_holder[:] = self.server.fields.prune(res, patched, req.query.get("fieldValidation", ""))
-            return patched
+            warnings_holder[:] = self.server.fields.prune(
+                res, patched, req.query.get("fieldValidation", ""), patched=True
+            )
+            return res.strategy.to_storage(res, patched)
 
         out, _ = await self.update_object(res, ns, name, mutate, precondition, user, dry_run, req.query, subresource)
         return out, warnings_holder

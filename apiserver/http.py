@@ -73,6 +73,13 @@ def decode_document(body: bytes, content_type: str) -> Any:
     """Decode a JSON or YAML body; malformed input is a 400 naming the problem."""
     if not body.strip():
         raise errors.bad_request("the request body is empty")
+    if content_type == "application/vnd.kubernetes.protobuf":  # client-go's typed clients (kubectl >= 1.35)
+        from apimachinery import protobuf
+
+        try:
+            return protobuf.decode(body)
+        except protobuf.ProtobufError as e:
+            raise errors.bad_request(f"error decoding the request body as protobuf: {e}") from None
     if content_type in ("application/yaml", "application/apply-patch+yaml", "text/yaml", "application/x-yaml"):
         try:
             docs = list(yaml.safe_load_all(body))

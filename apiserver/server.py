@@ -22,7 +22,7 @@ from apimachinery.metrics import Registry, process_metrics
 from apiserver import admission as adm
 from apiserver.audit import AuditLog
 from apiserver.authn import AuthenticatorChain, ClientCertAuthenticator, TokenFileAuthenticator
-from apiserver.authz import AlwaysAllow, AuthorizerChain, AuthzAttributes
+from apiserver.authz import AuthorizerChain, attributes_for, build_authorizers
 from apiserver.fieldschema import FieldValidator
 from apiserver.handler import ResourceAPI
 from apiserver.http import Request, Response, StreamResponse, raw_json, status_response
@@ -34,6 +34,7 @@ from apiserver.requestinfo import parse as parse_request_info
 from apiserver.resources import TABLE, Resource, ResourceTable
 from apiserver.storage import EtcdStore
 from apiserver.subresources import Subresources
+from apiserver.tables import output_form_of
 from apiserver.watchcache import WatchCache
 
 log = logging.getLogger("apiserver")
@@ -58,11 +59,18 @@ class Options:
     service_account_signing_key_file: str | None = None
     service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
     anonymous_auth: bool = False
+    #: audiences API tokens must carry (default: the ServiceAccount issuer)
+    api_audiences: list[str] = field(default_factory=list)
+    enable_bootstrap_token_auth: bool = False
+    #: longest ServiceAccount token lifetime handed out, seconds (0: no limit)
+    service_account_max_token_expiration: int = 0
+    service_account_extend_token_expiration: bool = True
     authorization_mode: str = "AlwaysAllow"
     service_cluster_ip_range: str = "10.96.0.0/16"
     service_node_port_range: str = "30000-32767"
     compaction_interval: float = 300.0
     admission_plugins: list[str] = field(default_factory=list)
+    disable_admission_plugins: list[str] = field(default_factory=list)
     audit_log_path: str | None = None
 
 
@@ -78,6 +86,8 @@ class APIServer:
         )
         self.caches: dict[str, WatchCache] = {}
         for res in table.resources:
+            if getattr(res.strategy, "virtual", False):
+                continue  # reviews: answered, never stored
             if res.storage_prefix not in self.caches:
                 self.caches[res.storage_prefix] = WatchCache(
                     self.store, res.storage_prefix, res.namespaced, self._fields_fn(res)
@@ -99,15 +109,46 @@ class APIServer:
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
         self.audit = AuditLog(opts.audit_log_path)
-        authenticators: list[Any] = [ClientCertAuthenticator()]
-        if opts.token_auth_file:
-            authenticators.append(TokenFileAuthenticator(opts.token_auth_file))
-        self.authn = AuthenticatorChain(authenticators, anonymous=opts.anonymous_auth)
-        self.authz = AuthorizerChain([AlwaysAllow()])
-        self.admission = adm.Chain(self._admission_plugins())
+        self._security()
         self._tasks: list[asyncio.Task[Any]] = []
         self._etcd_ok = False
         self._etcd_checked = 0.0
+
+    def _security(self) -> None:
+        """Build the authentication, authorization and admission chains and what feeds them."""
+        from apiserver.admission.resourcequota import QuotaAccounting
+        from apiserver.authn.bootstrap import BootstrapTokenAuthenticator
+        from apiserver.authn.jwt import Signer, Verifier, load_private_key, load_public_keys
+        from apiserver.authn.serviceaccount import ServiceAccountAuthenticator, TokenIssuer
+        from apiserver.authz.rbac import ClusterRoleAggregator, RBACIndex
+        from apiserver.lookup import get_object
+        from apiserver.namespace_publisher import NamespacePublisher
+
+        opts = self.opts
+        audiences = list(opts.api_audiences) or [opts.service_account_issuer]
+
+        async def getter(group: str, plural: str, ns: str, name: str) -> dict[str, Any] | None:
+            return await get_object(self, group, plural, ns, name)
+
+        authenticators: list[Any] = [ClientCertAuthenticator()]
+        if opts.token_auth_file:
+            authenticators.append(TokenFileAuthenticator(opts.token_auth_file))
+        verifying_keys = opts.service_account_key_file or opts.service_account_signing_key_file
+        if verifying_keys:
+            authenticators.append(ServiceAccountAuthenticator(
+                Verifier(load_public_keys(verifying_keys)), [opts.service_account_issuer], audiences, getter))
+        if opts.enable_bootstrap_token_auth:
+            authenticators.append(BootstrapTokenAuthenticator(getter))
+        self.authn = AuthenticatorChain(authenticators, anonymous=opts.anonymous_auth, api_audiences=audiences)
+        self.token_issuer = (TokenIssuer(Signer(load_private_key(opts.service_account_signing_key_file)),
+                                         opts.service_account_issuer)
+                             if opts.service_account_signing_key_file else None)
+        self.rbac = RBACIndex(self)
+        self.rbac_aggregator = ClusterRoleAggregator(self, self.rbac)
+        self.quota = QuotaAccounting(self)
+        self.namespace_publisher = NamespacePublisher(self, opts.client_ca_file)
+        self.authz = AuthorizerChain(build_authorizers(self, opts.authorization_mode))
+        self.admission = adm.Chain(self._admission_plugins())
 
     def _fields_fn(self, res: Resource):
         return lambda obj: self.api.field_set(res, obj)
@@ -136,6 +177,8 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
 
     async def stop(self) -> None:
+        for background in (self.rbac_aggregator, self.quota, self.namespace_publisher):
+            await background.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -195,9 +238,22 @@ class APIServer:
     # -- responses ----------------------------------------------------------------------
 
     async def render(self, req: Request, res: Resource, data: bytes, single: bool) -> Response:
-        return raw_json(data)
+        form = output_form_of(req)
+        if form is None:
+            return raw_json(data)
+        if form.as_kind == "PartialObjectMetadataList":
+            raise errors.not_acceptable("you requested PartialObjectMetadataList, but the requested object is not a list")
+        obj = orjson.loads(data)
+        return Response(200, orjson.dumps(form.one(res.plural, obj, obj["metadata"].get("resourceVersion", ""))),
+                        form.content_type)
 
     async def render_list(self, req: Request, res: Resource, items: list[bytes], rv: str, cont: str) -> Response:
+        form = output_form_of(req)
+        if form is not None:
+            if form.as_kind == "PartialObjectMetadata":
+                raise errors.not_acceptable("you requested PartialObjectMetadata, but the requested object is a list")
+            return Response(200, orjson.dumps(form.many(res.plural, [orjson.loads(i) for i in items], rv, cont)),
+                            form.content_type)
         meta: dict[str, Any] = {"resourceVersion": rv}
         if cont:
             meta["continue"] = cont
@@ -219,12 +275,7 @@ class APIServer:
         try:
             req.user = user = await self.authn.authenticate(req)
             info = parse_request_info(req.method, req.path, req.query)
-            await self.authz.authorize(
-                AuthzAttributes(
-                    user, info.verb, info.is_resource, info.group, info.version, info.namespace,
-                    info.resource, info.subresource, info.name, req.path,
-                )
-            )
+            await self.authz.authorize(attributes_for(user, info, req.query))
             if info.is_resource:
                 resp = await self.api.serve(req, info, user)
         except errors.StatusError as e:
@@ -244,7 +295,7 @@ class APIServer:
             await inner(scope, receive, spy)
             status = codes[0] if codes else 0
         else:
-            resp = negotiate(req, resp)  # protobuf for clients accepting only protobuf
+            resp = negotiate(req, resp)  # protobuf where the client asks for it (apiserver/negotiation.py)
             await resp(send)
             status = resp.status
         elapsed = time.perf_counter() - started

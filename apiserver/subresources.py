@@ -77,6 +77,7 @@ class Subresources:
             new = await api.read_object(req, res)
             api.check_type(res, new)
             api.check_namespace(res, new, ns)
+            warnings = self.server.fields.prune(res, new, req.query.get("fieldValidation", ""))
             new = res.strategy.to_storage(res, new)
             if new["metadata"].get("name", info.name) != info.name:
                 raise errors.bad_request("the name of the object does not match the name on the URL")
@@ -88,7 +89,7 @@ class Subresources:
             out, _ = await api.update_object(
                 res, ns, info.name, mutate, precondition, user, _dry_run(req.query), req.query, "status"
             )
-            return raw_json(api.to_output(res, orjson.dumps(out)))
+            return raw_json(api.to_output(res, orjson.dumps(out)), 200, warnings)
         if info.verb == "patch":
             out, warnings = await api.patch_object(req, res, ns, info.name, user, "status")
             return raw_json(api.to_output(res, orjson.dumps(out)), 200, warnings)
@@ -298,4 +299,9 @@ class Subresources:
         out, _ = await api.update_object(res, "", info.name, mutate, precondition, user, _dry_run(req.query), req.query, "finalize")
         return raw_json(orjson.dumps(out))
 
+    # -- token (serviceaccounts) --------------------------------------------------------
 
+    async def _token(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        from apiserver.tokenrequest import create_token
+
+        return await create_token(self.server, req, info, res, ns, user)

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from apimachinery import errors
 from apimachinery.meta import parse_time
 
 Obj = dict[str, Any]
@@ -456,12 +457,67 @@ def table(plural: str, objects: list[Obj], include_object: str = "Metadata", res
     }
 
 
-def wants_table(accept: str) -> bool:
-    """True when the client's first acceptable type is the v1 (or v1beta1) Table."""
+class OutputForm:
+    """What a client asked the object to be turned into: a Table or PartialObjectMetadata."""
+
+    __slots__ = ("as_kind", "content_type", "include_object", "version")
+
+    def __init__(self, as_kind: str, version: str, include_object: str) -> None:
+        self.as_kind = as_kind  # "Table" | "PartialObjectMetadata" | "PartialObjectMetadataList"
+        self.version = version  # "v1" | "v1beta1"
+        self.include_object = include_object
+        self.content_type = f"application/json;as={as_kind};v={version};g=meta.k8s.io".encode()
+
+    @property
+    def api_version(self) -> str:
+        return f"meta.k8s.io/{self.version}"
+
+    def one(self, plural: str, obj: Obj, rv: str = "", headers: bool = True) -> Obj:
+        if self.as_kind == "Table":
+            t = table(plural, [obj], self.include_object, rv)
+            t["apiVersion"] = self.api_version
+            if not headers:
+                t["columnDefinitions"] = []  # only the first watch event carries them (upstream)
+            return t
+        return {"kind": "PartialObjectMetadata", "apiVersion": self.api_version, "metadata": obj.get("metadata") or {}}
+
+    def many(self, plural: str, objs: list[Obj], rv: str, cont: str) -> Obj:
+        if self.as_kind == "Table":
+            t = table(plural, objs, self.include_object, rv, cont)
+            t["apiVersion"] = self.api_version
+            return t
+        meta: Obj = {"resourceVersion": rv}
+        if cont:
+            meta["continue"] = cont
+        return {"kind": "PartialObjectMetadataList", "apiVersion": self.api_version, "metadata": meta,
+                "items": [{"kind": "PartialObjectMetadata", "apiVersion": self.api_version,
+                           "metadata": o.get("metadata") or {}} for o in objs]}
+
+
+def output_form(accept: str, include_object: str = "") -> OutputForm | None:
+    """The first acceptable media type decides; a plain JSON (or any other) type → None."""
     for part in accept.split(","):
-        p = part.replace(" ", "")
-        if "as=Table" in p and "g=meta.k8s.io" in p and ("v=v1;" in p + ";" or "v=v1beta1" in p):
-            return True
-        if p.startswith(("application/json", "*/*", "application/yaml", "application/vnd.kubernetes.protobuf")):
-            return False
-    return False
+        params = dict(p.split("=", 1) for p in part.replace(" ", "").split(";")[1:] if "=" in p)
+        as_kind = params.get("as")
+        if as_kind in ("Table", "PartialObjectMetadata", "PartialObjectMetadataList") and params.get("g") == "meta.k8s.io" \
+                and params.get("v") in ("v1", "v1beta1") and part.strip().startswith("application/json"):
+            return OutputForm(as_kind, params["v"], include_object or "Metadata")
+        if part.strip():
+            return None
+    return None
+
+
+def output_form_of(req: Any) -> OutputForm | None:
+    """Table / PartialObjectMetadata when the request's Accept header asks for them."""
+    accept = req.header(b"accept")
+    if "as=" not in accept:
+        return None
+    include = req.query.get("includeObject", "")
+    if include not in ("", "None", "Metadata", "Object"):
+        raise errors.bad_request(f'unrecognized includeObject value: "{include}"')
+    return output_form(accept, include)
+
+
+def wants_table(accept: str) -> bool:
+    form = output_form(accept)
+    return form is not None and form.as_kind == "Table"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.harness import machine_facts
 
-BENCHMARKS = ["apiserver", "client"]
+BENCHMARKS = ["apiserver", "security", "client"]
 
 
 def main(argv: list[str]) -> int:

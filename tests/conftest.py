@@ -65,7 +65,7 @@ class ControlPlane:
         return self.cfg.server_url
 
     def _start(self, name: str, cmd: list[str]) -> subprocess.Popen:
-        log = open(self.cfg.log(name), "ab")  # noqa: SIM115 (closed in stop)
+        log = open(self.cfg.log(name), "ab")
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=component_env(), start_new_session=True)
         p._log = log  # type: ignore[attr-defined]
         self.procs[name] = p

@@ -9,12 +9,17 @@ import httpx
 
 from tests.conftest import ControlPlane
 
+#: Every object these tests write carries this label and every watch selects on it, so objects
+#: the cluster publishes by itself (e.g. kube-root-ca.crt in each namespace) stay out of the way.
+MINE = "labelSelector=w%3D1"
+
 
 def cm(name: str, v: str = "0") -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": v}}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"w": "1"}}, "data": {"v": v}}
 
 
-async def _collect(client: httpx.AsyncClient, url: str, want: int, out: list, started: asyncio.Event | None = None) -> None:
+async def _collect(client: httpx.AsyncClient, url: str, want: int, out: list, started: asyncio.Event | None = None,
+                   seen: tuple[int, asyncio.Event] | None = None) -> None:
     async with client.stream("GET", url, timeout=httpx.Timeout(60, read=60)) as r:
         assert r.status_code == 200
         if started:
@@ -24,6 +29,8 @@ async def _collect(client: httpx.AsyncClient, url: str, want: int, out: list, st
                 continue
             ev = json.loads(line)
             out.append(ev)
+            if seen is not None and len(out) >= seen[0]:
+                seen[1].set()
             if len([e for e in out if e["type"] != "BOOKMARK"]) >= want:
                 return
 
@@ -38,7 +45,7 @@ def test_no_event_lost_or_duplicated(control_plane: ControlPlane, namespace: str
             start_rv = (await c.get(base)).json()["metadata"]["resourceVersion"]
             results: list[list] = [[] for _ in range(20)]
             watchers = [
-                asyncio.create_task(_collect(c, f"{base}?watch=true&resourceVersion={start_rv}", total, results[i]))
+                asyncio.create_task(_collect(c, f"{base}?watch=true&resourceVersion={start_rv}&{MINE}", total, results[i]))
                 for i in range(20)
             ]
             sem = asyncio.Semaphore(16)
@@ -78,7 +85,7 @@ def test_resume_gives_exactly_later_events(api: httpx.Client, control_plane: Con
 
     async def run() -> None:
         async with control_plane.async_client() as c:
-            await asyncio.wait_for(_collect(c, f"{base}?watch=true&resourceVersion={rvs[1]}", 3, events), 20)
+            await asyncio.wait_for(_collect(c, f"{base}?watch=true&resourceVersion={rvs[1]}&{MINE}", 3, events), 20)
 
     asyncio.run(run())
     assert [(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in events] == [("ADDED", rv) for rv in rvs[2:]]
@@ -92,11 +99,9 @@ def test_watch_without_rv_starts_with_current_state(api: httpx.Client, control_p
 
     async def run() -> None:
         async with control_plane.async_client() as c:
-            started = asyncio.Event()
-            t = asyncio.create_task(_collect(c, f"{base}?watch=1", 3, events, started))
-            await started.wait()
-            while len(events) < 2:
-                await asyncio.sleep(0.01)
+            two = asyncio.Event()
+            t = asyncio.create_task(_collect(c, f"{base}?watch=1&{MINE}", 3, events, seen=(2, two)))
+            await asyncio.wait_for(two.wait(), 20)  # the initial state has arrived
             r = await c.post(base, json=cm("s3"))
             assert r.status_code == 201
             await asyncio.wait_for(t, 20)
@@ -113,7 +118,7 @@ def test_label_selector_watch_translates_transitions(api: httpx.Client, control_
     async def run() -> None:
         async with control_plane.async_client() as c:
             t = asyncio.create_task(_collect(c, f"{base}?watch=1&resourceVersion={rv}&labelSelector=sel%3Dyes", 3, events))
-            await c.post(base, json={**cm("t"), "metadata": {"name": "t", "labels": {"sel": "no"}}})
+            await c.post(base, json={**cm("t"), "metadata": {"name": "t", "labels": {"sel": "no", "w": "1"}}})
             await c.patch(f"{base}/t", content=b'{"metadata":{"labels":{"sel":"yes"}}}', headers={"content-type": "application/merge-patch+json"})
             await c.patch(f"{base}/t", content=b'{"data":{"v":"2"}}', headers={"content-type": "application/merge-patch+json"})
             await c.patch(f"{base}/t", content=b'{"metadata":{"labels":{"sel":"no"}}}', headers={"content-type": "application/merge-patch+json"})
@@ -128,7 +133,7 @@ def test_bookmarks_and_timeout(api: httpx.Client, control_plane: ControlPlane, n
     base = f"/api/v1/namespaces/{namespace}/configmaps"
     api.post(base, json=cm("b"))
     rv = api.get(base).json()["metadata"]["resourceVersion"]
-    with api.stream("GET", f"{base}?watch=1&resourceVersion={rv}&timeoutSeconds=1&allowWatchBookmarks=true") as r:
+    with api.stream("GET", f"{base}?watch=1&resourceVersion={rv}&timeoutSeconds=1&allowWatchBookmarks=true&{MINE}") as r:
         lines = [json.loads(line) for line in r.iter_lines() if line]
     # the stream ends by itself after timeoutSeconds, having sent nothing but bookmarks
     assert all(e["type"] == "BOOKMARK" for e in lines)
@@ -137,7 +142,7 @@ def test_bookmarks_and_timeout(api: httpx.Client, control_plane: ControlPlane, n
 def test_send_initial_events_ends_with_marked_bookmark(api: httpx.Client, control_plane: ControlPlane, namespace: str) -> None:
     base = f"/api/v1/namespaces/{namespace}/configmaps"
     api.post(base, json=cm("i1"))
-    url = f"{base}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2"
+    url = f"{base}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2&{MINE}"
     with api.stream("GET", url) as r:
         events = [json.loads(line) for line in r.iter_lines() if line]
     assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "i1"
@@ -154,7 +159,7 @@ def test_compacted_revision_is_gone(api: httpx.Client, control_plane: ControlPla
     api.post(base, json=cm("c3"))  # so that compaction passes the token's revision
     control_plane.compact()
     # The watch cache still holds that history and replays it exactly...
-    with api.stream("GET", f"{base}?watch=1&resourceVersion={old_rv}&timeoutSeconds=5") as r:
+    with api.stream("GET", f"{base}?watch=1&resourceVersion={old_rv}&timeoutSeconds=5&{MINE}") as r:
         ev = json.loads(next(line for line in r.iter_lines() if line))
     assert ev["type"] == "ADDED"
     # ...but a restarted apiserver's cache starts now, and etcd has compacted the rest.

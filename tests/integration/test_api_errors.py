@@ -1,0 +1,150 @@
+"""Bad input and failures come back as Status objects with upstream's code and reason."""
+
+from __future__ import annotations
+
+import json
+import ssl
+
+import httpx
+import pytest
+
+from tests.conftest import ControlPlane, wait_for
+
+
+def status_of(r: httpx.Response, code: int, reason: str) -> dict:
+    assert r.status_code == code, r.text
+    st = r.json()
+    assert st["kind"] == "Status" and st["apiVersion"] == "v1" and st["status"] == "Failure"
+    assert st["code"] == code and st["reason"] == reason, st
+    return st
+
+
+def test_400_malformed_json_and_yaml(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    st = status_of(api.post(base, content=b'{"apiVersion": "v1", "kind": ', headers={"content-type": "application/json"}), 400, "BadRequest")
+    assert "JSON" in st["message"]
+    status_of(api.post(base, content=b"kind: [unclosed", headers={"content-type": "application/yaml"}), 400, "BadRequest")
+    status_of(api.post(base, content=b"[1, 2]", headers={"content-type": "application/json"}), 400, "BadRequest")
+    st = status_of(api.post(base, json={"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}), 400, "BadRequest")
+    assert "kind" in st["message"]
+    st = status_of(api.post(base, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "other"}}), 400, "BadRequest")
+    assert "namespace" in st["message"]
+    st = status_of(api.get(f"{base}?labelSelector=a%20in%20(b"), 400, "BadRequest")
+    status_of(api.get(f"{base}?limit=ten"), 400, "BadRequest")
+    status_of(api.post(f"{base}?dryRun=Some", json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}), 400, "BadRequest")
+    # nothing was stored by any of these
+    assert [i["metadata"]["name"] for i in api.get(base).json()["items"]] in ([], ["kube-root-ca.crt"])
+
+
+def test_400_yaml_body_accepted(api: httpx.Client, namespace: str) -> None:
+    body = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fromyaml\ndata:\n  a: '1'\n"
+    r = api.post(f"/api/v1/namespaces/{namespace}/configmaps", content=body, headers={"content-type": "application/yaml"})
+    assert r.status_code == 201 and r.json()["data"] == {"a": "1"}
+
+
+def test_401_without_credentials(control_plane: ControlPlane) -> None:
+    ctx = ssl.create_default_context(cafile=str(control_plane.pki.ca_cert))
+    with httpx.Client(base_url=control_plane.url, verify=ctx) as anon:
+        status_of(anon.get("/api/v1/namespaces"), 401, "Unauthorized")
+        status_of(anon.get("/api/v1/namespaces", headers={"Authorization": "Bearer not-a-token"}), 401, "Unauthorized")
+        status_of(anon.get("/apis"), 401, "Unauthorized")
+        assert anon.get("/healthz").status_code == 200  # probes need no credentials
+
+
+def test_plain_http_is_refused(control_plane: ControlPlane) -> None:
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{control_plane.cfg.apiserver_port}/api/v1/namespaces", timeout=5)
+
+
+def test_404(api: httpx.Client, namespace: str) -> None:
+    st = status_of(api.get(f"/api/v1/namespaces/{namespace}/configmaps/missing"), 404, "NotFound")
+    assert st["details"] == {"name": "missing", "kind": "configmaps"}
+    st = status_of(api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/missing"), 404, "NotFound")
+    assert st["message"] == 'deployments.apps "missing" not found' and st["details"]["group"] == "apps"
+    status_of(api.get("/api/v1/frobnicators"), 404, "NotFound")
+    status_of(api.get("/apis/nope.example.com/v1"), 404, "NotFound")
+    status_of(api.get(f"/api/v1/namespaces/{namespace}/pods/p/bogus"), 404, "NotFound")
+
+
+def test_405(api: httpx.Client, namespace: str) -> None:
+    status_of(api.post(f"/api/v1/namespaces/{namespace}/configmaps/named", json={}), 405, "MethodNotAllowed")
+    status_of(api.put(f"/api/v1/namespaces/{namespace}/configmaps", json={}), 405, "MethodNotAllowed")
+
+
+def test_409(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dup"}}
+    first = api.post(base, json=obj).json()
+    st = status_of(api.post(base, json=obj), 409, "AlreadyExists")
+    assert st["message"] == 'configmaps "dup" already exists' and st["details"]["name"] == "dup"
+    api.put(f"{base}/dup", json=dict(first, data={"a": "b"}))
+    st = status_of(api.put(f"{base}/dup", json=first), 409, "Conflict")
+    assert "the object has been modified" in st["message"]
+
+
+def test_413_body_over_3mib(api: httpx.Client, namespace: str) -> None:
+    big = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"a": "x" * (3 * 1024 * 1024 + 10)}}
+    status_of(api.post(f"/api/v1/namespaces/{namespace}/configmaps", content=json.dumps(big).encode(),
+                       headers={"content-type": "application/json"}), 413, "RequestEntityTooLarge")
+    assert api.get(f"/api/v1/namespaces/{namespace}/configmaps/big").status_code == 404
+
+
+def test_415_unknown_content_type(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    api.post(base, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ct"}})
+    status_of(api.patch(f"{base}/ct", content=b"{}", headers={"content-type": "text/plain"}), 415, "UnsupportedMediaType")
+    status_of(api.post(base, content=b"<xml/>", headers={"content-type": "application/xml"}), 415, "UnsupportedMediaType")
+
+
+def test_422_names_each_bad_field(api: httpx.Client, namespace: str) -> None:
+    bad = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"},
+        "spec": {"restartPolicy": "Sometimes",
+                 "containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 70000}]},
+                                {"name": "c", "image": ""}]},
+    }
+    st = status_of(api.post(f"/api/v1/namespaces/{namespace}/pods", json=bad), 422, "Invalid")
+    fields = {c["field"] for c in st["details"]["causes"]}
+    assert {"metadata.name", "spec.restartPolicy", "spec.containers[0].ports[0].containerPort",
+            "spec.containers[1].name", "spec.containers[1].image"} <= fields
+    assert st["details"]["kind"] == "Pod" and st["details"]["name"] == "Bad_Name"
+    assert st["message"].startswith('Pod "Bad_Name" is invalid: [')
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+           "spec": {"selector": {"matchLabels": {"a": "b"}},
+                    "template": {"metadata": {"labels": {"a": "c"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+    st = status_of(api.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", json=dep), 422, "Invalid")
+    assert st["details"]["causes"][0]["field"] == "spec.template.metadata.labels"
+    assert api.get(f"/api/v1/namespaces/{namespace}/pods").json()["items"] == []
+
+
+def test_garbage_never_500(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}"
+    bodies = [b"null", b"1", b'"s"', b"{}", b'{"metadata": 5}', b'{"metadata": {"name": 5}}',
+              b'{"metadata": {"name": "x", "labels": "no"}}', b'{"spec": []}', b'{"metadata":{"name":"x"},"spec":{"containers":"no"}}',
+              b'{"metadata":{"name":"x"},"spec":{"containers":[1,2]}}', b'{"metadata":{"name":"x"},"data":[1]}',
+              b'{"metadata":{"name":"x"},"spec":{"ports":[{"port":"http"}]}}', b"\xff\xfe", b"{" * 10000]
+    for plural in ("configmaps", "pods", "services", "secrets", "events"):
+        for body in bodies:
+            r = api.post(f"{base}/{plural}", content=body, headers={"content-type": "application/json"})
+            # unknown fields are dropped (fieldValidation=Warn), so some of these may be created
+            assert r.status_code in (201, 400, 404, 409, 422), (plural, body[:40], r.status_code, r.text)
+            if r.status_code >= 400:
+                assert r.json()["kind"] == "Status"
+    for body in (b"[{}]", b'[{"op":"move"}]', b'[{"op":"add","path":"nope"}]', b"{}"):
+        api.post(f"{base}/configmaps", json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "g"}})
+        r = api.patch(f"{base}/configmaps/g", content=body, headers={"content-type": "application/json-patch+json"})
+        assert r.status_code in (400, 422), (body, r.text)
+
+
+def test_503_while_etcd_is_down(control_plane: ControlPlane, api: httpx.Client) -> None:
+    control_plane.stop("etcd")
+    try:
+        r = wait_for(lambda: (lambda r: r if r.status_code == 503 else None)(api.get("/api/v1/namespaces/default/configmaps/x")),
+                     timeout=20, what="503 from the apiserver")
+        st = status_of(r, 503, "ServiceUnavailable")
+        assert "etcd" in st["message"]
+        wait_for(lambda: api.get("/readyz").status_code == 503, timeout=10, what="readyz failing")
+    finally:
+        control_plane.start_etcd()
+    wait_for(lambda: api.get("/readyz").status_code == 200, timeout=30, what="readyz recovering")
+    assert api.get("/api/v1/namespaces/default").status_code == 200
