@@ -486,7 +486,7 @@ class ResourceAPI:
                 meta["generation"] = 1
             else:
                 meta.pop("generation", None)
-            self.server.managed_fields.on_create(obj, user, query)
+            self.server.managed_fields.on_create(obj, user, query, st.has_status)
             causes = st.validate(obj, res.namespaced)
             if causes:
                 raise errors.invalid(res.kind, name, causes, res.group)
@@ -659,7 +659,7 @@ class ResourceAPI:
             await self.server.admission.admit(op_attrs)
             if subresource != "status":
                 st.default(obj)
-            self.server.managed_fields.on_update(obj, old, user, query, subresource)
+            self.server.managed_fields.on_update(obj, old, user, query, subresource, st.has_status)
             meta["resourceVersion"] = str(kv.mod_revision)
             if subresource == "status":
                 causes = st.validate_status_update(obj, old)

@@ -26,7 +26,7 @@ from apiserver.authz import AuthorizerChain, attributes_for, build_authorizers
 from apiserver.fieldschema import FieldValidator
 from apiserver.handler import ResourceAPI
 from apiserver.http import Request, Response, StreamResponse, raw_json, status_response
-from apiserver.managedfields import ManagedFields
+from apiserver.managedfields import REQUEST_MANAGER, ManagedFields, manager_for
 from apiserver.negotiation import negotiate
 from apiserver.openapi import OpenAPI
 from apiserver.registry.services import ServiceAllocators
@@ -274,6 +274,7 @@ class APIServer:
         status = 200
         try:
             req.user = user = await self.authn.authenticate(req)
+            REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
             info = parse_request_info(req.method, req.path, req.query)
             await self.authz.authorize(attributes_for(user, info, req.query))
             if info.is_resource:
