@@ -418,6 +418,7 @@ class ResourceAPI:
     # ==================================================================================
 
     async def read_object(self, req: Request, res: Resource) -> dict[str, Any]:
+        await self.server.openapi.ready()  # the field schema (only waits during the first start)
         ct = req.content_type
         if ct not in BODY_TYPES:
             raise errors.unsupported_media_type(ct)
@@ -548,6 +549,7 @@ class ResourceAPI:
             raise errors.unsupported_media_type(ct)
         body = await req.body()
         dry_run = _dry_run(req.query)
+        await self.server.openapi.ready()
         if kind == "apply":
             return await self.server.managed_fields.apply(self, req, res, ns, name, user, subresource, body, dry_run)
         patch_doc = decode_document(body, "application/json")
