@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.harness import machine_facts
 
-BENCHMARKS = ["apiserver", "security", "client"]
+BENCHMARKS = ["apiserver", "security", "client", "proxy"]
 
 
 def main(argv: list[str]) -> int:

@@ -88,7 +88,9 @@ def is_service_chain(name: str) -> bool:
 
 @lru_cache(maxsize=1 << 17)
 def _hash16(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest())[:16].decode()
+    # 16 base32 characters encode exactly the first 10 bytes of the digest (same prefix as
+    # encoding all of it, without the cost of Python's base32 on 32 bytes).
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:10]).decode()
 
 
 @lru_cache(maxsize=1 << 16)

@@ -32,6 +32,7 @@ class HostNetworkGuard:
         device_type: str = "ifb",
         uplink: str | None = None,
         iptables: Iptables | None = None,
+        extra_routed_cidrs: Sequence[str] = (),
     ) -> None:
         self.runner = runner
         self.iptables = iptables or Iptables(runner)
@@ -42,6 +43,8 @@ class HostNetworkGuard:
         self.device = device
         self.device_type = device_type
         self._uplink = uplink
+        # Routed to the device like the service CIDR (e.g. the LoadBalancer address pool).
+        self.extra_routed_cidrs = [str(ipaddress.ip_network(c, strict=False)) for c in extra_routed_cidrs if c]
 
     @property
     def uplink(self) -> str | None:
@@ -68,6 +71,8 @@ class HostNetworkGuard:
         if self.service_cidr and self.device:
             await self.ip.ensure_link(self.device, self.device_type)
             await self.ip.replace_route(self.service_cidr, self.device)
+            for cidr in self.extra_routed_cidrs:
+                await self.ip.replace_route(cidr, self.device)
 
         desired = self.guard_rules()
         current = await self.iptables.list_rules("filter", GUARD_CHAIN)
@@ -107,5 +112,7 @@ class HostNetworkGuard:
         if await self.iptables.list_rules("filter", GUARD_CHAIN) is not None:
             await self.iptables.restore(f"*filter\n:{GUARD_CHAIN} - [0:0]\n-X {GUARD_CHAIN}\nCOMMIT\n")
         if self.service_cidr and self.device:
+            for cidr in self.extra_routed_cidrs:
+                await self.ip.delete_route(cidr, self.device)
             await self.ip.delete_route(self.service_cidr, self.device)
             await self.ip.delete_link(self.device)

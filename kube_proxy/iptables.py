@@ -41,7 +41,7 @@ from kube_proxy.commands import CommandRunner, Conntrack, Iptables, SystemRunner
 from kube_proxy.conntrack import clean_stale_entries
 from kube_proxy.guard import HostNetworkGuard
 from kube_proxy.model import Endpoint, ProxyState, ServiceName, ServicePortInfo, UpdateResult
-from kube_proxy.provider import ProxierBase, SyncResult
+from kube_proxy.provider import ProxierBase, SyncResult, programming_latencies
 
 log = logging.getLogger(__name__)
 
@@ -396,6 +396,20 @@ class IptablesRuleBuilder:
             "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
         )
         if cfg.forward_pod_cidr and cluster_cidr:
+            # KUBE-FORWARD runs before the FORWARD hooks to KUBE-SERVICES and
+            # KUBE-EXTERNAL-SERVICES: without these two jumps the pod ACCEPTs below would let pod
+            # traffic to a service without endpoints through (blackholed, not rejected).
+            # (Only when those chains have rules: an empty chain needs no detour.)
+            if any(rule.startswith(f"-A {KUBE_SERVICES} ") for rule in filter_rules):
+                filter_rules.append(
+                    f"-A {KUBE_FORWARD} -m conntrack --ctstate NEW -m comment "
+                    f'--comment "service portals before pod accepts" -j {KUBE_SERVICES}'
+                )
+            if any(rule.startswith(f"-A {KUBE_EXTERNAL_SERVICES} ") for rule in filter_rules):
+                filter_rules.append(
+                    f"-A {KUBE_FORWARD} -m conntrack --ctstate NEW -m comment "
+                    f'--comment "externally-visible service portals before pod accepts" -j {KUBE_EXTERNAL_SERVICES}'
+                )
             filter_rules.append(
                 f'-A {KUBE_FORWARD} -m comment --comment "kubernetes forwarding pod source rule" -s {cluster_cidr} -j ACCEPT'
             )
@@ -479,6 +493,7 @@ class IptablesProxier(ProxierBase):
         guard: bool = True,
         uplink: str | None = None,
         node_labels: dict[str, str] | None = None,
+        local_cidrs: Sequence[str] = (),
     ) -> None:
         super().__init__(node_name, min_sync_period, sync_period, node_labels)
         self.runner = runner or SystemRunner()
@@ -498,14 +513,16 @@ class IptablesProxier(ProxierBase):
         self.builder = IptablesRuleBuilder(self.config)
         self.guard: HostNetworkGuard | None = None
         if guard:
+            # local_cidrs (e.g. the LoadBalancer pool) are routed and guarded like the service CIDR.
             self.guard = HostNetworkGuard(
                 self.runner,
-                [c for c in (cluster_cidr, service_cidr) if c],
+                [c for c in (cluster_cidr, service_cidr, *local_cidrs) if c],
                 service_cidr=service_cidr,
                 device=service_cidr_device,
                 device_type=service_cidr_device_type,
                 uplink=uplink,
                 iptables=self.iptables,
+                extra_routed_cidrs=local_cidrs,
             )
         self._active_nat_chains: set[str] = set()
         self._pending_conntrack = UpdateResult()
@@ -562,7 +579,9 @@ class IptablesProxier(ProxierBase):
                 await self._setup_host()
                 candidates = chains_in_save(await self.iptables.save("nat"))
             rules = self.builder.build(self.state, partial, update.updated_services, candidates)
+            restore_start = time.perf_counter()
             await self.iptables.restore(rules.payload)
+            restore_seconds = time.perf_counter() - restore_start
         except Exception as exc:
             # The applied changes are gone from the trackers: only a full sync is safe now.
             self.need_full_sync = True
@@ -574,13 +593,15 @@ class IptablesProxier(ProxierBase):
         self._active_nat_chains = rules.active_nat_chains
         self.last_rules = rules
         pending, self._pending_conntrack = self._pending_conntrack, UpdateResult()
-        await clean_stale_entries(self.conntrack, self.state.services, pending)
+        await clean_stale_entries(self.conntrack, self.state.services, self._stale_flows(pending))
         return self._record(
             SyncResult(
                 ok=True,
                 partial=partial,
                 seconds=time.perf_counter() - start,
                 payload_bytes=len(rules.payload),
+                restore_seconds=restore_seconds,
+                network_programming_seconds=programming_latencies(update.last_change_trigger_times),
             )
         )
 

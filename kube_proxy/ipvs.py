@@ -40,7 +40,7 @@ from kube_proxy.commands import CommandError, CommandRunner, Conntrack, IpComman
 from kube_proxy.conntrack import clean_stale_entries
 from kube_proxy.guard import HostNetworkGuard
 from kube_proxy.model import Endpoint, ProxyState, UpdateResult
-from kube_proxy.provider import ProxierBase, SyncResult
+from kube_proxy.provider import ProxierBase, SyncResult, programming_latencies
 
 log = logging.getLogger(__name__)
 
@@ -576,7 +576,9 @@ class IpvsProxier(ProxierBase):
         if not self.initialized:
             return self._record(SyncResult(ok=True, skipped=True))
         start = time.perf_counter()
-        self._pending_conntrack.merge(self.state.apply_changes())
+        update = self.state.apply_changes()
+        self._pending_conntrack.merge(update)
+        restore_seconds = 0.0
         try:
             if self.need_full_sync:
                 await self._setup_host()
@@ -586,6 +588,7 @@ class IpvsProxier(ProxierBase):
                 raise CommandError(listing)
             current, conns = parse_ipvsadm_list(listing.stdout)
             payload, self.draining = ipvsadm_restore_payload(desired.virtual_servers, current, conns)
+            restore_start = time.perf_counter()
             if payload:
                 result = await self.runner.run(["ipvsadm-restore"], stdin=payload)
                 if not result.ok:
@@ -594,6 +597,7 @@ class IpvsProxier(ProxierBase):
             for ip in sorted(desired.bind_addresses - bound):
                 await self.ip.add_address(ip, self.interface)
             await self.iptables.restore(desired.iptables_payload)
+            restore_seconds = time.perf_counter() - restore_start
             for ip in sorted(bound - desired.bind_addresses):
                 await self.ip.delete_address(ip, self.interface)
         except Exception as exc:
@@ -604,7 +608,7 @@ class IpvsProxier(ProxierBase):
         self.last_desired = desired
         self.last_ipvs_payload = payload
         pending, self._pending_conntrack = self._pending_conntrack, UpdateResult()
-        await clean_stale_entries(self.conntrack, self.state.services, pending)
+        await clean_stale_entries(self.conntrack, self.state.services, self._stale_flows(pending))
         if self.draining:
             # Come back to delete drained real servers (upstream checks about every minute).
             self._runner.retry_after(min(60.0, self.sync_period))
@@ -613,6 +617,8 @@ class IpvsProxier(ProxierBase):
                 ok=True,
                 seconds=time.perf_counter() - start,
                 payload_bytes=len(desired.iptables_payload) + len(payload),
+                restore_seconds=restore_seconds,
+                network_programming_seconds=programming_latencies(update.last_change_trigger_times),
             )
         )
 

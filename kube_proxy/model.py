@@ -10,7 +10,9 @@ Only IPv4 is handled, as in a single-stack IPv4 proxier.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # (namespace, service name, port name, protocol) — upstream's ServicePortName.
@@ -22,6 +24,8 @@ LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 LABEL_SERVICE_PROXY_NAME = "service.kubernetes.io/service-proxy-name"
 LABEL_HEADLESS = "service.kubernetes.io/headless"
 LABEL_TOPOLOGY_ZONE = "topology.kubernetes.io/zone"
+# Set by the EndpointSlice controller: when the change that produced this version happened.
+ANNOTATION_LAST_CHANGE_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 DEFAULT_STICKY_SECONDS = 10800  # upstream's DefaultClientIPServiceAffinitySeconds
 
 
@@ -29,6 +33,17 @@ def service_port_name(namespace: str, name: str, port_name: str) -> str:
     """Upstream ServicePortName.String(): "ns/name:port", or "ns/name" for an unnamed port."""
     base = f"{namespace}/{name}"
     return f"{base}:{port_name}" if port_name else base
+
+
+def last_change_trigger_time(obj: dict[str, Any] | None) -> float | None:
+    """The slice's last-change-trigger-time annotation (RFC 3339) as epoch seconds, or None."""
+    value = ((obj or {}).get("metadata") or {}).get("annotations", {}).get(ANNOTATION_LAST_CHANGE_TRIGGER_TIME)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (ValueError, TypeError):
+        return None
 
 
 def _is_ipv4(value: str) -> bool:
@@ -284,12 +299,16 @@ class UpdateResult:
     deleted_udp_endpoints: list[tuple[SvcPortKey, str]] = field(default_factory=list)
     # UDP service ports that went from 0 to >0 serving endpoints.
     newly_active_udp_services: list[SvcPortKey] = field(default_factory=list)
+    # Epoch seconds of the EndpointSlice changes applied (network programming latency).
+    last_change_trigger_times: dict[ServiceName, list[float]] = field(default_factory=dict)
 
     def merge(self, other: UpdateResult) -> None:
         self.updated_services |= other.updated_services
         self.deleted_udp_cluster_ips |= other.deleted_udp_cluster_ips
         self.deleted_udp_endpoints.extend(other.deleted_udp_endpoints)
         self.newly_active_udp_services.extend(other.newly_active_udp_services)
+        for name, times in other.last_change_trigger_times.items():
+            self.last_change_trigger_times.setdefault(name, []).extend(times)
 
 
 @dataclass
@@ -317,6 +336,10 @@ class ProxyState:
         # objects last seen, for replace_* (relist) style updates
         self._service_objs: dict[ServiceName, dict[str, Any]] = {}
         self._slice_objs: dict[tuple[str, str], dict[str, Any]] = {}
+        # Upstream's lastChangeTriggerTimes: per service, the trigger times of pending slice
+        # changes; times from before this tracker existed are ignored (they measure nothing).
+        self._trigger_times: dict[ServiceName, list[float]] = {}
+        self._tracker_start = time.time()
 
     # -- services ---------------------------------------------------------------------------
     def on_service_update(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
@@ -365,9 +388,15 @@ class ProxyState:
         if old_keys is not None and old_keys != new_keys:
             self._slice_change(old_keys[0], old_keys[1], None)
             self._slice_objs.pop((old_keys[0][0], old_keys[1]), None)
+            # A deletion's annotation dates from the slice's last update, not from this change.
+            self._trigger_times.pop(old_keys[0], None)
         if new_keys is not None:
             self._slice_change(new_keys[0], new_keys[1], _parse_slice(new_keys[0], new))
             self._slice_objs[(new_keys[0][0], new_keys[1])] = new
+            if new_keys[0] in self._pending_slices:
+                trigger = last_change_trigger_time(new)
+                if trigger is not None and trigger > self._tracker_start:
+                    self._trigger_times.setdefault(new_keys[0], []).append(trigger)
         elif new is not None:
             # The slice exists but is no longer ours (e.g. relabelled headless): drop any copy.
             meta = new.get("metadata") or {}
@@ -397,6 +426,7 @@ class ProxyState:
                 del pending[slice_name]
                 if not pending:
                     del self._pending_slices[service]
+                    self._trigger_times.pop(service, None)
             return
         self._pending_slices.setdefault(service, {})[slice_name] = parsed
 
@@ -430,8 +460,11 @@ class ProxyState:
             if not applied:
                 del self._slices[name]
             current_eps = _endpoints_from_slices(applied, self.node_name)
+            triggers = self._trigger_times.pop(name, None)
             if current_eps == previous_eps:
                 continue
+            if triggers:
+                result.last_change_trigger_times[name] = triggers
             result.updated_services.add(name)
             for key in previous_eps:
                 if key not in current_eps:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kube_proxy.bounded_runner import BoundedFrequencyRunner
-from kube_proxy.model import ProxyState
+from kube_proxy.model import ProxyState, UpdateResult
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,11 @@ class SyncResult:
     seconds: float = 0.0
     payload_bytes: int = 0
     error: str = ""
+    # Seconds spent in the rule-loading tool (iptables-restore, nft, ipvsadm-restore); the
+    # rest of `seconds` is Python (state, payload generation, conntrack cleanup).
+    restore_seconds: float = 0.0
+    # now - last-change-trigger-time for every EndpointSlice change this sync made live.
+    network_programming_seconds: list[float] = field(default_factory=list)
 
 
 class ProxierBase:
@@ -37,6 +43,7 @@ class ProxierBase:
         self.min_sync_period = min_sync_period
         self.sync_period = sync_period
         self.need_full_sync = True
+        self._synced_once = False
         self.last_sync: SyncResult | None = None
         self.sync_count = 0
         self._services_synced = False
@@ -46,6 +53,8 @@ class ProxierBase:
         self._runner = BoundedFrequencyRunner(
             self._run_once, min_sync_period, max(sync_period, min_sync_period), burst_runs=2
         )
+        #: Called with every SyncResult (metrics and health in the daemon).
+        self.on_sync: Callable[[SyncResult], None] | None = None
 
     # -- informer-style handlers --------------------------------------------------------------
     @property
@@ -140,8 +149,29 @@ class ProxierBase:
     async def sync_proxy_rules(self) -> SyncResult:
         raise NotImplementedError
 
+    def _stale_flows(self, pending: UpdateResult) -> UpdateResult:
+        """What conntrack cleanup must do after a successful sync. On the first sync after a
+        start every UDP service looks newly active (there is no history); clearing their
+        flows then would cut live traffic on every kube-proxy restart, so that part waits
+        for real changes."""
+        if not self._synced_once:
+            self._synced_once = True
+            pending.newly_active_udp_services = []
+        return pending
+
     def _record(self, result: SyncResult) -> SyncResult:
         self.last_sync = result
         if result.ok and not result.skipped:
             self.sync_count += 1
+        if self.on_sync is not None:
+            try:
+                self.on_sync(result)
+            except Exception:  # an observer must never break the sync loop
+                log.exception("on_sync callback failed")
         return result
+
+
+def programming_latencies(trigger_times: dict[Any, list[float]]) -> list[float]:
+    """Seconds from each applied change's trigger time until now (the rules are live)."""
+    now = time.time()
+    return [max(0.0, now - t) for times in trigger_times.values() for t in times]

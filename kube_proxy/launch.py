@@ -1,0 +1,63 @@
+"""How `minictl cluster up` starts kube-proxy and the LoadBalancer controller.
+
+    write_cluster_kubeconfigs(cfg.pki, cfg.dir / "kubeconfigs", cfg.server_url)  # kube-proxy.kubeconfig
+    write_lb_controller_kubeconfig(cfg)                    # kubeconfigs/lb-controller.kubeconfig
+    kube_proxy_command(cfg), lb_controller_command(cfg)
+
+kube-proxy needs root (iptables, routes); both are long-running processes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from certs import issue_client_cert, write_kubeconfig
+from kube_proxy.lbcontroller import DEFAULT_POOL
+from minictl.components import ClusterConfig
+
+# The service controller's identity upstream (bound to system:controller:service-controller
+# by the bootstrap policy).
+LB_CONTROLLER_USER = "system:serviceaccount:kube-system:service-controller"
+LB_CONTROLLER_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:kube-system")
+
+
+KUBECONFIG_DIR = "kubeconfigs"  # under the data dir, as kubelet.launch expects its own
+
+
+def kube_proxy_kubeconfig(cfg: ClusterConfig) -> Path:
+    """Where certs.write_cluster_kubeconfigs(cfg.pki, cfg.dir / "kubeconfigs", ...) puts kube-proxy's."""
+    return cfg.dir / KUBECONFIG_DIR / "kube-proxy.kubeconfig"
+
+
+def lb_controller_kubeconfig(cfg: ClusterConfig) -> Path:
+    return cfg.dir / KUBECONFIG_DIR / "lb-controller.kubeconfig"
+
+
+def kube_proxy_command(cfg: ClusterConfig, lb_pool: str = DEFAULT_POOL) -> list[str]:
+    return [
+        sys.executable, "-m", "kube_proxy",
+        "--kubeconfig", str(kube_proxy_kubeconfig(cfg)),
+        "--hostname-override", cfg.node_name,
+        "--cluster-cidr", cfg.cluster_cidr,
+        "--service-cluster-ip-range", cfg.service_cidr,
+        "--lb-pool", lb_pool,
+    ]
+
+
+def write_lb_controller_kubeconfig(cfg: ClusterConfig) -> Path:
+    """Issue (or keep) the LB controller's client certificate and write its kubeconfig."""
+    cert, key = issue_client_cert(cfg.pki, "lb-controller", LB_CONTROLLER_USER, LB_CONTROLLER_GROUPS)
+    lb_controller_kubeconfig(cfg).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return write_kubeconfig(
+        lb_controller_kubeconfig(cfg), server=cfg.server_url, ca_cert=cfg.pki.ca_cert,
+        user=LB_CONTROLLER_USER, client_cert=cert, client_key=key,
+    )
+
+
+def lb_controller_command(cfg: ClusterConfig, lb_pool: str = DEFAULT_POOL) -> list[str]:
+    return [
+        sys.executable, "-m", "kube_proxy.lbcontroller",
+        "--kubeconfig", str(lb_controller_kubeconfig(cfg)),
+        "--lb-pool", lb_pool,
+    ]
