@@ -100,6 +100,11 @@ def cluster_logs(data_dir: Path, component: str, follow: bool, tail: int) -> Non
                 time.sleep(0.2)
 
 
+from minictl.verbs import register as _register_verbs  # noqa: E402  (kubectl-like verbs)
+
+_register_verbs(cli)
+
+
 def main() -> None:
     cli()
 

@@ -1,0 +1,267 @@
+"""`minictl api-resources`, `api-versions`, `version` and `top`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import metadata
+from typing import Any
+
+import click
+
+from apimachinery.errors import StatusError
+from apimachinery.quantity import parse_quantity
+from minictl.api import ConnectionFailure
+from minictl.printing import dump_yaml, tabwrite
+from minictl.verbs.common import VerbGroup, echo, fail, selector_params, session, verb
+
+
+@verb(name="api-resources")
+@click.option("-o", "--output", type=click.Choice(["wide", "name"]), help="wide adds VERBS and CATEGORIES; name only names.")
+@click.option("--namespaced", type=bool, default=None, help="true: only namespaced resources; false: only cluster-scoped.")
+@click.option("--api-group", default=None, help="Only this group ('' for the core group).")
+@click.option("--verbs", default="", help="Only resources supporting all of these verbs (comma-separated).")
+@click.option("--sort-by", type=click.Choice(["name", "kind"]), default=None, help="Sort by name or kind.")
+@click.option("--no-headers", is_flag=True, help="Do not print the header line.")
+@click.option("--cached", is_flag=True, help="Use the discovery cache if it is fresh.")
+def api_resources_cmd(output: str | None, namespaced: bool | None, api_group: str | None, verbs: str,
+                      sort_by: str | None, no_headers: bool, cached: bool) -> None:
+    """Print the resource types the server serves.
+
+    \b
+    Examples:
+      minictl api-resources
+      minictl api-resources --namespaced=false -o wide
+      minictl api-resources --api-group=apps
+    """
+    s = session()
+    types = s.api.discovery.types() if cached else s.api.discovery.refresh()
+    want_verbs = [v for v in verbs.split(",") if v]
+    rows = []
+    seen: set[tuple[str, str]] = set()
+    for t in types:
+        if "/" in t.plural or (t.group, t.plural) in seen:
+            continue
+        if namespaced is not None and t.namespaced != namespaced:
+            continue
+        if api_group is not None and t.group != api_group:
+            continue
+        if any(v not in t.verbs for v in want_verbs):
+            continue
+        seen.add((t.group, t.plural))
+        rows.append(t)
+    key = {"name": lambda t: t.plural, "kind": lambda t: t.kind}.get(sort_by or "", lambda t: t.group)
+    rows.sort(key=lambda t: (key(t), t.plural))
+    if output == "name":
+        for t in rows:
+            echo(t.group_resource)
+        return
+    lines = [] if no_headers else ["NAME\tSHORTNAMES\tAPIVERSION\tNAMESPACED\tKIND" + ("\tVERBS\tCATEGORIES" if output else "")]
+    for t in rows:
+        line = f"{t.plural}\t{','.join(t.short_names)}\t{t.api_version}\t{'true' if t.namespaced else 'false'}\t{t.kind}"
+        if output:
+            line += f"\t{','.join(sorted(t.verbs))}\t{','.join(t.categories)}"
+        lines.append(line)
+    sys.stdout.write(tabwrite(lines))
+
+
+@verb(name="api-versions")
+def api_versions_cmd() -> None:
+    """Print the group/versions the server serves, one per line.
+
+    \b
+    Example:
+      minictl api-versions
+    """
+    s = session()
+    versions = {t.api_version for t in s.api.discovery.refresh()}
+    for v in sorted(versions):
+        echo(v)
+
+
+def client_version() -> dict[str, Any]:
+    try:
+        version = metadata.version("minik8s")
+    except metadata.PackageNotFoundError:
+        version = "0.0.0"
+    major, _, rest = version.partition(".")
+    return {"gitVersion": f"v{version}", "major": major, "minor": rest.partition(".")[0],
+            "compiler": "cpython", "platform": f"{sys.platform}/{_arch()}", "goVersion": f"python{sys.version.split()[0]}"}
+
+
+def _arch() -> str:
+    import platform
+
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+@verb(name="version")
+@click.option("--client", "client_only", is_flag=True, help="Only the client's version (no server request).")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), help="Print as YAML or JSON.")
+def version_cmd(client_only: bool, output: str | None) -> None:
+    """Print the client and server versions.
+
+    \b
+    Examples:
+      minictl version
+      minictl version --client -o json
+    """
+    doc: dict[str, Any] = {"clientVersion": client_version()}
+    server_error = None
+    if not client_only:
+        s = session()
+        try:
+            doc["serverVersion"] = s.api.get("/version")
+        except (StatusError, ConnectionFailure) as e:
+            server_error = e
+    if output == "json":
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    elif output == "yaml":
+        sys.stdout.write(dump_yaml(doc))
+    else:
+        echo(f"Client Version: {doc['clientVersion']['gitVersion']} (minictl)")
+        if "serverVersion" in doc:
+            echo(f"Server Version: {doc['serverVersion'].get('gitVersion', '')}")
+    if server_error is not None:
+        raise server_error
+
+
+# --- top ---------------------------------------------------------------------------------------------
+
+
+def _summary(s: Any, node: str) -> dict[str, Any] | None:
+    try:
+        return s.api.get(f"/api/v1/nodes/{node}/proxy/stats/summary")
+    except (StatusError, ConnectionFailure):
+        return None
+
+
+def _cpu(nano: int | None) -> str:
+    return f"{int((nano or 0) / 1_000_000)}m"
+
+
+def _mem(b: int | None) -> str:
+    return f"{int((b or 0) / (1024 * 1024))}Mi"
+
+
+def _summaries(s: Any) -> tuple[list[dict], dict[str, dict]]:
+    nodes = s.api.list_all("/api/v1/nodes").get("items") or []
+    summaries = {}
+    for n in nodes:
+        name = (n.get("metadata") or {}).get("name", "")
+        summary = _summary(s, name)
+        if summary is not None:
+            summaries[name] = summary
+    if not summaries:
+        fail("Metrics API not available")
+    return nodes, summaries
+
+
+@click.group("top", cls=VerbGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def top_group() -> None:
+    """Show CPU and memory use of nodes and pods (from the kubelets' /stats/summary).
+
+    \b
+    Examples:
+      minictl top nodes
+      minictl top pods -A
+    """
+
+
+@verb(top_group, name="node")
+@click.argument("name", required=False)
+@click.option("--no-headers", is_flag=True, help="Do not print the header line.")
+@click.option("-l", "--selector", help="Only nodes matching this label selector.")
+def top_node(name: str | None, no_headers: bool, selector: str | None) -> None:
+    """CPU (cores) and memory (bytes) per node, and their share of the allocatable amount.
+
+    \b
+    Example:
+      minictl top node
+    """
+    s = session()
+    nodes, summaries = _summaries(s)
+    lines = [] if no_headers else ["NAME\tCPU(cores)\tCPU(%)\tMEMORY(bytes)\tMEMORY(%)\t"]
+    wanted = None
+    if selector:
+        wanted = {(n.get("metadata") or {}).get("name") for n in
+                  s.api.list_all("/api/v1/nodes", selector_params(selector, None)).get("items") or []}
+    for n in nodes:
+        node_name = (n.get("metadata") or {}).get("name", "")
+        if (name and node_name != name) or (wanted is not None and node_name not in wanted):
+            continue
+        summary = summaries.get(node_name)
+        if summary is None:
+            lines.append(f"{node_name}\t<unknown>\t<unknown>\t<unknown>\t<unknown>\t")
+            continue
+        node = summary.get("node") or {}
+        cpu = (node.get("cpu") or {}).get("usageNanoCores") or 0
+        mem = (node.get("memory") or {}).get("workingSetBytes") or 0
+        alloc = (n.get("status") or {}).get("allocatable") or {}
+        cpu_alloc = float(parse_quantity(alloc.get("cpu", "0"))) if alloc.get("cpu") else 0.0
+        mem_alloc = float(parse_quantity(alloc.get("memory", "0"))) if alloc.get("memory") else 0.0
+        cpu_pct = f"{int(cpu / 1e9 / cpu_alloc * 100)}%" if cpu_alloc else "<unknown>"
+        mem_pct = f"{int(mem / mem_alloc * 100)}%" if mem_alloc else "<unknown>"
+        lines.append(f"{node_name}\t{_cpu(cpu)}\t{cpu_pct}\t{_mem(mem)}\t{mem_pct}\t")
+    sys.stdout.write(tabwrite(lines))
+
+
+@verb(top_group, name="pod")
+@click.argument("name", required=False)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Pods of every namespace.")
+@click.option("--containers", is_flag=True, help="One line per container.")
+@click.option("--no-headers", is_flag=True, help="Do not print the header line.")
+@click.option("-l", "--selector", help="Only pods matching this label selector.")
+def top_pod(name: str | None, all_namespaces: bool, containers: bool, no_headers: bool, selector: str | None) -> None:
+    """CPU (cores) and memory (bytes) per pod (or per container).
+
+    \b
+    Examples:
+      minictl top pod
+      minictl top pod -A --containers
+    """
+    s = session()
+    _, summaries = _summaries(s)
+    wanted = None
+    if selector:
+        path = "/api/v1/pods" if all_namespaces else f"/api/v1/namespaces/{s.namespace}/pods"
+        wanted = {((p.get("metadata") or {}).get("namespace"), (p.get("metadata") or {}).get("name"))
+                  for p in s.api.list_all(path, selector_params(selector, None)).get("items") or []}
+    head = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + (["CONTAINER"] if containers else []) + \
+        ["CPU(cores)", "MEMORY(bytes)"]
+    lines = [] if no_headers else ["\t".join(head) + "\t"]
+    found = False
+    for summary in summaries.values():
+        for pod in summary.get("pods") or []:
+            ref = pod.get("podRef") or {}
+            ns, pname = ref.get("namespace", ""), ref.get("name", "")
+            if (not all_namespaces and ns != s.namespace) or (name and pname != name):
+                continue
+            if wanted is not None and (ns, pname) not in wanted:
+                continue
+            found = True
+            prefix = ([ns] if all_namespaces else []) + [pname]
+            if containers:
+                for c in pod.get("containers") or []:
+                    cells = [*prefix, c.get("name", ""), _cpu((c.get("cpu") or {}).get("usageNanoCores")),
+                             _mem((c.get("memory") or {}).get("workingSetBytes"))]
+                    lines.append("\t".join(cells) + "\t")
+            else:
+                cpu = (pod.get("cpu") or {}).get("usageNanoCores")
+                mem = (pod.get("memory") or {}).get("workingSetBytes")
+                if cpu is None:
+                    cpu = sum((c.get("cpu") or {}).get("usageNanoCores") or 0 for c in pod.get("containers") or [])
+                if mem is None:
+                    mem = sum((c.get("memory") or {}).get("workingSetBytes") or 0 for c in pod.get("containers") or [])
+                lines.append("\t".join([*prefix, _cpu(cpu), _mem(mem)]) + "\t")
+    if name and not found:
+        fail(f'pods "{name}" not found')
+    if not found:
+        echo("No resources found" if all_namespaces else f"No resources found in {s.namespace} namespace.", err=True)
+        return
+    sys.stdout.write(tabwrite(lines))
+
+
+# kubectl accepts both the singular and the plural
+top_group.add_command(top_node, "nodes")
+top_group.add_command(top_pod, "pods")
