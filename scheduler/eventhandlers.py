@@ -1,0 +1,153 @@
+"""Informer events → the cache and the queue (upstream eventhandlers.go).
+
+- Assigned pods (any scheduler's) go to the cache; a new or changed one may satisfy pending
+  pods' affinity, a deleted one frees room (AssignedPodDelete moves pods that failed on
+  resources, ports, affinity or spreading).
+- Unassigned pods with one of our scheduler names go to the queue; when one gets bound it
+  leaves the queue and enters the cache (confirming the assumed pod).
+- Nodes go to the cache; a new node, or a change of what scheduling looks at (becoming
+  schedulable, allocatable, labels, taints, conditions), moves pending pods that could now
+  fit it (after a quick admission check against that node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from client import deleted_object
+from scheduler.framework import (
+    ASSIGNED_POD_ADD,
+    ASSIGNED_POD_DELETE,
+    ASSIGNED_POD_UPDATE,
+    NODE_ADD,
+    NODE_ALLOCATABLE_CHANGE,
+    NODE_CONDITION_CHANGE,
+    NODE_LABEL_CHANGE,
+    NODE_SPEC_UNSCHEDULABLE_CHANGE,
+    NODE_TAINT_CHANGE,
+    ClusterEvent,
+)
+from scheduler.nodeaffinity import RequiredNodeAffinity
+from scheduler.nodeinfo import NodeInfo
+from scheduler.plugins.node_resources_fit import insufficient_resources
+from scheduler.podinfo import PodInfo
+from scheduler.scheduler import is_assigned
+from scheduler.taints import NO_SCHEDULE, find_untolerated_taint
+
+if TYPE_CHECKING:
+    from scheduler.scheduler import Scheduler
+
+Obj = dict[str, Any]
+
+
+def _rv(obj: Obj) -> str:
+    return (obj.get("metadata") or {}).get("resourceVersion") or ""
+
+
+def _uid(obj: Obj) -> str:
+    return (obj.get("metadata") or {}).get("uid") or ""
+
+
+def admission_check(pod: PodInfo, ni: NodeInfo) -> bool:
+    """Resources, required node affinity, node name and host ports fit (upstream AdmissionCheck)."""
+    if insufficient_resources(pod, ni):
+        return False
+    if not RequiredNodeAffinity(pod.spec).matches(ni.labels, ni.name):
+        return False
+    if pod.node_name and pod.node_name != ni.name:
+        return False
+    return all(not ni.port_conflicts(ip, proto, port) for ip, proto, port in pod.host_ports)
+
+
+def pre_check_for_node(ni: NodeInfo) -> Callable[[PodInfo], bool]:
+    """Would a pending pod pass the cheap checks on this (new or changed) node? (upstream preCheckForNode)"""
+    def check(pod: PodInfo) -> bool:
+        if not admission_check(pod, ni):
+            return False
+        return find_untolerated_taint(ni.taints, pod.tolerations, lambda t: t.get("effect") == NO_SCHEDULE) is None
+    return check
+
+
+def _conditions(node: Obj) -> dict[str, str]:
+    return {c.get("type"): c.get("status") for c in (node.get("status") or {}).get("conditions") or ()}
+
+
+def node_scheduling_property_changes(new: Obj, old: Obj) -> list[ClusterEvent]:
+    """Upstream nodeSchedulingPropertiesChange."""
+    events = []
+    new_spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    if bool(new_spec.get("unschedulable")) != bool(old_spec.get("unschedulable")) and not new_spec.get("unschedulable"):
+        events.append(NODE_SPEC_UNSCHEDULABLE_CHANGE)
+    if (new.get("status") or {}).get("allocatable") != (old.get("status") or {}).get("allocatable"):
+        events.append(NODE_ALLOCATABLE_CHANGE)
+    if (new.get("metadata") or {}).get("labels") != (old.get("metadata") or {}).get("labels"):
+        events.append(NODE_LABEL_CHANGE)
+    if (new_spec.get("taints") or []) != (old_spec.get("taints") or []):
+        events.append(NODE_TAINT_CHANGE)
+    if _conditions(new) != _conditions(old):
+        events.append(NODE_CONDITION_CHANGE)
+    return events
+
+
+class EventHandlers:
+    def __init__(self, sched: Scheduler) -> None:
+        self.sched = sched
+
+    # -- pods --------------------------------------------------------------------------
+
+    def _add_to_cache(self, pod: Obj, event: ClusterEvent) -> None:
+        self.sched.cache.add_pod(pod)
+        pi = self.sched.cache.pod(_uid(pod))
+        if pi is not None:
+            self.sched.queue.assigned_pod_added(pi, event)
+
+    def on_pod_add(self, pod: Obj) -> None:
+        s = self.sched
+        if is_assigned(pod):
+            self._add_to_cache(pod, ASSIGNED_POD_ADD)
+        elif s.responsible_for(pod):
+            s.queue.add(pod)
+
+    def on_pod_update(self, old: Obj, new: Obj) -> None:
+        s = self.sched
+        if is_assigned(old):
+            self._add_to_cache(new, ASSIGNED_POD_UPDATE)
+        elif is_assigned(new):
+            if s.responsible_for(old):
+                s.queue.delete(old)
+            self._add_to_cache(new, ASSIGNED_POD_ADD)
+        elif s.responsible_for(new):
+            if _rv(old) == _rv(new) or s.cache.is_assumed(_uid(new)):
+                return
+            s.queue.update(old, new)
+        elif s.responsible_for(old):
+            s.queue.delete(old)
+
+    def on_pod_delete(self, obj: Any) -> None:
+        s = self.sched
+        pod = deleted_object(obj)
+        if is_assigned(pod):
+            s.cache.remove_pod(pod)
+            s.queue.move_all_to_active_or_backoff(ASSIGNED_POD_DELETE)
+        elif s.responsible_for(pod):
+            s.queue.delete(pod)
+
+    # -- nodes -------------------------------------------------------------------------
+
+    def on_node_add(self, node: Obj) -> None:
+        ni = self.sched.cache.add_node(node)
+        self.sched.queue.move_all_to_active_or_backoff(NODE_ADD, pre_check_for_node(ni))
+
+    def on_node_update(self, old: Obj, new: Obj) -> None:
+        ni = self.sched.cache.update_node(new)
+        for event in node_scheduling_property_changes(new, old):
+            self.sched.queue.move_all_to_active_or_backoff(event, pre_check_for_node(ni))
+
+    def on_node_delete(self, obj: Any) -> None:
+        self.sched.cache.remove_node(deleted_object(obj))
+
+    def register(self, informers: Mapping[str, Any]) -> None:
+        """Add the handlers to the "pods" and "nodes" informers."""
+        informers["nodes"].add_handler(self.on_node_add, self.on_node_update, self.on_node_delete)
+        informers["pods"].add_handler(self.on_pod_add, self.on_pod_update, self.on_pod_delete)
