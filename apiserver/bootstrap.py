@@ -78,9 +78,9 @@ async def bootstrap(server: APIServer) -> None:
         "endpoints": [{"addresses": [opts.advertise_address], "conditions": {"ready": True}}],
         "ports": [{"name": "https", "port": opts.secure_port, "protocol": "TCP"}],
     }, ("endpoints", "ports"))
-    # security: upstream's RBAC policy, and each namespace's default ServiceAccount and CA bundle
+    # security: upstream's RBAC policy (each namespace's default ServiceAccount and kube-root-ca.crt
+    # come from the controller-manager, as upstream)
     from apiserver.rbac_bootstrap import ensure_policy
 
     await ensure_policy(server)
-    await server.namespace_publisher.publish_all()
     log.info("bootstrap done")

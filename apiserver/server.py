@@ -72,6 +72,10 @@ class Options:
     admission_plugins: list[str] = field(default_factory=list)
     disable_admission_plugins: list[str] = field(default_factory=list)
     audit_log_path: str | None = None
+    #: how to reach kubelets for pods/log, exec, attach, portforward (apiserver/podproxy.py)
+    kubelet_client_certificate: str | None = None
+    kubelet_client_key: str | None = None
+    kubelet_certificate_authority: str | None = None
 
 
 class APIServer:
@@ -106,6 +110,9 @@ class APIServer:
         self.openapi = OpenAPI(table, start=True)
         self.api = ResourceAPI(self)
         self.subresources = Subresources(self)
+        from apiserver.podproxy import PodProxy
+
+        self.podproxy = PodProxy(self)
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
         self.audit = AuditLog(opts.audit_log_path)
@@ -122,7 +129,6 @@ class APIServer:
         from apiserver.authn.serviceaccount import ServiceAccountAuthenticator, TokenIssuer
         from apiserver.authz.rbac import ClusterRoleAggregator, RBACIndex
         from apiserver.lookup import get_object
-        from apiserver.namespace_publisher import NamespacePublisher
 
         opts = self.opts
         audiences = list(opts.api_audiences) or [opts.service_account_issuer]
@@ -146,7 +152,6 @@ class APIServer:
         self.rbac = RBACIndex(self)
         self.rbac_aggregator = ClusterRoleAggregator(self, self.rbac)
         self.quota = QuotaAccounting(self)
-        self.namespace_publisher = NamespacePublisher(self, opts.client_ca_file)
         self.authz = AuthorizerChain(build_authorizers(self, opts.authorization_mode))
         self.admission = adm.Chain(self._admission_plugins())
 
@@ -177,7 +182,8 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
 
     async def stop(self) -> None:
-        for background in (self.rbac_aggregator, self.quota, self.namespace_publisher):
+        await self.podproxy.close()
+        for background in (self.rbac_aggregator, self.quota):
             await background.stop()
         for t in self._tasks:
             t.cancel()
@@ -187,6 +193,7 @@ class APIServer:
         for c in self.caches.values():
             await c.stop()
         await self.store.close()
+        self.audit.close()
 
     def close_watches(self) -> None:
         """End every open watch (clients resume from their last resourceVersion)."""
@@ -264,6 +271,9 @@ class APIServer:
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any, inner: Any) -> None:
         """Authenticate and authorize every request; serve resources, pass the rest to `inner`."""
+        if scope["type"] == "websocket":
+            await self.handle_websocket(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] in UNAUTHENTICATED_PATHS:
             await inner(scope, receive, send)
             return
@@ -305,6 +315,38 @@ class APIServer:
             self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
             if info.verb != "watch":
                 self.request_seconds.observe(elapsed, info.verb, info.group, info.resource)
+
+
+    async def handle_websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Websockets: pods/<name>/exec|attach|portforward only (kubectl's streaming), relayed to
+        the kubelet after authentication and authorization (get, and create as upstream ≥ 1.35)."""
+        from apiserver.podproxy import not_a_pod_stream, reject
+
+        started = time.perf_counter()
+        req = Request({**scope, "method": "GET"}, receive)
+        info = None
+        status = 101
+        try:
+            req.user = user = await self.authn.authenticate(req)
+            info = parse_request_info("GET", req.path, req.query)
+            if not_a_pod_stream(info):
+                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            await self.authz.authorize(attributes_for(user, info, req.query))
+            info_create = parse_request_info("POST", req.path, req.query)
+            await self.authz.authorize(attributes_for(user, info_create, req.query))
+            status = await self.podproxy.websocket(scope, receive, send, info, info.namespace, user)
+        except errors.StatusError as e:
+            await receive()  # the websocket.connect event
+            await reject(scope, send, e)
+            status = e.code
+        except Exception as e:
+            log.exception("internal error serving websocket %s", req.path)
+            with contextlib.suppress(Exception):
+                await reject(scope, send, errors.internal(f"{type(e).__name__}: {e}"))
+            status = 500
+        self.audit.record(req, info, status, time.perf_counter() - started)
+        if info is not None and info.is_resource:
+            self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
 
 
 #: Health endpoints answer without credentials so that probes work (upstream's

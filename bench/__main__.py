@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.harness import machine_facts
 
-BENCHMARKS = ["apiserver", "security", "client", "scheduler", "proxy"]
+BENCHMARKS = ["apiserver", "security", "client", "scheduler", "controller", "proxy"]
 
 
 def main(argv: list[str]) -> int:

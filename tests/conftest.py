@@ -77,10 +77,38 @@ class ControlPlane:
     def start_apiserver(self) -> None:
         self._start("apiserver", apiserver_command(self.cfg))
 
+    def start_controller_manager(
+        self, controllers: str = "serviceaccount-controller,root-ca-certificate-publisher-controller",
+        extra: list[str] | None = None,
+    ) -> None:
+        """The controller-manager as its own identity (each controller as its ServiceAccount).
+
+        By default only what every namespace needs before pods can be created in it — the
+        `default` ServiceAccount and `kube-root-ca.crt` — which the apiserver does not do itself.
+        """
+        import sys
+
+        from certs import write_cluster_kubeconfigs
+
+        kubeconfigs = write_cluster_kubeconfigs(self.pki, self.cfg.dir / "kubeconfigs", self.url)
+        self._start("controller-manager", [
+            sys.executable, "-m", "controller_manager", "--kubeconfig", str(kubeconfigs["controller-manager"]),
+            "--use-service-account-credentials", "--leader-elect=false", "--secure-port", "0",
+            "--controllers", controllers, "--root-ca-file", str(self.pki.ca_cert), *(extra or []),
+        ])
+
+    def wait_namespace_ready(self, namespace: str, timeout: float = 20) -> None:
+        """Wait until pods can be created in `namespace` (its default ServiceAccount exists)."""
+        with self.client() as c:
+            wait_for(lambda: c.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default").status_code == 200,
+                     timeout, 0.05, f"the default ServiceAccount of namespace {namespace}")
+
     def start(self) -> ControlPlane:
         self.start_etcd()
         self.start_apiserver()
         self.wait_ready()
+        self.start_controller_manager()
+        self.wait_namespace_ready("default")
         return self
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -121,7 +149,7 @@ class ControlPlane:
         p._log.close()  # type: ignore[attr-defined]
 
     def stop_all(self) -> None:
-        for name in ("apiserver", "etcd", *list(self.procs)):
+        for name in ("controller-manager", "apiserver", "etcd", *list(self.procs)):
             self.stop(name)
 
     def etcdctl(self, *args: str) -> str:
@@ -184,6 +212,8 @@ def namespace(api: httpx.Client) -> Iterator[str]:
     name = f"t-{os.urandom(4).hex()}"
     r = api.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     assert r.status_code == 201, r.text
+    wait_for(lambda: api.get(f"/api/v1/namespaces/{name}/serviceaccounts/default").status_code == 200,
+             20, 0.05, f"the default ServiceAccount of namespace {name}")
     yield name
     with contextlib.suppress(Exception):
         api.delete(f"/api/v1/namespaces/{name}")

@@ -80,7 +80,26 @@ class ReplicaSetStrategy(_Workload):
             obj["spec"].setdefault("replicas", 1)
 
 
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
 class DaemonSetStrategy(_Workload):
+    """Keeps `deprecated.daemonset.template.generation` = the generation of the last template
+    change (upstream's strategy does; the controller labels pods with it)."""
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        obj["metadata"].setdefault("annotations", {})[TEMPLATE_GENERATION] = "1"
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        annotations = new["metadata"].setdefault("annotations", {})
+        old_value = ((old["metadata"].get("annotations") or {}).get(TEMPLATE_GENERATION))
+        if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+            annotations[TEMPLATE_GENERATION] = str(old["metadata"].get("generation", 1) + 1)
+        elif old_value is not None:
+            annotations[TEMPLATE_GENERATION] = old_value
+
     def default(self, obj: Obj) -> None:
         super().default(obj)
         spec = obj.get("spec")

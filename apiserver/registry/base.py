@@ -29,6 +29,8 @@ class Strategy:
     return_deleted_object = False
     #: Extra field-selector labels beyond metadata.name / metadata.namespace.
     selectable_fields: tuple[str, ...] = ()
+    #: Metadata a /status write may change (the rest is kept as stored).
+    status_writable_meta: tuple[str, ...] = ("labels", "annotations")
     #: Validates the object name (and generateName prefix): `(name, prefix) -> [messages]`.
     name_validator: Any = staticmethod(name_is_dns_subdomain)
 
@@ -70,8 +72,16 @@ class Strategy:
     def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
         """Return the object to store for a /status write: the old one with new status."""
         merged = dict(old)
-        # Only status changes through /status; metadata stays as stored.
+        # Only status changes through /status. Upstream's status strategies of the built-in
+        # kinds reset the spec but keep the writer's labels and annotations (the deployment
+        # controller records revisions that way); the rest of metadata stays as stored.
         merged["metadata"] = dict(old["metadata"])
+        new_meta = new.get("metadata") or {}
+        for f in self.status_writable_meta:
+            if f in new_meta:
+                merged["metadata"][f] = new_meta[f]
+            else:
+                merged["metadata"].pop(f, None)
         if "status" in new:
             merged["status"] = new["status"]
         else:

@@ -1,0 +1,724 @@
+"""The Job controller: run pods to completion (upstream pkg/controller/job, finalizer-based tracking).
+
+Per sync of an unfinished Job:
+- claim pods; count finished ones exactly once: every pod carries the finalizer
+  `batch.kubernetes.io/job-tracking`; a finished pod's uid first goes into
+  `status.uncountedTerminatedPods`, then its finalizer is removed, then it moves into the
+  `succeeded`/`failed` counters — so a pod deleted early (pod GC, eviction) is never lost or
+  counted twice. With restartPolicy Never a failed (or deleted unfinished) pod counts as a
+  failure; with OnFailure the containers' restarts count toward backoffLimit;
+- fail the Job (condition Failed) past backoffLimit (BackoffLimitExceeded) or
+  activeDeadlineSeconds (DeadlineExceeded), deleting its active pods; complete it
+  (condition Complete, completionTime) once `completions` pods succeeded (or, without
+  completions, once one succeeded and none is active);
+- otherwise keep min(parallelism, remaining completions) pods active, creating replacements
+  after an exponential backoff (10 s doubling to 6 min per failure since the last success);
+- suspend deletes the active pods (condition Suspended); resuming resets startTime.
+Indexed jobs give each pod a completion index (annotation, label, hostname `<job>-<index>`)
+and track `completedIndexes`. Finished Jobs are deleted after ttlSecondsAfterFinished by
+the ttl-after-finished controller (ttl_after_finished.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+from typing import Any
+
+from apimachinery.meta import controller_of, format_time, key_of, parse_time
+from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
+from client import NORMAL, WARNING, WorkQueue, deleted_object, is_not_found, run_workers
+from controller_manager.base import Controller, ControllerContext, add_index_once, register
+from controller_manager.conditions import get_condition
+from controller_manager.expectations import ControllerExpectations
+from controller_manager.podcontrol import (
+    CONTROLLER_INDEX,
+    ControllerRefManager,
+    PodControl,
+    controller_ref,
+    index_by_controller,
+    owned_or_orphans,
+    pod_from_template,
+)
+from controller_manager.podutil import is_pod_active, is_pod_ready, labels_of, phase
+
+Obj = dict[str, Any]
+
+TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+MAX_POD_CREATE_DELETE_PER_SYNC = 500
+MAX_UNCOUNTED_PODS = 500
+DEFAULT_BACKOFF = 10.0
+MAX_BACKOFF = 360.0
+
+
+# -- pure helpers ----------------------------------------------------------------------------
+
+def has_finalizer(pod: Obj) -> bool:
+    return TRACKING_FINALIZER in (pod["metadata"].get("finalizers") or [])
+
+
+def is_finished(job: Obj) -> bool:
+    for c in (job.get("status") or {}).get("conditions") or []:
+        if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
+            return True
+    return False
+
+
+def is_indexed(job: Obj) -> bool:
+    return (job.get("spec") or {}).get("completionMode") == "Indexed"
+
+
+def suspended(job: Obj) -> bool:
+    return bool((job.get("spec") or {}).get("suspend"))
+
+
+def only_replace_failed(job: Obj) -> bool:
+    spec = job.get("spec") or {}
+    return spec.get("podReplacementPolicy") == "Failed" or bool(spec.get("podFailurePolicy"))
+
+
+def is_pod_failed(pod: Obj, job: Obj) -> bool:
+    """Failed; or deleted before finishing (its failure would otherwise never be seen)."""
+    if phase(pod) == "Failed":
+        return True
+    if only_replace_failed(job):
+        return False
+    return bool(pod["metadata"].get("deletionTimestamp")) and phase(pod) != "Succeeded"
+
+
+def completion_index(pod: Obj) -> int:
+    v = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX)
+    try:
+        return int(v) if v is not None else -1
+    except ValueError:
+        return -1
+
+
+def finish_time(pod: Obj, fallback: dt.datetime) -> dt.datetime:
+    """When a pod finished: its containers' last finishedAt, else when it became not ready / was deleted."""
+    latest: dt.datetime | None = None
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        t = ((cs.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        if t:
+            try:
+                pt = parse_time(t)
+            except ValueError:
+                continue
+            latest = pt if latest is None or pt > latest else latest
+    if latest is not None:
+        return latest
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready" and c.get("status") == "False" and c.get("lastTransitionTime"):
+            return parse_time(c["lastTransitionTime"])
+    if pod["metadata"].get("deletionTimestamp"):
+        return parse_time(pod["metadata"]["deletionTimestamp"])
+    return fallback
+
+
+def restarts(pod: Obj) -> int:
+    st = pod.get("status") or {}
+    return sum((cs.get("restartCount") or 0)
+               for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []))
+
+
+def past_backoff_limit_on_failure(job: Obj, pods: list[Obj]) -> bool:
+    """restartPolicy OnFailure: container restarts of the active pods count against backoffLimit."""
+    spec = job.get("spec") or {}
+    if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "OnFailure":
+        return False
+    total = sum(restarts(p) for p in pods if phase(p) in ("Running", "Pending"))
+    limit = spec.get("backoffLimit", 6)
+    return total > 0 if limit == 0 else total >= limit
+
+
+def intervals(indexes: set[int]) -> str:
+    """`1,3-5,7`: upstream's completedIndexes format."""
+    out = []
+    for i in sorted(indexes):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+
+
+def parse_intervals(s: str | None, limit: int) -> set[int]:
+    out: set[int] = set()
+    for part in (s or "").split(","):
+        if not part:
+            continue
+        a, _, b = part.partition("-")
+        try:
+            lo, hi = int(a), int(b or a)
+        except ValueError:
+            continue
+        out.update(i for i in range(lo, hi + 1) if i < limit)
+    return out
+
+
+class BackoffRecord:
+    """Failures since the last success and when the last one happened (upstream backoffRecord)."""
+
+    def __init__(self, failures: int = 0, last_failure: dt.datetime | None = None) -> None:
+        self.failures = failures
+        self.last_failure = last_failure
+
+    def remaining(self, now: dt.datetime) -> float:
+        if self.failures == 0 or self.last_failure is None:
+            return 0.0
+        delay = DEFAULT_BACKOFF
+        for _ in range(1, self.failures):
+            delay *= 2
+            if delay >= MAX_BACKOFF:
+                delay = MAX_BACKOFF
+                break
+        elapsed = (now - self.last_failure).total_seconds()
+        return 0.0 if delay < elapsed else delay - elapsed
+
+
+def new_backoff_record(old: BackoffRecord, succeeded: list[Obj], failed: list[Obj], now: dt.datetime) -> BackoffRecord:
+    failed = sorted(failed, key=lambda p: finish_time(p, now))
+    succeeded = sorted(succeeded, key=lambda p: finish_time(p, now))
+    if not succeeded:
+        if not failed:
+            return old
+        return BackoffRecord(old.failures + len(failed), finish_time(failed[-1], now))
+    rec = BackoffRecord()
+    last_success = finish_time(succeeded[-1], now)
+    for p in reversed(failed):
+        t = finish_time(p, now)
+        if t <= last_success:
+            break
+        if rec.last_failure is None:
+            rec.last_failure = t
+        rec.failures += 1
+    return rec
+
+
+# -- the controller ------------------------------------------------------------------------
+
+@register
+class JobController(Controller):
+    name = "job-controller"
+    aliases = ("job",)
+    workers_option = "concurrent_job_syncs"
+    service_account = "job-controller"
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.expectations = ControllerExpectations(self.clock.monotonic)
+        self.finalizer_expectations: dict[str, set[str]] = {}  # job key → pod uids whose finalizer we removed
+        self.backoff: dict[str, BackoffRecord] = {}
+        self.jobs = self.informer("batch/v1", "jobs")
+        self.jobs.add_handler(self.enqueue, self._job_updated, self._job_deleted)
+        self.pods = self.informer("v1", "pods")
+        add_index_once(self.pods, CONTROLLER_INDEX, index_by_controller)
+        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.jobs_api = self.client.resource("batch/v1", "jobs")
+        self.pods_api = self.client.resource("v1", "pods")
+        self.pod_control = PodControl(self.client, self.recorder)
+        #: pods whose tracking finalizer must go because their Job is gone or finished
+        self.orphans: WorkQueue[str] = WorkQueue(name=f"{self.name}-orphan-pods")
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _job_updated(self, old: Obj, cur: Obj) -> None:
+        if old["metadata"].get("uid") != cur["metadata"].get("uid"):
+            self._job_deleted(old)
+        self.enqueue(cur)
+        # a new activeDeadlineSeconds: check it when it would pass
+        ads = (cur.get("spec") or {}).get("activeDeadlineSeconds")
+        start = (cur.get("status") or {}).get("startTime")
+        if ads is not None and start and ads != (old.get("spec") or {}).get("activeDeadlineSeconds"):
+            left = ads - (self.clock.now() - parse_time(start)).total_seconds()
+            self.enqueue_after(cur, max(0.0, left))
+
+    def _job_deleted(self, item: Any) -> None:
+        job = deleted_object(item)
+        key = key_of(job)
+        self.expectations.delete(key)
+        self.finalizer_expectations.pop(key, None)
+        self.backoff.pop(key, None)
+        self.queue.add(key)
+        # its pods keep their tracking finalizer otherwise: nothing would ever remove it
+        for pod in self.pods.store.by_index(CONTROLLER_INDEX, job["metadata"].get("uid", "")):
+            if has_finalizer(pod):
+                self.orphans.add(key_of(pod))
+
+    def _owner(self, pod: Obj) -> Obj | None:
+        ref = controller_of(pod)
+        if ref is None or ref.get("kind") != "Job":
+            return None
+        job = self.jobs.store.get_by_name(pod["metadata"].get("namespace"), ref.get("name", ""))
+        if job is None or job["metadata"].get("uid") != ref.get("uid"):
+            return None
+        return job
+
+    def _jobs_selecting(self, pod: Obj) -> list[Obj]:
+        out = []
+        for job in self.jobs.store.by_index("namespace", pod["metadata"].get("namespace")):
+            try:
+                sel = selector_from_label_selector((job.get("spec") or {}).get("selector"))
+            except (LabelSelectorError, ValueError):
+                continue
+            if not sel.empty and sel.matches(labels_of(pod)):
+                out.append(job)
+        return out
+
+    def _check_orphan(self, pod: Obj) -> None:
+        if not has_finalizer(pod):
+            return
+        job = self._owner(pod)
+        if job is None or is_finished(job):
+            self.orphans.add(key_of(pod))
+
+    def _pod_added(self, pod: Obj) -> None:
+        if pod["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(pod, final=False)
+            return
+        job = self._owner(pod)
+        if job is not None:
+            self.expectations.creation_observed(key_of(job))
+            self.enqueue(job)
+        elif controller_of(pod) is None:
+            for job in self._jobs_selecting(pod):
+                self.enqueue(job)
+        self._check_orphan(pod)
+
+    def _pod_updated(self, old: Obj, cur: Obj) -> None:
+        if old["metadata"].get("resourceVersion") == cur["metadata"].get("resourceVersion"):
+            return
+        if cur["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(cur, final=False)
+        old_ref, cur_ref = controller_of(old), controller_of(cur)
+        if old_ref is not None and (old_ref or {}).get("uid") != (cur_ref or {}).get("uid"):
+            job = self._owner(old)
+            if job is not None:
+                self.enqueue(job)
+        job = self._owner(cur)
+        if job is not None:
+            if has_finalizer(old) and not has_finalizer(cur):
+                self.finalizer_expectations.get(key_of(job), set()).discard(cur["metadata"]["uid"])
+            self.enqueue(job)
+        elif cur_ref is None and labels_of(old) != labels_of(cur):
+            for j in self._jobs_selecting(cur):
+                self.enqueue(j)
+        self._check_orphan(cur)
+
+    def _pod_deleted(self, item: Any, final: bool = True) -> None:
+        """A pod is gone (final) or being deleted (its deletionTimestamp was set)."""
+        pod = deleted_object(item)
+        job = self._owner(pod)
+        if job is None or is_finished(job):
+            if has_finalizer(pod):
+                self.orphans.add(key_of(pod))
+            return
+        key = key_of(job)
+        self.expectations.deletion_observed(key)
+        if final or not has_finalizer(pod):
+            self.finalizer_expectations.get(key, set()).discard(pod["metadata"].get("uid", ""))
+        self.enqueue(job)
+
+    # -- orphan pods ---------------------------------------------------------------------
+
+    def background(self, stop: asyncio.Event):
+        async def orphan_worker() -> None:
+            await run_workers(self.orphans, self.sync_orphan_pod, 1, f"{self.name}-orphans")
+
+        async def shutdown_orphans() -> None:
+            await stop.wait()
+            self.orphans.shutdown()
+
+        return [orphan_worker(), shutdown_orphans()]
+
+    async def sync_orphan_pod(self, key: str) -> None:
+        """Remove the tracking finalizer of a pod whose Job is gone or finished."""
+        pod = self.pods.store.get(key)
+        if pod is None or not has_finalizer(pod):
+            return
+        ref = controller_of(pod)
+        if ref is not None:
+            if ref.get("kind") != "Job" or ref.get("apiVersion") != "batch/v1":
+                return
+            job = self._owner(pod)
+            if job is not None and not is_finished(job):
+                return  # adopted meanwhile
+        await self._remove_finalizer(pod)
+
+    async def _remove_finalizer(self, pod: Obj) -> None:
+        patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}}
+        try:
+            await self.pods_api.patch(pod["metadata"]["name"], patch, pod["metadata"].get("namespace"), "strategic")
+        except Exception as e:
+            if not is_not_found(e):
+                raise
+
+    # -- sync ------------------------------------------------------------------------------
+
+    async def _fresh(self, job: Obj) -> Obj | None:
+        try:
+            return await self.jobs_api.get(job["metadata"]["name"], job["metadata"].get("namespace"))
+        except Exception as e:
+            if is_not_found(e):
+                return None
+            raise
+
+    def _condition(self, type_: str, status: str, reason: str, message: str) -> Obj:
+        now = format_time(self.clock.now())
+        return {"type": type_, "status": status, "lastProbeTime": now, "lastTransitionTime": now,
+                "reason": reason, "message": message}
+
+    async def sync(self, key: str) -> None:
+        cached = self.jobs.store.get(key)
+        if cached is None:
+            self.expectations.delete(key)
+            self.finalizer_expectations.pop(key, None)
+            return
+        if is_finished(cached):
+            return
+        job = copy.deepcopy(cached)
+        spec = job.get("spec") or {}
+        status = job.setdefault("status", {})
+        try:
+            selector = selector_from_label_selector(spec.get("selector"))
+        except (LabelSelectorError, ValueError) as e:
+            self.log.error("%s: invalid selector: %s", key, e)
+            return
+        satisfied = self.expectations.satisfied(key)
+        manager = ControllerRefManager(job, selector, self.pods_api, lambda: self._fresh(job))
+        pods = await manager.claim(owned_or_orphans(self.pods.store, job))
+        active_pods = [p for p in pods if is_pod_active(p)]
+        uncounted = status.setdefault("uncountedTerminatedPods", {})
+        unc_succeeded = set(uncounted.get("succeeded") or [])
+        unc_failed = set(uncounted.get("failed") or [])
+        expected_rm = self.finalizer_expectations.get(key, set())
+        new_succeeded, new_failed = [], []
+        for p in pods:
+            if not has_finalizer(p) or p["metadata"]["uid"] in expected_rm:
+                continue
+            if phase(p) == "Succeeded" and p["metadata"]["uid"] not in unc_succeeded:
+                new_succeeded.append(p)
+            elif is_pod_failed(p, job) and p["metadata"]["uid"] not in unc_failed:
+                new_failed.append(p)
+        succeeded = (status.get("succeeded") or 0) + len(new_succeeded) + len(unc_succeeded)
+        failed = (status.get("failed") or 0) + len(new_failed) + len(unc_failed)
+        active = len(active_pods)
+        ready = sum(1 for p in active_pods if is_pod_ready(p))
+        now = self.clock.now()
+        if not status.get("startTime") and not suspended(job):
+            status["startTime"] = format_time(now)
+        new_backoff = new_backoff_record(self.backoff.get(key, BackoffRecord()), new_succeeded, new_failed, now)
+
+        finished: Obj | None = None
+        if failed > spec.get("backoffLimit", 6) or past_backoff_limit_on_failure(job, pods):
+            finished = self._condition("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        elif self._past_active_deadline(job):
+            finished = self._condition("Failed", "True", "DeadlineExceeded", "Job was active longer than specified deadline")
+        elif spec.get("activeDeadlineSeconds") is not None and not suspended(job) and status.get("startTime"):
+            left = spec["activeDeadlineSeconds"] - (now - parse_time(status["startTime"])).total_seconds()
+            self.enqueue_after(key, max(0.0, left))
+
+        completed_indexes: set[int] = set()
+        if is_indexed(job):
+            completed_indexes = parse_intervals(status.get("completedIndexes"), spec.get("completions") or 0)
+            for p in pods:
+                ix = completion_index(p)
+                if phase(p) == "Succeeded" and 0 <= ix < (spec.get("completions") or 0):
+                    completed_indexes.add(ix)
+            succeeded = len(completed_indexes)
+
+        manage_error: BaseException | None = None
+        suspend_changed = False
+        if finished is not None:
+            deleted_ready, deleted, manage_error = await self._delete_pods(job, active_pods)
+            if deleted != active or not satisfied:
+                finished = None  # pods or finalizers may remain: finish on a later sync
+            active -= deleted
+            ready -= deleted_ready
+        else:
+            manage_called = False
+            if satisfied and not job["metadata"].get("deletionTimestamp"):
+                try:
+                    active, ready = await self._manage(job, key, active_pods, succeeded, completed_indexes, ready,
+                                                       new_backoff)
+                except Exception as e:
+                    manage_error = e
+                    active = len(active_pods)
+                manage_called = True
+            completions = spec.get("completions")
+            if completions is None:
+                complete = succeeded > 0 and active == 0
+            else:
+                complete = succeeded >= completions and active == 0
+            if complete:
+                finished = self._condition("Complete", "True", "CompletionsReached",
+                                           "Reached expected number of succeeded pods")
+            elif manage_called:
+                suspend_changed = self._ensure_suspend_condition(job)
+
+        needs_flush = (suspend_changed or active != (status.get("active") or 0) or ready != status.get("ready"))
+        status["active"] = active
+        status["ready"] = ready
+        if is_indexed(job):
+            ci = intervals(completed_indexes)
+            if ci != (status.get("completedIndexes") or ""):
+                needs_flush = True
+            status["completedIndexes"] = ci
+        await self._track_and_remove_finalizers(job, key, pods, finished, new_backoff, needs_flush)
+        if manage_error is not None:
+            raise manage_error
+
+    def _past_active_deadline(self, job: Obj) -> bool:
+        spec, status = job.get("spec") or {}, job.get("status") or {}
+        ads = spec.get("activeDeadlineSeconds")
+        if ads is None or not status.get("startTime") or suspended(job):
+            return False
+        return (self.clock.now() - parse_time(status["startTime"])).total_seconds() >= ads
+
+    def _ensure_suspend_condition(self, job: Obj) -> bool:
+        status = job["status"]
+        cond = get_condition(status, "Suspended")
+        if suspended(job):
+            if cond is not None and cond.get("status") == "True":
+                return False
+            new = self._condition("Suspended", "True", "JobSuspended", "Job suspended")
+            self.recorder.event(job, NORMAL, "Suspended", "Job suspended")
+        else:
+            if cond is None or cond.get("status") == "False":
+                return False
+            new = self._condition("Suspended", "False", "JobResumed", "Job resumed")
+            self.recorder.event(job, NORMAL, "Resumed", "Job resumed")
+            # activeDeadlineSeconds counts time while continuously active
+            status["startTime"] = format_time(self.clock.now())
+        status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "Suspended"] + [new]
+        return True
+
+    async def _delete_pods(self, job: Obj, pods: list[Obj]) -> tuple[int, int, BaseException | None]:
+        """Delete pods (their finalizer first); returns (ready deleted, deleted, first error)."""
+        ns = job["metadata"].get("namespace") or ""
+        errors: list[BaseException] = []
+        deleted_ready = deleted = 0
+
+        async def delete(p: Obj) -> bool:
+            try:
+                if has_finalizer(p):
+                    await self._remove_finalizer(p)
+                await self.pod_control.delete_pod(ns, p["metadata"]["name"], job)
+                return True
+            except Exception as e:
+                if is_not_found(e):
+                    return True
+                errors.append(e)
+                return False
+
+        results = await asyncio.gather(*(delete(p) for p in pods))
+        for p, ok in zip(pods, results, strict=True):
+            if ok:
+                deleted += 1
+                deleted_ready += is_pod_ready(p)
+        return deleted_ready, deleted, (errors[0] if errors else None)
+
+    async def _manage(self, job: Obj, key: str, active_pods: list[Obj], succeeded: int, completed: set[int],
+                      ready: int, backoff: BackoffRecord) -> tuple[int, int]:
+        spec = job.get("spec") or {}
+        active = len(active_pods)
+        parallelism = spec.get("parallelism", 1)
+        if suspended(job):
+            self.expectations.set(key, 0, active)
+            deleted_ready, deleted, err = await self._delete_pods(job, active_pods)
+            if err is not None:
+                raise err
+            return active - deleted, ready - deleted_ready
+        completions = spec.get("completions")
+        if completions is None:
+            want = active if succeeded > 0 else parallelism
+        else:
+            want = max(0, min(completions - succeeded, parallelism))
+        to_remove = self._pods_for_removal(job, active_pods, max(0, active - want), completed)
+        to_remove = to_remove[:MAX_POD_CREATE_DELETE_PER_SYNC]
+        if to_remove:
+            self.expectations.set(key, 0, len(to_remove))
+            deleted_ready, deleted, err = await self._delete_pods(job, to_remove)
+            for _ in range(len(to_remove) - deleted):
+                self.expectations.deletion_observed(key)
+            if err is not None:
+                raise err
+            return active - deleted, ready - deleted_ready
+        diff = want - active
+        if diff <= 0:
+            return active, ready
+        left = backoff.remaining(self.clock.now())
+        if left > 0:
+            self.enqueue_after(key, left)
+            return active, ready
+        diff = min(diff, MAX_POD_CREATE_DELETE_PER_SYNC)
+        indexes: list[int] = []
+        if is_indexed(job):
+            busy = {completion_index(p) for p in active_pods}
+            indexes = [i for i in range(completions or 0) if i not in completed and i not in busy][:diff]
+            diff = len(indexes)
+            if diff == 0:
+                return active, ready
+        self.expectations.expect_creations(key, diff)
+        template = copy.deepcopy(spec.get("template") or {})
+        tmeta = template.setdefault("metadata", {})
+        if TRACKING_FINALIZER not in (tmeta.get("finalizers") or []):
+            tmeta["finalizers"] = [*(tmeta.get("finalizers") or []), TRACKING_FINALIZER]
+        ns = job["metadata"].get("namespace") or ""
+        ref = controller_ref(job)
+        errors: list[BaseException] = []
+
+        async def create(ix: int | None) -> None:
+            tpl = template
+            if ix is not None:
+                tpl = copy.deepcopy(template)
+                tpl["metadata"].setdefault("annotations", {})[COMPLETION_INDEX] = str(ix)
+                tpl["metadata"].setdefault("labels", {})[COMPLETION_INDEX] = str(ix)
+                tpl.setdefault("spec", {})["hostname"] = f"{job['metadata']['name']}-{ix}"
+                for c in tpl["spec"].get("containers") or []:
+                    env = c.setdefault("env", [])
+                    if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in env):
+                        env.append({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+                            "fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}}})
+            pod = pod_from_template(tpl, job, ref)
+            if ix is not None:
+                pod["metadata"]["generateName"] = f"{job['metadata']['name']}-{ix}-"
+            try:
+                await self.pod_control.create_pod(pod, ns, job)
+            except Exception as e:
+                details = getattr(e, "details", None) or {}
+                if any(c.get("reason") == "NamespaceTerminating" for c in details.get("causes") or []):
+                    return
+                self.expectations.creation_observed(key)
+                errors.append(e)
+
+        created = 0
+        batch = min(diff, 1)
+        pos = 0
+        while pos < diff:
+            before = len(errors)
+            await asyncio.gather(*(create(indexes[i] if indexes else None) for i in range(pos, pos + batch)))
+            created += batch - (len(errors) - before)
+            skipped = diff - (pos + batch)
+            if len(errors) > before and skipped > 0:
+                self.expectations.lower(key, add=skipped)
+                break
+            pos += batch
+            batch = min(2 * batch, diff - pos)
+        if errors:
+            raise errors[0]
+        return active + created, ready
+
+    @staticmethod
+    def _pods_for_removal(job: Obj, pods: list[Obj], n: int, completed: set[int]) -> list[Obj]:
+        """Surplus active pods: for Indexed jobs those with a bad/duplicate/completed index first;
+        then not-ready before ready, newest first (upstream activePodsForRemoval)."""
+        if n <= 0:
+            return []
+        def created(p: Obj) -> float:
+            ts = p["metadata"].get("creationTimestamp")
+            return parse_time(ts).timestamp() if ts else 0.0
+
+        order = sorted(pods, key=lambda p: (is_pod_ready(p), -created(p)))
+        if not is_indexed(job):
+            return order[:n]
+        completions = (job.get("spec") or {}).get("completions") or 0
+        seen: set[int] = set()
+        bad, good = [], []
+        for p in pods:
+            ix = completion_index(p)
+            if ix < 0 or ix >= completions or ix in completed or ix in seen:
+                bad.append(p)
+            else:
+                seen.add(ix)
+                good.append(p)
+        rest = [p for p in order if p in good]
+        return (bad + rest)[:n] if len(bad) < n else bad
+
+    async def _track_and_remove_finalizers(self, job: Obj, key: str, pods: list[Obj], finished: Obj | None,
+                                           backoff: BackoffRecord, needs_flush: bool) -> None:
+        status = job["status"]
+        uncounted = status.setdefault("uncountedTerminatedPods", {})
+        unc_s = list(uncounted.get("succeeded") or [])
+        unc_f = list(uncounted.get("failed") or [])
+        expected_rm = self.finalizer_expectations.setdefault(key, set())
+        to_remove: list[Obj] = []
+        with_finalizer: set[str] = set()
+        reached_max = False
+        completions = (job.get("spec") or {}).get("completions")
+        for p in pods:
+            uid = p["metadata"]["uid"]
+            if not has_finalizer(p) or uid in expected_rm:
+                continue
+            with_finalizer.add(uid)
+            failed = is_pod_failed(p, job)
+            if not (phase(p) == "Succeeded" or failed or finished is not None):
+                continue
+            to_remove.append(p)
+            if phase(p) == "Succeeded" and uid not in unc_f:
+                if uid not in unc_s:
+                    unc_s.append(uid)
+                    needs_flush = True
+            elif failed or (finished is not None and finished["type"] == "Failed"):
+                ix = completion_index(p)
+                if uid not in unc_f and (not is_indexed(job) or 0 <= ix < (completions or 0)):
+                    unc_f.append(uid)
+                    needs_flush = True
+            if len(unc_s) + len(unc_f) >= MAX_UNCOUNTED_PODS:
+                reached_max = True
+                break
+        uncounted["succeeded"], uncounted["failed"] = unc_s, unc_f
+        if needs_flush:
+            await self._update_status(job)
+            self.backoff[key] = backoff
+            needs_flush = False
+        rm_error: BaseException | None = None
+        if to_remove:
+            expected_rm.update(p["metadata"]["uid"] for p in to_remove)
+            results = await asyncio.gather(*(self._remove_finalizer(p) for p in to_remove), return_exceptions=True)
+            for p, r in zip(to_remove, results, strict=True):
+                if isinstance(r, BaseException):
+                    expected_rm.discard(p["metadata"]["uid"])
+                    rm_error = rm_error or r
+                else:
+                    with_finalizer.discard(p["metadata"]["uid"])
+        # uids whose finalizer is gone move into the counters
+        moved_s = [u for u in unc_s if u not in with_finalizer]
+        moved_f = [u for u in unc_f if u not in with_finalizer]
+        if moved_s or moved_f:
+            if not is_indexed(job):
+                status["succeeded"] = (status.get("succeeded") or 0) + len(moved_s)
+            status["failed"] = (status.get("failed") or 0) + len(moved_f)
+            uncounted["succeeded"] = [u for u in unc_s if u in with_finalizer]
+            uncounted["failed"] = [u for u in unc_f if u in with_finalizer]
+            needs_flush = True
+        if is_indexed(job):
+            status["succeeded"] = len(parse_intervals(status.get("completedIndexes"), completions or 0))
+        if rm_error is not None:
+            if needs_flush:
+                await self._update_status(job)
+            raise rm_error
+        job_finished = False
+        if finished is not None and not reached_max and not uncounted["succeeded"] and not uncounted["failed"]:
+            conds = [c for c in status.get("conditions") or [] if c.get("type") != finished["type"]]
+            status["conditions"] = [*conds, finished]
+            if finished["type"] == "Complete":
+                status["completionTime"] = finished["lastTransitionTime"]
+            job_finished = True
+            needs_flush = True
+        if needs_flush:
+            await self._update_status(job)
+            if job_finished:
+                if finished and finished["type"] == "Complete":
+                    self.recorder.event(job, NORMAL, "Completed", "Job completed")
+                elif finished:
+                    self.recorder.event(job, WARNING, finished["reason"], finished["message"])
+
+    async def _update_status(self, job: Obj) -> None:
+        status = {k: v for k, v in job["status"].items()
+                  if not (k in ("active", "succeeded", "failed") and not v)}
+        updated = await self.jobs_api.update_status({**job, "status": status})
+        job["metadata"]["resourceVersion"] = updated["metadata"].get("resourceVersion")
+

@@ -1,0 +1,103 @@
+"""Job and CronJob controllers end to end (pods finished by the test, as a kubelet would report them)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.conftest import ControlPlane, wait_for
+from tests.integration.controllers.conftest import ControllerManager, Watcher, get, make_ready, set_phase
+
+
+def job_body(name: str, completions: int = 1, parallelism: int = 1, backoff_limit: int = 6, **spec) -> dict:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"completions": completions, "parallelism": parallelism, "backoffLimit": backoff_limit,
+                     "template": {"spec": {"restartPolicy": "Never",
+                                           "containers": [{"name": "c", "image": "busybox"}]}}, **spec}}
+
+
+def job_pods(admin: httpx.Client, ns: str, job: str, active: bool = False) -> list[dict]:
+    items = get(admin, f"/api/v1/namespaces/{ns}/pods?labelSelector=batch.kubernetes.io/job-name={job}")["items"]
+    if active:
+        items = [p for p in items if p["status"].get("phase") in ("Pending", "Running")
+                 and not p["metadata"].get("deletionTimestamp")]
+    return items
+
+
+def condition(obj: dict, type_: str) -> dict | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+
+def test_job_completes(controller_manager: ControllerManager, plane: ControlPlane, admin: httpx.Client, ns: str):
+    admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=job_body("ok", completions=3, parallelism=2)).raise_for_status()
+    done: set[str] = set()
+
+    def all_done() -> bool:
+        for p in job_pods(admin, ns, "ok", active=True):
+            make_ready(admin, ns, lambda q, name=p["metadata"]["name"]: q["metadata"]["name"] == name)
+            set_phase(admin, ns, p["metadata"]["name"], "Succeeded")
+            done.add(p["metadata"]["name"])
+        return condition(get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/ok"), "Complete") is not None
+
+    wait_for(all_done, 40, 0.3, "the job to complete")
+    job = get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/ok")
+    assert job["status"]["succeeded"] == 3 and len(done) == 3
+    assert job["status"]["completionTime"]
+    # every finished pod lost its tracking finalizer
+    assert all("batch.kubernetes.io/job-tracking" not in (p["metadata"].get("finalizers") or [])
+               for p in job_pods(admin, ns, "ok"))
+    row = plane.kubectl("-n", ns, "get", "job", "ok", "--no-headers").stdout.split()
+    assert row[0] == "ok" and "3/3" in row
+    controller_manager.assert_no_rbac_denials()
+
+
+def test_job_fails_after_backoff_limit(controller_manager: ControllerManager, admin: httpx.Client, ns: str):
+    admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=job_body("bad", backoff_limit=1)).raise_for_status()
+    failed: list[float] = []
+
+    def fail_active() -> bool:
+        for p in job_pods(admin, ns, "bad", active=True):
+            set_phase(admin, ns, p["metadata"]["name"], "Failed")
+            failed.append(time.monotonic())
+        return condition(get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/bad"), "Failed") is not None
+
+    wait_for(fail_active, 60, 0.3, "the job to fail")
+    job = get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/bad")
+    cond = condition(job, "Failed")
+    assert cond["reason"] == "BackoffLimitExceeded"
+    assert job["status"]["failed"] == 2 and len(failed) == 2
+    assert failed[1] - failed[0] >= 9  # the replacement waited for the 10 s backoff
+    events = get(admin, f"/api/v1/namespaces/{ns}/events")["items"]
+    assert any(e["reason"] == "BackoffLimitExceeded" and e["involvedObject"]["name"] == "bad" for e in events)
+
+
+def test_cronjob_forbid_never_runs_two_at_once(controller_manager: ControllerManager, plane: ControlPlane,
+                                               admin: httpx.Client, ns: str):
+    body = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+            "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid",
+                     "jobTemplate": {"spec": {"template": {"spec": {
+                         "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+
+    def at_most_one_running(jobs: dict[str, dict]) -> None:
+        running = [n for n, j in jobs.items() if not condition(j, "Complete") and not condition(j, "Failed")]
+        assert len(running) <= 1, f"running at once: {running}"
+
+    with Watcher(plane, f"/apis/batch/v1/namespaces/{ns}/jobs", at_most_one_running) as watch:
+        admin.post(f"/apis/batch/v1/namespaces/{ns}/cronjobs", json=body).raise_for_status()
+        first = wait_for(lambda: get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs")["items"], 75, 0.5,
+                         "the first scheduled job")[0]["metadata"]["name"]
+        # the next minute passes while the first job still runs: Forbid skips it
+        wait_for(lambda: any(e["reason"] == "JobAlreadyActive"
+                             for e in get(admin, f"/api/v1/namespaces/{ns}/events")["items"]), 75, 0.5,
+                 "the JobAlreadyActive event")
+        assert [j["metadata"]["name"] for j in get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]] == [first]
+        for p in job_pods(admin, ns, first):
+            set_phase(admin, ns, p["metadata"]["name"], "Succeeded")
+        wait_for(lambda: len(get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs")["items"]) == 2, 75, 0.5,
+                 "the next job once the first finished")
+    assert watch.errors == [] and watch.events >= 3
+    cj = get(admin, f"/apis/batch/v1/namespaces/{ns}/cronjobs/tick")
+    assert cj["status"]["lastSuccessfulTime"] and len(cj["status"]["active"]) == 1
+    row = plane.kubectl("-n", ns, "get", "cronjob", "tick", "--no-headers").stdout.split()
+    assert row[:2] == ["tick", "*"]
