@@ -9,6 +9,7 @@ from typing import Any
 import click
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from apimachinery.logs import setup_logging
 from apiserver.app import create_app
@@ -35,6 +36,36 @@ class CertAwareProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["minik8s.peer_user"] = self.peer_user  # type: ignore[typeddict-unknown-key]
+
+
+class CertAwareWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, plus the client certificate's user (exec/attach/port-forward)."""
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        peer_user = user_from_peercert(ssl_object.getpeercert()) if ssl_object is not None else None
+        app = self.app
+
+        async def with_peer_user(scope: Any, receive: Any, send: Any) -> None:
+            scope["minik8s.peer_user"] = peer_user
+            await app(scope, receive, send)
+
+        self.app = with_peer_user
+
+    def handle_connect(self, event: Any) -> None:  # type: ignore[override]
+        # kubectl's port-forward asks for "SPDY/3.1+portforward.k8s.io", which is no RFC 6455 token
+        # ("/"): the websockets library would refuse the handshake. Hide the "/" from its parser and
+        # restore it in the ASGI scope.
+        offered = event.headers.get_all("Sec-WebSocket-Protocol")
+        if any("/" in value for value in offered):
+            del event.headers["Sec-WebSocket-Protocol"]
+            for value in offered:
+                event.headers["Sec-WebSocket-Protocol"] = value.replace("/", "%2F")
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None and scope.get("subprotocols"):
+            scope["subprotocols"] = [p.replace("%2F", "/") for p in scope["subprotocols"]]
 
 
 class Server(uvicorn.Server):
@@ -112,6 +143,9 @@ def ssl_context(opts: Options) -> ssl.SSLContext:
 @click.option("--service-node-port-range", default="30000-32767")
 @click.option("--etcd-compaction-interval", "compaction_interval", default=300.0, type=float, help="Seconds between etcd compactions.")
 @click.option("--audit-log-path", default=None, help="Write one JSON line per request here.")
+@click.option("--kubelet-client-certificate", default=None, help="Client certificate for connecting to kubelets.")
+@click.option("--kubelet-client-key", default=None, help="Client key for connecting to kubelets.")
+@click.option("--kubelet-certificate-authority", default=None, help="CA that signed the kubelets' serving certificates.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def main(log_level: str, **kw: Any) -> None:
     """Serve the Kubernetes API (HTTPS only) backed by etcd."""
@@ -124,6 +158,7 @@ def main(log_level: str, **kw: Any) -> None:
         host=opts.bind_address,
         port=opts.secure_port,
         http=CertAwareProtocol,
+        ws=CertAwareWebSocketProtocol,
         loop="uvloop",
         lifespan="on",
         log_level="warning",

@@ -299,6 +299,17 @@ class Subresources:
         out, _ = await api.update_object(res, "", info.name, mutate, precondition, user, _dry_run(req.query), req.query, "finalize")
         return raw_json(orjson.dumps(out))
 
+    # -- log, exec, attach, portforward (pods): proxied to the kubelet (apiserver/podproxy.py)
+
+    async def _log(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo):
+        return await self.server.podproxy.logs(req, info, ns)
+
+    async def _exec(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo):
+        return await self.server.podproxy.streaming_http(req, info, ns)
+
+    _attach = _exec
+    _portforward = _exec
+
     # -- token (serviceaccounts) --------------------------------------------------------
 
     async def _token(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:

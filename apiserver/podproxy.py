@@ -1,0 +1,273 @@
+"""pods/<name>/log, exec, attach and portforward: proxied to the kubelet of the pod's node.
+
+The apiserver finds the kubelet from the Node (InternalIP, else ExternalIP, else Hostname;
+port from status.daemonEndpoints.kubeletEndpoint) and connects with its kubelet-client
+certificate (`--kubelet-client-certificate/-key`), verifying the kubelet's serving certificate
+against `--kubelet-certificate-authority` when given.
+
+* log: a plain GET, streamed back (`kubectl logs -f` keeps it open).
+* exec / attach / portforward: websockets (kubectl ≥ 1.30 speaks `v5.channel.k8s.io` for exec
+  and attach, SPDY tunnelled in a websocket for port-forward). The client's websocket is
+  relayed message for message to a websocket opened to the kubelet with the same offered
+  subprotocols, and accepted with the one the kubelet chose; the kubelet speaks the protocols.
+  A non-websocket request (the SPDY upgrade kubectl falls back to) is answered with the
+  validation error, or 400 when valid: this apiserver streams over websockets only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import aiohttp
+import orjson
+
+from apimachinery import errors
+from apiserver.http import Response, StreamResponse
+from apiserver.lookup import get_object
+
+if TYPE_CHECKING:
+    from apiserver.authn import UserInfo
+    from apiserver.http import Request
+    from apiserver.requestinfo import RequestInfo
+    from apiserver.server import APIServer
+
+log = logging.getLogger("apiserver.podproxy")
+
+ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
+STREAMING = ("exec", "attach", "portforward")
+LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes")
+
+
+def _bad(message: str) -> errors.StatusError:
+    return errors.bad_request(message)
+
+
+def container_for(pod: dict[str, Any], requested: str, what: str) -> str:
+    """The container a request is about: the named one, or the pod's only container."""
+    spec = pod.get("spec") or {}
+    name = pod["metadata"]["name"]
+    containers = [c["name"] for c in spec.get("containers") or []]
+    inits = [c["name"] for c in spec.get("initContainers") or []]
+    ephemeral = [c["name"] for c in spec.get("ephemeralContainers") or []]
+    if not requested:
+        if len(containers) == 1:
+            return containers[0]
+        message = f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+        if inits:
+            message += f" or one of the init containers: [{' '.join(inits)}]"
+        raise _bad(message)
+    if requested not in containers + inits + ephemeral:
+        raise _bad(f"container {requested} is not valid for pod {name}")
+    return requested
+
+
+class PodProxy:
+    def __init__(self, server: APIServer) -> None:
+        self.server = server
+        opts = server.opts
+        self.cert = getattr(opts, "kubelet_client_certificate", None)
+        self.key = getattr(opts, "kubelet_client_key", None)
+        self.ca = getattr(opts, "kubelet_certificate_authority", None)
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            ctx = ssl.create_default_context(cafile=self.ca) if self.ca else ssl.create_default_context()
+            if not self.ca:
+                # upstream's default: without --kubelet-certificate-authority the kubelet is not verified
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            else:
+                ctx.check_hostname = False  # kubelet certs name the node; we dial its address
+            if self.cert and self.key:
+                ctx.load_cert_chain(self.cert, self.key)
+            self._ssl = ctx
+        return self._ssl
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self.ssl_context(), limit=0),
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # -- locating the kubelet ------------------------------------------------------------------
+
+    async def pod(self, ns: str, name: str) -> dict[str, Any]:
+        pod = await get_object(self.server, "", "pods", ns, name)
+        if pod is None:
+            raise errors.not_found("pods", name)
+        return pod
+
+    async def kubelet_base(self, pod: dict[str, Any]) -> str:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise _bad(f"pod {pod['metadata']['name']} does not have a host assigned")
+        node = await get_object(self.server, "", "nodes", "", node_name)
+        if node is None:
+            raise errors.not_found("nodes", node_name)
+        status = node.get("status") or {}
+        addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+        host = next((addresses[t] for t in ADDRESS_TYPES if addresses.get(t)), None)
+        if not host:
+            raise errors.StatusError(503, "ServiceUnavailable", f"node {node_name} has no address")
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 10250
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{port}"
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    async def logs(self, req: Request, info: RequestInfo, ns: str) -> Response | StreamResponse:
+        if info.verb != "get":
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        pod = await self.pod(ns, info.name)
+        container = container_for(pod, req.query.get("container", ""), "logs")
+        base = await self.kubelet_base(pod)
+        params = {k: v for k, v in req.query.items() if k in LOG_PARAMS and v != ""}
+        for flag in ("follow", "previous", "timestamps"):
+            if flag in params:
+                params[flag] = "true" if params[flag].lower() in ("true", "1") else "false"
+        url = f"{base}/containerLogs/{quote(ns)}/{quote(info.name)}/{quote(container)}"
+        if params:
+            url += "?" + urlencode(params)
+        try:
+            resp = await self.session().get(url)
+        except aiohttp.ClientError as e:
+            raise errors.StatusError(500, "InternalError", f"error connecting to the kubelet: {e}") from None
+        if resp.status != 200:
+            body = await resp.read()
+            resp.release()
+            try:
+                status = orjson.loads(body)
+                message = status.get("message") or body.decode(errors="replace")
+                reason = status.get("reason") or "InternalError"
+            except ValueError:
+                message, reason = body.decode(errors="replace"), "InternalError"
+            raise errors.StatusError(resp.status, reason, message)
+
+        async def chunks():
+            try:
+                async for chunk in resp.content.iter_any():
+                    yield chunk
+            finally:
+                resp.close()
+
+        return StreamResponse(chunks(), req.receive, b"text/plain")
+
+    # -- streaming (non-websocket) ---------------------------------------------------------
+
+    async def streaming_http(self, req: Request, info: RequestInfo, ns: str) -> Response:
+        """exec/attach/portforward without a websocket: validate, then say what is supported."""
+        pod = await self.pod(ns, info.name)
+        if info.subresource != "portforward":
+            container_for(pod, req.query.get("container", ""), info.subresource)
+        await self.kubelet_base(pod)
+        raise _bad("Upgrade request required: this apiserver streams exec, attach and port-forward over "
+                   "websockets (v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io)")
+
+    # -- websockets --------------------------------------------------------------------------
+
+    async def kubelet_stream_url(self, info: RequestInfo, ns: str, query_string: bytes) -> str:
+        pod = await self.pod(ns, info.name)
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            raise _bad(f"cannot {info.subresource} into a container in a completed pod; current phase is "
+                       f"{pod['status']['phase']}")
+        base = await self.kubelet_base(pod)
+        query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if info.subresource == "portforward":
+            ports = [v for k, v in query if k == "ports"]
+            path = f"/portForward/{quote(ns)}/{quote(info.name)}"
+            return base + path + (("?" + urlencode([("ports", p) for p in ports])) if ports else "")
+        requested = next((v for k, v in query if k == "container"), "")
+        container = container_for(pod, requested, info.subresource)
+        params = [(k, v) for k, v in query if k in ("command", "stdin", "stdout", "stderr", "tty")]
+        if info.subresource == "exec" and not any(k == "command" for k, _ in params):
+            raise _bad("you must specify at least 1 command")
+        verb = "exec" if info.subresource == "exec" else "attach"
+        return f"{base}/{verb}/{quote(ns)}/{quote(info.name)}/{quote(container)}?" + urlencode(params)
+
+    async def websocket(self, scope: dict[str, Any], receive: Any, send: Any, info: RequestInfo, ns: str,
+                        user: UserInfo) -> int:
+        """Relay one websocket to the kubelet; returns the HTTP status given (101 when accepted)."""
+        first = await receive()
+        if first.get("type") != "websocket.connect":
+            return 400
+        try:
+            url = await self.kubelet_stream_url(info, ns, scope.get("query_string", b""))
+        except errors.StatusError as e:
+            await reject(scope, send, e)
+            return e.code
+        protocols = [p for p in scope.get("subprotocols") or []]
+        try:
+            upstream = await self.session().ws_connect(url, protocols=protocols, max_msg_size=0, autoping=True)
+        except aiohttp.WSServerHandshakeError as e:
+            await reject(scope, send, errors.StatusError(e.status or 502, "InternalError",
+                                                         f"the kubelet refused the stream: {e.message}"))
+            return e.status or 502
+        except aiohttp.ClientError as e:
+            await reject(scope, send, errors.StatusError(500, "InternalError", f"error dialing the kubelet: {e}"))
+            return 500
+        accept: dict[str, Any] = {"type": "websocket.accept"}
+        if upstream.protocol:
+            accept["subprotocol"] = upstream.protocol
+        await send(accept)
+
+        async def from_client() -> None:
+            while True:
+                msg = await receive()
+                kind = msg.get("type")
+                if kind == "websocket.receive":
+                    if msg.get("bytes") is not None:
+                        await upstream.send_bytes(msg["bytes"])
+                    elif msg.get("text") is not None:
+                        await upstream.send_str(msg["text"])
+                elif kind == "websocket.disconnect":
+                    return
+
+        async def from_kubelet() -> None:
+            async for msg in upstream:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await send({"type": "websocket.send", "bytes": msg.data})
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    await send({"type": "websocket.send", "text": msg.data})
+
+        tasks = [asyncio.create_task(from_client()), asyncio.create_task(from_kubelet())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await upstream.close()
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1000})
+        return 101
+
+
+async def reject(scope: dict[str, Any], send: Any, e: errors.StatusError) -> None:
+    """Refuse a websocket with a Status body (an HTTP answer, so clients can show the message)."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = orjson.dumps(e.status())
+        await send({"type": "websocket.http.response.start", "status": e.code,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": e.status().get("message", "")[:120]})
+
+
+def not_a_pod_stream(info: RequestInfo) -> bool:
+    return not (info.is_resource and info.resource == "pods" and info.group == "" and info.subresource in STREAMING)
+

@@ -1,0 +1,70 @@
+"""How `minictl cluster up` starts the kubelet of the local node for a ClusterConfig.
+
+The cluster's own containerd must run first (kubelet.cri.containerd.start_containerd with the
+same data dir): the kubelet talks to its socket and writes the CNI config into its conf_dir.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+from kubelet.cri.containerd import containerd_paths
+from minictl.components import ClusterConfig
+
+
+def cluster_dns_ip(service_cidr: str) -> str:
+    """The tenth address of the service CIDR (10.96.0.10), upstream's kube-dns convention."""
+    return str(ipaddress.ip_network(service_cidr, strict=False)[10])
+
+
+def kubelet_command(
+    cfg: ClusterConfig,
+    *,
+    node_name: str | None = None,
+    port: int = 10250,
+    healthz_port: int = 10248,
+    pod_cidr: str = "",
+    bridge: str = "mk8s0",
+    extra_args: list[str] | None = None,
+) -> list[str]:
+    node = node_name or cfg.node_name
+    pki = cfg.pki
+    # the address the apiserver reaches this kubelet at (and the pods' hostIP)
+    node_ip = cfg.advertise_address if cfg.advertise_address not in ("", "0.0.0.0") else "127.0.0.1"
+    cert, key = pki.kubelet_serving(node)
+    paths = containerd_paths(cfg.dir)
+    cmd = [
+        sys.executable, "-m", "kubelet",
+        "--kubeconfig", str(cfg.dir / "kubeconfigs" / f"kubelet-{node}.kubeconfig"),
+        "--hostname-override", node,
+        "--node-ip", node_ip,
+        "--root-dir", str(cfg.dir / "kubelet"),
+        "--container-runtime-endpoint", paths.endpoint,
+        "--address", node_ip,
+        "--port", str(port),
+        "--healthz-port", str(healthz_port),
+        "--tls-cert-file", str(cert),
+        "--tls-private-key-file", str(key),
+        "--client-ca-file", str(pki.ca_cert),
+        "--cni-conf-dir", str(paths.cni_conf_dir),
+        "--cni-bridge", bridge,
+        "--cluster-cidr", cfg.cluster_cidr,
+        "--cluster-dns", cluster_dns_ip(cfg.service_cidr),
+        "--cluster-domain", "cluster.local",
+        # one cgroup subtree per node, so a second cluster on this host never touches ours
+        "--cgroup-root", f"/minik8s-{node}",
+    ]
+    if pod_cidr:
+        cmd += ["--pod-cidr", pod_cidr]
+    return cmd + list(extra_args or [])
+
+
+def apiserver_kubelet_client_args(cfg: ClusterConfig) -> list[str]:
+    """The apiserver flags that let it reach kubelets (pods/log, exec, attach, portforward)."""
+    pki = cfg.pki
+    return [
+        "--kubelet-client-certificate", str(pki.apiserver_kubelet_client_cert),
+        "--kubelet-client-key", str(pki.apiserver_kubelet_client_key),
+        "--kubelet-certificate-authority", str(pki.ca_cert),
+    ]

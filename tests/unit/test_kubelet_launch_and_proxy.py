@@ -1,0 +1,47 @@
+"""How the kubelet is started for a cluster, and the apiserver's choice of container for pods/log|exec."""
+
+import pytest
+
+from apimachinery import errors
+from apiserver.podproxy import container_for
+from kubelet.__main__ import config_from_flags, main
+from kubelet.launch import apiserver_kubelet_client_args, cluster_dns_ip, kubelet_command
+from minictl.components import ClusterConfig
+
+
+def test_kubelet_command_for_a_cluster(tmp_path):
+    cfg = ClusterConfig(str(tmp_path), node_name="n1")
+    cmd = kubelet_command(cfg, port=11250)
+    flags = dict(zip(cmd[3::2], cmd[4::2], strict=False))
+    assert cmd[1:3] == ["-m", "kubelet"]
+    assert flags["--kubeconfig"] == str(tmp_path / "kubeconfigs" / "kubelet-n1.kubeconfig")
+    assert flags["--container-runtime-endpoint"] == f"unix://{tmp_path}/containerd/containerd.sock"
+    assert flags["--cni-conf-dir"] == str(tmp_path / "cni" / "net.d")
+    assert flags["--tls-cert-file"].endswith("kubelet-n1.crt") and flags["--port"] == "11250"
+    assert flags["--cluster-dns"] == "10.96.0.10" and flags["--cgroup-root"] == "/minik8s-n1"
+    assert cluster_dns_ip("10.100.0.0/16") == "10.100.0.10"
+    # every flag it passes is one the kubelet accepts
+    ctx = main.make_context("kubelet", [*cmd[3:], "--pod-cidr", "10.244.1.0/24"])
+    config = config_from_flags({**ctx.params})
+    assert config.node_name == "n1" and config.cluster_dns == ["10.96.0.10"] and config.pod_cidr == "10.244.1.0/24"
+    assert config.root_dir == str(tmp_path / "kubelet")
+    args = apiserver_kubelet_client_args(cfg)
+    assert args[0] == "--kubelet-client-certificate" and args[1].endswith("apiserver-kubelet-client.crt")
+
+
+def _pod(containers, inits=()):
+    return {"metadata": {"name": "p"}, "spec": {"containers": [{"name": c} for c in containers],
+                                                "initContainers": [{"name": c} for c in inits]}}
+
+
+def test_the_container_a_log_or_exec_request_is_about():
+    assert container_for(_pod(["a"]), "", "logs") == "a"
+    assert container_for(_pod(["a", "b"], ["i"]), "i", "logs") == "i"
+    with pytest.raises(errors.StatusError) as e:
+        container_for(_pod(["a", "b"], ["i"]), "", "logs")
+    assert e.value.code == 400
+    assert "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [i]" \
+        in e.value.status()["message"]
+    with pytest.raises(errors.StatusError) as e:
+        container_for(_pod(["a"]), "zz", "exec")
+    assert "container zz is not valid for pod p" in e.value.status()["message"]
