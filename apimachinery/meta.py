@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
+import random
+import time
 import uuid
 from typing import Any
 
 # upstream's generateName alphabet: no vowels (no words), no confusable 0/1/3
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SUFFIX_LEN = 5
+_random = random.Random()
+
+
+_now_cache: tuple[int, str] = (0, "")
 
 
 def now() -> str:
-    """RFC 3339 timestamp at second precision, as metav1.Time serialises."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 timestamp at second precision, as metav1.Time serialises (formatted once a second)."""
+    global _now_cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _now_cache[1]
 
 
 def now_micro() -> str:
@@ -31,13 +40,16 @@ def format_time(t: dt.datetime) -> str:
 
 
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID; from a seeded PRNG, not the OS, as it is no secret."""
+    return str(uuid.UUID(int=_random.getrandbits(128), version=4))
 
 
 def generate_name(base: str) -> str:
     """`base` + 5 random characters; base truncated so the result stays ≤ 63 chars."""
     base = base[: 63 - _SUFFIX_LEN]
-    return base + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(_SUFFIX_LEN))
+    # not a secret, just unlikely to collide (a collision is retried): no syscall per name
+    n = _random.getrandbits(30)
+    return base + "".join(_NAME_ALPHABET[(n >> (6 * i)) % 27] for i in range(_SUFFIX_LEN))
 
 
 def key_of(obj: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
@@ -12,11 +13,43 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from apimachinery.logs import setup_logging
-from apiserver.app import create_app
+from apiserver.app import create_asgi
 from apiserver.authn import user_from_peercert
 from apiserver.server import APIServer, Options
 
 log = logging.getLogger("apiserver")
+
+
+class CoalescingTransport:
+    """Gathers the writes of one event-loop turn into one `write`.
+
+    uvicorn writes a response's head and body separately; over TLS that is two records and
+    two syscalls per response. Flushing once per loop iteration (or at close) sends them as one.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class CertAwareProtocol(HttpToolsProtocol):
@@ -29,7 +62,7 @@ class CertAwareProtocol(HttpToolsProtocol):
     peer_user: Any = None
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport))
         ssl_object = transport.get_extra_info("ssl_object")
         self.peer_user = user_from_peercert(ssl_object.getpeercert()) if ssl_object is not None else None
 
@@ -42,7 +75,7 @@ class CertAwareWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websocket protocol, plus the client certificate's user (exec/attach/port-forward)."""
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport))
         ssl_object = transport.get_extra_info("ssl_object")
         peer_user = user_from_peercert(ssl_object.getpeercert()) if ssl_object is not None else None
         app = self.app
@@ -152,7 +185,7 @@ def main(log_level: str, **kw: Any) -> None:
     setup_logging("apiserver", log_level)
     opts = Options(**kw)
     api = APIServer(opts)
-    app = create_app(opts, api)
+    app = create_asgi(opts, api)
     config = uvicorn.Config(
         app,
         host=opts.bind_address,

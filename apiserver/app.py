@@ -38,10 +38,16 @@ def _json(obj: Any, status: int = 200, media_type: str = JSON) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type=media_type)
 
 
-class PipelineMiddleware:
-    """Pure ASGI middleware: the apiserver's request pipeline in front of the router."""
+class Entry:
+    """The ASGI application uvicorn serves: the request pipeline, with FastAPI behind it.
 
-    def __init__(self, app: Any, server: APIServer) -> None:
+    Every request passes `APIServer.handle` (authentication, authorization) first; resource
+    requests are answered there and never enter the framework's middleware stack (their hot
+    path), everything else — discovery, OpenAPI, version, health, and the lifespan — is the
+    FastAPI app's.
+    """
+
+    def __init__(self, app: FastAPI, server: APIServer) -> None:
         self.app = app
         self.server = server
 
@@ -50,6 +56,12 @@ class PipelineMiddleware:
             await self.app(scope, receive, send)
             return
         await self.server.handle(scope, receive, send, self.app)
+
+
+def create_asgi(opts: Options, server: APIServer | None = None) -> Entry:
+    """The apiserver as one ASGI app (what uvicorn serves)."""
+    server = server or APIServer(opts)
+    return Entry(create_app(opts, server), server)
 
 
 def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
@@ -64,7 +76,9 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
             await server.stop()
 
     app = FastAPI(
-        title="minik8s apiserver", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="minik8s apiserver", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+        # no OpenTelemetry instrumentation: it would look up the environment on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.server = server
     table = server.table
@@ -150,7 +164,6 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
         return server.openapi.v3(path, request.query_params.get("hash", ""), request.headers.get("accept", ""),
                                  request.headers.get("if-none-match", ""))
 
-    app.add_middleware(PipelineMiddleware, server=server)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -36,6 +36,7 @@ from apiserver.storage import EtcdStore
 from apiserver.subresources import Subresources
 from apiserver.tables import output_form_of
 from apiserver.watchcache import WatchCache
+from client.daemon import collect_periodically, tune_gc
 
 log = logging.getLogger("apiserver")
 
@@ -210,13 +211,19 @@ class APIServer:
             try:
                 await bootstrap(self)
                 self.bootstrapped = True
-                return
+                break
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 log.warning("bootstrap: %s; retrying", e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
+        # The watch caches and indexes are loaded: keep them out of the cyclic collector.
+        for c in self.caches.values():
+            await c.ready.wait()
+        tune_gc()
+        self._gc_stop = asyncio.Event()
+        self._tasks.append(asyncio.create_task(collect_periodically(self._gc_stop), name="gc"))
 
     bootstrapped = False
 

@@ -181,17 +181,33 @@ def memory(cluster: BenchCluster, objects: int = 10_000) -> dict:
     return {"rss_idle_mb": idle, f"rss_after_{objects}_mb": rss_mb(pid)}
 
 
+ROUNDS = 3
+
+
+def _median_round(fn, key: str, rounds: int = ROUNDS) -> dict:
+    """Run `fn(cluster)` on a fresh cluster `rounds` times; keep the round with the median `key`.
+
+    This VM's disk and CPU vary run to run (raw etcd puts alone swing 2x), so one round says
+    little; every round's figure is kept in `rounds`.
+    """
+    results = []
+    for _ in range(rounds):
+        with BenchCluster() as cluster:
+            results.append(fn(cluster))
+    ordered = sorted(results, key=lambda r: r[key])
+    median = dict(ordered[len(ordered) // 2])
+    median["rounds"] = [r[key] for r in results]
+    return median
+
+
 def run() -> dict:
     results: dict = {}
     with BenchCluster() as cluster:
         time.sleep(1)  # let start-up settle before the idle reading
         results["memory"] = memory(cluster)
-    with BenchCluster() as cluster:
-        results["throughput"] = throughput(cluster)
-    with BenchCluster() as cluster:
-        results["latency"] = latency(cluster)
-    with BenchCluster() as cluster:
-        results["watch"] = watch_latency(cluster)
+    results["throughput"] = _median_round(throughput, "ratio")
+    results["latency"] = _median_round(latency, "create_p99_ms")
+    results["watch"] = _median_round(watch_latency, "p99_ms")
     return results
 
 
@@ -202,9 +218,9 @@ def report(r: dict) -> str:
         "|---|---|---|",
         f"| creates/s through the API (c=32, 1 KiB) | {t['api_creates_per_s']:.0f} | |",
         f"| raw etcd puts/s (c=32, 1 KiB, same run) | {t['etcd_puts_per_s']:.0f} | |",
-        f"| ratio | **{t['ratio']:.2f}** | ≥ 0.30 (upstream 0.25–0.27) |",
-        f"| create latency @20/s, p50 / p99 | {lat['create_p50_ms']:.2f} / **{lat['create_p99_ms']:.2f} ms** | p99 ≤ 6 ms (upstream 3.2–3.8 / 5.9–6.1) |",
+        f"| ratio (median of {len(t['rounds'])} rounds: {', '.join(f'{x:.2f}' for x in t['rounds'])}) | **{t['ratio']:.2f}** | ≥ 0.30 (upstream 0.25–0.27) |",
+        f"| create latency @20/s, p50 / p99 (p99 of rounds: {', '.join(f'{x:.1f}' for x in lat['rounds'])}) | {lat['create_p50_ms']:.2f} / **{lat['create_p99_ms']:.2f} ms** | p99 ≤ 6 ms (upstream 3.2–3.8 / 5.9–6.1) |",
         f"| update latency @20/s, p50 / p99 | {lat['update_p50_ms']:.2f} / **{lat['update_p99_ms']:.2f} ms** | p99 ≤ 6 ms |",
-        f"| watch delivery, {w['watchers']} watchers, p50 / p99 | {w['p50_ms']:.2f} / **{w['p99_ms']:.2f} ms** | p99 ≤ 8 ms (upstream 1.4 / 7.7–8.5) |",
+        f"| watch delivery, {w['watchers']} watchers, p50 / p99 (p99 of rounds: {', '.join(f'{x:.1f}' for x in w['rounds'])}) | {w['p50_ms']:.2f} / **{w['p99_ms']:.2f} ms** | p99 ≤ 8 ms (upstream 1.4 / 7.7–8.5) |",
         f"| apiserver RSS idle / after 10k objects | {m['rss_idle_mb']:.0f} / {m['rss_after_10000_mb']:.0f} MB | (upstream idle ~230 MB) |",
     ])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -87,6 +88,30 @@ def new_registry() -> Registry:
     r = Registry()
     process_metrics(r)
     return r
+
+
+# A daemon's caches (informer stores, watch caches) are a heap of small long-lived objects.
+# CPython's default collector re-scans all of it every time a quarter of it has been replaced,
+# which costs a large share of CPU and stalls requests for milliseconds. Once the caches are
+# loaded they are frozen out of the collector, the young generations collect less often, and
+# full collections (only cyclic garbage needs them; plain dicts go by reference counting) run
+# on a timer instead.
+GC_THRESHOLDS = (50_000, 20, 1_000_000)
+GC_FULL_EVERY = 300.0
+
+
+def tune_gc() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+async def collect_periodically(stop: asyncio.Event, every: float = GC_FULL_EVERY) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if not stop.is_set():
+            gc.collect()
 
 
 def run_daemon(component: str, main: Callable[[asyncio.Event], Awaitable[None]], log_level: str = "info") -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import socket
 import uuid
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client import APIClient, ApiError, SharedInformerFactory, load_config
-from client.daemon import HealthServer, new_registry, run_with_leader_election
+from client.daemon import HealthServer, collect_periodically, new_registry, run_with_leader_election, tune_gc
 from scheduler.eventhandlers import EventHandlers
 from scheduler.metrics import SchedulerMetrics
 from scheduler.scheduler import Scheduler, SchedulerConfig, ShardedEvents
@@ -37,30 +36,6 @@ INFORMERS: dict[str, tuple[str, str, bool]] = {
     "statefulsets": ("apps/v1", "statefulsets", False),
     "pdbs": ("policy/v1", "poddisruptionbudgets", False),
 }
-
-
-# The informer caches make a heap of millions of small dicts that lives as long as the process.
-# CPython's default collector re-scans all of it every time a quarter of it has been replaced
-# (pods churn constantly): a quarter of the scheduler's CPU at 5000 nodes / 10000 pods. So the
-# synced caches are frozen out of the collector, the young generations collect less often, and
-# full collections (only cyclic garbage needs them; plain dicts go by reference counting) run
-# on a timer instead.
-GC_THRESHOLDS = (50_000, 20, 1_000_000)
-GC_FULL_EVERY = 300.0
-
-
-def tune_gc() -> None:
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def collect_periodically(stop: asyncio.Event, every: float = GC_FULL_EVERY) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
-        if not stop.is_set():
-            gc.collect()
 
 
 @dataclass
