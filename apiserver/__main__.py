@@ -21,26 +21,31 @@ log = logging.getLogger("apiserver")
 
 
 class CoalescingTransport:
-    """Gathers the writes of one event-loop turn into one `write`.
+    """Sends a response's head together with what follows it, in one `write`.
 
-    uvicorn writes a response's head and body separately; over TLS that is two records and
-    two syscalls per response. Flushing once per loop iteration (or at close) sends them as one.
+    uvicorn writes a response's head and body separately; over TLS that is two records and two
+    syscalls per response. A head ("HTTP/1.1 ...") is held until the next write (the body,
+    which follows in the same step) or the end of the loop turn; everything else — e.g. a
+    watch stream's chunks — goes out at once.
     """
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
-        self._pending: list[bytes] = []
+        self._head: bytes | None = None
         self._loop = asyncio.get_running_loop()
 
     def write(self, data: bytes) -> None:
-        if not self._pending:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data.startswith(b"HTTP/1.1 "):
+            self._head = data
             self._loop.call_soon(self._flush)
-        self._pending.append(data)
+            return
+        self._transport.write(data)
 
     def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-            self._pending.clear()
+        if self._head is not None:
+            data, self._head = self._head, None
             if not self._transport.is_closing():
                 self._transport.write(data)
 

@@ -375,7 +375,12 @@ class ResourceAPI:
                     return
                 wait = min(left, next_bookmark - now_t) if watcher.bookmarks else left
                 try:
-                    ev = await asyncio.wait_for(watcher.queue.get(), max(wait, 0.01))
+                    if watcher.queue.empty():
+                        # a timer, not wait_for's extra task per event: this runs per watcher per event
+                        async with asyncio.timeout(max(wait, 0.01)):
+                            ev = await watcher.queue.get()
+                    else:
+                        ev = watcher.queue.get_nowait()
                 except TimeoutError:
                     if watcher.bookmarks and loop.time() >= next_bookmark:
                         next_bookmark = loop.time() + bookmark_every
