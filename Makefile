@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 up: venv
+	$(BIN)/minictl cluster prereqs --install
 	$(BIN)/minictl cluster up --data-dir $(DATA_DIR)
 
 down: venv

@@ -29,6 +29,9 @@ from pathlib import Path
 
 PAUSE_IMAGE = "localhost/minik8s/pause:3.9"
 BUSYBOX_IMAGE = "localhost/minik8s/busybox:latest"
+#: The same image under a versioned tag (Debian's busybox-static version): pods using it
+#: default to imagePullPolicy IfNotPresent, so nothing tries to pull it from a registry.
+BUSYBOX_VERSIONED = "localhost/minik8s/busybox:1.35"
 
 PAUSE_SOURCE = Path(__file__).with_name("pause.c")
 BUSYBOX_BINARY = "/bin/busybox"  # from the busybox-static package
@@ -72,6 +75,7 @@ class Recipe:
     entries: list[Entry]
     config: dict[str, object]
     labels: dict[str, str] = field(default_factory=dict)
+    extra_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,8 @@ def image_config(recipe: Recipe, diff_ids: list[str]) -> bytes:
     )
 
 
-def docker_archive(ref: str, layers: list[bytes], config: bytes) -> bytes:
-    """A `docker save`-style tarball holding one image tagged `ref`."""
+def docker_archive(ref: str, layers: list[bytes], config: bytes, extra_tags: tuple[str, ...] = ()) -> bytes:
+    """A `docker save`-style tarball holding one image tagged `ref` (and `extra_tags`)."""
     config_name = f"{_sha256(config)}.json"
     members: list[tuple[str, bytes | None]] = [(config_name, config)]
     layer_names = []
@@ -155,7 +159,7 @@ def docker_archive(ref: str, layers: list[bytes], config: bytes) -> bytes:
         layer_dir = _sha256(layer)
         layer_names.append(f"{layer_dir}/layer.tar")
         members += [(layer_dir, None), (f"{layer_dir}/layer.tar", layer)]
-    manifest = [{"Config": config_name, "RepoTags": [ref], "Layers": layer_names}]
+    manifest = [{"Config": config_name, "RepoTags": [ref, *extra_tags], "Layers": layer_names}]
     members.append(("manifest.json", json.dumps(manifest, separators=(",", ":")).encode()))
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -171,7 +175,7 @@ def write_image(recipe: Recipe, archive: Path) -> BuiltImage:
     """Build `recipe` into the docker archive `archive` (written atomically)."""
     layer = layer_tar(recipe.entries)
     config = image_config(recipe, [f"sha256:{_sha256(layer)}"])
-    data = docker_archive(recipe.ref, [layer], config)
+    data = docker_archive(recipe.ref, [layer], config, recipe.extra_tags)
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=archive.parent, prefix=f".{archive.name}.", delete=False) as tmp:
         tmp.write(data)
@@ -246,7 +250,8 @@ def busybox_recipe(busybox: str = BUSYBOX_BINARY) -> Recipe:
     entries += [
         Entry.symlink(path, "/bin/busybox") for path in busybox_applets(busybox) if path != "bin/busybox"
     ]
-    return Recipe(ref=BUSYBOX_IMAGE, entries=entries, config={"Cmd": ["sh"], "Env": [DEFAULT_PATH_ENV]})
+    return Recipe(ref=BUSYBOX_IMAGE, entries=entries, config={"Cmd": ["sh"], "Env": [DEFAULT_PATH_ENV]},
+                  extra_tags=(BUSYBOX_VERSIONED,))
 
 
 # ---------------------------------------------------------------------- cache

@@ -41,8 +41,11 @@ DATA_DIR = click.option(
 @click.option("--apiserver-port", type=int, default=None, help="HTTPS port of the apiserver (new clusters; default 6443).")
 @click.option("--etcd-client-port", type=int, default=None, help="etcd client port (new clusters; default 2379).")
 @click.option("--etcd-peer-port", type=int, default=None, help="etcd peer port (new clusters; default 2380).")
-def cluster_up(data_dir: Path, reset: bool, timeout: float, **ports: int | None) -> None:
-    """Start (or resume) the local cluster and wait until it is ready.
+@click.option("--node/--no-node", default=None,
+              help="Also run a node here (containerd, kubelet, kube-proxy, DNS; needs root). Default: when root.")
+def cluster_up(data_dir: Path, reset: bool, timeout: float, node: bool | None, **ports: int | None) -> None:
+    """Start (or resume) the local cluster and wait until it is ready (node Ready, the
+    `kubernetes` service answering).
 
     \b
     Idempotent: on a running cluster it reports so; after `down` (or a reboot) it
@@ -51,7 +54,7 @@ def cluster_up(data_dir: Path, reset: bool, timeout: float, **ports: int | None)
     Example:
       minictl cluster up --data-dir /tmp/mk8s --apiserver-port 7443
     """
-    cluster.up(data_dir, reset, timeout, **ports)
+    cluster.up(data_dir, reset, timeout, node, **ports)
 
 
 @cluster_group.command("down")
@@ -65,6 +68,35 @@ def cluster_down(data_dir: Path, purge: bool) -> None:
       minictl cluster down --purge
     """
     cluster.down(data_dir, purge)
+
+
+@cluster_group.command("prereqs")
+@click.option("--node/--no-node", default=None, help="Check what a node needs too (default: when root).")
+@click.option("--install", is_flag=True, help="Install missing Debian packages (as root; the command is printed first).")
+def cluster_prereqs(node: bool | None, install: bool) -> None:
+    """Check what the local cluster needs from this machine; print (or run) the install command.
+
+    \b
+    Example:
+      minictl cluster prereqs --install
+    """
+    import os
+
+    from minictl.prereqs import check
+    from minictl.prereqs import install as do_install
+
+    report = check(os.geteuid() == 0 if node is None else node)
+    for problem in report.problems:
+        click.echo(problem, err=True)
+    if report.missing_packages:
+        if install:
+            if not do_install(report):
+                sys.exit(1)
+        else:
+            click.echo(f"missing packages; as root run:\n  {report.install_command()}")
+            sys.exit(1)
+    elif not report.problems:
+        click.echo("all prerequisites present")
 
 
 @cluster_group.command("status")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -11,12 +14,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
 
 from certs import check_expiry, ensure_pki, write_cluster_kubeconfigs
-from minictl.components import ClusterConfig, component_env, plan
+from minictl.components import ClusterConfig, ComponentSpec, component_env, plan
+from minictl.node import clean_host, remove_pods
+from minictl.prereqs import check
 from minictl.progress import Progress
 
 DEFAULT_DATA_DIR = Path(os.environ.get("MINIK8S_DATA_DIR", Path.home() / ".minik8s" / "default"))
@@ -62,36 +68,112 @@ def _ssl(cfg: ClusterConfig) -> ssl.SSLContext:
 
 
 def probe(cfg: ClusterConfig, path: str, timeout: float = 2.0) -> tuple[bool, str]:
+    """Check a health spec: "api:<path>" (admin credentials), an http(s) URL, or "unix:<socket>"."""
+    if path.startswith("unix:"):
+        return Path(path[5:]).exists(), "no socket yet"
+    url = cfg.server_url + path[4:] if path.startswith("api:") else path
+    if not url.startswith("http"):
+        url = cfg.server_url + path
     try:
-        r = httpx.get(cfg.server_url + path, verify=_ssl(cfg), timeout=timeout)
+        verify: ssl.SSLContext | bool = _ssl(cfg) if url.startswith(cfg.server_url) else True
+        r = httpx.get(url, verify=verify, timeout=timeout)
         return r.status_code == 200, r.text.strip().splitlines()[-1] if r.text.strip() else str(r.status_code)
     except httpx.HTTPError as e:
         return False, type(e).__name__
 
 
 def prepare(cfg: ClusterConfig) -> None:
-    """PKI and kubeconfigs (idempotent: existing keys are kept)."""
+    """PKI, kubeconfigs and (for a node) containerd's config (idempotent: existing keys are kept)."""
     hosts = [] if cfg.bind_address in ("0.0.0.0", "127.0.0.1") else [cfg.bind_address]
+    if cfg.advertise_address not in ("127.0.0.1", "0.0.0.0"):
+        hosts.append(cfg.advertise_address)
     pki = ensure_pki(cfg.dir / "pki", hosts=hosts, node_names=[cfg.node_name])
     out = write_cluster_kubeconfigs(pki, cfg.dir / "kubeconfigs", cfg.server_url)
     shutil.copyfile(out["admin"], cfg.admin_kubeconfig)
     os.chmod(cfg.admin_kubeconfig, 0o600)
+    if cfg.with_node:
+        from dns.launch import write_dns_kubeconfig
+        from kube_proxy.launch import write_lb_controller_kubeconfig
+        from kubelet.cri.containerd import write_config
+
+        write_lb_controller_kubeconfig(cfg)
+        write_dns_kubeconfig(cfg)
+        write_config(cfg.dir)
     for msg in check_expiry(pki):
         click.echo(f"warning: {msg}", err=True)
 
 
-def up(data_dir: Path, reset: bool, timeout: float, **overrides) -> ClusterConfig:
+def _primary_address() -> str:
+    """The host's first non-loopback IPv4 address: what pods reach the apiserver at."""
+    from certs import host_ipv4_addresses
+
+    addrs = [a for a in host_ipv4_addresses() if not a.startswith(("127.", "10.244.", "172.17."))]
+    return addrs[0] if addrs else "127.0.0.1"
+
+
+def new_config(data_dir: Path, node: bool | None, **overrides: Any) -> ClusterConfig:
+    with_node = (os.geteuid() == 0) if node is None else node
+    cfg = ClusterConfig(str(data_dir), with_node=with_node, **{k: v for k, v in overrides.items() if v is not None})
+    if with_node and "advertise_address" not in overrides:
+        # pods reach the `kubernetes` service's endpoint: it must be an address they can route to
+        cfg.bind_address = "0.0.0.0"
+        cfg.advertise_address = _primary_address()
+    return cfg
+
+
+def _kubernetes_service_answers(cfg: ClusterConfig) -> tuple[bool, str]:
+    """The `kubernetes` service (10.96.0.1:443) answers through kube-proxy's rules."""
+    ip = str(ipaddress.ip_network(cfg.service_cidr)[1])
+    try:
+        r = httpx.get(f"https://{ip}/readyz", verify=_ssl(cfg), timeout=2)
+        return r.status_code == 200, str(r.status_code)
+    except httpx.HTTPError as e:
+        return False, type(e).__name__
+
+
+def _node_ready(cfg: ClusterConfig) -> tuple[bool, str]:
+    try:
+        r = httpx.get(f"{cfg.server_url}/api/v1/nodes/{cfg.node_name}", verify=_ssl(cfg), timeout=2)
+    except httpx.HTTPError as e:
+        return False, type(e).__name__
+    if r.status_code != 200:
+        return False, "not registered"
+    for c in (r.json().get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status") == "True", c.get("reason") or c.get("status")
+    return False, "no Ready condition yet"
+
+
+async def _load_images(cfg: ClusterConfig) -> list[str]:
+    from images import build_images, load_image
+    from kubelet.cri.containerd import containerd_paths
+
+    socket = containerd_paths(cfg.dir).socket
+    refs = []
+    for image in await asyncio.to_thread(build_images, cfg.dir / "images"):
+        await load_image(image.archive, socket)
+        refs.append(image.ref)
+    return refs
+
+
+def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, **overrides: Any) -> ClusterConfig:
     data_dir = data_dir.expanduser().resolve()
     if reset and data_dir.exists():
         down(data_dir, purge=True, quiet=True)
     cfg = ClusterConfig.load(data_dir)
     if cfg is None:
-        cfg = ClusterConfig(str(data_dir), **{k: v for k, v in overrides.items() if v is not None})
-        cfg.save()
+        cfg = new_config(data_dir, node, **overrides)
     if supervisor_pid(cfg):
-        ok, _ = probe(cfg, "/readyz")
+        ok, _ = probe(cfg, "api:/readyz")
         click.echo(f"cluster in {data_dir} is already running" + ("" if ok else " (not ready yet)"))
         return cfg
+    report = check(cfg.with_node)
+    if not report.ok:
+        lines = [*report.problems]
+        if report.missing_packages:
+            lines.append(f"missing packages; as root run:\n  {report.install_command()}")
+        raise click.ClickException("prerequisites:\n" + "\n".join(lines))
+    cfg.save()
     progress = Progress(sys.stdout)
     started = time.monotonic()
     progress.step("pki", "generating certificates and kubeconfigs")
@@ -107,30 +189,72 @@ def up(data_dir: Path, reset: bool, timeout: float, **overrides) -> ClusterConfi
     )
     log.close()
     components = plan(cfg)
-    for c in components:
-        progress.step(c.name, "starting")
+    steps: dict[str, Any] = {c.name: c for c in components}
+    # steps beyond "the process is healthy", run once their precondition is
+    if cfg.with_node:
+        steps["images"] = "after:containerd"
+        steps["dns-addon"] = "after:apiserver"
+        steps["node"] = "check"
+        steps["kubernetes-service"] = "check"
+    for name in steps:
+        progress.step(name, "starting" if name in {c.name for c in components} else "waiting")
+    done: set[str] = set()
+    image_job: concurrent.futures.Future | None = None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     deadline = time.monotonic() + timeout
-    pending = {c.name: c for c in components}
-    while pending and time.monotonic() < deadline:
-        for name, c in list(pending.items()):
-            pid = component_pid(cfg, name)
-            if pid is None:
-                continue
-            if c.health:
-                ok, detail = probe(cfg, c.health)
-                if not ok:
-                    progress.update(name, f"waiting ({detail})")
+    try:
+        while len(done) < len(steps) and time.monotonic() < deadline:
+            for name, c in steps.items():
+                if name in done:
                     continue
-            progress.done(name, f"running (pid {pid})")
-            del pending[name]
-        time.sleep(0.1)
+                if isinstance(c, ComponentSpec):
+                    pid = component_pid(cfg, name)
+                    if pid is None:
+                        continue
+                    if c.health:
+                        ok, detail = probe(cfg, c.health)
+                        if not ok:
+                            progress.update(name, f"waiting ({detail})")
+                            continue
+                    progress.done(name, f"running (pid {pid})")
+                    done.add(name)
+                elif name == "images" and "containerd" in done:
+                    if image_job is None:
+                        image_job = pool.submit(asyncio.run, _load_images(cfg))
+                    if image_job.done():
+                        progress.done(name, "loaded " + ", ".join(image_job.result()))
+                        done.add(name)
+                elif name == "dns-addon" and "apiserver" in done:
+                    from dns.launch import install_addon_sync
+
+                    install_addon_sync(cfg.admin_kubeconfig)
+                    progress.done(name, "kube-dns service at 10.96.0.10")
+                    done.add(name)
+                elif name == "node" and "kubelet" in done:
+                    ok, detail = _node_ready(cfg)
+                    if ok:
+                        progress.done(name, f"{cfg.node_name} Ready")
+                        done.add(name)
+                    else:
+                        progress.update(name, f"waiting ({detail})")
+                elif name == "kubernetes-service" and "kube-proxy" in done:
+                    ok, detail = _kubernetes_service_answers(cfg)
+                    if ok:
+                        progress.done(name, "answers at 10.96.0.1:443")
+                        done.add(name)
+                    else:
+                        progress.update(name, f"waiting ({detail})")
+            time.sleep(0.1)
+    finally:
+        pool.shutdown(wait=True)
+    pending = [n for n in steps if n not in done]
     if pending:
         for name in pending:
             progress.fail(name, f"not up after {timeout:.0f}s; see {cfg.log(name)}")
         raise click.ClickException("the cluster did not come up")
     progress.finish(f"cluster up in {time.monotonic() - started:.1f}s")
     click.echo(
-        f"\nTo use it:\n  export KUBECONFIG={cfg.admin_kubeconfig}\n  minictl get namespaces\n"
+        f"\nTo use it:\n  export KUBECONFIG={cfg.admin_kubeconfig}\n  minictl get nodes\n"
         "  kubectl get pods -A\n"
     )
     return cfg
@@ -155,15 +279,30 @@ def down(data_dir: Path, purge: bool, quiet: bool = False, timeout: float = 60) 
             click.echo(f"cluster in {data_dir} stopped")
     elif not quiet:
         click.echo(f"cluster in {data_dir} is not running")
-    # components whose supervisor died uncleanly: stop them by their recorded pids
-    for c in plan(cfg):
-        cpid = component_pid(cfg, c.name)
+    # components whose supervisor died uncleanly: stop them by their recorded pids, then clean up
+    leftovers = [(c.name, component_pid(cfg, c.name)) for c in reversed(plan(cfg))]
+    for name, cpid in leftovers:
         if cpid:
+            if name == "containerd":
+                with contextlib.suppress(Exception):
+                    asyncio.run(remove_pods(cfg))
             os.kill(cpid, signal.SIGTERM)
+            _wait_gone(cpid, 15)
+    if cfg.with_node and any(pid for _, pid in leftovers):
+        for problem in asyncio.run(clean_host(cfg)):
+            click.echo(f"cleanup: {problem}", err=True)
     if purge:
         shutil.rmtree(data_dir, ignore_errors=True)
         if not quiet:
             click.echo(f"removed {data_dir}")
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def status(data_dir: Path) -> int:
@@ -178,10 +317,13 @@ def status(data_dir: Path) -> int:
         pid = component_pid(cfg, c.name)
         state = f"running (pid {pid})" if pid else "stopped"
         if pid and c.health:
-            ok, detail = probe(cfg, "/healthz" if c.health == "/readyz" else c.health)
-            ready, rdetail = probe(cfg, c.health)
-            state += f", healthz {'ok' if ok else detail}, readyz {'ok' if ready else rdetail}"
-            healthy &= ok and ready
+            ok, detail = probe(cfg, c.health)
+            state += f", {c.health.rsplit('/', 1)[-1] if '/' in c.health else 'health'} {'ok' if ok else detail}"
+            healthy &= ok
         healthy &= pid is not None
-        click.echo(f"{c.name:<12}{state}")
+        click.echo(f"{c.name:<20}{state}")
+    if cfg.with_node and healthy:
+        ok, detail = _node_ready(cfg)
+        click.echo(f"{'node ' + cfg.node_name:<20}{'Ready' if ok else 'not ready: ' + str(detail)}")
+        healthy &= ok
     return 0 if healthy else 1

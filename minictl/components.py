@@ -54,6 +54,10 @@ class ClusterConfig:
     service_cidr: str = "10.96.0.0/16"
     cluster_cidr: str = "10.244.0.0/16"
     extra_apiserver_args: list[str] = field(default_factory=list)
+    #: run the node (containerd, kubelet, kube-proxy, DNS) on this machine (needs root)
+    with_node: bool = False
+    #: only etcd and the apiserver (the test fixtures start the rest themselves)
+    control_plane_only: bool = False
 
     @property
     def dir(self) -> Path:
@@ -144,8 +148,16 @@ def apiserver_command(cfg: ClusterConfig) -> list[str]:
         "--authorization-mode", "Node,RBAC",
         "--enable-bootstrap-token-auth",
         "--audit-log-path", str(cfg.log("audit")),
+        *_kubelet_client_args(cfg),
         *cfg.extra_apiserver_args,
     ]
+
+
+def _kubelet_client_args(cfg: ClusterConfig) -> list[str]:
+    """How the apiserver reaches kubelets (logs, exec, port-forward): the kubelet's contract."""
+    from kubelet.launch import apiserver_kubelet_client_args  # (kubelet.launch imports this module)
+
+    return apiserver_kubelet_client_args(cfg)
 
 
 def component_env() -> dict[str, str]:
@@ -161,14 +173,41 @@ def component_env() -> dict[str, str]:
 class ComponentSpec:
     name: str
     cmd: list[str]
-    #: how to tell it is up: ("https", path) against the apiserver, or None for "process running"
+    #: how to tell it is up: "api:<path>" (the apiserver, admin credentials), an http(s) URL,
+    #: "unix:<socket>" (the socket exists), or None (the process runs)
     health: str | None = None
     stop_grace: float = 10.0
+    node: bool = False  # part of the node: needs root
 
 
 def plan(cfg: ClusterConfig) -> list[ComponentSpec]:
     """The components of a local cluster, in start order (stopped in reverse)."""
-    return [
+    specs = [
         ComponentSpec("etcd", etcd_command(cfg)),
-        ComponentSpec("apiserver", apiserver_command(cfg), health="/readyz"),
+        ComponentSpec("apiserver", apiserver_command(cfg), health="api:/readyz"),
     ]
+    if not cfg.control_plane_only:
+        from controller_manager.launch import controller_manager_command
+        from scheduler.launch import scheduler_command
+
+        specs += [
+            ComponentSpec("controller-manager", controller_manager_command(cfg), health="http://127.0.0.1:10257/healthz"),
+            ComponentSpec("scheduler", scheduler_command(cfg), health="http://127.0.0.1:10259/healthz"),
+        ]
+    if cfg.with_node:
+        from dns.launch import dns_command
+        from kube_proxy.launch import kube_proxy_command, lb_controller_command
+        from kubelet.cri.containerd import containerd_paths
+        from kubelet.launch import kubelet_command
+
+        paths = containerd_paths(cfg.dir)
+        specs += [
+            ComponentSpec("containerd", ["containerd", "--config", str(paths.config), "--log-level", "warn"],
+                          health=f"unix:{paths.socket}", node=True),
+            ComponentSpec("kubelet", kubelet_command(cfg),
+                          health="http://127.0.0.1:10248/healthz", stop_grace=15, node=True),
+            ComponentSpec("kube-proxy", kube_proxy_command(cfg), health="http://127.0.0.1:10256/healthz", node=True),
+            ComponentSpec("dns", dns_command(cfg), node=True),
+            ComponentSpec("lb-controller", lb_controller_command(cfg), node=True),
+        ]
+    return specs

@@ -8,6 +8,7 @@ starts it; `minictl cluster down` signals it. State is visible in DIR/run/:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -20,6 +21,8 @@ from pathlib import Path
 import click
 
 from minictl.components import ClusterConfig, component_env, plan
+from minictl.node import clean_host, remove_pods
+from minictl.prereqs import SYSTEM_PATH
 
 
 @dataclass
@@ -62,6 +65,7 @@ def supervise(cfg: ClusterConfig) -> int:
     signal.signal(signal.SIGINT, on_term)
     components = [Running(c.name, c.cmd, stop_grace=c.stop_grace) for c in plan(cfg)]
     env = component_env()
+    env["PATH"] = env.get("PATH", "") + ":" + SYSTEM_PATH  # containerd, runc, iptables, ...
     try:
         while not stopping:
             now = time.monotonic()
@@ -85,6 +89,12 @@ def supervise(cfg: ClusterConfig) -> int:
             time.sleep(0.1)
     finally:
         for c in reversed(components):
+            if c.name == "containerd" and c.proc is not None and c.proc.poll() is None:
+                # the kubelet is stopped: remove its pods while containerd can still do it
+                try:
+                    _log(cfg, f"removed {asyncio.run(remove_pods(cfg))} pod sandboxes")
+                except Exception as e:
+                    _log(cfg, f"removing pod sandboxes failed: {e}")
             if c.proc is not None and c.proc.poll() is None:
                 c.proc.send_signal(signal.SIGTERM)
                 try:
@@ -94,6 +104,10 @@ def supervise(cfg: ClusterConfig) -> int:
                     c.proc.wait()
             write_state(cfg, c.name, "stopped", None)
             _log(cfg, f"stopped {c.name}")
+        if cfg.with_node:
+            for problem in asyncio.run(clean_host(cfg)):
+                _log(cfg, f"cleanup: {problem}")
+            _log(cfg, "node cleaned up")
         with contextlib.suppress(FileNotFoundError):
             (d / "supervisor.pid").unlink()
     return 0
