@@ -100,6 +100,13 @@ async def install_addon(api: APIClient, cluster_ip: str = CLUSTER_DNS_IP, namesp
     for obj in addon_objects(cluster_ip, namespace):
         resource = api.resource(obj["apiVersion"], _PLURALS[obj["kind"]])
         try:
+            # look first: creating an existing Service fails on its IP before "already exists"
+            await resource.get(obj["metadata"]["name"], obj["metadata"].get("namespace"))
+            continue
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+        try:
             await resource.create(obj, obj["metadata"].get("namespace"))
             created.append(f"{obj['kind']}/{obj['metadata']['name']}")
         except Exception as exc:
