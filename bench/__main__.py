@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.harness import machine_facts
 
-BENCHMARKS = ["apiserver", "security", "client", "scheduler", "controller", "proxy"]
+BENCHMARKS = ["apiserver", "security", "client", "scheduler", "controller", "proxy", "kubelet", "cluster"]
 
 
 def main(argv: list[str]) -> int:
