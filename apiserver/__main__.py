@@ -74,6 +74,8 @@ class CertAwareProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["minik8s.peer_user"] = self.peer_user  # type: ignore[typeddict-unknown-key]
+        # watch responses write straight to the connection (apiserver.watchstream)
+        self.scope["minik8s.transport"] = self.transport  # type: ignore[typeddict-unknown-key]
 
 
 class CertAwareWebSocketProtocol(WebSocketsSansIOProtocol):

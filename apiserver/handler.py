@@ -22,12 +22,14 @@ from apimachinery.patch import json_patch, merge_patch
 from apimachinery.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from apimachinery.strategic import schema_for, strategic_merge_patch
 from apiserver import admission as adm
-from apiserver.http import Request, Response, StreamResponse, decode_document, json_response, raw_json
+from apiserver.http import JSON, Request, Response, StreamResponse, decode_document, json_response, raw_json
+from apiserver.negotiation import NO_PROTOBUF, protobuf_wanted
 from apiserver.requestinfo import RequestInfo
 from apiserver.resources import Resource
 from apiserver.storage import KV, TxnFailed
 from apiserver.tables import output_form_of
 from apiserver.watchcache import BOOKMARK, CacheEvent, Filter, TooOld, direct_watch
+from apiserver.watchstream import DirectWatchResponse
 
 if TYPE_CHECKING:
     from apiserver.authn import UserInfo
@@ -290,7 +292,7 @@ class ResourceAPI:
     # watch
     # ==================================================================================
 
-    async def watch(self, req: Request, res: Resource, ns: str, name: str) -> StreamResponse:
+    async def watch(self, req: Request, res: Resource, ns: str, name: str) -> StreamResponse | DirectWatchResponse:
         q = req.query
         ls, fs = _selectors(q)
         if fs is not None:
@@ -324,6 +326,13 @@ class ResourceAPI:
             if e.code == 410:
                 return StreamResponse(_one_error(e), req.receive)
             raise
+        transport = req.scope.get("minik8s.transport")
+        if transport is not None and protobuf_wanted(req.header(b"accept")) == NO_PROTOBUF:
+            return DirectWatchResponse(
+                transport, req.receive, cache, watcher, lambda ev: line(res, ev),
+                lambda rev, ann: self._bookmark(res, rev, ann), timeout, bool(send_initial),
+                form.content_type if form is not None else JSON,
+            )
         stream = StreamResponse(self._cache_stream(res, cache, watcher, timeout, bool(send_initial), line), req.receive)
         if form is not None:
             stream.content_type = form.content_type

@@ -31,6 +31,7 @@ PREFER_PROTOBUF = os.environ.get("MINIK8S_PREFER_PROTOBUF", "1") != "0"
 _JSON_RANGES = frozenset({"application/json", "application/*", "*/*", "application/yaml"})
 
 _NO, _ONLY, _FIRST = range(3)
+NO_PROTOBUF = _NO
 
 
 def protobuf_wanted(accept: str) -> int:

@@ -85,6 +85,10 @@ class Watcher:
     queue: asyncio.Queue[CacheEvent | None] = field(default_factory=lambda: asyncio.Queue(maxsize=WATCHER_QUEUE))
     closed: bool = False
     last_revision: int = 0
+    #: when set, events go straight to it (synchronously, from the cache's fan-out) instead of
+    #: the queue: see apiserver.watchstream
+    sink: Callable[[CacheEvent], None] | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, ev: CacheEvent) -> None:
         """Deliver `ev` translated for this watcher's filter (label transitions → ADDED/DELETED)."""
@@ -105,6 +109,13 @@ class Watcher:
         self.put(ev)
 
     def put(self, ev: CacheEvent | None) -> None:
+        if self.sink is not None and ev is not None:
+            try:
+                self.sink(ev)
+            except Exception:
+                log.exception("watch delivery failed, closing the watch")
+                self.close()
+            return
         try:
             self.queue.put_nowait(ev)
         except asyncio.QueueFull:
@@ -118,6 +129,7 @@ class Watcher:
         if self.closed:
             return
         self.closed = True
+        self.ended.set()
         while True:
             try:
                 self.queue.put_nowait(None)
