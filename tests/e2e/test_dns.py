@@ -167,6 +167,12 @@ def services(dns_cluster):
         return result[0]["answers"] == [web.json()["spec"]["clusterIP"]]
 
     wait_for(dns_answers, 30, 0.2, "the pod to resolve web through 10.96.0.10")
+
+    def proxied() -> bool:  # kube-proxy syncs on its own schedule: wait for web's endpoints too
+        rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+        return all(f"--to-destination {h[n].ip}:{HTTP_PORT}" in rules for n in ("h1", "h2"))
+
+    wait_for(proxied, 30, 0.1, "kube-proxy to program web's endpoints")
     return {"web": web.json()["spec"]["clusterIP"]}
 
 
