@@ -95,3 +95,27 @@ def test_get_watch_output_watch_events(control_plane: ControlPlane, namespace: s
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_wait_for_delete_returns_when_the_finalizer_goes(control_plane: ControlPlane, namespace: str) -> None:
+    k = control_plane.kubectl
+    k("-n", namespace, "create", "-f", "-", input=(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n"))
+    k("-n", namespace, "delete", "configmap", "held", "--wait=false")
+    held = json.loads(k("-n", namespace, "get", "configmap", "held", "-o", "json").stdout)
+    assert held["metadata"]["deletionTimestamp"]
+    # while the finalizer holds it, wait --for=delete times out with an error
+    r = k("-n", namespace, "wait", "--for=delete", "configmap/held", "--timeout=1s", check=False)
+    assert r.returncode != 0 and "timed out" in r.stderr
+    waiter = subprocess.Popen([KUBECTL, "--kubeconfig", str(control_plane.kubeconfig), "-n", namespace, "wait",
+                               "--for=delete", "configmap/held", "--timeout=30s"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        k("-n", namespace, "patch", "configmap", "held", "--type", "json",
+          "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+        out, err = waiter.communicate(timeout=40)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+    assert waiter.returncode == 0, err
+    assert "configmap/held condition met" in out

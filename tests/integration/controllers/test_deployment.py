@@ -33,6 +33,13 @@ def test_rolling_update_rollback_and_scale(controller_manager: ControllerManager
         out = kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=60s", timeout=70).stdout
         assert 'deployment "web" successfully rolled out' in out
         assert images(admin, ns) == ["img:a"] * REPLICAS
+        # the conditions kubectl wait reads are the controller's, as upstream's
+        out = kubectl("-n", ns, "wait", "--for=condition=Available", "deployment/web", "--timeout=30s",
+                      timeout=40).stdout
+        assert "deployment.apps/web condition met" in out
+        out = kubectl("-n", ns, "wait", "--for=condition=Progressing=True", "deployment/web", "--timeout=30s",
+                      timeout=40).stdout
+        assert "condition met" in out
 
         def surge_ok(rss: dict[str, dict]) -> None:
             asked = sum(rs["spec"]["replicas"] for rs in rss.values())
