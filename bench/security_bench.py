@@ -24,6 +24,7 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import orjson
 
 from bench.apiserver_bench import CREATE_LUA, PACED_CREATE_LUA
@@ -44,16 +45,20 @@ function delay() return 50 end
 """
 
 
+def _ensure_default_sa(c: httpx.Client, ns: str) -> None:
+    """The bench runs no controller-manager, so the namespace's default ServiceAccount (which
+    ServiceAccount admission requires of pods) is created here."""
+    r = c.post(f"/api/v1/namespaces/{ns}/serviceaccounts", json={"metadata": {"name": "default"}})
+    if r.status_code != 409:
+        r.raise_for_status()
+
+
 def _prepare(cluster: BenchCluster, secure: bool) -> str:
     """The bench namespace (with every admission input when `secure`) → the token to send."""
     with cluster.client() as c:
         c.post("/api/v1/namespaces", json={"metadata": {"name": NS, "labels": {
             "pod-security.kubernetes.io/enforce": "baseline"}}}).raise_for_status()
-        deadline = time.monotonic() + 10
-        while c.get(f"/api/v1/namespaces/{NS}/serviceaccounts/default").status_code != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the default ServiceAccount never appeared")
-            time.sleep(0.05)
+        _ensure_default_sa(c, NS)
         if not secure:
             return cluster.token
         c.post(f"/api/v1/namespaces/{NS}/limitranges", json={"metadata": {"name": "lr"}, "spec": {"limits": [
@@ -72,8 +77,7 @@ def _prepare(cluster: BenchCluster, secure: bool) -> str:
             "metadata": {"name": "bench-edit"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
             "subjects": [{"kind": "ServiceAccount", "name": "bench", "namespace": NS}]}).raise_for_status()
-        while c.get(f"/api/v1/namespaces/{NS_NO_QUOTA}/serviceaccounts/default").status_code != 200:
-            time.sleep(0.05)
+        _ensure_default_sa(c, NS_NO_QUOTA)
         r = c.post(f"/api/v1/namespaces/{NS}/serviceaccounts/bench/token", json={"spec": {"expirationSeconds": 7200}})
         r.raise_for_status()
         token = r.json()["status"]["token"]
