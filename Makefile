@@ -40,9 +40,11 @@ bench: venv
 proto: venv
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto $(PROTO_SRC)
 
-# Our own pause and busybox images, built from Debian packages (no registry needed).
+# The image of the docker compose cluster (deploy/build-images.sh; BASE=python:3.11-slim-bookworm
+# where Docker Hub is reachable, else a local mmdebstrap base), with our own pause and busybox
+# images built from Debian packages inside (no registry needed).
 images: venv
-	$(BIN)/python -m images build --data-dir $(DATA_DIR)
+	PY=$(BIN)/python deploy/build-images.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

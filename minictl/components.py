@@ -58,6 +58,13 @@ class ClusterConfig:
     with_node: bool = False
     #: only etcd and the apiserver (the test fixtures start the rest themselves)
     control_plane_only: bool = False
+    #: where components reach the apiserver / etcd when they do not share its host (compose:
+    #: the service names); empty: loopback
+    server_host: str = ""
+    etcd_host: str = ""
+    #: run only these components of the plan (compose: one service per container); empty: all
+    only: list[str] = field(default_factory=list)
+    extra_kubelet_args: list[str] = field(default_factory=list)
 
     @property
     def dir(self) -> Path:
@@ -69,12 +76,12 @@ class ClusterConfig:
 
     @property
     def server_url(self) -> str:
-        host = "127.0.0.1" if self.bind_address in ("0.0.0.0", "127.0.0.1") else self.bind_address
+        host = self.server_host or ("127.0.0.1" if self.bind_address in ("0.0.0.0", "127.0.0.1") else self.bind_address)
         return f"https://{host}:{self.apiserver_port}"
 
     @property
     def etcd_url(self) -> str:
-        return f"https://127.0.0.1:{self.etcd_client_port}"
+        return f"https://{self.etcd_host or '127.0.0.1'}:{self.etcd_client_port}"
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -204,10 +211,12 @@ def plan(cfg: ClusterConfig) -> list[ComponentSpec]:
         specs += [
             ComponentSpec("containerd", ["containerd", "--config", str(paths.config), "--log-level", "warn"],
                           health=f"unix:{paths.socket}", node=True),
-            ComponentSpec("kubelet", kubelet_command(cfg),
+            ComponentSpec("kubelet", kubelet_command(cfg, extra_args=cfg.extra_kubelet_args),
                           health="http://127.0.0.1:10248/healthz", stop_grace=15, node=True),
             ComponentSpec("kube-proxy", kube_proxy_command(cfg), health="http://127.0.0.1:10256/healthz", node=True),
             ComponentSpec("dns", dns_command(cfg), node=True),
             ComponentSpec("lb-controller", lb_controller_command(cfg), node=True),
         ]
+    if cfg.only:
+        specs = [s for s in specs if s.name in cfg.only]
     return specs
