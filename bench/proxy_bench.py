@@ -116,9 +116,13 @@ def _proxier(mode: str):
     from kube_proxy.iptables import IptablesProxier
     from kube_proxy.nftables import NftablesProxier
 
-    cls = NftablesProxier if mode == "nftables" else IptablesProxier
-    return cls("benchnode", ["127.0.0.1"], service_cidr=SERVICE_CIDR, min_sync_period=0,
-               service_cidr_device=DEVICE)
+    if mode == "nftables":
+        return NftablesProxier("benchnode", ["127.0.0.1"], service_cidr=SERVICE_CIDR, min_sync_period=0,
+                               service_cidr_device=DEVICE)
+    # "iptables-legacy": --iptables-backend legacy
+    binary = "iptables-legacy" if mode == "iptables-legacy" else "iptables"
+    return IptablesProxier("benchnode", ["127.0.0.1"], service_cidr=SERVICE_CIDR, min_sync_period=0,
+                           service_cidr_device=DEVICE, iptables_binary=binary)
 
 
 async def full_sync(mode: str, n: int = FULL_SERVICES) -> dict[str, Any]:
@@ -295,7 +299,8 @@ def run(only: str | None = None) -> dict[str, Any]:
         out["skipped"] = reason
         return out
     if only in (None, "full"):
-        out["full_sync"] = {mode: asyncio.run(full_sync(mode)) for mode in ("nftables", "iptables")}
+        out["full_sync"] = {mode: asyncio.run(full_sync(mode))
+                            for mode in ("nftables", "iptables-legacy", "iptables")}
     if only in (None, "latency"):
         out["latency"] = {mode: asyncio.run(latency(mode)) for mode in ("iptables", "nftables")}
     return out

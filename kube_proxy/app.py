@@ -26,7 +26,13 @@ from typing import Any
 from apimachinery.metrics import Registry
 from client import APIClient, SharedInformerFactory, deleted_object, load_config
 from client.daemon import HealthServer, new_registry
-from kube_proxy.commands import CommandRunner, SystemRunner
+from kube_proxy.commands import (
+    IPTABLES_BACKENDS,
+    CommandRunner,
+    Iptables,
+    SystemRunner,
+    other_iptables_backend,
+)
 from kube_proxy.iptables import IptablesProxier
 from kube_proxy.ipvs import SCHEDULERS, IpvsProxier, check_ipvs_available
 from kube_proxy.model import LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME
@@ -62,6 +68,7 @@ class ProxyOptions:
     masquerade_all: bool = False
     masquerade_bit: int = 14
     ipvs_scheduler: str = "rr"
+    iptables_backend: str = "system"  # a key of IPTABLES_BACKENDS
     min_sync_period: float = 1.0
     sync_period: float = 30.0
     healthz_bind_address: str = f"127.0.0.1:{DEFAULT_HEALTHZ_PORT}"
@@ -83,6 +90,8 @@ class ProxyOptions:
             raise ConfigError(f"--proxy-mode must be one of {', '.join(PROXY_MODES)}, not {self.proxy_mode!r}")
         if self.ipvs_scheduler not in SCHEDULERS:
             raise ConfigError(f"--ipvs-scheduler must be one of {', '.join(SCHEDULERS)}")
+        if self.iptables_backend not in IPTABLES_BACKENDS:
+            raise ConfigError(f"--iptables-backend must be one of {', '.join(sorted(IPTABLES_BACKENDS))}")
         for name, value in (("--cluster-cidr", self.cluster_cidr),
                             ("--service-cluster-ip-range", self.service_cluster_ip_range), *(
                                 ("--lb-pool", c) for c in self.lb_pool)):
@@ -282,10 +291,11 @@ def build_proxier(
         "sync_period": opts.sync_period,
         "runner": runner,
     }
+    iptables_binary = IPTABLES_BACKENDS[opts.iptables_backend]
     if opts.proxy_mode == "ipvs":
         return IpvsProxier(
             opts.node_name, node_ips, **common, scheduler=opts.ipvs_scheduler, masquerade_bit=opts.masquerade_bit,
-            guard=opts.guard, node_labels=node_labels,
+            guard=opts.guard, node_labels=node_labels, iptables_binary=iptables_binary,
         )
     if opts.proxy_mode == "nftables":
         from kube_proxy.nftables import NftablesProxier
@@ -298,7 +308,7 @@ def build_proxier(
     return IptablesProxier(
         opts.node_name, node_ips, **common, nodeport_addresses=nodeport_ips, masquerade_bit=opts.masquerade_bit,
         service_cidr_device=opts.service_cidr_device, guard=opts.guard, node_labels=node_labels,
-        local_cidrs=opts.lb_pool,
+        local_cidrs=opts.lb_pool, iptables_binary=iptables_binary,
     )
 
 
@@ -317,6 +327,12 @@ async def cleanup(opts: ProxyOptions, runner: CommandRunner | None = None) -> li
     errors: list[str] = []
     opts = ProxyOptions(**{**opts.__dict__, "proxy_mode": "iptables"})
     errors += await build_proxier(opts, [], runner=runner).cleanup()
+    # rules a run with the other kernel backend left (an earlier --iptables-backend): removed too
+    other = await other_iptables_backend(runner, IPTABLES_BACKENDS[opts.iptables_backend])
+    if await _has_kube_chains(runner, other):
+        backend = {binary: name for name, binary in IPTABLES_BACKENDS.items() if name != "system"}[other]
+        other_opts = ProxyOptions(**{**opts.__dict__, "iptables_backend": backend})
+        errors += await build_proxier(other_opts, [], runner=runner).cleanup()
     from kube_proxy.nftables import cleanup_nftables
 
     errors += await cleanup_nftables(runner)
@@ -327,30 +343,46 @@ async def cleanup(opts: ProxyOptions, runner: CommandRunner | None = None) -> li
     return errors
 
 
+async def _has_kube_chains(runner: CommandRunner, binary: str) -> bool:
+    """Whether `binary`-save lists KUBE- chains. No -t: then legacy iptables-save dumps only
+    the tables that exist, loading no kernel module."""
+    result = await runner.run([f"{binary}-save"])
+    return result.ok and ":KUBE-" in result.stdout
+
+
 async def cleanup_other_modes(opts: ProxyOptions, runner: CommandRunner) -> None:
-    """At start, remove what the other modes left behind (upstream does the same), keeping
-    our own mode's rules so that traffic keeps flowing until the first sync replaces them."""
+    """At start, remove what the other modes (and the other iptables backend) left behind, as
+    upstream does, keeping our own mode's rules so that traffic keeps flowing until the first
+    sync replaces them."""
+    ours = IPTABLES_BACKENDS[opts.iptables_backend]
+    other = await other_iptables_backend(runner, ours)
     if opts.proxy_mode != "nftables":
         from kube_proxy.nftables import cleanup_nftables
 
         for error in await cleanup_nftables(runner):
             log.warning("cleaning up nftables leftovers: %s", error)
+        if await _has_kube_chains(runner, other):
+            await _remove_iptables_leftovers(Iptables(runner, other), keep_guard=False)
     else:
-        from kube_proxy.chains import leftover_cleanup_payload
-        from kube_proxy.commands import Iptables
-        from kube_proxy.guard import GUARD_CHAIN
+        # The guard (shared by every mode) stays: its counters must survive restarts.
+        await _remove_iptables_leftovers(Iptables(runner, ours), keep_guard=True)
+        if await _has_kube_chains(runner, other):
+            await _remove_iptables_leftovers(Iptables(runner, other), keep_guard=False)
 
-        iptables = Iptables(runner)
-        for table in ("nat", "filter"):
-            try:
-                # The guard (shared by every mode) stays: its counters must survive restarts.
-                saved = "\n".join(line for line in (await iptables.save(table)).splitlines()
-                                  if GUARD_CHAIN not in line)
-                payload = leftover_cleanup_payload(table, saved)
-                if payload:
-                    await iptables.restore(payload)
-            except Exception as exc:
-                log.warning("cleaning up iptables leftovers in %s: %s", table, exc)
+
+async def _remove_iptables_leftovers(iptables: Iptables, keep_guard: bool) -> None:
+    from kube_proxy.chains import leftover_cleanup_payload
+    from kube_proxy.guard import GUARD_CHAIN
+
+    for table in ("nat", "filter"):
+        try:
+            saved = "\n".join(line for line in (await iptables.save(table)).splitlines()
+                              if not (keep_guard and GUARD_CHAIN in line))
+            payload = leftover_cleanup_payload(table, saved)
+            if payload:
+                await iptables.restore(payload)
+        except Exception as exc:
+            log.warning("cleaning up %s leftovers in %s: %s", iptables.binary, table, exc)
 
 
 # ---------------------------------------------------------------------------------------------

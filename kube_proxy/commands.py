@@ -97,6 +97,21 @@ def chains_in_save(text: str) -> set[str]:
     return {line[1:].split(" ", 1)[0] for line in text.splitlines() if line.startswith(":")}
 
 
+# --iptables-backend → the iptables binary (its -save / -restore siblings follow the name).
+# "system" is whatever the host's `iptables` alternative is (nf_tables on Debian 12). Upstream's
+# kube-proxy image picks between legacy and nft the same way (iptables-wrapper); the nft
+# backend's restore is quadratic in the rules already present (NODE-NOTES, bench/RESULTS.md),
+# the legacy one replaces a table blob in one call.
+IPTABLES_BACKENDS = {"system": "iptables", "legacy": "iptables-legacy", "nft": "iptables-nft"}
+
+
+async def other_iptables_backend(runner: CommandRunner, binary: str) -> str:
+    """The iptables binary of the other kernel backend than `binary`'s (`iptables --version`
+    says "(legacy)" or "(nf_tables)"): where a run with another --iptables-backend left rules."""
+    result = await runner.run([binary, "--version"])
+    return "iptables-nft" if "legacy" in result.stdout else "iptables-legacy"
+
+
 class Iptables:
     """The iptables operations kube-proxy needs, over a runner."""
 

@@ -494,10 +494,11 @@ class IptablesProxier(ProxierBase):
         uplink: str | None = None,
         node_labels: dict[str, str] | None = None,
         local_cidrs: Sequence[str] = (),
+        iptables_binary: str = "iptables",
     ) -> None:
         super().__init__(node_name, min_sync_period, sync_period, node_labels)
         self.runner = runner or SystemRunner()
-        self.iptables = Iptables(self.runner)
+        self.iptables = Iptables(self.runner, iptables_binary)
         self.conntrack = Conntrack(self.runner)
         self.node_ips = list(node_ips)
         self.cluster_cidr = cluster_cidr

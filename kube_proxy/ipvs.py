@@ -521,10 +521,11 @@ class IpvsProxier(ProxierBase):
         guard: bool = True,
         uplink: str | None = None,
         node_labels: dict[str, str] | None = None,
+        iptables_binary: str = "iptables",
     ) -> None:
         super().__init__(node_name, min_sync_period, sync_period, node_labels)
         self.runner = runner or SystemRunner()
-        self.iptables = Iptables(self.runner)
+        self.iptables = Iptables(self.runner, iptables_binary)
         self.conntrack = Conntrack(self.runner)
         self.ip = IpCommand(self.runner)
         self.interface = interface

@@ -21,8 +21,8 @@ import pytest
 from dns.launch import install_addon_sync, write_dns_kubeconfig
 from minictl.components import component_env, free_port
 from tests.conftest import wait_for
-from tests.e2e.netns_hosts import HTTP_PORT, exclusive_lock, unique_prefix
-from tests.e2e.test_proxy_daemon import LOCK, REPO, skip_reason, start_proxy_cluster
+from tests.e2e.netns_hosts import HTTP_PORT
+from tests.e2e.test_proxy_daemon import REPO, exclusive_proxy_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -74,53 +74,45 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def dns_cluster(control_plane):
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    with exclusive_lock(LOCK):
-        reason = skip_reason()
-        if reason:
-            pytest.skip(reason)
-        prefix = unique_prefix("mkn")
-        gen = start_proxy_cluster(control_plane, "iptables", prefix, ("h1", "h2", "c1"))
-        cluster = next(gen)
-        netns_dir = Path("/etc/netns") / cluster.net.hosts["c1"].netns
-        created_etc_netns = not Path("/etc/netns").exists()
-        dns_proc = None
-        try:
-            created = install_addon_sync(control_plane.kubeconfig)
-            assert "Service/kube-dns" in created
-            kubeconfig = write_dns_kubeconfig(control_plane.cfg)
-            health = free_port()
-            log = open(cluster.data / "dns.log", "ab")
-            dns_proc = subprocess.Popen(
-                [sys.executable, "-m", "dns", "--kubeconfig", str(kubeconfig), "--node-name", "testnode",
-                 "--endpoint-address", cluster.net.gateway, "--health-bind-address", f"127.0.0.1:{health}"],
-                stdout=log, stderr=subprocess.STDOUT, env=component_env(), start_new_session=True, cwd=REPO,
-            )
-            log.close()
-            netns_dir.mkdir(parents=True, exist_ok=True)
-            (netns_dir / "resolv.conf").write_text(RESOLV_CONF)
-            cluster.dns_proc = dns_proc
-            cluster.dns_health = health
-            yield cluster
-        finally:
-            if dns_proc is not None and dns_proc.poll() is None:
-                dns_proc.send_signal(signal.SIGTERM)
-                try:
-                    dns_proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    dns_proc.kill()
-                    dns_proc.wait(5)
-            shutil.rmtree(netns_dir, ignore_errors=True)
-            if created_etc_netns:
-                shutil.rmtree("/etc/netns", ignore_errors=True)
-            for name in ("web", "db"):
-                cluster.api.delete(f"/api/v1/namespaces/default/services/{name}")
-                cluster.api.delete(f"/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/{name}-manual")
-            cluster.api.delete("/api/v1/namespaces/kube-system/services/kube-dns")
-            for _ in gen:  # kube-proxy --cleanup and the leftover checks
-                pass
+    gen = exclusive_proxy_cluster(control_plane, "iptables", "mkn", ("h1", "h2", "c1"))
+    cluster = next(gen)
+    netns_dir = Path("/etc/netns") / cluster.net.hosts["c1"].netns
+    created_etc_netns = not Path("/etc/netns").exists()
+    dns_proc = None
+    try:
+        created = install_addon_sync(control_plane.kubeconfig)
+        assert "Service/kube-dns" in created
+        kubeconfig = write_dns_kubeconfig(control_plane.cfg)
+        health = free_port()
+        log = open(cluster.data / "dns.log", "ab")
+        dns_proc = subprocess.Popen(
+            [sys.executable, "-m", "dns", "--kubeconfig", str(kubeconfig), "--node-name", "testnode",
+             "--endpoint-address", cluster.net.gateway, "--health-bind-address", f"127.0.0.1:{health}"],
+            stdout=log, stderr=subprocess.STDOUT, env=component_env(), start_new_session=True, cwd=REPO,
+        )
+        log.close()
+        netns_dir.mkdir(parents=True, exist_ok=True)
+        (netns_dir / "resolv.conf").write_text(RESOLV_CONF)
+        cluster.dns_proc = dns_proc
+        cluster.dns_health = health
+        yield cluster
+    finally:
+        if dns_proc is not None and dns_proc.poll() is None:
+            dns_proc.send_signal(signal.SIGTERM)
+            try:
+                dns_proc.wait(15)
+            except subprocess.TimeoutExpired:
+                dns_proc.kill()
+                dns_proc.wait(5)
+        shutil.rmtree(netns_dir, ignore_errors=True)
+        if created_etc_netns:
+            shutil.rmtree("/etc/netns", ignore_errors=True)
+        for name in ("web", "db"):
+            cluster.api.delete(f"/api/v1/namespaces/default/services/{name}")
+            cluster.api.delete(f"/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/{name}-manual")
+        cluster.api.delete("/api/v1/namespaces/kube-system/services/kube-dns")
+        for _ in gen:  # kube-proxy --cleanup and the leftover checks
+            pass
 
 
 def in_pod(cluster, code: str, *args: str) -> object:
@@ -170,7 +162,9 @@ def services(dns_cluster):
 
     def proxied() -> bool:  # kube-proxy syncs on its own schedule: wait for web's endpoints too
         rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
-        return all(f"--to-destination {h[n].ip}:{HTTP_PORT}" in rules for n in ("h1", "h2"))
+        # web's own DNAT rules (other modules' services may point at the same host addresses)
+        web_rules = [line for line in rules.splitlines() if "default/web:http" in line]
+        return all(any(f"--to-destination {h[n].ip}:{HTTP_PORT}" in line for line in web_rules) for n in ("h1", "h2"))
 
     wait_for(proxied, 30, 0.1, "kube-proxy to program web's endpoints")
     return {"web": web.json()["spec"]["clusterIP"]}

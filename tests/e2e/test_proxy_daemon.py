@@ -31,6 +31,7 @@ import pytest
 
 from certs import write_cluster_kubeconfigs
 from kube_proxy.chains import leftover_cleanup_payload
+from kube_proxy.commands import IPTABLES_BACKENDS
 from minictl.components import component_env, free_port
 from tests.conftest import ControlPlane, wait_for
 from tests.e2e.netns_hosts import (
@@ -80,22 +81,22 @@ def skip_reason() -> str | None:
     return None
 
 
-def guard_counters() -> dict[str, int]:
+def guard_counters(iptables: str = "iptables") -> dict[str, int]:
     """Packets the KUBE-GUARD rules dropped, per CIDR (from iptables-save -c)."""
     found: dict[str, int] = {}
-    for line in sh("iptables-save", "-c", "-t", "filter").stdout.splitlines():
+    for line in sh(f"{iptables}-save", "-c", "-t", "filter").stdout.splitlines():
         m = re.match(r"\[(\d+):\d+\] -A KUBE-GUARD -d (\S+)", line)
         if m:
             found[m.group(2)] = found.get(m.group(2), 0) + int(m.group(1))
     return found
 
 
-def remove_leftovers(device: str) -> None:
+def remove_leftovers(device: str, iptables: str = "iptables") -> None:
     """Safety net: whatever a failed --cleanup left behind."""
     for table in ("nat", "filter"):
-        payload = leftover_cleanup_payload(table, sh("iptables-save", "-t", table).stdout)
+        payload = leftover_cleanup_payload(table, sh(f"{iptables}-save", "-t", table).stdout)
         if payload:
-            subprocess.run(["iptables-restore", "-w", "5", "--noflush"], input=payload, text=True, timeout=30)
+            subprocess.run([f"{iptables}-restore", "-w", "5", "--noflush"], input=payload, text=True, timeout=30)
     sh("nft", "delete", "table", "ip", "kube-proxy")
     for cidr in (SERVICE_CIDR, LB_POOL):
         sh("ip", "route", "del", cidr)
@@ -241,9 +242,12 @@ def web_ports(port: int = 80, **extra) -> list[dict]:
     return [{"name": "http", "port": port, "targetPort": HTTP_PORT, "protocol": "TCP", **extra}]
 
 
-def start_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[str, ...]) -> Iterator[ProxyCluster]:
+def start_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[str, ...],
+                        backend: str = "system") -> Iterator[ProxyCluster]:
     """Generator behind the fixtures (this module's and the DNS tests'): network, namespace,
-    kube-proxy; on exit --cleanup, leftovers check, guard counters check."""
+    kube-proxy (with --iptables-backend `backend`); on exit --cleanup, leftovers check, guard
+    counters check — in that backend's tables."""
+    iptables = IPTABLES_BACKENDS[backend]
     route_localnet = Path("/proc/sys/net/ipv4/conf/all/route_localnet").read_text().strip()
     data = cp.cfg.dir / f"kube-proxy-{prefix}"
     data.mkdir(parents=True, exist_ok=True)
@@ -252,7 +256,8 @@ def start_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[s
     net = NetnsNetwork.create(prefix, SUBNET)
     api = cp.client()
     namespace = f"kp-{os.urandom(3).hex()}"
-    proxy = KubeProxyProcess(kubeconfigs["kube-proxy"], mode, device, data / "kube-proxy.log")
+    proxy = KubeProxyProcess(kubeconfigs["kube-proxy"], mode, device, data / "kube-proxy.log",
+                             ["--iptables-backend", backend])
     cluster = ProxyCluster(cp, net, proxy, mode, namespace, api, data)
     errors: list[str] = []
     try:
@@ -274,7 +279,7 @@ def start_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[s
                     p.kill()
                     p.wait(5)
         proxy.stop()
-        counters = guard_counters()
+        counters = guard_counters(iptables)
         if not counters or any(counters.values()):
             errors.append(f"guard counters must exist and be 0: {counters}")
         cleanup = sh(sys.executable, "-m", "kube_proxy", "--cleanup", "--service-cidr-device", device,
@@ -282,7 +287,7 @@ def start_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[s
         if cleanup.returncode != 0:
             errors.append(f"kube-proxy --cleanup failed: {cleanup.stderr}")
         for table in ("nat", "filter"):
-            left = [line for line in sh("iptables-save", "-t", table).stdout.splitlines() if "KUBE-" in line]
+            left = [line for line in sh(f"{iptables}-save", "-t", table).stdout.splitlines() if "KUBE-" in line]
             if left:
                 errors.append(f"--cleanup left {table} rules: {left[:5]}")
         if sh("nft", "list", "table", "ip", "kube-proxy").returncode == 0:
@@ -290,7 +295,7 @@ def start_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[s
         routes = sh("ip", "route", "show").stdout
         if SERVICE_CIDR in routes or LB_POOL in routes:
             errors.append(f"--cleanup left routes: {routes}")
-        remove_leftovers(device)
+        remove_leftovers(device, iptables)
         net.close()
         Path("/proc/sys/net/ipv4/conf/all/route_localnet").write_text(route_localnet)
         if leftovers(prefix):
@@ -300,8 +305,10 @@ def start_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[s
     assert not errors, errors
 
 
-@pytest.fixture(scope="module", params=["iptables", "nftables"])
-def cluster(request, control_plane) -> Iterator[ProxyCluster]:
+def exclusive_proxy_cluster(cp: ControlPlane, mode: str, prefix: str, hosts: tuple[str, ...],
+                            backend: str = "system") -> Iterator[ProxyCluster]:
+    """start_proxy_cluster under the host-wide lock (one kube-proxy owns the KUBE-* rules at a
+    time); skips, saying why, when another kube-proxy runs here."""
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
@@ -309,7 +316,12 @@ def cluster(request, control_plane) -> Iterator[ProxyCluster]:
         reason = skip_reason()
         if reason:
             pytest.skip(reason)
-        yield from start_proxy_cluster(control_plane, request.param, unique_prefix("mkd"), ("h1", "h2", "h3", "c1"))
+        yield from start_proxy_cluster(cp, mode, unique_prefix(prefix), hosts, backend)
+
+
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def cluster(request, control_plane) -> Iterator[ProxyCluster]:
+    yield from exclusive_proxy_cluster(control_plane, request.param, "mkd", ("h1", "h2", "h3", "c1"))
 
 
 def gets(ip: str, port: int, n: int) -> list[str]:
@@ -578,3 +590,4 @@ def test_guard_counters_still_zero(cluster):
     counters = guard_counters()
     assert set(counters) >= {CLUSTER_CIDR, SERVICE_CIDR, LB_POOL}
     assert sum(counters.values()) == 0, counters
+

@@ -275,3 +275,73 @@ async def test_nftables_mode_start_removes_iptables_rules_but_keeps_the_guard():
     assert not [c for t in ("nat", "filter") for c in runner.tables[t] if c.startswith("KUBE-") and c != "KUBE-GUARD"]
     assert runner.rules("filter", "KUBE-GUARD")
     assert any("KUBE-GUARD" in r for r in runner.rules("filter", "FORWARD"))
+
+
+# -- --iptables-backend ----------------------------------------------------------------------------
+
+
+class LegacyTools(FakeRunner):
+    """Two fake kernels: iptables-legacy* commands go to `self.legacy` (its own tables), the
+    rest to this one; `legacy_calls` / `system_calls` record which tool ran."""
+
+    def __init__(self) -> None:
+        super().__init__(ROUTES)
+        self.legacy = FakeRunner(ROUTES)
+        self.legacy_calls: list[str] = []
+        self.system_calls: list[str] = []
+
+    async def run(self, argv, stdin=None):
+        argv = list(argv)
+        if argv and argv[0].startswith("iptables-legacy"):
+            self.legacy_calls.append(argv[0])
+            return await self.legacy.run([argv[0].replace("iptables-legacy", "iptables"), *argv[1:]], stdin)
+        if argv and argv[0].startswith("iptables"):
+            self.system_calls.append(argv[0])
+        return await super().run(argv, stdin)
+
+
+async def test_legacy_backend_drives_iptables_legacy_only():
+    runner = LegacyTools()
+    opts = ProxyOptions(iptables_backend="legacy", min_sync_period=0)
+    proxier = build_proxier(opts, ["10.0.0.5"], runner=runner)
+    assert proxier.iptables.binary == "iptables-legacy" and proxier.guard.iptables is proxier.iptables
+    proxier.set_state([make_service("web", "10.96.0.10", [{"name": "http", "port": 80, "protocol": "TCP"}])],
+                      [make_endpointslice("web", [make_endpoint("10.244.1.2")],
+                                          [{"name": "http", "port": 8080, "protocol": "TCP"}])])
+    assert (await proxier.sync_proxy_rules()).ok
+    assert "iptables-legacy-restore" in runner.legacy_calls and runner.system_calls == []
+    assert any("10.96.0.10" in rule for rule in runner.legacy.rules("nat", "KUBE-SERVICES"))
+    assert "KUBE-SERVICES" not in runner.tables["nat"]
+    ipvs = build_proxier(ProxyOptions(proxy_mode="ipvs", iptables_backend="legacy"), [], runner=runner)
+    assert ipvs.iptables.binary == "iptables-legacy"
+
+
+async def test_cleanup_also_removes_another_backends_rules():
+    runner = LegacyTools()
+    legacy = build_proxier(ProxyOptions(iptables_backend="legacy", min_sync_period=0), ["10.0.0.5"], runner=runner)
+    legacy.set_state([], [])
+    assert (await legacy.sync_proxy_rules()).ok
+    assert "KUBE-SERVICES" in runner.legacy.tables["nat"] and "KUBE-SERVICES" not in runner.tables["nat"]
+    # `--cleanup` with the default backend finds the legacy tables' chains and removes them too
+    assert await cleanup(ProxyOptions(), runner) == []
+    assert "KUBE-SERVICES" not in runner.legacy.tables["nat"]
+    assert "KUBE-GUARD" not in runner.legacy.tables["filter"]
+
+
+def test_unknown_backend_is_a_config_error():
+    with pytest.raises(ConfigError, match="--iptables-backend"):
+        ProxyOptions(iptables_backend="xtables").validate()
+
+
+async def test_start_removes_the_other_backends_leftovers_and_keeps_ours():
+    from kube_proxy.app import cleanup_other_modes
+
+    runner = LegacyTools()
+    for backend in ("legacy", "system"):
+        p = build_proxier(ProxyOptions(iptables_backend=backend, min_sync_period=0), ["10.0.0.5"], runner=runner)
+        p.set_state([], [])
+        assert (await p.sync_proxy_rules()).ok
+    ours = {table: dict(runner.tables[table]) for table in ("nat", "filter")}
+    await cleanup_other_modes(ProxyOptions(), runner)
+    assert not any(c.startswith("KUBE-") for t in ("nat", "filter") for c in runner.legacy.tables[t])
+    assert {table: dict(runner.tables[table]) for table in ("nat", "filter")} == ours
