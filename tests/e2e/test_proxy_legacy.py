@@ -27,6 +27,9 @@ pytestmark = pytest.mark.e2e
 def legacy_cluster(control_plane) -> Iterator[ProxyCluster]:
     if not shutil.which("iptables-legacy-restore"):
         pytest.skip("iptables-legacy is not installed")
+    probe = sh("iptables-legacy", "-w", "5", "-t", "nat", "-S")
+    if probe.returncode != 0:
+        pytest.skip(f"this kernel has no legacy iptables: {probe.stderr.strip()}")
     yield from exclusive_proxy_cluster(control_plane, "iptables", "mkl", ("h1", "h2", "c1"), backend="legacy")
 
 
