@@ -138,9 +138,12 @@ def _prepare_node_host(cfg: ClusterConfig) -> None:
     from certs import issue_kubelet_serving_cert
 
     issue_kubelet_serving_cert(cfg.pki, cfg.node_name, [cfg.advertise_address])
-    for controller in Path("/sys/fs/cgroup").iterdir():
-        if controller.is_dir() and not controller.is_symlink():
-            subprocess.run(["mount", "-o", "remount,bind,rw", str(controller)], capture_output=True)
+    root = Path("/sys/fs/cgroup")
+    # cgroup v2: one hierarchy; v1: one mount per controller (docker mounts them read-only)
+    mounts = [root] if (root / "cgroup.controllers").exists() else [
+        c for c in root.iterdir() if c.is_dir() and not c.is_symlink()]
+    for mount in mounts:
+        subprocess.run(["mount", "-o", "remount,bind,rw", str(mount)], capture_output=True)
     rule = ["POSTROUTING", "-s", cfg.cluster_cidr, "!", "-d", cfg.cluster_cidr, "-o", "eth0",
             "-m", "comment", "--comment", "minik8s compose: pods leave the node masqueraded", "-j", "MASQUERADE"]
     if subprocess.run(["iptables", "-t", "nat", "-C", *rule], capture_output=True).returncode != 0:
