@@ -214,6 +214,11 @@ def _median_round(fn, key: str, rounds: int = ROUNDS) -> dict:
     ordered = sorted(results, key=lambda r: r[key])
     median = dict(ordered[len(ordered) // 2])
     median["rounds"] = [r[key] for r in results]
+    for other in ("update_p99_ms",):  # a second figure of the same rounds: its own median
+        if other in median:
+            values = sorted(r[other] for r in results)
+            median[other], median[other.replace("_ms", "_rounds")] = values[len(values) // 2], [
+                r[other] for r in results]
     return median
 
 
@@ -237,7 +242,8 @@ def report(r: dict) -> str:
         f"| raw etcd puts/s (c=32, 1 KiB, same run) | {t['etcd_puts_per_s']:.0f} | |",
         f"| ratio (median of {len(t['rounds'])} rounds: {', '.join(f'{x:.2f}' for x in t['rounds'])}) | **{t['ratio']:.2f}** | ≥ 0.30 (upstream 0.25–0.27) |",
         f"| create latency @20/s, p50 / p99 (p99 of rounds: {', '.join(f'{x:.1f}' for x in lat['rounds'])}) | {lat['create_p50_ms']:.2f} / **{lat['create_p99_ms']:.2f} ms** | p99 ≤ 6 ms (upstream 3.2–3.8 / 5.9–6.1) |",
-        f"| update latency @20/s, p50 / p99 | {lat['update_p50_ms']:.2f} / **{lat['update_p99_ms']:.2f} ms** | p99 ≤ 6 ms |",
+        f"| update latency @20/s, p50 / p99 (p99 of rounds: {', '.join(f'{x:.1f}' for x in lat.get('update_p99_rounds', []))}) "
+        f"| {lat['update_p50_ms']:.2f} / **{lat['update_p99_ms']:.2f} ms** | p99 ≤ 6 ms |",
         f"| watch delivery, {w['watchers']} watchers, p50 / p99 (p99 of rounds: {', '.join(f'{x:.1f}' for x in w['rounds'])}) | {w['p50_ms']:.2f} / **{w['p99_ms']:.2f} ms** | p99 ≤ 8 ms (upstream 1.4 / 7.7–8.5) |",
         f"| apiserver RSS idle / after 10k objects | {m['rss_idle_mb']:.0f} / {m['rss_after_10000_mb']:.0f} MB | (upstream idle ~230 MB) |",
     ])
