@@ -10,7 +10,9 @@ PROTO_SRC := $(wildcard proto/*.proto)
 
 # The venv is rebuilt only when pyproject.toml changes.
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || { echo "python3-venv is missing: run 'apt-get install -y python3-venv'"; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q python3-venv && $(PY) -m venv $(VENV); \
+	  else echo "python3-venv is missing: run 'sudo apt-get install -y python3-venv'"; exit 1; fi; }
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
