@@ -35,6 +35,8 @@ from controller_manager.podcontrol import (
     index_by_controller,
     owned_or_orphans,
     pod_from_template,
+    resolve_controller_ref,
+    selecting,
 )
 from controller_manager.podutil import creation_time, is_pod_available, is_pod_ready, labels_of, phase
 from controller_manager.taints import tolerates
@@ -244,24 +246,10 @@ class DaemonSetController(Controller):
         self.queue.add(key)
 
     def _owner(self, obj: Obj) -> Obj | None:
-        ref = controller_of(obj)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        ds = self.sets.store.get_by_name(obj["metadata"].get("namespace"), ref.get("name", ""))
-        if ds is None or ds["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return ds
+        return resolve_controller_ref(self.sets.store, obj, "DaemonSet")
 
     def _sets_selecting(self, pod: Obj) -> list[Obj]:
-        out = []
-        for ds in self.sets.store.by_index("namespace", pod["metadata"].get("namespace")):
-            try:
-                sel = selector_from_label_selector((ds.get("spec") or {}).get("selector"))
-            except (LabelSelectorError, ValueError):
-                continue
-            if not sel.empty and sel.matches(labels_of(pod)):
-                out.append(ds)
-        return out
+        return selecting(self.sets.store, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         if pod["metadata"].get("deletionTimestamp"):

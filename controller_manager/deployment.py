@@ -32,6 +32,8 @@ from controller_manager.podcontrol import (
     error_message,
     index_by_controller,
     owned_or_orphans,
+    resolve_controller_ref,
+    selecting,
 )
 from controller_manager.podutil import labels_of, phase
 
@@ -60,25 +62,10 @@ class DeploymentController(Controller):
     # -- informer events -----------------------------------------------------------------
 
     def _deployment_of(self, obj: Obj) -> Obj | None:
-        ref = controller_of(obj)
-        if ref is None or ref.get("kind") != "Deployment":
-            return None
-        d = self.deployments.store.get_by_name(obj["metadata"].get("namespace"), ref.get("name", ""))
-        if d is None or d["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return d
+        return resolve_controller_ref(self.deployments.store, obj, "Deployment")
 
     def _deployments_selecting(self, rs: Obj) -> list[Obj]:
-        labels = labels_of(rs)
-        out = []
-        for d in self.deployments.store.by_index("namespace", rs["metadata"].get("namespace")):
-            try:
-                sel = selector_from_label_selector((d.get("spec") or {}).get("selector"))
-            except (LabelSelectorError, ValueError):
-                continue
-            if not sel.empty and sel.matches(labels):
-                out.append(d)
-        return out
+        return selecting(self.deployments.store, rs)
 
     def _rs_added(self, rs: Obj) -> None:
         if rs["metadata"].get("deletionTimestamp"):

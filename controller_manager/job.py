@@ -40,6 +40,8 @@ from controller_manager.podcontrol import (
     index_by_controller,
     owned_or_orphans,
     pod_from_template,
+    resolve_controller_ref,
+    selecting,
 )
 from controller_manager.podutil import is_pod_active, is_pod_ready, labels_of, phase
 
@@ -248,24 +250,10 @@ class JobController(Controller):
                 self.orphans.add(key_of(pod))
 
     def _owner(self, pod: Obj) -> Obj | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        job = self.jobs.store.get_by_name(pod["metadata"].get("namespace"), ref.get("name", ""))
-        if job is None or job["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return job
+        return resolve_controller_ref(self.jobs.store, pod, "Job")
 
     def _jobs_selecting(self, pod: Obj) -> list[Obj]:
-        out = []
-        for job in self.jobs.store.by_index("namespace", pod["metadata"].get("namespace")):
-            try:
-                sel = selector_from_label_selector((job.get("spec") or {}).get("selector"))
-            except (LabelSelectorError, ValueError):
-                continue
-            if not sel.empty and sel.matches(labels_of(pod)):
-                out.append(job)
-        return out
+        return selecting(self.jobs.store, pod)
 
     def _check_orphan(self, pod: Obj) -> None:
         if not has_finalizer(pod):

@@ -19,7 +19,7 @@ from typing import Any
 
 from apimachinery.errors import StatusError
 from apimachinery.meta import controller_of, owner_reference
-from apimachinery.selectors import LabelSelector
+from apimachinery.selectors import LabelSelector, LabelSelectorError, selector_from_label_selector
 from client import NORMAL, WARNING, APIClient, EventRecorder, ResourceClient, is_invalid, is_not_found
 from client.store import Store
 
@@ -42,6 +42,36 @@ def owned_or_orphans(store: Store, owner: Obj) -> list[Obj]:
     """Objects in `store` controlled by `owner`, plus orphans in its namespace (claim candidates)."""
     m = owner["metadata"]
     return store.by_index(CONTROLLER_INDEX, m["uid"]) + store.by_index(CONTROLLER_INDEX, f"orphan/{m.get('namespace') or ''}")
+
+
+def resolve_controller_ref(store: Store, obj: Obj, kind: str) -> Obj | None:
+    """The `kind` object obj's controller reference names, if `store` has it with the same uid
+    (upstream's resolveControllerRef: a reference to a deleted and re-created owner is stale)."""
+    ref = controller_of(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    owner = store.get_by_name(obj["metadata"].get("namespace"), ref.get("name", ""))
+    if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+        return None
+    return owner
+
+
+def selecting(store: Store, obj: Obj) -> list[Obj]:
+    """The objects in obj's namespace whose label selector matches obj (to find orphans' would-be
+    owners). As upstream's GetPod*Sets listers: an object without labels has none, and an empty
+    or invalid selector selects nothing."""
+    labels = (obj["metadata"].get("labels")) or {}
+    if not labels:
+        return []
+    out = []
+    for owner in store.by_index("namespace", obj["metadata"].get("namespace")):
+        try:
+            sel = selector_from_label_selector((owner.get("spec") or {}).get("selector"))
+        except (LabelSelectorError, ValueError):
+            continue
+        if not sel.empty and sel.matches(labels):
+            out.append(owner)
+    return out
 
 
 def error_message(e: BaseException) -> str:

@@ -33,6 +33,8 @@ from controller_manager.podcontrol import (
     error_message,
     index_by_controller,
     owned_or_orphans,
+    resolve_controller_ref,
+    selecting,
     slow_start_batch,
 )
 from controller_manager.podutil import (
@@ -90,29 +92,11 @@ class ReplicaSetController(Controller):
 
     def _owner_of(self, pod: Obj) -> Obj | None:
         """The set a pod's controller reference names, if it is one of ours (uid must match)."""
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != self.kind:
-            return None
-        rs = self.sets.store.get_by_name(pod["metadata"].get("namespace"), ref.get("name", ""))
-        if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return rs
+        return resolve_controller_ref(self.sets.store, pod, self.kind)
 
     def _sets_selecting(self, pod: Obj) -> list[Obj]:
         """Sets in the pod's namespace whose selector matches it (for orphans)."""
-        ns = pod["metadata"].get("namespace")
-        labels = labels_of(pod)
-        if not labels:
-            return []
-        out = []
-        for rs in self.sets.store.by_index("namespace", ns):
-            try:
-                sel = selector_from_label_selector((rs.get("spec") or {}).get("selector"))
-            except (LabelSelectorError, ValueError):
-                continue
-            if not sel.empty and sel.matches(labels):
-                out.append(rs)
-        return out
+        return selecting(self.sets.store, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         if pod["metadata"].get("deletionTimestamp"):

@@ -33,6 +33,8 @@ from controller_manager.podcontrol import (
     index_by_controller,
     owned_or_orphans,
     pod_from_template,
+    resolve_controller_ref,
+    selecting,
 )
 from controller_manager.podutil import is_pod_available, is_pod_ready, is_terminating, labels_of, phase
 
@@ -213,24 +215,10 @@ class StatefulSetController(Controller):
     # -- events ---------------------------------------------------------------------------
 
     def _owner(self, pod: Obj) -> Obj | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "StatefulSet":
-            return None
-        sts = self.sets.store.get_by_name(pod["metadata"].get("namespace"), ref.get("name", ""))
-        if sts is None or sts["metadata"].get("uid") != ref.get("uid"):
-            return None
-        return sts
+        return resolve_controller_ref(self.sets.store, pod, "StatefulSet")
 
     def _sets_selecting(self, pod: Obj) -> list[Obj]:
-        out = []
-        for sts in self.sets.store.by_index("namespace", pod["metadata"].get("namespace")):
-            try:
-                sel = selector_from_label_selector((sts.get("spec") or {}).get("selector"))
-            except (LabelSelectorError, ValueError):
-                continue
-            if not sel.empty and sel.matches(labels_of(pod)):
-                out.append(sts)
-        return out
+        return selecting(self.sets.store, pod)
 
     def _pod_added(self, pod: Obj) -> None:
         if pod["metadata"].get("deletionTimestamp"):
