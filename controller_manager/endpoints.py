@@ -22,6 +22,7 @@ from client import deleted_object, is_already_exists, is_not_found
 from controller_manager.base import Controller, ControllerContext, register
 from controller_manager.endpointutil import (
     HEADLESS_LABEL,
+    PodEventsToServices,
     addresses_sorted,
     find_port,
     is_headless,
@@ -29,7 +30,6 @@ from controller_manager.endpointutil import (
     pod_ip,
     pods_for_service,
     publish_not_ready,
-    services_to_update,
     should_pod_be_in_endpoints,
     should_set_hostname,
     target_ref,
@@ -156,7 +156,7 @@ def truncate(subsets: list[Obj], limit: int = MAX_CAPACITY) -> list[Obj]:
 
 
 @register
-class EndpointsController(Controller):
+class EndpointsController(PodEventsToServices, Controller):
     name = "endpoints-controller"
     aliases = ("endpoint",)
     workers_option = "concurrent_endpoint_syncs"
@@ -174,24 +174,6 @@ class EndpointsController(Controller):
         self._leftovers_checked = False
 
     # -- informer events -----------------------------------------------------------------
-
-    def _enqueue_services(self, keys: set[str]) -> None:
-        for key in keys:
-            if self.batch_period > 0:
-                self.queue.add_after(key, self.batch_period)
-            else:
-                self.queue.add(key)
-
-    def _pod_added(self, pod: Obj) -> None:
-        self._enqueue_services(services_to_update(self.services.store, None, pod))
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        self._enqueue_services(services_to_update(self.services.store, old, new))
-
-    def _pod_deleted(self, item: Any) -> None:
-        self._enqueue_services(services_to_update(self.services.store, deleted_object(item), None))
 
     def _endpoints_deleted(self, item: Any) -> None:
         ep = deleted_object(item)

@@ -29,12 +29,12 @@ from client import deleted_object, is_not_found
 from controller_manager.base import Controller, ControllerContext, add_index_once, register
 from controller_manager.endpointutil import (
     HEADLESS_LABEL,
+    PodEventsToServices,
     find_port,
     is_headless,
     manages_endpoints,
     pods_for_service,
     publish_not_ready,
-    services_to_update,
     should_pod_be_in_endpoints,
     should_set_hostname,
     target_ref,
@@ -246,7 +246,7 @@ def _rv(obj: Obj) -> int:
 
 
 @register
-class EndpointSliceController(Controller):
+class EndpointSliceController(PodEventsToServices, Controller):
     name = "endpointslice-controller"
     aliases = ("endpointslice",)
     workers_option = "concurrent_service_endpoint_syncs"
@@ -275,24 +275,6 @@ class EndpointSliceController(Controller):
         return f"{s['metadata'].get('namespace')}/{labels[LABEL_SERVICE_NAME]}"
 
     # -- informer events -----------------------------------------------------------------
-
-    def _enqueue_services(self, keys: set[str]) -> None:
-        for key in keys:
-            if self.batch_period > 0:
-                self.queue.add_after(key, self.batch_period)
-            else:
-                self.queue.add(key)
-
-    def _pod_added(self, pod: Obj) -> None:
-        self._enqueue_services(services_to_update(self.services.store, None, pod))
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        self._enqueue_services(services_to_update(self.services.store, old, new))
-
-    def _pod_deleted(self, item: Any) -> None:
-        self._enqueue_services(services_to_update(self.services.store, deleted_object(item), None))
 
     def _slice_changed(self, s: Obj) -> None:
         svc_key = self._index_by_service(s)

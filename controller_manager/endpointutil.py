@@ -10,7 +10,7 @@ from typing import Any
 
 from apimachinery.meta import key_of
 from apimachinery.selectors import LabelSelector, selector_from_set
-from client import Store
+from client import Store, deleted_object
 from controller_manager.podutil import is_pod_ready, is_pod_terminal, labels_of
 
 Obj = dict[str, Any]
@@ -135,6 +135,34 @@ def services_to_update(services: Store, old: Obj | None, new: Obj | None) -> set
     if endpoint_relevant(old) != endpoint_relevant(new):
         return old_svcs | new_svcs
     return old_svcs ^ new_svcs
+
+
+class PodEventsToServices:
+    """Pod informer handlers shared by the Endpoints and EndpointSlice controllers: a pod change
+    enqueues the Services it affects, after the batch period when one is set (upstream's
+    --endpoint[slice]-updates-batch-period). Needs `services`, `queue` and `batch_period`."""
+
+    services: Any
+    queue: Any
+    batch_period: float
+
+    def _enqueue_services(self, keys: set[str]) -> None:
+        for key in keys:
+            if self.batch_period > 0:
+                self.queue.add_after(key, self.batch_period)
+            else:
+                self.queue.add(key)
+
+    def _pod_added(self, pod: Obj) -> None:
+        self._enqueue_services(services_to_update(self.services.store, None, pod))
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
+            return
+        self._enqueue_services(services_to_update(self.services.store, old, new))
+
+    def _pod_deleted(self, item: Any) -> None:
+        self._enqueue_services(services_to_update(self.services.store, deleted_object(item), None))
 
 
 def addresses_sorted(items: Iterable[Obj]) -> list[Obj]:
