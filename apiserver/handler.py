@@ -23,7 +23,7 @@ from apimachinery.selectors import FieldSelector, LabelSelector, parse_field_sel
 from apimachinery.strategic import schema_for, strategic_merge_patch
 from apiserver import admission as adm
 from apiserver.http import JSON, Request, Response, StreamResponse, decode_document, json_response, raw_json
-from apiserver.negotiation import NO_PROTOBUF, protobuf_wanted
+from apiserver.negotiation import answers_json
 from apiserver.requestinfo import RequestInfo
 from apiserver.resources import Resource
 from apiserver.storage import KV, TxnFailed
@@ -327,7 +327,7 @@ class ResourceAPI:
                 return StreamResponse(_one_error(e), req.receive)
             raise
         transport = req.scope.get("minik8s.transport")
-        if transport is not None and protobuf_wanted(req.header(b"accept")) == NO_PROTOBUF:
+        if transport is not None and answers_json(req.header(b"accept")):
             return DirectWatchResponse(
                 transport, req.receive, cache, watcher, lambda ev: line(res, ev),
                 lambda rev, ann: self._bookmark(res, rev, ann), timeout, bool(send_initial),

@@ -31,7 +31,6 @@ PREFER_PROTOBUF = os.environ.get("MINIK8S_PREFER_PROTOBUF", "1") != "0"
 _JSON_RANGES = frozenset({"application/json", "application/*", "*/*", "application/yaml"})
 
 _NO, _ONLY, _FIRST = range(3)
-NO_PROTOBUF = _NO
 
 
 def protobuf_wanted(accept: str) -> int:
@@ -55,11 +54,18 @@ def accepts_only_protobuf(accept: str) -> bool:
     return protobuf_wanted(accept) == _ONLY
 
 
+def answers_json(accept: str) -> bool:
+    """Whether a client sending this Accept gets JSON (not protobuf) from us."""
+    wanted = protobuf_wanted(accept)
+    return wanted == _NO or (wanted == _FIRST and not PREFER_PROTOBUF)
+
+
 def negotiate(req: Request, resp: Response | StreamResponse) -> Response | StreamResponse:
     """Re-encode a JSON response (or watch stream) as protobuf when the client is to get protobuf."""
-    wanted = protobuf_wanted(req.header(b"accept"))
-    if wanted == _NO or (wanted == _FIRST and not PREFER_PROTOBUF):
+    accept = req.header(b"accept")
+    if answers_json(accept):
         return resp
+    wanted = protobuf_wanted(accept)
     if isinstance(resp, StreamResponse):
         if resp.content_type == JSON:
             resp.chunks = _watch_frames(resp.chunks)
