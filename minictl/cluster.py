@@ -13,13 +13,14 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-from certs import check_expiry, ensure_pki, write_cluster_kubeconfigs
+from certs import PKI, check_expiry, ensure_pki, write_cluster_kubeconfigs
 from minictl.components import ClusterConfig, ComponentSpec, component_env, plan
 from minictl.node import clean_host, remove_pods
 from minictl.prereqs import check
@@ -82,22 +83,30 @@ def probe(cfg: ClusterConfig, path: str, timeout: float = 2.0) -> tuple[bool, st
         return False, type(e).__name__
 
 
-def prepare(cfg: ClusterConfig) -> None:
-    """PKI, kubeconfigs and (for a node) containerd's config (idempotent: existing keys are kept)."""
+def write_credentials(cfg: ClusterConfig, extra_hosts: Sequence[str] = ()) -> PKI:
+    """The PKI (existing keys kept) with the serving certificates naming the cluster's addresses
+    and `extra_hosts`, every component's kubeconfig, and the admin's at cfg.admin_kubeconfig."""
+    from dns.launch import write_dns_kubeconfig
+    from kube_proxy.launch import write_lb_controller_kubeconfig
+
     hosts = [] if cfg.bind_address in ("0.0.0.0", "127.0.0.1") else [cfg.bind_address]
     if cfg.advertise_address not in ("127.0.0.1", "0.0.0.0"):
         hosts.append(cfg.advertise_address)
-    pki = ensure_pki(cfg.dir / "pki", hosts=hosts, node_names=[cfg.node_name])
+    pki = ensure_pki(cfg.dir / "pki", hosts=[*hosts, *extra_hosts], node_names=[cfg.node_name])
     out = write_cluster_kubeconfigs(pki, cfg.dir / "kubeconfigs", cfg.server_url)
     shutil.copyfile(out["admin"], cfg.admin_kubeconfig)
     os.chmod(cfg.admin_kubeconfig, 0o600)
+    write_lb_controller_kubeconfig(cfg)
+    write_dns_kubeconfig(cfg)
+    return pki
+
+
+def prepare(cfg: ClusterConfig) -> None:
+    """Credentials and (for a node) containerd's config (idempotent: existing keys are kept)."""
+    pki = write_credentials(cfg)
     if cfg.with_node:
-        from dns.launch import write_dns_kubeconfig
-        from kube_proxy.launch import write_lb_controller_kubeconfig
         from kubelet.cri.containerd import write_config
 
-        write_lb_controller_kubeconfig(cfg)
-        write_dns_kubeconfig(cfg)
         write_config(cfg.dir)
     for msg in check_expiry(pki):
         click.echo(f"warning: {msg}", err=True)

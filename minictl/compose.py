@@ -62,21 +62,14 @@ def _cluster() -> ClusterConfig:
 
 
 def certs() -> None:
-    from certs import ensure_pki, write_cluster_kubeconfigs, write_kubeconfig
-    from dns.launch import write_dns_kubeconfig
-    from kube_proxy.launch import write_lb_controller_kubeconfig
+    from certs import write_kubeconfig
+    from minictl.cluster import write_credentials
 
-    nodes = [n for n in _env("NODE_NAME", "node").split(",") if n]
     cfg = ClusterConfig(
         str(CLUSTER_DIR), bind_address="0.0.0.0", advertise_address=_env("APISERVER_IP"),
-        server_host="apiserver", etcd_host="etcd", node_name=nodes[0],
+        server_host="apiserver", etcd_host="etcd", node_name=_env("NODE_NAME", "node"),
     )
-    hosts = ["apiserver", "etcd", _env("APISERVER_IP"), _env("ETCD_IP")]
-    pki = ensure_pki(CLUSTER_DIR / "pki", hosts=hosts, node_names=nodes)
-    written = write_cluster_kubeconfigs(pki, CLUSTER_DIR / "kubeconfigs", cfg.server_url)
-    shutil.copyfile(written["admin"], cfg.admin_kubeconfig)
-    write_lb_controller_kubeconfig(cfg)
-    write_dns_kubeconfig(cfg)
+    pki = write_credentials(cfg, extra_hosts=["apiserver", "etcd", _env("ETCD_IP")])
     cfg.save()
     # the host's copy reaches the apiserver through the published port
     cert, key = pki.client("admin")
