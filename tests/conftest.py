@@ -185,12 +185,20 @@ class ControlPlane:
         return r
 
 
-@pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
-    d = Path(tempfile.mkdtemp(prefix="mk8s-test-"))
+@contextlib.contextmanager
+def private_control_plane(prefix: str, *, controller_manager: bool = True) -> Iterator[ControlPlane]:
+    """etcd + apiserver (+ the ServiceAccount/root-CA controller-manager unless the caller runs
+    its own) in a new temp dir; stopped by pid and the dir removed afterwards (kept with
+    MINIK8S_KEEP_TEST_DATA=1)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix))
     cp = ControlPlane(d)
     try:
-        cp.start()
+        if controller_manager:
+            cp.start()
+        else:
+            cp.start_etcd()
+            cp.start_apiserver()
+            cp.wait_ready()
         yield cp
     finally:
         cp.stop_all()
@@ -198,6 +206,12 @@ def control_plane() -> Iterator[ControlPlane]:
             print(f"test data kept in {d}")
         else:
             shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    with private_control_plane("mk8s-test-") as cp:
+        yield cp
 
 
 @pytest.fixture

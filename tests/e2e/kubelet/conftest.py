@@ -27,9 +27,8 @@ from certs import write_cluster_kubeconfigs
 from kubelet import naming, network
 from kubelet.cri import CRIClient, CRIError, pb
 from kubelet.cri.containerd import unmount_under
-from kubelet.launch import apiserver_kubelet_client_args
 from minictl.components import component_env, free_port
-from tests.conftest import ControlPlane, wait_for
+from tests.conftest import ControlPlane, private_control_plane, wait_for
 
 NODE = "testnode"
 BUSYBOX = "localhost/minik8s/busybox:latest"
@@ -132,19 +131,10 @@ class KubeletProcess:
 
 @pytest.fixture(scope="session")
 def kcluster() -> Iterator[ControlPlane]:
-    """A control plane whose apiserver may reach kubelets with its kubelet-client certificate."""
-    d = Path(tempfile.mkdtemp(prefix="mk8s-kubelet-e2e-"))
-    cp = ControlPlane(d)
-    cp.cfg.extra_apiserver_args = apiserver_kubelet_client_args(cp.cfg)
-    try:
-        cp.start()
+    """A control plane of the kubelet tests' own (its apiserver reaches kubelets with its
+    kubelet-client certificate, as every apiserver minictl starts does)."""
+    with private_control_plane("mk8s-kubelet-e2e-") as cp:
         yield cp
-    finally:
-        cp.stop_all()
-        if os.environ.get("MINIK8S_KEEP_TEST_DATA"):
-            print(f"test data kept in {d}")
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

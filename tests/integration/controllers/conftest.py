@@ -9,15 +9,12 @@ ready pods fake the pod status through pods/status with the admin client (`FakeK
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +22,7 @@ import pytest
 
 from certs import write_cluster_kubeconfigs
 from minictl.components import component_env, free_port
-from tests.conftest import ControlPlane, wait_for
+from tests.conftest import ControlPlane, private_control_plane, wait_for
 
 LEASE = ("--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
          "--leader-elect-retry-period", "0.5s")
@@ -167,19 +164,8 @@ def set_phase(c: httpx.Client, namespace: str, name: str, phase: str, exit_code:
 @pytest.fixture(scope="package")
 def plane() -> Iterator[ControlPlane]:
     """A control plane of its own: the controllers here must not act on other tests' objects."""
-    d = Path(tempfile.mkdtemp(prefix="mk8s-cm-workloads-"))
-    cp = ControlPlane(d)
-    try:
-        cp.start_etcd()
-        cp.start_apiserver()
-        cp.wait_ready()
+    with private_control_plane("mk8s-cm-workloads-", controller_manager=False) as cp:
         yield cp
-    finally:
-        cp.stop_all()
-        if os.environ.get("MINIK8S_KEEP_TEST_DATA"):
-            print(f"test data kept in {d}")
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ControlPlane, wait_for
+from tests.conftest import ControlPlane, private_control_plane, wait_for
 from tests.integration.controllers.conftest import ControllerManager, Watcher, get
 
 # the serviceaccount controller makes the namespaces' default ServiceAccount (admission wants it for pods)
@@ -25,19 +22,8 @@ CONTROLLERS = "replicaset-controller,deployment-controller,serviceaccount-contro
 
 @pytest.fixture(scope="module")
 def own_plane() -> Iterator[ControlPlane]:
-    d = Path(tempfile.mkdtemp(prefix="mk8s-cm-failover-"))
-    cp = ControlPlane(d)
-    try:
-        cp.start_etcd()
-        cp.start_apiserver()
-        cp.wait_ready()
+    with private_control_plane("mk8s-cm-failover-", controller_manager=False) as cp:
         yield cp
-    finally:
-        cp.stop_all()
-        if os.environ.get("MINIK8S_KEEP_TEST_DATA"):
-            print(f"test data kept in {d}")
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

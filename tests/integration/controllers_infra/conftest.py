@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from certs import write_cluster_kubeconfigs
 from minictl.components import component_env, free_port
-from tests.conftest import ControlPlane, wait_for
+from tests.conftest import ControlPlane, private_control_plane, wait_for
 
 NODE_MONITOR_GRACE = 4.0
 TERMINATED_POD_THRESHOLD = 3
@@ -119,19 +116,9 @@ def wait_for_audit(cp: ControlPlane, client: httpx.Client, *args, **kw) -> set[s
 
 @pytest.fixture(scope="package")
 def infra_plane() -> Iterator[ControlPlane]:
-    d = Path(tempfile.mkdtemp(prefix="mk8s-cm-infra-"))
-    cp = ControlPlane(d)
-    try:
-        cp.start_etcd()  # not cp.start(): the controller-manager here is the full one below
-        cp.start_apiserver()
-        cp.wait_ready()
+    # no controller-manager of the fixture's: the one here is the full one below
+    with private_control_plane("mk8s-cm-infra-", controller_manager=False) as cp:
         yield cp
-    finally:
-        cp.stop_all()
-        if os.environ.get("MINIK8S_KEEP_TEST_DATA"):
-            print(f"test data kept in {d}")
-        else:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")
