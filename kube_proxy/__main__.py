@@ -43,7 +43,7 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
 @click.option("--ipvs-scheduler", type=click.Choice(SCHEDULERS), default="rr", show_default=True,
               help="The IPVS scheduler (ipvs mode).")
 @click.option("--iptables-backend", type=click.Choice(sorted(IPTABLES_BACKENDS)), default="system", show_default=True,
-              help="Which iptables the iptables and ipvs modes drive: 'system' (the host's `iptables`), 'legacy' "
+              help="Which iptables the iptables and ipvs modes (and every mode's uplink guard) drive: 'system' (the host's `iptables`), 'legacy' "
                    "(iptables-legacy: a full sync of 10k services takes seconds instead of minutes with nf_tables; "
                    "use it only where nothing else on the host writes nf_tables filter rules that drop forwarded "
                    "traffic, e.g. Docker) or 'nft'.")

@@ -303,7 +303,7 @@ def build_proxier(
         return NftablesProxier(
             opts.node_name, node_ips, **common, nodeport_addresses=nodeport_ips, masquerade_bit=opts.masquerade_bit,
             service_cidr_device=opts.service_cidr_device, guard=opts.guard, node_labels=node_labels,
-            local_cidrs=opts.lb_pool,
+            local_cidrs=opts.lb_pool, iptables_binary=iptables_binary,
         )
     return IptablesProxier(
         opts.node_name, node_ips, **common, nodeport_addresses=nodeport_ips, masquerade_bit=opts.masquerade_bit,

@@ -150,7 +150,6 @@ class NftRuleBuilder:
 
     def __init__(self, config: NftConfig) -> None:
         self.config = config
-        self._probabilities: dict[int, str] = {}
         self._node_ips = [ipaddress.ip_address(ip) for ip in config.node_ips]
 
     def fixed_rules(self) -> dict[str, list[str]]:
@@ -441,11 +440,12 @@ class NftablesProxier(ProxierBase):
         uplink: str | None = None,
         node_labels: dict[str, str] | None = None,
         local_cidrs: Sequence[str] = (),
+        iptables_binary: str = "iptables",
     ) -> None:
         super().__init__(node_name, min_sync_period, sync_period, node_labels)
         self.runner = runner or SystemRunner()
         self.nft = Nft(self.runner)
-        self.iptables = Iptables(self.runner)
+        self.iptables = Iptables(self.runner, iptables_binary)  # the guard
         self.conntrack = Conntrack(self.runner)
         self.config = NftConfig(
             cluster_cidr=cluster_cidr,

@@ -314,6 +314,9 @@ async def test_legacy_backend_drives_iptables_legacy_only():
     assert "KUBE-SERVICES" not in runner.tables["nat"]
     ipvs = build_proxier(ProxyOptions(proxy_mode="ipvs", iptables_backend="legacy"), [], runner=runner)
     assert ipvs.iptables.binary == "iptables-legacy"
+    # nftables mode's uplink guard is iptables rules too: in the same backend, which start-up keeps
+    nft = build_proxier(ProxyOptions(proxy_mode="nftables", iptables_backend="legacy"), [], runner=runner)
+    assert nft.iptables.binary == "iptables-legacy" and nft.guard.iptables is nft.iptables
 
 
 async def test_cleanup_also_removes_another_backends_rules():
