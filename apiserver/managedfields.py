@@ -42,10 +42,11 @@ MAX_MANAGER_LEN = 128
 
 
 def manager_for(query: dict[str, str], user_agent: str) -> str:
-    """`fieldManager` if given, else the user agent's product (upstream: the prefix before '/')."""
+    """`fieldManager` if given and not empty, else the user agent's product (upstream's
+    managerOrUserAgent: the prefix before '/')."""
     m = query.get("fieldManager")
-    if m is not None:
-        if not m or len(m) > MAX_MANAGER_LEN or not m.isprintable():
+    if m:
+        if len(m) > MAX_MANAGER_LEN or not m.isprintable():
             raise errors.invalid(
                 "", "", [errors.field_cause("fieldManager", f"Invalid value: {m!r}: must be between 1 and 128 printable characters")]
             )
@@ -380,8 +381,10 @@ class ManagedFields:
                     body: bytes, dry_run: bool) -> tuple[dict[str, Any], list]:
         from apiserver.http import decode_document
 
-        if "fieldManager" not in req.query:
-            raise errors.bad_request("PATCH /apply requires fieldManager")
+        if not req.query.get("fieldManager"):
+            # upstream's ValidatePatchOptions
+            raise errors.invalid("PatchOptions", "", [errors.field_cause(
+                "fieldManager", "Required value: is required for apply patch", "FieldValueRequired")], "meta.k8s.io")
         manager = REQUEST_MANAGER.get()
         force = req.query.get("force", "").lower() in ("true", "1")
         cfg = decode_document(body, "application/apply-patch+yaml")

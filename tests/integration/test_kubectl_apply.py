@@ -127,3 +127,21 @@ def test_server_side_apply_creates_and_field_managers(control_plane: ControlPlan
     cm3 = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ssa, namespace: {namespace}}}\ndata: {{a: 'x', c: '3'}}\n"
     r = k("apply", "--server-side", "--field-manager=bob", "-f", "-", input=cm3, check=False)
     assert r.returncode != 0 and 'conflict with "alice"' in r.stderr
+
+
+def test_apply_patch_without_field_manager_is_invalid(control_plane: ControlPlane, namespace: str) -> None:
+    """As upstream's ValidatePatchOptions: 422, the cause on fieldManager; nothing is created."""
+    with control_plane.client() as c:
+        for query in ("", "?fieldManager="):
+            r = c.patch(f"/api/v1/namespaces/{namespace}/configmaps/no-manager{query}",
+                        content=b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"no-manager"}}',
+                        headers={"Content-Type": "application/apply-patch+yaml"})
+            assert r.status_code == 422, r.text
+            assert r.json()["reason"] == "Invalid"
+            assert r.json()["details"]["causes"][0]["field"] == "fieldManager"
+        assert c.get(f"/api/v1/namespaces/{namespace}/configmaps/no-manager").status_code == 404
+        # an empty fieldManager on other writes means "unset": the user agent's product manages
+        r = c.post(f"/api/v1/namespaces/{namespace}/configmaps?fieldManager=",
+                   json={"metadata": {"name": "empty-manager"}, "data": {"a": "1"}}, headers={"User-Agent": "tool/1.0"})
+        assert r.status_code == 201, r.text
+        assert r.json()["metadata"]["managedFields"][0]["manager"] == "tool"

@@ -60,5 +60,6 @@ def test_updates_transfer_ownership() -> None:
 def test_manager_names() -> None:
     assert mf.manager_for({}, "kubectl/v1.37.1 (linux/amd64)") == "kubectl"
     assert mf.manager_for({"fieldManager": "me"}, "x") == "me"
+    assert mf.manager_for({"fieldManager": ""}, "curl/8.0") == "curl"  # empty = unset, as upstream
     with pytest.raises(errors.StatusError):
         mf.manager_for({"fieldManager": "x" * 200}, "")
