@@ -105,11 +105,6 @@ def _yaml_to_json_compatible(doc: Any) -> Any:
     return str(doc)
 
 
-def wants_yaml(req: Request) -> bool:
-    accept = req.header(b"accept")
-    return accept.startswith("application/yaml")
-
-
 class Response:
     __slots__ = ("body", "content_type", "extra_headers", "status")
 

@@ -54,18 +54,20 @@ def accepts_only_protobuf(accept: str) -> bool:
     return protobuf_wanted(accept) == _ONLY
 
 
+def _json_wins(wanted: int) -> bool:
+    return wanted == _NO or (wanted == _FIRST and not PREFER_PROTOBUF)
+
+
 def answers_json(accept: str) -> bool:
     """Whether a client sending this Accept gets JSON (not protobuf) from us."""
-    wanted = protobuf_wanted(accept)
-    return wanted == _NO or (wanted == _FIRST and not PREFER_PROTOBUF)
+    return _json_wins(protobuf_wanted(accept))
 
 
 def negotiate(req: Request, resp: Response | StreamResponse) -> Response | StreamResponse:
     """Re-encode a JSON response (or watch stream) as protobuf when the client is to get protobuf."""
-    accept = req.header(b"accept")
-    if answers_json(accept):
+    wanted = protobuf_wanted(req.header(b"accept"))
+    if _json_wins(wanted):
         return resp
-    wanted = protobuf_wanted(accept)
     if isinstance(resp, StreamResponse):
         if resp.content_type == JSON:
             resp.chunks = _watch_frames(resp.chunks)

@@ -166,6 +166,9 @@ class ResourceTable:
         self.resources = resources
         self._by_path = {(r.group, r.version, r.plural): r for r in resources}
         self._by_kind = {(r.group, r.kind): r for r in resources}
+        self._by_plural: dict[tuple[str, str], Resource] = {}
+        for r in resources:  # the first (preferred) version of each
+            self._by_plural.setdefault((r.group, r.plural), r)
         # Preferred order of groups for discovery (core first, as upstream).
         self.groups: dict[str, list[str]] = {}
         for r in resources:
@@ -175,6 +178,9 @@ class ResourceTable:
 
     def lookup(self, group: str, version: str, plural: str) -> Resource | None:
         return self._by_path.get((group, version, plural))
+
+    def by_plural(self, group: str, plural: str) -> Resource | None:
+        return self._by_plural.get((group, plural))
 
     def by_kind(self, group: str, kind: str) -> Resource | None:
         return self._by_kind.get((group, kind))

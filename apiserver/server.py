@@ -165,10 +165,10 @@ class APIServer:
         return default_plugins(self)
 
     def resource(self, group: str, plural: str) -> Resource:
-        for r in self.table.resources:
-            if r.group == group and r.plural == plural:
-                return r
-        raise KeyError(f"{plural}.{group}")
+        r = self.table.by_plural(group, plural)
+        if r is None:
+            raise KeyError(f"{plural}.{group}")
+        return r
 
     def cache_for(self, group: str, plural: str) -> WatchCache:
         return self.caches[self.resource(group, plural).storage_prefix]
@@ -302,7 +302,6 @@ class APIServer:
             log.exception("internal error serving %s %s", req.method, req.path)
             resp = status_response(errors.internal(f"{type(e).__name__}: {e}"))
         if resp is None:
-            scope["minik8s.user"] = req.user
             codes: list[int] = []
 
             async def spy(message: dict[str, Any]) -> None:

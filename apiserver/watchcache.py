@@ -322,10 +322,12 @@ class WatchCache:
         if flt.namespace is not None and flt.name is not None:
             e = self.objects.get(f"{self.prefix}{flt.namespace}/{flt.name}" if self.namespaced else f"{self.prefix}{flt.name}")
             return [e] if e is not None and flt.matches(e) else []
+        objects = self.objects
         if flt.namespace is not None:
+            # the namespace's keys first, then sorted: not the whole cache
             p = f"{self.prefix}{flt.namespace}/"
-            return [e for k, e in sorted(self.objects.items()) if k.startswith(p) and flt.matches(e)]
-        return [e for _, e in sorted(self.objects.items()) if flt.matches(e)]
+            return [e for k in sorted(k for k in objects if k.startswith(p)) if flt.matches(e := objects[k])]
+        return [e for k in sorted(objects) if flt.matches(e := objects[k])]
 
     def get(self, key: str) -> Entry | None:
         return self.objects.get(key)

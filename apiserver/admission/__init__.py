@@ -41,11 +41,9 @@ class Plugin:
     async def validate(self, a: Attributes) -> None:
         """Reject with `raise self.forbidden(a, why)`."""
 
-    def deny(self, message: str, code: int = 403, reason: str = "Forbidden") -> errors.StatusError:
-        return errors.StatusError(code, reason, f"{self.name}: {message}" if not message.startswith(self.name) else message)
-
     def forbidden(self, a: Attributes, message: str) -> errors.StatusError:
-        """403 as upstream's admission.NewForbidden words it, naming this plugin:
+        """403 as upstream's admission.NewForbidden words it, with this plugin's name in front
+        (the issue asks every rejection to name its plugin; upstream's messages do not):
         `pods "x" is forbidden: LimitRanger: <why>`."""
         res = a.resource
         plural = f"{res.plural}/{a.subresource}" if a.subresource else res.plural
