@@ -128,13 +128,10 @@ class Kubelet:
         self.rejected: dict[str, tuple[str, str]] = {}  # uid -> (reason, message) from admission
         self.admitted: set[str] = set()
         self.evicted: dict[str, tuple[str, str]] = {}  # uid -> (message, resource)
-        self.deleted_in_api: set[str] = set()
         self.pod_cidr = cfg.pod_cidr
         self.network_ready = False
         self._last_gc = 0.0
         self._started = time.monotonic()
-        self.startup_latencies: list[float] = []  # create → Running, seconds, as seen here
-        self._running_seen: set[str] = set()
         self._sandbox_failures: dict[str, float] = {}
         self._image_list: list[dict[str, Any]] = []
         self._mirror_lock: asyncio.Lock | None = None
@@ -378,14 +375,6 @@ class Kubelet:
         if rejected is not None:
             status["phase"] = "Failed"
             status["reason"], status["message"] = rejected
-        if status["phase"] == "Running" and uid not in self._running_seen:
-            self._running_seen.add(uid)
-            created = meta.get("creationTimestamp")
-            if created:
-                with contextlib.suppress(ValueError):
-                    from apimachinery.meta import parse_time
-
-                    self.startup_latencies.append(time.time() - parse_time(created).timestamp())
         self.status.set_status(meta.get("namespace", "default"), meta["name"], api_uid, status)
         return status
 
@@ -492,7 +481,6 @@ class Kubelet:
                     pod["metadata"]["name"], pod["metadata"].get("namespace"), grace_period_seconds=0,
                     preconditions={"uid": uid},
                 )
-                self.deleted_in_api.add(uid)
             except Exception as e:
                 if not (is_not_found(e) or is_conflict(e)):
                     log.warning("deleting pod %s: %s", naming.pod_full_name(pod), e)
@@ -854,8 +842,6 @@ class Kubelet:
         self.rejected.pop(uid, None)
         self.admitted.discard(uid)
         self.evicted.pop(uid, None)
-        self.deleted_in_api.discard(uid)
-        self._running_seen.discard(uid)
         self._sandbox_failures.pop(uid, None)
         self.probes.remove_pod(uid)
         self.configmaps.forget_pod(uid)

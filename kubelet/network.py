@@ -23,6 +23,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+# the uplink guard must pick the same interface as kube-proxy's, and quote rules the same way
+from kube_proxy.commands import default_route_interface, quote_rule_token
+
 log = logging.getLogger("kubelet.network")
 
 CONFLIST_NAME = "10-minik8s.conflist"
@@ -73,15 +76,6 @@ def write_cni_config(
     return True
 
 
-def default_route_interface(route_table: str) -> str | None:
-    """The interface of the IPv4 default route, from /proc/net/route's text."""
-    for line in route_table.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":
-            return fields[0]
-    return None
-
-
 def chain_names(bridge: str) -> tuple[str, str]:
     """(forward-accept chain, guard chain), derived from the bridge so nodes on one host differ."""
     return f"KUBELET-FWD-{bridge}"[:28], f"KUBELET-GRD-{bridge}"[:28]
@@ -128,15 +122,8 @@ async def _run(*argv: str, stdin: str | None = None, check: bool = True) -> tupl
     return proc.returncode or 0, text
 
 
-def _quote(token: str) -> str:
-    """iptables-restore understands double quotes only."""
-    if token and not any(c.isspace() or c in "\"'" for c in token):
-        return token
-    return '"' + token.replace('"', '\\"') + '"'
-
-
 def _rule_line(chain: str, rule: list[str]) -> str:
-    return f"-A {chain} " + " ".join(_quote(t) for t in rule)
+    return f"-A {chain} " + " ".join(quote_rule_token(t) for t in rule)
 
 
 async def _chain_rules(chain: str) -> list[list[str]] | None:

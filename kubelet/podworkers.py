@@ -24,7 +24,6 @@ class _Worker:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.syncing = False
 
 
 class PodWorkers:
@@ -55,7 +54,6 @@ class PodWorkers:
             while True:
                 await worker.wake.wait()
                 worker.wake.clear()
-                worker.syncing = True
                 try:
                     delay = await self.sync(worker.uid)
                 except asyncio.CancelledError:
@@ -64,7 +62,6 @@ class PodWorkers:
                     log.exception("syncing pod %s failed; retrying", worker.uid)
                     delay = 2.0 + random.random()
                 finally:
-                    worker.syncing = False
                     self.syncs += 1
                 if delay == FINISHED:
                     if worker.wake.is_set():
@@ -79,9 +76,6 @@ class PodWorkers:
                 worker.timer.cancel()
             if self.workers.get(worker.uid) is worker:
                 del self.workers[worker.uid]
-
-    def busy(self) -> int:
-        return sum(1 for w in self.workers.values() if w.syncing)
 
     async def stop(self) -> None:
         tasks = [w.task for w in self.workers.values() if w.task is not None]

@@ -27,7 +27,6 @@ class _Desired:
     name: str
     uid: str  # the API object's uid (a mirror pod's for static pods)
     status: dict[str, Any]
-    version: int = 0
 
 
 class StatusManager:
@@ -59,9 +58,7 @@ class StatusManager:
         api_pod = self.current(namespace, name)
         api_status = (api_pod or {}).get("status") or {}
         same_uid = api_pod is not None and (api_pod.get("metadata") or {}).get("uid") == uid
-        desired = self._desired.get(uid)
-        version = (desired.version + 1) if desired else 0
-        self._desired[uid] = _Desired(namespace, name, uid, status, version)
+        self._desired[uid] = _Desired(namespace, name, uid, status)
         if (same_uid and comparable(api_status) == target) or self._written.get(uid) == target:
             return False
         if self._pending.get(uid) == target:
