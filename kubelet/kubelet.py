@@ -935,8 +935,8 @@ class Kubelet:
         cidr = self.pod_cidr
         if not cidr:
             return
-        network.write_cni_config(self.cfg.cni_dir, self.cfg.cni_network_name, self.cfg.cni_bridge, cidr,
-                                 self.cfg.root / "cni" / "ipam")
+        # The host rules first: the CNI config makes the runtime report NetworkReady (and so the
+        # node Ready), and pods must not start before their traffic is accepted and guarded.
         if self.cfg.manage_iptables:
             try:
                 rules = network.desired_rules(cidr, self.cfg.cluster_cidr, network.uplink_interface(),
@@ -944,6 +944,8 @@ class Kubelet:
                 await network.ensure_filter_rules(self.cfg.cni_bridge, rules)
             except (RuntimeError, OSError, TimeoutError) as e:
                 log.warning("iptables rules: %s", e)
+        network.write_cni_config(self.cfg.cni_dir, self.cfg.cni_network_name, self.cfg.cni_bridge, cidr,
+                                 self.cfg.root / "cni" / "ipam")
         if not self.network_ready:
             log.info("pod network configured: %s on bridge %s", cidr, self.cfg.cni_bridge)
 

@@ -64,7 +64,11 @@ def test_lease_is_renewed(api, kubelet):
 
 
 def test_cni_config_and_filter_rules(kubelet, containerd_node):
-    conflist = json.loads((containerd_node.paths.cni_conf_dir / network.CONFLIST_NAME).read_text())
+    # This containerd already had the CRI tests' CNI config, so the node may be Ready before the
+    # kubelet's own network setup (rules, then its config) has finished: wait for that.
+    path = containerd_node.paths.cni_conf_dir / network.CONFLIST_NAME
+    wait_for(path.exists, 30, 0.1, "the kubelet's CNI config")
+    conflist = json.loads(path.read_text())
     bridge = conflist["plugins"][0]
     assert bridge["type"] == "bridge" and bridge["bridge"] == containerd_node.bridge
     assert bridge["ipam"]["ranges"] == [[{"subnet": str(containerd_node.subnet)}]]
