@@ -14,10 +14,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from certs import issue_client_cert, write_kubeconfig
 from client import APIClient, load_config
 from dns.addon import CLUSTER_DNS_IP, DNS_GROUPS, DNS_USER, install_addon
-from minictl.components import ClusterConfig
+from minictl.components import ClusterConfig, write_identity_kubeconfig
 
 
 def dns_kubeconfig(cfg: ClusterConfig) -> Path:
@@ -26,10 +25,7 @@ def dns_kubeconfig(cfg: ClusterConfig) -> Path:
 
 def write_dns_kubeconfig(cfg: ClusterConfig) -> Path:
     """Issue (or keep) the DNS process's client certificate; write its kubeconfig."""
-    cert, key = issue_client_cert(cfg.pki, "coredns", DNS_USER, DNS_GROUPS)
-    dns_kubeconfig(cfg).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return write_kubeconfig(dns_kubeconfig(cfg), server=cfg.server_url, ca_cert=cfg.pki.ca_cert, user=DNS_USER,
-                            client_cert=cert, client_key=key)
+    return write_identity_kubeconfig(cfg, dns_kubeconfig(cfg).name, "coredns", DNS_USER, tuple(DNS_GROUPS))
 
 
 def install_addon_sync(admin_kubeconfig: str | Path, cluster_ip: str = CLUSTER_DNS_IP) -> list[str]:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from certs import issue_client_cert, write_kubeconfig
 from kube_proxy.lbcontroller import DEFAULT_POOL
-from minictl.components import ClusterConfig
+from minictl.components import ClusterConfig, write_identity_kubeconfig
 
 # The service controller's identity upstream (bound to system:controller:service-controller
 # by the bootstrap policy).
@@ -47,12 +46,8 @@ def kube_proxy_command(cfg: ClusterConfig, lb_pool: str = DEFAULT_POOL) -> list[
 
 def write_lb_controller_kubeconfig(cfg: ClusterConfig) -> Path:
     """Issue (or keep) the LB controller's client certificate and write its kubeconfig."""
-    cert, key = issue_client_cert(cfg.pki, "lb-controller", LB_CONTROLLER_USER, LB_CONTROLLER_GROUPS)
-    lb_controller_kubeconfig(cfg).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return write_kubeconfig(
-        lb_controller_kubeconfig(cfg), server=cfg.server_url, ca_cert=cfg.pki.ca_cert,
-        user=LB_CONTROLLER_USER, client_cert=cert, client_key=key,
-    )
+    return write_identity_kubeconfig(cfg, lb_controller_kubeconfig(cfg).name, "lb-controller",
+                                     LB_CONTROLLER_USER, tuple(LB_CONTROLLER_GROUPS))
 
 
 def lb_controller_command(cfg: ClusterConfig, lb_pool: str = DEFAULT_POOL) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import ipaddress
 import os
 import shutil
@@ -45,12 +46,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def supervisor_pid(cfg: ClusterConfig) -> int | None:
-    p = cfg.dir / "run" / "supervisor.pid"
-    try:
-        pid = int(p.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    return pid if _pid_alive(pid) else None
+    return component_pid(cfg, "supervisor")
 
 
 def component_pid(cfg: ClusterConfig, name: str) -> int | None:
@@ -62,9 +58,16 @@ def component_pid(cfg: ClusterConfig, name: str) -> int | None:
 
 
 def _ssl(cfg: ClusterConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(cfg.pki.ca_cert))
     cert, key = cfg.pki.client("admin")
-    ctx.load_cert_chain(str(cert), str(key))
+    files = (str(cfg.pki.ca_cert), str(cert), str(key))
+    # keyed on the files' mtimes too: `--reset` and `certs rotate` rewrite them in place
+    return _admin_context(*files, tuple(os.stat(f).st_mtime_ns for f in files))
+
+
+@functools.cache  # `up` probes several components every 0.1 s: read the keys once per version
+def _admin_context(ca: str, cert: str, key: str, _mtimes: tuple[int, ...]) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.load_cert_chain(cert, key)
     return ctx
 
 

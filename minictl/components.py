@@ -105,6 +105,19 @@ class ClusterConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+def write_identity_kubeconfig(cfg: ClusterConfig, file_name: str, cert_name: str, user: str,
+                              groups: tuple[str, ...]) -> Path:
+    """Issue (or keep) the client certificate of an extra identity and write its kubeconfig as
+    DIR/kubeconfigs/<file_name>, beside the components' own."""
+    from certs import issue_client_cert, write_kubeconfig
+
+    cert, key = issue_client_cert(cfg.pki, cert_name, user, groups)
+    path = cfg.dir / "kubeconfigs" / file_name
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return write_kubeconfig(path, server=cfg.server_url, ca_cert=cfg.pki.ca_cert, user=user,
+                            client_cert=cert, client_key=key)
+
+
 def etcd_command(cfg: ClusterConfig) -> list[str]:
     pki = cfg.pki
     peer = f"https://127.0.0.1:{cfg.etcd_peer_port}"
