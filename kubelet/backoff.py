@@ -37,6 +37,11 @@ class Backoff:
             return 0.0
         return max(0.0, entry.delay - (self.clock() - event_time))
 
+    def remaining_since_last(self, key: str) -> float:
+        """Seconds still to wait after the failure `next` last recorded (0: not in back-off)."""
+        entry = self._entries.get(key)
+        return 0.0 if entry is None else self.remaining(key, entry.last_update)
+
     def next(self, key: str, event_time: float) -> float:
         """Record a retry after the failure at `event_time`; returns the delay for the next one."""
         now = self.clock()

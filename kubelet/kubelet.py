@@ -132,7 +132,6 @@ class Kubelet:
         self.network_ready = False
         self._last_gc = 0.0
         self._started = time.monotonic()
-        self._sandbox_failures: dict[str, float] = {}
         self._image_list: list[dict[str, Any]] = []
         self._mirror_lock: asyncio.Lock | None = None
         self._last_log_rotation = 0.0
@@ -547,21 +546,17 @@ class Kubelet:
         async with slot:
             if actions.create_sandbox:
                 key = f"{uid}/sandbox"
-                last_failure = self._sandbox_failures.get(uid)
-                if last_failure is not None:
-                    remaining = self.sandbox_backoff.remaining(key, last_failure)
-                    if remaining > 0:
-                        self.publish_status(pod, rs)
-                        return remaining
+                remaining = self.sandbox_backoff.remaining_since_last(key)
+                if remaining > 0:
+                    self.publish_status(pod, rs)
+                    return remaining
                 try:
                     sandbox_id = await self.create_sandbox(pod, actions.attempt, cgroup)
                 except CRIError as e:
-                    self._sandbox_failures[uid] = time.time()
                     self.sandbox_backoff.next(key, time.time())
                     self.event(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e.message}")
                     self.publish_status(pod, rs)
                     return self.sandbox_backoff.delay(key)
-                self._sandbox_failures.pop(uid, None)
                 self.sandbox_backoff.reset(key)
                 ip, all_ips = await self.runtime.sandbox_ips(sandbox_id)
                 rs.sandboxes.insert(0, SandboxInfo(sandbox_id, actions.attempt, True, time.time_ns(), ip, all_ips))
@@ -842,7 +837,7 @@ class Kubelet:
         self.rejected.pop(uid, None)
         self.admitted.discard(uid)
         self.evicted.pop(uid, None)
-        self._sandbox_failures.pop(uid, None)
+        self.sandbox_backoff.forget_prefix(f"{uid}/")
         self.probes.remove_pod(uid)
         self.configmaps.forget_pod(uid)
         self.secrets.forget_pod(uid)

@@ -54,8 +54,10 @@ def test_crash_loop_back_off_doubles_and_resets():
     # a failure long after the last one (it ran > 10 min) starts over
     now[0] += 700
     assert b.next("k", now[0]) == 10
+    now[0] += 4  # counted from the failure `next` recorded
+    assert b.remaining_since_last("k") == pytest.approx(6) and b.remaining_since_last("other") == 0
     b.forget_prefix("k")
-    assert b.delay("k") == 0
+    assert b.delay("k") == 0 and b.remaining_since_last("k") == 0
 
 
 def test_cni_config_and_rules():
