@@ -108,9 +108,9 @@ def prepare(cfg: ClusterConfig) -> None:
     """Credentials and (for a node) containerd's config (idempotent: existing keys are kept)."""
     pki = write_credentials(cfg)
     if cfg.with_node:
-        from kubelet.cri.containerd import write_config
+        from kubelet.cri.containerd import mount_state_tmpfs, write_config
 
-        write_config(cfg.dir)
+        mount_state_tmpfs(write_config(cfg.dir))
     for msg in check_expiry(pki):
         click.echo(f"warning: {msg}", err=True)
 

@@ -102,7 +102,7 @@ def _component(name: str) -> None:
 
 
 def _node_config() -> ClusterConfig:
-    from kubelet.cri.containerd import write_config
+    from kubelet.cri.containerd import mount_state_tmpfs, write_config
 
     cfg = _cluster()
     NODE_DIR.mkdir(parents=True, exist_ok=True)
@@ -122,7 +122,7 @@ def _node_config() -> ClusterConfig:
     # apiserver and DNS containers through it (masqueraded below, as kind's nodes do).
     cfg.extra_kubelet_args = ["--guard-pod-egress=false"]
     cfg.save()
-    write_config(NODE_DIR, registry_mirrors={REGISTRY: f"http://{REGISTRY}"})
+    mount_state_tmpfs(write_config(NODE_DIR, registry_mirrors={REGISTRY: f"http://{REGISTRY}"}))
     return cfg
 
 

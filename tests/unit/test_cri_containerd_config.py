@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 
 import pytest
 
-from kubelet.cri.containerd import containerd_paths, render_config, write_config
+from kubelet.cri.containerd import (
+    containerd_paths,
+    mount_state_tmpfs,
+    render_config,
+    unmount_under,
+    write_config,
+)
 
 CRI = "io.containerd.grpc.v1.cri"
 
@@ -22,7 +29,7 @@ def test_config_keeps_everything_under_the_data_dir(tmp_path):
     assert config["plugins"]["io.containerd.internal.v1.opt"]["path"] == f"{base}/opt"
     runc = config["plugins"][CRI]["containerd"]["runtimes"]["runc"]
     assert runc["runtime_type"] == "io.containerd.runc.v2"
-    assert runc["options"] == {"Root": f"{base}/runc", "SystemdCgroup": False}
+    assert runc["options"] == {"Root": f"{base}/state/runc", "SystemdCgroup": False}
     assert paths.cni_conf_dir.is_dir() and paths.root.is_dir() and paths.state.is_dir()
 
 
@@ -64,3 +71,18 @@ def test_paths_with_quotes_stay_valid_toml(tmp_path):
 def test_socket_path_too_long_is_refused(tmp_path):
     with pytest.raises(ValueError, match="too long"):
         write_config(tmp_path / ("x" * 120))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_state_dir_is_a_tmpfs_and_mounting_it_again_keeps_it(tmp_path):
+    paths = write_config(tmp_path / "cluster")
+    try:
+        assert mount_state_tmpfs(paths)
+        (paths.runc_root / "marker").write_text("kept")
+        assert mount_state_tmpfs(paths)  # a restart: the same mount, its content still there
+        types = [line.split()[2] for line in open("/proc/self/mounts") if line.split()[1] == str(paths.state)]
+        assert types == ["tmpfs"]
+        assert (paths.runc_root / "marker").read_text() == "kept"
+    finally:
+        assert unmount_under(tmp_path) == [str(paths.state)]
+    assert not os.path.ismount(paths.state)
