@@ -87,12 +87,23 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
         (g, v): orjson.dumps(discovery.api_resource_list(table, g, v)) for g, vs in table.groups.items() for v in vs
     }
 
+    # the table is fixed for the server's life: the aggregated documents are built once, with
+    # the ETag upstream sends so that clients can revalidate cheaply (If-None-Match → 304)
+    aggregated_docs = {
+        (legacy, want): discovery.encoded_aggregated(table, legacy, want)
+        for legacy in (True, False) for want in ("v2", "v2beta1")
+    }
+
     def _discovery(request: Request, legacy: bool, fallback: dict[str, Any]) -> Response:
         want = discovery.negotiate_aggregated(request.headers.get("accept", ""))
-        if want is not None:
-            media = discovery.AGGREGATED_V2 if want == "v2" else discovery.AGGREGATED_V2BETA1
-            return _json(discovery.aggregated(table, legacy, want), media_type=media)
-        return _json(fallback)
+        if want is None:
+            return _json(fallback)
+        body, etag = aggregated_docs[(legacy, want)]
+        media = discovery.AGGREGATED_V2 if want == "v2" else discovery.AGGREGATED_V2BETA1
+        headers = {"ETag": etag, "Vary": "Accept"}
+        if etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type=media, headers=headers)
 
     @app.get("/api")
     @app.get("/api/")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import orjson
+
 from apiserver.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, Resource, ResourceTable
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -119,6 +121,12 @@ def aggregated(table: ResourceTable, legacy: bool, version_kind: str = "v2") -> 
         "metadata": {},
         "items": [_aggregated_group(table, g, version_kind) for g in groups],
     }
+
+
+def encoded_aggregated(table: ResourceTable, legacy: bool, version_kind: str) -> tuple[bytes, str]:
+    """The aggregated document as JSON, and its ETag (a quoted hash of the body)."""
+    body = orjson.dumps(aggregated(table, legacy, version_kind))
+    return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
 def negotiate_aggregated(accept: str) -> str | None:

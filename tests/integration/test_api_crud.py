@@ -431,3 +431,21 @@ def test_eviction_respects_disruption_budget(api: httpx.Client, namespace: str) 
     r = api.post(f"{pods}/e2/eviction", json={**eviction, "metadata": {"name": "e2"}})
     assert r.status_code == 429
     assert not api.get(f"{pods}/e2").json()["metadata"].get("deletionTimestamp")
+
+
+def test_aggregated_discovery_has_an_etag_and_revalidates(api: httpx.Client) -> None:
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    for path, groups in (("/api", {""}), ("/apis", {"apps", "batch", "rbac.authorization.k8s.io"})):
+        r = api.get(path, headers={"Accept": accept})
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
+        doc = r.json()
+        assert doc["kind"] == "APIGroupDiscoveryList"
+        assert groups <= {g["metadata"].get("name", "") for g in doc["items"]}
+        etag = r.headers["etag"]
+        again = api.get(path, headers={"Accept": accept, "If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+        changed = api.get(path, headers={"Accept": accept, "If-None-Match": '"other"'})
+        assert changed.status_code == 200 and changed.json() == doc
+    # the legacy document stays what a client without the aggregated Accept gets
+    assert api.get("/apis").json()["kind"] == "APIGroupList"
