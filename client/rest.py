@@ -89,6 +89,7 @@ class APIClient:
                 ssl=self.config.ssl_context if self.config.ssl_context is not None else False,
                 limit=self.config.max_connections,
                 limit_per_host=self.config.max_connections,
+                keepalive_timeout=self.config.idle_connection_timeout,
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(

@@ -262,3 +262,22 @@ async def test_timeout_is_not_repeated(server: FakeServer) -> None:
     finally:
         release.set()
     assert len(server.requests) == 1
+
+
+async def test_idle_connections_are_kept_for_the_configured_time(server: FakeServer) -> None:
+    peers: list[tuple[str, int]] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        peers.append(request.transport.get_extra_info("peername"))  # type: ignore[union-attr]
+        return ok({"kind": "Status"})
+
+    server.handler = handler
+    async with client(server) as kept, client(server, idle_connection_timeout=0.1) as dropped:
+        for api in (kept, dropped):
+            await api.request("GET", "/version")
+        await asyncio.sleep(0.4)  # idle: past the short timeout, well inside the default 90 s
+        for api in (kept, dropped):
+            await api.request("GET", "/version")
+    assert kept.config.idle_connection_timeout == 90.0
+    assert peers[0] == peers[2]  # the default keeps the connection across the pause
+    assert peers[1] != peers[3]  # a 0.1 s idle timeout closed it: a new connection (new port)
