@@ -1,10 +1,17 @@
 """Recording core/v1 Events about objects, as client-go's tools/record does.
 
 `event()` never blocks and never raises: it queues the event (a bounded queue; when full
-the event is dropped with a log line) and a background task writes it. Identical events
-(same object, type, reason and message) within 10 minutes are folded into one: the
-existing Event's `count` and `lastTimestamp` are PATCHed instead of creating another
-(EventCorrelator's EventLogger). Names are `<object-name>.<hex nanoseconds>`.
+the event is dropped with a log line) and a background task writes it, after the three
+steps of client-go's EventCorrelator:
+
+* aggregation: once 10 events about one object that differ only in their message come
+  within 10 minutes, further ones become a single "(combined from similar events): …" Event;
+* counting: identical events (same object, type, reason and message) within 10 minutes are
+  folded into one, the existing Event's `count` and `lastTimestamp` PATCHed;
+* spam filter: a source may write 25 events about one object, then one per 5 minutes
+  (a token bucket per object) — a crash-looping pod cannot flood the API.
+
+Names are `<object-name>.<hex nanoseconds>`.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from client.errors import APIConnectionError, ApiError, is_already_exists, is_not_found
+from client.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
     from client.rest import APIClient
@@ -32,6 +40,10 @@ WARNING = "Warning"
 AGGREGATE_WINDOW = 600.0  # seconds: client-go's 10 minutes
 CACHE_SIZE = 4096  # client-go's maxLruCacheEntries
 QUEUE_SIZE = 1000  # client-go's watch broadcaster queue length
+AGGREGATE_MAX_EVENTS = 10  # distinct messages per object and reason before they are combined
+COMBINED_PREFIX = "(combined from similar events): "
+SPAM_BURST = 25  # events per source and object ...
+SPAM_QPS = 1.0 / 300.0  # ... then one per 5 minutes
 WRITE_ATTEMPTS = 3
 
 
@@ -41,6 +53,12 @@ class _Seen:
     namespace: str
     count: int
     first_timestamp: str
+    last_seen: float
+
+
+@dataclass(slots=True)
+class _Similar:
+    messages: set[str]
     last_seen: float
 
 
@@ -72,6 +90,14 @@ def object_reference(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ref.items() if v not in (None, "")}
 
 
+def _remember(cache: OrderedDict, key: tuple[str, ...], value: Any) -> None:
+    """Put `key` as the most recent entry of an LRU cache of CACHE_SIZE entries."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+
+
 def _timestamp(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -93,10 +119,14 @@ class EventRecorder:
         self.host = host
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
+        self._similar: OrderedDict[tuple[str, ...], _Similar] = OrderedDict()
+        self._spam: OrderedDict[tuple[str, ...], TokenBucket] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._clock = clock
         #: Events dropped (queue full, no event loop, or the API kept failing).
         self.dropped = 0
+        #: Events the spam filter held back (too many about one object).
+        self.filtered = 0
 
     # -- the caller's side -------------------------------------------------------------
 
@@ -160,18 +190,49 @@ class EventRecorder:
             finally:
                 self._queue.task_done()
 
-    def _key(self, p: _Pending) -> tuple[str, ...]:
+    def _object_key(self, p: _Pending) -> tuple[str, ...]:
         ref = p.reference
-        return (
-            self.component, self.host or "", ref.get("kind", ""), ref.get("namespace", ""), ref.get("name", ""),
-            ref.get("fieldPath", ""), ref.get("uid", ""), ref.get("apiVersion", ""), p.type, p.reason, p.message,
-        )
+        return (self.component, self.host or "", ref.get("kind", ""), ref.get("namespace", ""), ref.get("name", ""),
+                ref.get("uid", ""), ref.get("apiVersion", ""))
+
+    def _key(self, p: _Pending) -> tuple[str, ...]:
+        return (*self._object_key(p), p.reference.get("fieldPath", ""), p.type, p.reason, p.message)
+
+    def _aggregate(self, p: _Pending) -> tuple[str, ...]:
+        """Count `p` among its similar events (same object, type and reason); past the limit its
+        message becomes the combined one. Returns the key `p` is counted under."""
+        similar_key = (*self._object_key(p), p.type, p.reason)
+        similar = self._similar.get(similar_key)
+        if similar is None or p.when - similar.last_seen > AGGREGATE_WINDOW:
+            similar = _Similar(set(), p.when)
+        similar.messages.add(p.message)
+        similar.last_seen = p.when
+        _remember(self._similar, similar_key, similar)
+        if len(similar.messages) < AGGREGATE_MAX_EVENTS:
+            return self._key(p)
+        similar.messages.pop()  # the set stays at the limit
+        p.message = COMBINED_PREFIX + p.message
+        return similar_key
+
+    def _spam_allows(self, p: _Pending) -> bool:
+        key = self._object_key(p)
+        bucket = self._spam.get(key)
+        if bucket is None:
+            bucket = TokenBucket(SPAM_QPS, SPAM_BURST, clock=self._clock)
+        _remember(self._spam, key, bucket)
+        return bucket.try_take()
 
     async def _record(self, p: _Pending) -> None:
-        key = self._key(p)
+        key = self._aggregate(p)
         seen = self._seen.get(key)
         if seen is not None and p.when - seen.last_seen > AGGREGATE_WINDOW:
             seen = None
+        if not self._spam_allows(p):
+            if seen is not None:  # as client-go's logger: the count goes on; the next write carries it
+                seen.count, seen.last_seen = seen.count + 1, p.when
+            self.filtered += 1
+            log.debug("event %s %s for %s held back by the spam filter", p.type, p.reason, p.reference.get("name"))
+            return
         if seen is not None:
             self._seen.move_to_end(key)
             count = seen.count + 1
@@ -193,10 +254,7 @@ class EventRecorder:
         except ApiError as e:
             if not is_already_exists(e):
                 raise
-        self._seen[key] = _Seen(body["metadata"]["name"], ns, body["count"], body["firstTimestamp"], p.when)
-        self._seen.move_to_end(key)
-        while len(self._seen) > CACHE_SIZE:
-            self._seen.popitem(last=False)
+        _remember(self._seen, key, _Seen(body["metadata"]["name"], ns, body["count"], body["firstTimestamp"], p.when))
 
     def _new_event(self, p: _Pending, count: int, first_timestamp: str) -> dict[str, Any]:
         ref = p.reference

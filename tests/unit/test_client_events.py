@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 
 from client.errors import ApiError
-from client.events import AGGREGATE_WINDOW, EventRecorder, object_reference
+from client.events import (
+    AGGREGATE_MAX_EVENTS,
+    AGGREGATE_WINDOW,
+    COMBINED_PREFIX,
+    SPAM_BURST,
+    EventRecorder,
+    object_reference,
+)
 
 
 class FakeEvents:
@@ -99,6 +106,53 @@ async def test_deleted_event_is_recreated_with_its_count() -> None:
     await rec.flush()
     assert len(fake.created) == 2 and fake.created[1]["count"] == 2
     assert fake.created[1]["firstTimestamp"] == fake.created[0]["firstTimestamp"]
+    await rec.close()
+
+
+async def test_similar_events_are_combined_after_ten_messages() -> None:
+    now = [0.0]
+    rec, fake = recorder(now)
+    for i in range(AGGREGATE_MAX_EVENTS + 2):
+        rec.event(POD, "Warning", "BackOff", f"restarting failed container, attempt {i}")
+    rec.event(POD, "Normal", "Pulled", "image pulled")  # another reason: not part of the group
+    await rec.flush()
+    messages = [e["message"] for e in fake.created]
+    assert messages[:AGGREGATE_MAX_EVENTS - 1] == [
+        f"restarting failed container, attempt {i}" for i in range(AGGREGATE_MAX_EVENTS - 1)]
+    # the 10th distinct message starts one combined Event; the 11th and 12th only count on it
+    combined = fake.created[AGGREGATE_MAX_EVENTS - 1]
+    assert combined["message"] == COMBINED_PREFIX + f"restarting failed container, attempt {AGGREGATE_MAX_EVENTS - 1}"
+    assert messages[AGGREGATE_MAX_EVENTS:] == ["image pulled"]
+    assert [(n, p["count"], p["message"]) for n, p, _, _ in fake.patches] == [
+        (combined["metadata"]["name"], 2, COMBINED_PREFIX + f"restarting failed container, attempt {AGGREGATE_MAX_EVENTS}"),
+        (combined["metadata"]["name"], 3, COMBINED_PREFIX + f"restarting failed container, attempt {AGGREGATE_MAX_EVENTS + 1}"),
+    ]
+    now[0] += AGGREGATE_WINDOW + 1  # a quiet 10 minutes: messages stand alone again
+    rec.event(POD, "Warning", "BackOff", "restarting failed container, attempt 99")
+    await rec.flush()
+    assert fake.created[-1]["message"] == "restarting failed container, attempt 99"
+    await rec.close()
+
+
+async def test_spam_filter_limits_events_per_object_and_refills_slowly() -> None:
+    now = [0.0]
+    rec, fake = recorder(now)
+    for i in range(SPAM_BURST + 5):
+        rec.event(POD, "Normal", f"Reason{i}", "m")  # all different: each would be a new Event
+    rec.event(NODE, "Normal", "Other", "m")  # another object has its own budget
+    await rec.flush()
+    assert [e["reason"] for e in fake.created] == [f"Reason{i}" for i in range(SPAM_BURST)] + ["Other"]
+    assert rec.filtered == 5 and rec.dropped == 0
+    # an identical event held back still counts: the next one written carries the total
+    rec.event(POD, "Normal", "Reason0", "m")
+    await rec.flush()
+    assert fake.patches == [] and rec.filtered == 6
+    now[0] += 300  # one token per 5 minutes
+    rec.event(POD, "Normal", "Reason0", "m")
+    rec.event(POD, "Normal", "Reason1", "m")
+    await rec.flush()
+    assert [(n, p["count"]) for n, p, _, _ in fake.patches] == [(fake.created[0]["metadata"]["name"], 3)]
+    assert rec.filtered == 7
     await rec.close()
 
 
