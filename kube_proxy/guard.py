@@ -116,3 +116,29 @@ class HostNetworkGuard:
                 await self.ip.delete_route(cidr, self.device)
             await self.ip.delete_route(self.service_cidr, self.device)
             await self.ip.delete_link(self.device)
+
+
+def routed_service_guard(
+    runner: CommandRunner,
+    iptables: Iptables,
+    *,
+    cluster_cidr: str | None,
+    service_cidr: str | None,
+    local_cidrs: Sequence[str],
+    device: str | None,
+    device_type: str,
+    uplink: str | None,
+) -> HostNetworkGuard:
+    """The guard of the proxiers that route the service CIDR to a local device (iptables and
+    nftables modes): cluster, service and local CIDRs (e.g. the LoadBalancer pool) are routed
+    to it and kept off the uplink."""
+    return HostNetworkGuard(
+        runner,
+        [c for c in (cluster_cidr, service_cidr, *local_cidrs) if c],
+        service_cidr=service_cidr,
+        device=device,
+        device_type=device_type,
+        uplink=uplink,
+        iptables=iptables,
+        extra_routed_cidrs=local_cidrs,
+    )

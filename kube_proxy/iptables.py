@@ -39,7 +39,7 @@ from kube_proxy.chains import (
 )
 from kube_proxy.commands import CommandRunner, Conntrack, Iptables, SystemRunner, chains_in_save
 from kube_proxy.conntrack import clean_stale_entries
-from kube_proxy.guard import HostNetworkGuard
+from kube_proxy.guard import HostNetworkGuard, routed_service_guard
 from kube_proxy.model import Endpoint, ProxyState, ServiceName, ServicePortInfo, UpdateResult
 from kube_proxy.provider import ProxierBase, SyncResult, programming_latencies
 
@@ -514,16 +514,10 @@ class IptablesProxier(ProxierBase):
         self.builder = IptablesRuleBuilder(self.config)
         self.guard: HostNetworkGuard | None = None
         if guard:
-            # local_cidrs (e.g. the LoadBalancer pool) are routed and guarded like the service CIDR.
-            self.guard = HostNetworkGuard(
-                self.runner,
-                [c for c in (cluster_cidr, service_cidr, *local_cidrs) if c],
-                service_cidr=service_cidr,
-                device=service_cidr_device,
-                device_type=service_cidr_device_type,
+            self.guard = routed_service_guard(
+                self.runner, self.iptables, cluster_cidr=cluster_cidr, service_cidr=service_cidr,
+                local_cidrs=local_cidrs, device=service_cidr_device, device_type=service_cidr_device_type,
                 uplink=uplink,
-                iptables=self.iptables,
-                extra_routed_cidrs=local_cidrs,
             )
         self._active_nat_chains: set[str] = set()
         self._pending_conntrack = UpdateResult()

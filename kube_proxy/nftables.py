@@ -37,7 +37,7 @@ from functools import lru_cache
 
 from kube_proxy.commands import CommandError, CommandRunner, Conntrack, Iptables, SystemRunner
 from kube_proxy.conntrack import clean_stale_entries
-from kube_proxy.guard import HostNetworkGuard
+from kube_proxy.guard import HostNetworkGuard, routed_service_guard
 from kube_proxy.model import Endpoint, ProxyState, ServicePortInfo, UpdateResult
 from kube_proxy.provider import ProxierBase, SyncResult, programming_latencies
 
@@ -458,15 +458,10 @@ class NftablesProxier(ProxierBase):
         self.builder = NftRuleBuilder(self.config)
         self.guard: HostNetworkGuard | None = None
         if guard:
-            self.guard = HostNetworkGuard(
-                self.runner,
-                [c for c in (cluster_cidr, service_cidr, *local_cidrs) if c],
-                service_cidr=service_cidr,
-                device=service_cidr_device,
-                device_type=service_cidr_device_type,
+            self.guard = routed_service_guard(
+                self.runner, self.iptables, cluster_cidr=cluster_cidr, service_cidr=service_cidr,
+                local_cidrs=local_cidrs, device=service_cidr_device, device_type=service_cidr_device_type,
                 uplink=uplink,
-                iptables=self.iptables,
-                extra_routed_cidrs=local_cidrs,
             )
         self._applied: NftDesired | None = None
         self._chains: set[str] = set()
