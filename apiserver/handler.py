@@ -529,6 +529,10 @@ class ResourceAPI:
         raise errors.already_exists(res.plural, meta.get("name", ""), res.group)
 
     async def update(self, req: Request, res: Resource, ns: str, name: str, user: UserInfo) -> Response:
+        return await self.replace(req, res, ns, name, user, "")
+
+    async def replace(self, req: Request, res: Resource, ns: str, name: str, user: UserInfo, subresource: str) -> Response:
+        """PUT of the object ("") or of its status ("status"): the body replaces what is stored."""
         new = await self.read_object(req, res)
         self.check_type(res, new)
         self.check_namespace(res, new, ns)
@@ -544,10 +548,12 @@ class ResourceAPI:
         precondition = meta.get("resourceVersion") or ""
 
         async def mutate(old: dict[str, Any]) -> dict[str, Any]:
-            obj = _deep_copy(new)
-            return obj
+            return _deep_copy(new)
 
-        out, status = await self.update_object(res, ns, name, mutate, precondition, user, dry_run, req.query, "", create_new=new)
+        out, status = await self.update_object(
+            res, ns, name, mutate, precondition, user, dry_run, req.query, subresource,
+            create_new=None if subresource else new,  # only the object itself may be created by a PUT
+        )
         return raw_json(self.to_output(res, orjson.dumps(out)), status, warnings)
 
     async def patch(self, req: Request, res: Resource, ns: str, name: str, user: UserInfo) -> Response:

@@ -74,22 +74,7 @@ class Subresources:
             kv = await api.read(res, ns, info.name)
             return raw_json(api.to_output(res, orjson.dumps(kv.decode())))
         if info.verb == "update":
-            new = await api.read_object(req, res)
-            api.check_type(res, new)
-            api.check_namespace(res, new, ns)
-            warnings = self.server.fields.prune(res, new, req.query.get("fieldValidation", ""))
-            new = res.strategy.to_storage(res, new)
-            if new["metadata"].get("name", info.name) != info.name:
-                raise errors.bad_request("the name of the object does not match the name on the URL")
-            precondition = new["metadata"].get("resourceVersion") or ""
-
-            async def mutate(old: dict[str, Any]) -> dict[str, Any]:
-                return _deep_copy(new)
-
-            out, _ = await api.update_object(
-                res, ns, info.name, mutate, precondition, user, _dry_run(req.query), req.query, "status"
-            )
-            return raw_json(api.to_output(res, orjson.dumps(out)), 200, warnings)
+            return await api.replace(req, res, ns, info.name, user, "status")
         if info.verb == "patch":
             out, warnings = await api.patch_object(req, res, ns, info.name, user, "status")
             return raw_json(api.to_output(res, orjson.dumps(out)), 200, warnings)
