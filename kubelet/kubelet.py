@@ -217,12 +217,9 @@ class Kubelet:
     def _probe_changed(self, uid: str) -> None:
         self.pod_workers.update(uid)
 
-    def _object_changed(self, namespace: str, name: str) -> None:
-        for pod in self.known_pods():
-            if pod["metadata"].get("namespace") == namespace:
-                cms, secs = pod_object_references(pod)
-                if (namespace, name) in cms or (namespace, name) in secs:
-                    self.pod_workers.update(pod["metadata"]["uid"])
+    def _object_changed(self, users: set[str]) -> None:
+        for uid in users:
+            self.pod_workers.update(uid)
 
     def _conditions_changed(self) -> None:
         task = asyncio.get_running_loop().create_task(self._update_node_status())
@@ -564,12 +561,15 @@ class Kubelet:
                 if _uses_pod_ip(pod):
                     with contextlib.suppress(VolumeError):
                         volumes = await self.volumes.setup(pod, self.node_ip, ips)  # podIP for downward API
-            self._write_hosts_file(pod, ips)
-            sandbox_config = self.configs.sandbox_config(pod, actions.attempt, cgroup)
             to_start: list[tuple[dict[str, Any], bool]] = []
             if actions.next_init is not None:
                 to_start.append((self._container_spec(pod, actions.next_init, True), True))
             to_start += [(self._container_spec(pod, name, False), False) for name in actions.start]
+            if to_start or actions.create_sandbox:
+                # only what a container start needs: a running pod's periodic sync does nothing here
+                self._write_hosts_file(pod, ips)
+            if to_start:
+                sandbox_config = self.configs.sandbox_config(pod, actions.attempt, cgroup)
             for container, init in to_start:
                 delay = await self.start_container(pod, container, init, rs, sandbox_id, sandbox_config, volumes, ips)
                 if delay is not None:

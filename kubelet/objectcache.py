@@ -2,8 +2,8 @@
 
 Upstream's watch-based manager: a node may only read objects its pods use, one by one
 (`fieldSelector=metadata.name=<name>`), so every referenced object gets a single-object
-informer for as long as some pod references it. Changes call `on_change(namespace, name)` so
-the pods using the object resync (volume contents are rewritten, atomically).
+informer for as long as some pod references it. Changes call `on_change(users)` with the uids
+of the pods using the object, so they resync (volume contents are rewritten, atomically).
 """
 
 from __future__ import annotations
@@ -27,24 +27,39 @@ class _Entry:
 
 
 class ObjectCache:
-    def __init__(self, api: APIClient, plural: str, on_change: Callable[[str, str], None]) -> None:
+    def __init__(self, api: APIClient, plural: str, on_change: Callable[[set[str]], None]) -> None:
         self.api = api
         self.plural = plural
         self.on_change = on_change
         self._entries: dict[tuple[str, str], _Entry] = {}
+        self._refs_of: dict[str, set[tuple[str, str]]] = {}  # pod uid → what it references
 
     def set_references(self, pod_uid: str, refs: set[tuple[str, str]]) -> None:
-        """Make `pod_uid` reference exactly `refs` ((namespace, name) pairs)."""
-        for key, entry in list(self._entries.items()):
-            if pod_uid in entry.users and key not in refs:
+        """Make `pod_uid` reference exactly `refs` ((namespace, name) pairs). Called on every
+        sync of a pod, so it costs only the difference to the pod's previous references."""
+        old = self._refs_of.get(pod_uid, set())
+        if old == refs:
+            return
+        for key in old - refs:
+            entry = self._entries.get(key)
+            if entry is not None:
                 entry.users.discard(pod_uid)
                 if not entry.users:
                     self._drop(key)
-        for key in refs:
+        for key in refs - old:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._entries[key] = _Entry(self._informer(*key))
             entry.users.add(pod_uid)
+        if refs:
+            self._refs_of[pod_uid] = set(refs)
+        else:
+            self._refs_of.pop(pod_uid, None)
+
+    def users(self, namespace: str, name: str) -> set[str]:
+        """Uids of the pods referencing the object."""
+        entry = self._entries.get((namespace, name))
+        return set(entry.users) if entry is not None else set()
 
     def forget_pod(self, pod_uid: str) -> None:
         self.set_references(pod_uid, set())
@@ -54,7 +69,7 @@ class ObjectCache:
 
         def changed(*_: Any) -> None:
             if informer.has_synced:
-                self.on_change(namespace, name)
+                self.on_change(self.users(namespace, name))
 
         informer.add_handler(changed, lambda old, new: changed(), changed)
         informer.start()
@@ -80,6 +95,7 @@ class ObjectCache:
     async def stop(self) -> None:
         entries = list(self._entries.values())
         self._entries.clear()
+        self._refs_of.clear()
         await asyncio.gather(*(e.informer.stop() for e in entries), return_exceptions=True)
 
     def __len__(self) -> int:
