@@ -47,9 +47,15 @@ class Counter(_Metric):
 
 
 class Gauge(Counter):
+    """A value set by the owner, or read at scrape time from `fn`: a number, or for a gauge
+    with labels a dict of label-value tuples to numbers."""
+
     kind = "gauge"
 
-    def __init__(self, name: str, help_: str, labels: Sequence[str] = (), fn: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, name: str, help_: str, labels: Sequence[str] = (),
+        fn: Callable[[], float | dict[tuple[str, ...], float]] | None = None,
+    ) -> None:
         super().__init__(name, help_, labels)
         self.fn = fn
 
@@ -58,7 +64,8 @@ class Gauge(Counter):
 
     def render(self) -> list[str]:
         if self.fn is not None:
-            self.values[()] = float(self.fn())
+            read = self.fn()
+            self.values = {k: float(v) for k, v in read.items()} if isinstance(read, dict) else {(): float(read)}
         return super().render()
 
 
@@ -108,7 +115,10 @@ class Registry:
         self.metrics.append(m)
         return m
 
-    def gauge(self, name: str, help_: str, labels: Sequence[str] = (), fn: Callable[[], float] | None = None) -> Gauge:
+    def gauge(
+        self, name: str, help_: str, labels: Sequence[str] = (),
+        fn: Callable[[], float | dict[tuple[str, ...], float]] | None = None,
+    ) -> Gauge:
         m = Gauge(name, help_, labels, fn)
         self.metrics.append(m)
         return m

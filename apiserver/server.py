@@ -108,6 +108,10 @@ class APIServer:
             "apiserver_request_duration_seconds", "Response latency distribution by verb and resource.",
             ("verb", "group", "resource"),
         )
+        self.metrics.gauge(
+            "apiserver_registered_watchers", "Number of currently registered watchers for a given resource",
+            ("group", "version", "kind"), fn=self._watcher_counts,
+        )
         self.openapi = OpenAPI(table, start=True)
         self.api = ResourceAPI(self)
         self.subresources = Subresources(self)
@@ -121,6 +125,18 @@ class APIServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._etcd_ok = False
         self._etcd_checked = 0.0
+
+    def _watcher_counts(self) -> dict[tuple[str, ...], float]:
+        """Open watches per stored resource (a shared storage counts under its first kind)."""
+        counts: dict[tuple[str, ...], float] = {}
+        seen: set[str] = set()
+        for res in self.table.resources:
+            cache = self.caches.get(res.storage_prefix)
+            if cache is None or res.storage_prefix in seen:
+                continue
+            seen.add(res.storage_prefix)
+            counts[(res.group, res.version, res.kind)] = len(cache.watchers)
+        return counts
 
     def _security(self) -> None:
         """Build the authentication, authorization and admission chains and what feeds them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import KUBECTL, ControlPlane
+from tests.conftest import KUBECTL, ControlPlane, wait_for
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -97,6 +97,13 @@ def test_get_watch_output_watch_events(control_plane: ControlPlane, namespace: s
         proc.wait()
 
 
+def configmap_watchers(control_plane: ControlPlane) -> int:
+    """Open ConfigMap watches, from the apiserver's apiserver_registered_watchers gauge."""
+    metrics = control_plane.kubectl("get", "--raw", "/metrics").stdout
+    line = 'apiserver_registered_watchers{group="",version="v1",kind="ConfigMap"} '
+    return next(int(float(x[len(line):])) for x in metrics.splitlines() if x.startswith(line))
+
+
 def test_wait_for_delete_returns_when_the_finalizer_goes(control_plane: ControlPlane, namespace: str) -> None:
     k = control_plane.kubectl
     k("-n", namespace, "create", "-f", "-", input=(
@@ -107,10 +114,14 @@ def test_wait_for_delete_returns_when_the_finalizer_goes(control_plane: ControlP
     # while the finalizer holds it, wait --for=delete times out with an error
     r = k("-n", namespace, "wait", "--for=delete", "configmap/held", "--timeout=1s", check=False)
     assert r.returncode != 0 and "timed out" in r.stderr
+    before = configmap_watchers(control_plane)
     waiter = subprocess.Popen([KUBECTL, "--kubeconfig", str(control_plane.kubeconfig), "-n", namespace, "wait",
                                "--for=delete", "configmap/held", "--timeout=30s"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # release the object only once kubectl watches it (before that it would find it gone and
+        # exit at once, printing nothing)
+        wait_for(lambda: configmap_watchers(control_plane) > before, 20, 0.1, "kubectl's watch")
         k("-n", namespace, "patch", "configmap", "held", "--type", "json",
           "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
         out, err = waiter.communicate(timeout=40)
