@@ -21,6 +21,7 @@ from apimachinery.meta import generate_name, new_uid, now
 from apimachinery.patch import json_patch, merge_patch
 from apimachinery.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from apimachinery.strategic import schema_for, strategic_merge_patch
+from apimachinery.validation import forbidden_cause, not_supported_cause
 from apiserver import admission as adm
 from apiserver.http import JSON, Request, Response, StreamResponse, decode_document, json_response, raw_json
 from apiserver.negotiation import answers_json
@@ -53,14 +54,55 @@ def _bool(q: dict[str, str], name: str) -> bool:
     return q.get(name, "").lower() in ("true", "1")
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _int(q: dict[str, str], name: str, default: int | None = None) -> int | None:
+    """An integer query parameter; like upstream's int64 parameters, out of range is a bad request."""
     v = q.get(name)
     if v is None or v == "":
         return default
     try:
-        return int(v)
+        n = int(v)
     except ValueError:
         raise errors.bad_request(f"invalid value for {name}: {v!r} is not an integer") from None
+    if not -INT64_MAX - 1 <= n <= INT64_MAX:
+        raise errors.bad_request(f"invalid value for {name}: {v!r} is out of range")
+    return n
+
+
+def validate_list_options(q: dict[str, str], watch: bool) -> None:
+    """Upstream's ValidateListOptions: a 422 Invalid on ListOptions.meta.k8s.io, one cause per rule."""
+    match, rv, cont = q.get("resourceVersionMatch", ""), q.get("resourceVersion", ""), q.get("continue", "")
+    causes = []
+    if watch:
+        if "sendInitialEvents" in q and match != "NotOlderThan":
+            causes.append(forbidden_cause("resourceVersionMatch",
+                                          "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+        if match:
+            if "sendInitialEvents" not in q:
+                causes.append(forbidden_cause("resourceVersionMatch",
+                                              "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+            if match != "NotOlderThan":
+                causes.append(not_supported_cause("resourceVersionMatch", match, ["NotOlderThan"]))
+            if cont:
+                causes.append(forbidden_cause("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"))
+    else:
+        if match:
+            if not rv:
+                causes.append(forbidden_cause("resourceVersionMatch",
+                                              "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+            if cont:
+                causes.append(forbidden_cause("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"))
+            if match not in ("Exact", "NotOlderThan"):
+                causes.append(not_supported_cause("resourceVersionMatch", match, ["Exact", "NotOlderThan", ""]))
+            if match == "Exact" and rv == "0":
+                causes.append(forbidden_cause("resourceVersionMatch",
+                                              'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
+        if "sendInitialEvents" in q:
+            causes.append(forbidden_cause("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+    if causes:
+        raise errors.invalid("ListOptions", "", causes, "meta.k8s.io")
 
 
 def _dry_run(q: dict[str, str]) -> bool:
@@ -188,14 +230,11 @@ class ResourceAPI:
         ls, fs = _selectors(q)
         if fs is not None:
             self._check_fields(res, fs)
+        validate_list_options(q, watch=False)
         limit = _int(q, "limit", 0) or 0
         cont = q.get("continue", "")
         rv = q.get("resourceVersion", "")
         match = q.get("resourceVersionMatch", "")
-        if match and match not in ("NotOlderThan", "Exact"):
-            raise errors.bad_request(f'resourceVersionMatch "{match}" is not supported')
-        if match and not rv:
-            raise errors.bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
         if cont and rv:
             raise errors.bad_request("specifying resource version is not allowed when using continue")
         flt = Filter(ns or None, fs.exact_value("metadata.name") if fs else None, ls, fs)
@@ -305,11 +344,10 @@ class ResourceAPI:
         rv_s = q.get("resourceVersion", "")
         rv = self._parse_rv(rv_s) if rv_s else 0
         bookmarks = _bool(q, "allowWatchBookmarks")
+        validate_list_options(q, watch=True)
         send_initial: bool | None = None
         if "sendInitialEvents" in q:
             send_initial = _bool(q, "sendInitialEvents")
-            if send_initial and q.get("resourceVersionMatch") != "NotOlderThan":
-                raise errors.bad_request("sendInitialEvents requires resourceVersionMatch=NotOlderThan")
         timeout = _int(q, "timeoutSeconds")
         if timeout is None:
             timeout = random.randint(1800, 3600)
@@ -453,7 +491,7 @@ class ResourceAPI:
                 if av != res.api_version
                 else f"the kind in the data ({kind}) does not match the expected kind ({res.kind})"
             )
-        check_meta_types(res, obj.get("metadata", {}))
+        check_meta_types(res.kind, res.version, obj.get("metadata", {}))
 
     def check_namespace(self, res: Resource, obj: dict[str, Any], ns: str) -> None:
         meta = obj.setdefault("metadata", {})
@@ -923,18 +961,19 @@ class ResourceAPI:
 _META_STRINGS = ("name", "generateName", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
 
 
-def check_meta_types(res: Resource, meta: Any) -> None:
-    """Reject metadata of the wrong JSON types with 400, as upstream's typed decoder does."""
+def check_meta_types(kind: str, version: str, meta: Any) -> None:
+    """Reject metadata of the wrong JSON types with 400, as upstream's typed decoder does
+    (`kind` and `version` of the body: the resource's, or a subresource's such as Scale)."""
 
     def bad(field: str, want: str) -> errors.StatusError:
         return errors.bad_request(
-            f"{res.kind} in version \"{res.version}\" cannot be handled as a {res.kind}: "
+            f"{kind} in version \"{version}\" cannot be handled as a {kind}: "
             f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{field} of type {want}"
         )
 
     if not isinstance(meta, dict):
         raise errors.bad_request(
-            f"{res.kind} in version \"{res.version}\" cannot be handled as a {res.kind}: "
+            f"{kind} in version \"{version}\" cannot be handled as a {kind}: "
             "json: cannot unmarshal into Go struct field of type v1.ObjectMeta"
         )
     for f in _META_STRINGS:

@@ -85,21 +85,37 @@ def decode_document(body: bytes, content_type: str) -> Any:
             docs = list(yaml.safe_load_all(body))
         except yaml.YAMLError as e:
             raise errors.bad_request(f"error converting YAML to JSON: {e}") from None
+        except RecursionError:
+            raise errors.bad_request("error converting YAML to JSON: the document is nested too deeply") from None
         if len(docs) != 1:
             raise errors.bad_request("the request body must contain exactly one YAML document")
-        return _yaml_to_json_compatible(docs[0])
+        # aliases let a few bytes of YAML stand for an exponential tree ("billion laughs"): a
+        # document may expand to a few nodes per byte of input, as go-yaml limits aliasing
+        budget = [2 * len(body) + 10_000]
+        return _yaml_to_json_compatible(docs[0], budget, 0)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise errors.bad_request(f"error decoding the request body as JSON: {e}") from None
 
 
-def _yaml_to_json_compatible(doc: Any) -> Any:
-    """YAML allows non-string keys and timestamps; JSON does not: normalise as upstream's yaml.ToJSON."""
+MAX_YAML_DEPTH = 500
+
+
+def _yaml_to_json_compatible(doc: Any, budget: list[int], depth: int) -> Any:
+    """YAML allows non-string keys and timestamps; JSON does not: normalise as upstream's yaml.ToJSON.
+
+    `budget` is how many more nodes the document may expand to (aliases are copied)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise errors.bad_request("error converting YAML to JSON: the document contains excessive aliasing")
+    if depth > MAX_YAML_DEPTH:
+        raise errors.bad_request("error converting YAML to JSON: the document is nested too deeply")
     if isinstance(doc, dict):
-        return {str(k) if not isinstance(k, bool) else str(k).lower(): _yaml_to_json_compatible(v) for k, v in doc.items()}
+        return {str(k) if not isinstance(k, bool) else str(k).lower(): _yaml_to_json_compatible(v, budget, depth + 1)
+                for k, v in doc.items()}
     if isinstance(doc, list):
-        return [_yaml_to_json_compatible(v) for v in doc]
+        return [_yaml_to_json_compatible(v, budget, depth + 1) for v in doc]
     if isinstance(doc, (str, int, float, bool)) or doc is None:
         return doc
     return str(doc)

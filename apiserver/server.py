@@ -314,6 +314,10 @@ class APIServer:
                 resp = await self.api.serve(req, info, user)
         except errors.StatusError as e:
             resp = status_response(e)
+        except RecursionError:
+            # only input nested deeper than any object (about 900 levels, under the JSON decoder's
+            # 1024) gets our recursive walkers (patch, prune, validation) here
+            resp = status_response(errors.bad_request("the request body is nested too deeply"))
         except Exception as e:  # never a traceback to the client
             log.exception("internal error serving %s %s", req.method, req.path)
             resp = status_response(errors.internal(f"{type(e).__name__}: {e}"))

@@ -136,6 +136,57 @@ def test_garbage_never_500(api: httpx.Client, namespace: str) -> None:
         assert r.status_code in (400, 422), (body, r.text)
 
 
+def test_deep_or_aliased_input_is_a_400(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    api.post(base, json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}})
+    deep_yaml = b"data:\n" + b"".join(b"  " * i + b"- \n" for i in range(1, 1500))
+    deep_json = b'{"data":{"a":' + b'{"b":' * 900 + b"1" + b"}" * 900 + b"}}"  # under the JSON decoder's limit
+    laughs = b'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + b"".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n".encode() for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    cases = [
+        ("POST", base, deep_yaml, "application/yaml"),
+        ("PATCH", f"{base}/deep?fieldManager=t", deep_yaml, "application/apply-patch+yaml"),
+        ("PATCH", f"{base}/deep", deep_json, "application/merge-patch+json"),
+        ("PATCH", f"{base}/deep", deep_json, "application/strategic-merge-patch+json"),
+        ("POST", base, b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: laughs}\n" + laughs, "application/yaml"),
+    ]
+    for method, url, body, ct in cases:
+        st = status_of(api.request(method, url, content=body, headers={"content-type": ct}), 400, "BadRequest")
+        assert "nested too deeply" in st["message"] or "excessive aliasing" in st["message"], (ct, st)
+    assert api.get(f"{base}/deep").json().get("data") is None  # nothing was changed
+    assert api.get(f"{base}/laughs").status_code == 404
+
+
+def test_list_options_and_subresource_bodies_are_validated(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}"
+    status_of(api.get(f"{base}/configmaps?limit=99999999999999999999"), 400, "BadRequest")
+    st = status_of(api.get(f"{base}/configmaps?resourceVersionMatch=Bogus"), 422, "Invalid")
+    assert st["details"]["kind"] == "ListOptions" and st["details"]["group"] == "meta.k8s.io"
+    assert [c["reason"] for c in st["details"]["causes"]] == ["FieldValueForbidden", "FieldValueNotSupported"]
+    st = status_of(api.get(f"{base}/configmaps?resourceVersion=0&resourceVersionMatch=Exact"), 422, "Invalid")
+    assert 'forbidden for resourceVersion "0"' in st["message"]
+    st = status_of(api.get(f"{base}/configmaps?watch=1&resourceVersion=1&resourceVersionMatch=NotOlderThan"), 422, "Invalid")
+    assert "forbidden for watch unless sendInitialEvents is provided" in st["message"]
+    status_of(api.get(f"{base}/configmaps?sendInitialEvents=true"), 422, "Invalid")
+    api.post(f"{base}/pods", json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sub"},
+                                   "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    json_ct = {"content-type": "application/json"}
+    for url, body in ((f"{base}/pods/sub/binding", b'{"metadata": 5, "target": {"name": "n"}}'),
+                      (f"{base}/pods/sub/binding", b'{"target": 5}'),
+                      (f"{base}/pods/sub/eviction", b'{"metadata": 5}')):
+        status_of(api.post(url, content=body, headers=json_ct), 400, "BadRequest")
+    api.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", json={
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "sub"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+            "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})
+    scale = f"/apis/apps/v1/namespaces/{namespace}/deployments/sub/scale"
+    for body in (b'{"metadata": 5}', b'{"spec": 5}'):
+        status_of(api.put(scale, content=body, headers=json_ct), 400, "BadRequest")
+    status_of(api.patch(scale, content=b'{"metadata": 5}', headers={"content-type": "application/merge-patch+json"}),
+              400, "BadRequest")
+    assert api.get(f"{base}/pods/sub").json()["spec"].get("nodeName") is None
+
+
 def test_503_while_etcd_is_down(control_plane: ControlPlane, api: httpx.Client) -> None:
     control_plane.stop("etcd")
     try:
