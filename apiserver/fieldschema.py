@@ -24,6 +24,15 @@ from apiserver.schema import TypeMismatch
 MODES = ("Strict", "Warn", "Ignore")
 
 
+class _BodyKind:
+    """What `prune` reads of a resource, for a body kind that is not a resource."""
+
+    __slots__ = ("group", "kind", "version")
+
+    def __init__(self, group: str, version: str, kind: str) -> None:
+        self.group, self.version, self.kind = group, version, kind
+
+
 def go_quote(s: str) -> str:
     """Go's strconv.Quote (how upstream quotes a field path in its messages)."""
     out = ['"']
@@ -59,6 +68,11 @@ def warning_header(message: str) -> tuple[bytes, bytes]:
 class FieldValidator:
     def __init__(self, schema: Any = None) -> None:
         self.schema = schema
+
+    def check(self, group: str, version: str, kind: str, obj: dict[str, Any], mode: str = "Ignore") -> list[tuple[bytes, bytes]]:
+        """`prune` for a body that is no stored object (DeleteOptions, TokenRequest, the reviews):
+        wrong JSON types are a 400, typed nulls become absent, unknown fields are dropped."""
+        return self.prune(_BodyKind(group, version, kind), obj, mode)
 
     def prune(self, res: Any, obj: dict[str, Any], mode: str, *, patched: bool = False) -> list[tuple[bytes, bytes]]:
         """Drop fields the kind doesn't have; → Warning headers (or an error when Strict).

@@ -814,7 +814,11 @@ class ResourceAPI:
             kind = doc.get("kind")
             if kind not in (None, "DeleteOptions"):
                 raise errors.bad_request(f"expected DeleteOptions, got {kind}")
-            opts.update(doc)
+            await self.server.openapi.ready()
+            # apiVersion may be any group's (meta.k8s.io/v1, apps/v1, …): the fields are the same
+            body_opts = {k: v for k, v in doc.items() if k != "apiVersion"}
+            self.server.fields.check("", "v1", "DeleteOptions", body_opts)
+            opts.update(body_opts)
         q = req.query
         if "gracePeriodSeconds" in q:
             opts["gracePeriodSeconds"] = _int(q, "gracePeriodSeconds")

@@ -1096,6 +1096,7 @@ def generate(table: ResourceTable) -> dict[str, Any]:
         name = d.add(cls)
         d.defs[name]["x-kubernetes-group-version-kind"] = [
             _gvk(g, v, name.rsplit(".", 1)[1]) for g, v in sorted(served)]
+    kinds["v1/DeleteOptions"] = d.add("V1DeleteOptions")  # DELETE bodies are type-checked like objects
     d.ref(PATCH)
 
     # Patch metadata (apimachinery.strategic is the source of truth) → extensions.

@@ -45,6 +45,8 @@ class VirtualStrategy(Strategy):
             raise errors.bad_request("the request body must be a JSON object")
         if obj.get("kind") not in (None, res.kind) or obj.get("apiVersion") not in (None, res.api_version):
             raise errors.bad_request(f"expected {res.kind} in {res.api_version}")
+        await server.openapi.ready()
+        server.fields.check(res.group, res.version, res.kind, obj, req.query.get("fieldValidation", "") or "Ignore")
         spec = obj.get("spec")
         if spec is not None and not isinstance(spec, dict):
             raise errors.bad_request(f"{res.kind}.spec must be an object")

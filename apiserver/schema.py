@@ -85,8 +85,21 @@ def json_type(value: Any) -> str:
 _MISSING = object()
 
 
+def _zero(node: Any) -> Any:
+    """What a JSON null decodes to in a typed slice or map element: the type's zero value."""
+    if type(node) is _Scalar:
+        return _ZEROS.get(node.name)
+    if type(node) is dict:
+        return {}
+    return None
+
+
+_ZEROS = {"string": "", "integer": 0, "number": 0, "boolean": False}
+
+
 def _walk_object(obj: dict[str, Any], props: dict[str, Any], prefix: str, out: list[str]) -> None:
     unknown = None
+    nulls = None
     for key, value in obj.items():
         sub = props.get(key, _MISSING)
         if sub is _MISSING:
@@ -96,7 +109,11 @@ def _walk_object(obj: dict[str, Any], props: dict[str, Any], prefix: str, out: l
                 unknown.append(key)
             out.append(prefix + key)
             continue
-        if sub is None or value is None:
+        if value is None:
+            if sub is not None:  # a typed field set to null is its zero value: as if absent
+                nulls = [key] if nulls is None else [*nulls, key]
+            continue
+        if sub is None:
             continue
         if type(sub) is dict:
             if type(value) is not dict:
@@ -106,6 +123,9 @@ def _walk_object(obj: dict[str, Any], props: dict[str, Any], prefix: str, out: l
             _walk_value(value, sub, prefix + key, out)
     if unknown is not None:
         for key in unknown:
+            del obj[key]
+    if nulls is not None:
+        for key in nulls:
             del obj[key]
 
 
@@ -126,6 +146,10 @@ def _walk_value(value: Any, node: Any, path: str, out: list[str]) -> None:
             for i, element in enumerate(value):
                 if element is not None:
                     _walk_value(element, item, f"{path}[{i}]", out)
+                else:
+                    zero = _zero(item)
+                    if zero is not None:
+                        value[i] = zero
     elif type(value) is not dict:  # _Map
         raise TypeMismatch(path, value, "object")
     else:
@@ -134,6 +158,10 @@ def _walk_value(value: Any, node: Any, path: str, out: list[str]) -> None:
             for key, element in value.items():
                 if element is not None:
                     _walk_value(element, inner, f"{path}.{key}", out)
+                else:
+                    zero = _zero(inner)
+                    if zero is not None:
+                        value[key] = zero
 
 
 def compile_tree(tree: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:

@@ -57,6 +57,9 @@ async def create_token(server: APIServer, req: Request, info: RequestInfo, res: 
         raise errors.bad_request("the request body must be a JSON object")
     if body.get("kind") not in (None, "TokenRequest") or body.get("apiVersion") not in (None, API_VERSION):
         raise errors.bad_request(f"expected TokenRequest in {API_VERSION}")
+    await server.openapi.ready()
+    server.fields.check("authentication.k8s.io", "v1", "TokenRequest", body,
+                        req.query.get("fieldValidation", "") or "Ignore")
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
     audiences = [a for a in spec.get("audiences") or [] if isinstance(a, str)] or list(server.authn.api_audiences)
     expiration = spec.get("expirationSeconds", DEFAULT_EXPIRATION)

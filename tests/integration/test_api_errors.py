@@ -187,6 +187,41 @@ def test_list_options_and_subresource_bodies_are_validated(api: httpx.Client, na
     assert api.get(f"{base}/pods/sub").json()["spec"].get("nodeName") is None
 
 
+def test_typed_nulls_and_mistyped_request_bodies(api: httpx.Client, namespace: str) -> None:
+    apps = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    # a typed field set to null is its zero value, as upstream's typed decoding makes it
+    r = api.post(apps, json={"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nulls"},
+                             "spec": {"selector": {"matchLabels": {"a": "b"}}, "strategy": None, "template": template}})
+    assert r.status_code == 201, r.text
+    assert r.json()["spec"]["strategy"]["type"] == "RollingUpdate"
+    st = status_of(api.post(apps, json={"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nullsel"},
+                                        "spec": {"selector": {"matchLabels": {"a": None}}, "template": template}}),
+                   422, "Invalid")
+    assert "selector" in st["message"]
+    assert api.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
+                                                "metadata": {"name": f"{namespace}-n"}, "spec": None}).status_code == 201
+    api.delete(f"/api/v1/namespaces/{namespace}-n")
+    # bodies that are no stored objects are type-checked too
+    sar = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+           "spec": {"user": "u", "groups": 5, "resourceAttributes": {"verb": "get", "resource": "pods"}}}
+    st = status_of(api.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=sar), 400, "BadRequest")
+    assert "spec.groups" in st["message"]
+    api.post(f"/api/v1/namespaces/{namespace}/serviceaccounts", json={"metadata": {"name": "typed"}})
+    st = status_of(api.post(f"/api/v1/namespaces/{namespace}/serviceaccounts/typed/token",
+                            json={"spec": {"audiences": 5}}), 400, "BadRequest")
+    assert "spec.audiences" in st["message"]
+    api.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": "del"}})
+    st = status_of(api.request("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/del", json={"dryRun": 5}),
+                   400, "BadRequest")
+    assert "dryRun" in st["message"]
+    assert api.get(f"/api/v1/namespaces/{namespace}/configmaps/del").status_code == 200  # still there
+    r = api.request("DELETE", f"/api/v1/namespaces/{namespace}/configmaps/del",
+                    json={"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                          "somethingNew": 1})
+    assert r.status_code == 200, r.text
+
+
 def test_503_while_etcd_is_down(control_plane: ControlPlane, api: httpx.Client) -> None:
     control_plane.stop("etcd")
     try:

@@ -240,3 +240,31 @@ def test_paths_are_quoted_like_go() -> None:
     validator = FieldValidator(PruneSchema({"types": {"T": {"p": {}}}, "kinds": {"v1/T": "T"}}))
     headers = validator.prune(SimpleNamespace(group="", version="v1", kind="T"), {'we"ird': 1}, "Warn")
     assert headers == [(b"warning", b'299 - "unknown field \\"we\\\\\\"ird\\""')]
+
+
+def test_typed_nulls_become_zero_values(schema: PruneSchema) -> None:
+    obj = deployment()
+    obj["spec"]["strategy"] = None  # a struct field: absent
+    obj["spec"]["selector"]["matchLabels"]["tier"] = None  # a string map value: ""
+    obj["spec"]["template"]["spec"]["containers"][1]["command"] = ["sleep", None]  # a string list element: ""
+    obj["spec"]["template"]["spec"]["volumes"].append(None)  # an object list element: {}
+    obj["metadata"]["annotations"]["free"] = None
+    assert schema.prune("apps", "v1", "Deployment", obj) == []
+    spec = obj["spec"]
+    assert "strategy" not in spec
+    assert spec["selector"]["matchLabels"] == {"app": "web", "tier": ""}
+    assert spec["template"]["spec"]["containers"][1]["command"] == ["sleep", ""]
+    assert spec["template"]["spec"]["volumes"][-1] == {}
+    assert obj["metadata"]["annotations"]["free"] == ""
+
+
+def test_request_bodies_that_are_no_objects_are_checked(schema: PruneSchema) -> None:
+    fields = FieldValidator(schema)
+    opts = {"kind": "DeleteOptions", "gracePeriodSeconds": 0, "dryRun": ["All"], "unknown": 1, "preconditions": None}
+    assert fields.check("", "v1", "DeleteOptions", opts) == []
+    assert opts == {"kind": "DeleteOptions", "gracePeriodSeconds": 0, "dryRun": ["All"]}
+    with pytest.raises(StatusError) as e:
+        fields.check("", "v1", "DeleteOptions", {"dryRun": 5})
+    assert e.value.code == 400 and "DeleteOptions.dryRun of type array" in str(e.value)
+    with pytest.raises(StatusError):
+        fields.check("authentication.k8s.io", "v1", "TokenRequest", {"spec": {"audiences": "one"}})
