@@ -170,8 +170,14 @@ def test_compose_cluster_runs_a_deployment_behind_a_service(compose) -> None:
     assert len(names) == 3
 
     # from inside a pod: cluster DNS, the ClusterIP (kube-proxy), the pods behind it
-    script = "for i in $(seq 30); do wget -q -O- http://web.default.svc.cluster.local/; done"
+    # each request bounded by busybox's `timeout` (its wget -T segfaults in Debian's 1.35)
+    fetch = "timeout 3 wget -q -O- http://web.default.svc.cluster.local/"
+    script = f"for i in $(seq 30); do {fetch}; done"
     first = sorted(names)[0]
+    # DNS and the Service's rules come up on their own schedule after the rollout: first one
+    # answer (an unanswered lookup would otherwise stall each of the 30 requests)
+    wait_for(lambda: kubectl(c, "exec", first, "--", "sh", "-c", fetch, timeout=30).strip(),
+             90, 1, "the service to answer by name")
 
     def spread() -> set[str] | None:
         seen = set(kubectl(c, "exec", first, "--", "sh", "-c", script).split())
