@@ -986,12 +986,16 @@ def check_meta_types(kind: str, version: str, meta: Any) -> None:
             raise bad(f, "string")
     for f in ("labels", "annotations"):
         v = meta.get(f)
-        if v is not None and (not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values())):
+        if v is not None and (not isinstance(v, dict) or not all(isinstance(x, str) or x is None for x in v.values())):
             raise bad(f, "map[string]string")
+        if v and None in v.values():  # a null map value decodes to "" upstream
+            meta[f] = {k: "" if x is None else x for k, x in v.items()}
     for f in ("finalizers",):
         v = meta.get(f)
-        if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) for x in v)):
+        if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) or x is None for x in v)):
             raise bad(f, "[]string")
+        if v and None in v:
+            meta[f] = ["" if x is None else x for x in v]
     for f in ("ownerReferences", "managedFields"):
         v = meta.get(f)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):

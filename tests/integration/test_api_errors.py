@@ -199,6 +199,10 @@ def test_typed_nulls_and_mistyped_request_bodies(api: httpx.Client, namespace: s
                                         "spec": {"selector": {"matchLabels": {"a": None}}, "template": template}}),
                    422, "Invalid")
     assert "selector" in st["message"]
+    r = api.post(f"/api/v1/namespaces/{namespace}/configmaps",
+                 json={"metadata": {"name": "nullmeta", "labels": {"a": None}, "annotations": {"b": None}}})
+    assert r.status_code == 201, r.text
+    assert (r.json()["metadata"]["labels"], r.json()["metadata"]["annotations"]) == ({"a": ""}, {"b": ""})
     assert api.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace",
                                                 "metadata": {"name": f"{namespace}-n"}, "spec": None}).status_code == 201
     api.delete(f"/api/v1/namespaces/{namespace}-n")
