@@ -491,7 +491,7 @@ class ResourceAPI:
                 if av != res.api_version
                 else f"the kind in the data ({kind}) does not match the expected kind ({res.kind})"
             )
-        check_meta_types(res.kind, res.version, obj.get("metadata", {}))
+        check_meta_types(res, obj.get("metadata", {}))
 
     def check_namespace(self, res: Resource, obj: dict[str, Any], ns: str) -> None:
         meta = obj.setdefault("metadata", {})
@@ -965,9 +965,9 @@ class ResourceAPI:
 _META_STRINGS = ("name", "generateName", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
 
 
-def check_meta_types(kind: str, version: str, meta: Any) -> None:
-    """Reject metadata of the wrong JSON types with 400, as upstream's typed decoder does
-    (`kind` and `version` of the body: the resource's, or a subresource's such as Scale)."""
+def check_meta_types(res: Resource, meta: Any) -> None:
+    """Reject metadata of the wrong JSON types with 400, as upstream's typed decoder does."""
+    kind, version = res.kind, res.version
 
     def bad(field: str, want: str) -> errors.StatusError:
         return errors.bad_request(
@@ -986,16 +986,13 @@ def check_meta_types(kind: str, version: str, meta: Any) -> None:
             raise bad(f, "string")
     for f in ("labels", "annotations"):
         v = meta.get(f)
+        # null values are allowed: the schema walk makes them "" as upstream's typed decode does
         if v is not None and (not isinstance(v, dict) or not all(isinstance(x, str) or x is None for x in v.values())):
             raise bad(f, "map[string]string")
-        if v and None in v.values():  # a null map value decodes to "" upstream
-            meta[f] = {k: "" if x is None else x for k, x in v.items()}
     for f in ("finalizers",):
         v = meta.get(f)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, str) or x is None for x in v)):
             raise bad(f, "[]string")
-        if v and None in v:
-            meta[f] = ["" if x is None else x for x in v]
     for f in ("ownerReferences", "managedFields"):
         v = meta.get(f)
         if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):

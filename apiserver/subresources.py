@@ -13,10 +13,10 @@ import orjson
 from apimachinery import errors
 from apimachinery.meta import now
 from apimachinery.patch import json_patch, merge_patch
-from apiserver.handler import PATCH_TYPES, _deep_copy, _dry_run, check_meta_types
+from apiserver.handler import PATCH_TYPES, _deep_copy, _dry_run
 from apiserver.http import Request, Response, StreamResponse, decode_document, json_response, raw_json
 from apiserver.requestinfo import RequestInfo
-from apiserver.resources import Resource
+from apiserver.resources import SUBRESOURCE_KINDS, Resource
 from apiserver.watchcache import Filter
 
 if TYPE_CHECKING:
@@ -63,13 +63,18 @@ class Subresources:
             raise errors.StatusError(404, "NotFound", f"the server could not find the requested resource ({sub})")
         return await handler(req, info, res, ns, user)
 
-    async def _read_body(self, req: Request, res: Resource, kind: str, version: str) -> dict[str, Any]:
-        """A subresource's request body (Binding, Scale, Eviction) with metadata of the right types."""
+    async def _read_body(self, req: Request, res: Resource, sub: str) -> dict[str, Any]:
+        """A subresource's request body (Binding, Scale, Eviction), type-checked against its kind's
+        schema as an object body is (wrong JSON types are 400s, typed nulls become absent)."""
         body = await self.server.api.read_object(req, res)
+        self._check_body(sub, body)
+        return body
+
+    def _check_body(self, sub: str, body: dict[str, Any]) -> None:
+        group, version, kind = SUBRESOURCE_KINDS[sub]
         if body.get("kind") not in (None, kind):
             raise errors.bad_request(f"expected a {kind} object, got {body.get('kind')}")
-        check_meta_types(kind, version, body.get("metadata", {}))
-        return body
+        self.server.fields.check(group, version, kind, body)
 
     def _not_allowed(self) -> errors.StatusError:
         return errors.method_not_allowed("the server does not allow this method on the requested resource")
@@ -119,7 +124,7 @@ class Subresources:
         if info.verb not in ("update", "patch"):
             raise self._not_allowed()
         if info.verb == "update":
-            body = await self._read_body(req, res, "Scale", "v1")
+            body = await self._read_body(req, res, "scale")
         else:
             ct = req.content_type
             kind = PATCH_TYPES.get(ct)
@@ -138,12 +143,8 @@ class Subresources:
                 scale = json_patch(current, patch_doc) if kind == "json" else merge_patch(current, patch_doc)
                 if not isinstance(scale, dict):
                     raise errors.bad_request("the patch must result in an object")
-                check_meta_types("Scale", "v1", scale.get("metadata", {}))
-            spec = scale.get("spec") or {}
-            if not isinstance(spec, dict):
-                raise errors.bad_request('Scale in version "v1" cannot be handled as a Scale: '
-                                         "json: cannot unmarshal into Go struct field Scale.spec of type v1.ScaleSpec")
-            replicas = spec.get("replicas")
+                self._check_body("scale", scale)
+            replicas = (scale.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
                 raise errors.invalid(
                     "Scale", info.name,
@@ -164,12 +165,9 @@ class Subresources:
         if info.verb != "create":
             raise self._not_allowed()
         api = self.server.api
-        body = await self._read_body(req, res, "Binding", "v1")
+        body = await self._read_body(req, res, "binding")
         meta = body.get("metadata") or {}
         target = body.get("target") or {}
-        if not isinstance(target, dict):
-            raise errors.bad_request('Binding in version "v1" cannot be handled as a Binding: '
-                                     "json: cannot unmarshal into Go struct field Binding.target of type v1.ObjectReference")
         node = target.get("name")
         if not node:
             raise errors.invalid("Binding", info.name, [errors.field_cause("target.name", "Required value", "FieldValueRequired")])
@@ -211,7 +209,7 @@ class Subresources:
         if info.verb != "create":
             raise self._not_allowed()
         api = self.server.api
-        body = await self._read_body(req, res, "Eviction", "v1")
+        body = await self._read_body(req, res, "eviction")
         if body.get("apiVersion") not in (None, "policy/v1", "policy/v1beta1"):
             raise errors.bad_request(f"expected a policy/v1 Eviction, got {body.get('apiVersion')}/{body.get('kind')}")
         meta = body.get("metadata") or {}
