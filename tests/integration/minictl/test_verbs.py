@@ -140,11 +140,17 @@ def test_describe_matches_kubectl(control_plane: ControlPlane, mctl, namespace: 
         "reason": "Scheduled", "message": "Successfully assigned to testnode", "type": "Normal",
         "source": {"component": "default-scheduler"}, "count": 3,
         "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"}))
+    k("-n", namespace, "create", "-f", "-", input=json.dumps({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "held", "labels": {"described-by": namespace}},
+        "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15, "renewTime": "2026-01-01T00:00:00.000000Z"}}))
+    # across namespaces, but only this test's lease: other components renew theirs between the two calls
     for what in (["deploy", "web"], ["cm", "c"], ["secret", "s"], ["svc", "svc"], ["pod", "p"], ["sa", "default"],
-                 ["ns", namespace], ["cm"], ["lease", "-A"]):
+                 ["ns", namespace], ["cm"], ["lease", "-A", "-l", f"described-by={namespace}"]):
         mine = mctl("-n", namespace, "describe", *what)
         theirs = k("-n", namespace, "describe", *what)
         assert mine.stdout == theirs.stdout, what
+    assert re.search(r"^  Holder Identity:\s+me$", mine.stdout, re.M)  # the last one: the lease itself
     described = mctl("-n", namespace, "describe", "pod", "p").stdout
     assert re.search(r"Normal\s+Scheduled\s+\S+ \(x3 over \S+\)\s+default-scheduler\s+Successfully assigned", described)
     missing = mctl("-n", namespace, "describe", "pod", "zzz", check=False)
