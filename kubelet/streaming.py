@@ -47,7 +47,7 @@ class StreamOptions:
 
 
 class _Channels:
-    """Encoding of one websocket client's channel frames (binary or base64 text)."""
+    """Encoding of one websocket client's channel frames (raw or base64, by subprotocol)."""
 
     def __init__(self, ws: web.WebSocketResponse, protocol: str) -> None:
         self.ws = ws
@@ -64,14 +64,26 @@ class _Channels:
                 await self.ws.send_bytes(bytes([channel]) + data)
 
     def decode(self, msg: aiohttp.WSMessage) -> tuple[int, bytes] | None:
-        if msg.type == aiohttp.WSMsgType.BINARY and msg.data:
-            return msg.data[0], msg.data[1:]
-        if msg.type == aiohttp.WSMsgType.TEXT and msg.data:
-            try:
-                return int(msg.data[0]), base64.b64decode(msg.data[1:])
-            except ValueError:
-                return None
-        return None
+        """(channel, data) of a client frame, or None to drop it.
+
+        As upstream (wsstream), the negotiated subprotocol decides the encoding, not the frame
+        type: on a raw protocol a TEXT frame (the Python client's `write_stdin(str)`) is the
+        channel byte then the data, as UTF-8; on a base64 protocol the channel is an ASCII digit.
+        """
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            payload = msg.data
+        elif msg.type == aiohttp.WSMsgType.TEXT:
+            payload = msg.data.encode()
+        else:
+            return None
+        if not payload:
+            return None
+        if not self.base64:
+            return payload[0], payload[1:]
+        try:
+            return int(payload[:1].decode("ascii")), base64.b64decode(payload[1:])
+        except ValueError:  # a bad channel digit or bad base64 (binascii.Error)
+            return None
 
 
 async def _pump_out(stream: Stream | None, channels: _Channels, channel: int) -> None:
