@@ -23,6 +23,7 @@ from apimachinery.selectors import FieldSelector, LabelSelector, parse_field_sel
 from apimachinery.strategic import schema_for, strategic_merge_patch
 from apimachinery.validation import forbidden_cause, not_supported_cause
 from apiserver import admission as adm
+from apiserver.fieldschema import warning_header
 from apiserver.http import JSON, Request, Response, StreamResponse, decode_document, json_response, raw_json
 from apiserver.negotiation import answers_json
 from apiserver.requestinfo import RequestInfo
@@ -30,7 +31,7 @@ from apiserver.resources import Resource
 from apiserver.storage import KV, TxnFailed
 from apiserver.tables import output_form_of
 from apiserver.watchcache import BOOKMARK, CacheEvent, Filter, TooOld, direct_watch
-from apiserver.watchstream import DirectWatchResponse
+from apiserver.watchstream import DirectWatchResponse, next_bookmark_at
 
 if TYPE_CHECKING:
     from apiserver.authn import UserInfo
@@ -79,6 +80,9 @@ def validate_list_options(q: dict[str, str], watch: bool) -> None:
         if "sendInitialEvents" in q and match != "NotOlderThan":
             causes.append(forbidden_cause("resourceVersionMatch",
                                           "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+        if "sendInitialEvents" in q and not _bool(q, "allowWatchBookmarks"):
+            causes.append(forbidden_cause("allowWatchBookmarks",
+                                          "sendInitialEvents requires setting allowWatchBookmarks to true"))
         if match:
             if "sendInitialEvents" not in q:
                 causes.append(forbidden_cause("resourceVersionMatch",
@@ -268,7 +272,8 @@ class ResourceAPI:
             if limit and (flt.labels is not None or flt.fields is not None):
                 batch = max(batch, 100)
             try:
-                kvs, store_rev, more = await self.store.list(prefix, start_key=start_key, limit=batch, revision=revision)
+                kvs, store_rev, more, count = await self.store.list(
+                    prefix, start_key=start_key, limit=batch, revision=revision)
             except Exception as e:
                 from apiserver.storage import Compacted
 
@@ -276,6 +281,7 @@ class ResourceAPI:
                     raise errors.gone(
                         "The provided continue parameter is too old to display a consistent list result. "
                         "You can start a new list without the continue parameter."
+                        if cont else "The resourceVersion for the provided list is too old."
                     ) from None
                 raise
             revision = revision or store_rev
@@ -299,9 +305,14 @@ class ResourceAPI:
                 break
             start_key = kvs[-1].key + b"\0"
         token = ""
+        remaining = None
         if next_key is not None:
             token = _encode_continue(revision, next_key.decode()[len(prefix):])
-        return await self.server.render_list(req, res, items, str(revision), token)
+            if flt.labels is None and flt.fields is None and flt.name is None:
+                # one range of `limit` keys answered this page: the rest of its count is what is left
+                # (upstream leaves it out when a selector makes the count inexact)
+                remaining = count - len(items)
+        return await self.server.render_list(req, res, items, str(revision), token, remaining)
 
     def field_set(self, res: Resource, obj: dict[str, Any]) -> dict[str, str]:
         f = res.strategy.fields(obj)
@@ -407,8 +418,7 @@ class ResourceAPI:
     ) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        bookmark_every = 60.0
-        next_bookmark = loop.time() + bookmark_every
+        next_bookmark = next_bookmark_at(loop.time(), deadline)
         initial_pending = initial_end
         try:
             while True:
@@ -430,7 +440,7 @@ class ResourceAPI:
                         ev = watcher.queue.get_nowait()
                 except TimeoutError:
                     if watcher.bookmarks and loop.time() >= next_bookmark:
-                        next_bookmark = loop.time() + bookmark_every
+                        next_bookmark = next_bookmark_at(loop.time(), deadline)
                         rev = max(cache.revision, watcher.last_revision)
                         watcher.last_revision = rev
                         yield self._bookmark(res, rev)
@@ -852,6 +862,7 @@ class ResourceAPI:
     async def delete(self, req: Request, res: Resource, ns: str, name: str, user: UserInfo) -> Response:
         opts = await self.delete_options(req)
         out, deleted = await self.delete_object(res, ns, name, opts, user, req.query)
+        warnings = _propagation_warnings(res, opts)
         if deleted and not res.strategy.return_deleted_object:
             status = {
                 "kind": "Status",
@@ -867,9 +878,9 @@ class ResourceAPI:
             }
             if not res.group:
                 del status["details"]["group"]
-            return json_response(status, 200)
+            return json_response(status, 200, warnings)
         code = 202 if (not deleted and opts.get("orphanDependents") is False) else 200
-        return raw_json(self.to_output(res, orjson.dumps(out)), code)
+        return raw_json(self.to_output(res, orjson.dumps(out)), code, warnings)
 
     async def delete_object(
         self, res: Resource, ns: str, name: str, opts: dict[str, Any], user: UserInfo, query: dict[str, str]
@@ -901,7 +912,7 @@ class ResourceAPI:
             attrs = adm.Attributes(adm.DELETE, res, "", ns, name, None, obj, user, dry_run, opts)
             await self.server.admission.validate(attrs)
 
-            changed = _apply_propagation(meta, list(meta.get("finalizers") or []), opts)
+            changed = _apply_propagation(meta, list(meta.get("finalizers") or []), opts, st.default_propagation)
             grace = st.grace_period(obj, opts.get("gracePeriodSeconds"))
             if meta.get("deletionTimestamp"):
                 # A repeated delete may only shorten a pending graceful deletion.
@@ -959,7 +970,9 @@ class ResourceAPI:
                 items.append(orjson.dumps(self.obj_to_output(res, out)))
 
         await asyncio.gather(*(one(e) for e in entries))
-        return await self.server.render_list(req, res, items, str(cache.revision), "")
+        out = await self.server.render_list(req, res, items, str(cache.revision), "")
+        out.extra_headers += _propagation_warnings(res, opts)
+        return out
 
 
 _META_STRINGS = ("name", "generateName", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
@@ -1017,13 +1030,18 @@ def _in_seconds(seconds: int) -> str:
     return format_time(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
 
 
-def _apply_propagation(meta: dict[str, Any], finalizers: list[str], opts: dict[str, Any]) -> bool:
-    """Add/remove the orphan/foregroundDeletion finalizers as the policy asks; True if changed."""
+def _apply_propagation(meta: dict[str, Any], finalizers: list[str], opts: dict[str, Any], default: str) -> bool:
+    """Add/remove the orphan/foregroundDeletion finalizers as the policy asks; True if changed.
+
+    Without a policy in the request, a finalizer already on the object decides, then the
+    resource's default (upstream's shouldOrphanDependents/shouldDeleteDependents)."""
     policy = opts.get("propagationPolicy")
     if policy is None and opts.get("orphanDependents") is not None:
         policy = "Orphan" if opts["orphanDependents"] else "Background"
     if policy is None:
-        return False
+        if "orphan" in finalizers or "foregroundDeletion" in finalizers:
+            return False
+        policy = default
     want = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}.get(policy)
     new = [f for f in finalizers if f not in ("orphan", "foregroundDeletion")]
     if want:
@@ -1032,6 +1050,14 @@ def _apply_propagation(meta: dict[str, Any], finalizers: list[str], opts: dict[s
         meta["finalizers"] = new
         return True
     return False
+
+
+def _propagation_warnings(res: Resource, opts: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """Upstream's warning when a DELETE without a policy falls back to a surprising default."""
+    text = res.strategy.default_propagation_warning
+    if text and opts.get("propagationPolicy") is None and opts.get("orphanDependents") is None:
+        return [warning_header(text)]
+    return []
 
 
 def _encode_continue(revision: int, start: str) -> str:

@@ -277,16 +277,21 @@ class APIServer:
         return Response(200, orjson.dumps(form.one(res.plural, obj, obj["metadata"].get("resourceVersion", ""))),
                         form.content_type)
 
-    async def render_list(self, req: Request, res: Resource, items: list[bytes], rv: str, cont: str) -> Response:
+    async def render_list(self, req: Request, res: Resource, items: list[bytes], rv: str, cont: str,
+                          remaining: int | None = None) -> Response:
         form = output_form_of(req)
         if form is not None:
             if form.as_kind == "PartialObjectMetadata":
                 raise errors.not_acceptable("you requested PartialObjectMetadata, but the requested object is a list")
-            return Response(200, orjson.dumps(form.many(res.plural, [orjson.loads(i) for i in items], rv, cont)),
-                            form.content_type)
+            many = form.many(res.plural, [orjson.loads(i) for i in items], rv, cont)
+            if remaining is not None:
+                many["metadata"]["remainingItemCount"] = remaining
+            return Response(200, orjson.dumps(many), form.content_type)
         meta: dict[str, Any] = {"resourceVersion": rv}
         if cont:
             meta["continue"] = cont
+        if remaining is not None:
+            meta["remainingItemCount"] = remaining
         head = orjson.dumps({"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta})
         return raw_json(head[:-1] + b',"items":[' + b",".join(items) + b"]}")
 

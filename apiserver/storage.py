@@ -158,8 +158,9 @@ class EtcdStore:
         start_key: bytes | None = None,
         limit: int = 0,
         revision: int = 0,
-    ) -> tuple[list[KV], int, bool]:
-        """Range over `prefix` (from `start_key` if given) → (kvs, revision, more)."""
+    ) -> tuple[list[KV], int, bool, int]:
+        """Range over `prefix` (from `start_key` if given) → (kvs, revision, more, count); `count`
+        is how many keys the range holds from `start_key` on, including those beyond `limit`."""
         p = prefix.encode()
         req = rpc.RangeRequest(
             key=start_key or p,
@@ -173,7 +174,7 @@ class EtcdStore:
             if e.code() == grpc.StatusCode.OUT_OF_RANGE:
                 raise Compacted(0) from None
             raise self._translate(e) from None
-        return [_kv(m) for m in r.kvs], r.header.revision, r.more
+        return [_kv(m) for m in r.kvs], r.header.revision, r.more, r.count
 
     async def current_revision(self) -> int:
         try:

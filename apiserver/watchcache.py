@@ -217,7 +217,7 @@ class WatchCache:
         start_key = None
         rev = 0
         while True:
-            kvs, rev_now, more = await self.store.list(self.prefix, start_key=start_key, limit=5000, revision=rev)
+            kvs, rev_now, more, _ = await self.store.list(self.prefix, start_key=start_key, limit=5000, revision=rev)
             rev = rev or rev_now
             for kv in kvs:
                 objects[kv.key.decode()] = self._entry(kv)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,15 @@ from apiserver.watchcache import CacheEvent, WatchCache, Watcher
 #: bytes a client may have unread before its watch is ended
 LIMIT = 16 * 1024 * 1024
 BOOKMARK_EVERY = 60.0
+#: a watch with a deadline gets a bookmark this long before it ends (upstream's cacheWatcher)
+BOOKMARK_BEFORE_TIMEOUT = 2.0
+
+
+def next_bookmark_at(now: float, deadline: float) -> float:
+    """When a watch that asked for bookmarks gets its next one: every minute, and once shortly
+    before its timeout so that a short watch learns the latest resourceVersion (inf: none)."""
+    at = min(now + BOOKMARK_EVERY, deadline - BOOKMARK_BEFORE_TIMEOUT)
+    return at if at > now else math.inf
 
 
 class DirectWatchResponse:
@@ -94,7 +104,7 @@ class DirectWatchResponse:
         watching = asyncio.create_task(wait_disconnect())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        next_bookmark = loop.time() + BOOKMARK_EVERY
+        next_bookmark = next_bookmark_at(loop.time(), deadline)
         try:
             while not w.closed:
                 now = loop.time()
@@ -105,7 +115,7 @@ class DirectWatchResponse:
                     async with asyncio.timeout(max(wait, 0.01)):
                         await w.ended.wait()
                 if w.bookmarks and not w.closed and loop.time() >= next_bookmark:
-                    next_bookmark = loop.time() + BOOKMARK_EVERY
+                    next_bookmark = next_bookmark_at(loop.time(), deadline)
                     w.last_revision = max(self.cache.revision, w.last_revision)
                     self._write(self.bookmark(w.last_revision, None))
                     self.cache.request_progress()

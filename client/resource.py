@@ -170,6 +170,7 @@ class ResourceClient:
         if send_initial_events is not None:
             params["sendInitialEvents"] = send_initial_events
             params["resourceVersionMatch"] = "NotOlderThan"
+            params["allowWatchBookmarks"] = True  # the end of the initial events is a bookmark
         # the server ends the stream at timeoutSeconds; allow some slack before calling it dead
         read_timeout = timeout_seconds + 30.0 if timeout_seconds else None
         path = await self.collection_path(namespace)

@@ -416,7 +416,7 @@ class QuotaAccounting:
         return used
 
     async def recompute(self, ns: str) -> None:
-        kvs, _, _ = await self.server.store.list(self.res.prefix(ns))
+        kvs, _, _, _ = await self.server.store.list(self.res.prefix(ns))
         for kv in kvs:
             for _ in range(5):
                 quota = kv.decode()

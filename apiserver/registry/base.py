@@ -27,6 +27,10 @@ class Strategy:
     allow_unconditional_update = True
     #: DELETE answers with the deleted object instead of a Status.
     return_deleted_object = False
+    #: What a DELETE without a propagation policy does to dependents ("Orphan" for batch/v1
+    #: Jobs, as upstream's DefaultGarbageCollectionPolicy); with it, DELETE warns as upstream does.
+    default_propagation = "Background"
+    default_propagation_warning = ""
     #: Extra field-selector labels beyond metadata.name / metadata.namespace.
     selectable_fields: tuple[str, ...] = ()
     #: Metadata a /status write may change (the rest is kept as stored).

@@ -16,6 +16,12 @@ JOB_NAME = "batch.kubernetes.io/job-name"
 class JobStrategy(Strategy):
     has_status = True
     tracks_generation = True
+    # batch/v1 keeps a deleted Job's pods unless the client asks otherwise (kubectl asks for Background)
+    default_propagation = "Orphan"
+    default_propagation_warning = (
+        "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove "
+        "them or set propagationPolicy=Orphan to suppress this warning"
+    )
     selectable_fields = ("status.successful",)
 
     def default(self, obj: Obj) -> None:
@@ -62,9 +68,32 @@ class JobStrategy(Strategy):
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
         if ns.get("completions") != os_.get("completions"):
             causes.append(invalid_cause("spec.completions", ns.get("completions"), "field is immutable"))
-        if ns.get("template") != os_.get("template") and not os_.get("suspend"):
+        if _template_changed(ns.get("template"), os_.get("template"), bool(os_.get("suspend")),
+                             bool((old.get("status") or {}).get("startTime"))):
             causes.append(invalid_cause("spec.template", "", "field is immutable"))
         return causes
+
+
+#: What a suspended Job that never started may still change in its pod template (upstream's
+#: mutable scheduling directives): where its pods will run, not what they run.
+_MUTABLE_TEMPLATE_META = ("labels", "annotations")
+_MUTABLE_TEMPLATE_SPEC = ("nodeSelector", "affinity", "tolerations", "schedulingGates")
+
+
+def _template_changed(new: Obj | None, old: Obj | None, suspended: bool, started: bool) -> bool:
+    if new == old:
+        return False
+    if not (suspended and not started and isinstance(new, dict) and isinstance(old, dict)):
+        return True
+    return _without_scheduling_directives(new) != _without_scheduling_directives(old)
+
+
+def _without_scheduling_directives(template: Obj) -> Obj:
+    out = dict(template)
+    for part, keys in (("metadata", _MUTABLE_TEMPLATE_META), ("spec", _MUTABLE_TEMPLATE_SPEC)):
+        if isinstance(out.get(part), dict):
+            out[part] = {k: v for k, v in out[part].items() if k not in keys}
+    return out
 
 
 class CronJobStrategy(Strategy):

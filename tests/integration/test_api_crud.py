@@ -177,6 +177,25 @@ def test_pagination_is_consistent(api: httpx.Client, namespace: str) -> None:
     assert r.status_code == 400
 
 
+def test_pages_without_selectors_count_what_is_left(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    for i in range(5):
+        api.post(base, json=cm(f"rest-{i}"))
+    counts = []
+    page = api.get(f"{base}?limit=2").json()
+    while True:
+        counts.append(page["metadata"].get("remainingItemCount"))
+        if not page["metadata"].get("continue"):
+            break
+        page = api.get(f"{base}?limit=2&continue={page['metadata']['continue']}").json()
+    n = len(api.get(base).json()["items"])  # the namespace's own objects besides ours (e.g. its root CA)
+    # each page but the last says how many are left after it; the last has no count
+    assert n >= 5 and counts == [n - 2 * (k + 1) for k in range(len(counts) - 1)] + [None]
+    # a selector makes the count inexact: upstream leaves it out
+    selected = api.get(f"{base}?limit=2&labelSelector=none%21%3Dx").json()
+    assert selected["metadata"].get("continue") and "remainingItemCount" not in selected["metadata"]
+
+
 def test_generation_and_status_subresource(api: httpx.Client, namespace: str) -> None:
     base = f"/apis/apps/v1/namespaces/{namespace}/deployments"
     dep = {
@@ -300,6 +319,30 @@ def test_delete_preconditions_and_propagation(api: httpx.Client, namespace: str)
     r = api.request("DELETE", f"{base}/pre", json={"kind": "DeleteOptions", "apiVersion": "v1",
                                                     "preconditions": {"uid": obj["metadata"]["uid"]}})
     assert r.status_code == 200
+
+
+def test_a_job_deleted_without_a_policy_keeps_its_pods(api: httpx.Client, namespace: str) -> None:
+    """batch/v1 orphans by default (upstream's DefaultGarbageCollectionPolicy) and says so."""
+    base = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "kept"},
+           "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                          "containers": [{"name": "c", "image": "busybox"}]}}}}
+    api.post(base, json=job)
+    r = api.delete(f"{base}/kept")
+    assert r.status_code == 200
+    assert "child pods are preserved by default when jobs are deleted" in r.headers["warning"]
+    assert r.json()["metadata"]["finalizers"] == ["orphan"]  # the garbage collector orphans, then deletes
+    api.post(base, json={**job, "metadata": {"name": "gone"}})
+    r = api.request("DELETE", f"{base}/gone", json={"propagationPolicy": "Background"})
+    assert r.status_code == 200 and "warning" not in r.headers
+    assert api.get(f"{base}/gone").status_code == 404
+    # an explicit finalizer already on the object decides, as upstream
+    api.post(base, json={**job, "metadata": {"name": "fg", "finalizers": ["foregroundDeletion"]}})
+    assert api.delete(f"{base}/fg").json()["metadata"]["finalizers"] == ["foregroundDeletion"]
+    # other kinds keep deleting dependents in the background without a warning
+    api.post(f"/api/v1/namespaces/{namespace}/configmaps", json=cm("plain"))
+    r = api.delete(f"/api/v1/namespaces/{namespace}/configmaps/plain")
+    assert r.status_code == 200 and "warning" not in r.headers
 
 
 def test_deletecollection(api: httpx.Client, namespace: str) -> None:

@@ -168,6 +168,10 @@ def test_list_options_and_subresource_bodies_are_validated(api: httpx.Client, na
     st = status_of(api.get(f"{base}/configmaps?watch=1&resourceVersion=1&resourceVersionMatch=NotOlderThan"), 422, "Invalid")
     assert "forbidden for watch unless sendInitialEvents is provided" in st["message"]
     status_of(api.get(f"{base}/configmaps?sendInitialEvents=true"), 422, "Invalid")
+    st = status_of(api.get(f"{base}/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"),
+                   422, "Invalid")
+    assert [c["field"] for c in st["details"]["causes"]] == ["allowWatchBookmarks"]
+    assert "sendInitialEvents requires setting allowWatchBookmarks to true" in st["message"]
     api.post(f"{base}/pods", json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sub"},
                                    "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
     json_ct = {"content-type": "application/json"}

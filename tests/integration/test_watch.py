@@ -137,6 +137,15 @@ def test_bookmarks_and_timeout(api: httpx.Client, control_plane: ControlPlane, n
         lines = [json.loads(line) for line in r.iter_lines() if line]
     # the stream ends by itself after timeoutSeconds, having sent nothing but bookmarks
     assert all(e["type"] == "BOOKMARK" for e in lines)
+    # a watch that ends in a few seconds gets one bookmark 2 s before its end (upstream's watch
+    # cache), so a client with a short timeout still learns the latest resourceVersion
+    later = api.post(base, json=cm("b2")).json()["metadata"]["resourceVersion"]
+    with api.stream("GET", f"{base}?watch=1&resourceVersion={later}&timeoutSeconds=3&allowWatchBookmarks=true&{MINE}") as r:
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    assert [e["type"] for e in lines] == ["BOOKMARK"], lines
+    assert int(lines[0]["object"]["metadata"]["resourceVersion"]) >= int(later)
+    with api.stream("GET", f"{base}?watch=1&resourceVersion={later}&timeoutSeconds=3&{MINE}") as r:
+        assert [line for line in r.iter_lines() if line] == []  # not asked for: none
 
 
 def test_send_initial_events_ends_with_marked_bookmark(api: httpx.Client, control_plane: ControlPlane, namespace: str) -> None:
@@ -174,3 +183,8 @@ def test_compacted_revision_is_gone(api: httpx.Client, control_plane: ControlPla
     # a continue token from before the compaction is expired too
     r = api.get(f"{base}?limit=1&continue={first['metadata']['continue']}")
     assert r.status_code == 410 and r.json()["reason"] == "Expired"
+    assert r.json()["message"].startswith("The provided continue parameter is too old")
+    # so is an exact list at a compacted revision, with upstream's message for it
+    r = api.get(f"{base}?resourceVersion={old_rv}&resourceVersionMatch=Exact")
+    assert r.status_code == 410 and r.json()["reason"] == "Expired"
+    assert r.json()["message"] == "The resourceVersion for the provided list is too old."

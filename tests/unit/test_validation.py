@@ -325,3 +325,39 @@ def test_label_selector_validation():
     assert causes[0]["message"] == "Required value: must be specified when `operator` is 'In' or 'NotIn'"
     assert causes[2]["message"] == 'Invalid value: "Gt": not a valid selector operator'
     assert validate_label_selector(None) == []
+
+
+def test_a_jobs_pod_template_is_immutable_but_for_scheduling_directives_while_suspended():
+    import copy
+
+    from apiserver.registry.batch import JobStrategy
+
+    st = JobStrategy()
+
+    def job(suspend: bool, started: bool) -> dict:
+        obj = {"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": "j", "namespace": "ns", "resourceVersion": "1"},
+               "spec": {"suspend": suspend, "template": {
+                   "metadata": {"labels": {"a": "b"}},
+                   "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}
+        st.default(obj)
+        if started:
+            obj["status"] = {"startTime": "2026-01-01T00:00:00Z"}
+        return obj
+
+    def template_causes(old: dict, change) -> list[str]:
+        new = copy.deepcopy(old)
+        change(new["spec"]["template"])
+        return [c["field"] for c in st.validate_update(new, old, True) if c["field"] == "spec.template"]
+
+    def image(t): t["spec"]["containers"][0]["image"] = "other"
+    def placement(t):
+        t["spec"]["nodeSelector"] = {"zone": "a"}
+        t["spec"]["tolerations"] = [{"key": "k", "operator": "Exists"}]
+        t["metadata"]["labels"] = {"a": "c"}
+
+    assert template_causes(job(False, False), image) == ["spec.template"]
+    assert template_causes(job(False, False), placement) == ["spec.template"]
+    assert template_causes(job(True, False), placement) == []  # suspended, never started: where pods run may change
+    assert template_causes(job(True, False), image) == ["spec.template"]  # ...but not what they run
+    assert template_causes(job(True, True), placement) == ["spec.template"]  # once started, nothing changes
