@@ -1,4 +1,5 @@
-"""What the apiserver creates itself at start: system namespaces and the `kubernetes` service."""
+"""What the apiserver creates itself at start: system namespaces, the `kubernetes` service, the system
+PriorityClasses and the RBAC policy."""
 
 from __future__ import annotations
 
@@ -50,6 +51,13 @@ async def reconcile(server: APIServer, group: str, plural: str, ns: str, obj: di
     await server.api.update_object(res, ns, obj["metadata"]["name"], mutate, "", SYSTEM_USER, False, {}, "")
 
 
+SYSTEM_PRIORITY_CLASSES = (
+    ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+    ("system-cluster-critical", 2_000_000_000,
+     "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+)
+
+
 async def bootstrap(server: APIServer) -> None:
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         await ensure(server, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -78,6 +86,11 @@ async def bootstrap(server: APIServer) -> None:
         "endpoints": [{"addresses": [opts.advertise_address], "conditions": {"ready": True}}],
         "ports": [{"name": "https", "port": opts.secure_port, "protocol": "TCP"}],
     }, ("endpoints", "ports"))
+    # the two classes upstream's scheduling storage adds for critical system pods
+    for name, value, description in SYSTEM_PRIORITY_CLASSES:
+        await ensure(server, "scheduling.k8s.io", "priorityclasses", "", {
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
+            "value": value, "description": description})
     # security: upstream's RBAC policy (each namespace's default ServiceAccount and kube-root-ca.crt
     # come from the controller-manager, as upstream)
     from apiserver.rbac_bootstrap import ensure_policy

@@ -432,6 +432,17 @@ def test_kubernetes_service_and_endpoints(api: httpx.Client, control_plane) -> N
     assert ep["subsets"][0]["ports"][0]["port"] == control_plane.cfg.apiserver_port
 
 
+def test_system_priority_classes_exist_and_pods_may_use_them(api: httpx.Client, namespace: str) -> None:
+    classes = {c["metadata"]["name"]: c for c in api.get("/apis/scheduling.k8s.io/v1/priorityclasses").json()["items"]}
+    assert classes["system-node-critical"]["value"] == 2000001000
+    assert classes["system-cluster-critical"]["value"] == 2000000000
+    assert classes["system-cluster-critical"]["preemptionPolicy"] == "PreemptLowerPriority"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "critical"},
+           "spec": {"priorityClassName": "system-cluster-critical", "containers": [{"name": "c", "image": "busybox"}]}}
+    created = api.post(f"/api/v1/namespaces/{namespace}/pods", json=pod).json()
+    assert created["spec"]["priority"] == 2000000000
+
+
 def test_events_k8s_io_shares_storage_with_core_events(api: httpx.Client, namespace: str) -> None:
     ev = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
           "eventTime": "2026-01-01T00:00:00.000000Z", "reason": "Tested", "note": "hello", "type": "Normal",
