@@ -40,7 +40,7 @@ class StatusError(Exception):
         details = dict(self.details) if self.details else {}
         if self.retry_after is not None:
             details["retryAfterSeconds"] = self.retry_after
-        if details:
+        if details or self.details is not None:
             st["details"] = details
         return st
 
@@ -58,6 +58,13 @@ class StatusError(Exception):
 
     def __repr__(self) -> str:
         return f"StatusError({self.code}, {self.reason!r}, {self.message!r})"
+
+
+def route_not_found(what: str = "") -> StatusError:
+    """Nothing is served at this path: upstream's generic 404, with its empty `details` (kubectl
+    reads `details.name` of such a 404 without checking that `details` is there)."""
+    suffix = f" ({what})" if what else ""
+    return StatusError(404, "NotFound", f"the server could not find the requested resource{suffix}", {})
 
 
 def _details(name: str | None, group: str, kind: str, causes: list[dict[str, str]] | None = None) -> dict:

@@ -155,18 +155,18 @@ class ResourceAPI:
     async def serve(self, req: Request, info: RequestInfo, user: UserInfo) -> Response | StreamResponse:
         res = self.table.lookup(info.group, info.version, info.resource)
         if res is None:
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.route_not_found()
         ns = info.namespace if res.namespaced else ""
         if res.namespaced and info.resource == "namespaces":
             ns = ""
         if not res.namespaced and info.namespace and info.resource != "namespaces":
-            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.route_not_found()
         serve_virtual = getattr(res.strategy, "serve", None)
         if serve_virtual is not None:  # create-only reviews (apiserver.reviews): nothing stored
             return await serve_virtual(self.server, req, info, res, ns, user)
         if info.subresource:
             if info.subresource not in res.subresources:
-                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+                raise errors.route_not_found()
             return await self.server.subresources.serve(req, info, res, ns, user)
         verb = info.verb
         if verb == "get":

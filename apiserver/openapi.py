@@ -40,6 +40,7 @@ from urllib.parse import quote
 import orjson
 from starlette.responses import Response
 
+from apimachinery import errors
 from apiserver.openapi_gen import cache_dir, cache_file
 from apiserver.resources import ResourceTable
 from apiserver.schema import PruneSchema
@@ -60,9 +61,12 @@ PROTOBUF_SUBTYPES = {
 
 
 def _status(code: int, reason: str, message: str) -> Response:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
-    return Response(orjson.dumps(body), status_code=code, media_type=JSON)
+    return _json_status({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                         "message": message, "reason": reason, "code": code})
+
+
+def _json_status(body: dict) -> Response:
+    return Response(orjson.dumps(body), status_code=body["code"], media_type=JSON)
 
 
 def _accept_clauses(accept: str) -> list[tuple[str, str]]:
@@ -261,7 +265,7 @@ class OpenAPI:
         gv = path.strip("/")
         doc = self._v3.get(gv)
         if doc is None:
-            return _status(404, "NotFound", "the server could not find the requested resource")
+            return _json_status(errors.route_not_found().status())
         if negotiate(accept, "v3") is None:
             return Response(status_code=406, headers={"Vary": "Accept"})
         extra = None

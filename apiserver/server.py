@@ -361,7 +361,7 @@ class APIServer:
             req.user = user = await self.authn.authenticate(req)
             info = parse_request_info("GET", req.path, req.query)
             if not_a_pod_stream(info):
-                raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+                raise errors.route_not_found()
             await self.authz.authorize(attributes_for(user, info, req.query))
             info_create = parse_request_info("POST", req.path, req.query)
             await self.authz.authorize(attributes_for(user, info_create, req.query))

@@ -60,7 +60,7 @@ class Subresources:
         sub = info.subresource
         handler = getattr(self, f"_{sub}", None)
         if handler is None:
-            raise errors.StatusError(404, "NotFound", f"the server could not find the requested resource ({sub})")
+            raise errors.route_not_found(sub)
         return await handler(req, info, res, ns, user)
 
     async def _read_body(self, req: Request, res: Resource, sub: str) -> dict[str, Any]:

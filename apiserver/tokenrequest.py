@@ -48,7 +48,7 @@ async def create_token(server: APIServer, req: Request, info: RequestInfo, res: 
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
     issuer = server.token_issuer
     if issuer is None:
-        raise errors.StatusError(404, "NotFound", "the server could not find the requested resource (token issuing is not configured)")
+        raise errors.route_not_found("token issuing is not configured")
     ct = req.content_type or "application/json"
     if ct not in BODY_TYPES:
         raise errors.unsupported_media_type(ct)

@@ -769,7 +769,7 @@ class Kubelet:
         if pod is not None:
             message = reason or f"Stopping container {c.name}"
             if not message.startswith("Stopping"):
-                message = f"{reason}, will be restarted" if "probe" in reason else f"Stopping container {c.name}"
+                message = reason if reason.endswith(", will be restarted") else f"Stopping container {c.name}"
             self.event(pod, NORMAL, "Killing", message, c.name)
         started = time.monotonic()
         pre_stop = (spec or {}).get("lifecycle", {}).get("preStop") if spec else None

@@ -95,19 +95,20 @@ def compute_pod_actions(
                 actions.kill[latest.id] = f"container {name} is in an unknown state"
             actions.start.append(name)
             continue
-        reason = ""
+        restart = policy != "Never"
+        failure = probe_failures.get(latest.id)
         if latest.hash and latest.hash != naming.container_hash(c):
             reason = f"Container {name} definition changed"
-        failure = probe_failures.get(latest.id)
-        if failure is not None:
-            kind, _ = failure
-            reason = f"Container {name} failed {kind} probe"
-        if not reason:
+            restart = True  # as upstream, whatever the restart policy: the spec asks for another container
+        elif failure is not None:
+            reason = f"Container {name} failed {failure[0]} probe"
+        else:
             keep += 1
             continue
-        actions.kill[latest.id] = reason
-        if policy != "Never":
+        if restart:
+            reason += ", will be restarted"
             actions.start.append(name)
+        actions.kill[latest.id] = reason
     if keep == 0 and not actions.start:
         # nothing runs and nothing will: stop the sandbox too
         actions.kill_pod = True

@@ -65,12 +65,17 @@ def test_liveness_failures_and_spec_changes_kill_and_restart():
     rs = runtime_status(sandboxes=[sandbox()], containers=[container("main", "c1", spec=spec)])
     assert compute_pod_actions(pod(containers=[spec]), rs, {}).kill == {}
     actions = compute_pod_actions(pod(containers=[spec]), rs, {"c1": ("liveness", "boom")})
-    assert actions.kill == {"c1": "Container main failed liveness probe"} and actions.start == ["main"]
+    assert actions.kill == {"c1": "Container main failed liveness probe, will be restarted"}
+    assert actions.start == ["main"]
     changed = {"name": "main", "image": "busybox:2"}
     actions = compute_pod_actions(pod(containers=[changed]), rs, {})
-    assert "definition changed" in actions.kill["c1"] and actions.start == ["main"]
+    assert actions.kill == {"c1": "Container main definition changed, will be restarted"} and actions.start == ["main"]
     never = compute_pod_actions(pod(containers=[spec], restartPolicy="Never"), rs, {"c1": ("liveness", "x")})
-    assert never.kill and never.start == []
+    assert never.kill == {"c1": "Container main failed liveness probe"} and never.start == []
+    # a changed spec restarts the container whatever the restart policy (upstream's computePodActions)
+    never_changed = compute_pod_actions(pod(containers=[changed], restartPolicy="Never"), rs, {})
+    assert never_changed.kill == {"c1": "Container main definition changed, will be restarted"}
+    assert never_changed.start == ["main"] and not never_changed.kill_pod
 
 
 def test_sandbox_changes():
