@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from apimachinery import errors
 from apiserver import discovery
 from apiserver.server import APIServer, Options
 
@@ -193,9 +194,4 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
 
 
 def _not_found() -> Response:
-    return _json(
-        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-         "message": "the server could not find the requested resource", "reason": "NotFound",
-         "details": {}, "code": 404},
-        404,
-    )
+    return _json(errors.route_not_found().status(), 404)

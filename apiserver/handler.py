@@ -308,7 +308,7 @@ class ResourceAPI:
         remaining = None
         if next_key is not None:
             token = _encode_continue(revision, next_key.decode()[len(prefix):])
-            if flt.labels is None and flt.fields is None and flt.name is None:
+            if flt.labels is None and flt.fields is None:
                 # one range of `limit` keys answered this page: the rest of its count is what is left
                 # (upstream leaves it out when a selector makes the count inexact)
                 remaining = count - len(items)
@@ -487,6 +487,16 @@ class ResourceAPI:
         obj = decode_document(await req.body(), ct)
         if not isinstance(obj, dict):
             raise errors.bad_request("the request body must be a JSON object")
+        return obj
+
+    async def read_body(self, req: Request, res: Resource, group: str, version: str, kind: str) -> dict[str, Any]:
+        """The body of a request whose kind is not a stored object's (TokenRequest, the reviews):
+        decoded, of that kind, and type-checked against its schema as object bodies are."""
+        obj = await self.read_object(req, res)
+        api_version = f"{group}/{version}" if group else version
+        if obj.get("kind") not in (None, kind) or obj.get("apiVersion") not in (None, api_version):
+            raise errors.bad_request(f"expected {kind} in {api_version}")
+        self.server.fields.check(group, version, kind, obj, req.query.get("fieldValidation", "") or "Ignore")
         return obj
 
     def check_type(self, res: Resource, obj: dict[str, Any]) -> None:

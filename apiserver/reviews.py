@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from apimachinery import errors
 from apiserver.authn import UserInfo
 from apiserver.authz import ALLOW, DENY, AuthzAttributes
-from apiserver.http import Response, decode_document, json_response
+from apiserver.http import Response, json_response
 from apiserver.registry.base import Strategy
 
 if TYPE_CHECKING:
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from apiserver.server import APIServer
 
 #: what a review or TokenRequest body may come as (kubectl sends protobuf)
-BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
-
-
 class VirtualStrategy(Strategy):
     """A resource served by `serve` alone: no storage, no watch cache, only `create`."""
 
@@ -36,17 +33,7 @@ class VirtualStrategy(Strategy):
                     user: UserInfo) -> Response:
         if info.verb != "create" or info.name or info.subresource:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-        body = await req.body()
-        ct = req.content_type or "application/json"
-        if ct not in BODY_TYPES:
-            raise errors.unsupported_media_type(ct)
-        obj = decode_document(body, ct)
-        if not isinstance(obj, dict):
-            raise errors.bad_request("the request body must be a JSON object")
-        if obj.get("kind") not in (None, res.kind) or obj.get("apiVersion") not in (None, res.api_version):
-            raise errors.bad_request(f"expected {res.kind} in {res.api_version}")
-        await server.openapi.ready()
-        server.fields.check(res.group, res.version, res.kind, obj, req.query.get("fieldValidation", "") or "Ignore")
+        obj = await server.api.read_body(req, res, res.group, res.version, res.kind)
         spec = obj.get("spec")
         if spec is not None and not isinstance(spec, dict):
             raise errors.bad_request(f"{res.kind}.spec must be an object")

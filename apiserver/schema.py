@@ -98,34 +98,27 @@ _ZEROS = {"string": "", "integer": 0, "number": 0, "boolean": False}
 
 
 def _walk_object(obj: dict[str, Any], props: dict[str, Any], prefix: str, out: list[str]) -> None:
-    unknown = None
-    nulls = None
+    drop = None
     for key, value in obj.items():
         sub = props.get(key, _MISSING)
         if sub is _MISSING:
-            if unknown is None:
-                unknown = [key]
+            out.append(prefix + key)  # unknown: reported, then dropped
+        elif sub is None:
+            continue  # free-form: anything goes
+        elif value is not None:
+            if type(sub) is dict:
+                if type(value) is not dict:
+                    raise TypeMismatch(prefix + key, value, "object")
+                _walk_object(value, sub, prefix + key + ".", out)
             else:
-                unknown.append(key)
-            out.append(prefix + key)
+                _walk_value(value, sub, prefix + key, out)
             continue
-        if value is None:
-            if sub is not None:  # a typed field set to null is its zero value: as if absent
-                nulls = [key] if nulls is None else [*nulls, key]
-            continue
-        if sub is None:
-            continue
-        if type(sub) is dict:
-            if type(value) is not dict:
-                raise TypeMismatch(prefix + key, value, "object")
-            _walk_object(value, sub, prefix + key + ".", out)
-        else:
-            _walk_value(value, sub, prefix + key, out)
-    if unknown is not None:
-        for key in unknown:
-            del obj[key]
-    if nulls is not None:
-        for key in nulls:
+        # unknown, or a typed field set to null (its zero value: as if absent)
+        if drop is None:
+            drop = []
+        drop.append(key)
+    if drop is not None:
+        for key in drop:
             del obj[key]
 
 

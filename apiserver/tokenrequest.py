@@ -18,7 +18,7 @@ from apimachinery.meta import format_time, now
 from apimachinery.validation import invalid_cause
 from apiserver import admission as adm
 from apiserver.authn.serviceaccount import EXTENDED_EXPIRATION, WARN_ONLY_EXPIRATION
-from apiserver.http import Response, decode_document, json_response
+from apiserver.http import Response, json_response
 from apiserver.lookup import get_object
 
 if TYPE_CHECKING:
@@ -35,9 +35,6 @@ MAX_EXPIRATION = 1 << 32
 BINDABLE = {"Pod": "pods", "Secret": "secrets", "Node": "nodes"}
 
 #: what a review or TokenRequest body may come as (kubectl sends protobuf)
-BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
-
-
 def _invalid(field: str, value: Any, detail: str) -> errors.StatusError:
     return errors.invalid("TokenRequest", "", [invalid_cause(field, value, detail)], "authentication.k8s.io")
 
@@ -49,17 +46,7 @@ async def create_token(server: APIServer, req: Request, info: RequestInfo, res: 
     issuer = server.token_issuer
     if issuer is None:
         raise errors.route_not_found("token issuing is not configured")
-    ct = req.content_type or "application/json"
-    if ct not in BODY_TYPES:
-        raise errors.unsupported_media_type(ct)
-    body = decode_document(await req.body(), ct)
-    if not isinstance(body, dict):
-        raise errors.bad_request("the request body must be a JSON object")
-    if body.get("kind") not in (None, "TokenRequest") or body.get("apiVersion") not in (None, API_VERSION):
-        raise errors.bad_request(f"expected TokenRequest in {API_VERSION}")
-    await server.openapi.ready()
-    server.fields.check("authentication.k8s.io", "v1", "TokenRequest", body,
-                        req.query.get("fieldValidation", "") or "Ignore")
+    body = await server.api.read_body(req, res, "authentication.k8s.io", "v1", "TokenRequest")
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
     audiences = [a for a in spec.get("audiences") or [] if isinstance(a, str)] or list(server.authn.api_audiences)
     expiration = spec.get("expirationSeconds", DEFAULT_EXPIRATION)

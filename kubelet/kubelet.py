@@ -767,10 +767,8 @@ class Kubelet:
                     grace = 30
         grace = max(grace, MIN_GRACE)
         if pod is not None:
-            message = reason or f"Stopping container {c.name}"
-            if not message.startswith("Stopping"):
-                message = reason if reason.endswith(", will be restarted") else f"Stopping container {c.name}"
-            self.event(pod, NORMAL, "Killing", message, c.name)
+            # as upstream's killContainer: the reason the sync gave, else a plain stop
+            self.event(pod, NORMAL, "Killing", reason or f"Stopping container {c.name}", c.name)
         started = time.monotonic()
         pre_stop = (spec or {}).get("lifecycle", {}).get("preStop") if spec else None
         if pre_stop is None and c.annotations.get(naming.PRE_STOP_HANDLER):

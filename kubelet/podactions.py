@@ -40,6 +40,10 @@ def sandbox_changed(pod: dict[str, Any], rs: PodRuntimeStatus) -> tuple[bool, in
     return False, newest.attempt, newest.id
 
 
+#: upstream's Killing message for a container the runtime reports in an unknown state
+UNKNOWN_STATE_MESSAGE = 'Container is in "unknown" state, try killing it before restart'
+
+
 def compute_pod_actions(
     pod: dict[str, Any], rs: PodRuntimeStatus, probe_failures: dict[str, tuple[str, str]]
 ) -> PodActions:
@@ -70,7 +74,7 @@ def compute_pod_actions(
         latest = rs.latest(c["name"])
         if latest is None or latest.state in (CREATED, UNKNOWN):
             if latest is not None and latest.state == UNKNOWN:
-                actions.kill[latest.id] = f"init container {c['name']} is in an unknown state"
+                actions.kill[latest.id] = UNKNOWN_STATE_MESSAGE
             actions.next_init = c["name"]
             return actions
         if latest.state == RUNNING:
@@ -92,7 +96,7 @@ def compute_pod_actions(
             if latest is not None and latest.exited and not should_restart(policy, latest.exit_code):
                 continue
             if latest is not None and latest.state == UNKNOWN:
-                actions.kill[latest.id] = f"container {name} is in an unknown state"
+                actions.kill[latest.id] = UNKNOWN_STATE_MESSAGE
             actions.start.append(name)
             continue
         restart = policy != "Never"
