@@ -111,9 +111,9 @@ def _histogram_quantiles(metrics: str, name: str, percents: tuple[int, ...]) -> 
             buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
     buckets.sort()
     total = buckets[-1][1] if buckets else 0.0
+    finite = [(b, n) for b, n in buckets if b != float("inf")]
     out: dict[int, str] = {}
     for p in percents:
-        finite = [(b, n) for b, n in buckets if b != float("inf")]
         bound = next((b for b, n in finite if n >= total * p / 100), None)
         out[p] = "?" if not total else f"≤ {bound * 1000:g}" if bound is not None else f"> {finite[-1][0] * 1000:g}"
     return out
