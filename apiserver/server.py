@@ -21,7 +21,8 @@ from apimachinery import errors
 from apimachinery.metrics import Registry, process_metrics
 from apiserver import admission as adm
 from apiserver.audit import AuditLog
-from apiserver.authn import AuthenticatorChain, ClientCertAuthenticator, TokenFileAuthenticator
+from apiserver.authn import AuthenticatorChain, ClientCertAuthenticator, TokenFileAuthenticator, UserInfo
+from apiserver.authn.impersonation import impersonate
 from apiserver.authz import AuthorizerChain, attributes_for, build_authorizers
 from apiserver.fieldschema import FieldValidator
 from apiserver.handler import ResourceAPI
@@ -297,6 +298,14 @@ class APIServer:
 
     # -- the pipeline -------------------------------------------------------------------
 
+    async def authenticate(self, req: Request) -> UserInfo:
+        """Who the request acts as: the authenticated user, or whom it may impersonate."""
+        real = await self.authn.authenticate(req)
+        user = await impersonate(real, req.scope["headers"], self.authz.authorize)
+        if user is not real:
+            req.scope["minik8s.impersonator"] = real  # the audit log names both
+        return user
+
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any, inner: Any) -> None:
         """Authenticate and authorize every request; serve resources, pass the rest to `inner`."""
         if scope["type"] == "websocket":
@@ -311,7 +320,7 @@ class APIServer:
         resp: Response | StreamResponse | None = None
         status = 200
         try:
-            req.user = user = await self.authn.authenticate(req)
+            req.user = user = await self.authenticate(req)
             REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
             info = parse_request_info(req.method, req.path, req.query)
             await self.authz.authorize(attributes_for(user, info, req.query))
@@ -358,7 +367,7 @@ class APIServer:
         info = None
         status = 101
         try:
-            req.user = user = await self.authn.authenticate(req)
+            req.user = user = await self.authenticate(req)
             info = parse_request_info("GET", req.path, req.query)
             if not_a_pod_stream(info):
                 raise errors.route_not_found()

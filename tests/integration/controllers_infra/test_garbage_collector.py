@@ -47,7 +47,7 @@ def test_cascade_background(infra_plane: ControlPlane, admin: httpx.Client, ns: 
     assert not exists(admin, ns, "configmaps/bg")
     # the deletions were the garbage collector's, as its own ServiceAccount
     assert "system:serviceaccount:kube-system:generic-garbage-collector" in wait_for_audit(
-        infra_plane, admin, "delete", "pods", ns)
+        infra_plane, "delete", "pods", ns)
     controller_manager.assert_no_rbac_denials()
 
 

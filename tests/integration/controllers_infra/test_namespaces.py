@@ -26,11 +26,11 @@ def test_every_namespace_gets_its_service_account_and_ca(infra_plane: ControlPla
     wait_for(lambda: admin.get(f"{base}/configmaps/kube-root-ca.crt").json()["data"]["ca.crt"]
              == infra_plane.pki.ca_cert.read_text(), 15, what="the CA back")
     # the controllers acted as their own ServiceAccounts, not as the controller-manager
-    assert wait_for_audit(infra_plane, admin, "create", "serviceaccounts", ns) == {
+    assert wait_for_audit(infra_plane, "create", "serviceaccounts", ns) == {
         "system:serviceaccount:kube-system:service-account-controller"}
-    assert wait_for_audit(infra_plane, admin, "create", "configmaps", ns) == {
+    assert wait_for_audit(infra_plane, "create", "configmaps", ns) == {
         "system:serviceaccount:kube-system:root-ca-cert-publisher"}
-    assert wait_for_audit(infra_plane, admin, "update", "configmaps", ns) == {
+    assert wait_for_audit(infra_plane, "update", "configmaps", ns) == {
         "kubernetes-admin", "system:serviceaccount:kube-system:root-ca-cert-publisher"}  # tampered, repaired
     accounts = {i["metadata"]["name"] for i in admin.get("/api/v1/namespaces/kube-system/serviceaccounts").json()["items"]}
     assert {"service-account-controller", "root-ca-cert-publisher", "namespace-controller",
