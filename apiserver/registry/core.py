@@ -26,7 +26,13 @@ from apimachinery.validation import (
 )
 from apiserver.registry import podspec
 from apiserver.registry.base import Cause, Obj, Strategy
-from apiserver.registry.services import ServiceAllocations
+from apiserver.registry.services import (
+    ServiceAllocations,
+    drop_type_dependent_fields,
+    externally_accessible,
+    needs_health_check_node_port,
+    patch_allocated_values,
+)
 
 MAX_CONFIG_SIZE = 1024 * 1024  # ConfigMap / Secret data limit
 
@@ -181,6 +187,14 @@ class ServiceStrategy(ServiceAllocations, Strategy):
         if t == "LoadBalancer":
             spec.setdefault("allocateLoadBalancerNodePorts", True)
 
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        # Before defaulting and validation see the object (upstream: beginUpdate's
+        # patchAllocatedValues, then PrepareForUpdate's dropTypeDependentFields), so that
+        # e.g. NodePort -> ClusterIP with the old nodePorts still in the body is accepted.
+        patch_allocated_values(new, old)
+        drop_type_dependent_fields(new, old)
+
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate(obj, namespaced)
         spec = obj.get("spec")
@@ -194,8 +208,15 @@ class ServiceStrategy(ServiceAllocations, Strategy):
         headless = spec.get("clusterIP") == "None"
         if not ports and t != "ExternalName" and not headless:
             causes.append(required_cause("spec.ports"))
-        if t == "ExternalName" and not spec.get("externalName"):
-            causes.append(required_cause("spec.externalName"))
+        if t == "ExternalName":
+            if not spec.get("externalName"):
+                causes.append(required_cause("spec.externalName"))
+            # what an update left as stored was dropped before this (drop_type_dependent_fields)
+            if spec.get("clusterIP") or spec.get("clusterIPs"):
+                causes.append(forbidden_cause("spec.clusterIPs", "may not be set for ExternalName services"))
+            for f in ("ipFamilies", "ipFamilyPolicy"):
+                if spec.get(f):
+                    causes.append(forbidden_cause(f"spec.{f}", "may not be set for ExternalName services"))
         seen_names: set[str] = set()
         seen_ports: set[tuple] = set()
         for i, p in enumerate(ports):
@@ -247,6 +268,18 @@ class ServiceStrategy(ServiceAllocations, Strategy):
             v = spec.get(f)
             if v is not None and v not in ("Cluster", "Local"):
                 causes.append(not_supported_cause(f"spec.{f}", v, ("Cluster", "Local")))
+        # fields of other types that an update left as stored were dropped before this
+        etp = spec.get("externalTrafficPolicy")
+        if etp and not externally_accessible(spec):
+            causes.append(invalid_cause("spec.externalTrafficPolicy", etp, "may only be set for externally-accessible services"))
+        hc = spec.get("healthCheckNodePort")
+        if hc and not needs_health_check_node_port(spec):
+            causes.append(invalid_cause(
+                "spec.healthCheckNodePort", hc, "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"))
+        if t != "LoadBalancer":
+            for f in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+                if spec.get(f) is not None:
+                    causes.append(forbidden_cause(f"spec.{f}", "may only be used when `type` is 'LoadBalancer'"))
         return causes
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:

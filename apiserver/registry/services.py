@@ -105,6 +105,108 @@ class ServiceAllocators:
         self.synced = True
 
 
+# -- type-dependent fields ----------------------------------------------------------------
+#
+# A Service's `type` decides which of its fields mean anything. When an update changes the
+# type, upstream (registry/core/service/strategy.go, PrepareForUpdate) drops the fields the
+# new type has no use for, but only those the client left as they were: a client that sends
+# `{"spec":{"type":"ClusterIP"}}` means "stop being a NodePort", not "keep nodePort 30080 on a
+# ClusterIP service". A value the client did change stays and fails validation, as upstream.
+
+
+def needs_cluster_ip(spec: dict[str, Any]) -> bool:
+    return spec.get("type", "ClusterIP") != "ExternalName"
+
+
+def needs_node_ports(spec: dict[str, Any]) -> bool:
+    return spec.get("type") in ("NodePort", "LoadBalancer")
+
+
+def needs_health_check_node_port(spec: dict[str, Any]) -> bool:
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
+def externally_accessible(spec: dict[str, Any]) -> bool:
+    """Where externalTrafficPolicy means something (upstream's ExternallyAccessible)."""
+    if needs_node_ports(spec):
+        return True
+    return spec.get("type", "ClusterIP") == "ClusterIP" and bool(spec.get("externalIPs"))
+
+
+def _node_port_set(spec: dict[str, Any]) -> set[Any]:
+    return {p["nodePort"] for p in spec.get("ports") or [] if isinstance(p, dict) and p.get("nodePort")}
+
+
+def _nothing_if_empty(v: Any) -> Any:
+    """Absent, "" and [] are the same "not set" (Go's zero values); False is a value."""
+    return None if v is None or v == "" or v == [] or v == {} else v
+
+
+def patch_allocated_values(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Keep the allocated ClusterIP a client left out of an update (upstream's
+    patchAllocatedValues): a PUT without spec.clusterIP means "keep it", and validation must
+    not read it as a change. (Left-out nodePorts are refilled by `allocate`.)"""
+    ns, os_ = new.get("spec"), old.get("spec")
+    if not isinstance(ns, dict) or not isinstance(os_, dict):
+        return
+    if not (needs_cluster_ip(ns) and needs_cluster_ip(os_)):
+        return
+    if not ns.get("clusterIP") and os_.get("clusterIP"):
+        ns["clusterIP"] = os_["clusterIP"]
+    if not ns.get("clusterIPs") and os_.get("clusterIPs") and ns.get("clusterIP") == os_.get("clusterIP"):
+        ns["clusterIPs"] = list(os_["clusterIPs"])
+
+
+def drop_type_dependent_fields(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Drop, before validation, what the new type cannot carry and the client did not change.
+
+    Upstream drops a field when the old type needed it and the new one does not; here the
+    rule is "the new type does not need it and it is as stored", which is the same for
+    anything upstream could have stored and also heals objects our older code stored with
+    such leftovers (e.g. ipFamilies on an ExternalName service), which would otherwise fail
+    validation on every later update. Released node ports and IPs are freed by `allocate`.
+    """
+    ns, os_ = new.get("spec"), old.get("spec")
+    if not isinstance(ns, dict) or not isinstance(os_, dict):
+        return
+
+    def unchanged(field: str) -> bool:
+        return field in ns and _nothing_if_empty(ns[field]) == _nothing_if_empty(os_.get(field))
+
+    if not needs_cluster_ip(ns):
+        # ExternalName: no IPs. Cleared values need no dropping either; only a new value stays.
+        if all(ns.get(f) in (None, "", [], os_.get(f)) for f in ("clusterIP", "clusterIPs")):
+            ns.pop("clusterIP", None)
+            ns.pop("clusterIPs", None)
+        # upstream keeps internalTrafficPolicy stored but hides it on read for ExternalName
+        for f in ("ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+            if unchanged(f):
+                ns.pop(f)
+
+    if not needs_node_ports(ns):
+        new_ports = _node_port_set(ns)
+        # any node port not held before is a request, and stays to be refused by validation
+        if new_ports and new_ports <= _node_port_set(os_):
+            for p in ns.get("ports") or []:
+                if isinstance(p, dict):
+                    p.pop("nodePort", None)
+
+    if not needs_health_check_node_port(ns) and unchanged("healthCheckNodePort"):
+        ns.pop("healthCheckNodePort")
+
+    if ns.get("type") != "LoadBalancer":
+        for f in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if unchanged(f):
+                ns.pop(f)
+        # load-balancer status means nothing once the service is no longer one
+        status = new.get("status")
+        if isinstance(status, dict) and status.get("loadBalancer"):
+            status["loadBalancer"] = {}
+
+    if not externally_accessible(ns) and unchanged("externalTrafficPolicy"):
+        ns.pop("externalTrafficPolicy")
+
+
 def held_by(svc: dict[str, Any]) -> tuple[str | None, list[int]]:
     """The ClusterIP and node ports a stored service holds."""
     spec = svc.get("spec") or {}
@@ -153,7 +255,7 @@ class ServiceAllocations:
                         [field_cause("spec.clusterIPs", f'Invalid value: ["{want}"]: failed to allocate IP {want}: '
                                      f"the provided IP ({want}) is not in the valid range. The range of valid IPs is {alloc.network}")],
                     )
-                if alloc.ips.taken(v):
+                if await _taken(server, alloc.ips, v):
                     raise _ip_taken(name, want)
                 alloc.ips.pending.add(v)
             else:
@@ -191,7 +293,7 @@ class ServiceAllocations:
                                          f"valid range. The range of valid ports is {alloc.ports.describe()}")],
                         )
                     if np not in old_ports:
-                        if alloc.ports.taken(np):
+                        if await _taken(server, alloc.ports, np):
                             raise _port_taken(name, i, np)
                         alloc.ports.pending.add(np)
                         side.append(SideEffect(alloc.ports.key(np), owner, must_not_exist=True))
@@ -246,6 +348,19 @@ class ServiceAllocations:
                 side.append(SideEffect(alloc.ips.key(v), None))
         side += [SideEffect(alloc.ports.key(p), None) for p in ports]
         return side
+
+
+async def _taken(server: Any, a: Allocator, v: int) -> bool:
+    """Is the requested value `v` held? The in-memory view learns of releases from the watch
+    cache, so a value freed by a write that just returned (a delete, or a NodePort service
+    turned ClusterIP) may still look used: catch the cache up with etcd before refusing.
+    No await follows the final check, so the caller can reserve `v` right after."""
+    if v in a.pending:
+        return True  # reserved by a write in flight
+    if v not in a.used:
+        return False
+    await server.cache_for("", "services").sync_with_store()
+    return a.taken(v)
 
 
 def _ip_taken(name: str, ip: str) -> errors.StatusError:

@@ -384,6 +384,138 @@ def test_services_allocate_cluster_ip_and_node_ports(api: httpx.Client, namespac
     assert api.put(f"{base}/s3", json=s3).status_code == 422
 
 
+MERGE = {"Content-Type": "application/merge-patch+json"}
+STRATEGIC = {"Content-Type": "application/strategic-merge-patch+json"}
+
+
+def _service(name: str, **spec) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}], **spec}}
+
+
+def test_nodeport_to_clusterip_drops_and_frees_node_ports(api: httpx.Client, namespace: str) -> None:
+    """kubectl patch svc x -p '{"spec":{"type":"ClusterIP"}}': upstream drops the unchanged
+    nodePorts (and externalTrafficPolicy) instead of refusing them, and frees the ports."""
+    base = f"/api/v1/namespaces/{namespace}/services"
+    two = [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]
+    r = api.post(base, json=_service("np", type="NodePort", externalTrafficPolicy="Local", ports=two))
+    assert r.status_code == 201, r.text
+    before = r.json()
+    held = [p["nodePort"] for p in before["spec"]["ports"]]
+    assert all(held) and before["spec"]["externalTrafficPolicy"] == "Local"
+
+    r = api.patch(f"{base}/np", json={"spec": {"type": "ClusterIP"}}, headers=MERGE)
+    assert r.status_code == 200, r.text
+    spec = r.json()["spec"]
+    assert spec["type"] == "ClusterIP" and spec["clusterIP"] == before["spec"]["clusterIP"]
+    assert all("nodePort" not in p for p in spec["ports"])
+    assert "externalTrafficPolicy" not in spec
+    assert api.get(f"{base}/np").json()["spec"] == spec
+
+    # the released ports are free at once for another service
+    r = api.post(base, json=_service("taker", type="NodePort", ports=[
+        {"name": "a", "port": 80, "nodePort": held[0]}, {"name": "b", "port": 81, "nodePort": held[1]}]))
+    assert r.status_code == 201, r.text
+    assert [p["nodePort"] for p in r.json()["spec"]["ports"]] == held
+
+
+def test_put_to_clusterip_with_old_node_ports_is_accepted(api: httpx.Client, namespace: str) -> None:
+    """A PUT (kubectl replace / edit) of the read object with only `type` changed."""
+    base = f"/api/v1/namespaces/{namespace}/services"
+    svc = api.post(base, json=_service("put", type="NodePort")).json()
+    port = svc["spec"]["ports"][0]["nodePort"]
+    svc["spec"]["type"] = "ClusterIP"
+    r = api.put(f"{base}/put", json=svc)
+    assert r.status_code == 200, r.text
+    assert "nodePort" not in r.json()["spec"]["ports"][0]
+    # a PUT that leaves clusterIP out keeps it, as upstream (not "may not change once set")
+    body = r.json()
+    ip = body["spec"].pop("clusterIP")
+    body["spec"].pop("clusterIPs")
+    body["metadata"].pop("resourceVersion")
+    r = api.put(f"{base}/put", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["spec"]["clusterIP"] == ip and r.json()["spec"]["clusterIPs"] == [ip]
+    r = api.post(base, json=_service("put2", type="NodePort", ports=[{"port": 80, "nodePort": port}]))
+    assert r.status_code == 201, r.text
+
+
+def test_loadbalancer_to_clusterip_drops_load_balancer_fields(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/services"
+    r = api.post(base, json=_service("lb", type="LoadBalancer", loadBalancerClass="example.com/lb",
+                                     externalTrafficPolicy="Local", healthCheckNodePort=31999))
+    assert r.status_code == 201, r.text
+    spec = r.json()["spec"]
+    assert spec["allocateLoadBalancerNodePorts"] is True and spec["ports"][0]["nodePort"]
+    port = spec["ports"][0]["nodePort"]
+    status = {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}
+    r = api.patch(f"{base}/lb/status", json={"status": status}, headers=MERGE)
+    assert r.status_code == 200, r.text
+
+    r = api.patch(f"{base}/lb", json={"spec": {"type": "ClusterIP"}}, headers=STRATEGIC)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    for f in ("allocateLoadBalancerNodePorts", "loadBalancerClass", "externalTrafficPolicy", "healthCheckNodePort"):
+        assert f not in got["spec"], f
+    assert "nodePort" not in got["spec"]["ports"][0]
+    assert got["status"] == {"loadBalancer": {}}
+    r = api.post(base, json=_service("lb2", type="NodePort", ports=[{"port": 80, "nodePort": port}]))
+    assert r.status_code == 201, r.text
+
+
+def test_clusterip_with_a_changed_node_port_is_refused(api: httpx.Client, namespace: str) -> None:
+    """Only unchanged nodePorts are dropped: asking for a new one on a ClusterIP service is
+    an error (upstream: sameNodePorts fails, validation forbids the field), and nothing is freed."""
+    base = f"/api/v1/namespaces/{namespace}/services"
+    svc = api.post(base, json=_service("chg", type="NodePort")).json()
+    port = svc["spec"]["ports"][0]["nodePort"]
+    other = 30000 + (port - 30000 + 1) % 2768
+    r = api.patch(f"{base}/chg", json={"spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": other}]}},
+                  headers=STRATEGIC)
+    assert r.status_code == 422, r.text
+    causes = r.json()["details"]["causes"]
+    assert causes == [{"reason": "FieldValueForbidden", "field": "spec.ports[0].nodePort",
+                       "message": "Forbidden: may not be used when `type` is 'ClusterIP'"}]
+    stored = api.get(f"{base}/chg").json()
+    assert stored["spec"]["type"] == "NodePort" and stored["spec"]["ports"][0]["nodePort"] == port
+    r = api.post(base, json=_service("chg2", type="NodePort", ports=[{"port": 80, "nodePort": port}]))
+    assert r.status_code == 422 and "already allocated" in r.json()["message"]
+    # a changed externalTrafficPolicy is not dropped either
+    r = api.patch(f"{base}/chg", json={"spec": {"type": "ClusterIP", "externalTrafficPolicy": "Local"}}, headers=MERGE)
+    assert r.status_code == 422, r.text
+    assert [c["field"] for c in r.json()["details"]["causes"]] == ["spec.externalTrafficPolicy"]
+
+
+def test_clusterip_to_externalname_drops_ips(api: httpx.Client, namespace: str) -> None:
+    base = f"/api/v1/namespaces/{namespace}/services"
+    svc = api.post(base, json=_service("ext")).json()
+    ip = svc["spec"]["clusterIP"]
+    assert svc["spec"]["ipFamilies"] == ["IPv4"] and svc["spec"]["ipFamilyPolicy"] == "SingleStack"
+
+    r = api.patch(f"{base}/ext", json={"spec": {"type": "ExternalName", "externalName": "example.com"}}, headers=MERGE)
+    assert r.status_code == 200, r.text
+    spec = r.json()["spec"]
+    for f in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+        assert f not in spec, f
+    assert spec["externalName"] == "example.com"
+    # the IP is free again
+    r = api.post(base, json=_service("ip-reuse", clusterIP=ip))
+    assert r.status_code == 201, r.text
+    # a later update of the ExternalName service is fine, and back to ClusterIP gets a new IP
+    r = api.patch(f"{base}/ext", json={"metadata": {"labels": {"x": "y"}}}, headers=MERGE)
+    assert r.status_code == 200, r.text
+    r = api.patch(f"{base}/ext", json={"spec": {"type": "ClusterIP", "externalName": None}}, headers=MERGE)
+    assert r.status_code == 200, r.text
+    assert r.json()["spec"]["clusterIP"] not in (None, "", ip) and r.json()["spec"]["ipFamilies"] == ["IPv4"]
+    # new IP fields on an ExternalName service are refused, on create and on update
+    r = api.post(base, json=_service("ext2", type="ExternalName", externalName="example.com", ipFamilies=["IPv4"]))
+    assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.ipFamilies"
+    r = api.patch(f"{base}/ext", json={"spec": {"type": "ExternalName", "externalName": "example.com",
+                                                "clusterIP": "10.96.123.123", "clusterIPs": ["10.96.123.123"]}},
+                  headers=MERGE)
+    assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "spec.clusterIPs", r.text
+
+
 def test_concurrent_service_creates_get_distinct_ips(control_plane, namespace: str) -> None:
     import asyncio
 
