@@ -10,16 +10,25 @@ against `--kubelet-certificate-authority` when given.
   and attach, SPDY tunnelled in a websocket for port-forward). The client's websocket is
   relayed message for message to a websocket opened to the kubelet with the same offered
   subprotocols, and accepted with the one the kubelet chose; the kubelet speaks the protocols.
-  A non-websocket request (the SPDY upgrade kubectl falls back to) is answered with the
-  validation error, or 400 when valid: this apiserver streams over websockets only.
+  A non-websocket request (the SPDY upgrade kubectl falls back to) is not relayed: this
+  apiserver streams over websockets only.
+
+Refusals reach the client as upstream's UpgradeAwareHandler passes them: errors found here
+(no such pod, a container not in the pod, no node) are a Status; a kubelet's refusal of the
+upgrade (its status code and body, often plain text such as `container not found ("c")`) is
+passed through as is. kubectl falls back to SPDY whenever its websocket is refused, and shows
+the answer to that second request, so the SPDY request is sent on to the kubelet too (without
+the upgrade) and its refusal passed through the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import ssl
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -41,6 +50,49 @@ log = logging.getLogger("apiserver.podproxy")
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
 STREAMING = ("exec", "attach", "portforward")
 LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes")
+MAX_REFUSAL = 64 * 1024  # as much of a refusal's body as is passed on (client-go reads no more)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A kubelet's answer other than 101 to a streaming request, passed on to the client as is."""
+
+    status: int
+    content_type: bytes
+    body: bytes
+
+    def message(self) -> str:
+        """The text a client shows: a Status' message, else the body."""
+        text = self.body.decode(errors="replace").strip()
+        with contextlib.suppress(ValueError, AttributeError):
+            return str(orjson.loads(self.body).get("message") or text)
+        return text
+
+    def response(self) -> Response:
+        return Response(self.status, self.body, self.content_type)
+
+
+#: Where the open websocket handshake to a kubelet (if any, in this task) keeps a refusal.
+_REFUSALS: contextvars.ContextVar[list[Refusal] | None] = contextvars.ContextVar("kubelet_refusals", default=None)
+
+
+async def _read_refusal(resp: aiohttp.ClientResponse) -> Refusal:
+    body = b""
+    while len(body) < MAX_REFUSAL:
+        chunk = await resp.content.read(MAX_REFUSAL - len(body))
+        if not chunk:
+            break
+        body += chunk
+    content_type = resp.headers.get("Content-Type", "text/plain; charset=utf-8").encode("latin-1")
+    return Refusal(resp.status, content_type, body)
+
+
+async def _keep_refusal(session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestEndParams) -> None:
+    """aiohttp's ws_connect raises on a non-101 answer without its body, and closes it: read the
+    body here, while the response is still open (aiohttp awaits this hook in the caller's task)."""
+    sink = _REFUSALS.get()
+    if sink is not None and params.response.status != 101:
+        sink.append(await _read_refusal(params.response))
 
 
 def _bad(message: str) -> errors.StatusError:
@@ -92,10 +144,13 @@ class PodProxy:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            refusals = aiohttp.TraceConfig()
+            refusals.on_request_end.append(_keep_refusal)
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self.ssl_context(), limit=0),
                 trust_env=False,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                trace_configs=[refusals],
             )
         return self._session
 
@@ -170,29 +225,39 @@ class PodProxy:
     # -- streaming (non-websocket) ---------------------------------------------------------
 
     async def streaming_http(self, req: Request, info: RequestInfo, ns: str) -> Response:
-        """exec/attach/portforward without a websocket: validate, then say what is supported."""
-        pod = await self.pod(ns, info.name)
-        if info.subresource != "portforward":
-            container_for(pod, req.query.get("container", ""), info.subresource)
-        await self.kubelet_base(pod)
-        raise _bad("Upgrade request required: this apiserver streams exec, attach and port-forward over "
-                   "websockets (v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io)")
+        """exec/attach/portforward without a websocket: kubectl's SPDY fallback, which it takes
+        whenever its websocket was refused and whose answer is the error it shows. Validated as
+        the websocket, then asked of the kubelet without the upgrade: its refusal (the container
+        is not running, the runtime failed...) is passed through as is."""
+        url = await self.kubelet_stream_url(info, ns, req.scope.get("query_string", b""))
+        if "upgrade" not in req.header(b"connection").lower():
+            raise _bad("Upgrade request required")  # upstream's answer to a plain request
+        try:
+            async with self.session().request(req.method, url) as resp:
+                refusal = await _read_refusal(resp)
+        except aiohttp.ClientError as e:
+            raise errors.StatusError(500, "InternalError", f"error dialing backend: {e}") from None
+        if refusal.status < 400:  # not a refusal: but SPDY is not relayed here
+            raise _bad("Upgrade request required: this apiserver streams exec, attach and port-forward over "
+                       "websockets (v5.channel.k8s.io, SPDY/3.1+portforward.k8s.io)")
+        return refusal.response()
 
     # -- websockets --------------------------------------------------------------------------
 
     async def kubelet_stream_url(self, info: RequestInfo, ns: str, query_string: bytes) -> str:
+        """The kubelet URL of a stream, checked in the order of upstream's streamLocation: the
+        pod, the container (a valid one, or the only one), the node."""
         pod = await self.pod(ns, info.name)
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            raise _bad(f"cannot {info.subresource} into a container in a completed pod; current phase is "
-                       f"{pod['status']['phase']}")
-        base = await self.kubelet_base(pod)
         query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        container = ""
+        if info.subresource != "portforward":
+            requested = next((v for k, v in query if k == "container"), "")
+            container = container_for(pod, requested, info.subresource)
+        base = await self.kubelet_base(pod)
         if info.subresource == "portforward":
             ports = [v for k, v in query if k == "ports"]
             path = f"/portForward/{quote(ns)}/{quote(info.name)}"
             return base + path + (("?" + urlencode([("ports", p) for p in ports])) if ports else "")
-        requested = next((v for k, v in query if k == "container"), "")
-        container = container_for(pod, requested, info.subresource)
         params = [(k, v) for k, v in query if k in ("command", "stdin", "stdout", "stderr", "tty")]
         if info.subresource == "exec" and not any(k == "command" for k, _ in params):
             raise _bad("you must specify at least 1 command")
@@ -211,15 +276,23 @@ class PodProxy:
             await reject(scope, send, e)
             return e.code
         protocols = [p for p in scope.get("subprotocols") or []]
+        refusals: list[Refusal] = []
+        token = _REFUSALS.set(refusals)
         try:
             upstream = await self.session().ws_connect(url, protocols=protocols, max_msg_size=0, autoping=True)
         except aiohttp.WSServerHandshakeError as e:
-            await reject(scope, send, errors.StatusError(e.status or 502, "InternalError",
-                                                         f"the kubelet refused the stream: {e.message}"))
-            return e.status or 502
+            refusal = refusals[0] if refusals and refusals[0].status >= 400 else None
+            if refusal is None:  # upgraded wrongly, or an odd status: upstream's generic error
+                message = f"invalid upgrade response: status code {e.status}: {e.message}"
+                await reject(scope, send, errors.StatusError(500, "InternalError", message))
+                return 500
+            await respond(scope, send, refusal)
+            return refusal.status
         except aiohttp.ClientError as e:
-            await reject(scope, send, errors.StatusError(500, "InternalError", f"error dialing the kubelet: {e}"))
+            await reject(scope, send, errors.StatusError(500, "InternalError", f"error dialing backend: {e}"))
             return 500
+        finally:
+            _REFUSALS.reset(token)
         accept: dict[str, Any] = {"type": "websocket.accept"}
         if upstream.protocol:
             accept["subprotocol"] = upstream.protocol
@@ -259,13 +332,19 @@ class PodProxy:
 
 async def reject(scope: dict[str, Any], send: Any, e: errors.StatusError) -> None:
     """Refuse a websocket with a Status body (an HTTP answer, so clients can show the message)."""
+    await respond(scope, send, Refusal(e.code, b"application/json", orjson.dumps(e.status())))
+
+
+async def respond(scope: dict[str, Any], send: Any, refusal: Refusal) -> None:
+    """Refuse a websocket with an HTTP answer (status, type, body) where the server can send one;
+    else (no websocket.http.response extension) close it with the message as the reason."""
     if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = orjson.dumps(e.status())
-        await send({"type": "websocket.http.response.start", "status": e.code,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "websocket.http.response.body", "body": body})
+        await send({"type": "websocket.http.response.start", "status": refusal.status,
+                    "headers": [(b"content-type", refusal.content_type),
+                                (b"content-length", str(len(refusal.body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": refusal.body})
     else:
-        await send({"type": "websocket.close", "code": 1008, "reason": e.status().get("message", "")[:120]})
+        await send({"type": "websocket.close", "code": 1008, "reason": refusal.message()[:120]})
 
 
 def not_a_pod_stream(info: RequestInfo) -> bool:

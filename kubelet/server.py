@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import grpc
 import orjson
 from aiohttp import web
 
@@ -47,6 +48,21 @@ def status_error(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
             "reason": reason, "code": code}
     return web.Response(status=code, body=orjson.dumps(body), content_type="application/json")
+
+
+def stream_error(code: int, message: str) -> web.Response:
+    """Upstream's kubelet refuses exec/attach/port-forward with plain text (go-restful's
+    WriteError, streaming.WriteError), not a Status: clients show it as is, kubectl as
+    `unable to upgrade connection: <text>`; the apiserver passes it through untouched."""
+    return web.Response(status=code, text=message, content_type="text/plain")
+
+
+def cri_stream_error(e: CRIError) -> web.Response:
+    """A failed CRI Exec/Attach/PortForward as streaming.WriteError answers it: 404 for
+    NotFound, 429 for ResourceExhausted, else 500, with the gRPC error's text."""
+    code = {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.RESOURCE_EXHAUSTED: 429}.get(e.code, 500)
+    go_code = "".join(word.capitalize() for word in e.code.name.split("_"))  # NOT_FOUND → NotFound
+    return stream_error(code, f"rpc error: code = {go_code} desc = {e.message}")
 
 
 def _flag(value: str | None) -> bool:
@@ -239,49 +255,56 @@ class KubeletServer:
             pass  # the client went away (kubectl logs -f stopped)
         return resp
 
+    async def _running_container(self, pod: dict[str, Any], name: str) -> ContainerInfo | None:
+        """The running container of that name (upstream's findContainer looks only at running
+        containers: a waiting, exited or unknown one is simply not found)."""
+        rs = await self.kubelet.runtime.pod_status(pod["metadata"]["uid"])
+        return next((c for c in rs.instances(name) if c.running), None)
+
     async def exec_attach(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
         attach = request.path.startswith("/attach/")
         pod = self._find_pod(m["namespace"], m["pod"], m.get("uid", ""))
         if pod is None:
-            return status_error(404, "NotFound", f'pod "{m["pod"]}" not found')
-        found = await self._container(pod, m["container"])
-        if isinstance(found, web.Response):
-            return found
-        if not found.running:
-            return status_error(400, "BadRequest", f'container "{found.name}" is not running')
+            return stream_error(404, "pod does not exist")
+        found = await self._running_container(pod, m["container"])
+        if found is None:
+            return stream_error(500, f'container not found ("{m["container"]}")')
         q = request.query
         opts = StreamOptions(stdin=_flag(q.get("stdin")), stdout=_flag(q.get("stdout", "1")),
                              stderr=_flag(q.get("stderr", "1")), tty=_flag(q.get("tty")))
-        if not _is_websocket(request):
-            return status_error(400, "BadRequest",
-                                "Upgrade request required: this kubelet streams over websockets (channel.k8s.io)")
+        command = q.getall("command", [])
+        if not attach and not command:
+            return status_error(400, "BadRequest", "you must specify at least 1 command")
+        # The runtime is asked before the upgrade is checked (as upstream's GetExec/GetAttach
+        # come before proxyStream) so that a refusal, on kubectl's SPDY fallback too, is the
+        # runtime's real error; an unused streaming URL just expires in the runtime.
         try:
             if attach:
                 url = await self.kubelet.cri.attach(found.id, tty=opts.tty, stdin=opts.stdin, stdout=opts.stdout,
                                                     stderr=opts.stderr and not opts.tty)
             else:
-                command = q.getall("command", [])
-                if not command:
-                    return status_error(400, "BadRequest", "you must specify at least 1 command")
                 url = await self.kubelet.cri.exec(found.id, command, tty=opts.tty, stdin=opts.stdin,
                                                   stdout=opts.stdout, stderr=opts.stderr and not opts.tty)
         except CRIError as e:
-            return status_error(500, "InternalError", f"error preparing the stream: {e.message}")
+            return cri_stream_error(e)
+        if not _is_websocket(request):
+            return status_error(400, "BadRequest",
+                                "Upgrade request required: this kubelet streams over websockets (channel.k8s.io)")
         return await serve_exec(request, url, opts)
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        pod = self._find_pod(m["namespace"], m["pod"], m.get("uid", ""))
+        pod = self._find_pod(m["namespace"], m["pod"])
         if pod is None:
-            return status_error(404, "NotFound", f'pod "{m["pod"]}" not found')
+            return stream_error(404, "pod does not exist")
+        if m.get("uid") and pod["metadata"]["uid"] != m["uid"]:
+            return stream_error(404, "pod not found")
         rs = await self.kubelet.runtime.pod_status(pod["metadata"]["uid"])
         sandbox = rs.sandbox
         if sandbox is None or not sandbox.ready:
-            return status_error(400, "BadRequest", f'pod "{m["pod"]}" has no running sandbox')
-        if not _is_websocket(request):
-            return status_error(400, "BadRequest",
-                                "Upgrade request required: this kubelet forwards ports over websockets")
+            # upstream's GetPortForward finds the pod among the running ones, by its full name
+            return stream_error(500, f'pod not found ("{m["pod"]}_{m["namespace"]}")')
         ports: list[int] = []
         for value in request.query.getall("ports", []) + request.query.getall("port", []):
             for p in value.split(","):
@@ -293,7 +316,10 @@ class KubeletServer:
         try:
             url = await self.kubelet.cri.port_forward(sandbox.id, ports)
         except CRIError as e:
-            return status_error(500, "InternalError", f"error preparing port forwarding: {e.message}")
+            return cri_stream_error(e)
+        if not _is_websocket(request):
+            return status_error(400, "BadRequest",
+                                "Upgrade request required: this kubelet forwards ports over websockets")
         protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
         if TUNNEL_PROTOCOL in protocols:
             return await serve_portforward_tunnel(request, url)

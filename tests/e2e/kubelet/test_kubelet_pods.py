@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import re
 import subprocess
 import time
@@ -361,3 +362,62 @@ def test_kubectl_cp_both_ways(api, ns, kubelet, kcluster, tmp_path):
     assert kcluster.kubectl("exec", "-n", ns, "box", "--", "wc", "-c", "/tmp/in.txt").stdout.split()[0] == "8000"
     kcluster.kubectl("cp", f"{ns}/box:/tmp/in.txt", str(tmp_path / "out.txt"))
     assert (tmp_path / "out.txt").read_text() == source.read_text()
+
+
+def test_refused_exec_and_attach_show_the_real_error(api, ns, kubelet, kcluster):
+    """A refused stream shows upstream's messages. kubectl falls back to SPDY whenever its
+    websocket is refused and prints the answer to that request: the apiserver's Status for what
+    it checks (no such pod), the kubelet's refusal passed through for the rest (a container that
+    is not running is `container not found`). The Python client (websockets only) gets the same
+    status and body in its ApiException."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+    from kubernetes.stream import stream
+
+    create_pod(api, ns, pod_manifest("half", [
+        {"name": "main", "command": ["sleep", "3600"]},
+        {"name": "done", "command": ["true"]},
+    ], restartPolicy="Never"))
+    wait_pod(api, ns, "half", lambda p: running(p) and "terminated" in (container_status(p, "done").get("state") or {}))
+
+    def kubectl_error(*args: str) -> str:
+        r = kcluster.kubectl(*args, check=False)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        return r.stderr.strip().splitlines()[-1]
+
+    # unknown container name: kubectl itself checks it against the pod it fetched first
+    assert kubectl_error("exec", "-n", ns, "half", "-c", "nope", "--", "true") == \
+        "error: container nope is not valid for pod half out of: main, done"
+    assert kubectl_error("attach", "-n", ns, "half", "-c", "nope") == \
+        "error: cannot attach to the container: container nope is not valid for pod half out of: main, done"
+    # a container that has exited: the kubelet's refusal, through the apiserver
+    assert kubectl_error("exec", "-n", ns, "half", "-c", "done", "--", "true") == \
+        'error: unable to upgrade connection: container not found ("done")'
+    assert kubectl_error("attach", "-n", ns, "half", "-c", "done") == \
+        'error: unable to upgrade connection: container not found ("done")'
+    # no such pod
+    assert kubectl_error("exec", "-n", ns, "ghost", "--", "true") == 'Error from server (NotFound): pods "ghost" not found'
+    assert kubectl_error("attach", "-n", ns, "ghost") == 'Error from server (NotFound): pods "ghost" not found'
+    # a command that cannot be started: the runtime's error, on the stream's error channel
+    missing = kubectl_error("exec", "-n", ns, "half", "-c", "main", "--", "/nope")
+    assert missing.startswith("error: Internal error occurred: error executing command in container: ") and \
+        '"/nope"' in missing, missing
+
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(kcluster.kubeconfig)))
+
+    def refused(name: str, container: str) -> tuple[str, str]:
+        """The refused handshake's status line and body (the client reports it as status 0)."""
+        with pytest.raises(ApiException) as e:
+            stream(core.connect_get_namespaced_pod_exec, name, ns, container=container, command=["true"],
+                   stdout=True, stderr=True, stdin=False, tty=False)
+        assert e.value.status == 0, e.value
+        status_line, _headers, body = e.value.reason.split(" -+-+- ", 2)
+        return status_line, body
+
+    status_line, body = refused("half", "nope")
+    assert status_line == "Handshake status 400 Bad Request"
+    assert json.loads(body)["message"] == "container nope is not valid for pod half"
+    assert refused("half", "done") == ("Handshake status 500 Internal Server Error", 'container not found ("done")')
+    status_line, body = refused("ghost", "main")
+    assert status_line == "Handshake status 404 Not Found"
+    assert json.loads(body)["message"] == 'pods "ghost" not found'
