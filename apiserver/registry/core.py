@@ -87,6 +87,8 @@ class PodStrategy(Strategy):
         spec = obj.get("spec")
         podspec.default_pod_spec(spec)
         if isinstance(spec, dict):
+            # upstream's SetDefaults_Pod, not SetDefaults_PodSpec: workload templates stay without it
+            spec.setdefault("enableServiceLinks", True)
             if spec.get("serviceAccountName") and not spec.get("serviceAccount"):
                 spec["serviceAccount"] = spec["serviceAccountName"]
             status = obj.setdefault("status", {})

@@ -105,7 +105,6 @@ def default_pod_spec(spec: Obj) -> None:
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
     if spec.get("hostNetwork"):
         for c in spec.get("containers") or []:
             for port in (c.get("ports") or []) if isinstance(c, dict) else []:

@@ -270,7 +270,7 @@ def test_pod_defaults_and_graceful_delete(api: httpx.Client, namespace: str) -> 
     spec = p["spec"]
     assert spec["restartPolicy"] == "Always" and spec["dnsPolicy"] == "ClusterFirst"
     assert spec["schedulerName"] == "default-scheduler" and spec["terminationGracePeriodSeconds"] == 30
-    assert spec["serviceAccountName"] == "default"
+    assert spec["serviceAccountName"] == "default" and spec["enableServiceLinks"] is True
     assert spec["containers"][0]["imagePullPolicy"] == "Always"  # untagged
     assert p["status"]["phase"] == "Pending" and p["status"]["qosClass"] == "BestEffort"
     keys = {t["key"] for t in spec["tolerations"]}
@@ -291,6 +291,17 @@ def test_pod_defaults_and_graceful_delete(api: httpx.Client, namespace: str) -> 
     api.post(base, json=pod("u"))
     api.delete(f"{base}/u")
     assert api.get(f"{base}/u").status_code == 404
+
+
+def test_workload_templates_get_pod_spec_defaults_but_not_pod_ones(api: httpx.Client, namespace: str) -> None:
+    """Upstream defaults a template's PodSpec (SetDefaults_PodSpec) but not what SetDefaults_Pod adds."""
+    body = {"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "d"}}, "template": {
+        "metadata": {"labels": {"a": "d"}}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}}}
+    r = api.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", json=body)
+    assert r.status_code == 201, r.text
+    spec = r.json()["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Always" and spec["dnsPolicy"] == "ClusterFirst"
+    assert "enableServiceLinks" not in spec
 
 
 def test_finalizers_hold_deletion(api: httpx.Client, namespace: str) -> None:
