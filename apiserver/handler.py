@@ -615,12 +615,13 @@ class ResourceAPI:
         return raw_json(self.to_output(res, orjson.dumps(out)), status, warnings)
 
     async def patch(self, req: Request, res: Resource, ns: str, name: str, user: UserInfo) -> Response:
-        out, warnings = await self.patch_object(req, res, ns, name, user, "")
-        return raw_json(self.to_output(res, orjson.dumps(out)), 200, warnings)
+        out, warnings, code = await self.patch_object(req, res, ns, name, user, "")
+        return raw_json(self.to_output(res, orjson.dumps(out)), code, warnings)
 
     async def patch_object(
         self, req: Request, res: Resource, ns: str, name: str, user: UserInfo, subresource: str
-    ) -> tuple[dict[str, Any], list]:
+    ) -> tuple[dict[str, Any], list, int]:
+        """→ (object, warnings, 201 if an apply created it else 200)."""
         ct = req.content_type
         kind = PATCH_TYPES.get(ct)
         if kind is None:
@@ -665,7 +666,7 @@ class ResourceAPI:
             return res.strategy.to_storage(res, patched)
 
         out, _ = await self.update_object(res, ns, name, mutate, precondition, user, dry_run, req.query, subresource)
-        return out, warnings_holder
+        return out, warnings_holder, 200
 
     async def update_object(
         self,

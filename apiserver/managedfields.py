@@ -11,6 +11,10 @@ Every write is tracked: an Update by manager M takes ownership of the fields it 
 takes them from everyone else); an Apply sets exactly the applied fields as M's, conflicts with
 other owners of fields whose values it changes (409 unless force), and removes fields M applied
 before but no longer does when nobody else owns them.
+
+Writes through a subresource are told apart by the entry's `subresource`: /status writes own status
+fields; a /scale write owns the parent's spec.replicas (upstream's ScaleHandler mapping). Entries
+are kept in upstream's order (appliers first, then oldest first).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 import orjson
 
 from apimachinery import errors
-from apimachinery.meta import now
+from apimachinery.meta import now, parse_time
 from apimachinery.strategic import schema_for
 
 Path = tuple[str, ...]
@@ -35,8 +39,26 @@ STRIPPED_META = frozenset({
 
 #: The manager of the request being served (set by the request pipeline).
 REQUEST_MANAGER: contextvars.ContextVar[str] = contextvars.ContextVar("field_manager", default="kube-apiserver")
+
+
+class _Applying:
+    """An Apply in progress: the managedFields it computed for the object `uid`, which on_update
+    puts back after the strategy ran (a /status write keeps the stored metadata, and with it the
+    stored managedFields)."""
+
+    __slots__ = ("managed", "uid")
+
+    def __init__(self) -> None:
+        self.uid: str | None = None
+        self.managed: list[dict[str, Any]] | None = None
+
+
 #: Set while an Apply is being written, so the generic update path does not track it again.
-_APPLYING: contextvars.ContextVar[bool] = contextvars.ContextVar("applying", default=False)
+_APPLYING: contextvars.ContextVar[_Applying | None] = contextvars.ContextVar("applying", default=None)
+
+#: The parent's field a Scale's spec.replicas stands for (upstream's ResourcePathMappings; every
+#: kind served with /scale here keeps it at spec.replicas).
+REPLICAS: Path = ("f:spec", "f:replicas")
 
 MAX_MANAGER_LEN = 128
 
@@ -206,12 +228,13 @@ class Entry:
         return (self.manager, self.operation, self.subresource) == (manager, operation, subresource)
 
     def describe(self) -> str:
-        """printManager: `"kubectl" using apps/v1 at 2006-01-02T15:04:05Z` for updates."""
+        """printManager: `"kubectl" with subresource "scale" using apps/v1` for updates. Upstream
+        prints it from the manager's identifier, which never carries the time."""
         s = orjson.dumps(self.manager).decode()
         if self.subresource:
             s += f' with subresource "{self.subresource}"'
         if self.operation == "Update":
-            s += f" using {self.api_version}" + (f" at {self.time}" if self.time else "")
+            s += f" using {self.api_version}"
         return s
 
 
@@ -228,8 +251,22 @@ def _load_entries(meta: dict[str, Any]) -> list[Entry]:
     return entries
 
 
+def _epoch(t: Any) -> int:
+    """An entry's time in seconds for ordering; absent or unreadable counts as 0, as upstream's nil."""
+    try:
+        return int(parse_time(t).timestamp()) if t else 0
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
+def _order(e: Entry) -> tuple[str, int, str, str, str]:
+    """Upstream's sortEncodedManagedFields: appliers first, then the oldest (no time first), then
+    by manager, apiVersion and subresource."""
+    return e.operation, _epoch(e.time), e.manager, e.api_version, e.subresource
+
+
 def _store(meta: dict[str, Any], entries: list[Entry]) -> None:
-    kept = [e.dump() for e in entries if e.paths]
+    kept = [e.dump() for e in sorted(entries, key=_order) if e.paths]
     if kept:
         meta["managedFields"] = kept
     else:
@@ -337,7 +374,7 @@ class ManagedFields:
 
     def on_create(self, obj: dict[str, Any], user: Any, query: dict[str, str], has_status: bool = False) -> None:
         meta = obj["metadata"]
-        if _APPLYING.get():
+        if _APPLYING.get() is not None:
             return
         paths = set(flatten(obj, self._schema(obj), "", has_status))
         _store(meta, [Entry(REQUEST_MANAGER.get(), "Update", obj.get("apiVersion", ""), "", paths, now())])
@@ -345,21 +382,30 @@ class ManagedFields:
     def on_update(self, obj: dict[str, Any], old: dict[str, Any], user: Any, query: dict[str, str], sub: str,
                   has_status: bool = False) -> None:
         meta, old_meta = obj["metadata"], old["metadata"]
-        if _APPLYING.get():
+        applying = _APPLYING.get()
+        if applying is not None and applying.uid == old_meta.get("uid"):
+            # the Apply computed them; put them back where the strategy (a /status write) reset them
+            if applying.managed:
+                meta["managedFields"] = applying.managed
+            else:
+                meta.pop("managedFields", None)
+            return
+        if sub == "scale":
+            self._on_scale(obj, old)
             return
         given = meta.get("managedFields")
-        entries = _load_entries(meta if given is not None and given != old_meta.get("managedFields") else old_meta)
+        # Writes through a subresource never set managedFields (upstream's decodeLiveOrNew): the
+        # stored ones are the starting point whatever the body says.
+        from_body = not sub and given is not None and given != old_meta.get("managedFields")
+        entries = _load_entries(meta if from_body else old_meta)
         schema = self._schema(obj)
         track = "status" if sub == "status" else ""
         before = flatten(old, schema, track, has_status)
         after = flatten(obj, schema, track, has_status)
         changed = {p for p, v in after.items() if before.get(p, _MISSING) != v}
         removed = before.keys() - after.keys()
-        if not changed and not removed and given in (None, old_meta.get("managedFields")):
-            if "managedFields" in old_meta:
-                meta["managedFields"] = old_meta["managedFields"]
-            else:
-                meta.pop("managedFields", None)
+        if not changed and not removed and not from_body:
+            _keep_stored(meta, old_meta)
             return
         manager = REQUEST_MANAGER.get()
         mine = None
@@ -377,8 +423,32 @@ class ManagedFields:
             mine.time = now()
         _store(meta, entries)
 
+    def _on_scale(self, obj: dict[str, Any], old: dict[str, Any]) -> None:
+        """A write through /scale, as upstream's ScaleHandler maps it: the Scale's spec.replicas is
+        the parent's spec.replicas. The writer takes it from every other entry and owns it in an
+        entry of its own with subresource "scale", the parent's apiVersion and no time (upstream's
+        ToParent takes the time from a parent entry of that identity, which never exists)."""
+        meta, old_meta = obj["metadata"], old["metadata"]
+        entries = _load_entries(old_meta)
+        replicas = (obj.get("spec") or {}).get("replicas", _MISSING)
+        # Upstream tracks nothing when no entry owns spec.replicas: the Scale it builds then has no
+        # managedFields, and an object without them is not tracked (skipNonAppliedManager).
+        if replicas == (old.get("spec") or {}).get("replicas", _MISSING) or not any(REPLICAS in e.paths for e in entries):
+            _keep_stored(meta, old_meta)
+            return
+        manager = REQUEST_MANAGER.get()
+        for e in entries:
+            e.paths.discard(REPLICAS)
+        mine = next((e for e in entries if e.same_owner(manager, "Update", "scale")), None)
+        if mine is None:
+            mine = Entry(manager, "Update", obj.get("apiVersion", ""), "scale", set(), None)
+            entries.append(mine)
+        mine.paths, mine.time, mine.api_version = {REPLICAS}, None, obj.get("apiVersion", "")
+        _store(meta, entries)
+
     async def apply(self, api: Any, req: Any, res: Any, ns: str, name: str, user: Any, subresource: str,
-                    body: bytes, dry_run: bool) -> tuple[dict[str, Any], list]:
+                    body: bytes, dry_run: bool) -> tuple[dict[str, Any], list, int]:
+        """Server-side apply → (object, warnings, 201 when it created the object else 200)."""
         from apiserver.http import decode_document
 
         if not req.query.get("fieldManager"):
@@ -396,6 +466,9 @@ class ManagedFields:
                 f"must be {res.api_version}, {res.kind}"
             )
         meta = cfg.get("metadata")
+        # upstream's structured merge manager refuses any list here, even an empty one (only null passes)
+        if isinstance(meta, dict) and meta.get("managedFields") is not None:
+            raise errors.bad_request("metadata.managedFields must be nil")
         if not isinstance(meta, dict) or meta.get("name", name) != name:
             raise errors.bad_request("metadata.name in the applied configuration must match the name in the URL")
         if res.namespaced and meta.get("namespace", ns) != ns:
@@ -410,8 +483,10 @@ class ManagedFields:
         warnings = api.server.fields.prune(res, cfg, req.query.get("fieldValidation", ""), patched=True)
         cfg = res.strategy.to_storage(res, cfg)
         schema = schema_for(res.api_version, res.kind)
+        strategy = res.strategy
         track = "status" if subresource == "status" else ""
-        applied = flatten(cfg, schema, track, res.strategy.has_status)
+        applied = flatten(cfg, schema, track, strategy.has_status)
+        applying = _Applying()
 
         async def mutate(old: dict[str, Any]) -> dict[str, Any]:
             live = _copy(old)
@@ -419,7 +494,7 @@ class ManagedFields:
             entries = _load_entries(live["metadata"])
             mine = next((e for e in entries if e.same_owner(manager, "Apply", track)), None)
             others = [e for e in entries if e is not mine]
-            current = flatten(live, schema, track, res.strategy.has_status)
+            current = flatten(live, schema, track, strategy.has_status)
             conflicts = []
             for p, v in applied.items():
                 if v is _ITEM or current.get(p, _MISSING) in (_MISSING, v):
@@ -429,25 +504,42 @@ class ManagedFields:
                 raise _conflict_error(conflicts)
             for p, e in conflicts:
                 e.paths.discard(p)
+            unchanged = _copy(live)
             merged = _merge(live, cfg, schema)
             previously = mine.paths if mine is not None else set()
             # whole list items first (their key fields identify them), then fields, deepest first
             for p in sorted(previously - applied.keys(), key=lambda p: (p[-1] != ".", -len(p))):
                 if not any(p in e.paths for e in others):
                     _remove(merged, p, schema)
-            present = flatten(merged, schema, track, res.strategy.has_status).keys()
+            # As structured-merge-diff: the applier's time moves only when the merge changed the object.
+            touched = merged != unchanged
+            # What the strategy will store: a /status write keeps everything but status (and the
+            # writable metadata); a write of the object keeps the stored status.
+            if track == "status":
+                merged = _copy(strategy.prepare_for_status_update(merged, old))
+                merged["metadata"].pop("resourceVersion", None)
+            elif strategy.has_status:
+                merged.pop("status", None)
+                if "status" in old:
+                    merged["status"] = _copy(old["status"])
+            # every field the stored object keeps, the part this write does not touch included
+            present = flatten(merged, schema, "", False).keys()
             if mine is None:
                 mine = Entry(manager, "Apply", res.api_version, track, set(), None)
                 entries.append(mine)
             mine.paths = set(applied)
-            mine.time = now()
+            if touched:
+                mine.time = now()
             mine.api_version = res.api_version
             for e in entries:
                 e.paths &= present
             _store(merged["metadata"], entries)
+            applying.uid = old["metadata"].get("uid")
+            applying.managed = merged["metadata"].get("managedFields")
             return merged
 
-        token = _APPLYING.set(True)
+        token = _APPLYING.set(applying)
+        code = 200
         try:
             try:
                 out, _ = await api.update_object(res, ns, name, mutate, "", user, dry_run, req.query, subresource)
@@ -460,9 +552,18 @@ class ManagedFields:
                     Entry(manager, "Apply", res.api_version, "", set(applied), now()).dump()
                 ]
                 out = await api.create_object(res, ns, obj, user, dry_run, req.query)
+                code = 201  # as upstream's patch handler answers a create
         finally:
             _APPLYING.reset(token)
-        return out, warnings
+        return out, warnings, code
+
+
+def _keep_stored(meta: dict[str, Any], old_meta: dict[str, Any]) -> None:
+    """Nothing tracked changed: the stored managedFields stay as they are."""
+    if "managedFields" in old_meta:
+        meta["managedFields"] = old_meta["managedFields"]
+    else:
+        meta.pop("managedFields", None)
 
 
 _MISSING = object()

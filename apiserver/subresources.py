@@ -89,14 +89,14 @@ class Subresources:
         if info.verb == "update":
             return await api.replace(req, res, ns, info.name, user, "status")
         if info.verb == "patch":
-            out, warnings = await api.patch_object(req, res, ns, info.name, user, "status")
+            out, warnings, _ = await api.patch_object(req, res, ns, info.name, user, "status")
             return raw_json(api.to_output(res, orjson.dumps(out)), 200, warnings)
         raise self._not_allowed()
 
     # -- scale --------------------------------------------------------------------------
 
     @staticmethod
-    def to_scale(obj: dict[str, Any]) -> dict[str, Any]:
+    def to_scale(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         status = obj.get("status") or {}
         return {
@@ -112,7 +112,7 @@ class Subresources:
             "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
             "status": {
                 "replicas": status.get("replicas", 0),
-                "selector": format_label_selector((obj.get("spec") or {}).get("selector")),
+                "selector": format_label_selector(res.strategy.label_selector(obj)),
             },
         }
 
@@ -120,7 +120,7 @@ class Subresources:
         api = self.server.api
         if info.verb == "get":
             kv = await api.read(res, ns, info.name)
-            return json_response(self.to_scale(kv.decode()))
+            return json_response(self.to_scale(res, kv.decode()))
         if info.verb not in ("update", "patch"):
             raise self._not_allowed()
         if info.verb == "update":
@@ -139,7 +139,7 @@ class Subresources:
         async def mutate(old: dict[str, Any]) -> dict[str, Any]:
             scale = body
             if scale is None:
-                current = self.to_scale(old)
+                current = self.to_scale(res, old)
                 scale = json_patch(current, patch_doc) if kind == "json" else merge_patch(current, patch_doc)
                 if not isinstance(scale, dict):
                     raise errors.bad_request("the patch must result in an object")
@@ -156,8 +156,11 @@ class Subresources:
             obj.setdefault("spec", {})["replicas"] = replicas
             return obj
 
-        out, _ = await api.update_object(res, ns, info.name, mutate, precondition, user, _dry_run(req.query), req.query, "")
-        return json_response(self.to_scale(out))
+        # as "scale": field management records the change against the parent's spec.replicas with
+        # subresource "scale" (upstream's ScaleHandler), and admission sees deployments/scale
+        out, _ = await api.update_object(
+            res, ns, info.name, mutate, precondition, user, _dry_run(req.query), req.query, "scale")
+        return json_response(self.to_scale(res, out))
 
     # -- binding ------------------------------------------------------------------------
 

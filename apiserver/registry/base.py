@@ -137,6 +137,11 @@ class Strategy:
 
     # -- reads --------------------------------------------------------------------------
 
+    def label_selector(self, obj: Obj) -> dict[str, Any] | None:
+        """spec.selector as a metav1.LabelSelector (/scale's status.selector); kinds whose
+        selector is a plain label map (ReplicationController) convert it."""
+        return (obj.get("spec") or {}).get("selector")
+
     def fields(self, obj: Obj) -> dict[str, str]:
         """Field-selector labels (metadata.name/namespace added by the caller)."""
         out: dict[str, str] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.conftest import ControlPlane
 
@@ -145,3 +146,164 @@ def test_apply_patch_without_field_manager_is_invalid(control_plane: ControlPlan
                    json={"metadata": {"name": "empty-manager"}, "data": {"a": "1"}}, headers={"User-Agent": "tool/1.0"})
         assert r.status_code == 201, r.text
         assert r.json()["metadata"]["managedFields"][0]["manager"] == "tool"
+
+
+APPLY = {"Content-Type": "application/apply-patch+yaml"}
+DEPLOY = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx:1.26}]}
+"""
+ALICE_FIELDS = {"f:spec": {
+    "f:replicas": {}, "f:selector": {"f:matchLabels": {"f:app": {}}},
+    "f:template": {"f:metadata": {"f:labels": {"f:app": {}}},
+                   "f:spec": {"f:containers": {'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}}}}}
+STATUS = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+          "status": {"observedGeneration": 1, "replicas": 2,
+                     "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}}
+STATUS_FIELDS = {"f:status": {
+    "f:conditions": {'k:{"type":"Progressing"}': {".": {}, "f:reason": {}, "f:status": {}, "f:type": {}}},
+    "f:observedGeneration": {}, "f:replicas": {}}}
+
+
+def entries(obj: dict) -> list[dict]:
+    """The managedFields with each time checked (RFC 3339, seconds) and replaced by "T"."""
+    out = []
+    for e in obj["metadata"]["managedFields"]:
+        if "time" in e:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["time"]), e
+            e = {**e, "time": "T"}
+        out.append(e)
+    return out
+
+
+def apply_entry(manager: str, fields: dict, subresource: str = "", time: bool = True) -> dict:
+    e = {"manager": manager, "operation": "Apply", "apiVersion": "apps/v1", **({"time": "T"} if time else {}),
+         "fieldsType": "FieldsV1", "fieldsV1": fields}
+    return {**e, "subresource": subresource} if subresource else e
+
+
+def update_entry(manager: str, fields: dict, subresource: str = "", time: bool = True) -> dict:
+    return {**apply_entry(manager, fields, subresource, time), "operation": "Update"}
+
+
+def test_server_side_apply_to_status_records_a_status_entry(control_plane: ControlPlane, namespace: str) -> None:
+    """As upstream: an Apply through /status owns the applied status fields in an entry with
+    subresource "status"; Updates through /status do likewise, and neither touches spec owners."""
+    base = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
+    with control_plane.client() as c:
+        assert c.patch(f"{base}?fieldManager=alice", content=DEPLOY.encode(), headers=APPLY).status_code == 201
+        r = c.patch(f"{base}/status?fieldManager=st", content=json.dumps(STATUS).encode(), headers=APPLY)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"]["conditions"][0]["reason"] == "NewReplicaSetAvailable"
+        assert entries(r.json()) == [apply_entry("alice", ALICE_FIELDS), apply_entry("st", STATUS_FIELDS, "status")]
+        assert entries(c.get(base).json()) == entries(r.json())
+
+        # a merge patch through /status takes status.replicas: an Update entry with subresource status
+        r = c.patch(f"{base}/status?fieldManager=ctrl", json={"status": {"replicas": 3}},
+                    headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 200, r.text
+        st_fields = {"f:status": {k: v for k, v in STATUS_FIELDS["f:status"].items() if k != "f:replicas"}}
+        assert entries(r.json()) == [
+            apply_entry("alice", ALICE_FIELDS), apply_entry("st", st_fields, "status"),
+            update_entry("ctrl", {"f:status": {"f:replicas": {}}}, "status")]
+        # a /status write cannot set managedFields
+        body = {**r.json(), "status": {**r.json()["status"], "replicas": 4}}
+        body["metadata"] = {**body["metadata"], "managedFields": [{}]}
+        r = c.put(f"{base}/status?fieldManager=ctrl", json=body)
+        assert r.status_code == 200, r.text
+        assert [e["manager"] for e in r.json()["metadata"]["managedFields"]] == ["alice", "st", "ctrl"]
+
+        # the status applier changing ctrl's field conflicts, naming the subresource
+        r = c.patch(f"{base}/status?fieldManager=st", content=json.dumps(STATUS).encode(), headers=APPLY)
+        assert r.status_code == 409, r.text
+        assert r.json()["message"] == (
+            'Apply failed with 1 conflict: conflict with "ctrl" with subresource "status" using apps/v1: .status.replicas')
+
+        # applying the object itself leaves the status owners alone (and is a no-op when nothing changed)
+        rv = c.get(base).json()["metadata"]["resourceVersion"]
+        r = c.patch(f"{base}?fieldManager=alice", content=DEPLOY.encode(), headers=APPLY)
+        assert r.status_code == 200, r.text
+        assert r.json()["metadata"]["resourceVersion"] == rv
+        assert [(e["manager"], e.get("subresource")) for e in r.json()["metadata"]["managedFields"]] == [
+            ("alice", None), ("st", "status"), ("ctrl", "status")]
+
+        # /status of something missing is a 404, not a create
+        r = c.patch(f"/apis/apps/v1/namespaces/{namespace}/deployments/nope/status?fieldManager=st",
+                    content=json.dumps({**STATUS, "metadata": {"name": "nope"}}).encode(), headers=APPLY)
+        assert r.status_code == 404, r.text
+
+
+def test_apply_carrying_managed_fields_is_a_bad_request(control_plane: ControlPlane, namespace: str) -> None:
+    """Upstream's structured merge manager: any metadata.managedFields list in an apply (even []) is a
+    400 "metadata.managedFields must be nil"; null is fine."""
+    base = f"/api/v1/namespaces/{namespace}/configmaps/mf"
+    with control_plane.client() as c:
+        for managed in ("[]", "[{manager: x, operation: Apply, apiVersion: v1, fieldsType: FieldsV1, fieldsV1: {}}]"):
+            cm = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: mf, managedFields: {managed}}}\ndata: {{a: '1'}}\n"
+            r = c.patch(f"{base}?fieldManager=me", content=cm.encode(), headers=APPLY)
+            assert r.status_code == 400, r.text
+            assert r.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                "message": "metadata.managedFields must be nil", "reason": "BadRequest", "code": 400}
+        assert c.get(base).status_code == 404  # nothing was created
+        cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mf, managedFields: null}\ndata: {a: '1'}\n"
+        r = c.patch(f"{base}?fieldManager=me", content=cm.encode(), headers=APPLY)
+        assert r.status_code == 201, r.text
+        # the same for an existing object and through /status
+        r = c.patch(f"{base}?fieldManager=me", content=cm.replace("null", "[]").encode(), headers=APPLY)
+        assert r.status_code == 400 and r.json()["message"] == "metadata.managedFields must be nil", r.text
+        dep = {**STATUS, "metadata": {"name": "web", "managedFields": []}}
+        r = c.patch(f"/apis/apps/v1/namespaces/{namespace}/deployments/web/status?fieldManager=me",
+                    content=json.dumps(dep).encode(), headers=APPLY)
+        assert r.status_code == 400 and r.json()["message"] == "metadata.managedFields must be nil", r.text
+
+
+def test_kubectl_scale_records_a_scale_entry(control_plane: ControlPlane, namespace: str) -> None:
+    """Upstream's ScaleHandler: a write through /scale owns the parent's spec.replicas in an entry with
+    subresource "scale" (parent's apiVersion, no time), taken from whoever owned it before."""
+    k = control_plane.kubectl
+    base = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
+    with control_plane.client() as c:
+        assert c.patch(f"{base}?fieldManager=alice", content=DEPLOY.encode(), headers=APPLY).status_code == 201
+        r = c.patch(f"{base}/status?fieldManager=ctrl", json={"status": {"replicas": 2}},
+                    headers={"Content-Type": "application/merge-patch+json"})
+        assert r.status_code == 200, r.text
+        k("-n", namespace, "scale", "deploy", "web", "--replicas=5")
+        d = c.get(base).json()
+        assert d["spec"]["replicas"] == 5
+        alice_rest = {"f:spec": {f: v for f, v in ALICE_FIELDS["f:spec"].items() if f != "f:replicas"}}
+        scaled = [apply_entry("alice", alice_rest),
+                  update_entry("kubectl", {"f:spec": {"f:replicas": {}}}, "scale", time=False),
+                  update_entry("ctrl", {"f:status": {"f:replicas": {}}}, "status")]
+        assert entries(d) == scaled
+        # the scale's own answer carries no managedFields, as upstream's Scale
+        assert "managedFields" not in c.get(f"{base}/scale").json()["metadata"]
+
+        # re-applying replicas: 2 conflicts with the scaler
+        r = k("-n", namespace, "apply", "--server-side", "--field-manager=alice", "-f", "-", input=DEPLOY, check=False)
+        assert r.returncode != 0
+        assert 'conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas' in r.stderr
+
+        # a PUT of the Scale by another manager moves the ownership again; a no-op scale changes nothing
+        scale = c.get(f"{base}/scale").json()
+        scale["spec"]["replicas"] = 3
+        r = c.put(f"{base}/scale?fieldManager=hpa", json=scale)
+        assert r.status_code == 200, r.text
+        d = c.get(base).json()
+        assert entries(d) == [scaled[0], update_entry("hpa", {"f:spec": {"f:replicas": {}}}, "scale", time=False),
+                              scaled[2]]
+        rv = d["metadata"]["resourceVersion"]
+        k("-n", namespace, "scale", "deploy", "web", "--replicas=3")
+        assert c.get(base).json()["metadata"]["resourceVersion"] == rv
+
+        # forcing the apply takes it back into the applier's entry
+        k("-n", namespace, "apply", "--server-side", "--force-conflicts", "--field-manager=alice", "-f", "-", input=DEPLOY)
+        d = c.get(base).json()
+        assert d["spec"]["replicas"] == 2
+        assert entries(d) == [apply_entry("alice", ALICE_FIELDS), scaled[2]]
