@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apiserver import reviews
-from apiserver.registry import apps, batch, core, misc, rbac
+from apiserver.registry import apps, batch, core, misc, networking, rbac, replication, storage
 from apiserver.registry.base import Strategy
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -116,6 +116,9 @@ RESOURCES: list[Resource] = [
        subresources=("status",)),
     _r("", "v1", "PersistentVolume", "persistentvolumes", False, core.PVStrategy(), short_names=("pv",),
        subresources=("status",)),
+    _r("", "v1", "ReplicationController", "replicationcontrollers", True, replication.ReplicationControllerStrategy(),
+       short_names=("rc",), categories=("all",), subresources=("status", "scale")),
+    _r("", "v1", "PodTemplate", "podtemplates", True, replication.PodTemplateStrategy()),
     # events.k8s.io/v1: the same stored events, another shape
     _r("events.k8s.io", "v1", "Event", "events", True, core.EventStrategy(), short_names=("ev",),
        storage_plural="events"),
@@ -133,6 +136,12 @@ RESOURCES: list[Resource] = [
     _r("batch", "v1", "Job", "jobs", True, batch.JobStrategy(), categories=("all",), subresources=("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", True, batch.CronJobStrategy(), short_names=("cj",),
        categories=("all",), subresources=("status",)),
+    # networking.k8s.io/v1: stored for ingress controllers and network plugins, as upstream
+    _r("networking.k8s.io", "v1", "Ingress", "ingresses", True, networking.IngressStrategy(), short_names=("ing",),
+       subresources=("status",)),
+    _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False, networking.IngressClassStrategy()),
+    _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, networking.NetworkPolicyStrategy(),
+       short_names=("netpol",)),
     # others
     _r("coordination.k8s.io", "v1", "Lease", "leases", True, misc.LeaseStrategy()),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, misc.EndpointSliceStrategy()),
@@ -145,6 +154,8 @@ RESOURCES: list[Resource] = [
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, rbac.RoleStrategy()),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False,
        rbac.RoleBindingStrategy()),
+    _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, storage.StorageClassStrategy(),
+       short_names=("sc",)),
     # create-only reviews: answered by apiserver.reviews, never stored
     _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, reviews.TokenReviewStrategy(),
        verbs=("create",)),

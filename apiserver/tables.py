@@ -199,6 +199,19 @@ def _rs_row(r: Obj, now: dt.datetime) -> list[Any]:
             age(_meta(r).get("creationTimestamp"), now), c, i, _selector(spec.get("selector"))]
 
 
+def _rc_row(r: Obj, now: dt.datetime) -> list[Any]:
+    # as _rs_row, but the selector is a plain label map (upstream labels.FormatLabels)
+    spec, st = r.get("spec") or {}, r.get("status") or {}
+    c, i = _containers_images(spec)
+    return [_meta(r).get("name"), spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
+            age(_meta(r).get("creationTimestamp"), now), c, i, _map_selector(spec.get("selector"))]
+
+
+def _podtemplate_row(t: Obj, now: dt.datetime) -> list[Any]:
+    c, i = _containers_images(t)  # a PodTemplate holds `template` at the top level
+    return [_meta(t).get("name"), c, i, _map_selector(((t.get("template") or {}).get("metadata") or {}).get("labels"))]
+
+
 def _ds_row(r: Obj, now: dt.datetime) -> list[Any]:
     spec, st = r.get("spec") or {}, r.get("status") or {}
     c, i = _containers_images(spec)
@@ -363,6 +376,49 @@ def _cr_row(r: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(r).get("name"), ctl, r.get("revision", 0), age(_meta(r).get("creationTimestamp"), now)]
 
 
+def _ingress_hosts(rules: list[Obj]) -> str:
+    """Upstream formatHosts: the first three hosts ("*" for none), then "+ N more..."."""
+    hosts = [r.get("host") for r in rules if r.get("host")]
+    if not hosts:
+        return "*"
+    shown = ",".join(hosts[:3])
+    return shown + (f" + {len(hosts) - 3} more..." if len(hosts) > 3 else "")
+
+
+def _load_balancer(status: Obj | None) -> str:
+    lb = ((status or {}).get("loadBalancer") or {}).get("ingress") or []
+    return ",".join(i.get("ip") or i.get("hostname") or "" for i in lb if i.get("ip") or i.get("hostname"))
+
+
+def _ingress_row(i: Obj, now: dt.datetime) -> list[Any]:
+    spec = i.get("spec") or {}
+    return [_meta(i).get("name"), spec.get("ingressClassName") or "<none>", _ingress_hosts(spec.get("rules") or []),
+            _load_balancer(i.get("status")), "80, 443" if spec.get("tls") else "80",
+            age(_meta(i).get("creationTimestamp"), now)]
+
+
+def _ingress_class_row(c: Obj, now: dt.datetime) -> list[Any]:
+    spec = c.get("spec") or {}
+    params = spec.get("parameters")
+    shown = "<none>"
+    if params:
+        shown = params.get("kind", "") + (f".{params['apiGroup']}" if params.get("apiGroup") else "") + f"/{params.get('name', '')}"
+    return [_meta(c).get("name"), spec.get("controller", ""), shown, age(_meta(c).get("creationTimestamp"), now)]
+
+
+def _netpol_row(p: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(p).get("name"), _selector((p.get("spec") or {}).get("podSelector")),
+            age(_meta(p).get("creationTimestamp"), now)]
+
+
+def _storage_class_row(c: Obj, now: dt.datetime) -> list[Any]:
+    from apiserver.registry.storage import is_default_class
+
+    name = _meta(c).get("name", "") + (" (default)" if is_default_class(c) else "")
+    return [name, c.get("provisioner", ""), c.get("reclaimPolicy", "Delete"), c.get("volumeBindingMode", "Immediate"),
+            bool(c.get("allowVolumeExpansion")), age(_meta(c).get("creationTimestamp"), now)]
+
+
 def _created_row(o: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(o).get("name"), _meta(o).get("creationTimestamp")]
 
@@ -383,6 +439,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                      AGE, *WIDE_WORKLOAD], _deploy_row),
     "replicasets": ([NAME, ("Desired", "integer", "", 0), ("Current", "integer", "", 0), ("Ready", "integer", "", 0),
                      AGE, *WIDE_WORKLOAD], _rs_row),
+    "replicationcontrollers": ([NAME, ("Desired", "integer", "", 0), ("Current", "integer", "", 0),
+                                ("Ready", "integer", "", 0), AGE, *WIDE_WORKLOAD], _rc_row),
+    "podtemplates": ([NAME, ("Containers", "string", "", 0), ("Images", "string", "", 0), ("Pod Labels", "string", "", 0)],
+                     _podtemplate_row),
     "daemonsets": ([NAME, ("Desired", "integer", "", 0), ("Current", "integer", "", 0), ("Ready", "integer", "", 0),
                     ("Up-to-date", "integer", "", 0), ("Available", "integer", "", 0), ("Node Selector", "string", "", 0),
                     AGE, *WIDE_WORKLOAD], _ds_row),
@@ -416,6 +476,13 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                               ("Allowed Disruptions", "integer", "", 0), AGE], _pdb_row),
     "priorityclasses": ([NAME, ("Value", "integer", "", 0), ("Global-Default", "boolean", "", 0), AGE,
                          ("PreemptionPolicy", "string", "", 1)], _pc_row),
+    "ingresses": ([NAME, ("Class", "string", "", 0), ("Hosts", "string", "", 0), ("Address", "string", "", 0),
+                   ("Ports", "string", "", 0), AGE], _ingress_row),
+    "ingressclasses": ([NAME, ("Controller", "string", "", 0), ("Parameters", "string", "", 0), AGE], _ingress_class_row),
+    "networkpolicies": ([NAME, ("Pod-Selector", "string", "", 0), AGE], _netpol_row),
+    "storageclasses": ([NAME, ("Provisioner", "string", "", 0), ("ReclaimPolicy", "string", "", 0),
+                        ("VolumeBindingMode", "string", "", 0), ("AllowVolumeExpansion", "string", "", 0), AGE],
+                       _storage_class_row),
     "controllerrevisions": ([NAME, ("Controller", "string", "", 0), ("Revision", "integer", "", 0), AGE], _cr_row),
 }
 

@@ -48,6 +48,7 @@ def _concurrency(flag: str, default: int, what: str):
               help="Port of the /healthz, /readyz and /metrics server (0: none).")
 # workload controllers
 @_concurrency("--concurrent-replicaset-syncs", 5, "replica sets")
+@_concurrency("--concurrent-rc-syncs", 5, "replication controllers")
 @_concurrency("--concurrent-deployment-syncs", 5, "deployments")
 @_concurrency("--concurrent-daemonset-syncs", 2, "daemon sets")
 @_concurrency("--concurrent-statefulset-syncs", 5, "stateful sets")

@@ -106,6 +106,7 @@ class ControllerManagerOptions:
 
     # workload controllers
     concurrent_replicaset_syncs: int = 5
+    concurrent_rc_syncs: int = 5
     concurrent_deployment_syncs: int = 5
     concurrent_daemonset_syncs: int = 2
     concurrent_statefulset_syncs: int = 5
@@ -214,6 +215,8 @@ class Controller:
 
     #: upstream's controller name, e.g. "replicaset-controller" (also its events' source)
     name: ClassVar[str] = ""
+    #: its events' source when upstream's differs from `name` (e.g. "replication-controller")
+    event_source: ClassVar[str] = ""
     #: other names --controllers accepts, e.g. ("replicaset",)
     aliases: ClassVar[tuple[str, ...]] = ()
     #: enabled by "*" (upstream disables a few by default, e.g. bootstrapsigner)
@@ -231,7 +234,7 @@ class Controller:
         self.options = ctx.options
         self.clock = ctx.clock
         self.log = logging.getLogger(f"controller_manager.{self.name}")
-        self.recorder = ctx.recorder(self.name, self.client)
+        self.recorder = ctx.recorder(self.event_source or self.name, self.client)
         self.queue: WorkQueue[str] = WorkQueue(name=self.name)
         self._informers: list[Informer] = []
 

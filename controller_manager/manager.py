@@ -25,6 +25,7 @@ log = logging.getLogger("controller_manager")
 CONTROLLER_MODULES: list[str] = [
     # workload controllers
     "controller_manager.replicaset",
+    "controller_manager.replication",
     "controller_manager.deployment",
     "controller_manager.daemonset",
     "controller_manager.statefulset",

@@ -56,7 +56,12 @@ def resolve_controller_ref(store: Store, obj: Obj, kind: str) -> Obj | None:
     return owner
 
 
-def selecting(store: Store, obj: Obj) -> list[Obj]:
+def spec_selector(owner: Obj) -> Obj | None:
+    """An owner's spec.selector, a metav1.LabelSelector for every kind but ReplicationController."""
+    return (owner.get("spec") or {}).get("selector")
+
+
+def selecting(store: Store, obj: Obj, selector_of: Callable[[Obj], Obj | None] = spec_selector) -> list[Obj]:
     """The objects in obj's namespace whose label selector matches obj (to find orphans' would-be
     owners). As upstream's GetPod*Sets listers: an object without labels has none, and an empty
     or invalid selector selects nothing."""
@@ -66,7 +71,7 @@ def selecting(store: Store, obj: Obj) -> list[Obj]:
     out = []
     for owner in store.by_index("namespace", obj["metadata"].get("namespace")):
         try:
-            sel = selector_from_label_selector((owner.get("spec") or {}).get("selector"))
+            sel = selector_from_label_selector(selector_of(owner))
         except (LabelSelectorError, ValueError):
             continue
         if not sel.empty and sel.matches(labels):

@@ -11,6 +11,9 @@ Per sync of a ReplicaSet (upstream pkg/controller/replicaset):
 - write status: replicas, fullyLabeledReplicas, readyReplicas, availableReplicas (ready for
   minReadySeconds), observedGeneration, and the ReplicaFailure condition when pods could
   not be created/deleted.
+
+controller_manager.replication runs this same controller over core/v1 ReplicationControllers,
+overriding only `label_selector` (an RC's selector is a label map).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from controller_manager.podcontrol import (
     resolve_controller_ref,
     selecting,
     slow_start_batch,
+    spec_selector,
 )
 from controller_manager.podutil import (
     filter_active_pods,
@@ -94,9 +98,14 @@ class ReplicaSetController(Controller):
         """The set a pod's controller reference names, if it is one of ours (uid must match)."""
         return resolve_controller_ref(self.sets.store, pod, self.kind)
 
+    def label_selector(self, rs: Obj) -> Obj | None:
+        """The set's selector as a metav1.LabelSelector (the ReplicationController manager converts
+        its label map here: the only place where the two kinds differ for this controller)."""
+        return spec_selector(rs)
+
     def _sets_selecting(self, pod: Obj) -> list[Obj]:
         """Sets in the pod's namespace whose selector matches it (for orphans)."""
-        return selecting(self.sets.store, pod)
+        return selecting(self.sets.store, pod, self.label_selector)
 
     def _pod_added(self, pod: Obj) -> None:
         if pod["metadata"].get("deletionTimestamp"):
@@ -184,7 +193,7 @@ class ReplicaSetController(Controller):
             return
         needs_sync = self.expectations.satisfied(key)
         try:
-            selector = selector_from_label_selector((rs.get("spec") or {}).get("selector"))
+            selector = selector_from_label_selector(self.label_selector(rs))
         except (LabelSelectorError, ValueError) as e:
             self.log.error("%s: invalid selector: %s", key, e)
             return

@@ -130,11 +130,12 @@ class Priority(Plugin):
 #: never charged).
 ORDER = (
     "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
-    "DefaultTolerationSeconds", "PodSecurity", "ResourceQuota",
+    "DefaultTolerationSeconds", "DefaultStorageClass", "DefaultIngressClass", "PodSecurity", "ResourceQuota",
 )
 
 
 def _build(name: str, server: APIServer) -> Plugin:
+    from apiserver.admission.defaultclass import DefaultIngressClass, DefaultStorageClass
     from apiserver.admission.limitranger import LimitRanger
     from apiserver.admission.noderestriction import NodeRestriction
     from apiserver.admission.podsecurity import PodSecurity
@@ -148,6 +149,8 @@ def _build(name: str, server: APIServer) -> Plugin:
         "NodeRestriction": lambda: NodeRestriction(server),
         "Priority": lambda: Priority(server),
         "DefaultTolerationSeconds": DefaultTolerationSeconds,
+        "DefaultStorageClass": lambda: DefaultStorageClass(server),
+        "DefaultIngressClass": lambda: DefaultIngressClass(server),
         "PodSecurity": lambda: PodSecurity(server),
         "ResourceQuota": lambda: ResourceQuota(server),
     }

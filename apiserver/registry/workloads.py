@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
-from apimachinery.validation import invalid_cause, required_cause
+from apimachinery.validation import (
+    forbidden_cause,
+    invalid_cause,
+    required_cause,
+    validate_annotations,
+    validate_labels,
+)
 from apiserver.registry import podspec
 from apiserver.registry.base import Cause, Obj
 
@@ -55,3 +61,18 @@ def selector_immutable(new: Obj, old: Obj) -> list[Cause]:
     if ns != os_:
         return [invalid_cause("spec.selector", ns, "field is immutable")]
     return []
+
+
+def validate_pod_template_spec(tpl: Any, path: str) -> list[Cause]:
+    """Upstream ValidatePodTemplateSpec: the template's labels and annotations, then its pod spec
+    (a missing spec is an empty one there, so the first complaint is about its containers)."""
+    if not isinstance(tpl, dict):
+        return [required_cause(path)]
+    meta = tpl.get("metadata") or {}
+    causes = validate_labels(meta.get("labels"), f"{path}.labels")
+    causes += validate_annotations(meta.get("annotations"), f"{path}.annotations")
+    spec = tpl.get("spec") or {}
+    causes += podspec.validate_pod_spec(spec, f"{path}.spec")
+    if isinstance(spec, dict) and spec.get("ephemeralContainers"):
+        causes.append(forbidden_cause(f"{path}.spec.ephemeralContainers", "ephemeral containers not allowed in pod template"))
+    return causes

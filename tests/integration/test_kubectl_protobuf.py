@@ -114,6 +114,15 @@ CREATES = [
      {"spec": {"hard": {"pods": "2", "requests.cpu": "500m"}}}),
     ("poddisruptionbudget", ["create", "poddisruptionbudget", "pdb1", "--selector=app=web", "--max-unavailable=0"],
      "poddisruptionbudget/pdb1", {"spec": {"maxUnavailable": 0}}),
+    # IngressRule's inline IngressRuleValue: `http` sits beside `host`
+    ("ingress", ["create", "ingress", "ing1", "--class=nginx", "--rule=foo.com/bar*=svc1:8080,tls=my-cert",
+                 "--rule=bar.com/=svc2:http", "--default-backend=defsvc:80"], "ingress/ing1",
+     {"spec": {"ingressClassName": "nginx", "defaultBackend": {"service": {"name": "defsvc", "port": {"number": 80}}},
+               "tls": [{"hosts": ["foo.com"], "secretName": "my-cert"}],
+               "rules": [{"host": "foo.com", "http": {"paths": [
+                   {"path": "/bar", "pathType": "Prefix", "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}]}},
+                   {"host": "bar.com", "http": {"paths": [
+                       {"path": "/", "pathType": "Exact", "backend": {"service": {"name": "svc2", "port": {"name": "http"}}}}]}}]}}),
 ]
 
 CLUSTER_SCOPED = ("namespace", "clusterrole", "clusterrolebinding", "priorityclass")
@@ -310,6 +319,8 @@ def protobuf_plane() -> Iterator[ControlPlane]:
     (["create", "priorityclass", "pc-pb", "--value=0", "--preemption-policy=Never"], "priorityclass/pc-pb"),
     (["create", "poddisruptionbudget", "pdb", "--selector=a=b", "--min-available=50%"], "poddisruptionbudget/pdb"),
     (["create", "rolebinding", "rb", "--clusterrole=view", "--group=g"], "rolebinding/rb"),
+    (["create", "ingress", "ing", "--class=nginx", "--rule=foo.com/*=svc:http,tls=cert",
+      "--default-backend=def:8080"], "ingress/ing"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_kubectl_reads_protobuf_responses(
     protobuf_plane: ControlPlane, kubectl_cache: str, args: list[str], ref: str,
@@ -323,6 +334,74 @@ def test_kubectl_reads_protobuf_responses(
         o.pop("status", None)  # Go shows an empty status struct, unstructured JSON shows what is stored
     assert from_protobuf == from_json
     kubectl(protobuf_plane, kubectl_cache, "delete", ref, "--wait=false")
+
+
+def response_content_types(stderr: str, path: str) -> list[str]:
+    """Content-Types of the responses to GETs of `path` in `kubectl -v=8` output."""
+    types, lines = [], stderr.splitlines()
+    for i, line in enumerate(lines):
+        if '"Request" verb="GET"' in line and re.search(rf'url="https://[^/"]+{re.escape(path)}"', line):
+            start = next(j for j in range(i + 1, len(lines)) if '"Response" status=' in lines[j])
+            end = next(j for j in range(start + 1, len(lines)) if lines[j].startswith(" >"))
+            types += [m.group(1) for h in lines[start + 1:end] if (m := re.match(r"\s*Content-Type: (\S+)", h))]
+    return types
+
+
+# (the object, as POSTed as JSON, and what `kubectl describe` must show of it): describe reads the object
+# with client-go's typed client, which asks for protobuf, so Go decodes our bytes into its own structs
+DESCRIBED = [
+    ({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "np"},
+      "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress", "Egress"],
+               "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                                     {"namespaceSelector": {"matchLabels": {"team": "a"}}}],
+                            "ports": [{"protocol": "TCP", "port": 5432, "endPort": 5440},
+                                      {"protocol": "TCP", "port": "pg"}]}],
+               "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "dns"}}}],
+                           "ports": [{"protocol": "UDP", "port": 53}]}]}},
+     ["PodSelector:     app=db", "To Port Range: 5432-5440/TCP", "To Port: pg/TCP", "CIDR: 10.0.0.0/8",
+      "Except: 10.1.0.0/16", "NamespaceSelector: team=a", "To Port: 53/UDP", "PodSelector: app=dns",
+      "Policy Types: Ingress, Egress"]),
+    ({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "pbsc"},
+      "provisioner": "example.com/csi", "parameters": {"type": "ssd"}, "reclaimPolicy": "Retain",
+      "allowVolumeExpansion": False, "volumeBindingMode": "WaitForFirstConsumer", "mountOptions": ["debug"],
+      "allowedTopologies": [{"matchLabelExpressions": [{"key": "topology.kubernetes.io/zone", "values": ["a", "b"]}]}]},
+     ["Provisioner:           example.com/csi", "Parameters:            type=ssd", "AllowVolumeExpansion:  False",
+      "ReclaimPolicy:      Retain", "VolumeBindingMode:  WaitForFirstConsumer",
+      "Term 0:           topology.kubernetes.io/zone in [a, b]", "  debug"]),
+    ({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "pbic"},
+      "spec": {"controller": "example.com/ingress",
+               "parameters": {"apiGroup": "example.com", "kind": "Params", "name": "p", "scope": "Cluster"}}},
+     ["Controller:   example.com/ingress", "APIGroup:  example.com", "Kind:      Params", "Name:      p"]),
+    ({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "ing"},
+      "spec": {"ingressClassName": "pbic", "tls": [{"hosts": ["foo.com"], "secretName": "cert"}],
+               "rules": [{"host": "foo.com", "http": {"paths": [
+                   {"path": "/bar", "pathType": "Prefix",
+                    "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}]}}]}},
+     ["Ingress Class:    pbic", "cert terminates foo.com", "foo.com", "/bar   svc1:8080"]),
+]
+
+
+@pytest.mark.parametrize(("obj", "shows"), DESCRIBED, ids=[o["kind"] for o, _ in DESCRIBED])
+def test_kubectl_describe_reads_protobuf(
+    protobuf_plane: ControlPlane, kubectl_cache: str, obj: dict, shows: list[str],
+) -> None:
+    group, version = obj["apiVersion"].split("/")
+    plural = {"NetworkPolicy": "networkpolicies", "StorageClass": "storageclasses",
+              "IngressClass": "ingressclasses", "Ingress": "ingresses"}[obj["kind"]]
+    ns = "/namespaces/default" if obj["kind"] in ("NetworkPolicy", "Ingress") else ""
+    path = f"/apis/{group}/{version}{ns}/{plural}"
+    with protobuf_plane.client() as c:
+        r = c.post(path, json=obj)
+        assert r.status_code == 201, r.text
+    ref = f"{plural}/{obj['metadata']['name']}"
+    try:
+        r = kubectl(protobuf_plane, kubectl_cache, "-v=8", "-n", "default", "describe", ref)
+        assert PROTOBUF in response_content_types(r.stderr, f"{path}/{obj['metadata']['name']}")
+        for line in shows:
+            assert line in r.stdout, f"{line!r} not in:\n{r.stdout}"
+    finally:
+        with protobuf_plane.client() as c:
+            c.delete(f"{path}/{obj['metadata']['name']}")
 
 
 RICH_POD_SPEC = {

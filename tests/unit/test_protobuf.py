@@ -124,6 +124,15 @@ KUBECTL_BODIES = {
         "6b3873000a280a1861757468656e7469636174696f6e2e6b38732e696f2f7631120c546f6b656e526571756573741222"
         "0a100a0012001a0022002a0032003800420012080a0361706920d8041a040a0012001a002200"
     ),
+    # kubectl create ingress ing --class=nginx --rule=foo.com/bar*=svc1:8080,tls=my-cert --rule=bar.com/=svc2:http
+    #   --default-backend=defsvc:80
+    "ingress": (
+        "6b3873000a1f0a146e6574776f726b696e672e6b38732e696f2f76311207496e677265737312ac010a170a03696e6712"
+        "001a046361703222002a00320038004200128c010a10220e0a0664656673766312040a00105012120a07666f6f2e636f"
+        "6d12076d792d636572741a2e0a07666f6f2e636f6d12230a210a1f0a042f626172120f220d0a047376633112050a0010"
+        "903f1a065072656669781a2d0a076261722e636f6d12220a200a1e0a012f121222100a047376633212080a0468747470"
+        "10001a05457861637422056e67696e781a020a001a002200"
+    ),
     # kubectl drain --disable-eviction --grace-period=3 (a typed Delete sends DeleteOptions)
     "deleteoptions": ("6b3873000a130a027631120d44656c6574654f7074696f6e73120208031a002200"),
 }
@@ -298,6 +307,24 @@ KUBECTL_JSON = {
         "spec": {"audiences": ["api"], "expirationSeconds": 600},
         "status": {"token": "", "expirationTimestamp": None},
     },
+    "ingress": {
+        "kind": "Ingress",
+        "apiVersion": "networking.k8s.io/v1",
+        "metadata": {"name": "ing", "namespace": "cap2"},
+        "spec": {
+            "ingressClassName": "nginx",
+            "defaultBackend": {"service": {"name": "defsvc", "port": {"number": 80}}},
+            "tls": [{"hosts": ["foo.com"], "secretName": "my-cert"}],
+            "rules": [
+                {"host": "foo.com", "http": {"paths": [
+                    {"path": "/bar", "pathType": "Prefix",
+                     "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}]}},
+                {"host": "bar.com", "http": {"paths": [
+                    {"path": "/", "pathType": "Exact", "backend": {"service": {"name": "svc2", "port": {"name": "http"}}}}]}},
+            ],
+        },
+        "status": {"loadBalancer": {}},
+    },
     "deleteoptions": {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 3},
 }
 
@@ -338,6 +365,36 @@ UPSTREAM_FIELDS = [
     ("meta_v1.ObjectMeta", "creationTimestamp", 8, pb.OMIT_ZERO),
     ("meta_v1.ObjectMeta", "deletionGracePeriodSeconds", 10, pb.POINTER),
     ("meta_v1.ObjectMeta", "managedFields", 17, pb.OMIT_EMPTY),
+    ("core_v1.TopologySelectorLabelRequirement", "values", 2, pb.ALWAYS),
+    ("networking_v1.IngressRule", "ingressRuleValue", 2, pb.INLINE),
+    ("networking_v1.IngressRuleValue", "http", 1, pb.POINTER),
+    ("networking_v1.HTTPIngressRuleValue", "paths", 1, pb.ALWAYS),
+    ("networking_v1.HTTPIngressPath", "pathType", 3, pb.POINTER),
+    ("networking_v1.HTTPIngressPath", "backend", 2, pb.ALWAYS),
+    ("networking_v1.IngressSpec", "ingressClassName", 4, pb.POINTER),
+    ("networking_v1.IngressSpec", "defaultBackend", 1, pb.POINTER),
+    ("networking_v1.IngressBackend", "service", 4, pb.POINTER),
+    ("networking_v1.IngressServiceBackend", "port", 2, pb.OMIT_EMPTY),
+    ("networking_v1.IngressPortStatus", "error", 3, pb.POINTER),
+    ("networking_v1.IngressClassParametersReference", "aPIGroup", 1, pb.POINTER),
+    ("networking_v1.IngressClassParametersReference", "scope", 4, pb.POINTER),
+    ("networking_v1.NetworkPolicySpec", "podSelector", 1, pb.ALWAYS),
+    ("networking_v1.NetworkPolicyPeer", "ipBlock", 3, pb.POINTER),
+    ("networking_v1.NetworkPolicyPort", "port", 2, pb.POINTER),
+    ("networking_v1.NetworkPolicyPort", "endPort", 3, pb.POINTER),
+    ("networking_v1.IPBlock", "cidr", 1, pb.ALWAYS),
+    ("storage_v1.StorageClass", "provisioner", 2, pb.ALWAYS),
+    ("storage_v1.StorageClass", "reclaimPolicy", 4, pb.POINTER),
+    ("storage_v1.StorageClass", "allowVolumeExpansion", 6, pb.POINTER),
+    ("storage_v1.StorageClass", "volumeBindingMode", 7, pb.POINTER),
+    ("storage_v1.StorageClass", "allowedTopologies", 8, pb.OMIT_EMPTY),
+    ("core_v1.ReplicationControllerSpec", "replicas", 1, pb.POINTER),
+    ("core_v1.ReplicationControllerSpec", "selector", 2, pb.OMIT_EMPTY),
+    ("core_v1.ReplicationControllerSpec", "template", 3, pb.POINTER),
+    ("core_v1.ReplicationControllerSpec", "minReadySeconds", 4, pb.OMIT_EMPTY),
+    ("core_v1.ReplicationControllerStatus", "replicas", 1, pb.ALWAYS),
+    ("core_v1.ReplicationControllerStatus", "observedGeneration", 3, pb.OMIT_EMPTY),
+    ("core_v1.PodTemplate", "template", 2, pb.OMIT_EMPTY),
 ]
 
 
@@ -432,6 +489,11 @@ SAMPLES = [
                "accessModes": ["ReadWriteOnce"], "persistentVolumeReclaimPolicy": "Retain",
                "claimRef": {"kind": "PersistentVolumeClaim", "namespace": "ns", "name": "c"}},
          status={"phase": "Available", "lastPhaseTransitionTime": T}),
+    _obj("v1", "ReplicationController", spec={"replicas": 0, "selector": {"app": "x"}, "template": TEMPLATE},
+         status={"replicas": 0, "readyReplicas": 1, "observedGeneration": 3,
+                 "conditions": [{"type": "ReplicaFailure", "status": "True", "lastTransitionTime": T,
+                                 "reason": "FailedCreate", "message": "m"}]}),
+    _obj("v1", "PodTemplate", template=TEMPLATE),
     _obj("v1", "Binding", {"name": "p", "namespace": "ns"}, target={"kind": "Node", "name": "n"}),
     _obj("events.k8s.io/v1", "Event", eventTime="2026-11-21T20:39:48.123456Z",
          series={"count": 2, "lastObservedTime": "2026-11-21T20:40:00.000001Z"}, reportingController="c",
@@ -480,12 +542,44 @@ SAMPLES = [
                                                                   "terminating": False},
                      "targetRef": {"kind": "Pod", "name": "p"}, "nodeName": "n"}],
          ports=[{"name": "", "protocol": "TCP", "port": 80}]),
+    _obj("networking.k8s.io/v1", "Ingress", spec={
+        "ingressClassName": "nginx",
+        "defaultBackend": {"resource": {"apiGroup": "k8s.example.com", "kind": "StorageBucket", "name": "b"}},
+        "tls": [{"hosts": ["a.example.com"], "secretName": "tls"}, {}],
+        "rules": [{"host": "a.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+            {"path": "/api", "pathType": "Exact", "backend": {"service": {"name": "api", "port": {"name": "http"}}}},
+            {"pathType": "ImplementationSpecific", "backend": {"resource": {"kind": "K", "name": "r"}}}]}},
+            {"host": "*.example.com"}, {"http": {"paths": None}}]},
+        status={"loadBalancer": {"ingress": [{"ip": "10.0.0.1", "ports": [{"port": 443, "protocol": "TCP",
+                                                                           "error": "Pending"}]},
+                                             {"hostname": "lb.example.com"}]}}),
+    _obj("networking.k8s.io/v1", "IngressClass",
+         {**CLUSTER_META, "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+         spec={"controller": "k8s.io/ingress-nginx",
+               "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "p",
+                              "scope": "Namespace", "namespace": "ns"}}),
+    _obj("networking.k8s.io/v1", "NetworkPolicy", spec={
+        "podSelector": {},
+        "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                              {"namespaceSelector": {"matchLabels": {"team": "a"}}, "podSelector": SELECTOR}],
+                     "ports": [{"protocol": "TCP", "port": 8000, "endPort": 9000}, {"protocol": "TCP", "port": "http"},
+                               {"port": 0, "endPort": 0}]},
+                    {}],
+        "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "UDP", "port": 53}]}],
+        "policyTypes": ["Ingress", "Egress"]}),
     _obj("policy/v1", "PodDisruptionBudget", spec={"minAvailable": "50%", "selector": SELECTOR},
          status={"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}),
     _obj("policy/v1", "Eviction", {"name": "p", "namespace": "ns"},
          deleteOptions={"gracePeriodSeconds": 0, "preconditions": {"uid": "u"}}),
     _obj("scheduling.k8s.io/v1", "PriorityClass", CLUSTER_META, value=0,
          description="d", preemptionPolicy="Never"),
+    _obj("storage.k8s.io/v1", "StorageClass", CLUSTER_META, provisioner="rancher.io/local-path",
+         parameters={"type": "ssd", "empty": ""}, reclaimPolicy="Retain", mountOptions=["debug"],
+         allowVolumeExpansion=False, volumeBindingMode="WaitForFirstConsumer",
+         allowedTopologies=[{"matchLabelExpressions": [{"key": "topology.kubernetes.io/zone",
+                                                        "values": ["a", "b"]}]},
+                            {"matchLabelExpressions": [{"key": "k", "values": None}]}, {}]),
     _obj("rbac.authorization.k8s.io/v1", "Role",
          rules=[{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["p"]}]),
     _obj("rbac.authorization.k8s.io/v1", "RoleBinding",
@@ -660,6 +754,92 @@ def test_json_name_differs_from_proto_name() -> None:
     msg = pb.authentication_v1.TokenRequest.FromString(pb.runtime.Unknown.FromString(body[4:]).raw)
     assert msg.spec.boundObjectRef.uID == "abc"
     assert pbuf.decode(body)["spec"]["boundObjectRef"]["uid"] == "abc"
+
+
+def _raw(body: bytes, cls):
+    return cls.FromString(pb.runtime.Unknown.FromString(body[4:]).raw)
+
+
+def test_ingress_rule_value_is_inline() -> None:
+    paths = [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+             {"path": "/x", "pathType": "Exact", "backend": {"service": {"name": "x", "port": {"name": "http"}}}}]
+    ing = {"kind": "Ingress", "apiVersion": "networking.k8s.io/v1", "metadata": {"name": "i"},
+           "spec": {"rules": [{"host": "a.example.com", "http": {"paths": paths}}, {"host": "b.example.com"}]}}
+    body = pbuf.encode(ing)
+    msg = _raw(body, pb.networking_v1.Ingress)
+    # on the wire: IngressRule.ingressRuleValue(2).http(1).paths(1); JSON has `http` beside `host`
+    rule = msg.spec.rules[0]
+    assert rule.host == "a.example.com"
+    assert rule.ingressRuleValue.http.paths[0].backend.service.port.number == 80
+    assert rule.ingressRuleValue.http.paths[1].backend.service.port.name == "http"
+    assert not msg.spec.rules[1].ingressRuleValue.HasField("http")  # a nil *HTTPIngressRuleValue
+    got = pbuf.decode(body)
+    assert got["spec"]["rules"] == [{"host": "a.example.com", "http": {"paths": paths}}, {"host": "b.example.com"}]
+    assert got["status"] == {"loadBalancer": {}}  # value structs: encoding/json always writes them
+    # Go's zeros: a path without backend shows `backend: {}`, a service's unset port `port: {}`
+    bare = {**ing, "spec": {"rules": [{"http": {"paths": [{"path": "/"}, {"backend": {"service": {"name": "s"}}}]}}]}}
+    assert pbuf.decode(pbuf.encode(bare))["spec"]["rules"] == [
+        {"http": {"paths": [{"path": "/", "backend": {}}, {"backend": {"service": {"name": "s", "port": {}}}}]}}]
+
+
+def test_network_policy_ports_and_peers() -> None:
+    np = {"kind": "NetworkPolicy", "apiVersion": "networking.k8s.io/v1", "metadata": {"name": "n"},
+          "spec": {"podSelector": {"matchLabels": {"app": "db"}},
+                   "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                                "ports": [{"protocol": "TCP", "port": 5432, "endPort": 5440},
+                                          {"protocol": "TCP", "port": "postgres"}]}],
+                   "policyTypes": ["Ingress"]}}
+    body = pbuf.encode(np)
+    msg = _raw(body, pb.networking_v1.NetworkPolicy)
+    ports = msg.spec.ingress[0].ports
+    assert (ports[0].port.type, ports[0].port.intVal, ports[0].endPort) == (0, 5432, 5440)
+    assert (ports[1].port.type, ports[1].port.strVal) == (1, "postgres") and not ports[1].HasField("endPort")
+    assert getattr(msg.spec.ingress[0], "from")[0].ipBlock.cidr == "10.0.0.0/8"
+    assert pbuf.decode(body) == np
+    # podSelector has no omitempty: an empty one is `{}`; a peer's nil selectors stay out
+    empty = {**np, "spec": {"ingress": [{"from": [{"ipBlock": {"cidr": "1.2.3.4/32"}}]}]}}
+    assert pbuf.decode(pbuf.encode(empty))["spec"] == {"podSelector": {}, **empty["spec"]}
+
+
+def test_ingress_class_parameters_api_group() -> None:
+    # Go `APIGroup` with protobuf name aPIGroup, JSON apiGroup
+    ic = {"kind": "IngressClass", "apiVersion": "networking.k8s.io/v1", "metadata": {"name": "c"},
+          "spec": {"controller": "example.com/ingress",
+                   "parameters": {"apiGroup": "example.com", "kind": "Params", "name": "p", "scope": "Cluster"}}}
+    body = pbuf.encode(ic)
+    msg = _raw(body, pb.networking_v1.IngressClass)
+    assert msg.spec.parameters.aPIGroup == "example.com" and not msg.spec.parameters.HasField("namespace")
+    assert pbuf.decode(body) == ic
+    bare = {**ic, "spec": {"parameters": {"kind": "Params", "name": "p"}}}
+    assert pbuf.decode(pbuf.encode(bare))["spec"] == {"parameters": {"kind": "Params", "name": "p"}}
+
+
+def test_storage_class_pointers_and_topologies() -> None:
+    sc = {"kind": "StorageClass", "apiVersion": "storage.k8s.io/v1", "metadata": {"name": "s"},
+          "provisioner": "example.com/csi", "allowVolumeExpansion": False, "reclaimPolicy": "Delete",
+          "volumeBindingMode": "Immediate",
+          "allowedTopologies": [{"matchLabelExpressions": [{"key": "zone", "values": ["a"]}]}]}
+    body = pbuf.encode(sc)
+    msg = _raw(body, pb.storage_v1.StorageClass)
+    assert msg.HasField("allowVolumeExpansion") and msg.allowVolumeExpansion is False  # *bool false is kept
+    assert list(msg.allowedTopologies[0].matchLabelExpressions[0].values) == ["a"]
+    assert pbuf.decode(body) == sc
+    # provisioner has no omitempty; unset pointers stay out
+    assert pbuf.decode(pbuf.encode({**sc, "provisioner": "", "allowVolumeExpansion": None, "reclaimPolicy": None,
+                                    "volumeBindingMode": None, "allowedTopologies": None})) == {
+        "kind": "StorageClass", "apiVersion": "storage.k8s.io/v1", "metadata": {"name": "s"}, "provisioner": ""}
+
+
+@pytest.mark.parametrize(("api_version", "list_kind", "item"), [
+    ("networking.k8s.io/v1", "IngressList", {"metadata": {"name": "i"}, "spec": {}, "status": {"loadBalancer": {}}}),
+    ("networking.k8s.io/v1", "IngressClassList", {"metadata": {"name": "c"}, "spec": {}}),
+    ("networking.k8s.io/v1", "NetworkPolicyList", {"metadata": {"name": "n"}, "spec": {"podSelector": {}}}),
+    ("storage.k8s.io/v1", "StorageClassList", {"metadata": {"name": "s"}, "provisioner": "p"}),
+])
+def test_networking_and_storage_lists(api_version: str, list_kind: str, item: dict) -> None:
+    body = pbuf.encode_list(api_version, list_kind, {"resourceVersion": "3"}, [item])
+    assert pbuf.decode(body) == {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": "3"},
+                                 "items": [item]}
 
 
 # --- the special types --------------------------------------------------------------------------------
