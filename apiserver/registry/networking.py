@@ -17,18 +17,20 @@ from apimachinery.validation import (
     invalid_cause,
     is_dns1123_subdomain,
     is_valid_ip,
+    not_supported_cause,
     regex_error,
     required_cause,
     too_long_cause,
-    too_many_cause,
     validate_cidr,
     validate_dns1035_label,
+    validate_dns1123_label,
     validate_dns1123_subdomain,
     validate_enum,
     validate_immutable,
     validate_label_selector,
     validate_object_meta,
     validate_object_meta_update,
+    validate_path_segment_name,
     validate_port,
     validate_port_name,
 )
@@ -36,7 +38,7 @@ from apiserver.registry.base import Cause, Obj, Strategy
 
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 PATH_TYPES = ("Exact", "ImplementationSpecific", "Prefix")
-PROTOCOLS = ("SCTP", "TCP", "UDP")
+PROTOCOLS = ("TCP", "UDP", "SCTP")  # upstream lists them in this order
 POLICY_TYPES = ("Ingress", "Egress")
 
 _WILDCARD_FMT = r"\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
@@ -49,56 +51,63 @@ _BAD_PATH_SUFFIXES = ("/..", "/.")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+")
 
 
-def _host_causes(host: str, path: str, allow_wildcard: bool = True) -> list[Cause]:
-    """An Ingress host: a DNS name (a leading `*.` allowed), never an IP address."""
-    if not is_valid_ip(host):
-        return [invalid_cause(path, host, "must be a DNS name, not an IP address")]
-    if allow_wildcard and host.startswith("*"):
+def _host_causes(host: str, path: str, rule: bool = True) -> list[Cause]:
+    """A rule's or TLS entry's host: a DNS name, or a wildcard one when it holds a `*`; a rule's
+    host may not be an IP address (upstream reports that and the DNS errors both)."""
+    causes = [invalid_cause(path, host, "must be a DNS name, not an IP address")] if rule and not is_valid_ip(host) else []
+    if "*" in host:
         if len(host) > 253 or _WILDCARD_RE.fullmatch(host) is None:
-            return [invalid_cause(path, host, regex_error(_WILDCARD_ERR, _WILDCARD_FMT, "*.example.com"))]
-        return []
-    return [invalid_cause(path, host, m) for m in is_dns1123_subdomain(host)]
+            causes.append(invalid_cause(path, host, regex_error(_WILDCARD_ERR, _WILDCARD_FMT, "*.example.com")))
+        return causes
+    return causes + [invalid_cause(path, host, m) for m in is_dns1123_subdomain(host)]
 
 
 def _backend_causes(backend: Any, path: str) -> list[Cause]:
     if not isinstance(backend, dict):
-        return [required_cause(path)]
+        backend = {}
     service, resource = backend.get("service"), backend.get("resource")
-    if service is None and resource is None:
-        return [invalid_cause(path, "", "one backend type must be specified")]
     if service is not None and resource is not None:
         return [invalid_cause(path, "", "cannot set both resource and service backends")]
     if resource is not None:
-        causes = []
-        for f in ("kind", "name"):
-            if not resource.get(f):
-                causes.append(required_cause(child(child(path, "resource"), f)))
-        return causes
+        return _typed_reference_causes(resource, child(path, "resource"))
+    if service is None:
+        return [invalid_cause(path, "", "resource or service backend is required")]
     sp = child(path, "service")
-    causes = validate_dns1035_label(service.get("name") or "", child(sp, "name")) if service.get("name") else [
+    causes = validate_dns1035_label(service["name"], child(sp, "name")) if service.get("name") else [
         required_cause(child(sp, "name"))]
     port = service.get("port") or {}
-    pp = child(sp, "port")
     if port.get("name") and port.get("number"):
-        causes.append(invalid_cause(pp, port, "cannot set both port name & port number"))
+        causes.append(invalid_cause(path, "", "cannot set both port name & port number"))
     elif port.get("name"):
-        causes += validate_port_name(port["name"], child(pp, "name"))
-    elif port.get("number") is not None:
-        causes += validate_port(port["number"], child(pp, "number"))
+        causes += validate_port_name(port["name"], f"{sp}.port.name")
+    elif port.get("number"):
+        causes += validate_port(port["number"], f"{sp}.port.number")
     else:
-        causes.append(required_cause(pp, "port name or number is required"))
+        causes.append(required_cause(path, "port name or number is required"))
+    return causes
+
+
+def _typed_reference_causes(ref: Obj, path: str) -> list[Cause]:
+    """Upstream validateIngressTypedLocalObjectReference (a resource backend, IngressClass parameters)."""
+    causes: list[Cause] = []
+    if ref.get("apiGroup") is not None:
+        causes += validate_dns1123_subdomain(ref["apiGroup"], child(path, "apiGroup"))
+    for f in ("kind", "name"):
+        value = ref.get(f) or ""
+        if not value:
+            causes.append(required_cause(child(path, f), f"{f} is required"))
+        else:
+            causes += [invalid_cause(child(path, f), value, m) for m in validate_path_segment_name(value)]
     return causes
 
 
 def _path_causes(p: Obj, path: str) -> list[Cause]:
-    causes: list[Cause] = []
     ptype = p.get("pathType")
     value = p.get("path") or ""
     if not ptype:
-        causes.append(required_cause(child(path, "pathType"), "pathType must be specified"))
-    elif ptype not in PATH_TYPES:
-        causes.append(validate_enum(ptype, PATH_TYPES, child(path, "pathType"))[0])
-    elif ptype in ("Exact", "Prefix"):
+        return [required_cause(child(path, "pathType"), "pathType must be specified")]
+    causes: list[Cause] = []
+    if ptype in ("Exact", "Prefix"):
         if not value.startswith("/"):
             causes.append(invalid_cause(child(path, "path"), value, "must be an absolute path"))
         for bad in _BAD_PATH_PARTS:
@@ -107,10 +116,12 @@ def _path_causes(p: Obj, path: str) -> list[Cause]:
         for bad in _BAD_PATH_SUFFIXES:
             if value.endswith(bad):
                 causes.append(invalid_cause(child(path, "path"), value, f"cannot end with '{bad}'"))
-    elif value and not value.startswith("/"):
-        causes.append(invalid_cause(child(path, "path"), value, "must be an absolute path"))
-    causes += _backend_causes(p.get("backend"), child(path, "backend"))
-    return causes
+    elif ptype == "ImplementationSpecific":
+        if value and not value.startswith("/"):
+            causes.append(invalid_cause(child(path, "path"), value, "must be an absolute path"))
+    else:
+        causes += validate_enum(ptype, PATH_TYPES, child(path, "pathType"))
+    return causes + _backend_causes(p.get("backend"), child(path, "backend"))
 
 
 class IngressStrategy(Strategy):
@@ -121,7 +132,7 @@ class IngressStrategy(Strategy):
         causes = super().validate(obj, namespaced) + _ingress_spec_causes(obj.get("spec") or {})
         # upstream checks the legacy annotation against the class field on create only
         annotation = ((obj.get("metadata") or {}).get("annotations") or {}).get(INGRESS_CLASS_ANNOTATION)
-        if annotation is not None and (obj.get("spec") or {}).get("ingressClassName"):
+        if annotation is not None and (obj.get("spec") or {}).get("ingressClassName") is not None:
             causes.append(invalid_cause(f"annotations.{INGRESS_CLASS_ANNOTATION}", annotation,
                                         "can not be set when the class field is also set"))
         return causes
@@ -153,10 +164,10 @@ def _ingress_spec_causes(spec: Obj) -> list[Cause]:
             causes += _path_causes(p, index(f"{rp}.http.paths", j))
     for i, tls in enumerate(spec.get("tls") or []):
         for j, host in enumerate(tls.get("hosts") or []):
-            causes += _host_causes(host, index(child(index("spec.tls", i), "hosts"), j))
+            causes += _host_causes(host, index(child(index("spec.tls", i), "hosts"), j), rule=False)
         if tls.get("secretName"):
             causes += validate_dns1123_subdomain(tls["secretName"], child(index("spec.tls", i), "secretName"))
-    if spec.get("ingressClassName"):
+    if spec.get("ingressClassName") is not None:
         causes += validate_dns1123_subdomain(spec["ingressClassName"], "spec.ingressClassName")
     return causes
 
@@ -173,24 +184,12 @@ class IngressClassStrategy(Strategy):
         causes = super().validate(obj, namespaced)
         spec = obj.get("spec") or {}
         controller = spec.get("controller") or ""
-        if not controller:
-            causes.append(required_cause("spec.controller"))
-        elif len(controller) > 250:
+        if len(controller) > 250:
             causes.append(too_long_cause("spec.controller", 250))
-        else:
-            causes += _domain_prefixed_path(controller, "spec.controller")
+        causes += _domain_prefixed_path(controller, "spec.controller")
         params = spec.get("parameters")
         if isinstance(params, dict):
-            pp = "spec.parameters"
-            for f in ("kind", "name"):
-                if not params.get(f):
-                    causes.append(required_cause(child(pp, f)))
-            scope = params.get("scope")
-            causes += validate_enum(scope, ("Cluster", "Namespace"), child(pp, "scope"))
-            if scope == "Namespace" and not params.get("namespace"):
-                causes.append(required_cause(child(pp, "namespace"), "`parameters.scope` is set to 'Namespace'"))
-            if scope == "Cluster" and params.get("namespace"):
-                causes.append(forbidden_cause(child(pp, "namespace"), "`parameters.scope` is set to 'Cluster'"))
+            causes += _parameters_causes(params, "spec.parameters")
         return causes
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
@@ -200,14 +199,35 @@ class IngressClassStrategy(Strategy):
         return causes
 
 
+def _parameters_causes(params: Obj, path: str) -> list[Cause]:
+    """Upstream validateIngressClassParametersReference."""
+    causes = _typed_reference_causes(params, path)
+    scope = params.get("scope")
+    if scope is None:
+        return [*causes, required_cause(child(path, "scope"))]
+    if scope not in ("Cluster", "Namespace"):
+        return [*causes, not_supported_cause(child(path, "scope"), scope, ("Cluster", "Namespace"))]
+    namespace = params.get("namespace")
+    if scope == "Namespace":
+        if namespace is None:
+            causes.append(required_cause(child(path, "namespace"), "`parameters.scope` is set to 'Namespace'"))
+        else:
+            causes += validate_dns1123_label(namespace, child(path, "namespace"))
+    elif namespace is not None:
+        causes.append(forbidden_cause(child(path, "namespace"), "`parameters.scope` is set to 'Cluster'"))
+    return causes
+
+
 def _domain_prefixed_path(value: str, path: str) -> list[Cause]:
     """Upstream IsDomainPrefixedPath: `example.com/some-path`."""
-    host, sep, rest = value.partition("/")
-    if not sep:
+    if not value:
+        return [required_cause(path)]
+    host, _, rest = value.partition("/")
+    if not host or not rest:
         return [invalid_cause(path, value, 'must be a domain-prefixed path (such as "acme.io/foo")')]
     causes = [invalid_cause(path, host, m) for m in is_dns1123_subdomain(host)]
     if _PATH_CHARS.fullmatch(rest) is None:
-        causes.append(invalid_cause(path, rest, "Invalid path"))
+        causes.append(invalid_cause(path, rest, regex_error("Invalid path", _PATH_CHARS.pattern)))
     return causes
 
 
@@ -240,7 +260,7 @@ class NetworkPolicyStrategy(Strategy):
                     causes += _peer_causes(peer, index(child(rp, peers), j))
         types = spec.get("policyTypes") or []
         if len(types) > len(POLICY_TYPES):
-            causes.append(too_many_cause("spec.policyTypes", len(types), len(POLICY_TYPES)))
+            return [*causes, invalid_cause("spec.policyTypes", types, "may not specify more than two policyTypes")]
         for i, t in enumerate(types):
             causes += validate_enum(t, POLICY_TYPES, index("spec.policyTypes", i))
         return causes
@@ -249,44 +269,52 @@ class NetworkPolicyStrategy(Strategy):
 def _policy_port_causes(port: Obj, path: str) -> list[Cause]:
     causes = validate_enum(port.get("protocol"), PROTOCOLS, child(path, "protocol"), required=False)
     value, end = port.get("port"), port.get("endPort")
+    end_path = child(path, "endPort")
     if isinstance(value, str):
-        causes += validate_port_name(value, child(path, "port"))
         if end is not None:
-            causes.append(invalid_cause(child(path, "endPort"), end, "may not be specified when `port` is non-numeric"))
+            causes.append(invalid_cause(end_path, end, "may not be specified when `port` is non-numeric"))
+        causes += validate_port_name(value, child(path, "port"))
     elif value is not None:
         causes += validate_port(value, child(path, "port"))
         if end is not None:
-            causes += validate_port(end, child(path, "endPort"))
             if isinstance(end, int) and isinstance(value, int) and end < value:
-                causes.append(invalid_cause(child(path, "endPort"), end, "must be greater than or equal to `port`"))
+                # upstream reports the port's value here, not endPort's
+                causes.append(invalid_cause(end_path, value, "must be greater than or equal to `port`"))
+            causes += validate_port(end, end_path)
     elif end is not None:
-        causes.append(required_cause(child(path, "port"), "must be specified when `endPort` is specified"))
+        causes.append(invalid_cause(end_path, end, "may not be specified when `port` is not specified"))
     return causes
 
 
 def _peer_causes(peer: Obj, path: str) -> list[Cause]:
-    given = [f for f in ("podSelector", "namespaceSelector", "ipBlock") if peer.get(f) is not None]
-    if not given:
-        return [required_cause(path, "must specify a peer")]
-    if "ipBlock" in given and len(given) > 1:
-        return [forbidden_cause(path, "may not specify both ipBlock and another peer")]
     causes: list[Cause] = []
     for f in ("podSelector", "namespaceSelector"):
         causes += validate_label_selector(peer.get(f), child(path, f))
     block = peer.get("ipBlock")
     if isinstance(block, dict):
-        bp = child(path, "ipBlock")
-        cidr = block.get("cidr") or ""
-        if not cidr:
-            return [*causes, required_cause(child(bp, "cidr"))]
-        cidr_causes = validate_cidr(cidr, child(bp, "cidr"))
-        causes += cidr_causes
-        for k, ex in enumerate(block.get("except") or []):
-            ep = index(child(bp, "except"), k)
-            ex_causes = validate_cidr(ex, ep)
-            causes += ex_causes
-            if not cidr_causes and not ex_causes and not _strict_subset(ex, cidr):
-                causes.append(invalid_cause(ep, ex, "must be a strict subset of `cidr`"))
+        causes += _ip_block_causes(block, child(path, "ipBlock"))
+    given = sum(peer.get(f) is not None for f in ("podSelector", "namespaceSelector", "ipBlock"))
+    if not given:
+        causes.append(required_cause(path, "must specify a peer"))
+    elif given > 1 and block is not None:
+        causes.append(forbidden_cause(path, "may not specify both ipBlock and another peer"))
+    return causes
+
+
+def _ip_block_causes(block: Obj, path: str) -> list[Cause]:
+    cidr = block.get("cidr") or ""
+    if not cidr:
+        return [required_cause(child(path, "cidr"))]
+    causes = validate_cidr(cidr, child(path, "cidr"))
+    if causes:
+        return causes
+    for k, ex in enumerate(block.get("except") or []):
+        ep = index(child(path, "except"), k)
+        ex_causes = validate_cidr(ex, ep)
+        if ex_causes:
+            return causes + ex_causes
+        if not _strict_subset(ex, cidr):
+            causes.append(invalid_cause(ep, ex, "must be a strict subset of `cidr`"))
     return causes
 
 

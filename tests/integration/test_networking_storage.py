@@ -121,21 +121,33 @@ def test_ingress_validation(api: httpx.Client, namespace: str) -> None:
     causes = invalid(api.post(url, json={"metadata": {"name": "a"}, "spec": {"rules": [
         {"host": "10.0.0.1", "http": {"paths": [{"path": "api", "pathType": "Prefix",
                                                   "backend": {"service": {"name": "s"}}}]}},
-        {"host": "x.example.com", "http": {"paths": [{"path": "/", "backend": {}}]}},
+        {"host": "x.example.com", "http": {"paths": [{"path": "/", "backend": {}},
+                                                     {"path": "/", "pathType": "Exact", "backend": {}}]}},
         {"http": {"paths": []}},
     ]}}))
+    # upstream's validateHTTPIngressPath: a path without pathType is not checked further
     assert causes == [
         ("spec.rules[0].host", 'Invalid value: "10.0.0.1": must be a DNS name, not an IP address'),
         ("spec.rules[0].http.paths[0].path", 'Invalid value: "api": must be an absolute path'),
-        ("spec.rules[0].http.paths[0].backend.service.port", "Required value: port name or number is required"),
+        ("spec.rules[0].http.paths[0].backend", "Required value: port name or number is required"),
         ("spec.rules[1].http.paths[0].pathType", "Required value: pathType must be specified"),
-        ("spec.rules[1].http.paths[0].backend", 'Invalid value: "": one backend type must be specified'),
+        ("spec.rules[1].http.paths[1].backend", 'Invalid value: "": resource or service backend is required'),
         ("spec.rules[2].http.paths", "Required value"),
     ]
     body = {"metadata": {"name": "a", "annotations": {"kubernetes.io/ingress.class": "nginx"}},
             "spec": {"ingressClassName": "other", "defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}}}
     assert invalid(api.post(url, json=body)) == [
         ("annotations.kubernetes.io/ingress.class", 'Invalid value: "nginx": can not be set when the class field is also set')]
+
+
+def test_ingress_class_validation(api: httpx.Client) -> None:
+    body = {"metadata": {"name": f"ic-{os.urandom(3).hex()}"}, "spec": {
+        "controller": "no-slash", "parameters": {"name": "p", "scope": "Namespace"}}}
+    assert invalid(api.post(f"{NET}/ingressclasses", json=body)) == [
+        ("spec.controller", 'Invalid value: "no-slash": must be a domain-prefixed path (such as "acme.io/foo")'),
+        ("spec.parameters.kind", "Required value: kind is required"),
+        ("spec.parameters.namespace", "Required value: `parameters.scope` is set to 'Namespace'"),
+    ]
 
 
 def test_network_policy_and_storage_class_validation(api: httpx.Client, namespace: str) -> None:
@@ -145,15 +157,22 @@ def test_network_policy_and_storage_class_validation(api: httpx.Client, namespac
                  {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.1.0.0/24"]}}],
         "ports": [{"port": "http", "endPort": 90}, {"port": 100, "endPort": 90}, {"protocol": "ICMP"}]}],
         "policyTypes": ["Sideways"]}}))
+    # as upstream's ValidateNetworkPolicyPort, the endPort < port error shows the port's value
     assert causes == [
         ("spec.ingress[0].ports[0].endPort", "Invalid value: 90: may not be specified when `port` is non-numeric"),
-        ("spec.ingress[0].ports[1].endPort", "Invalid value: 90: must be greater than or equal to `port`"),
-        ("spec.ingress[0].ports[2].protocol", 'Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"'),
+        ("spec.ingress[0].ports[1].endPort", "Invalid value: 100: must be greater than or equal to `port`"),
+        ("spec.ingress[0].ports[2].protocol", 'Unsupported value: "ICMP": supported values: "TCP", "UDP", "SCTP"'),
         ("spec.ingress[0].from[0]", "Required value: must specify a peer"),
+        ("spec.ingress[0].from[1].ipBlock.except[0]", 'Invalid value: "10.1.0.0/24": must be a strict subset of `cidr`'),
         ("spec.ingress[0].from[1]", "Forbidden: may not specify both ipBlock and another peer"),
         ("spec.ingress[0].from[2].ipBlock.except[0]", 'Invalid value: "10.1.0.0/24": must be a strict subset of `cidr`'),
         ("spec.policyTypes[0]", 'Unsupported value: "Sideways": supported values: "Ingress", "Egress"'),
     ]
+    r = api.post(url, json={"metadata": {"name": "n"}, "spec": {"podSelector": {}, "ingress": [{"ports": [{"endPort": 9}]}],
+                                                                "policyTypes": ["Ingress", "Egress", "Ingress"]}})
+    assert invalid(r) == [
+        ("spec.ingress[0].ports[0].endPort", "Invalid value: 9: may not be specified when `port` is not specified"),
+        ("spec.policyTypes", 'Invalid value: ["Ingress","Egress","Ingress"]: may not specify more than two policyTypes')]
 
     name = f"sc-{os.urandom(3).hex()}"
     assert invalid(api.post(f"{STORAGE}/storageclasses", json={"metadata": {"name": name}, "reclaimPolicy": "Recycle"})) == [
