@@ -266,7 +266,9 @@ def _order(e: Entry) -> tuple[str, int, str, str, str]:
 
 
 def _store(meta: dict[str, Any], entries: list[Entry]) -> None:
-    kept = [e.dump() for e in sorted(entries, key=_order) if e.paths]
+    if len(entries) > 1:  # a single manager (most writes) needs no ordering, nor its time parsed
+        entries = sorted(entries, key=_order)
+    kept = [e.dump() for e in entries if e.paths]
     if kept:
         meta["managedFields"] = kept
     else:
@@ -504,7 +506,6 @@ class ManagedFields:
                 raise _conflict_error(conflicts)
             for p, e in conflicts:
                 e.paths.discard(p)
-            unchanged = _copy(live)
             merged = _merge(live, cfg, schema)
             previously = mine.paths if mine is not None else set()
             # whole list items first (their key fields identify them), then fields, deepest first
@@ -512,7 +513,8 @@ class ManagedFields:
                 if not any(p in e.paths for e in others):
                     _remove(merged, p, schema)
             # As structured-merge-diff: the applier's time moves only when the merge changed the object.
-            touched = merged != unchanged
+            # (`live` is the stored object without resourceVersion: compare with that, not a second copy)
+            touched = merged != {**old, "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}}
             # What the strategy will store: a /status write keeps everything but status (and the
             # writable metadata); a write of the object keeps the stored status.
             if track == "status":
