@@ -278,6 +278,12 @@ def selector_from_set(labels: Mapping[str, str] | None) -> LabelSelector:
 _LABEL_SELECTOR_OPS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
 
 
+def label_selector_from_map(labels: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """A plain label map (a ReplicationController's selector) as a metav1.LabelSelector; an empty
+    one is no selector (upstream's conversion gives nil, which selects nothing)."""
+    return {"matchLabels": dict(labels)} if labels else None
+
+
 def selector_from_label_selector(d: Mapping[str, Any] | None) -> LabelSelector:
     """A metav1.LabelSelector dict as a selector (upstream metav1.LabelSelectorAsSelector).
 

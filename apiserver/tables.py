@@ -192,19 +192,20 @@ def _deploy_row(d: Obj, now: dt.datetime) -> list[Any]:
             st.get("availableReplicas", 0), age(_meta(d).get("creationTimestamp"), now), c, i, _selector(spec.get("selector"))]
 
 
-def _rs_row(r: Obj, now: dt.datetime) -> list[Any]:
+def _replicas_row(r: Obj, now: dt.datetime, selector: str) -> list[Any]:
     spec, st = r.get("spec") or {}, r.get("status") or {}
     c, i = _containers_images(spec)
     return [_meta(r).get("name"), spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
-            age(_meta(r).get("creationTimestamp"), now), c, i, _selector(spec.get("selector"))]
+            age(_meta(r).get("creationTimestamp"), now), c, i, selector]
+
+
+def _rs_row(r: Obj, now: dt.datetime) -> list[Any]:
+    return _replicas_row(r, now, _selector((r.get("spec") or {}).get("selector")))
 
 
 def _rc_row(r: Obj, now: dt.datetime) -> list[Any]:
-    # as _rs_row, but the selector is a plain label map (upstream labels.FormatLabels)
-    spec, st = r.get("spec") or {}, r.get("status") or {}
-    c, i = _containers_images(spec)
-    return [_meta(r).get("name"), spec.get("replicas", 0), st.get("replicas", 0), st.get("readyReplicas", 0),
-            age(_meta(r).get("creationTimestamp"), now), c, i, _map_selector(spec.get("selector"))]
+    # an RC's selector is a plain label map (upstream labels.FormatLabels)
+    return _replicas_row(r, now, _map_selector((r.get("spec") or {}).get("selector")))
 
 
 def _podtemplate_row(t: Obj, now: dt.datetime) -> list[Any]:

@@ -10,6 +10,7 @@ owned through a `v1 ReplicationController` controller reference.
 
 from __future__ import annotations
 
+from apimachinery.selectors import label_selector_from_map
 from controller_manager.base import register
 from controller_manager.replicaset import Obj, ReplicaSetController
 
@@ -27,6 +28,4 @@ class ReplicationManager(ReplicaSetController):
     plural = "replicationcontrollers"
 
     def label_selector(self, rs: Obj) -> Obj | None:
-        # an empty (or missing) map selects nothing, as upstream's conversion to a nil selector
-        sel = (rs.get("spec") or {}).get("selector")
-        return {"matchLabels": sel} if sel else None
+        return label_selector_from_map((rs.get("spec") or {}).get("selector"))

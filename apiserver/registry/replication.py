@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apimachinery.selectors import selector_from_set
+from apimachinery.selectors import label_selector_from_map, selector_from_set
 from apimachinery.validation import (
     forbidden_cause,
     invalid_cause,
@@ -44,8 +44,7 @@ class ReplicationControllerStrategy(Strategy):
         default_template(obj)
 
     def label_selector(self, obj: Obj) -> dict[str, Any] | None:
-        sel = (obj.get("spec") or {}).get("selector")
-        return {"matchLabels": sel} if sel else None
+        return label_selector_from_map((obj.get("spec") or {}).get("selector"))
 
     def fields(self, obj: Obj) -> dict[str, str]:
         # an int32 upstream: an RC without status selects as "0"
