@@ -311,6 +311,13 @@ class WatchCache:
         rev = await self.store.current_revision()
         await self.wait_fresh(rev)
 
+    async def all_objects(self) -> list[dict[str, Any]]:
+        """Every cached object, decoded (for admission's small class lists); a cache that has not
+        loaded yet is first brought up to etcd's current revision."""
+        if not self.ready.is_set():
+            await self.sync_with_store()
+        return [orjson.loads(e.data) for e in self.objects.values()]
+
     async def _wait_ready(self, timeout: float) -> None:
         if not self.ready.is_set():
             try:

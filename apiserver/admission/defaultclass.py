@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from apiserver.admission import CREATE, Attributes, Plugin
 from apiserver.registry.networking import INGRESS_CLASS_ANNOTATION
 from apiserver.registry.storage import is_default_class as is_default_storage_class
@@ -21,10 +19,7 @@ BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 async def newest_default(server: APIServer, group: str, plural: str, is_default: Any) -> str | None:
     """The name of the newest default class (ties: the first name), or None."""
-    cache = server.cache_for(group, plural)
-    if not cache.ready.is_set():
-        await cache.sync_with_store()
-    defaults = [o for o in (orjson.loads(e.data) for e in cache.objects.values()) if is_default(o)]
+    defaults = [o for o in await server.cache_for(group, plural).all_objects() if is_default(o)]
     if not defaults:
         return None
     defaults.sort(key=lambda o: o["metadata"]["name"])
@@ -74,7 +69,7 @@ class DefaultIngressClass(_DefaultClass):
         return ((cls.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_INGRESS_CLASS_ANNOTATION) == "true"
 
     def names_a_class(self, spec: dict[str, Any], annotations: dict[str, Any]) -> bool:
-        return bool(spec.get("ingressClassName")) or INGRESS_CLASS_ANNOTATION in annotations
+        return spec.get("ingressClassName") is not None or INGRESS_CLASS_ANNOTATION in annotations
 
 
 class DefaultStorageClass(_DefaultClass):

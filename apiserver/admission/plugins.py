@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import orjson
-
 from apimachinery import errors
 from apiserver.admission import CREATE, DELETE, Attributes, Plugin
 
@@ -105,10 +103,7 @@ class Priority(Plugin):
         if not isinstance(spec, dict):
             return
         name = spec.get("priorityClassName")
-        cache = self.server.cache_for("scheduling.k8s.io", "priorityclasses")
-        if not cache.ready.is_set():
-            await cache.sync_with_store()
-        classes = [orjson.loads(e.data) for e in cache.objects.values()]
+        classes = await self.server.cache_for("scheduling.k8s.io", "priorityclasses").all_objects()
         if name:
             pc = next((c for c in classes if c["metadata"]["name"] == name), None)
             if pc is None:

@@ -11,11 +11,10 @@ from apiserver.admission.defaultclass import DefaultIngressClass, newest_default
 
 
 def server_with(classes: list[dict]) -> SimpleNamespace:
-    ready = asyncio.Event()
-    ready.set()
-    cache = SimpleNamespace(ready=ready, objects={c["metadata"]["name"]: SimpleNamespace(data=orjson.dumps(c))
-                                                  for c in classes})
-    return SimpleNamespace(cache_for=lambda group, plural: cache)
+    async def all_objects() -> list[dict]:
+        return [orjson.loads(orjson.dumps(c)) for c in classes]
+
+    return SimpleNamespace(cache_for=lambda group, plural: SimpleNamespace(all_objects=all_objects))
 
 
 def ingress_class(name: str, created: str, default: bool = True) -> dict:
