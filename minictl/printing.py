@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from minictl.jsonpath import JSONPathError, Template, format_value, relaxed
+from apimachinery.jsonpath import JSONPathError, Template, format_value, relaxed
 
 Obj = dict[str, Any]
 
@@ -232,7 +232,7 @@ def _object_printer(output: str):  # -> Callable[[Obj], str]
 
 
 def _node_values(node: Any, obj: Obj) -> list[Any]:
-    from minictl.jsonpath import _Path, evaluate_path
+    from apimachinery.jsonpath import _Path, evaluate_path
 
     return evaluate_path(node, obj, obj) if isinstance(node, _Path) else []
 

@@ -16,7 +16,7 @@ import click
 from apimachinery.errors import StatusError
 from certs.kubeconfig import KubeconfigError, KubeconfigInfo
 from minictl.api import Api, ConnectionFailure, ResourceType, ResourceTypeError
-from minictl.jsonpath import JSONPathError
+from apimachinery.jsonpath import JSONPathError
 from minictl.kubeconfig import KubeconfigSet
 from minictl.manifests import ManifestError
 from minictl.printing import OutputError

@@ -9,7 +9,7 @@ import click
 
 from apimachinery.errors import StatusError
 from minictl.api import TABLE_ACCEPT, ResourceType
-from minictl.jsonpath import Template, relaxed
+from apimachinery.jsonpath import Template, relaxed
 from minictl.manifests import read_manifests
 from minictl.printing import (
     TableOptions,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from minictl.jsonpath import JSONPathError, Template, relaxed
+from apimachinery.jsonpath import JSONPathError, Template, relaxed
 from minictl.printing import (
     CustomColumns,
     TableOptions,
