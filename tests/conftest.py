@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -36,6 +37,16 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
             last_exc = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+async def until(cond, timeout: float = 10.0, what: str = "condition", interval: float = 0.005) -> None:
+    """`wait_for` for asyncio tests: poll `cond` without blocking the loop."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 class ControlPlane:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -17,7 +17,7 @@ from client import (
     deleted_object,
     from_kubeconfig,
 )
-from tests.conftest import ControlPlane
+from tests.conftest import ControlPlane, until
 
 # Informers here watch only objects with this label: other objects (kube-root-ca.crt, ...)
 # may appear in the namespace at any time.
@@ -44,15 +44,6 @@ class Calls:
     def delete(self, o: dict | DeletedFinalStateUnknown) -> None:
         kind = "tombstone" if isinstance(o, DeletedFinalStateUnknown) else "delete"
         self.calls.append((kind, deleted_object(o)["metadata"]["name"], deleted_object(o)["data"]["v"]))
-
-
-async def until(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from client import APIClient, LeaderElector, from_kubeconfig
-from tests.conftest import ControlPlane
+from tests.conftest import ControlPlane, until
 
 LEASE = 2.0
 RENEW = 1.5
@@ -61,15 +61,6 @@ class Campaign:
     async def close(self) -> None:
         for identity in list(self.tasks):
             await self.cancel(identity)
-
-
-async def until(cond: Callable[[], object], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import time
 from kube_proxy.bounded_runner import BoundedFrequencyRunner
 from kube_proxy.fake import ROUTE_TABLE_ETH0, FakeRunner, make_endpointslice, make_service
 from kube_proxy.iptables import IptablesProxier
+from tests.conftest import until
 
 
 class Recorder:
@@ -19,20 +20,13 @@ class Recorder:
             raise RuntimeError("boom")
 
 
-async def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
-
-
 async def test_requests_are_coalesced():
     rec = Recorder()
     runner = BoundedFrequencyRunner(rec, min_interval=0.0, max_interval=60)
     for _ in range(5):
         runner.run()
     task = asyncio.create_task(runner.loop())
-    await wait_for(lambda: runner.completed == 1)
+    await until(lambda: runner.completed == 1)
     await asyncio.sleep(0.05)  # give a wrongly queued second run the chance to show up
     runner.stop()
     await task
@@ -56,7 +50,7 @@ async def test_periodic_runs_without_requests():
     rec = Recorder()
     runner = BoundedFrequencyRunner(rec, min_interval=0.0, max_interval=0.05)
     task = asyncio.create_task(runner.loop())
-    await wait_for(lambda: len(rec.times) >= 3)
+    await until(lambda: len(rec.times) >= 3)
     runner.stop()
     await task
 
@@ -67,7 +61,7 @@ async def test_failures_do_not_stop_the_loop_and_retry_after_runs_early():
     task = asyncio.create_task(runner.loop())
     await runner.run_and_wait()
     runner.retry_after(0.05)
-    await wait_for(lambda: runner.completed == 2)
+    await until(lambda: runner.completed == 2)
     runner.stop()
     await task
     assert len(rec.times) == 2
@@ -102,10 +96,10 @@ async def test_proxier_loop_syncs_on_events_partially_and_sync_waits():
     proxier.on_service_add(make_service("web", "10.96.0.10", [{"name": "http", "port": 80}]))
     proxier.on_services_synced()
     proxier.on_endpointslices_synced()
-    await wait_for(lambda: proxier.sync_count == 1)
+    await until(lambda: proxier.sync_count == 1)
     assert not proxier.last_sync.partial
     proxier.on_endpointslice_add(make_endpointslice("web", ["10.244.1.1"], [{"name": "http", "port": 8080}]))
-    await wait_for(lambda: proxier.sync_count == 2)
+    await until(lambda: proxier.sync_count == 2)
     assert proxier.last_sync.partial
     result = await proxier.sync()
     assert result.ok and proxier.sync_count == 3
@@ -118,12 +112,12 @@ async def test_flushed_rules_force_a_full_resync_on_the_next_periodic_run():
     proxier = IptablesProxier("node-a", [], runner=runner, min_sync_period=0.0, sync_period=0.05)
     proxier.set_state([make_service("web", "10.96.0.10", [{"name": "http", "port": 80}])], [])
     loop = asyncio.create_task(proxier.run())
-    await wait_for(lambda: proxier.sync_count >= 2)
+    await until(lambda: proxier.sync_count >= 2)
     assert proxier.last_sync.partial  # periodic runs are partial while the rules are intact
     runner.apply_restore("*nat\n-X KUBE-PROXY-CANARY\nCOMMIT\n")  # someone flushes
     assert "KUBE-PROXY-CANARY" not in runner.chains("nat")
     count = proxier.sync_count
-    await wait_for(lambda: proxier.sync_count > count and not proxier.last_sync.partial)
+    await until(lambda: proxier.sync_count > count and not proxier.last_sync.partial)
     assert "KUBE-PROXY-CANARY" in runner.chains("nat")
     proxier.stop()
     await loop
