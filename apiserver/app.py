@@ -84,22 +84,15 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     app.state.server = server
     table = server.table
     address = f"{opts.advertise_address}:{opts.secure_port}"
-    legacy_list = {
-        (g, v): orjson.dumps(discovery.api_resource_list(table, g, v)) for g, vs in table.groups.items() for v in vs
-    }
-
-    # the table is fixed for the server's life: the aggregated documents are built once, with
-    # the ETag upstream sends so that clients can revalidate cheaply (If-None-Match → 304)
-    aggregated_docs = {
-        (legacy, want): discovery.encoded_aggregated(table, legacy, want)
-        for legacy in (True, False) for want in ("v2", "v2beta1")
-    }
+    # the documents are encoded once per state of the table, with the ETag upstream sends so that
+    # clients can revalidate cheaply (If-None-Match → 304)
+    docs = discovery.DiscoveryDocs(table)
 
     def _discovery(request: Request, legacy: bool, fallback: dict[str, Any]) -> Response:
         want = discovery.negotiate_aggregated(request.headers.get("accept", ""))
         if want is None:
             return _json(fallback)
-        body, etag = aggregated_docs[(legacy, want)]
+        body, etag = docs.aggregated(legacy, want)
         media = discovery.AGGREGATED_V2 if want == "v2" else discovery.AGGREGATED_V2BETA1
         headers = {"ETag": etag, "Vary": "Accept"}
         if etag in request.headers.get("if-none-match", ""):
@@ -118,7 +111,7 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
 
     @app.get("/api/{version}")
     async def api_version(version: str) -> Response:
-        data = legacy_list.get(("", version))
+        data = docs.resource_list("", version)
         return Response(data, media_type=JSON) if data else _not_found()
 
     @app.get("/apis/{group}")
@@ -129,7 +122,7 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
 
     @app.get("/apis/{group}/{version}")
     async def api_group_version(group: str, version: str) -> Response:
-        data = legacy_list.get((group, version))
+        data = docs.resource_list(group, version)
         return Response(data, media_type=JSON) if data else _not_found()
 
     @app.get("/version")
@@ -148,6 +141,7 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
             "etcd": await server.etcd_healthy(),
             "informer-sync": all(c.ready.is_set() for c in server.caches.values()),
             "poststarthook/bootstrap-controller": server.bootstrapped,
+            "poststarthook/crd-informer-synced": server.crds.synced,
         }
         ok = all(checks.values())
         if verbose is not None or not ok:

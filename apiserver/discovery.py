@@ -141,3 +141,35 @@ def negotiate_aggregated(accept: str) -> str | None:
         elif p.startswith(("application/json", "*/*")):
             return None
     return None
+
+
+class DiscoveryDocs:
+    """The discovery documents, encoded once per state of the resource table (custom resource
+    definitions change it while the server runs)."""
+
+    def __init__(self, table: ResourceTable) -> None:
+        self.table = table
+        self._generation = -1
+        self._lists: dict[tuple[str, str], bytes] = {}
+        self._aggregated: dict[tuple[bool, str], tuple[bytes, str]] = {}
+
+    def _fresh(self) -> None:
+        if self._generation == self.table.generation:
+            return
+        table = self.table
+        self._lists = {(g, v): orjson.dumps(api_resource_list(table, g, v)) for g, vs in table.groups.items() for v in vs}
+        self._aggregated = {}
+        self._generation = table.generation
+
+    def resource_list(self, group: str, version: str) -> bytes | None:
+        """/api/v1, /apis/<group>/<version>: the APIResourceList, or None when not served."""
+        self._fresh()
+        return self._lists.get((group, version))
+
+    def aggregated(self, legacy: bool, version_kind: str) -> tuple[bytes, str]:
+        """The aggregated document and its ETag (built on first use after each change)."""
+        self._fresh()
+        doc = self._aggregated.get((legacy, version_kind))
+        if doc is None:
+            doc = self._aggregated[(legacy, version_kind)] = encoded_aggregated(self.table, legacy, version_kind)
+        return doc

@@ -83,15 +83,17 @@ class FieldValidator:
         """
         if mode and mode not in MODES:
             raise errors.bad_request(f'fieldValidation "{mode}" is invalid: must be one of Strict, Warn, Ignore')
-        if self.schema is None:
+        if self.schema is None and not hasattr(getattr(res, "strategy", None), "prune_unknown"):
             return []
         group, version, kind = res.group, res.version, res.kind
         api_version, obj_kind = obj.get("apiVersion"), obj.get("kind")
         if isinstance(api_version, str) and isinstance(obj_kind, str) and api_version and obj_kind:
             group, _, version = api_version.rpartition("/")
             kind = obj_kind
+        own = getattr(getattr(res, "strategy", None), "prune_unknown", None)
         try:
-            unknown = self.schema.prune(group, version, kind, obj)
+            # custom resources prune by their definition's schema
+            unknown = own(obj) if own is not None else self.schema.prune(group, version, kind, obj)
         except TypeMismatch as e:
             raise errors.bad_request(
                 f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: json: cannot unmarshal '

@@ -161,6 +161,16 @@ class ResourceAPI:
             ns = ""
         if not res.namespaced and info.namespace and info.resource != "namespaces":
             raise errors.route_not_found()
+        deprecated = res.strategy.deprecation_warning
+        if deprecated:  # a deprecated custom resource version: every answer says so (upstream)
+            resp = await self._serve(req, info, res, ns, user)
+            if isinstance(resp, Response):
+                resp.extra_headers.append(warning_header(deprecated))
+            return resp
+        return await self._serve(req, info, res, ns, user)
+
+    async def _serve(self, req: Request, info: RequestInfo, res: Resource, ns: str,
+                     user: UserInfo) -> Response | StreamResponse:
         serve_virtual = getattr(res.strategy, "serve", None)
         if serve_virtual is not None:  # create-only reviews (apiserver.reviews): nothing stored
             return await serve_virtual(self.server, req, info, res, ns, user)
@@ -393,7 +403,7 @@ class ResourceAPI:
 
         def line(res: Resource, ev: CacheEvent) -> bytes:
             obj = self.obj_to_output(res, orjson.loads(ev.entry.data))
-            out = form.one(res.plural, obj, obj["metadata"].get("resourceVersion", ""), headers=first[0])
+            out = form.one(res, obj, obj["metadata"].get("resourceVersion", ""), headers=first[0])
             first[0] = False
             return orjson.dumps({"type": ev.type, "object": out}) + b"\n"
 
@@ -626,6 +636,10 @@ class ResourceAPI:
         kind = PATCH_TYPES.get(ct)
         if kind is None:
             raise errors.unsupported_media_type(ct)
+        if kind == "strategic" and not res.strategy.strategic_merge:
+            raise errors.StatusError(415, "UnsupportedMediaType", (
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"))
         body = await req.body()
         dry_run = _dry_run(req.query)
         await self.server.openapi.ready()

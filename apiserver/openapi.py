@@ -141,6 +141,8 @@ class OpenAPI:
         self._v2_protobuf: _Document | None = None
         self._v3: dict[str, _Document] = {}
         self._v3_root: _Document | None = None
+        self._custom_v3: dict[str, _Document] = {}  # custom resources' group versions
+        self._last_modified = formatdate(time.time(), usegmt=True)
         self.stats: dict[str, Any] = {}
         if start:
             self.start()
@@ -230,15 +232,38 @@ class OpenAPI:
     def _install(self, data: dict[str, Any], mtime: float) -> None:
         last_modified = formatdate(mtime, usegmt=True)
         self.schema.load(data["prune"])
-        v3 = {gv: _Document(entry["doc"].encode(), entry["hash"], last_modified) for gv, entry in data["v3"].items()}
-        root = {"paths": {gv: {"serverRelativeURL": _server_relative_url(gv, d.etag.strip('"'))}
-                          for gv, d in sorted(v3.items())}}
-        root_body = orjson.dumps(root)
-        self._v3_root = _Document(root_body, hashlib.sha512(root_body).hexdigest().upper(), last_modified)
-        self._v3 = v3
+        self._v3 = {gv: _Document(entry["doc"].encode(), entry["hash"], last_modified)
+                    for gv, entry in data["v3"].items()}
+        self._last_modified = last_modified
+        self._build_root()
         # Upstream tags both forms with the JSON document's ETag.
         self._v2_protobuf = _Document(base64.b64decode(data["v2_pb"]), data["v2_etag"], last_modified, V2_PROTOBUF)
         self._v2 = _Document(data["v2"].encode(), data["v2_etag"], last_modified)
+
+    def _build_root(self) -> None:
+        docs = {**self._v3, **self._custom_v3}
+        root = {"paths": {gv: {"serverRelativeURL": _server_relative_url(gv, d.etag.strip('"'))}
+                          for gv, d in sorted(docs.items())}}
+        root_body = orjson.dumps(root)
+        self._v3_root = _Document(root_body, hashlib.sha512(root_body).hexdigest().upper(), self._last_modified)
+
+    def builtin_v3(self) -> dict[str, bytes]:
+        """The built-in group versions' documents (custom resources borrow meta definitions)."""
+        return {gv: d.body for gv, d in self._v3.items()}
+
+    def set_custom(self, gv: str, doc: str | None) -> None:
+        """Serve (or, with None, stop serving) a custom resource group version's document."""
+        if doc is None:
+            if self._custom_v3.pop(gv, None) is None:
+                return
+        else:
+            etag = hashlib.sha512(doc.encode()).hexdigest().upper()
+            current = self._custom_v3.get(gv)
+            if current is not None and current.etag.strip('"') == etag:
+                return
+            self._custom_v3[gv] = _Document(doc.encode(), etag, formatdate(time.time(), usegmt=True))
+        if self._v3_root is not None:
+            self._build_root()
 
     # -- serving --------------------------------------------------------------------------
 
@@ -263,7 +288,7 @@ class OpenAPI:
         if self._v3_root is None:
             return self._unavailable()
         gv = path.strip("/")
-        doc = self._v3.get(gv)
+        doc = self._v3.get(gv) or self._custom_v3.get(gv)
         if doc is None:
             return _json_status(errors.route_not_found().status())
         if negotiate(accept, "v3") is None:

@@ -652,6 +652,9 @@ def _resource_paths(r: Resource, kind_def: str, list_def: str, sub_defs: dict[st
     item = coll + "/{name}"
     item_params = ("name", *coll_params)
     deleted = kind_def if getattr(r.strategy, "return_deleted_object", False) else STATUS
+    # custom resources take no strategic merge patch; kubectl apply reads that here
+    patch_types = PATCH_TYPES if getattr(r.strategy, "strategic_merge", True) else \
+        [t for t in PATCH_TYPES if "strategic" not in t]
     paths: dict[str, PathItem] = {}
 
     def path(p: str, params: tuple[str, ...], name_of: str = "") -> PathItem:
@@ -679,7 +682,7 @@ def _resource_paths(r: Resource, kind_def: str, list_def: str, sub_defs: dict[st
                              WRITE_PARAMS, body=kind_def, responses={"200": kind_def, "201": kind_def}))
         if "patch" in verbs:
             pi.ops.append(Op("patch", f"patch{gv}{ns}{k}", f"partially update the specified {k}", "patch", gvk, tag,
-                             (*WRITE_PARAMS, "force"), body=PATCH, consumes=PATCH_TYPES,
+                             (*WRITE_PARAMS, "force"), body=PATCH, consumes=patch_types,
                              responses={"200": kind_def, "201": kind_def}))
         if "delete" in verbs:
             pi.ops.append(Op("delete", f"delete{gv}{ns}{k}", f"delete a {k}", "delete", gvk, tag, DELETE_PARAMS,
@@ -722,7 +725,7 @@ def _resource_paths(r: Resource, kind_def: str, list_def: str, sub_defs: dict[st
                                  sgvk, tag, WRITE_PARAMS, body=body, responses={"200": body, "201": body}))
             if "patch" in sub_verbs:
                 pi.ops.append(Op("patch", f"patch{gv}{ns}{k}{cap}", f"partially update {sub} of the specified {k}",
-                                 "patch", sgvk, tag, (*WRITE_PARAMS, "force"), body=PATCH, consumes=PATCH_TYPES,
+                                 "patch", sgvk, tag, (*WRITE_PARAMS, "force"), body=PATCH, consumes=patch_types,
                                  responses={"200": body, "201": body}))
         elif sub in ("binding", "eviction", "token"):
             sg, sv, sk = SUBRESOURCE_KINDS[sub]
@@ -806,7 +809,9 @@ def _schema_v3(schema: Any) -> Any:
         return [_schema_v3(x) for x in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _schema_v3(v) for k, v in schema.items() if k != "$ref"}
+    # a `properties` map holds field names, not keywords (JSONSchemaProps has a field named "$ref")
+    out = {k: {f: _schema_v3(p) for f, p in v.items()} if k == "properties" and isinstance(v, dict) else _schema_v3(v)
+           for k, v in schema.items() if k != "$ref"}
     ref = schema.get("$ref")
     if ref is not None:
         ref = ref.replace("#/definitions/", "#/components/schemas/")
@@ -1049,6 +1054,27 @@ def _prune_tree(defs: dict[str, dict[str, Any]], kinds: dict[str, str]) -> dict[
 # --- the whole output ----------------------------------------------------------------------------
 
 
+def render_paths(gv_paths: dict[str, PathItem], v3: bool) -> dict[str, Any]:
+    out = {}
+    for p, item in gv_paths.items():
+        rendered: dict[str, Any] = {}
+        if item.params:
+            params = _params_v2(item.params, item.name_of)
+            rendered["parameters"] = [_param_v3(x) for x in params] if v3 else params
+        for op in item.ops:
+            rendered[op.method] = _render_op_v3(op) if v3 else _render_op_v2(op)
+        out[p] = rendered
+    return out
+
+
+def v3_document(rendered_paths: dict[str, Any], defs: dict[str, dict[str, Any]]) -> str:
+    """One group version's OpenAPI 3.0 document: its paths and the definitions they reach."""
+    roots = set(re.findall(r'"#/components/schemas/([^"]+)"', orjson.dumps(rendered_paths).decode()))
+    schemas = {n: _schema_v3(defs[n]) for n in sorted(_closure(defs, roots))}
+    return _dumps({"openapi": "3.0.0", "info": INFO, "paths": rendered_paths,
+                   "components": {"schemas": schemas, "securitySchemes": BEARER}})
+
+
 def generate(table: ResourceTable) -> dict[str, Any]:
     import kubernetes.client.models as models
 
@@ -1115,18 +1141,6 @@ def generate(table: ResourceTable) -> dict[str, Any]:
             gv_paths.update(_resource_paths(r, *res_defs[r], sub_defs))
         paths_by_gv[(group, version)] = gv_paths
 
-    def render_paths(gv_paths: dict[str, PathItem], v3: bool) -> dict[str, Any]:
-        out = {}
-        for p, item in gv_paths.items():
-            rendered: dict[str, Any] = {}
-            if item.params:
-                params = _params_v2(item.params, item.name_of)
-                rendered["parameters"] = [_param_v3(x) for x in params] if v3 else params
-            for op in item.ops:
-                rendered[op.method] = _render_op_v3(op) if v3 else _render_op_v2(op)
-            out[p] = rendered
-        return out
-
     v2_paths: dict[str, Any] = {}
     for gv_paths in paths_by_gv.values():
         v2_paths.update(render_paths(gv_paths, False))
@@ -1137,11 +1151,7 @@ def generate(table: ResourceTable) -> dict[str, Any]:
 
     v3: dict[str, dict[str, str]] = {}
     for (group, version), gv_paths in paths_by_gv.items():
-        rendered = render_paths(gv_paths, True)
-        roots = set(re.findall(r'"#/components/schemas/([^"]+)"', orjson.dumps(rendered).decode()))
-        schemas = {n: _schema_v3(d.defs[n]) for n in sorted(_closure(d.defs, roots))}
-        doc = _dumps({"openapi": "3.0.0", "info": INFO, "paths": rendered,
-                      "components": {"schemas": schemas, "securitySchemes": BEARER}})
+        doc = v3_document(render_paths(gv_paths, True), d.defs)
         key = f"apis/{group}/{version}" if group else f"api/{version}"
         v3[key] = {"doc": doc, "hash": _etag(doc)}
 

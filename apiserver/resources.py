@@ -6,10 +6,11 @@ this table; adding a kind means adding a row (and a strategy when it needs one).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from apiserver import reviews
-from apiserver.registry import apps, batch, core, misc, networking, rbac, replication, storage
+from apiserver.registry import apiextensions, apps, batch, core, misc, networking, rbac, replication, storage
 from apiserver.registry.base import Strategy
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -57,10 +58,12 @@ class Resource:
     verbs: tuple[str, ...] = ALL_VERBS
     #: Storage shared with another resource (events.k8s.io events live with core events).
     storage_plural: str = ""
+    #: A custom resource's own singular name (built-in ones are the kind in lower case).
+    singular_name: str = ""
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
 
     @property
     def api_version(self) -> str:
@@ -156,6 +159,10 @@ RESOURCES: list[Resource] = [
        rbac.RoleBindingStrategy()),
     _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, storage.StorageClassStrategy(),
        short_names=("sc",)),
+    # apiextensions.k8s.io/v1: each established definition adds its own rows (apiserver.crd)
+    _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+       apiextensions.CustomResourceDefinitionStrategy(), short_names=("crd", "crds"), categories=("api-extensions",),
+       subresources=("status",)),
     # create-only reviews: answered by apiserver.reviews, never stored
     _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, reviews.TokenReviewStrategy(),
        verbs=("create",)),
@@ -173,13 +180,39 @@ RESOURCES: list[Resource] = [
 
 
 class ResourceTable:
+    """The served resources: the built-in rows, plus rows that custom resource definitions add
+    and remove while the server runs (`set_dynamic`); `generation` counts the changes so that
+    what is derived from the table (discovery documents) can tell when to rebuild."""
+
     def __init__(self, resources: list[Resource]) -> None:
-        self.resources = resources
+        self.static = list(resources)
+        self.dynamic: dict[str, list[Resource]] = {}
+        self.generation = 0
+        self._index()
+
+    def copy(self) -> ResourceTable:
+        """A table of the same built-in rows (each server owns its dynamic rows)."""
+        return ResourceTable(self.static)
+
+    def set_dynamic(self, owner: str, rows: list[Resource]) -> None:
+        """Replace the rows `owner` (a CustomResourceDefinition's name) serves; [] removes them."""
+        if rows:
+            self.dynamic[owner] = list(rows)
+        elif self.dynamic.pop(owner, None) is None:
+            return
+        self.generation += 1
+        self._index()
+
+    def _index(self) -> None:
+        dynamic = sorted((r for rows in self.dynamic.values() for r in rows),
+                         key=lambda r: (r.group, version_priority(r.version), r.plural))
+        resources = self.resources = self.static + dynamic
         self._by_path = {(r.group, r.version, r.plural): r for r in resources}
-        self._by_kind = {(r.group, r.kind): r for r in resources}
+        self._by_kind: dict[tuple[str, str], Resource] = {}
         self._by_plural: dict[tuple[str, str], Resource] = {}
         for r in resources:  # the first (preferred) version of each
             self._by_plural.setdefault((r.group, r.plural), r)
+            self._by_kind.setdefault((r.group, r.kind), r)
         # Preferred order of groups for discovery (core first, as upstream).
         self.groups: dict[str, list[str]] = {}
         for r in resources:
@@ -201,6 +234,19 @@ class ResourceTable:
 
     def namespaced(self) -> list[Resource]:
         return [r for r in self.resources if r.namespaced]
+
+
+_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key of upstream's version priority: GA before beta before alpha, higher numbers
+    first, then versions that don't look like Kubernetes versions, alphabetically."""
+    m = _VERSION.match(version)
+    if not m:
+        return (3, 0, 0, version)
+    major, stage, minor = int(m.group(1)), m.group(2), int(m.group(3) or 0)
+    return ({None: 0, "beta": 1, "alpha": 2}[stage], -major, -minor, "")
 
 
 TABLE = ResourceTable(RESOURCES)

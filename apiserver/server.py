@@ -83,7 +83,7 @@ class Options:
 class APIServer:
     def __init__(self, opts: Options, table: ResourceTable = TABLE) -> None:
         self.opts = opts
-        self.table = table
+        self.table = table.copy()  # custom resources add rows to this server's own copy
         self.store = EtcdStore(
             opts.etcd_servers.split(",")[0],
             ca_file=opts.etcd_cafile,
@@ -122,6 +122,9 @@ class APIServer:
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
         self.audit = AuditLog(opts.audit_log_path)
+        from apiserver.crd.controller import CRDController
+
+        self.crds = CRDController(self)
         self._security()
         self._tasks: list[asyncio.Task[Any]] = []
         self._etcd_ok = False
@@ -196,12 +199,13 @@ class APIServer:
         self.store.connect()
         for c in self.caches.values():
             c.start()
+        self.crds.start()
         self._tasks.append(asyncio.create_task(self._bootstrap(), name="bootstrap"))
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
 
     async def stop(self) -> None:
         await self.podproxy.close()
-        for background in (self.rbac_aggregator, self.quota):
+        for background in (self.rbac_aggregator, self.quota, self.crds):
             await background.stop()
         for t in self._tasks:
             t.cancel()
@@ -275,7 +279,7 @@ class APIServer:
         if form.as_kind == "PartialObjectMetadataList":
             raise errors.not_acceptable("you requested PartialObjectMetadataList, but the requested object is not a list")
         obj = orjson.loads(data)
-        return Response(200, orjson.dumps(form.one(res.plural, obj, obj["metadata"].get("resourceVersion", ""))),
+        return Response(200, orjson.dumps(form.one(res, obj, obj["metadata"].get("resourceVersion", ""))),
                         form.content_type)
 
     async def render_list(self, req: Request, res: Resource, items: list[bytes], rv: str, cont: str,
@@ -284,7 +288,7 @@ class APIServer:
         if form is not None:
             if form.as_kind == "PartialObjectMetadata":
                 raise errors.not_acceptable("you requested PartialObjectMetadata, but the requested object is a list")
-            many = form.many(res.plural, [orjson.loads(i) for i in items], rv, cont)
+            many = form.many(res, [orjson.loads(i) for i in items], rv, cont)
             if remaining is not None:
                 many["metadata"]["remainingItemCount"] = remaining
             return Response(200, orjson.dumps(many), form.content_type)

@@ -98,7 +98,6 @@ class Subresources:
     @staticmethod
     def to_scale(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
-        status = obj.get("status") or {}
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
@@ -109,10 +108,10 @@ class Subresources:
                 "resourceVersion": meta.get("resourceVersion"),
                 "creationTimestamp": meta.get("creationTimestamp"),
             },
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
+            "spec": {"replicas": res.strategy.scale_spec_replicas(obj)},
             "status": {
-                "replicas": status.get("replicas", 0),
-                "selector": format_label_selector(res.strategy.label_selector(obj)),
+                "replicas": res.strategy.scale_status_replicas(obj),
+                "selector": res.strategy.scale_selector(obj, format_label_selector),
             },
         }
 
@@ -153,7 +152,7 @@ class Subresources:
                 )
             obj = _deep_copy(old)
             obj["metadata"].pop("resourceVersion", None)
-            obj.setdefault("spec", {})["replicas"] = replicas
+            res.strategy.set_scale_replicas(obj, replicas)
             return obj
 
         # as "scale": field management records the change against the parent's spec.replicas with

@@ -15,7 +15,7 @@ from apimachinery import errors
 from apimachinery.meta import parse_time
 
 Obj = dict[str, Any]
-Column = tuple[str, str, str, int]  # name, type, format, priority
+Column = tuple  # (name, type, format, priority) or (name, type, format, priority, description)
 
 
 def human_duration(seconds: float) -> str:
@@ -497,11 +497,22 @@ def partial_metadata(obj: Obj) -> Obj:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
 
 
+Printer = tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
+
+
+def printer_for(res: Any) -> Printer | None:
+    """A resource's own printer (custom resources' additionalPrinterColumns), if it has one."""
+    own = getattr(res.strategy, "table_printer", None)
+    return own() if own is not None else None
+
+
 def table(plural: str, objects: list[Obj], include_object: str = "Metadata", resource_version: str = "",
-          continue_token: str = "", now: dt.datetime | None = None) -> Obj:
-    """Build the Table for `objects` of resource `plural` (any kind: unknown ones get Name/Created At)."""
+          continue_token: str = "", now: dt.datetime | None = None, printer: Printer | None = None) -> Obj:
+    """Build the Table for `objects` of resource `plural` (any kind: unknown ones get Name/Created At).
+
+    A column is (name, type, format, priority) or, with its own description, 5 long."""
     now = now or dt.datetime.now(dt.UTC)
-    columns, row_fn = PRINTERS.get(plural, (CREATED, _created_row))
+    columns, row_fn = printer or PRINTERS.get(plural, (CREATED, _created_row))
     rows = []
     for o in objects:
         row: Obj = {"cells": row_fn(o, now)}
@@ -518,8 +529,9 @@ def table(plural: str, objects: list[Obj], include_object: str = "Metadata", res
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta,
         "columnDefinitions": [
-            {"name": n, "type": t, "format": f, "description": DESCRIPTIONS.get(n, ""), "priority": p}
-            for n, t, f, p in columns
+            {"name": c[0], "type": c[1], "format": c[2],
+             "description": c[4] if len(c) > 4 else DESCRIPTIONS.get(c[0], ""), "priority": c[3]}
+            for c in columns
         ],
         "rows": rows,
     }
@@ -540,18 +552,18 @@ class OutputForm:
     def api_version(self) -> str:
         return f"meta.k8s.io/{self.version}"
 
-    def one(self, plural: str, obj: Obj, rv: str = "", headers: bool = True) -> Obj:
+    def one(self, res: Any, obj: Obj, rv: str = "", headers: bool = True) -> Obj:
         if self.as_kind == "Table":
-            t = table(plural, [obj], self.include_object, rv)
+            t = table(res.plural, [obj], self.include_object, rv, printer=printer_for(res))
             t["apiVersion"] = self.api_version
             if not headers:
                 t["columnDefinitions"] = []  # only the first watch event carries them (upstream)
             return t
         return {"kind": "PartialObjectMetadata", "apiVersion": self.api_version, "metadata": obj.get("metadata") or {}}
 
-    def many(self, plural: str, objs: list[Obj], rv: str, cont: str) -> Obj:
+    def many(self, res: Any, objs: list[Obj], rv: str, cont: str) -> Obj:
         if self.as_kind == "Table":
-            t = table(plural, objs, self.include_object, rv, cont)
+            t = table(res.plural, objs, self.include_object, rv, cont, printer=printer_for(res))
             t["apiVersion"] = self.api_version
             return t
         meta: Obj = {"resourceVersion": rv}

@@ -35,6 +35,10 @@ class Strategy:
     selectable_fields: tuple[str, ...] = ()
     #: Metadata a /status write may change (the rest is kept as stored).
     status_writable_meta: tuple[str, ...] = ("labels", "annotations")
+    #: Strategic merge patches apply (custom resources refuse them: 415, as upstream).
+    strategic_merge = True
+    #: A Warning every answer carries (a deprecated custom resource version).
+    deprecation_warning = ""
     #: Validates the object name (and generateName prefix): `(name, prefix) -> [messages]`.
     name_validator: Any = staticmethod(name_is_dns_subdomain)
 
@@ -141,6 +145,21 @@ class Strategy:
         """spec.selector as a metav1.LabelSelector (/scale's status.selector); kinds whose
         selector is a plain label map (ReplicationController) convert it."""
         return (obj.get("spec") or {}).get("selector")
+
+    # -- /scale (custom resources say where their replicas and selector live) ---------
+
+    def scale_spec_replicas(self, obj: Obj) -> Any:
+        return (obj.get("spec") or {}).get("replicas", 0)
+
+    def scale_status_replicas(self, obj: Obj) -> Any:
+        return (obj.get("status") or {}).get("replicas", 0)
+
+    def scale_selector(self, obj: Obj, format_selector: Any) -> str:
+        """status.selector of the Scale: the label selector in its string form."""
+        return format_selector(self.label_selector(obj))
+
+    def set_scale_replicas(self, obj: Obj, replicas: int) -> None:
+        obj.setdefault("spec", {})["replicas"] = replicas
 
     def fields(self, obj: Obj) -> dict[str, str]:
         """Field-selector labels (metadata.name/namespace added by the caller)."""

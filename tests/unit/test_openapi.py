@@ -58,7 +58,8 @@ def test_definition_names_follow_upstream(v2: dict[str, Any]) -> None:
     assert "io.k8s.api.scheduling.v1alpha3.WorkloadPodGroupDisruptionMode" in defs
     assert not [n for n in defs if n.startswith("io.k8s.api.batch.v1alpha")]
     # Every name is in upstream's form.
-    pattern = re.compile(r"^io\.k8s\.(api\.[a-z]+\.v\d+(alpha\d+|beta\d+)?|apimachinery\.pkg\.[a-z.]+\d?)\.[A-Z]\w*$")
+    pattern = re.compile(r"^io\.k8s\.(api\.[a-z]+\.v\d+(alpha\d+|beta\d+)?|apimachinery\.pkg\.[a-z.]+\d?"
+                         r"|apiextensions-apiserver\.pkg\.apis\.apiextensions\.v1)\.[A-Z]\w*$")
     assert [n for n in defs if not pattern.match(n)] == []
 
 

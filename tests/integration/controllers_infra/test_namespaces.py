@@ -8,6 +8,7 @@ import httpx
 
 from tests.conftest import ControlPlane, wait_for
 from tests.integration.controllers_infra.conftest import ControllerManager, wait_for_audit
+from tests.integration.test_crd import crontab_crd, make_crd
 
 
 def test_every_namespace_gets_its_service_account_and_ca(infra_plane: ControlPlane, admin: httpx.Client, ns: str,
@@ -55,6 +56,13 @@ def test_namespace_deletion_removes_everything_inside(infra_plane: ControlPlane,
                                                          "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
     ).raise_for_status()
     admin.post(f"/apis/coordination.k8s.io/v1/namespaces/{name}/leases", json={"metadata": {"name": "l"}}).raise_for_status()
+    # custom resources too: the controller finds them through discovery like the built-in kinds
+    group = f"{name}.example.com"
+    crd = crontab_crd(group)
+    make_crd(admin, crd)
+    admin.post(f"/apis/{group}/v1/namespaces/{name}/crontabs", json={
+        "apiVersion": f"{group}/v1", "kind": "CronTab", "metadata": {"name": "ct"}, "spec": {"cronSpec": "* * * * *"}}
+    ).raise_for_status()
     # an object held by a finalizer keeps the namespace Terminating, with conditions saying why
     admin.post(f"{base}/configmaps", json={"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
                ).raise_for_status()
@@ -74,7 +82,8 @@ def test_namespace_deletion_removes_everything_inside(infra_plane: ControlPlane,
     assert conds["NamespaceDeletionContentFailure"]["status"] == "False"
     for path in (f"{base}/secrets/s", f"{base}/pods/p", f"{base}/services/svc", f"{base}/configmaps/cm",
                  f"/apis/apps/v1/namespaces/{name}/deployments/d",
-                 f"/apis/coordination.k8s.io/v1/namespaces/{name}/leases/l"):
+                 f"/apis/coordination.k8s.io/v1/namespaces/{name}/leases/l",
+                 f"/apis/{group}/v1/namespaces/{name}/crontabs/ct"):
         assert admin.get(path).status_code == 404, path
     ns = admin.get(base).json()
     assert ns["spec"]["finalizers"] == ["kubernetes"]  # not released while content remains
@@ -82,4 +91,5 @@ def test_namespace_deletion_removes_everything_inside(infra_plane: ControlPlane,
     admin.patch(f"{base}/configmaps/held", json={"metadata": {"finalizers": None}},
                 headers={"content-type": "application/merge-patch+json"}).raise_for_status()
     wait_for(lambda: admin.get(base).status_code == 404, 40, 0.2, "the namespace to be gone")
+    admin.delete(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
     controller_manager.assert_no_rbac_denials()

@@ -1,0 +1,1 @@
+"""CustomResourceDefinitions (apiextensions.k8s.io/v1)."""

@@ -1,0 +1,404 @@
+"""x-kubernetes-validations: CEL rules of CRD schemas, evaluated with cel-python.
+
+cel-python is imported only when a schema has rules. Not implemented: cost budgets,
+optionalOldSelf, static type checking, ratcheting. Rules cel-python cannot run (optional syntax
+`.?`, library functions it lacks such as quantity() or url()) are skipped rather than failing
+valid objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from apimachinery.errors import field_cause
+from apimachinery.validation import (
+    FIELD_VALUE_INVALID,
+    child,
+    duplicate_cause,
+    forbidden_cause,
+    index,
+    invalid_cause,
+    key,
+    required_cause,
+)
+from apiserver.crd.formats import is_go_duration
+from apiserver.crd.schema import (
+    LIST_MAP_KEYS,
+    LIST_TYPE,
+    MAP_TYPE,
+    VALIDATIONS,
+    Cause,
+    Schema,
+    additional_of,
+    default_of,
+    field_schema,
+    has_additional,
+    invalid,
+    items_of,
+    props_of,
+    type_of,
+    typed_key,
+)
+
+
+def rules_of(s: Schema | None) -> list[dict[str, Any]]:
+    """The schema's x-kubernetes-validations entries."""
+    rules = (s or {}).get(VALIDATIONS)
+    if not isinstance(rules, list):
+        return []
+    # string fields of another JSON type count as unset (a typed decode would have refused them)
+    text = ("rule", "message", "messageExpression", "fieldPath", "reason")
+    return [{k: v for k, v in r.items() if k not in text or isinstance(v, str)} if isinstance(r, dict) else {}
+            for r in rules]
+
+
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "'": "'", "\\": "\\"}
+
+
+def rule_field_path(json_path: str, s: Schema | None) -> str | None:
+    """cel.ValidFieldPath: `.a.b['c.d']` through properties/additionalProperties → a field path."""
+    tokens = re.findall(r"'(?:[^'\\]|\\.)*'|[.\[\]]|[^.\[\]']+", json_path)
+    out = ""
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "[":
+            if i + 2 >= len(tokens) or tokens[i + 2] != "]":
+                return None
+            lit = tokens[i + 1]
+            if len(lit) < 2 or lit[0] != "'" or lit[-1] != "'":
+                return None
+            try:
+                name = re.sub(r"\\(.)", lambda m: _ESCAPES[m.group(1)], lit[1:-1])
+            except KeyError:
+                return None
+            i += 3
+        elif tok == "." and i + 1 < len(tokens):
+            name = tokens[i + 1]
+            i += 2
+        else:
+            return None
+        if s is None:
+            return None
+        props = props_of(s)
+        if props:
+            if name not in props:
+                return None
+            out, s = child(out, name), props[name]
+        elif has_additional(s):
+            out, s = key(out, name), additional_of(s)
+        else:
+            return None
+    return out
+
+
+class _Cel:
+    """cel-python's environment and compiled programs, shared by all schemas."""
+
+    _instance: _Cel | None = None
+
+    def __init__(self) -> None:
+        import celpy
+        from celpy import celtypes
+
+        self.celpy, self.types = celpy, celtypes
+        self.env = celpy.Environment()
+        self.functions = _cel_library(celtypes)
+        self.programs: dict[str, Any] = {}
+
+    @classmethod
+    def get(cls) -> _Cel:
+        if cls._instance is None:
+            cls._instance = _Cel()
+        return cls._instance
+
+    def compile(self, expr: str) -> Any:
+        """A program; the compile error's text; or None for syntax cel-python lacks (optionals)."""
+        if _OPTIONAL_SYNTAX.search(_STRING_LITERAL.sub("", expr)):
+            return None
+        prog = self.programs.get(expr)
+        if prog is None:
+            try:
+                prog = self.env.program(self.env.compile(expr), functions=self.functions)
+            except self.celpy.CELParseError as e:
+                prog = f"compilation failed: ERROR: <input>: Syntax error: {_first_line(str(e))}"
+            self.programs[expr] = prog
+        return prog
+
+
+def _first_line(s: str) -> str:
+    return s.strip().splitlines()[0] if s.strip() else s
+
+
+def _cel_library(t: Any) -> dict[str, Callable[..., Any]]:
+    """The parts of Kubernetes' CEL libraries (strings, lists, regex) most rules use."""
+    def s(v: Any) -> Any:
+        return t.StringType(v)
+
+    def index_of(x: Any, sub: Any, start: Any = 0) -> Any:
+        if isinstance(x, list):
+            return t.IntType(next((i for i, v in enumerate(x) if v == sub), -1))
+        return t.IntType(str(x).find(str(sub), int(start)))
+
+    def last_index_of(x: Any, sub: Any) -> Any:
+        if isinstance(x, list):
+            return t.IntType(max((i for i, v in enumerate(x) if v == sub), default=-1))
+        return t.IntType(str(x).rfind(str(sub)))
+
+    def replace_(x: Any, old: Any, new: Any, n: Any = -1) -> Any:
+        return s(str(x).replace(str(old), str(new), int(n)))
+
+    def split(x: Any, sep: Any, n: Any = -1) -> Any:
+        n = int(n)
+        parts = [] if n == 0 else str(x).split(str(sep), n - 1 if n > 0 else -1)
+        return t.ListType([s(p) for p in parts])
+
+    def find(x: Any, rx: Any) -> Any:
+        m = re.search(str(rx), str(x))
+        return s(m.group(0) if m else "")
+
+    def find_all(x: Any, rx: Any, n: Any = -1) -> Any:
+        found = [m.group(0) for m in re.finditer(str(rx), str(x))]
+        return t.ListType([s(f) for f in (found if int(n) < 0 else found[: int(n)])])
+
+    return {
+        "lowerAscii": lambda x: s("".join(c.lower() if c.isascii() else c for c in str(x))),
+        "upperAscii": lambda x: s("".join(c.upper() if c.isascii() else c for c in str(x))),
+        "trim": lambda x: s(str(x).strip()),
+        "charAt": lambda x, i: s(str(x)[int(i):int(i) + 1]),
+        "substring": lambda x, a, b=None: s(str(x)[int(a):] if b is None else str(x)[int(a):int(b)]),
+        "indexOf": index_of,
+        "lastIndexOf": last_index_of,
+        "replace": replace_,
+        "split": split,
+        "join": lambda x, sep="": s(str(sep).join(str(v) for v in x)),
+        "isSorted": lambda x: t.BoolType(all(x[i] <= x[i + 1] for i in range(len(x) - 1))),
+        "sum": lambda x: sum(x[1:], x[0]) if x else t.IntType(0),
+        "min": lambda x: min(x),
+        "max": lambda x: max(x),
+        "find": find,
+        "findAll": find_all,
+    }
+
+
+_STRING_LITERAL = re.compile(r"""'''.*?'''|\"\"\".*?\"\"\"|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""", re.S)
+
+
+_OPTIONAL_SYNTAX = re.compile(r"\.\?|\[\?")
+
+
+def _uses_old_self(rule: str) -> bool:
+    return re.search(r"\boldSelf\b", _STRING_LITERAL.sub("", rule)) is not None
+
+
+def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None) -> list[Cause]:
+    """CRD validation of the schema's rules: they compile; oldSelf only where it correlates."""
+    try:
+        cel = _Cel.get()
+    except ImportError:
+        return []  # without cel-python, rules are neither compiled nor enforced
+    causes: list[Cause] = []
+    for i, rule in enumerate(rules_of(s)):
+        rp = index(child(path, VALIDATIONS), i)
+        prog = cel.compile(rule.get("rule") or "")
+        if isinstance(prog, str):
+            causes.append(invalid_cause(child(rp, "rule"), rule, prog))
+        if rule.get("messageExpression"):
+            mprog = cel.compile(rule["messageExpression"])
+            if isinstance(mprog, str):
+                causes.append(invalid_cause(child(rp, "messageExpression"), rule, mprog))
+        if _uses_old_self(rule.get("rule") or ""):
+            if uncorrelatable_at is not None:
+                causes.append(invalid_cause(child(rp, "rule"), rule.get("rule"), "oldSelf cannot be used on the "
+                                            f"uncorrelatable portion of the schema within {uncorrelatable_at}"))
+        elif rule.get("optionalOldSelf") is not None:
+            causes.append(invalid_cause(child(rp, "optionalOldSelf"), rule["optionalOldSelf"],
+                                        "may not be set if oldSelf is not used in rule"))
+    return causes
+
+
+def validate_rules(schema: Schema, obj: Any, old: Any, path: str, *, is_resource_root: bool) -> list[Cause]:
+    """The x-kubernetes-validations failures of `obj` (`old` bound to oldSelf), under `path`."""
+    del is_resource_root  # values are dynamic here: apiVersion/kind/metadata are reachable anyway
+    try:
+        cel = _Cel.get()
+    except ImportError:
+        return []
+    causes: list[Cause] = []
+    _cel_walk(cel, schema, obj, old, path, causes)
+    return causes
+
+
+def _cel_walk(cel: _Cel, s: Schema | None, obj: Any, old: Any, path: str, causes: list[Cause]) -> None:
+    if s is None or obj is None:
+        return
+    if s.get(VALIDATIONS):
+        causes.extend(_cel_rules(cel, s, obj, old, path))
+    for sub in s.get("allOf") or []:
+        if isinstance(sub, dict) and sub.get(VALIDATIONS):
+            causes.extend(_cel_rules(cel, sub, obj, old, path))
+    if isinstance(obj, list):
+        items = items_of(s)
+        for i, v in enumerate(obj):
+            _cel_walk(cel, items, v, _correlated_item(s, v, old), index(path, i), causes)
+    elif isinstance(obj, dict):
+        correlatable = s.get(MAP_TYPE) in (None, "granular", "atomic")
+        old_map = old if correlatable and isinstance(old, dict) else {}
+        props = props_of(s)
+        if additional_of(s) is not None:
+            for k, v in obj.items():
+                _cel_walk(cel, additional_of(s), v, old_map.get(k), key(path, k), causes)
+        for k, v in obj.items():
+            if k in props:
+                _cel_walk(cel, props[k], v, old_map.get(k), child(path, k), causes)
+
+
+def _correlated_item(s: Schema, item: Any, old: Any) -> Any:
+    """Only map-type lists correlate old and new items (by their map keys)."""
+    if s.get(LIST_TYPE) != "map" or not isinstance(old, list) or not isinstance(item, dict):
+        return None
+    keys = s.get(LIST_MAP_KEYS) or []
+    item_props = props_of(items_of(s))
+
+    def key_of(x: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(typed_key(x.get(k, default_of(item_props.get(k)))) for k in keys)
+
+    want = key_of(item)
+    return next((o for o in old if isinstance(o, dict) and key_of(o) == want), None)
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    """ruleErrorString: the message if any, else the rule."""
+    return (rule.get("message") or "").strip() or (rule.get("rule") or "").strip()
+
+
+def _cel_rules(cel: _Cel, s: Schema, obj: Any, old: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    t = type_of(s)
+    activation = {"self": _to_cel(cel.types, obj, s)}
+    if old is not None:
+        activation["oldSelf"] = _to_cel(cel.types, old, s)
+    for rule in rules_of(s):
+        text = rule.get("rule") or ""
+        if not text.strip():
+            continue
+        if _uses_old_self(text) and old is None:
+            continue  # transition rules only run when there is an old value
+        prog = cel.compile(text)
+        if prog is None:
+            continue  # syntax this evaluator cannot run: not enforced
+        if isinstance(prog, str):
+            causes.append(invalid_cause(path or "<nil>", t, f"rule compile error: {prog}"))
+            continue
+        try:
+            result = prog.evaluate(activation)
+        except cel.celpy.CELEvalError as e:
+            result = e
+        if isinstance(result, cel.celpy.CELEvalError):
+            if "undeclared reference" in str(result.args[0] if result.args else result):
+                continue  # a Kubernetes CEL library function cel-python lacks: not enforced
+            causes.append(_cel_eval_error(path, t, result, rule))
+            continue
+        if result is True or (isinstance(result, cel.types.BoolType) and bool(result)):
+            continue
+        fpath = path
+        if rule.get("fieldPath"):
+            fpath = child(path, rule_field_path(rule["fieldPath"].strip(), s) or "")
+        detail = _message_expression(cel, rule, activation) or (
+            (rule.get("message") or "").strip() or f"failed rule: {_rule_text(rule)}")
+        causes.append(_rule_failure(fpath or "<nil>", obj, t, detail, rule.get("reason")))
+    return causes
+
+
+def _message_expression(cel: _Cel, rule: dict[str, Any], activation: dict[str, Any]) -> str | None:
+    expr = rule.get("messageExpression")
+    if not expr:
+        return None
+    prog = cel.compile(expr)
+    if prog is None or isinstance(prog, str):
+        return None
+    try:
+        msg = prog.evaluate(activation)
+    except cel.celpy.CELEvalError:
+        return None
+    if not isinstance(msg, str) or not msg.strip() or "\n" in msg.strip() or len(msg.strip()) > 5000:
+        return None  # upstream falls back to the rule's message
+    return str(msg).strip()
+
+
+def _rule_failure(path: str, obj: Any, t: str, detail: str, reason: str | None) -> Cause:
+    # object and array values are omitted from the message (field.OmitValueType)
+    omit = t in ("object", "array")
+    if reason == "FieldValueForbidden":
+        return forbidden_cause(path, detail)
+    if reason == "FieldValueRequired":
+        return required_cause(path, detail)
+    if reason == "FieldValueDuplicate":
+        if omit:
+            return field_cause(path, "Duplicate value", "FieldValueDuplicate")
+        return duplicate_cause(path, obj)
+    if omit:
+        return field_cause(path, f"Invalid value: {detail}", FIELD_VALUE_INVALID)
+    return invalid(path, obj, detail)
+
+
+def _cel_eval_error(path: str, t: str, err: Any, rule: dict[str, Any]) -> Cause:
+    args = getattr(err, "args", ())
+    kind = args[1] if len(args) > 1 else None
+    text = str(args[0]) if args else str(err)
+    if kind is TypeError or "no such overload" in text:
+        return invalid_cause(path or "<nil>", t, "'no such overload': call arguments did not match a supported "
+                             f"operator, function or macro signature for rule: {_rule_text(rule)}")
+    if kind is KeyError:
+        m = re.search(r"'([^']*)'", text)
+        text = f"no such key: {m.group(1) if m else text}"
+    elif kind is ZeroDivisionError:
+        text = "division by zero"
+    return invalid_cause(path or "<nil>", t, f"{text} evaluating rule: {_rule_text(rule)}")
+
+
+def _to_cel(t: Any, v: Any, s: Schema | None) -> Any:
+    """A JSON value as a CEL value typed by its schema (UnstructuredToVal)."""
+    st = type_of(s)
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return t.BoolType(v)
+    if isinstance(v, str):
+        fmt = (s or {}).get("format")
+        if st == "string" and fmt == "duration" and (nanos := _go_duration_nanos(v)) is not None:
+            return t.DurationType(nanos // 10**9, nanos % 10**9)
+        if st == "string" and fmt in ("date-time", "date"):
+            try:
+                return t.TimestampType(v if fmt == "date-time" else v + "T00:00:00Z")
+            except (ValueError, TypeError):
+                pass
+        return t.StringType(v)
+    if isinstance(v, int):
+        return t.DoubleType(float(v)) if st == "number" else t.IntType(v)
+    if isinstance(v, float):
+        return t.IntType(int(v)) if st == "integer" and v.is_integer() else t.DoubleType(v)
+    if isinstance(v, list):
+        items = items_of(s)
+        return t.ListType([_to_cel(t, x, items) for x in v])
+    if isinstance(v, dict):
+        return t.MapType({t.StringType(k): _to_cel(t, x, field_schema(s, k)) for k, x in v.items()})
+    return v
+
+
+_GO_UNIT_NANOS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9,
+                  "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def _go_duration_nanos(s: str) -> int | None:
+    """time.ParseDuration in nanoseconds, or None."""
+    if not is_go_duration(s):
+        return None
+    sign = -1 if s.startswith("-") else 1
+    total = Decimal(0)
+    for num, unit in re.findall(r"([0-9]*\.?[0-9]*)([^0-9.]+)", s.lstrip("+-")):
+        total += Decimal(num or "0") * _GO_UNIT_NANOS[unit]
+    return sign * int(total)
