@@ -98,6 +98,7 @@ class APIServer:
                 self.caches[res.storage_prefix] = WatchCache(
                     self.store, res.storage_prefix, res.namespaced, self._fields_fn(res)
                 )
+        self.store.on_write = self._expect_event
         self.service_allocators = ServiceAllocators(opts.service_cluster_ip_range, opts.service_node_port_range)
         self.metrics = Registry()
         process_metrics(self.metrics)
@@ -129,6 +130,17 @@ class APIServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._etcd_ok = False
         self._etcd_checked = 0.0
+
+    def _expect_event(self, key: bytes, revision: int) -> None:
+        """Tell the cache of `key`'s resource that an event at `revision` is due (our own write)."""
+        parts = key.split(b"/", 4)  # b"", b"registry", <plural or group>, <namespace, name or plural>, …
+        if len(parts) < 4:
+            return
+        cache = self.caches.get(f"/registry/{parts[2].decode()}/")
+        if cache is None:  # custom resources: /registry/<group>/<plural>/
+            cache = self.caches.get(f"/registry/{parts[2].decode()}/{parts[3].decode()}/")
+        if cache is not None:
+            cache.expect(revision)
 
     def _watcher_counts(self) -> dict[tuple[str, ...], float]:
         """Open watches per stored resource (a shared storage counts under its first kind)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,9 @@ class EtcdStore:
         self.timeout = timeout
         self._tls = (ca_file, cert_file, key_file)
         self.channel: Any = None
+        #: told of every object this store wrote: (key, revision) — the watch caches wait for
+        #: those events before answering consistent reads (see WatchCache.expect)
+        self.on_write: Callable[[bytes, int], None] | None = None
 
     def connect(self) -> None:
         """Open the gRPC channel; must run inside the event loop that will use it."""
@@ -223,6 +226,8 @@ class EtcdStore:
         except grpc.aio.AioRpcError as e:
             raise self._translate(e) from None
         if r.succeeded:
+            if self.on_write is not None:
+                self.on_write(k, r.header.revision)
             return r.header.revision
         kvs = r.responses[0].response_range.kvs
         current = _kv(kvs[0]) if kvs else None

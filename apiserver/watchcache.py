@@ -6,12 +6,20 @@ from resourceVersion N replays ring events after N and then goes live; that repl
 the registration happen without an `await` in between, so no event is lost or doubled.
 A resourceVersion older than the ring falls back to a direct etcd watch (410 Expired
 once etcd itself has compacted it).
+
+Consistent reads wait until the cache has every event up to etcd's current revision. etcd's
+answer to a progress request says so — but etcd before 3.5.8 (we run 3.5.1) may send it ahead
+of events it still holds for the stream (etcd issue 15220): a list right after a write could miss
+it, a watch right after one could repeat it. Every write this apiserver makes is therefore
+`expect`ed by its cache, and a consistent read also waits for those events to arrive; progress
+still covers writes by others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from collections import deque
@@ -85,6 +93,8 @@ class Watcher:
     queue: asyncio.Queue[CacheEvent | None] = field(default_factory=lambda: asyncio.Queue(maxsize=WATCHER_QUEUE))
     closed: bool = False
     last_revision: int = 0
+    #: events at or before the watch's resourceVersion are not its own (see the module docstring)
+    after: int = 0
     #: when set, events go straight to it (synchronously, from the cache's fan-out) instead of
     #: the queue: see apiserver.watchstream
     sink: Callable[[CacheEvent], None] | None = None
@@ -92,7 +102,7 @@ class Watcher:
 
     def offer(self, ev: CacheEvent) -> None:
         """Deliver `ev` translated for this watcher's filter (label transitions → ADDED/DELETED)."""
-        if self.closed:
+        if self.closed or ev.revision <= self.after:
             return
         f = self.filter
         now = f.matches(ev.entry)
@@ -179,6 +189,10 @@ class WatchCache:
         self.revision = 0
         self.watchers: set[Watcher] = set()
         self.listeners: list[Callable[[CacheEvent], None]] = []
+        #: revisions of this apiserver's own writes under the prefix whose events are still due
+        self._expected: list[int] = []
+        #: the revision of the last event applied (revision itself may be ahead: progress)
+        self._applied = 0
         self.ready = asyncio.Event()
         self._progress = asyncio.Condition()
         self._etcd_watch: Any = None
@@ -232,6 +246,8 @@ class WatchCache:
         self.objects = objects
         self.ring.clear()
         self.history_start = rev
+        self._applied = rev
+        self._settle_expected()
         await self._advance(rev)
         self.ready.set()
         watch = self.store.watch(self.prefix, rev + 1)
@@ -241,8 +257,9 @@ class WatchCache:
                 if isinstance(item, int):
                     await self._advance(item)
                 else:
+                    awaited = bool(self._expected)  # a consistent read may be waiting for these
                     self._apply(item)
-                    await self._advance(item[-1].kv.mod_revision)
+                    await self._advance(item[-1].kv.mod_revision, wake=awaited)
         finally:
             self._etcd_watch = None
 
@@ -251,10 +268,24 @@ class WatchCache:
     def _entry(self, kv: KV, revision: int | None = None) -> Entry:
         return make_entry(kv, self.fields_fn, revision)
 
+    def expect(self, revision: int) -> None:
+        """This apiserver wrote an object under the prefix at `revision`: its event is due."""
+        if revision > self._applied:
+            heapq.heappush(self._expected, revision)
+
+    def _settle_expected(self) -> None:
+        expected = self._expected
+        while expected and expected[0] <= self._applied:
+            heapq.heappop(expected)
+
+    def _awaits_own_write(self, revision: int) -> bool:
+        return bool(self._expected) and self._expected[0] <= revision
+
     def _apply(self, batch: list[WatchEvent]) -> None:
         for we in batch:
             key = we.kv.key.decode()
             rev = we.kv.mod_revision
+            self._applied = rev
             prev = self.objects.get(key)
             if we.type == "DELETE":
                 if prev is None and we.prev is None:
@@ -279,10 +310,14 @@ class WatchCache:
                     fn(ev)
                 except Exception:
                     log.exception("watch cache listener failed")
+        if self._expected:
+            self._settle_expected()
 
-    async def _advance(self, revision: int) -> None:
+    async def _advance(self, revision: int, wake: bool = False) -> None:
         if revision > self.revision:
             self.revision = revision
+            wake = True
+        if wake:
             async with self._progress:
                 self._progress.notify_all()
 
@@ -291,12 +326,12 @@ class WatchCache:
     async def wait_fresh(self, revision: int, timeout: float = 3.0) -> None:
         """Wait until every event up to `revision` is applied (504 if that takes too long)."""
         await self._wait_ready(timeout)
-        if self.revision >= revision:
+        if self.revision >= revision and not self._awaits_own_write(revision):
             return
         deadline = time.monotonic() + timeout
         async with self._progress:
-            while self.revision < revision:
-                if self._etcd_watch is not None:
+            while self.revision < revision or self._awaits_own_write(revision):
+                if self._etcd_watch is not None and self.revision < revision:
                     self._etcd_watch.request_progress()
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -354,7 +389,7 @@ class WatchCache:
             await self.wait_fresh(resource_version)
             if resource_version < self.history_start:
                 raise TooOld(resource_version)
-        w = Watcher(flt, bookmarks)
+        w = Watcher(flt, bookmarks, after=resource_version or 0)
         send_initial = initial_events if initial_events is not None else not resource_version
         if send_initial:
             for e in self.list(flt):
