@@ -8,8 +8,10 @@ numbers); this module walks its descriptors, parsing and serialising with the C 
 `decode` yields the dict the same client would have sent as JSON. Protobuf carries every non-pointer
 Go field even when zero, JSON leaves `omitempty` zeros out: each field's `(json)` option says which Go
 rule applies, and messages whose JSON is not an object (Time, Quantity, IntOrString, ...) carry a
-`(shape)` option. `encode` is the reverse. A watch stream is a run of frames, each a 4-byte big-endian
-length and a bare `meta/v1 WatchEvent` whose object is an enveloped object.
+`(shape)` option (apiextensions' JSONSchemaProps wrappers, whose MarshalJSON writes a bool, a schema or
+a list, are ONE_OF; JSONSchemaProps' `$ref` and `x-kubernetes-*` keys are json_names). `encode` is the
+reverse. A watch stream is a run of frames, each a 4-byte big-endian length and a bare
+`meta/v1 WatchEvent` whose object is an enveloped object.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ NAMESPACES = {
     "rbac.authorization.k8s.io/v1": "rbac_v1",
     "authentication.k8s.io/v1": "authentication_v1",
     "authorization.k8s.io/v1": "authorization_v1",
+    "apiextensions.k8s.io/v1": "apiextensions_v1",
     "meta.k8s.io/v1": "meta_v1",
 }
 
@@ -63,7 +66,7 @@ class ProtobufError(ValueError):
 
 _OMIT_EMPTY, _POINTER, _ALWAYS, _INLINE, _OMIT_ZERO = (
     pb.OMIT_EMPTY, pb.POINTER, pb.ALWAYS, pb.INLINE, pb.OMIT_ZERO)
-_SCALAR, _BYTES, _MESSAGE, _MAP = range(4)
+_SCALAR, _BYTES, _MESSAGE, _MAP, _DOUBLE = range(5)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -90,6 +93,8 @@ class _Field:
             self.kind, self.message = _MESSAGE, fd.message_type
         elif fd.type == fd.TYPE_BYTES:
             self.kind = _BYTES
+        elif fd.type == fd.TYPE_DOUBLE:
+            self.kind = _DOUBLE
         else:
             self.kind = _SCALAR
         self.zero: Any = _UNSET
@@ -100,7 +105,7 @@ _UNSET = object()
 
 
 class _Plan:
-    __slots__ = ("absent", "by_key", "by_number", "cls", "shape", "values")
+    __slots__ = ("absent", "by_key", "by_number", "cls", "one_of", "shape", "values")
 
     def __init__(self, descriptor: Any) -> None:
         self.cls = GetMessageClass(descriptor)
@@ -112,6 +117,8 @@ class _Plan:
         self.absent: list[_Field] | None = None
         # non-pointer singular fields, which go-to-protobuf writes even when zero; lazily too
         self.values: list[tuple[str, Any, _Plan | None]] | None = None
+        # a ONE_OF message's (list field, schema field, bool field), each None when it has none
+        self.one_of: tuple[_Field | None, _Field | None, _Field | None] | None = None
         for fd in descriptor.fields:
             f = _Field(fd)
             self.by_number[fd.number] = f
@@ -198,6 +205,11 @@ def _to_json(msg: Any, plan: _Plan) -> Any:
                 out.update(j)
             elif p != _OMIT_ZERO or (j is not None and j != {}):
                 out[f.key] = j
+        elif kind == _DOUBLE:
+            if f.repeated:
+                out[f.key] = [_float_to_json(v) for v in value]
+            elif value or f.presence:
+                out[f.key] = _float_to_json(value)
         elif kind == _MAP:
             if f.map_value == _SCALAR:
                 out[f.key] = dict(value)
@@ -217,6 +229,11 @@ def _to_json(msg: Any, plan: _Plan) -> Any:
         elif f.key not in out:
             out[f.key] = _zero(f)
     return out
+
+
+def _float_to_json(v: float) -> float | int:
+    # encoding/json writes a whole float64 without a fraction (`maximum: 10`, not 10.0)
+    return int(v) if v.is_integer() and -1e21 < v < 1e21 else v
 
 
 def _format_time(seconds: int, micros: int | None) -> str:
@@ -246,6 +263,31 @@ def _raw_to_json(raw: bytes) -> Any:
         raise ProtobufError(f"embedded object is neither protobuf nor JSON: {e}") from None
 
 
+def _one_of_fields(plan: _Plan) -> tuple[_Field | None, _Field | None, _Field | None]:
+    """A ONE_OF message's fields by role: (the list, the schema, the bool); a wrapper lacks one or two."""
+    if plan.one_of is None:
+        lst = sch = flag = None
+        for f in plan.by_number.values():
+            if f.repeated:
+                lst = f
+            elif f.kind == _MESSAGE:
+                sch = f
+            else:
+                flag = f
+        plan.one_of = (lst, sch, flag)
+    return plan.one_of
+
+
+def _one_of_to_json(msg: Any) -> Any:
+    """JSONSchemaPropsOr{Array,Bool,StringArray} as their MarshalJSON writes them."""
+    lst, sch, flag = _one_of_fields(_plan(msg.DESCRIPTOR))
+    if lst is not None and (items := getattr(msg, lst.name)):
+        return [_to_json(v, _sub(lst)) for v in items] if lst.kind == _MESSAGE else list(items)
+    if sch is not None and msg.HasField(sch.name):
+        return _to_json(getattr(msg, sch.name), _sub(sch))
+    return getattr(msg, flag.name) if flag is not None else None  # an empty OrArray is `null`
+
+
 _SHAPE_TO_JSON = {
     pb.TIME: _time_to_json,
     pb.MICRO_TIME: _micro_time_to_json,
@@ -254,6 +296,7 @@ _SHAPE_TO_JSON = {
     pb.RAW_EXTENSION: lambda m: _raw_to_json(m.raw),
     pb.FIELDS_V1: lambda m: _raw_to_json(m.Raw),
     pb.ITEMS: lambda m: list(m.items) or None,  # a named slice: nil after decoding when empty
+    pb.ONE_OF: _one_of_to_json,
 }
 
 
@@ -281,7 +324,7 @@ def _write_zeros(msg: Any, plan: _Plan) -> None:
 
     Receivers read an absent field as zero anyway; writing them makes our bytes Go's bytes.
     """
-    if plan.shape:
+    if plan.shape and plan.shape != pb.ONE_OF:  # ONE_OF messages are plain structs on the wire
         if plan.shape == pb.QUANTITY and not msg.HasField("string"):
             msg.string = "0"
         elif plan.shape == pb.INT_OR_STRING:
@@ -337,7 +380,7 @@ def _set(target: Any, f: _Field, value: Any) -> None:
     kind = f.kind
     if f.repeated and not isinstance(value, list):
         raise ProtobufError(f"expected a JSON array, got {type(value).__name__}")
-    if kind == _SCALAR:
+    if kind == _SCALAR or kind == _DOUBLE:
         if f.repeated:
             getattr(target, f.name).extend(value)
         else:
@@ -410,6 +453,24 @@ def _items_from_json(msg: Any, value: Any) -> None:
     msg.items.extend(value)
 
 
+def _one_of_from_json(msg: Any, value: Any) -> None:
+    """The reverse of _one_of_to_json, as the types' UnmarshalJSON reads them."""
+    plan = _plan(msg.DESCRIPTOR)
+    lst, sch, flag = _one_of_fields(plan)
+    if isinstance(value, dict) and sch is not None:
+        m = getattr(msg, sch.name)
+        m.SetInParent()
+        _from_json(m, _sub(sch), value)
+        if flag is not None:
+            setattr(msg, flag.name, True)  # JSONSchemaPropsOrBool: a schema allows
+    elif isinstance(value, list) and lst is not None:
+        _set(msg, lst, value)
+    elif isinstance(value, bool) and flag is not None:
+        setattr(msg, flag.name, value)
+    else:
+        raise ProtobufError(f"unexpected {type(value).__name__} for {msg.DESCRIPTOR.name}")
+
+
 _SHAPE_FROM_JSON = {
     pb.TIME: _time_from_json,
     pb.MICRO_TIME: _micro_time_from_json,
@@ -418,6 +479,7 @@ _SHAPE_FROM_JSON = {
     pb.RAW_EXTENSION: lambda m, v: setattr(m, "raw", orjson.dumps(v)),
     pb.FIELDS_V1: lambda m, v: setattr(m, "Raw", orjson.dumps(v)),
     pb.ITEMS: _items_from_json,
+    pb.ONE_OF: _one_of_from_json,
 }
 
 

@@ -395,6 +395,42 @@ UPSTREAM_FIELDS = [
     ("core_v1.ReplicationControllerStatus", "replicas", 1, pb.ALWAYS),
     ("core_v1.ReplicationControllerStatus", "observedGeneration", 3, pb.OMIT_EMPTY),
     ("core_v1.PodTemplate", "template", 2, pb.OMIT_EMPTY),
+    # k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1 (types.go, types_jsonschema.go)
+    ("apiextensions_v1.CustomResourceDefinitionSpec", "versions", 7, pb.ALWAYS),
+    ("apiextensions_v1.CustomResourceDefinitionSpec", "conversion", 9, pb.POINTER),
+    ("apiextensions_v1.CustomResourceDefinitionSpec", "preserveUnknownFields", 10, pb.OMIT_EMPTY),
+    ("apiextensions_v1.CustomResourceDefinitionStatus", "conditions", 1, pb.ALWAYS),
+    ("apiextensions_v1.CustomResourceDefinitionStatus", "storedVersions", 3, pb.ALWAYS),
+    ("apiextensions_v1.CustomResourceDefinitionStatus", "observedGeneration", 4, pb.OMIT_EMPTY),
+    ("apiextensions_v1.CustomResourceDefinitionCondition", "observedGeneration", 6, pb.OMIT_EMPTY),
+    ("apiextensions_v1.CustomResourceDefinitionVersion", "served", 2, pb.ALWAYS),
+    ("apiextensions_v1.CustomResourceDefinitionVersion", "deprecationWarning", 8, pb.POINTER),
+    ("apiextensions_v1.CustomResourceDefinitionVersion", "schema", 4, pb.POINTER),
+    ("apiextensions_v1.CustomResourceDefinitionVersion", "selectableFields", 9, pb.OMIT_EMPTY),
+    ("apiextensions_v1.CustomResourceSubresourceScale", "labelSelectorPath", 3, pb.POINTER),
+    ("apiextensions_v1.WebhookClientConfig", "url", 3, pb.POINTER),
+    ("apiextensions_v1.WebhookClientConfig", "service", 1, pb.POINTER),
+    ("apiextensions_v1.WebhookConversion", "conversionReviewVersions", 3, pb.ALWAYS),
+    ("apiextensions_v1.ServiceReference", "port", 4, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "ref", 3, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "default", 8, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "maximum", 9, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "exclusiveMaximum", 10, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaProps", "enum", 20, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaProps", "items", 24, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "properties", 29, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaProps", "additionalProperties", 30, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "dependencies", 32, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaProps", "example", 36, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "xKubernetesPreserveUnknownFields", 38, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "xKubernetesEmbeddedResource", 39, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaProps", "xKubernetesListType", 42, pb.POINTER),
+    ("apiextensions_v1.JSONSchemaProps", "xKubernetesValidations", 44, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaPropsOrBool", "allows", 1, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaPropsOrArray", "jSONSchemas", 2, pb.OMIT_EMPTY),
+    ("apiextensions_v1.JSONSchemaPropsOrStringArray", "property", 2, pb.OMIT_EMPTY),
+    ("apiextensions_v1.ValidationRule", "reason", 4, pb.POINTER),
+    ("apiextensions_v1.ValidationRule", "optionalOldSelf", 6, pb.POINTER),
 ]
 
 
@@ -424,6 +460,105 @@ SELECTOR = {"matchLabels": {"app": "x"}, "matchExpressions": [{"key": "tier", "o
 
 def _obj(api_version: str, kind: str, meta: dict | None = None, **fields) -> dict:
     return {"kind": kind, "apiVersion": api_version, "metadata": META if meta is None else meta, **fields}
+
+
+# A CustomResourceDefinition as the apiserver stores it, with a schema using most of JSONSchemaProps:
+# nested properties, `items` as a schema and as a list, additionalProperties/additionalItems as a bool and
+# as a schema, default/enum/example of several JSON types, x-kubernetes-* extensions and CEL rules.
+CRD_SCHEMA = {
+    "type": "object", "description": "A widget.", "required": ["spec"],
+    "x-kubernetes-validations": [{"rule": "self.metadata.name.size() < 20", "message": "short names"}],
+    "properties": {
+        "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+        "spec": {
+            "type": "object", "required": ["replicas"],
+            "x-kubernetes-validations": [
+                {"rule": "self.minReplicas <= self.replicas", "messageExpression": "'too few: ' + string(self.replicas)",
+                 "reason": "FieldValueInvalid", "fieldPath": ".replicas"},
+                {"rule": "oldSelf.mode == self.mode", "optionalOldSelf": False}],
+            "properties": {
+                "replicas": {"type": "integer", "format": "int32", "minimum": 0, "maximum": 100, "default": 1},
+                "minReplicas": {"type": "integer", "default": 0, "exclusiveMinimum": True, "minimum": -1},
+                "ratio": {"type": "number", "multipleOf": 0.25, "maximum": 1.5, "exclusiveMaximum": True,
+                          "default": 0.5, "nullable": True},
+                "mode": {"type": "string", "enum": ["Fast", "Slow", ""], "default": "Fast", "pattern": "^[A-Z]",
+                         "minLength": 0, "maxLength": 10, "example": "Slow"},
+                "flags": {"type": "boolean", "default": False},
+                "anything": {"enum": [1, 2.5, "x", True, None, [1, "a"], {"k": {"n": None}}],
+                             "example": {"a": [1, 2]}, "x-kubernetes-preserve-unknown-fields": True},
+                "ports": {"type": "array", "minItems": 1, "maxItems": 8, "uniqueItems": True,
+                          "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name", "protocol"],
+                          "items": {"type": "object", "required": ["name"], "properties": {
+                              "name": {"type": "string"},
+                              "protocol": {"type": "string", "default": "TCP"},
+                              "port": {"x-kubernetes-int-or-string": True,
+                                       "anyOf": [{"type": "integer"}, {"type": "string"}]}}}},
+                "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 63},
+                           "maxProperties": 16, "minProperties": 0, "x-kubernetes-map-type": "granular"},
+                "closed": {"type": "object", "additionalProperties": False,
+                           "properties": {"a": {"type": "string"}}},
+                "open": {"type": "object", "additionalProperties": True},
+                "tuple": {"type": "array", "items": [{"type": "string"}, {"type": "integer"}],
+                          "additionalItems": False},
+                "tail": {"type": "array", "items": [{"type": "string"}], "additionalItems": {"type": "integer"}},
+                "template": {"type": "object", "x-kubernetes-embedded-resource": True,
+                             "x-kubernetes-preserve-unknown-fields": True},
+                "choice": {"oneOf": [{"required": ["a"]}, {"required": ["b"]}], "allOf": [{"type": "object"}],
+                           "not": {"required": ["c"]}, "title": "Choice",
+                           "dependencies": {"a": ["b", "c"], "b": {"required": ["a"]}},
+                           "patternProperties": {"^x-": {"type": "string"}},
+                           "definitions": {"d": {"type": "string"}},
+                           "externalDocs": {"description": "docs", "url": "https://example.com/docs"},
+                           "id": "choice", "$schema": "http://json-schema.org/draft-04/schema#",
+                           "$ref": "#/definitions/d"},
+                "atomic": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "atomic"},
+            }},
+        "status": {"type": "object", "properties": {"replicas": {"type": "integer"},
+                                                    "selector": {"type": "string"}}},
+    },
+}
+CRD = _obj("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+           {**CLUSTER_META, "name": "widgets.example.com", "generation": 2,
+            "finalizers": ["customresourcecleanup.apiextensions.k8s.io"]},
+           spec={"group": "example.com",
+                 "names": {"plural": "widgets", "singular": "widget", "shortNames": ["wd"], "kind": "Widget",
+                           "listKind": "WidgetList", "categories": ["all"]},
+                 "scope": "Namespaced",
+                 "versions": [
+                     {"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": CRD_SCHEMA},
+                      "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                                                               "statusReplicasPath": ".status.replicas",
+                                                               "labelSelectorPath": ".status.selector"}},
+                      "additionalPrinterColumns": [
+                          {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+                          {"name": "Mode", "type": "string", "description": "the mode", "priority": 1,
+                           "jsonPath": ".spec.mode"}],
+                      "selectableFields": [{"jsonPath": ".spec.mode"}]},
+                     {"name": "v1beta1", "served": False, "storage": False, "deprecated": True,
+                      "deprecationWarning": "use v1",
+                      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                      "subresources": {"status": {}}}],
+                 "conversion": {"strategy": "Webhook", "webhook": {
+                     "clientConfig": {"service": {"namespace": "ns", "name": "conv", "path": "/convert",
+                                                  "port": 8443},
+                                      "caBundle": base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()},
+                     "conversionReviewVersions": ["v1", "v1beta1"]}}},
+           status={"conditions": [{"type": "NamesAccepted", "status": "True", "lastTransitionTime": T,
+                                   "reason": "NoConflicts", "message": "no conflicts found"},
+                                  {"type": "Established", "status": "True", "lastTransitionTime": T,
+                                   "reason": "InitialNamesAccepted", "message": "the initial names have been accepted",
+                                   "observedGeneration": 2}],
+                   "acceptedNames": {"plural": "widgets", "singular": "widget", "shortNames": ["wd"],
+                                     "kind": "Widget", "listKind": "WidgetList", "categories": ["all"]},
+                   "storedVersions": ["v1"], "observedGeneration": 2})
+# as created: no status yet (v1's nil conditions and storedVersions are null), no conversion webhook
+NEW_CRD = _obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", {"name": "gadgets.example.com"},
+               spec={"group": "example.com", "names": {"plural": "gadgets", "kind": "Gadget"}, "scope": "Cluster",
+                     "versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": {"type": "object"}}}],
+                     "conversion": {"strategy": "None"}},
+               status={"conditions": None, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": None})
 
 
 SAMPLES = [
@@ -622,6 +757,8 @@ SAMPLES = [
                                        "retryAfterSeconds": 1}, "code": 404},
     {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "propagationPolicy": "Foreground",
      "orphanDependents": False, "dryRun": ["All"]},
+    CRD,
+    NEW_CRD,
 ]
 
 
@@ -840,6 +977,168 @@ def test_networking_and_storage_lists(api_version: str, list_kind: str, item: di
     body = pbuf.encode_list(api_version, list_kind, {"resourceVersion": "3"}, [item])
     assert pbuf.decode(body) == {"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": "3"},
                                  "items": [item]}
+
+
+# --- apiextensions.k8s.io/v1: JSONSchemaProps and its JSON-shaped wrappers -----------------------------
+
+
+def _schema_msg(schema: dict):
+    """One JSONSchemaProps as our encoder writes it (what encode puts inside a CRD)."""
+    plan = pbuf._plan(pb.apiextensions_v1.JSONSchemaProps.DESCRIPTOR)
+    msg = plan.cls()
+    pbuf._from_json(msg, plan, schema)
+    return msg
+
+
+def test_json_schema_props_bytes_are_gos() -> None:
+    # Hand-computed from go-to-protobuf's JSONSchemaProps.MarshalToSizedBuffer (generated.pb.go): every
+    # non-pointer field is written, zero or not, in field-number order; pointers and empty lists are not.
+    schema = {"type": "integer", "maximum": 10, "enum": [1, None], "additionalProperties": False,
+              "x-kubernetes-list-type": "atomic"}
+    expected = bytes.fromhex(
+        "0a00"                  # 1 id ""
+        "1200"                  # 2 $schema ""
+        "2200"                  # 4 description ""
+        "2a07" + b"integer".hex() +  # 5 type
+        "3200" "3a00"           # 6 format, 7 title ""
+        "49" "0000000000002440"  # 9 maximum: double 10.0, little-endian
+        "5000" "6000"           # 10 exclusiveMaximum, 12 exclusiveMinimum false
+        "7a00"                  # 15 pattern ""
+        "900100"                # 18 uniqueItems false
+        "a20103" "0a0131"       # 20 enum[0]: JSON{raw: "1"}
+        "a20100"                # 20 enum[1]: JSON{} (JSON null: nil Raw)
+        "f20102" "0800"         # 30 additionalProperties: JSONSchemaPropsOrBool{allows: false}
+        "a80200"                # 37 nullable false
+        "b80200" "c00200"       # 39 x-kubernetes-embedded-resource, 40 x-kubernetes-int-or-string false
+        "d20206" + b"atomic".hex())  # 42 x-kubernetes-list-type (*string)
+    msg = _schema_msg(schema)
+    assert msg.SerializeToString(deterministic=True) == expected
+    crd = {**NEW_CRD, "spec": {**NEW_CRD["spec"], "versions": [
+        {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}]}}
+    wire = _raw(pbuf.encode(crd), pb.apiextensions_v1.CustomResourceDefinition)
+    assert wire.spec.versions[0].schema.openAPIV3Schema.SerializeToString(deterministic=True) == expected
+    assert pbuf.decode(pbuf.encode(crd)) == crd
+
+
+def test_crd_wire_fields() -> None:
+    msg = _raw(pbuf.encode(CRD), pb.apiextensions_v1.CustomResourceDefinition)
+    v1 = msg.spec.versions[0]
+    assert (v1.name, v1.served, v1.storage) == ("v1", True, True)
+    root = v1.schema.openAPIV3Schema
+    spec = root.properties["spec"]
+    # `default`/`enum`/`example` are JSON: the value's JSON text in `raw`
+    assert spec.properties["replicas"].default.raw == b"1"
+    assert [e.raw for e in spec.properties["mode"].enum] == [b'"Fast"', b'"Slow"', b'""']
+    anything = spec.properties["anything"]
+    assert [orjson.loads(e.raw) if e.raw else None for e in anything.enum] == [1, 2.5, "x", True, None, [1, "a"],
+                                                                               {"k": {"n": None}}]
+    assert not anything.enum[4].HasField("raw")  # JSON null is a JSON with nil Raw
+    assert orjson.loads(anything.example.raw) == {"a": [1, 2]}
+    # $ref, $schema and x-kubernetes-* travel under upstream's field names
+    choice = spec.properties["choice"]
+    assert (choice.ref, choice.schema, choice.id) == ("#/definitions/d", "http://json-schema.org/draft-04/schema#",
+                                                      "choice")
+    assert anything.HasField("xKubernetesPreserveUnknownFields") and anything.xKubernetesPreserveUnknownFields
+    assert list(spec.properties["ports"].xKubernetesListMapKeys) == ["name", "protocol"]
+    assert spec.properties["ports"].xKubernetesListType == "map"
+    assert spec.properties["template"].xKubernetesEmbeddedResource
+    assert spec.properties["ports"].items.schema.properties["port"].xKubernetesIntOrString
+    rules = spec.xKubernetesValidations
+    assert (rules[0].reason, rules[0].fieldPath, rules[0].HasField("optionalOldSelf")) == (
+        "FieldValueInvalid", ".replicas", False)
+    assert rules[1].HasField("optionalOldSelf") and not rules[1].optionalOldSelf  # a *bool false is kept
+    # additionalProperties/additionalItems: JSONSchemaPropsOrBool{allows, schema}; a schema allows
+    labels = spec.properties["labels"].additionalProperties
+    assert labels.allows and labels.schema.type == "string" and labels.schema.maxLength == 63
+    closed = spec.properties["closed"].additionalProperties
+    assert closed.HasField("allows") and not closed.allows and not closed.HasField("schema")
+    assert spec.properties["open"].additionalProperties.allows
+    assert not spec.properties["tuple"].additionalItems.allows
+    assert spec.properties["tail"].additionalItems.schema.type == "integer"
+    # items: JSONSchemaPropsOrArray{schema, jSONSchemas}
+    assert spec.properties["atomic"].items.schema.type == "string"
+    assert not spec.properties["atomic"].items.jSONSchemas
+    assert [s.type for s in spec.properties["tuple"].items.jSONSchemas] == ["string", "integer"]
+    assert not spec.properties["tuple"].items.HasField("schema")
+    # dependencies: map of JSONSchemaPropsOrStringArray{schema, property}
+    deps = choice.dependencies
+    assert list(deps["a"].property) == ["b", "c"] and not deps["a"].HasField("schema")
+    assert list(deps["b"].schema.required) == ["a"] and not deps["b"].property
+    # doubles, and pointers to zero
+    ratio = spec.properties["ratio"]
+    assert (ratio.multipleOf, ratio.maximum, ratio.exclusiveMaximum) == (0.25, 1.5, True)
+    assert spec.properties["replicas"].HasField("minimum") and spec.properties["replicas"].minimum == 0
+    assert spec.properties["mode"].HasField("minLength") and spec.properties["mode"].minLength == 0
+    # the rest of the definition
+    assert v1.subresources.HasField("status") and v1.subresources.scale.labelSelectorPath == ".status.selector"
+    assert v1.additionalPrinterColumns[1].priority == 1 and v1.selectableFields[0].jsonPath == ".spec.mode"
+    assert msg.spec.versions[1].deprecationWarning == "use v1" and not msg.spec.versions[1].subresources.HasField("scale")
+    hook = msg.spec.conversion.webhook
+    assert hook.clientConfig.service.port == 8443 and not hook.clientConfig.HasField("url")
+    assert hook.clientConfig.caBundle == b"-----BEGIN CERTIFICATE-----\n"
+    assert [c.type for c in msg.status.conditions] == ["NamesAccepted", "Established"]
+    assert msg.status.conditions[1].observedGeneration == 2 and msg.status.acceptedNames.listKind == "WidgetList"
+
+
+def _crd_with(schema: dict | None = None, **spec) -> dict:
+    versions = [{"name": "v1", "served": True, "storage": True,
+                 **({"schema": {"openAPIV3Schema": schema}} if schema is not None else {})}]
+    return {**NEW_CRD, "spec": {**NEW_CRD["spec"], "versions": versions, **spec}}
+
+
+def _schema_round_trip(schema: dict) -> dict:
+    return pbuf.decode(pbuf.encode(_crd_with(schema)))["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def test_crd_normalisations() -> None:
+    # What Go's protobuf round trip gives (decode, then encoding/json), where it is not the input:
+    # a whole float64 prints without a fraction
+    assert _schema_round_trip({"maximum": 10.0, "minimum": -2.0, "multipleOf": 0.5}) == {
+        "maximum": 10, "minimum": -2, "multipleOf": 0.5}
+    assert type(_schema_round_trip({"maximum": 10.0})["maximum"]) is int
+    # `default: null` is a nil *JSON; an empty `items: []` is an OrArray that marshals as null
+    assert _schema_round_trip({"type": "object", "default": None}) == {"type": "object"}
+    assert _schema_round_trip({"type": "array", "items": []}) == {"type": "array", "items": None}
+    # omitempty zeros go; *T zeros stay; an empty schema as additionalProperties stays an (allowing) schema
+    assert _schema_round_trip({"nullable": False, "uniqueItems": False, "required": [], "properties": {},
+                               "maxLength": 0, "x-kubernetes-preserve-unknown-fields": False,
+                               "additionalProperties": {}}) == {
+        "maxLength": 0, "x-kubernetes-preserve-unknown-fields": False, "additionalProperties": {}}
+    # a dependencies/properties value of null is the zero value: null and {} respectively
+    assert _schema_round_trip({"dependencies": {"a": None, "b": []}, "properties": {"p": None}}) == {
+        "dependencies": {"a": None, "b": None}, "properties": {"p": {}}}
+    # status.conditions has no omitempty: an empty list comes back as a nil slice, `null`, as from Go
+    got = pbuf.decode(pbuf.encode({**CRD, "status": {**CRD["status"], "conditions": [], "storedVersions": []}}))
+    assert got["status"]["conditions"] is None and got["status"]["storedVersions"] is None
+    # a CRD without status shows v1's zero status; printer-column omitempty zeros go
+    bare = {k: v for k, v in _crd_with().items() if k != "status"}
+    bare["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "A", "type": "string", "format": "", "priority": 0, "jsonPath": ".a"}]
+    got = pbuf.decode(pbuf.encode(bare))
+    assert got["status"] == NEW_CRD["status"]
+    assert got["spec"]["versions"][0]["additionalPrinterColumns"] == [{"name": "A", "type": "string", "jsonPath": ".a"}]
+    # spec has no omitempty either: an empty one shows its required fields
+    assert pbuf.decode(pbuf.encode({**bare, "spec": {}}))["spec"] == {
+        "group": "", "names": {"plural": "", "kind": ""}, "scope": "", "versions": None}
+
+
+@pytest.mark.parametrize("schema", [{"additionalProperties": "yes"}, {"items": "string"}, {"additionalItems": 1},
+                                    {"dependencies": {"a": "b"}}, {"items": [1]}, {"maxLength": "5"},
+                                    {"enum": {"a": 1}}])
+def test_crd_wrong_json_types_are_errors(schema: dict) -> None:
+    with pytest.raises(pbuf.ProtobufError):
+        pbuf.encode(_crd_with(schema))
+
+
+def test_crd_list() -> None:
+    body = pbuf.encode_list("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", {"resourceVersion": "5"},
+                            [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in (CRD, NEW_CRD)])
+    msg = _raw(body, pb.apiextensions_v1.CustomResourceDefinitionList)
+    assert [i.metadata.name for i in msg.items] == ["widgets.example.com", "gadgets.example.com"]
+    got = pbuf.decode(body)
+    assert got["items"] == [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in (CRD, NEW_CRD)]
+    assert pbuf.decode(pbuf.encode_list("apiextensions.k8s.io/v1", "CustomResourceDefinitionList", {}, []))[
+        "items"] is None
 
 
 # --- the special types --------------------------------------------------------------------------------
