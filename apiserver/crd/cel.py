@@ -297,6 +297,8 @@ def _cel_rules(cel: _Cel, s: Schema, obj: Any, old: Any, path: str) -> list[Caus
             result = prog.evaluate(activation)
         except cel.celpy.CELEvalError as e:
             result = e
+        except Exception as e:  # cel-python's own faults on odd values: an evaluation error, never a 500
+            result = cel.celpy.CELEvalError(f"{type(e).__name__}: {e}")
         if isinstance(result, cel.celpy.CELEvalError):
             if "undeclared reference" in str(result.args[0] if result.args else result):
                 continue  # a Kubernetes CEL library function cel-python lacks: not enforced
@@ -322,7 +324,7 @@ def _message_expression(cel: _Cel, rule: dict[str, Any], activation: dict[str, A
         return None
     try:
         msg = prog.evaluate(activation)
-    except cel.celpy.CELEvalError:
+    except Exception:  # CELEvalError, or cel-python's own faults: fall back to the message
         return None
     if not isinstance(msg, str) or not msg.strip() or "\n" in msg.strip() or len(msg.strip()) > 5000:
         return None  # upstream falls back to the rule's message

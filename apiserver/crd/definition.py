@@ -91,6 +91,61 @@ def _is_set(k: str, v: Any) -> bool:
     return not (isinstance(v, (list, dict)) and not v)
 
 
+#: JSONSchemaProps fields that hold schemas, and how: one, a list, a map of them, or one-or-bool.
+_SCHEMA_MAPS = ("properties", "patternProperties", "definitions")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_SCHEMA_OR_BOOL = ("additionalProperties", "additionalItems")
+
+
+def _shape_errors(schema: Any, path: str) -> list[Cause]:
+    """JSON of the wrong shape where a schema (or a collection of them) belongs: what upstream's
+    typed decoding would refuse. The free-form union fields (items, additionalProperties, …) reach
+    us unchecked, so the rest of this module can rely on the shapes."""
+    if not isinstance(schema, dict):
+        return [invalid_cause(path, schema, "must be an object")]
+    causes: list[Cause] = []
+    for f in _SCHEMA_MAPS:
+        v = schema.get(f)
+        if v is None:
+            continue
+        if not isinstance(v, dict):
+            causes.append(invalid_cause(child(path, f), v, "must be an object"))
+            continue
+        for name, sub in v.items():
+            causes += _shape_errors(sub, f"{path}.{f}[{name}]")
+    deps = schema.get("dependencies")
+    if deps is not None:
+        if not isinstance(deps, dict):
+            causes.append(invalid_cause(child(path, "dependencies"), deps, "must be an object"))
+        else:
+            for name, sub in deps.items():
+                if not isinstance(sub, list):  # a list of property names, or a schema
+                    causes += _shape_errors(sub, f"{path}.dependencies[{name}]")
+    for f in _SCHEMA_LISTS:
+        v = schema.get(f)
+        if v is None:
+            continue
+        if not isinstance(v, list):
+            causes.append(invalid_cause(child(path, f), v, "must be an array"))
+            continue
+        for i, sub in enumerate(v):
+            causes += _shape_errors(sub, f"{path}.{f}[{i}]")
+    for f in _SCHEMA_OR_BOOL:
+        v = schema.get(f)
+        if v is not None and not isinstance(v, bool):
+            causes += _shape_errors(v, child(path, f))
+    for f in ("not",):
+        if schema.get(f) is not None:
+            causes += _shape_errors(schema[f], child(path, f))
+    items = schema.get("items")
+    if isinstance(items, list):
+        for i, sub in enumerate(items):
+            causes += _shape_errors(sub, f"{path}.items[{i}]")
+    elif items is not None:
+        causes += _shape_errors(items, child(path, "items"))
+    return causes
+
+
 def validate_schema_definition(schema: Schema | None, path: str, *, has_status: bool = False,
                                has_scale: bool = False) -> list[Cause]:
     """CRD validation of one version's ``schema.openAPIV3Schema`` at `path`.
@@ -101,8 +156,9 @@ def validate_schema_definition(schema: Schema | None, path: str, *, has_status: 
     del has_scale
     if schema is None:
         return [required_cause(path)]
-    if not isinstance(schema, dict):
-        return [invalid_cause(path, schema, "must be an object")]
+    shape = _shape_errors(schema, path)
+    if shape:
+        return shape
     causes: list[Cause] = []
     if has_status:
         causes.extend(_status_root_errors(schema, path))

@@ -130,3 +130,13 @@ def test_cel_rules_beyond_cel_python_are_not_enforced() -> None:
     assert validate(schema, {"spec": {"name": "x"}}) == [
         cause("spec", "Invalid value: failed rule: self.name.lowerAscii() == 'abc'", "FieldValueInvalid")]
     assert validate_schema_definition(schema, P) == []
+
+
+def test_a_rule_the_evaluator_trips_over_is_an_evaluation_error() -> None:
+    pytest.importorskip("celpy")
+    schema = {"type": "object", "properties": {"spec": {
+        "type": "object", "properties": {"n": {"type": "integer"}},
+        "x-kubernetes-validations": [{"rule": "self.n.all(x, x > 1)"}]}}}
+    causes = validate(schema, {"spec": {"n": 5}})
+    assert [(c["field"], c["reason"]) for c in causes] == [("spec", "FieldValueInvalid")]
+    assert causes[0]["message"].endswith("evaluating rule: self.n.all(x, x > 1)")

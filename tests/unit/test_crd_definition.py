@@ -235,3 +235,17 @@ def test_invalid_pattern_is_reported() -> None:
     assert fields(causes) == [f"{P}.properties[spec].properties[a].pattern"]
     assert causes[0]["message"].startswith('Invalid value: "(a": must be a valid regular expression, but isn\'t: ')
 
+
+
+def test_schemas_of_the_wrong_shape_are_invalid_not_a_crash() -> None:
+    from apiserver.crd.definition import validate_schema_definition
+
+    def causes(schema: dict) -> list[tuple[str, str]]:
+        return [(c["field"], c["message"]) for c in validate_schema_definition(schema, "s")]
+
+    assert causes({"type": "object", "definitions": True}) == [("s.definitions", "Invalid value: true: must be an object")]
+    assert causes({"type": "object", "allOf": 3}) == [("s.allOf", "Invalid value: 3: must be an array")]
+    nested = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "object", "properties": {"b": 3}}}}}
+    assert causes(nested) == [("s.properties[a].items.properties[b]", "Invalid value: 3: must be an object")]
+    assert causes({"type": "object", "additionalProperties": 4}) == [
+        ("s.additionalProperties", "Invalid value: 4: must be an object")]
