@@ -8,7 +8,6 @@ from tests.e2e.kubelet.conftest import (
     container_status,
     create_pod,
     events_for,
-    get_pod,
     pod_manifest,
     wait_pod,
 )
@@ -78,9 +77,9 @@ def test_missing_secret_volume_keeps_the_pod_creating(api, ns, kubelet):
     create_pod(api, ns, pod_manifest("nosecret", [{"name": "main", "command": ["sleep", "3600"],
                                                    "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
                                      volumes=[{"name": "s", "secret": {"secretName": "absent"}}]))
-    wait_pod(api, ns, "nosecret", lambda p: any(e["reason"] == "FailedMount" for e in events_for(api, ns, "nosecret")),
-             30)
-    pod = get_pod(api, ns, "nosecret")
+    # the FailedMount event may come before the first status write: wait for both
+    pod = wait_pod(api, ns, "nosecret", lambda p: "state" in container_status(p, "main") and any(
+        e["reason"] == "FailedMount" for e in events_for(api, ns, "nosecret")), 30)
     assert pod["status"]["phase"] == "Pending"
     assert container_status(pod, "main")["state"]["waiting"]["reason"] == "ContainerCreating"
     event = next(e for e in events_for(api, ns, "nosecret") if e["reason"] == "FailedMount")
