@@ -14,9 +14,9 @@ from typing import Any, NoReturn
 import click
 
 from apimachinery.errors import StatusError
+from apimachinery.jsonpath import JSONPathError
 from certs.kubeconfig import KubeconfigError, KubeconfigInfo
 from minictl.api import Api, ConnectionFailure, ResourceType, ResourceTypeError
-from apimachinery.jsonpath import JSONPathError
 from minictl.kubeconfig import KubeconfigSet
 from minictl.manifests import ManifestError
 from minictl.printing import OutputError

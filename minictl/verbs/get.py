@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from apimachinery.errors import StatusError
-from minictl.api import TABLE_ACCEPT, ResourceType
 from apimachinery.jsonpath import Template, relaxed
+from minictl.api import TABLE_ACCEPT, ResourceType
 from minictl.manifests import read_manifests
 from minictl.printing import (
     TableOptions,
