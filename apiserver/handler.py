@@ -758,12 +758,15 @@ class ResourceAPI:
             if subresource == "status":
                 obj = st.prepare_for_status_update(obj, old)
                 meta = obj["metadata"]
+            elif subresource in st.spec_subresources:  # e.g. pods/ephemeralcontainers: one part of the spec
+                obj = st.prepare_for_subresource_update(subresource, obj, old)
+                meta = obj["metadata"]
             elif not subresource:
                 st.prepare_for_update(obj, old)
             # binding/finalize/scale mutations are the server's own and kept as they are
             if st.tracks_generation:
                 gen = old_meta.get("generation", 1)
-                spec_write = subresource in ("", "scale")
+                spec_write = subresource in ("", "scale") or subresource in st.spec_subresources
                 meta["generation"] = gen + 1 if spec_write and st.spec_changed(obj, old) else gen
             else:
                 meta.pop("generation", None)
@@ -777,6 +780,8 @@ class ResourceAPI:
                 causes = st.validate_status_update(obj, old)
             elif subresource in ("", "scale"):
                 causes = st.validate_update(obj, old, res.namespaced)
+            elif subresource in st.spec_subresources:
+                causes = st.validate_subresource_update(subresource, obj, old, res.namespaced)
             else:
                 causes = []  # binding/finalize: the server's own, already checked, mutation
             if causes:

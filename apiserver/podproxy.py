@@ -112,6 +112,8 @@ def container_for(pod: dict[str, Any], requested: str, what: str) -> str:
         message = f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
         if inits:
             message += f" or one of the init containers: [{' '.join(inits)}]"
+        if ephemeral:
+            message += f" or one of the ephemeral containers: [{' '.join(ephemeral)}]"
         raise _bad(message)
     if requested not in containers + inits + ephemeral:
         raise _bad(f"container {requested} is not valid for pod {name}")

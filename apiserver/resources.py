@@ -28,6 +28,7 @@ SUBRESOURCE_VERBS = {
     "attach": ("create", "get"),
     "portforward": ("create", "get"),
     "proxy": ("create", "delete", "get", "patch", "update"),
+    "ephemeralcontainers": ("get", "patch", "update"),
 }
 
 #: The kind each subresource's objects have (when not the parent's own kind).
@@ -102,7 +103,7 @@ RESOURCES: list[Resource] = [
     _r("", "v1", "Namespace", "namespaces", False, core.NamespaceStrategy(), short_names=("ns",),
        subresources=("status", "finalize")),
     _r("", "v1", "Pod", "pods", True, core.PodStrategy(), short_names=("po",), categories=("all",),
-       subresources=("status", "binding", "eviction", "log", "exec", "attach", "portforward")),
+       subresources=("status", "binding", "eviction", "ephemeralcontainers", "log", "exec", "attach", "portforward")),
     _r("", "v1", "Node", "nodes", False, core.NodeStrategy(), short_names=("no",), subresources=("status", "proxy")),
     _r("", "v1", "Service", "services", True, core.ServiceStrategy(), short_names=("svc",), categories=("all",),
        subresources=("status",)),

@@ -1,4 +1,4 @@
-"""Subresources that act on the parent object: status, scale, binding, finalize.
+"""Subresources that act on the parent object: status, ephemeralcontainers, scale, binding, finalize.
 
 Each reuses the generic update path (optimistic concurrency, admission, validation);
 only the mapping between the subresource's object and the parent differs.
@@ -79,19 +79,24 @@ class Subresources:
     def _not_allowed(self) -> errors.StatusError:
         return errors.method_not_allowed("the server does not allow this method on the requested resource")
 
-    # -- status -------------------------------------------------------------------------
+    # -- status, ephemeralcontainers (pods) -----------------------------------------------
 
     async def _status(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        """Subresources whose object is the parent itself: GET it, PUT or PATCH it through the
+        generic update path as that subresource, whose strategy hooks decide what of the write is
+        kept (/status: the status; pods/ephemeralcontainers: spec.ephemeralContainers)."""
         api = self.server.api
         if info.verb == "get":
             kv = await api.read(res, ns, info.name)
             return raw_json(api.to_output(res, orjson.dumps(kv.decode())))
         if info.verb == "update":
-            return await api.replace(req, res, ns, info.name, user, "status")
+            return await api.replace(req, res, ns, info.name, user, info.subresource)
         if info.verb == "patch":
-            out, warnings, _ = await api.patch_object(req, res, ns, info.name, user, "status")
+            out, warnings, _ = await api.patch_object(req, res, ns, info.name, user, info.subresource)
             return raw_json(api.to_output(res, orjson.dumps(out)), 200, warnings)
         raise self._not_allowed()
+
+    _ephemeralcontainers = _status
 
     # -- scale --------------------------------------------------------------------------
 

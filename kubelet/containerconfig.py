@@ -138,11 +138,18 @@ def hosts_file(pod: dict[str, Any], pod_ips: list[str], node_name: str, cluster_
     return text
 
 
-def _namespace_options(spec: dict[str, Any]) -> pb.NamespaceOption:
+def _namespace_options(spec: dict[str, Any], target_id: str = "") -> pb.NamespaceOption:
+    """The pod's namespaces; `target_id` puts the container in that container's pid namespace
+    (an ephemeral container's targetContainerName: upstream's NamespaceMode_TARGET)."""
+    if target_id:
+        pid = pb.TARGET
+    else:
+        pid = pb.NODE if spec.get("hostPID") else (pb.POD if spec.get("shareProcessNamespace") else pb.CONTAINER)
     return pb.NamespaceOption(
         network=pb.NODE if spec.get("hostNetwork") else pb.POD,
-        pid=pb.NODE if spec.get("hostPID") else (pb.POD if spec.get("shareProcessNamespace") else pb.CONTAINER),
+        pid=pid,
         ipc=pb.NODE if spec.get("hostIPC") else pb.POD,
+        target_id=target_id,
     )
 
 
@@ -274,6 +281,7 @@ class ConfigBuilder:
         args: list[str],
         mounts: list[pb.Mount],
         termination_file: str,
+        target_id: str = "",
     ) -> pb.ContainerConfig:
         spec = pod.get("spec") or {}
         sc = effective_security_context(pod, container)
@@ -284,7 +292,7 @@ class ConfigBuilder:
                 add_capabilities=list(caps.get("add") or []), drop_capabilities=list(caps.get("drop") or [])
             ),
             privileged=privileged,
-            namespace_options=_namespace_options(spec),
+            namespace_options=_namespace_options(spec, target_id),
             readonly_rootfs=sc.get("readOnlyRootFilesystem") is True,
             supplemental_groups=[int(g) for g in ((spec.get("securityContext") or {}).get("supplementalGroups") or [])]
             + ([int(spec["securityContext"]["fsGroup"])] if (spec.get("securityContext") or {}).get("fsGroup") is not None else []),

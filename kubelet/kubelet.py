@@ -243,7 +243,8 @@ class Kubelet:
             "uid": target["metadata"].get("uid", meta["uid"]),
         }
         if container:
-            ref["fieldPath"] = f"spec.{'initContainers' if init else 'containers'}{{{container}}}"
+            kind = "initContainers" if init else "ephemeralContainers" if naming.is_ephemeral(pod, container) else "containers"
+            ref["fieldPath"] = f"spec.{kind}{{{container}}}"
         return ref
 
     def event(self, pod: dict[str, Any], etype: str, reason: str, message: str, container: str | None = None,
@@ -561,10 +562,11 @@ class Kubelet:
                 if _uses_pod_ip(pod):
                     with contextlib.suppress(VolumeError):
                         volumes = await self.volumes.setup(pod, self.node_ip, ips)  # podIP for downward API
-            to_start: list[tuple[dict[str, Any], bool]] = []
+            # ephemeral containers first, as upstream: a debugger starts even when an init container cannot
+            to_start = [(self._container_spec(pod, name, "ephemeralContainers"), False) for name in actions.ephemeral]
             if actions.next_init is not None:
-                to_start.append((self._container_spec(pod, actions.next_init, True), True))
-            to_start += [(self._container_spec(pod, name, False), False) for name in actions.start]
+                to_start.append((self._container_spec(pod, actions.next_init, "initContainers"), True))
+            to_start += [(self._container_spec(pod, name, "containers"), False) for name in actions.start]
             if to_start or actions.create_sandbox:
                 # only what a container start needs: a running pod's periodic sync does nothing here
                 self._write_hosts_file(pod, ips)
@@ -576,15 +578,15 @@ class Kubelet:
                     retry.append(delay)
                 if init:
                     break
-        if actions.kill or actions.start or actions.next_init or actions.create_sandbox or actions.kill_pod:
+        if (actions.kill or actions.start or actions.ephemeral or actions.next_init or actions.create_sandbox
+                or actions.kill_pod):
             rs = await self.runtime.pod_status(uid)
             self.pleg.observed(rs)
         self.probes.sync_pod(pod, rs, ips[0] if ips else "")
         self.publish_status(pod, rs)
         return min(retry) if retry else None
 
-    def _container_spec(self, pod: dict[str, Any], name: str, init: bool) -> dict[str, Any]:
-        key = "initContainers" if init else "containers"
+    def _container_spec(self, pod: dict[str, Any], name: str, key: str) -> dict[str, Any]:
         return next(c for c in (pod.get("spec") or {}).get(key) or [] if c["name"] == name)
 
     def _write_hosts_file(self, pod: dict[str, Any], ips: list[str]) -> Path:
@@ -657,7 +659,9 @@ class Kubelet:
             return e.retry_after
         self.event(pod, NORMAL, pulled.event_reason, pulled.event_message, name, init)
         try:
-            config = await self._container_config(pod, c, init, restart_count, pulled.image_ref, volumes, ips)
+            target_id = _target_id(c, rs)
+            config = await self._container_config(pod, c, init, restart_count, pulled.image_ref, volumes, ips,
+                                                  target_id)
         except (EnvError, ConfigError, ValueError) as e:
             waiting[name] = ("CreateContainerConfigError", str(e))
             self.event(pod, WARNING, "Failed", f"Error: {e}", name, init)
@@ -698,7 +702,7 @@ class Kubelet:
 
     async def _container_config(
         self, pod: dict[str, Any], c: dict[str, Any], init: bool, restart_count: int, image_ref: str,
-        volumes: dict[str, MountedVolume], ips: list[str],
+        volumes: dict[str, MountedVolume], ips: list[str], target_id: str = "",
     ) -> pb.ContainerConfig:
         uid = pod["metadata"]["uid"]
         env, warnings = await self.env.build(pod, c, self._service_env(pod), self.node_ip, ips, self.node.allocatable)
@@ -741,7 +745,7 @@ class Kubelet:
             mounts.append(mount(path, termination_file, False))
         return self.configs.container_config(
             pod, c, init=init, restart_count=restart_count, image_ref=image_ref, env=env, command=command,
-            args=args, mounts=mounts, termination_file=termination_file,
+            args=args, mounts=mounts, termination_file=termination_file, target_id=target_id,
         )
 
     # ================================================================== killing
@@ -1134,6 +1138,18 @@ class Kubelet:
             await self.secrets.stop()
             await self.actions.close()
             await self.recorder.close(timeout=2.0)
+
+
+def _target_id(c: dict[str, Any], rs: PodRuntimeStatus) -> str:
+    """The runtime id of the running container an ephemeral container targets (it joins its pid
+    namespace), "" without a target; upstream's getTargetID refuses a target that is not running."""
+    target = c.get("targetContainerName")
+    if not target:
+        return ""
+    running = next((x for x in rs.instances(target) if x.running), None)
+    if running is None:
+        raise ConfigError(f"unable to find target container {target}")
+    return running.id
 
 
 def _uses_pod_ip(pod: dict[str, Any]) -> bool:

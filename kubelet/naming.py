@@ -16,7 +16,7 @@ POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
 POD_UID = "io.kubernetes.pod.uid"
 CONTAINER_NAME = "io.kubernetes.container.name"
-CONTAINER_TYPE = "io.kubernetes.container.type"  # "init" | "" (regular)
+CONTAINER_TYPE = "io.kubernetes.container.type"  # "init" | "ephemeral" | "" (regular)
 KUBELET_MANAGED = "minik8s.io/kubelet-managed"  # ours: what a kubelet created (the rest is left alone)
 
 CONTAINER_HASH = "io.kubernetes.container.hash"
@@ -61,7 +61,14 @@ def container_labels(pod: dict[str, Any], container: dict[str, Any], init: bool)
     labels[CONTAINER_NAME] = container["name"]
     if init:
         labels[CONTAINER_TYPE] = "init"
+    elif is_ephemeral(pod, container["name"]):
+        labels[CONTAINER_TYPE] = "ephemeral"
     return labels
+
+
+def is_ephemeral(pod: dict[str, Any], name: str) -> bool:
+    """Is `name` one of the pod's ephemeral containers (kubectl debug's)?"""
+    return any(c.get("name") == name for c in (pod.get("spec") or {}).get("ephemeralContainers") or [])
 
 
 def container_hash(container: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ class PodActions:
     next_init: str | None = None  # the init container to start next
     init_failed: bool = False  # an init container failed and the pod will not restart it
     start: list[str] = field(default_factory=list)  # regular containers to start, in spec order
+    ephemeral: list[str] = field(default_factory=list)  # ephemeral containers to start (once, never again)
     kill: dict[str, str] = field(default_factory=dict)  # container id -> why
 
 
@@ -68,6 +69,10 @@ def compute_pod_actions(
                 continue
             actions.start.append(c["name"])
         return actions
+
+    # Ephemeral containers run once, even while init containers do (upstream): one that has
+    # ever been created is never started again, whatever became of it.
+    actions.ephemeral = [c["name"] for c in spec.get("ephemeralContainers") or [] if rs.latest(c["name"]) is None]
 
     # init containers, in order
     for c in inits:

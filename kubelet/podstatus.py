@@ -119,6 +119,16 @@ def _container_status(
     return status
 
 
+def _ephemeral_status(spec: dict[str, Any], rs: PodRuntimeStatus, inputs: StatusInputs,
+                      default_waiting: str) -> dict[str, Any]:
+    """An ephemeral container's status: as a container's that is never restarted, never ready
+    (no probes) and has no `started` (upstream leaves it unset)."""
+    status = _container_status(spec, rs.instances(spec["name"]), inputs, "Never", default_waiting, False)
+    status["ready"] = False
+    status.pop("started", None)
+    return status
+
+
 def _phase(
     spec: dict[str, Any], init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], terminating: bool
 ) -> str:
@@ -256,6 +266,9 @@ def generate_status(pod: dict[str, Any], rs: PodRuntimeStatus, inputs: StatusInp
     }
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
+    ephemeral = spec.get("ephemeralContainers") or []
+    if ephemeral:
+        status["ephemeralContainerStatuses"] = [_ephemeral_status(c, rs, inputs, default_waiting) for c in ephemeral]
     ip = inputs.host_ip if spec.get("hostNetwork") else (sandbox.ip if sandbox is not None and sandbox.ready else "")
     ips = [inputs.host_ip] if spec.get("hostNetwork") else (sandbox.ips if sandbox is not None and sandbox.ready else [])
     if not ip and old.get("podIP") and phase in TERMINAL_PHASES:

@@ -190,7 +190,7 @@ class KubeletServer:
 
     async def _container(self, pod: dict[str, Any], name: str, previous: bool = False) -> ContainerInfo | web.Response:
         spec = pod.get("spec") or {}
-        names = [c["name"] for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or [])]
+        names = [c["name"] for key in ("initContainers", "containers", "ephemeralContainers") for c in spec.get(key) or []]
         pod_name = pod["metadata"]["name"]
         if name not in names:
             return status_error(400, "BadRequest", f"container {name} is not valid for pod {pod_name}")

@@ -99,6 +99,18 @@ class Strategy:
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
         return []
 
+    # -- subresources that write one part of the spec ------------------------------------
+
+    #: e.g. pods/ephemeralcontainers: a write keeps the stored object but for that part
+    spec_subresources: tuple[str, ...] = ()
+
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> Obj:
+        """The object to store for a write to one of `spec_subresources`."""
+        raise NotImplementedError(subresource)
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        raise NotImplementedError(subresource)
+
     # -- delete -------------------------------------------------------------------------
 
     def grace_period(self, obj: Obj, requested: int | None) -> int:

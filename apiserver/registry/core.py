@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 from typing import Any
 
 from apimachinery.validation import (
@@ -23,6 +24,7 @@ from apimachinery.validation import (
     not_supported_cause,
     required_cause,
     too_long_cause,
+    validate_object_meta_update,
 )
 from apiserver.registry import podspec
 from apiserver.registry.base import Cause, Obj, Strategy
@@ -96,10 +98,24 @@ class PodStrategy(Strategy):
                 status["qosClass"] = podspec.qos_class(spec)
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        """upstream ValidatePodCreate."""
+        causes = self._validate_pod(obj, namespaced)
+        spec = obj.get("spec")
+        if isinstance(spec, dict) and spec.get("ephemeralContainers"):
+            # only the ephemeralcontainers subresource adds them, to a running pod
+            causes.append(forbidden_cause("spec.ephemeralContainers", "cannot be set on create"))
+        return causes
+
+    def _validate_pod(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        """upstream validatePodMetadataAndSpec: what every write of a pod must satisfy."""
         return super().validate(obj, namespaced) + podspec.validate_pod_spec(obj.get("spec"))
 
+    def _validate_pod_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        return self._validate_pod(new, namespaced) + validate_object_meta_update(
+            new.get("metadata") or {}, old.get("metadata") or {})
+
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
-        causes = super().validate_update(new, old, namespaced)
+        causes = self._validate_pod_update(new, old, namespaced)
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
         if podspec.mutable_pod_spec_view(ns) != podspec.mutable_pod_spec_view(os_):
             causes.append(
@@ -115,6 +131,40 @@ class PodStrategy(Strategy):
         new_tol = ns.get("tolerations") or []
         if any(t not in new_tol for t in old_tol):
             causes.append(forbidden_cause("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"))
+        return causes
+
+    # -- pods/ephemeralcontainers (upstream podEphemeralContainersStrategy) ----------------
+
+    spec_subresources = ("ephemeralcontainers",)
+
+    def prepare_for_subresource_update(self, subresource: str, new: Obj, old: Obj) -> Obj:
+        """The stored pod with the writer's spec.ephemeralContainers and nothing else of it
+        (upstream dropNonEphemeralContainerUpdates: spec, status and metadata stay as stored)."""
+        merged = copy.deepcopy(old)  # defaulting must not reach into the stored pod it is compared with
+        spec = merged.setdefault("spec", {})
+        wanted = (new.get("spec") or {}).get("ephemeralContainers") if isinstance(new.get("spec"), dict) else None
+        if wanted:
+            spec["ephemeralContainers"] = wanted
+        else:
+            spec.pop("ephemeralContainers", None)
+        return merged
+
+    def validate_subresource_update(self, subresource: str, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        """upstream ValidatePodEphemeralContainersUpdate: a valid pod whose existing ephemeral
+        containers are all still there, unchanged; static pods take none."""
+        causes = self._validate_pod_update(new, old, namespaced)
+        if podspec.MIRROR_ANNOTATION in (old["metadata"].get("annotations") or {}):
+            return [forbidden_cause("", "static pods do not support ephemeral containers")]
+        path = "spec.ephemeralContainers"
+        current = {c.get("name"): c for c in (new.get("spec") or {}).get("ephemeralContainers") or []
+                   if isinstance(c, dict)}
+        for c in (old.get("spec") or {}).get("ephemeralContainers") or []:
+            name = c.get("name")
+            if name not in current:
+                causes.append(forbidden_cause(path, f'existing ephemeral containers "{name}" may not be removed\n'))
+            elif current[name] != c:
+                causes.append(forbidden_cause(
+                    path, f'existing ephemeral containers "{name}" may not be changed\n{podspec.diff(c, current[name])}'))
         return causes
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:

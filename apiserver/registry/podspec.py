@@ -12,6 +12,7 @@ from apimachinery import quantity
 from apimachinery.validation import (
     child,
     duplicate_cause,
+    forbidden_cause,
     index,
     invalid_cause,
     is_config_map_key,
@@ -20,7 +21,9 @@ from apimachinery.validation import (
     is_env_var_name,
     is_valid_port_name,
     is_valid_port_num,
+    not_found_cause,
     not_supported_cause,
+    render_value,
     required_cause,
 )
 
@@ -32,6 +35,7 @@ DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 DEFAULT_FILE_MODE = 0o644
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"  # a static pod's mirror in the API
 
 
 def default_pull_policy(image: str) -> str:
@@ -169,7 +173,7 @@ def _validate_probe(p: Any, path: str) -> list[Cause]:
     return causes
 
 
-def _validate_container(c: Any, path: str, volumes: set[str], init: bool) -> list[Cause]:
+def _validate_container(c: Any, path: str, volumes: set[str], init: bool, ephemeral: bool = False) -> list[Cause]:
     if not isinstance(c, dict):
         return [invalid_cause(path, c, "must be an object")]
     causes: list[Cause] = []
@@ -255,6 +259,8 @@ def _validate_container(c: Any, path: str, volumes: set[str], init: bool) -> lis
         else:
             mount_paths.add(mp)
     causes += _validate_resources(c.get("resources"), child(path, "resources"))
+    if ephemeral:
+        return causes  # probes are forbidden outright (validate_ephemeral_containers)
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         if init and c.get(probe) is not None and c.get("restartPolicy") != "Always":
             causes.append({"reason": "FieldValueForbidden", "message": "Forbidden: may not be set for init containers without restartPolicy=Always", "field": child(path, probe)})
@@ -317,6 +323,7 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
                 if n in names:
                     causes.append(duplicate_cause(child(pth, "name"), n))
                 names.add(n)
+    causes += validate_ephemeral_containers(spec, volumes, names, child(path, "ephemeralContainers"))
     rp = spec.get("restartPolicy")
     if rp is not None and rp not in RESTART_POLICIES:
         causes.append(not_supported_cause(child(path, "restartPolicy"), rp, RESTART_POLICIES))
@@ -352,6 +359,66 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
     if ns is not None and not isinstance(ns, dict):
         causes.append(invalid_cause(child(path, "nodeSelector"), ns, "must be an object"))
     return causes
+
+
+#: EphemeralContainerCommon fields an ephemeral container may not set (upstream's
+#: allowedEphemeralContainerFields, the false ones and those added since), in struct order
+EPHEMERAL_FORBIDDEN_FIELDS = (
+    "ports", "resources", "resizePolicy", "restartPolicy", "restartPolicyRules", "livenessProbe",
+    "readinessProbe", "startupProbe", "lifecycle",
+)
+EPHEMERAL_FORBIDDEN = "cannot be set for an Ephemeral Container"
+
+
+def _is_zero(v: Any) -> bool:
+    """Go's zero value as the JSON decoder leaves it: absent, null, "", 0, false, {} or []."""
+    return v is None or v == "" or v is False or v == 0 or v == {} or v == []
+
+
+def validate_ephemeral_containers(spec: Obj, volumes: set[str], other_names: set[str], path: str) -> list[Cause]:
+    """upstream validateEphemeralContainers: each one is a valid container with a name unique
+    across every container kind, targeting a regular or init container, and setting none of the
+    fields that would make the pod depend on it (ports, probes, resources, lifecycle)."""
+    items = spec.get("ephemeralContainers") or []
+    if not isinstance(items, list):
+        return [invalid_cause(path, items, "must be a list")]
+    causes: list[Cause] = []
+    targets = set(other_names)
+    names = set(other_names)
+    for i, ec in enumerate(items):
+        pth = index(path, i)
+        causes += _validate_container(ec, pth, volumes, False, ephemeral=True)
+        if not isinstance(ec, dict):
+            continue
+        name = ec.get("name")
+        if name and name in names:
+            causes.append(duplicate_cause(child(pth, "name"), name))
+        elif name:
+            names.add(name)
+        target = ec.get("targetContainerName")
+        if target and target not in targets:
+            causes.append(not_found_cause(child(pth, "targetContainerName"), target))
+        for f in EPHEMERAL_FORBIDDEN_FIELDS:
+            if not _is_zero(ec.get(f)):
+                causes.append(forbidden_cause(child(pth, f), EPHEMERAL_FORBIDDEN))
+        for j, vm in enumerate(ec.get("volumeMounts") or []):
+            # sub-path bind mounts outlive the container until the pod goes (upstream)
+            for f in ("subPath", "subPathExpr"):
+                if isinstance(vm, dict) and vm.get(f):
+                    causes.append(forbidden_cause(child(index(child(pth, "volumeMounts"), j), f), EPHEMERAL_FORBIDDEN))
+    return causes
+
+
+def diff(old: Obj, new: Obj) -> str:
+    """Which fields of a container differ, one `-`/`+` pair each (upstream prints a cmp.Diff)."""
+    lines = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            if k in old:
+                lines.append(f"-\t{k}: {render_value(old[k])}")
+            if k in new:
+                lines.append(f"+\t{k}: {render_value(new[k])}")
+    return "\n".join(lines)
 
 
 def qos_class(spec: Obj) -> str:

@@ -63,13 +63,14 @@ def test_404(api: httpx.Client, namespace: str) -> None:
     assert st["message"] == 'deployments.apps "missing" not found' and st["details"]["group"] == "apps"
     st = status_of(api.get("/api/v1/frobnicators"), 404, "NotFound")
     # upstream's generic 404 carries empty details: kubectl reads details.name without a nil check
-    # (its `debug` panicked on our 404 for pods/ephemeralcontainers)
+    # (its `debug` panicked on a 404 for an unserved subresource); a missing pod's 404 names it
     assert st["details"] == {} and st["message"] == "the server could not find the requested resource"
     st = status_of(api.patch(f"/api/v1/namespaces/{namespace}/pods/any/ephemeralcontainers", json={},
                              headers={"content-type": "application/strategic-merge-patch+json"}), 404, "NotFound")
-    assert st["details"] == {}
+    assert st["details"] == {"name": "any", "kind": "pods"}
     status_of(api.get("/apis/nope.example.com/v1"), 404, "NotFound")
-    status_of(api.get(f"/api/v1/namespaces/{namespace}/pods/p/bogus"), 404, "NotFound")
+    st = status_of(api.get(f"/api/v1/namespaces/{namespace}/pods/p/bogus"), 404, "NotFound")
+    assert st["details"] == {}
 
 
 def test_405(api: httpx.Client, namespace: str) -> None:

@@ -42,6 +42,12 @@ def test_the_container_a_log_or_exec_request_is_about():
     assert e.value.code == 400
     assert "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [i]" \
         in e.value.status()["message"]
+    debugged = _pod(["a", "b"])
+    debugged["spec"]["ephemeralContainers"] = [{"name": "dbg"}]
+    assert container_for(debugged, "dbg", "logs") == "dbg"
+    with pytest.raises(errors.StatusError) as e:
+        container_for(debugged, "", "logs")
+    assert e.value.status()["message"].endswith("choose one of: [a b] or one of the ephemeral containers: [dbg]")
     with pytest.raises(errors.StatusError) as e:
         container_for(_pod(["a"]), "zz", "exec")
     assert "container zz is not valid for pod p" in e.value.status()["message"]
