@@ -7,7 +7,7 @@ numbers); this module walks its descriptors, parsing and serialising with the C 
 
 `decode` yields the dict the same client would have sent as JSON. Protobuf carries every non-pointer
 Go field even when zero, JSON leaves `omitempty` zeros out: each field's `(json)` option says which Go
-rule applies, and messages whose JSON is not an object (Time, Quantity, IntOrString, ...) carry a
+rule applies, and messages whose JSON is not an object (Time, Duration, Quantity, IntOrString, ...) carry a
 `(shape)` option (apiextensions' JSONSchemaProps wrappers, whose MarshalJSON writes a bool, a schema or
 a list, are ONE_OF; JSONSchemaProps' `$ref` and `x-kubernetes-*` keys are json_names). `encode` is the
 reverse. A watch stream is a run of frames, each a 4-byte big-endian length and a bare
@@ -26,6 +26,7 @@ import orjson
 from google.protobuf.message import DecodeError
 from google.protobuf.message_factory import GetMessageClass
 
+from apimachinery.duration import format_duration, parse_duration
 from apimachinery.quantity import canonical_or_error
 from proto import k8s_api_pb2 as pb
 
@@ -50,6 +51,7 @@ NAMESPACES = {
     "authentication.k8s.io/v1": "authentication_v1",
     "authorization.k8s.io/v1": "authorization_v1",
     "apiextensions.k8s.io/v1": "apiextensions_v1",
+    "metrics.k8s.io/v1beta1": "metrics_v1beta1",
     "meta.k8s.io/v1": "meta_v1",
 }
 
@@ -297,6 +299,7 @@ _SHAPE_TO_JSON = {
     pb.FIELDS_V1: lambda m: _raw_to_json(m.Raw),
     pb.ITEMS: lambda m: list(m.items) or None,  # a named slice: nil after decoding when empty
     pb.ONE_OF: _one_of_to_json,
+    pb.DURATION: lambda m: format_duration(m.duration),
 }
 
 
@@ -327,6 +330,8 @@ def _write_zeros(msg: Any, plan: _Plan) -> None:
     if plan.shape and plan.shape != pb.ONE_OF:  # ONE_OF messages are plain structs on the wire
         if plan.shape == pb.QUANTITY and not msg.HasField("string"):
             msg.string = "0"
+        elif plan.shape == pb.DURATION and not msg.HasField("duration"):
+            msg.duration = 0
         elif plan.shape == pb.INT_OR_STRING:
             for name, zero in (("type", 0), ("intVal", 0), ("strVal", "")):
                 if not msg.HasField(name):
@@ -438,6 +443,13 @@ def _quantity_from_json(msg: Any, value: Any) -> None:
     msg.string = value if isinstance(value, str) else canonical_or_error(value)
 
 
+def _duration_from_json(msg: Any, value: Any) -> None:
+    try:
+        msg.duration = parse_duration(value)
+    except ValueError as e:
+        raise ProtobufError(str(e)) from None
+
+
 def _int_or_string_from_json(msg: Any, value: Any) -> None:
     if isinstance(value, str):
         msg.type, msg.strVal = 1, value
@@ -480,6 +492,7 @@ _SHAPE_FROM_JSON = {
     pb.FIELDS_V1: lambda m, v: setattr(m, "Raw", orjson.dumps(v)),
     pb.ITEMS: _items_from_json,
     pb.ONE_OF: _one_of_from_json,
+    pb.DURATION: _duration_from_json,
 }
 
 

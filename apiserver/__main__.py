@@ -138,6 +138,13 @@ def parse_duration(v: str) -> int:
     return int(total)
 
 
+def _metric_resolution(v: str) -> float:
+    seconds = parse_duration(v)
+    if seconds < 1:
+        raise click.BadParameter(f"must be at least 1s, got {v!r}")
+    return float(seconds)
+
+
 def ssl_context(opts: Options) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -186,6 +193,8 @@ def ssl_context(opts: Options) -> ssl.SSLContext:
 @click.option("--kubelet-client-certificate", default=None, help="Client certificate for connecting to kubelets.")
 @click.option("--kubelet-client-key", default=None, help="Client key for connecting to kubelets.")
 @click.option("--kubelet-certificate-authority", default=None, help="CA that signed the kubelets' serving certificates.")
+@click.option("--metric-resolution", default="15s", callback=lambda _c, _p, v: _metric_resolution(v),
+              help="How often the kubelets are scraped for metrics.k8s.io (kubectl top), e.g. 15s (at least 1s).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def main(log_level: str, **kw: Any) -> None:
     """Serve the Kubernetes API (HTTPS only) backed by etcd."""

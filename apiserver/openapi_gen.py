@@ -61,6 +61,7 @@ QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 TIME = META + "Time"
 MICRO_TIME = META + "MicroTime"
+DURATION = META + "Duration"
 RAW_EXTENSION = "io.k8s.apimachinery.pkg.runtime.RawExtension"
 FIELDS_V1 = META + "FieldsV1"
 PATCH = META + "Patch"
@@ -150,6 +151,10 @@ SYNTHETIC_DEFINITIONS: dict[str, dict[str, Any]] = {
         "type": "string", "format": "date-time",
         "description": "A timestamp in RFC 3339 form with microsecond precision.",
     },
+    DURATION: {
+        "type": "string",
+        "description": "A duration in Go's time.Duration form, e.g. \"15s\", \"1m30.5s\", \"250ms\".",
+    },
     RAW_EXTENSION: {
         "type": "object",
         "description": "An embedded object of any kind, kept as the JSON it was written with.",
@@ -164,7 +169,7 @@ SYNTHETIC_DEFINITIONS: dict[str, dict[str, Any]] = {
     },
 }
 
-_LEAF_DEFINITIONS = frozenset({QUANTITY, INT_OR_STRING, TIME, MICRO_TIME})
+_LEAF_DEFINITIONS = frozenset({QUANTITY, INT_OR_STRING, TIME, MICRO_TIME, DURATION})
 _FREE_FORM_DEFINITIONS = frozenset({RAW_EXTENSION, FIELDS_V1, PATCH})
 
 _CLASS_NAME = re.compile(r"^(?P<prefix>[A-Z][a-z]+)?(?P<version>V\d+(?:alpha\d+|beta\d+)?)(?P<name>[A-Z]\w*)$")
@@ -457,6 +462,51 @@ class Definitions:
         if name in SYNTHETIC_DEFINITIONS and name not in self.defs:
             self.defs[name] = dict(SYNTHETIC_DEFINITIONS[name])
         return {"$ref": "#/definitions/" + name}
+
+
+# --- kinds the client has no model for, described by hand --------------------------------------
+
+#: metrics.k8s.io/v1beta1 (k8s.io/metrics types; apiserver/metricsapi.py serves them), as
+#: metrics-server's own OpenAPI describes them
+METRICS = "io.k8s.metrics.pkg.apis.metrics.v1beta1."
+
+
+def _metrics_definitions(d: Definitions) -> dict[str, str]:
+    """Add the metrics.k8s.io/v1beta1 definitions; their names by kind."""
+    status = d.defs[d.add("V1Status")]["properties"]
+    type_meta = {k: dict(status[k]) for k in ("apiVersion", "kind")}
+    object_meta, list_meta = d.ref(d.add("V1ObjectMeta")), d.ref(d.add("V1ListMeta"))
+    usage = {"type": "object", "additionalProperties": d.ref(QUANTITY),
+             "description": "The memory usage is the memory working set."}
+
+    def define(kind: str, description: str, props: dict[str, Any], required: list[str]) -> None:
+        d.defs[METRICS + kind] = {"type": "object", "description": description, "properties": props,
+                                  "required": required}
+
+    def listing(kind: str, what: str) -> None:
+        define(f"{kind}List", f"{kind}List is a list of {kind}.",
+               {**type_meta, "metadata": list_meta, "items": {
+                   "type": "array", "items": d.ref(METRICS + kind), "description": f"List of {what} metrics."}},
+               ["items"])
+
+    times = {"timestamp": d.ref(TIME), "window": d.ref(DURATION)}
+    define("ContainerMetrics", "ContainerMetrics sets resource usage metrics of a container.",
+           {"name": {"type": "string", "description": "Container name corresponding to the one from pod.spec.containers."},
+            "usage": usage}, ["name", "usage"])
+    define("NodeMetrics", "NodeMetrics sets resource usage metrics of a node.",
+           {**type_meta, "metadata": object_meta, **times, "usage": usage}, ["timestamp", "window", "usage"])
+    define("PodMetrics", "PodMetrics sets resource usage metrics of a pod.",
+           {**type_meta, "metadata": object_meta, **times, "containers": {
+               "type": "array", "items": d.ref(METRICS + "ContainerMetrics"), "x-kubernetes-list-type": "atomic",
+               "description": "Metrics for all containers are collected within the same time window."}},
+           ["timestamp", "window", "containers"])
+    listing("NodeMetrics", "node")
+    listing("PodMetrics", "pod")
+    return {k: METRICS + k for k in ("NodeMetrics", "NodeMetricsList", "PodMetrics", "PodMetricsList")}
+
+
+#: group version → what adds its hand-written definitions
+HAND_DESCRIBED = {("metrics.k8s.io", "v1beta1"): _metrics_definitions}
 
 
 def _ref_name(schema: dict[str, Any]) -> str | None:
@@ -1005,7 +1055,7 @@ def v2_protobuf(doc: dict[str, Any]) -> bytes:
 
 #: Scalar kinds in the prune tree: what JSON value a field accepts (upstream's typed decode).
 _SCALAR_OF_TYPE = {"string": "s", "integer": "i", "number": "n", "boolean": "b"}
-_LEAF_SCALAR = {QUANTITY: "q", INT_OR_STRING: "q", TIME: "s", MICRO_TIME: "s"}
+_LEAF_SCALAR = {QUANTITY: "q", INT_OR_STRING: "q", TIME: "s", MICRO_TIME: "s", DURATION: "s"}
 
 
 def _prune_node(schema: dict[str, Any], defs: dict[str, dict[str, Any]]) -> Any:
@@ -1081,11 +1131,20 @@ def generate(table: ResourceTable) -> dict[str, Any]:
     namer = Namer(models, _api_modules())
     d = Definitions(models, namer)
 
+    hand: dict[tuple[str, str], dict[str, str]] = {}  # hand-described group versions, once added
+
     def kind_def(group: str, version: str, kind: str) -> str:
         cls = _class_for(models, group, version, kind)
-        if cls is None:
-            raise LookupError(f"the client has no model for {group}/{version} {kind}")
-        name = d.add(cls)
+        if cls is not None:
+            name = d.add(cls)
+        else:
+            add_definitions = HAND_DESCRIBED.get((group, version))
+            if add_definitions is not None and (group, version) not in hand:
+                hand[(group, version)] = add_definitions(d)
+            found = hand.get((group, version), {}).get(kind)
+            if found is None:
+                raise LookupError(f"the client has no model for {group}/{version} {kind}")
+            name = found
         gvks = d.defs[name].setdefault("x-kubernetes-group-version-kind", [])
         if _gvk(group, version, kind) not in gvks:
             gvks.append(_gvk(group, version, kind))

@@ -36,6 +36,7 @@ READ_WRITE = READ + WRITE
 LEGACY, APPS, AUTHN, AUTHZ, AUTOSCALING, BATCH = "", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch"
 CERTS, COORD, DISCOVERY, EXTENSIONS, NETWORKING = "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "extensions", "networking.k8s.io"
 POLICY, STORAGE, EVENTS = "policy", "storage.k8s.io", "events.k8s.io"
+METRICS = "metrics.k8s.io"
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None,
@@ -178,6 +179,9 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(READ, [POLICY], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
             rule(READ, [NETWORKING], ["ingresses", "ingresses/status", "networkpolicies"]),
         ], {AGG + "view": "true"}),
+        # what metrics-server's manifests install, for the metrics.k8s.io API this apiserver serves
+        cluster_role("system:aggregated-metrics-reader", [rule(READ, [METRICS], ["pods", "nodes"])],
+                     {AGG + "view": "true", AGG + "edit": "true", AGG + "admin": "true"}),
         cluster_role("system:heapster", [rule(READ, [LEGACY], ["events", "pods", "nodes", "namespaces"]),
                                          rule(READ, [EXTENSIONS], ["deployments"])]),
         cluster_role("system:node", node_rules()),

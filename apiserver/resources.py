@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from apiserver import reviews
+from apiserver import metricsapi, reviews
 from apiserver.registry import apiextensions, apps, batch, core, misc, networking, rbac, replication, storage
 from apiserver.registry.base import Strategy
 
@@ -164,6 +164,11 @@ RESOURCES: list[Resource] = [
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        apiextensions.CustomResourceDefinitionStrategy(), short_names=("crd", "crds"), categories=("api-extensions",),
        subresources=("status",)),
+    # metrics.k8s.io: read from the kubelets by apiserver.metricsapi (kubectl top), never stored
+    _r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, metricsapi.NodeMetricsStrategy(),
+       verbs=("get", "list")),
+    _r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, metricsapi.PodMetricsStrategy(),
+       verbs=("get", "list")),
     # create-only reviews: answered by apiserver.reviews, never stored
     _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, reviews.TokenReviewStrategy(),
        verbs=("create",)),

@@ -78,6 +78,8 @@ class Options:
     kubelet_client_certificate: str | None = None
     kubelet_client_key: str | None = None
     kubelet_certificate_authority: str | None = None
+    #: seconds between scrapes of the kubelets' /stats/summary for metrics.k8s.io (apiserver/metricsapi.py)
+    metric_resolution: float = 15.0
 
 
 class APIServer:
@@ -216,7 +218,6 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
 
     async def stop(self) -> None:
-        await self.podproxy.close()
         for background in (self.rbac_aggregator, self.quota, self.crds):
             await background.stop()
         for t in self._tasks:
@@ -224,6 +225,7 @@ class APIServer:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        await self.podproxy.close()  # after the tasks: the metrics scraper uses its kubelet connections
         for c in self.caches.values():
             await c.stop()
         await self.store.close()

@@ -1,7 +1,10 @@
 """/stats/summary: node, pod and container CPU/memory/filesystem usage (upstream's Summary API).
 
-Containers come from CRI ListContainerStats; CPU rates (usageNanoCores) are computed between two
-samples when the runtime does not report them. The node's numbers come from /proc and statvfs.
+Containers come from CRI ListContainerStats, the running ones only (as upstream's CRI stats provider:
+exited containers — earlier attempts, finished init containers — are no current usage), each with
+its own start time (the container's creation, as upstream: metrics readers such as the apiserver's
+metrics.k8s.io API tell restarts by it). CPU rates (usageNanoCores) are computed between two samples
+when the runtime does not report them. The node's numbers come from /proc and statvfs.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kubelet import naming
+from kubelet.cri import pb
 from kubelet.machine import CpuUsage, fs_stats, meminfo
 
 if TYPE_CHECKING:
@@ -78,10 +82,12 @@ class StatsProvider:
         except Exception:
             pass
         container_stats = await k.cri.list_container_stats()
+        running = pb.ContainerFilter(state=pb.ContainerStateValue(state=pb.CONTAINER_RUNNING))
+        created = {c.id: c.created_at for c in await k.cri.list_containers(running)}
         by_pod: dict[str, list[Any]] = {}
         for s in container_stats:
             uid = s.attributes.labels.get(naming.POD_UID, "")
-            if uid:
+            if uid and s.attributes.id in created:
                 by_pod.setdefault(uid, []).append(s)
         live = set()
         pods = []
@@ -100,7 +106,7 @@ class StatsProvider:
                 ws = s.memory.working_set_bytes.value
                 containers.append({
                     "name": s.attributes.metadata.name,
-                    "startTime": (pod.get("status") or {}).get("startTime") or now,
+                    "startTime": _ts(created[s.attributes.id] / 1e9),
                     "cpu": {"time": now, "usageNanoCores": rate, "usageCoreNanoSeconds": total},
                     "memory": {
                         "time": now, "workingSetBytes": ws, "usageBytes": s.memory.usage_bytes.value,

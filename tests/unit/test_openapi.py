@@ -59,7 +59,8 @@ def test_definition_names_follow_upstream(v2: dict[str, Any]) -> None:
     assert not [n for n in defs if n.startswith("io.k8s.api.batch.v1alpha")]
     # Every name is in upstream's form.
     pattern = re.compile(r"^io\.k8s\.(api\.[a-z]+\.v\d+(alpha\d+|beta\d+)?|apimachinery\.pkg\.[a-z.]+\d?"
-                         r"|apiextensions-apiserver\.pkg\.apis\.apiextensions\.v1)\.[A-Z]\w*$")
+                         r"|apiextensions-apiserver\.pkg\.apis\.apiextensions\.v1|metrics\.pkg\.apis\.metrics\.v1beta1)"
+                         r"\.[A-Z]\w*$")
     assert [n for n in defs if not pattern.match(n)] == []
 
 
@@ -267,6 +268,41 @@ def test_v3_documents_per_group_version(generated: dict[str, Any], v3: dict[str,
     strategy = apps[APPS + "DeploymentSpec"]["properties"]["strategy"]
     assert strategy == {"allOf": [{"$ref": "#/components/schemas/" + APPS + "DeploymentStrategy"}],
                         "x-kubernetes-patch-strategy": "retainKeys"}
+
+
+METRICS = "io.k8s.metrics.pkg.apis.metrics.v1beta1."
+
+
+def test_metrics_kinds_are_described_by_hand(generated: dict[str, Any], v2: dict[str, Any],
+                                             v3: dict[str, dict[str, Any]]) -> None:
+    """The client has no metrics.k8s.io models: their definitions are metrics-server's, written out."""
+    assert not [i for i in generated["issues"] if "metrics.k8s.io" in i]
+    defs = v2["definitions"]
+    node = defs[METRICS + "NodeMetrics"]
+    assert node["x-kubernetes-group-version-kind"] == [{"group": "metrics.k8s.io", "kind": "NodeMetrics",
+                                                        "version": "v1beta1"}]
+    assert node["required"] == ["timestamp", "window", "usage"]
+    assert node["properties"]["metadata"] == {"$ref": "#/definitions/" + META + "ObjectMeta"}
+    assert node["properties"]["window"] == {"$ref": "#/definitions/" + META + "Duration"}
+    assert defs[META + "Duration"]["type"] == "string"
+    assert node["properties"]["usage"]["additionalProperties"] == {
+        "$ref": "#/definitions/io.k8s.apimachinery.pkg.api.resource.Quantity"}
+    pod = defs[METRICS + "PodMetrics"]
+    assert pod["properties"]["containers"]["items"] == {"$ref": "#/definitions/" + METRICS + "ContainerMetrics"}
+    assert pod["properties"]["containers"]["x-kubernetes-list-type"] == "atomic"
+    assert defs[METRICS + "PodMetricsList"]["properties"]["items"]["items"] == {
+        "$ref": "#/definitions/" + METRICS + "PodMetrics"}
+    # read-only paths: get and list, no watch, no writes
+    paths = v2["paths"]
+    assert set(paths["/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}"]) == {"parameters", "get"}
+    assert set(paths["/apis/metrics.k8s.io/v1beta1/nodes"]) == {"parameters", "get"}
+    assert "/apis/metrics.k8s.io/v1beta1/pods" in paths
+    assert not [p for p in paths if p.startswith("/apis/metrics.k8s.io/v1beta1/watch")]
+    schemas = v3["apis/metrics.k8s.io/v1beta1"]["components"]["schemas"]
+    assert {METRICS + k for k in ("NodeMetrics", "NodeMetricsList", "PodMetrics", "PodMetricsList",
+                                  "ContainerMetrics")} <= set(schemas)
+    assert generated["prune"]["kinds"]["metrics.k8s.io/v1beta1/PodMetrics"] == METRICS + "PodMetrics"
+    assert generated["prune"]["types"][METRICS + "NodeMetrics"]["p"]["window"] == "s"
 
 
 def test_prune_tree_shape(generated: dict[str, Any]) -> None:

@@ -431,6 +431,19 @@ UPSTREAM_FIELDS = [
     ("apiextensions_v1.JSONSchemaPropsOrStringArray", "property", 2, pb.OMIT_EMPTY),
     ("apiextensions_v1.ValidationRule", "reason", 4, pb.POINTER),
     ("apiextensions_v1.ValidationRule", "optionalOldSelf", 6, pb.POINTER),
+    # k8s.io/metrics pkg/apis/metrics/v1beta1/generated.proto
+    ("metrics_v1beta1.ContainerMetrics", "name", 1, pb.ALWAYS),
+    ("metrics_v1beta1.ContainerMetrics", "usage", 2, pb.ALWAYS),
+    ("metrics_v1beta1.NodeMetrics", "metadata", 1, pb.OMIT_EMPTY),
+    ("metrics_v1beta1.NodeMetrics", "timestamp", 2, pb.ALWAYS),
+    ("metrics_v1beta1.NodeMetrics", "window", 3, pb.ALWAYS),
+    ("metrics_v1beta1.NodeMetrics", "usage", 4, pb.ALWAYS),
+    ("metrics_v1beta1.NodeMetricsList", "items", 2, pb.ALWAYS),
+    ("metrics_v1beta1.PodMetrics", "timestamp", 2, pb.ALWAYS),
+    ("metrics_v1beta1.PodMetrics", "window", 3, pb.ALWAYS),
+    ("metrics_v1beta1.PodMetrics", "containers", 4, pb.ALWAYS),
+    ("metrics_v1beta1.PodMetricsList", "items", 2, pb.ALWAYS),
+    ("meta_v1.Duration", "duration", 1, pb.OMIT_EMPTY),
 ]
 
 
@@ -759,6 +772,11 @@ SAMPLES = [
      "orphanDependents": False, "dryRun": ["All"]},
     CRD,
     NEW_CRD,
+    _obj("metrics.k8s.io/v1beta1", "NodeMetrics", {"name": "n", "creationTimestamp": T, "labels": {"a": "b"}},
+         timestamp=T, window="15s", usage={"cpu": "12345678n", "memory": "1032108Ki"}),
+    _obj("metrics.k8s.io/v1beta1", "PodMetrics", {"name": "p", "namespace": "ns", "creationTimestamp": T},
+         timestamp=T, window="1m0.5s", containers=[{"name": "c", "usage": {"cpu": "0", "memory": "0"}},
+                                                   {"name": "d", "usage": None}]),
 ]
 
 
@@ -1185,6 +1203,28 @@ def test_times() -> None:
     # time zones are normalised to UTC
     cond = pbuf.decode(pbuf.encode({**ev, "deprecatedLastTimestamp": "2026-01-02T05:04:05+02:00"}))
     assert cond["deprecatedLastTimestamp"] == "2026-01-02T03:04:05Z"
+
+
+def test_durations_and_metrics() -> None:
+    """metav1.Duration is an int64 of nanoseconds on the wire, Go's duration string in JSON."""
+    pm = {"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {"name": "p", "namespace": "n"},
+          "timestamp": T, "window": "1m0.5s", "containers": [{"name": "c", "usage": {"memory": "4Ki", "cpu": "5n"}}]}
+    body = pbuf.encode(pm)
+    msg = _raw(body, pb.metrics_v1beta1.PodMetrics)
+    assert msg.window.duration == 60_500_000_000
+    assert msg.containers[0].usage["cpu"].string == "5n"
+    assert pbuf.decode(body) == pm
+    # an empty object shows Go's zero values: a null time, "0s", a nil list
+    empty = pbuf.decode(pbuf.encode({"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1"}))
+    assert empty == {"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {},
+                     "timestamp": None, "window": "0s", "containers": None}
+    assert _raw(pbuf.encode({**pm, "window": "0s"}), pb.metrics_v1beta1.PodMetrics).window.HasField("duration")
+    for bad in ("15", "1x", 15, ""):
+        with pytest.raises(pbuf.ProtobufError):
+            pbuf.encode({**pm, "window": bad})
+    lst = pbuf.encode_list("metrics.k8s.io/v1beta1", "NodeMetricsList", {}, [
+        {"metadata": {"name": "n"}, "timestamp": T, "window": "15s", "usage": {"cpu": "1", "memory": "1Mi"}}])
+    assert pbuf.decode(lst)["items"][0]["usage"] == {"cpu": "1", "memory": "1Mi"}
 
 
 def test_int_or_string() -> None:
