@@ -40,6 +40,7 @@ NAMESPACES = {
     "apps/v1": "apps_v1",
     "batch/v1": "batch_v1",
     "autoscaling/v1": "autoscaling_v1",
+    "autoscaling/v2": "autoscaling_v2",
     "coordination.k8s.io/v1": "coordination_v1",
     "discovery.k8s.io/v1": "discovery_v1",
     "events.k8s.io/v1": "events_v1",

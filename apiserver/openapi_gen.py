@@ -86,6 +86,9 @@ CORE_ONLY_FROM_OTHER_GROUPS = frozenset({"TopologySelectorTerm", "TopologySelect
 
 #: Fields whose Go type is resource.Quantity (the client declares them plain strings).
 QUANTITY_FIELDS: dict[str, frozenset[str]] = {
+    "io.k8s.api.autoscaling.v2.HPAScalingRules": frozenset({"tolerance"}),
+    "io.k8s.api.autoscaling.v2.MetricTarget": frozenset({"averageValue", "value"}),
+    "io.k8s.api.autoscaling.v2.MetricValueStatus": frozenset({"averageValue", "value"}),
     "io.k8s.api.core.v1.ContainerStatus": frozenset({"allocatedResources"}),
     "io.k8s.api.core.v1.EmptyDirVolumeSource": frozenset({"sizeLimit"}),
     "io.k8s.api.core.v1.LimitRangeItem": frozenset({"default", "defaultRequest", "max", "maxLimitRequestRatio",

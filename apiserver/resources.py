@@ -10,7 +10,18 @@ import re
 from dataclasses import dataclass, field
 
 from apiserver import metricsapi, reviews
-from apiserver.registry import apiextensions, apps, batch, core, misc, networking, rbac, replication, storage
+from apiserver.registry import (
+    apiextensions,
+    apps,
+    autoscaling,
+    batch,
+    core,
+    misc,
+    networking,
+    rbac,
+    replication,
+    storage,
+)
 from apiserver.registry.base import Strategy
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -136,6 +147,14 @@ RESOURCES: list[Resource] = [
     _r("apps", "v1", "StatefulSet", "statefulsets", True, apps.StatefulSetStrategy(), short_names=("sts",),
        categories=("all",), subresources=("status", "scale")),
     _r("apps", "v1", "ControllerRevision", "controllerrevisions", True, apps.ControllerRevisionStrategy()),
+    # autoscaling: v2 (preferred, and the stored form); v1 is the same stored objects, converted
+    # (only the second row names the shared storage, so that quota counts the objects once)
+    _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+       autoscaling.HorizontalPodAutoscalerStrategy(), short_names=("hpa",), categories=("all",),
+       subresources=("status",)),
+    _r("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+       autoscaling.HorizontalPodAutoscalerStrategy(), short_names=("hpa",), categories=("all",),
+       subresources=("status",), storage_plural="horizontalpodautoscalers"),
     # batch/v1
     _r("batch", "v1", "Job", "jobs", True, batch.JobStrategy(), categories=("all",), subresources=("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", True, batch.CronJobStrategy(), short_names=("cj",),

@@ -420,9 +420,97 @@ def _storage_class_row(c: Obj, now: dt.datetime) -> list[Any]:
             bool(c.get("allowVolumeExpansion")), age(_meta(c).get("creationTimestamp"), now)]
 
 
+def _quantity_text(q: Any) -> str:
+    """resource.Quantity's String(): canonical, "<nil>" for a missing pointer."""
+    from apimachinery.quantity import QuantityError, format_quantity
+
+    if q is None:
+        return "<nil>"
+    try:
+        return format_quantity(q)
+    except (QuantityError, TypeError, ValueError):
+        return str(q)
+
+
+_HPA_SOURCES = {"External": "external", "Object": "object", "Pods": "pods", "Resource": "resource",
+                "ContainerResource": "containerResource"}
+
+
+def _hpa_metric(typ: str, source: Obj, status: Obj | None) -> str:
+    """One metric of upstream's formatHPAMetrics: "current/target" (the current is `<unknown>` until the
+    autoscaler reports it)."""
+    target = source.get("target") or {}
+    current = (status or {}).get("current") or {}
+    if typ in ("Resource", "ContainerResource"):
+        name = source.get("name", "")
+        if target.get("averageValue") is not None:
+            now = "<unknown>" if status is None else _quantity_text(current.get("averageValue"))
+            return f"{name}: {now}/{_quantity_text(target['averageValue'])}"
+        now = "<unknown>" if current.get("averageUtilization") is None else f"{current['averageUtilization']}%"
+        goal = "<auto>" if target.get("averageUtilization") is None else f"{target['averageUtilization']}%"
+        return f"{name}: {now}/{goal}"
+    if typ == "Pods":
+        now = "<unknown>" if status is None else _quantity_text(current.get("averageValue"))
+        return f"{now}/{_quantity_text(target.get('averageValue'))}"
+    if target.get("averageValue") is not None:  # Object and External per-pod targets
+        now = "<unknown>" if current.get("averageValue") is None else _quantity_text(current["averageValue"])
+        return f"{now}/{_quantity_text(target['averageValue'])} (avg)"
+    now = "<unknown>" if status is None else _quantity_text(current.get("value"))
+    return f"{now}/{_quantity_text(target.get('value'))}"
+
+
+def hpa_targets(specs: list[Obj], statuses: list[Obj]) -> str:
+    """The TARGETS column (upstream formatHPAMetrics): the first two metrics, then "+ N more..."."""
+    if not specs:
+        return "<none>"
+    shown = []
+    for i, m in enumerate(specs):
+        field = _HPA_SOURCES.get(m.get("type") or "")
+        if field is None:
+            shown.append("<unknown type>")
+            continue
+        status = (statuses[i] or {}).get(field) if i < len(statuses) else None
+        shown.append(_hpa_metric(m["type"], m.get(field) or {}, status))
+    text = ", ".join(shown[:2])
+    return f"{text} + {len(shown) - 2} more..." if len(shown) > 2 else text
+
+
+def _hpa_row(h: Obj, now: dt.datetime) -> list[Any]:
+    if h.get("apiVersion") == "autoscaling/v1":  # printed from the stored (v2) form, as upstream's internal one
+        from apiserver.registry.autoscaling import from_v1
+
+        h = {**from_v1(h), "metadata": _meta(h)}
+    spec, status = h.get("spec") or {}, h.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    min_pods = "<unset>" if spec.get("minReplicas") is None else str(spec["minReplicas"])
+    return [_meta(h).get("name"), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            hpa_targets(spec.get("metrics") or [], status.get("currentMetrics") or []), min_pods,
+            spec.get("maxReplicas", 0), status.get("currentReplicas", 0), age(_meta(h).get("creationTimestamp"), now)]
+
+
 def _created_row(o: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(o).get("name"), _meta(o).get("creationTimestamp")]
 
+
+# autoscaling/v2 HorizontalPodAutoscalerSpec/Status SwaggerDoc(): the HPA columns' descriptions
+_HPA_DOCS = {
+    "scaleTargetRef": "scaleTargetRef points to the target resource to scale, and is used to the pods for which "
+                      "metrics should be collected, as well as to actually change the replica count.",
+    "metrics": "metrics contains the specifications for which to use to calculate the desired replica count (the "
+               "maximum replica count across all metrics will be used).  The desired replica count is calculated "
+               "multiplying the ratio between the target value and the current value by the current number of "
+               "pods.  Ergo, metrics used must decrease as the pod count is increased, and vice-versa.  See the "
+               "individual metric source types for more information about how each type of metric must respond. "
+               "If not set, the default metric will be set to 80% average CPU utilization.",
+    "minReplicas": "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale "
+                   "down.  It defaults to 1 pod.  minReplicas is allowed to be 0 if the alpha feature gate "
+                   "HPAScaleToZero is enabled and at least one Object or External metric is configured.  Scaling "
+                   "is active as long as at least one metric value is available.",
+    "maxReplicas": "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale "
+                   "up. It cannot be less that minReplicas.",
+    "currentReplicas": "currentReplicas is current number of replicas of pods managed by this autoscaler, as last "
+                       "seen by the autoscaler.",
+}
 
 NAME = ("Name", "string", "name", 0)
 AGE = ("Age", "string", "", 0)
@@ -485,6 +573,12 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                         ("VolumeBindingMode", "string", "", 0), ("AllowVolumeExpansion", "string", "", 0), AGE],
                        _storage_class_row),
     "controllerrevisions": ([NAME, ("Controller", "string", "", 0), ("Revision", "integer", "", 0), AGE], _cr_row),
+    # upstream declares every HPA column a string, MaxPods and Replicas (integers) included
+    "horizontalpodautoscalers": ([NAME, ("Reference", "string", "", 0, _HPA_DOCS["scaleTargetRef"]),
+                                  ("Targets", "string", "", 0, _HPA_DOCS["metrics"]),
+                                  ("MinPods", "string", "", 0, _HPA_DOCS["minReplicas"]),
+                                  ("MaxPods", "string", "", 0, _HPA_DOCS["maxReplicas"]),
+                                  ("Replicas", "string", "", 0, _HPA_DOCS["currentReplicas"]), AGE], _hpa_row),
 }
 
 DESCRIPTIONS = {"Name": "Name must be unique within a namespace. Is required when creating resources, although some "

@@ -574,6 +574,34 @@ NEW_CRD = _obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", {"name": "
                status={"conditions": None, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": None})
 
 
+# autoscaling/v2 with every metric source, a behavior and a status
+HPA_V2 = _obj("autoscaling/v2", "HorizontalPodAutoscaler", spec={
+    "scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"}, "minReplicas": 1,
+    "maxReplicas": 5, "metrics": [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}},
+        {"type": "Pods", "pods": {"metric": {"name": "qps", "selector": SELECTOR},
+                                  "target": {"type": "AverageValue", "averageValue": "500m"}}},
+        {"type": "Object", "object": {"describedObject": {"kind": "Ingress", "name": "main",
+                                                          "apiVersion": "networking.k8s.io/v1"},
+                                      "target": {"type": "Value", "value": "10k"}, "metric": {"name": "rps"}}},
+        {"type": "External", "external": {"metric": {"name": "queue"},
+                                          "target": {"type": "AverageValue", "averageValue": "30"}}},
+        {"type": "ContainerResource", "containerResource": {
+            "name": "memory", "target": {"type": "Utilization", "averageUtilization": 0}, "container": "app"}}],
+    "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                             "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}], "tolerance": "50m"},
+                 "scaleDown": {"selectPolicy": "Disabled"}}},
+    status={"observedGeneration": 2, "lastScaleTime": T, "currentReplicas": 2, "desiredReplicas": 0,
+            "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageValue": "100m",
+                                                                            "averageUtilization": 12}}},
+                {"type": "Object", "object": {"metric": {"name": "rps"}, "current": {"value": "0"},
+                                              "describedObject": {"kind": "Ingress", "name": "main"}}}],
+            "conditions": [{"type": "AbleToScale", "status": "True", "lastTransitionTime": T,
+                            "reason": "ReadyForNewScale", "message": "m", "observedGeneration": 0},
+                           {"type": "ScalingActive", "status": "False", "lastTransitionTime": None}]})
+
+
 SAMPLES = [
     _obj("v1", "Namespace", CLUSTER_META, spec={"finalizers": ["kubernetes"]},
          status={"phase": "Active", "conditions": [{"type": "NamespaceDeletionDiscoveryFailure", "status": "False",
@@ -739,6 +767,17 @@ SAMPLES = [
          subjects=[{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "g"}],
          roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}),
     _obj("autoscaling/v1", "Scale", spec={"replicas": 3}, status={"replicas": 0, "selector": "app=x"}),
+    HPA_V2,
+    # as created: v2's status writes desiredReplicas and currentMetrics (no omitempty) even when unset
+    _obj("autoscaling/v2", "HorizontalPodAutoscaler",
+         spec={"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 0, "metrics": [
+             {"type": "Pods", "pods": {"metric": {"name": ""}, "target": {"type": ""}}}]},
+         status={"desiredReplicas": 0, "currentMetrics": None}),
+    _obj("autoscaling/v1", "HorizontalPodAutoscaler",
+         spec={"scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"}, "minReplicas": 0,
+               "maxReplicas": 5, "targetCPUUtilizationPercentage": 0},
+         status={"observedGeneration": 0, "lastScaleTime": T, "currentReplicas": 0, "desiredReplicas": 0,
+                 "currentCPUUtilizationPercentage": 12}),
     _obj("authorization.k8s.io/v1", "SelfSubjectAccessReview", {},
          spec={"resourceAttributes": {"namespace": "ns", "verb": "list", "resource": "pods",
                                       "fieldSelector": {"rawSelector": "spec.nodeName=n"}}},
