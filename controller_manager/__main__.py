@@ -83,6 +83,19 @@ def _concurrency(flag: str, default: int, what: str):
 @click.option("--service-cluster-ip-range", default="", help="CIDR range of the services.")
 @click.option("--service-account-private-key-file", default="", help="Key that signs service account tokens.")
 @click.option("--root-ca-file", default="", help="CA put into service account token secrets / kube-root-ca.crt.")
+@_concurrency("--concurrent-horizontal-pod-autoscaler-syncs", 5, "horizontal pod autoscalers")
+@click.option("--horizontal-pod-autoscaler-sync-period", type=DURATION, default="15s", show_default=True,
+              help="How often every horizontal pod autoscaler is reconciled.")
+@click.option("--horizontal-pod-autoscaler-tolerance", type=float, default=0.1, show_default=True,
+              help="The minimum change (from 1.0) of the desired-to-actual metrics ratio that makes the "
+                   "autoscaler act.")
+@click.option("--horizontal-pod-autoscaler-downscale-stabilization", type=DURATION, default="5m0s",
+              show_default=True, help="The window of past recommendations whose highest a scale-down may not go below.")
+@click.option("--horizontal-pod-autoscaler-cpu-initialization-period", type=DURATION, default="5m0s",
+              show_default=True, help="After a pod starts, how long its CPU samples may be skipped (until one full "
+                                      "metric window follows its readiness).")
+@click.option("--horizontal-pod-autoscaler-initial-readiness-delay", type=DURATION, default="30s", show_default=True,
+              help="After a pod starts, how long readiness changes count as its initial readiness.")
 @bool_flag("--use-service-account-credentials", default=False,
            help="Each controller acts as its own kube-system ServiceAccount (tokens via TokenRequest).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)

@@ -140,6 +140,13 @@ class ControllerManagerOptions:
     service_account_private_key_file: str = ""
     root_ca_file: str = ""
     use_service_account_credentials: bool = False
+    # horizontal pod autoscaler (durations in seconds)
+    concurrent_horizontal_pod_autoscaler_syncs: int = 5
+    horizontal_pod_autoscaler_sync_period: float = 15.0
+    horizontal_pod_autoscaler_tolerance: float = 0.1
+    horizontal_pod_autoscaler_downscale_stabilization: float = 300.0
+    horizontal_pod_autoscaler_cpu_initialization_period: float = 300.0
+    horizontal_pod_autoscaler_initial_readiness_delay: float = 30.0
     #: anything else a controller wants to read without a dedicated field (flag name → value)
     extra: dict[str, Any] = field(default_factory=dict)
 

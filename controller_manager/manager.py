@@ -32,6 +32,7 @@ CONTROLLER_MODULES: list[str] = [
     "controller_manager.job",
     "controller_manager.cronjob",
     "controller_manager.ttl_after_finished",
+    "controller_manager.podautoscaler",
     # infrastructure controllers
     "controller_manager.endpoints",
     "controller_manager.endpointslice",
