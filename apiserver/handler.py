@@ -262,7 +262,7 @@ class ResourceAPI:
         else:
             await cache._wait_ready(3.0)
         items = [self.to_output(res, e.data) for e in cache.list(flt)]
-        return await self.server.render_list(req, res, items, str(cache.revision), "")
+        return await self.server.render_list(req, res, items, str(cache.safe_revision), "")
 
     async def _list_from_etcd(
         self, req: Request, res: Resource, ns: str, flt: Filter, limit: int, cont: str, rv: str, match: str
@@ -451,7 +451,7 @@ class ResourceAPI:
                 except TimeoutError:
                     if watcher.bookmarks and loop.time() >= next_bookmark:
                         next_bookmark = next_bookmark_at(loop.time(), deadline)
-                        rev = max(cache.revision, watcher.last_revision)
+                        rev = max(cache.safe_revision, watcher.last_revision)
                         watcher.last_revision = rev
                         yield self._bookmark(res, rev)
                         cache.request_progress()
@@ -1000,7 +1000,7 @@ class ResourceAPI:
                 items.append(orjson.dumps(self.obj_to_output(res, out)))
 
         await asyncio.gather(*(one(e) for e in entries))
-        out = await self.server.render_list(req, res, items, str(cache.revision), "")
+        out = await self.server.render_list(req, res, items, str(cache.safe_revision), "")
         out.extra_headers += _propagation_warnings(res, opts)
         return out
 

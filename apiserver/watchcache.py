@@ -10,8 +10,9 @@ once etcd itself has compacted it).
 Consistent reads wait until the cache has every event up to etcd's current revision. etcd's
 answer to a progress request says so — but etcd before 3.5.8 (we run 3.5.1) may send it ahead
 of events it still holds for the stream (etcd issue 15220): a list right after a write could miss
-it, a watch right after one could repeat it. Every write this apiserver makes is therefore
-`expect`ed by its cache, and a consistent read also waits for those events to arrive; progress
+it. Every write this apiserver makes is therefore `expect`ed by its cache: a consistent read also
+waits for those events to arrive, and no resourceVersion handed out (lists, bookmarks) passes an
+own write still due (`safe_revision`), so a client resuming from it gets that write. Progress
 still covers writes by others.
 """
 
@@ -93,8 +94,6 @@ class Watcher:
     queue: asyncio.Queue[CacheEvent | None] = field(default_factory=lambda: asyncio.Queue(maxsize=WATCHER_QUEUE))
     closed: bool = False
     last_revision: int = 0
-    #: events at or before the watch's resourceVersion are not its own (see the module docstring)
-    after: int = 0
     #: when set, events go straight to it (synchronously, from the cache's fan-out) instead of
     #: the queue: see apiserver.watchstream
     sink: Callable[[CacheEvent], None] | None = None
@@ -102,7 +101,7 @@ class Watcher:
 
     def offer(self, ev: CacheEvent) -> None:
         """Deliver `ev` translated for this watcher's filter (label transitions → ADDED/DELETED)."""
-        if self.closed or ev.revision <= self.after:
+        if self.closed:
             return
         f = self.filter
         now = f.matches(ev.entry)
@@ -278,6 +277,14 @@ class WatchCache:
         while expected and expected[0] <= self._applied:
             heapq.heappop(expected)
 
+    @property
+    def safe_revision(self) -> int:
+        """The newest resourceVersion to hand out: `revision`, but before any own write whose event
+        is still due (progress may have run ahead of it; see the module docstring)."""
+        if self._expected:
+            return min(self.revision, self._expected[0] - 1)
+        return self.revision
+
     def _awaits_own_write(self, revision: int) -> bool:
         return bool(self._expected) and self._expected[0] <= revision
 
@@ -389,7 +396,7 @@ class WatchCache:
             await self.wait_fresh(resource_version)
             if resource_version < self.history_start:
                 raise TooOld(resource_version)
-        w = Watcher(flt, bookmarks, after=resource_version or 0)
+        w = Watcher(flt, bookmarks)
         send_initial = initial_events if initial_events is not None else not resource_version
         if send_initial:
             for e in self.list(flt):
@@ -398,7 +405,7 @@ class WatchCache:
             for ev in self.ring:
                 if ev.revision > resource_version:
                     w.offer(ev)
-        w.last_revision = self.revision if not resource_version else max(resource_version, self.revision)
+        w.last_revision = self.safe_revision if not resource_version else max(resource_version, self.safe_revision)
         self.watchers.add(w)
         return w
 

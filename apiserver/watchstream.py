@@ -116,7 +116,7 @@ class DirectWatchResponse:
                         await w.ended.wait()
                 if w.bookmarks and not w.closed and loop.time() >= next_bookmark:
                     next_bookmark = next_bookmark_at(loop.time(), deadline)
-                    w.last_revision = max(self.cache.revision, w.last_revision)
+                    w.last_revision = max(self.cache.safe_revision, w.last_revision)
                     self._write(self.bookmark(w.last_revision, None))
                     self.cache.request_progress()
         finally:

@@ -84,16 +84,34 @@ async def test_a_consistent_read_waits_for_its_own_write_despite_early_progress(
     assert [e.name for e in c.list(Filter())] == ["a"]
 
 
-async def test_a_watch_from_n_never_sees_the_event_at_n(cache) -> None:
+async def test_a_watch_from_an_own_writes_revision_does_not_replay_it(cache) -> None:
     c, store = cache
+    c.expect(11)  # created at 11; the client watches from the create's resourceVersion
     await store.feed.put(12)  # early progress: the event at 11 is still to come
     await until(lambda: c.revision == 12)
-    w = await c.watch(Filter(), 11, False)
+    registering = asyncio.create_task(c.watch(Filter(), 11, False))
     await store.feed.put([WatchEvent("PUT", kv("a", 11), None)])
+    w = await asyncio.wait_for(registering, 1)
     await store.feed.put([WatchEvent("PUT", kv("a", 13, created=11), kv("a", 11))])
     ev = await asyncio.wait_for(w.queue.get(), 1)
     assert (ev.type, ev.revision) == ("MODIFIED", 13)
     assert w.queue.empty()
+
+
+async def test_no_resource_version_handed_out_passes_an_own_write_still_due(cache) -> None:
+    """A list answered while an own write's event is due says a revision before that write, so
+    that a watch from it gets the write (a revision from early progress would skip it forever)."""
+    c, store = cache
+    c.expect(11)
+    await store.feed.put(12)
+    await until(lambda: c.revision == 12)
+    await c.wait_fresh(10)  # a consistent read of an older revision: nothing to wait for
+    assert c.safe_revision == 10
+    w = await c.watch(Filter(), c.safe_revision, False)
+    await store.feed.put([WatchEvent("PUT", kv("a", 11), None)])
+    ev = await asyncio.wait_for(w.queue.get(), 1)
+    assert (ev.type, ev.revision, ev.entry.name) == ("ADDED", 11, "a")
+    assert c.safe_revision == 12  # nothing due any more
 
 
 async def test_expected_revisions_already_applied_do_not_block(cache) -> None:
