@@ -314,12 +314,17 @@ class QuotaAccounting:
         #: (ns, name) → (quota, mod_revision) as this apiserver last wrote it
         self._known: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self.cache.listeners.append(self._on_quota)
-        watched: set[int] = set()
+        self._watched: set[int] = set()
         for res in server.table.resources:
             cache = server.caches.get(res.storage_prefix)
-            if cache is not None and id(cache) not in watched and res.namespaced:
-                watched.add(id(cache))
-                cache.listeners.append(self._listener_for(res))
+            if cache is not None:
+                self.track(res, cache)
+
+    def track(self, res: Resource, cache: Any) -> None:
+        """Follow a resource's cache (the custom resources' caches come and go with their definitions)."""
+        if res.namespaced and id(cache) not in self._watched:
+            self._watched.add(id(cache))
+            cache.listeners.append(self._listener_for(res))
 
     def lock(self, ns: str) -> asyncio.Lock:
         lock = self._locks.get(ns)
@@ -397,16 +402,19 @@ class QuotaAccounting:
         """Usage of a quota's resources from the caches plus what is in flight (lock held)."""
         hard = hard_of(quota)
         used = dict.fromkeys(hard, 0)
+        counted: set[str] = set()
         for res in self.server.table.resources:
-            if not res.namespaced or res.storage_plural:
+            # each stored object once: versions and kinds sharing a storage are counted by the first
+            if not res.namespaced or res.storage_prefix in counted:
                 continue
+            counted.add(res.storage_prefix)
             names = [n for n in hard if tracks(res, n)]
             if not names:
                 continue
             cache = self.server.caches[res.storage_prefix]
             prefix = res.prefix(ns)
             objs = [orjson.loads(e.data) for k, e in cache.objects.items() if k.startswith(prefix)]
-            objs += [o for r, o in (self.inflight.get(ns) or {}).values() if r is res]
+            objs += [o for r, o in (self.inflight.get(ns) or {}).values() if r.storage_prefix == res.storage_prefix]
             for obj in objs:
                 if not scope_matches(quota, res, obj):
                     continue

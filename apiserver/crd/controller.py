@@ -21,9 +21,9 @@ from apimachinery import errors
 from apimachinery.meta import format_time
 from apiserver.bootstrap import SYSTEM_USER
 from apiserver.crd import openapi as crd_openapi
-from apiserver.crd.resource import accepted_names, rows_for
+from apiserver.crd.resource import accepted_names, rows_for, storage_row
 from apiserver.registry.apiextensions import CLEANUP_FINALIZER, condition_true, set_condition
-from apiserver.watchcache import CacheEvent, Filter, WatchCache
+from apiserver.watchcache import CacheEvent, WatchCache
 
 if TYPE_CHECKING:
     from apiserver.server import APIServer
@@ -61,6 +61,7 @@ class CRDController:
         #: what each served definition was served from (its resourceVersion), to skip no-op rebuilds
         self.served: dict[str, str] = {}
         self.definitions: dict[str, dict[str, Any]] = {}  # the served definitions, by name
+        self.cache_prefixes: dict[str, str] = {}  # the watch cache of each definition, by name
         self._base_definitions: dict[str, dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self.synced = False
@@ -212,34 +213,32 @@ class CRDController:
             return
         rows = rows_for(crd, terminating)
         before = {(r.group, r.version) for r in self.server.table.dynamic.get(name, ())}
-        if rows:
-            prefix = rows[0].storage_prefix
-            if prefix not in self.server.caches:
-                group, plural = crd["spec"]["group"], accepted_names(crd)["plural"]
+        # the cache belongs to the definition, not to its served versions (there may be none)
+        storage = storage_row(crd)
+        if storage.storage_prefix not in self.server.caches:
+            group, plural = crd["spec"]["group"], accepted_names(crd)["plural"]
 
-                def fields(obj: dict[str, Any]) -> dict[str, str]:
-                    res = self.server.table.by_plural(group, plural) or rows[0]
-                    return self.server.api.field_set(res, obj)
+            def fields(obj: dict[str, Any]) -> dict[str, str]:
+                return self.server.api.field_set(self.server.table.by_plural(group, plural) or storage, obj)
 
-                cache = WatchCache(self.server.store, prefix, rows[0].namespaced, fields)
-                self.server.caches[prefix] = cache
-                cache.start()
+            cache = WatchCache(self.server.store, storage.storage_prefix, storage.namespaced, fields)
+            self.server.caches[storage.storage_prefix] = cache
+            cache.start()
+            self.server.quota.track(storage, cache)
+        self.cache_prefixes[name] = storage.storage_prefix
         self.server.table.set_dynamic(name, rows)
         self.definitions[name] = crd
         self._publish(before | {(r.group, r.version) for r in rows})
         self.served[name] = stamp
 
     async def _unserve(self, name: str) -> None:
-        prefix = None
-        before = set()
-        for r in self.server.table.dynamic.get(name, ()):
-            prefix = r.storage_prefix
-            before.add((r.group, r.version))
+        before = {(r.group, r.version) for r in self.server.table.dynamic.get(name, ())}
         self.server.table.set_dynamic(name, [])
         self.definitions.pop(name, None)
         self._publish(before)
         self.served.pop(name, None)
-        if prefix is not None and not any(r.storage_prefix == prefix for r in self.server.table.resources):
+        prefix = self.cache_prefixes.pop(name, None)
+        if prefix is not None and prefix not in self.cache_prefixes.values():
             cache = self.server.caches.pop(prefix, None)
             if cache is not None:
                 await cache.stop()
@@ -287,24 +286,20 @@ class CRDController:
         await self._remove_finalizer(name)
 
     async def _delete_objects(self, crd: dict[str, Any]) -> int:
-        """Delete every object of the definition; → how many are still there (held by finalizers)."""
-        rows = self.server.table.dynamic.get(crd["metadata"]["name"]) or []
-        if not rows:
-            return 0
-        res = rows[0]
-        cache = self.server.caches.get(res.storage_prefix)
-        if cache is None:
-            return 0
-        await cache.sync_with_store()
-        entries = cache.list(Filter(None, None, None, None))
-        for e in entries:
+        """Delete every stored object of the definition, served or not (read from etcd itself);
+        → how many are still there (held by finalizers)."""
+        res = storage_row(crd, terminating=True)
+        store = self.server.store
+        kvs, _, _, _ = await store.list(res.prefix())
+        for kv in kvs:
+            meta = kv.decode()["metadata"]
             try:
-                await self.server.api.delete_object(res, e.namespace, e.name, {}, SYSTEM_USER, {})
+                await self.server.api.delete_object(res, meta.get("namespace", ""), meta["name"], {}, SYSTEM_USER, {})
             except errors.StatusError as err:
                 if err.code != 404:
                     raise
-        await cache.sync_with_store()
-        return len(cache.list(Filter(None, None, None, None)))
+        _, _, _, left = await store.list(res.prefix(), limit=1)
+        return left
 
     async def _remove_finalizer(self, name: str) -> None:
         def change(new: dict[str, Any]) -> None:

@@ -55,6 +55,16 @@ def rows_for(crd: Obj, terminating: bool = False) -> list[Resource]:
     return rows
 
 
+def storage_row(crd: Obj, terminating: bool = False) -> Resource:
+    """The definition's storage version as a row, served or not: what its cache is keyed by and
+    what deleting the definition deletes through."""
+    spec = crd["spec"]
+    names = accepted_names(crd)
+    version = next((v for v in spec.get("versions") or [] if v.get("storage")), {"name": storage_version(crd)})
+    return Resource(spec["group"], version["name"], names["kind"], names["plural"], spec.get("scope") == "Namespaced",
+                    CustomResourceStrategy(crd, version, terminating), storage_plural=f"{spec['group']}/{names['plural']}")
+
+
 def _path(json_path: str) -> list[str]:
     """`.spec.replicas` → ["spec", "replicas"] (the scale paths are simple dotted paths)."""
     return [p for p in json_path.split(".") if p]

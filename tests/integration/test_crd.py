@@ -385,3 +385,40 @@ def test_odd_definitions_and_objects_are_never_a_500(api: httpx.Client, group: s
         assert r.status_code < 500 and (r.status_code < 400 or r.json()["kind"] == "Status"), (body, r.text)
         seen += 1
     assert seen > 1000
+
+
+def test_quota_counts_custom_resources(api: httpx.Client, group: str, namespace: str) -> None:
+    make_crd(api, crontab_crd(group))
+    quota = f"/api/v1/namespaces/{namespace}/resourcequotas"
+    assert api.post(quota, json={"metadata": {"name": "q"}, "spec": {"hard": {f"count/crontabs.{group}": "1"}}}
+                    ).status_code == 201
+    url = f"/apis/{group}/v1/namespaces/{namespace}/crontabs"
+
+    def create(name: str) -> int:
+        return api.post(url, json={"apiVersion": f"{group}/v1", "kind": "CronTab", "metadata": {"name": name},
+                                   "spec": {"cronSpec": "* * * * *"}}).status_code
+
+    wait_for(lambda: create("a") == 201, 10, 0.1, "the quota to be ready")
+    assert create("b") == 403
+    wait_for(lambda: api.get(f"{quota}/q").json().get("status", {}).get("used", {}).get(f"count/crontabs.{group}") == "1",
+             10, 0.1, "usage recorded")
+    assert api.delete(f"{url}/a").status_code == 200
+    # the deletion is seen in the definition's cache and the usage recomputed from it
+    wait_for(lambda: api.get(f"{quota}/q").json()["status"]["used"][f"count/crontabs.{group}"] == "0",
+             10, 0.1, "usage after the delete")
+    assert create("b") == 201 and create("c") == 403
+
+
+def test_deleting_a_definition_without_served_versions_deletes_its_objects(api: httpx.Client, group: str,
+                                                                            namespace: str) -> None:
+    crd = make_crd(api, crontab_crd(group))
+    url = f"/apis/{group}/v1/namespaces/{namespace}/crontabs"
+    assert api.post(url, json={"apiVersion": f"{group}/v1", "kind": "CronTab", "metadata": {"name": "kept"},
+                               "spec": {"cronSpec": "* * * * *"}}).status_code == 201
+    crd["spec"]["versions"][0]["served"] = False
+    assert api.put(f"{CRDS}/crontabs.{group}", json=crd).status_code == 200, "served: false"
+    wait_for(lambda: api.get(url).status_code == 404, 10, 0.05, "the version is no longer served")
+    assert api.delete(f"{CRDS}/crontabs.{group}").status_code == 200
+    wait_for(lambda: api.get(f"{CRDS}/crontabs.{group}").status_code == 404, 10, 0.05, "the definition is gone")
+    make_crd(api, crontab_crd(group))  # the same definition again: nothing of the old objects is left
+    assert api.get(url).json()["items"] == []
