@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -382,13 +381,16 @@ class Scraper:
         return orjson.loads(body)
 
 
-_SCRAPERS: weakref.WeakKeyDictionary[APIServer, Scraper] = weakref.WeakKeyDictionary()
+#: The attribute of an APIServer holding its scraper: kept on the server (not in a module-level map
+#: keyed by it, whose values would keep every server alive), so both go away together.
+_SCRAPER_ATTR = "_metrics_scraper"
 
 
 def scraper_for(server: APIServer) -> Scraper:
-    scraper = _SCRAPERS.get(server)
+    scraper = getattr(server, _SCRAPER_ATTR, None)
     if scraper is None:
-        scraper = _SCRAPERS[server] = Scraper(server)
+        scraper = Scraper(server)
+        setattr(server, _SCRAPER_ATTR, scraper)
     return scraper
 
 

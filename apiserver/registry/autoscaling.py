@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery import errors
 from apimachinery.quantity import QuantityError, format_quantity, parse_quantity
 from apimachinery.validation import (
     IS_NEGATIVE_ERROR_MSG,
@@ -34,6 +35,7 @@ from apimachinery.validation import (
     validate_path_segment_name,
 )
 from apiserver.registry.base import Cause, Obj, Strategy
+from apiserver.schema import PruneSchema, TypeMismatch, json_type
 
 V1 = "autoscaling/v1"
 V2 = "autoscaling/v2"
@@ -85,6 +87,16 @@ def _dict(v: Any) -> Obj:
 
 def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
+
+
+def _str(v: Any) -> str:
+    """A string field; "" for anything else (the schema check answers wrong types before validation)."""
+    return v if isinstance(v, str) else ""
+
+
+def _int(v: Any) -> int | None:
+    """An integer field; None for anything else (a JSON boolean is no integer)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 def _canonical(q: Any) -> Any:
@@ -182,7 +194,7 @@ def api_version_error(ref: Obj, opts: RefOptions) -> str:
     """ValidateAPIVersion: "" when the reference's apiVersion is acceptable."""
     if opts.allow_invalid_api_version:
         return ""
-    av = ref.get("apiVersion") or ""
+    av = _str(ref.get("apiVersion"))
     if av in ("", "/"):
         group = ""
     elif av.count("/") > 1:
@@ -197,11 +209,11 @@ def api_version_error(ref: Obj, opts: RefOptions) -> str:
 def validation_options(new: Obj, old: Obj | None) -> SpecOptions:
     """validationOptionsForHorizontalPodAutoscaler (HPAScaleToZero is off, as upstream's default)."""
     new_spec, old_spec = _dict(new.get("spec")), _dict((old or {}).get("spec"))
-    lower = 0 if old is not None and old_spec.get("minReplicas") == 0 else 1
+    lower = 0 if old is not None and _int(old_spec.get("minReplicas")) == 0 else 1
     new_ref, old_ref = _dict(new_spec.get("scaleTargetRef")), _dict(old_spec.get("scaleTargetRef"))
     target = RefOptions()
-    if old is not None and (old_ref.get("apiVersion") or "") == (new_ref.get("apiVersion") or "") \
-            and (old_ref.get("kind") or "") == (new_ref.get("kind") or ""):
+    if old is not None and _str(old_ref.get("apiVersion")) == _str(new_ref.get("apiVersion")) \
+            and _str(old_ref.get("kind")) == _str(new_ref.get("kind")):
         target = RefOptions(allow_invalid_api_version=True)  # an update that keeps kind and apiVersion
     elif new_ref.get("kind") == "ReplicationController":
         target = RefOptions(allow_empty_api_group=True)  # the one scalable kind of the core group
@@ -219,14 +231,14 @@ def validate_cross_version_object_reference(ref: Any, path: str, opts: RefOption
     ref = _dict(ref)
     causes: list[Cause] = []
     for f in ("kind", "name"):
-        value = ref.get(f) or ""
+        value = _str(ref.get(f))
         if not value:
             causes.append(required_cause(child(path, f)))
         else:
             causes += [invalid_cause(child(path, f), value, m) for m in validate_path_segment_name(value)]
     msg = api_version_error(ref, opts)
     if msg:
-        causes.append(invalid_cause(child(path, "apiVersion"), ref.get("apiVersion") or "", msg))
+        causes.append(invalid_cause(child(path, "apiVersion"), _str(ref.get("apiVersion")), msg))
     return causes
 
 
@@ -239,9 +251,11 @@ def _quantity_sign(q: Any) -> int | None:
 
 
 def _validate_quantity(q: Any, path: str) -> list[Cause]:
+    if not isinstance(q, (str, int, float)) or isinstance(q, bool):
+        return [invalid_cause(path, _str(q), "must be a quantity")]
     try:
         parse_quantity(q)
-    except QuantityError as e:
+    except (QuantityError, TypeError, ValueError, ArithmeticError) as e:
         return [invalid_cause(path, q, str(e))]
     return []
 
@@ -252,7 +266,7 @@ def _type_required(typ: str, path: str, detail: str) -> list[Cause]:
 
 def validate_metric_target(target: Any, path: str) -> list[Cause]:
     t = _dict(target)
-    typ = t.get("type") or ""
+    typ = _str(t.get("type"))
     causes = _type_required(typ, path, "must specify a metric target type")
     if typ not in TARGET_TYPES:
         causes.append(invalid_cause(child(path, "type"), typ, "must be either Utilization, Value, or AverageValue"))
@@ -263,14 +277,14 @@ def validate_metric_target(target: Any, path: str) -> list[Cause]:
         causes += bad
         if not bad and _quantity_sign(t[f]) != 1:
             causes.append(invalid_cause(child(path, f), _canonical(t[f]), "must be positive"))
-    u = t.get("averageUtilization")
-    if isinstance(u, int) and u < 1:
+    u = _int(t.get("averageUtilization"))
+    if u is not None and u < 1:
         causes.append(invalid_cause(child(path, "averageUtilization"), u, "must be greater than 0"))
     return causes
 
 
 def validate_metric_identifier(ident: Any, path: str) -> list[Cause]:
-    name = _dict(ident).get("name") or ""
+    name = _str(_dict(ident).get("name"))
     if not name:
         return [required_cause(child(path, "name"), "must specify a metric name")]
     return [invalid_cause(child(path, "name"), name, m) for m in validate_path_segment_name(name)]
@@ -322,7 +336,7 @@ def _validate_utilization_or_value(target: Obj, path: str) -> list[Cause]:
 
 def _validate_resource_source(src: Obj, path: str, opts: SpecOptions) -> list[Cause]:
     causes: list[Cause] = []
-    if not src.get("name"):
+    if not _str(src.get("name")):
         causes.append(required_cause(child(path, "name"), "must specify a resource name"))
     return causes + _validate_utilization_or_value(_dict(src.get("target")), path)
 
@@ -352,7 +366,7 @@ def validate_container_resource_name(name: str, path: str) -> list[Cause]:
 
 def _validate_container_resource_source(src: Obj, path: str, opts: SpecOptions) -> list[Cause]:
     causes: list[Cause] = []
-    name, container = src.get("name") or "", src.get("container") or ""
+    name, container = _str(src.get("name")), _str(src.get("container"))
     if not name:
         causes.append(required_cause(child(path, "name"), "must specify a resource name"))
     else:
@@ -372,7 +386,7 @@ _SOURCE_VALIDATORS = (("object", _validate_object_source), ("external", _validat
 
 def validate_metric_spec(spec: Any, path: str, opts: SpecOptions) -> list[Cause]:
     spec = _dict(spec)
-    typ = spec.get("type") or ""
+    typ = _str(spec.get("type"))
     causes = _type_required(typ, path, "must specify a metric source type")
     if typ not in SOURCE_FIELDS:
         # upstream reports this twice (before and in its switch); one cause says it
@@ -399,16 +413,16 @@ def validate_behavior(behavior: Any, path: str) -> list[Cause]:
         if rules is None:
             continue
         rules, p = _dict(rules), child(path, direction)
-        window = rules.get("stabilizationWindowSeconds")
-        if isinstance(window, int) and window < 0:
+        window = _int(rules.get("stabilizationWindowSeconds"))
+        if window is not None and window < 0:
             causes.append(invalid_cause(child(p, "stabilizationWindowSeconds"), window,
                                         "must be greater than or equal to zero"))
-        if isinstance(window, int) and window > MAX_STABILIZATION_WINDOW_SECONDS:
+        if window is not None and window > MAX_STABILIZATION_WINDOW_SECONDS:
             causes.append(invalid_cause(child(p, "stabilizationWindowSeconds"), window,
                                         f"must be less than or equal to {MAX_STABILIZATION_WINDOW_SECONDS}"))
         select = rules.get("selectPolicy")
         if select is not None and select not in SELECT_POLICIES:
-            causes.append(not_supported_cause(child(p, "selectPolicy"), select, SELECT_POLICIES))
+            causes.append(not_supported_cause(child(p, "selectPolicy"), _str(select), SELECT_POLICIES))
         policies = _list(rules.get("policies"))
         if not policies:
             causes.append(required_cause(child(p, "policies"), "must specify at least one Policy"))
@@ -425,10 +439,10 @@ def validate_behavior(behavior: Any, path: str) -> list[Cause]:
 
 def _validate_policy(policy: Obj, path: str) -> list[Cause]:
     causes: list[Cause] = []
-    typ = policy.get("type") or ""
+    typ = _str(policy.get("type"))
     if typ not in POLICY_TYPES:
         causes.append(not_supported_cause(child(path, "type"), typ, POLICY_TYPES))
-    value, period = policy.get("value") or 0, policy.get("periodSeconds") or 0
+    value, period = _int(policy.get("value")) or 0, _int(policy.get("periodSeconds")) or 0
     if value <= 0:
         causes.append(invalid_cause(child(path, "value"), value, "must be greater than zero"))
     if period <= 0:
@@ -443,7 +457,7 @@ def validate_spec(spec: Any, opts: SpecOptions, path: str = "spec") -> list[Caus
     """validateHorizontalPodAutoscalerSpec."""
     spec = _dict(spec)
     causes: list[Cause] = []
-    min_replicas, max_replicas = spec.get("minReplicas"), spec.get("maxReplicas") or 0
+    min_replicas, max_replicas = _int(spec.get("minReplicas")), _int(spec.get("maxReplicas")) or 0
     if min_replicas is not None and min_replicas < opts.min_replicas_lower_bound:
         causes.append(invalid_cause(child(path, "minReplicas"), min_replicas,
                                     f"must be greater than or equal to {opts.min_replicas_lower_bound}"))
@@ -506,9 +520,9 @@ def _selector(sel: Any) -> Obj | None:
     if not isinstance(sel, dict):
         return None
     out: Obj = {}
-    if sel.get("matchLabels"):
+    if isinstance(sel.get("matchLabels"), dict) and sel["matchLabels"]:
         out["matchLabels"] = dict(sorted(sel["matchLabels"].items()))
-    if sel.get("matchExpressions"):
+    if _list(sel.get("matchExpressions")):
         out["matchExpressions"] = []
         for e in sel["matchExpressions"]:
             item = {"key": _dict(e).get("key") or "", "operator": _dict(e).get("operator") or ""}
@@ -662,7 +676,8 @@ def _policy_from_go(p: Obj) -> Obj:
 
 
 def _behavior_from_go(text: str) -> Obj | None:
-    """The annotation's behavior; None when it does not decode or is empty (only well-formed data moves)."""
+    """The annotation's behavior; None when it does not decode, does not fit the type or is empty:
+    upstream moves only well-formed data (`err == nil && behavior != (HorizontalPodAutoscalerBehavior{})`)."""
     try:
         raw = json.loads(text)
     except ValueError:
@@ -678,23 +693,86 @@ def _behavior_from_go(text: str) -> Obj | None:
             v = _go_field(r, go)
             if v is None:
                 continue
-            if js == "policies":
-                if not isinstance(v, list):
-                    continue
-                v = [_policy_from_go(_dict(p)) for p in v]
+            if js == "policies" and isinstance(v, list):
+                v = [_policy_from_go(p) if isinstance(p, dict) else p for p in v]
             out[js] = v
         return out
 
     behavior: Obj = {}
     for go, js in (("ScaleUp", "scaleUp"), ("ScaleDown", "scaleDown")):
-        r = rules(_go_field(raw, go))
-        if r is not None:
-            behavior[js] = r
-    return behavior or None
+        r = _go_field(raw, go)
+        behavior[js] = rules(r) if isinstance(r, dict) else r
+    if not _well_typed(behavior, "HorizontalPodAutoscalerBehavior"):
+        return None
+    return {k: v for k, v in behavior.items() if v is not None} or None
+
+
+# The Go types the annotations are decoded into (autoscaling/v1's MetricSpec and MetricStatus are
+# v2beta1's shapes; the behavior is the internal type, checked once its field names are matched), as
+# apiserver.schema's prune tree: what upstream's typed json.Unmarshal refuses is refused here.
+_SELECTOR = {"p": {"matchLabels": {"m": "s"}, "matchExpressions": {"a": "LabelSelectorRequirement"}}}
+_V1_SOURCES = {
+    "ObjectMetric": {"target": "CrossVersionObjectReference", "metricName": "s", "selector": "LabelSelector",
+                     "averageValue": "q"},
+    "PodsMetric": {"metricName": "s", "selector": "LabelSelector"},
+    "ResourceMetric": {"name": "s"},
+    "ContainerResourceMetric": {"name": "s", "container": "s"},
+    "ExternalMetric": {"metricName": "s", "metricSelector": "LabelSelector"},
+}
+#: each source's values, by part: a spec's "target*" fields are a status's "current*" ones
+_V1_VALUES = {"ObjectMetric": {"{}Value": "q"}, "PodsMetric": {"{}AverageValue": "q"},
+              "ResourceMetric": {"{}AverageUtilization": "i", "{}AverageValue": "q"},
+              "ContainerResourceMetric": {"{}AverageUtilization": "i", "{}AverageValue": "q"},
+              "ExternalMetric": {"{}Value": "q", "{}AverageValue": "q"}}
+_SOURCE_TYPES = {"object": "ObjectMetric", "pods": "PodsMetric", "resource": "ResourceMetric",
+                 "containerResource": "ContainerResourceMetric", "external": "ExternalMetric"}
+
+
+def _annotation_types() -> dict[str, Any]:
+    types: dict[str, Any] = {
+        "LabelSelector": _SELECTOR,
+        "LabelSelectorRequirement": {"p": {"key": "s", "operator": "s", "values": {"a": "s"}}},
+        "CrossVersionObjectReference": {"p": {"kind": "s", "name": "s", "apiVersion": "s"}},
+        "HorizontalPodAutoscalerCondition": {"p": {"type": "s", "status": "s", "lastTransitionTime": "s",
+                                                   "reason": "s", "message": "s", "observedGeneration": "i"}},
+        "HPAScalingPolicy": {"p": {"type": "s", "value": "i", "periodSeconds": "i"}},
+        "HPAScalingRules": {"p": {"stabilizationWindowSeconds": "i", "selectPolicy": "s",
+                                  "policies": {"a": "HPAScalingPolicy"}, "tolerance": "q"}},
+        "HorizontalPodAutoscalerBehavior": {"p": {"scaleUp": "HPAScalingRules", "scaleDown": "HPAScalingRules"}},
+    }
+    for kind, part in (("Source", "target"), ("Status", "current")):
+        for name, fields in _V1_SOURCES.items():
+            values = {f.format(part): t for f, t in _V1_VALUES[name].items()}
+            types[name + kind] = {"p": {**fields, **values}}
+        types["Metric" + ("Spec" if kind == "Source" else kind)] = {"p": {
+            "type": "s", **{f: t + kind for f, t in _SOURCE_TYPES.items()}}}
+    return {"types": types, "kinds": {f"autoscaling/v1/{k}": k for k in (
+        "MetricSpec", "MetricStatus", "HorizontalPodAutoscalerCondition", "HorizontalPodAutoscalerBehavior")}}
+
+
+_ANNOTATION_SCHEMA = PruneSchema(_annotation_types())
+#: annotation → the Go type of its list's items
+_ANNOTATION_ITEMS = {METRICS_ANNOTATION: "MetricSpec", CURRENT_METRICS_ANNOTATION: "MetricStatus",
+                     CONDITIONS_ANNOTATION: "HorizontalPodAutoscalerCondition"}
+
+
+def _cannot_handle(key: str, detail: str) -> errors.StatusError:
+    return errors.bad_request(f'{KIND} in version "v1" cannot be handled as a {KIND}: '
+                              f"annotation {key}: json: {detail}")
+
+
+def _well_typed(value: Any, type_name: str) -> bool:
+    """True when `value` (a decoded JSON object) fits the Go type; unknown fields and nulls are dropped."""
+    try:
+        _ANNOTATION_SCHEMA.prune("autoscaling", "v1", type_name, value)
+    except TypeMismatch:
+        return False
+    return True
 
 
 def _annotation_list(annotations: Obj, key: str) -> list[Obj] | None:
-    """A JSON list of objects in an annotation; None when absent or malformed (left alone, as upstream)."""
+    """A JSON list of objects in an annotation; None when absent or not JSON (left alone). JSON of the
+    wrong shape is a 400, as upstream's typed json.Unmarshal fails the decoding of the whole object."""
     text = annotations.get(key)
     if not isinstance(text, str):
         return None
@@ -702,9 +780,24 @@ def _annotation_list(annotations: Obj, key: str) -> list[Obj] | None:
         items = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        return None
-    return items
+    if items is None:
+        return None  # Go: a nil slice
+    item_type = _ANNOTATION_ITEMS[key]
+    if not isinstance(items, list):
+        raise _cannot_handle(key, f"cannot unmarshal {json_type(items)} into Go value of type []v1.{item_type}")
+    out: list[Obj] = []
+    for item in items:
+        if item is None:
+            item = {}  # a null element decodes to the zero value
+        if not isinstance(item, dict):
+            raise _cannot_handle(key, f"cannot unmarshal {json_type(item)} into Go value of type v1.{item_type}")
+        try:
+            _ANNOTATION_SCHEMA.prune("autoscaling", "v1", item_type, item)
+        except TypeMismatch as e:
+            raise _cannot_handle(key, f"cannot unmarshal {e.got} into Go struct field {item_type}.{e.path} "
+                                      f"of type {e.want}") from None
+        out.append(item)
+    return out
 
 
 def to_v1(obj: Obj) -> Obj:

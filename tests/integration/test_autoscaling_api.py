@@ -17,6 +17,7 @@ from apiserver.registry.autoscaling import (
     CONDITIONS_ANNOTATION,
     CURRENT_METRICS_ANNOTATION,
     METRICS_ANNOTATION,
+    to_v1,
 )
 from tests.conftest import ControlPlane
 from tests.integration.test_kubectl_protobuf import request_bodies
@@ -342,3 +343,104 @@ def test_quota_counts_each_autoscaler_once(api: httpx.Client, namespace: str) ->
     assert "exceeded quota: q, requested: count/horizontalpodautoscalers.autoscaling=1, used: " \
            "count/horizontalpodautoscalers.autoscaling=1, limited: count/horizontalpodautoscalers.autoscaling=1" \
            in second.json()["message"]
+
+
+RICH_V2 = {
+    "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "odd", "labels": {"a": "b"}},
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "minReplicas": 2, "maxReplicas": 10,
+        "metrics": [
+            CPU50,
+            {"type": "ContainerResource", "containerResource": {"name": "memory", "container": "c", "target": {
+                "type": "AverageValue", "averageValue": "1Gi"}}},
+            {"type": "Pods", "pods": {"metric": {"name": "qps", "selector": {"matchExpressions": [
+                {"key": "a", "operator": "In", "values": ["b"]}]}},
+                "target": {"type": "AverageValue", "averageValue": "1k"}}},
+            {"type": "Object", "object": {"metric": {"name": "rps"}, "describedObject": {
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "main"},
+                "target": {"type": "Value", "value": "10k"}}},
+            {"type": "External", "external": {"metric": {"name": "q", "selector": {"matchLabels": {"q": "w"}}},
+                                              "target": {"type": "AverageValue", "averageValue": "30"}}},
+        ],
+        "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                                 "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]},
+                     "scaleDown": {"policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]}},
+    },
+    "status": {
+        "currentReplicas": 2, "desiredReplicas": 3,
+        "currentMetrics": [
+            {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 40,
+                                                                         "averageValue": "100m"}}},
+            {"type": "Object", "object": {"metric": {"name": "rps"}, "current": {"value": "5k"}, "describedObject": {
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "main"}}},
+            {"type": "External", "external": {"metric": {"name": "q"}, "current": {"averageValue": "3"}}},
+        ],
+        "conditions": [{"type": "AbleToScale", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                        "reason": "ReadyForNewScale", "message": "ok"}],
+    },
+}
+
+
+def _below_500(r: httpx.Response, body: dict) -> None:
+    assert r.status_code < 500 and (r.status_code < 400 or r.json()["kind"] == "Status"), (body, r.text)
+
+
+def test_odd_values_in_any_field_or_annotation_are_never_a_500(api: httpx.Client, namespace: str) -> None:
+    """Every field of a rich v2 autoscaler, and every field of the JSON in each of a v1 autoscaler's
+    round-trip annotations, set to each odd JSON value: always a Status below 500."""
+    from tests.integration.test_api_errors import each_field_replaced
+
+    seen = 0
+    for body in each_field_replaced(RICH_V2):
+        _below_500(api.post(V2.format(ns=namespace), params={"dryRun": "All"}, json=body), body)
+        seen += 1
+    v1 = to_v1(json.loads(json.dumps(RICH_V2)))
+    annotations = v1["metadata"]["annotations"]
+    assert set(annotations) == {METRICS_ANNOTATION, CURRENT_METRICS_ANNOTATION, CONDITIONS_ANNOTATION,
+                                BEHAVIOR_ANNOTATION}
+    for key, text in annotations.items():
+        for content in [*each_field_replaced({"v": json.loads(text)}), {"v": None}, {"v": 5}, {"v": "x"}]:
+            body = json.loads(json.dumps(v1))
+            body["metadata"]["annotations"][key] = json.dumps(content["v"])
+            _below_500(api.post(V1.format(ns=namespace), params={"dryRun": "All"}, json=body), body)
+            seen += 1
+    assert seen > 1000
+
+
+@pytest.mark.parametrize(("annotation", "value"), [
+    (METRICS_ANNOTATION, '[{"type":["x"]}]'),
+    (METRICS_ANNOTATION, '[{"type":"Object","object":{"target":{"kind":"Service","name":"s","apiVersion":5},'
+                         '"metricName":"hits","targetValue":"100"}}]'),
+    (METRICS_ANNOTATION, '[{"type":"Pods","pods":{"metricName":{"a":1},"targetAverageValue":"1"}}]'),
+    (METRICS_ANNOTATION, '[{"type":"Resource","resource":{"name":"memory","targetAverageUtilization":"50"}}]'),
+    (CONDITIONS_ANNOTATION, '[{"type":"AbleToScale","status":"True","lastTransitionTime":5}]'),
+])
+def test_ill_typed_annotations_are_a_bad_request(api: httpx.Client, namespace: str, annotation: str,
+                                                 value: str) -> None:
+    body = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "bad", "annotations": {annotation: value}},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "maxReplicas": 3}}
+    r = api.post(V1.format(ns=namespace), json=body)
+    assert r.status_code == 400, r.text
+    status = r.json()
+    assert status["reason"] == "BadRequest"
+    assert status["message"].startswith('HorizontalPodAutoscaler in version "v1" cannot be handled as a '
+                                        f"HorizontalPodAutoscaler: annotation {annotation}: json: cannot unmarshal ")
+    # nothing was stored: the namespace still lists, in protobuf too
+    r = api.get(V2.format(ns=namespace), headers={"Accept": pbuf.CONTENT_TYPE})
+    assert r.status_code == 200 and not pbuf.decode(r.content)["items"]
+
+
+def test_an_ill_typed_behavior_annotation_is_ignored(api: httpx.Client, namespace: str) -> None:
+    """Upstream moves a behavior from its annotation only when it decodes (`err == nil`)."""
+    body = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "b", "annotations": {BEHAVIOR_ANNOTATION: json.dumps(
+                {"ScaleUp": {"Policies": [{"Type": "Pods", "Value": "x", "PeriodSeconds": 15}]}})}},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "maxReplicas": 3}}
+    r = api.post(V1.format(ns=namespace), json=body)
+    assert r.status_code == 201, r.text
+    assert "annotations" not in r.json()["metadata"]
+    assert "behavior" not in api.get(V2.format(ns=namespace) + "/b").json()["spec"]

@@ -429,3 +429,100 @@ def test_every_current_metric_survives_v1() -> None:
         "type": "ContainerResource", "containerResource": {"name": "cpu", "currentAverageUtilization": 50,
                                                             "currentAverageValue": "50m", "container": "app"}}
     assert hpa.from_v1(v1)["status"]["currentMetrics"] == current
+
+
+# --- ill-typed annotations: a 400 (or, for the behavior, ignored), never an exception ---------------
+
+
+def _v1_with(annotations: dict) -> dict:
+    return {"apiVersion": hpa.V1, "kind": hpa.KIND, "metadata": {"name": "web", "namespace": "ns",
+                                                                 "annotations": annotations},
+            "spec": {"scaleTargetRef": REF, "maxReplicas": 4, "targetCPUUtilizationPercentage": 50}}
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    (hpa.METRICS_ANNOTATION, '[{"type":["x"]}]',
+     "json: cannot unmarshal array into Go struct field MetricSpec.type of type string"),
+    (hpa.METRICS_ANNOTATION, '[{"type":"Object","object":{"target":{"kind":"Service","name":"s","apiVersion":5},'
+                             '"metricName":"hits","targetValue":"100"}}]',
+     "cannot unmarshal number into Go struct field MetricSpec.object.target.apiVersion of type string"),
+    (hpa.METRICS_ANNOTATION, '[{"type":"Pods","pods":{"metricName":{"a":1},"targetAverageValue":"1"}}]',
+     "cannot unmarshal object into Go struct field MetricSpec.pods.metricName of type string"),
+    (hpa.METRICS_ANNOTATION, '[{"type":"Resource","resource":{"name":"memory","targetAverageUtilization":"50"}}]',
+     "cannot unmarshal string into Go struct field MetricSpec.resource.targetAverageUtilization of type integer"),
+    (hpa.METRICS_ANNOTATION, '[{"type":"External","external":{"metricName":"q","metricSelector":'
+                             '{"matchLabels":["a"]},"targetValue":"1"}}]',
+     "MetricSpec.external.metricSelector.matchLabels of type object"),
+    (hpa.METRICS_ANNOTATION, '{"type":"Pods"}', "cannot unmarshal object into Go value of type []v1.MetricSpec"),
+    (hpa.METRICS_ANNOTATION, '[5]', "cannot unmarshal number into Go value of type v1.MetricSpec"),
+    (hpa.CURRENT_METRICS_ANNOTATION, '[{"type":"Resource","resource":{"name":"cpu","currentAverageValue":{}}}]',
+     "MetricStatus.resource.currentAverageValue of type int-or-string"),
+    (hpa.CONDITIONS_ANNOTATION, '[{"type":"AbleToScale","status":true}]',
+     "HorizontalPodAutoscalerCondition.status of type string"),
+])
+def test_ill_typed_annotations_are_a_bad_request(key: str, value: str, message: str) -> None:
+    with pytest.raises(hpa.errors.StatusError) as e:
+        hpa.from_v1(_v1_with({key: value}))
+    status = e.value.status()
+    assert status["code"] == 400 and status["reason"] == "BadRequest"
+    assert status["message"].startswith(
+        f'HorizontalPodAutoscaler in version "v1" cannot be handled as a HorizontalPodAutoscaler: annotation {key}: ')
+    assert message in status["message"]
+
+
+@pytest.mark.parametrize("behavior", [
+    '{"ScaleUp":{"Policies":[{"Type":"Pods","Value":"x","PeriodSeconds":15}]}}',
+    '{"ScaleUp":{"Policies":"x"}}',
+    '{"ScaleUp":{"Policies":[5]}}',
+    '{"ScaleDown":5}',
+    '{"ScaleDown":{"StabilizationWindowSeconds":1.5}}',
+    '{"ScaleDown":{"SelectPolicy":["Max"]}}',
+])
+def test_an_ill_typed_behavior_annotation_is_ignored_as_upstream(behavior: str) -> None:
+    v2 = hpa.from_v1(_v1_with({hpa.BEHAVIOR_ANNOTATION: behavior}))
+    assert "behavior" not in v2["spec"] and "annotations" not in v2["metadata"]
+
+
+def test_null_elements_decode_to_zero_values() -> None:
+    v2 = hpa.from_v1(_v1_with({hpa.METRICS_ANNOTATION: "[null]", hpa.CONDITIONS_ANNOTATION: "null"}))
+    assert v2["spec"]["metrics"][0] == {"type": ""}
+    assert "conditions" not in v2["status"]
+
+
+RICH_SPEC = {
+    "scaleTargetRef": REF, "minReplicas": 2, "maxReplicas": 10,
+    "metrics": [
+        hpa.cpu_utilization_metric(50),
+        {"type": "ContainerResource", "containerResource": {"name": "memory", "container": "c", "target": {
+            "type": "AverageValue", "averageValue": "1Gi"}}},
+        {"type": "Pods", "pods": {"metric": {"name": "qps", "selector": {"matchExpressions": [
+            {"key": "a", "operator": "In", "values": ["b"]}]}}, "target": {"type": "AverageValue",
+                                                                          "averageValue": "1k"}}},
+        {"type": "Object", "object": {"metric": {"name": "rps"}, "describedObject": {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "main"},
+            "target": {"type": "Value", "value": "10k"}}},
+        {"type": "External", "external": {"metric": {"name": "q", "selector": {"matchLabels": {"q": "w"}}},
+                                          "target": {"type": "Value", "value": "30"}}},
+    ],
+    "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "tolerance": "0.1",
+                             "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15}]},
+                 "scaleDown": {"policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]}},
+}
+
+
+def test_validation_and_conversion_never_raise_on_odd_values() -> None:
+    """Past the schema check a wrong type cannot reach validation; should one, it is a cause, not a crash."""
+    from tests.integration.test_api_errors import each_field_replaced
+
+    strategy = hpa.HorizontalPodAutoscalerStrategy()
+    stored = _hpa(copy.deepcopy(RICH_SPEC), status={"desiredReplicas": 0, "currentMetrics": None})
+    for spec in each_field_replaced(RICH_SPEC):
+        obj = _hpa(copy.deepcopy(spec))
+        strategy.default(obj)
+        strategy.validate(obj, True)
+        strategy.validate_update(obj, stored, True)
+        strategy.validate_update(stored, obj, True)
+        try:
+            hpa.from_v1(hpa.to_v1(obj))
+        except hpa.errors.StatusError as e:  # the odd value in an annotation
+            assert e.status()["code"] == 400

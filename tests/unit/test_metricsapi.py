@@ -243,3 +243,21 @@ def test_metric_resolution_flag() -> None:
     for bad in ("0s", "soon"):
         with pytest.raises(click.BadParameter):
             resolution("--metric-resolution", bad)
+
+
+def test_a_servers_scraper_does_not_keep_the_server_alive() -> None:
+    import gc
+    import types
+    import weakref
+
+    class FakeServer:
+        opts = types.SimpleNamespace(metric_resolution=15)
+
+    server = FakeServer()
+    scraper = m.scraper_for(server)  # type: ignore[arg-type]
+    assert m.scraper_for(server) is scraper and scraper.server is server  # type: ignore[arg-type]
+    assert m.scraper_for(FakeServer()) is not scraper  # type: ignore[arg-type]
+    ref = weakref.ref(server)
+    del server, scraper
+    gc.collect()
+    assert ref() is None
