@@ -164,8 +164,7 @@ class ResourceAPI:
         deprecated = res.strategy.deprecation_warning
         if deprecated:  # a deprecated custom resource version: every answer says so (upstream)
             resp = await self._serve(req, info, res, ns, user)
-            if isinstance(resp, Response):
-                resp.extra_headers.append(warning_header(deprecated))
+            resp.extra_headers.append(warning_header(deprecated))
             return resp
         return await self._serve(req, info, res, ns, user)
 

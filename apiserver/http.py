@@ -169,6 +169,7 @@ class StreamResponse:
         self.receive = receive
         self.content_type = content_type
         self.status = 200
+        self.extra_headers: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, send: Send) -> None:
         await send(
@@ -179,6 +180,7 @@ class StreamResponse:
                     (b"content-type", self.content_type),
                     (b"cache-control", b"no-cache, private"),
                     (b"transfer-encoding", b"chunked"),
+                    *self.extra_headers,
                 ],
             }
         )

@@ -58,6 +58,7 @@ class DirectWatchResponse:
         self.timeout = timeout
         self.initial_end = initial_end
         self.content_type = content_type
+        self.extra_headers: list[tuple[bytes, bytes]] = []
 
     def _write(self, data: bytes) -> None:
         t = self.transport
@@ -79,7 +80,7 @@ class DirectWatchResponse:
             "type": "http.response.start",
             "status": 200,
             "headers": [(b"content-type", self.content_type), (b"cache-control", b"no-cache, private"),
-                        (b"transfer-encoding", b"chunked")],
+                        (b"transfer-encoding", b"chunked"), *self.extra_headers],
         })
         w = self.watcher
         # What the cache queued before we took over (the initial state, the replay), in order,

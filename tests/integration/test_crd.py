@@ -230,6 +230,9 @@ def test_versions_names_and_deletion(api: httpx.Client, group: str, namespace: s
     assert r.status_code == 201, r.text
     assert r.json()["apiVersion"] == f"{group}/v1beta1"
     assert f"{group}/v1beta1 CronTab is deprecated" in r.headers.get("warning", "")
+    with api.stream("GET", f"/apis/{group}/v1beta1/namespaces/{namespace}/crontabs",
+                    params={"watch": "1", "timeoutSeconds": "1"}) as watch_resp:  # watches say so too
+        assert f"{group}/v1beta1 CronTab is deprecated" in watch_resp.headers.get("warning", "")
     assert api.get(f"/apis/{group}/v1/namespaces/{namespace}/crontabs/x").json()["apiVersion"] == f"{group}/v1"
     # the preferred version is the GA one
     assert api.get(f"/apis/{group}").json()["preferredVersion"]["version"] == "v1"
