@@ -276,7 +276,12 @@ class HorizontalController(Controller):
             raise ReconcileError(f"unexpected GroupVersion string: {api_version}")
         group, _, version = api_version.rpartition("/")
         for attempt in range(2):
-            versions = [api_version] if version else []
+            if version:  # the named version first, from the cached discovery: no request when it is served
+                try:
+                    return await self.client.discovery.resolve_kind(api_version, kind)
+                except ApiError:
+                    pass
+            versions: list[str] = []
             if group:
                 try:
                     doc = await self.client.request("GET", f"/apis/{group}")
