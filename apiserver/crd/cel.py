@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
+from apimachinery.duration import parse_duration
 from apimachinery.errors import field_cause
 from apimachinery.validation import (
     FIELD_VALUE_INVALID,
@@ -24,7 +24,6 @@ from apimachinery.validation import (
     key,
     required_cause,
 )
-from apiserver.crd.formats import is_go_duration
 from apiserver.crd.schema import (
     LIST_MAP_KEYS,
     LIST_TYPE,
@@ -391,16 +390,9 @@ def _to_cel(t: Any, v: Any, s: Schema | None) -> Any:
     return v
 
 
-_GO_UNIT_NANOS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9,
-                  "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
 def _go_duration_nanos(s: str) -> int | None:
     """time.ParseDuration in nanoseconds, or None."""
-    if not is_go_duration(s):
+    try:
+        return parse_duration(s)
+    except ValueError:
         return None
-    sign = -1 if s.startswith("-") else 1
-    total = Decimal(0)
-    for num, unit in re.findall(r"([0-9]*\.?[0-9]*)([^0-9.]+)", s.lstrip("+-")):
-        total += Decimal(num or "0") * _GO_UNIT_NANOS[unit]
-    return sign * int(total)

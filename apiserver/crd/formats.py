@@ -11,6 +11,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+from apimachinery.duration import parse_duration
+
 # Go's regexp `$` is end-of-text, hence \Z; Go's \d and \s are ASCII, hence re.ASCII.
 
 _UUID_RE = re.compile(r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\Z")
@@ -35,7 +37,6 @@ _RGBCOLOR_RE = re.compile(rf"^rgb\({_RGB_PART},{_RGB_PART},{_RGB_PART}\)\Z", re.
 _SSN_RE = re.compile(r"^\d{3}[- ]?\d{2}[- ]?\d{4}\Z", re.ASCII)
 _SHORT_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LONG_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_GO_DURATION_UNITS = {"ns", "us", "\u00b5s", "\u03bcs", "ms", "s", "m", "h"}
 _DURATION_MATCHER = re.compile(r"((\d+)[\t\n\f\r ]*([A-Za-zµ]+))", re.ASCII)
 _DURATION_UNITS = [["ns", "nano"], ["us", "µs", "micro"], ["ms", "milli"], ["s", "sec"], ["m", "min"],
                    ["h", "hr", "hour"], ["d", "day"], ["w", "wk", "week"]]
@@ -66,24 +67,11 @@ def _is_date_time(s: str) -> bool:
 
 
 def is_go_duration(s: str) -> bool:
-    """time.ParseDuration's grammar: [-+]?([0-9]*(\\.[0-9]*)?[a-z]+)+ or "0"."""
-    if s in ("0", "+0", "-0"):
-        return True
-    if s[:1] in ("+", "-"):
-        s = s[1:]
-    if not s:
+    """time.ParseDuration accepts it: [-+]?([0-9]*(\\.[0-9]*)?unit)+ or "0"."""
+    try:
+        parse_duration(s)
+    except ValueError:
         return False
-    while s:
-        m = re.match(r"([0-9]*)(\.([0-9]*))?", s)
-        assert m is not None
-        if not m.group(1) and not m.group(3):
-            return False
-        s = s[m.end():]
-        u = re.match(r"[^0-9.]*", s)
-        assert u is not None
-        if u.group(0) not in _GO_DURATION_UNITS:
-            return False
-        s = s[u.end():]
     return True
 
 
