@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from apimachinery import errors
-from apimachinery.meta import format_time
+from apimachinery.meta import now
 from apiserver.bootstrap import SYSTEM_USER
 from apiserver.crd import openapi as crd_openapi
 from apiserver.crd.resource import accepted_names, rows_for, storage_row
@@ -37,13 +36,9 @@ NAME_FIELDS = (("plural", "PluralConflict"), ("singular", "SingularConflict"), (
 CLEANUP_RECHECK = 1.0
 
 
-def _now() -> str:
-    return format_time(dt.datetime.now(dt.UTC))
-
-
 def with_condition(status: dict[str, Any], ctype: str, value: str, reason: str, message: str) -> None:
     """Set a condition in a definition's status (upstream's SetCRDCondition)."""
-    set_condition({"status": status}, ctype, value, reason, message, _now())
+    set_condition({"status": status}, ctype, value, reason, message, now())
 
 
 def _names(data: bytes) -> Any:

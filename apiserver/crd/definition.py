@@ -91,10 +91,10 @@ def _is_set(k: str, v: Any) -> bool:
     return not (isinstance(v, (list, dict)) and not v)
 
 
-#: JSONSchemaProps fields that hold schemas, and how: one, a list, a map of them, or one-or-bool.
-_SCHEMA_MAPS = ("properties", "patternProperties", "definitions")
-_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
-_SCHEMA_OR_BOOL = ("additionalProperties", "additionalItems")
+#: JSONSchemaProps fields that hold schemas: a map of them, a list of them, one or a bool, one.
+_SCHEMA_FIELDS = (("properties", dict), ("patternProperties", dict), ("definitions", dict),
+                  ("dependencies", dict), ("allOf", list), ("anyOf", list), ("oneOf", list),
+                  ("additionalProperties", bool), ("additionalItems", bool), ("not", None), ("items", list))
 
 
 def _shape_errors(schema: Any, path: str) -> list[Cause]:
@@ -104,45 +104,25 @@ def _shape_errors(schema: Any, path: str) -> list[Cause]:
     if not isinstance(schema, dict):
         return [invalid_cause(path, schema, "must be an object")]
     causes: list[Cause] = []
-    for f in _SCHEMA_MAPS:
+    for f, holds in _SCHEMA_FIELDS:
         v = schema.get(f)
-        if v is None:
+        if v is None or (holds is bool and isinstance(v, bool)):
             continue
-        if not isinstance(v, dict):
-            causes.append(invalid_cause(child(path, f), v, "must be an object"))
-            continue
-        for name, sub in v.items():
-            causes += _shape_errors(sub, f"{path}.{f}[{name}]")
-    deps = schema.get("dependencies")
-    if deps is not None:
-        if not isinstance(deps, dict):
-            causes.append(invalid_cause(child(path, "dependencies"), deps, "must be an object"))
+        if holds is dict:
+            if not isinstance(v, dict):
+                causes.append(invalid_cause(child(path, f), v, "must be an object"))
+                continue
+            # a dependency may also be a list of property names
+            subs = [(f"{path}.{f}[{k}]", sub) for k, sub in v.items() if not (f == "dependencies" and isinstance(sub, list))]
+        elif holds is list and (isinstance(v, list) or f != "items"):  # items: one schema or a list of them
+            if not isinstance(v, list):
+                causes.append(invalid_cause(child(path, f), v, "must be an array"))
+                continue
+            subs = [(f"{path}.{f}[{i}]", sub) for i, sub in enumerate(v)]
         else:
-            for name, sub in deps.items():
-                if not isinstance(sub, list):  # a list of property names, or a schema
-                    causes += _shape_errors(sub, f"{path}.dependencies[{name}]")
-    for f in _SCHEMA_LISTS:
-        v = schema.get(f)
-        if v is None:
-            continue
-        if not isinstance(v, list):
-            causes.append(invalid_cause(child(path, f), v, "must be an array"))
-            continue
-        for i, sub in enumerate(v):
-            causes += _shape_errors(sub, f"{path}.{f}[{i}]")
-    for f in _SCHEMA_OR_BOOL:
-        v = schema.get(f)
-        if v is not None and not isinstance(v, bool):
-            causes += _shape_errors(v, child(path, f))
-    for f in ("not",):
-        if schema.get(f) is not None:
-            causes += _shape_errors(schema[f], child(path, f))
-    items = schema.get("items")
-    if isinstance(items, list):
-        for i, sub in enumerate(items):
-            causes += _shape_errors(sub, f"{path}.items[{i}]")
-    elif items is not None:
-        causes += _shape_errors(items, child(path, "items"))
+            subs = [(child(path, f), v)]
+        for sub_path, sub in subs:
+            causes += _shape_errors(sub, sub_path)
     return causes
 
 
