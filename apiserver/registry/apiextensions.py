@@ -46,7 +46,7 @@ from apimachinery.validation import (
     validate_object_meta_update,
 )
 from apiserver.crd.definition import validate_schema_definition
-from apiserver.registry.base import Cause, Obj, Strategy
+from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
 
 GROUP = "apiextensions.k8s.io"
 
@@ -176,12 +176,7 @@ def remove_condition(crd: Obj, cond_type: str) -> None:
 # Type-tolerant accessors: JSON from clients may hold anything; upstream's decoder would have
 # rejected wrong types before validation, so here they simply read as the zero value.
 
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _dict(value: Any) -> Obj:
-    return value if isinstance(value, dict) else {}
+_dict, _list, _str = as_dict, as_list, as_str
 
 
 def _opt_dict(value: Any) -> Obj | None:
@@ -189,10 +184,6 @@ def _opt_dict(value: Any) -> Obj | None:
     if value is None:
         return None
     return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _str_list(value: Any) -> list[str]:

@@ -34,7 +34,7 @@ from apimachinery.validation import (
     validate_object_meta_update,
     validate_path_segment_name,
 )
-from apiserver.registry.base import Cause, Obj, Strategy
+from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_int, as_list, as_str
 from apiserver.schema import PruneSchema, TypeMismatch, json_type
 
 V1 = "autoscaling/v1"
@@ -81,22 +81,8 @@ def cpu_utilization_metric(utilization: Any) -> Obj:
                                                                     "averageUtilization": utilization}}}
 
 
-def _dict(v: Any) -> Obj:
-    return v if isinstance(v, dict) else {}
-
-
-def _list(v: Any) -> list[Any]:
-    return v if isinstance(v, list) else []
-
-
-def _str(v: Any) -> str:
-    """A string field; "" for anything else (the schema check answers wrong types before validation)."""
-    return v if isinstance(v, str) else ""
-
-
-def _int(v: Any) -> int | None:
-    """An integer field; None for anything else (a JSON boolean is no integer)."""
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+# wrong JSON types read as zero values (the schema check answers them before validation)
+_dict, _list, _str, _int = as_dict, as_list, as_str, as_int
 
 
 def _canonical(q: Any) -> Any:

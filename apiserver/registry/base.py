@@ -181,6 +181,26 @@ class Strategy:
         return out
 
 
+# Type-tolerant readers for validation code: client JSON may hold anything where a kind expects
+# a type; upstream's decoder would have refused it, here it reads as the zero value.
+
+def as_dict(v: Any) -> Obj:
+    return v if isinstance(v, dict) else {}
+
+
+def as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def as_str(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def as_int(v: Any) -> int | None:
+    """An integer field; None for anything else (a JSON boolean is no integer)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
 def field_value(obj: Obj, path: str) -> str:
     """The string form of a dotted field (missing → "", bools lowercase)."""
     cur: Any = obj
