@@ -1,7 +1,8 @@
 """x-kubernetes-validations: CEL rules of CRD schemas, evaluated with cel-python.
 
-cel-python is imported only when a schema has rules. Not implemented: cost budgets,
-optionalOldSelf, static type checking, ratcheting. Rules cel-python cannot run (optional syntax
+cel-python is imported only when a schema has rules. Definitions are checked for undeclared
+names and estimated cost (apiserver.crd.celcost); evaluation is metered in steps per object.
+Not implemented: optionalOldSelf, full static type checking, ratcheting. Rules cel-python cannot run (optional syntax
 `.?`, library functions it lacks such as quantity() or url()) are skipped rather than failing
 valid objects.
 """
@@ -23,6 +24,14 @@ from apimachinery.validation import (
     invalid_cause,
     key,
     required_cause,
+)
+from apiserver.crd.celcost import (
+    STATIC_EXPRESSION_LIMIT,
+    RuleCompileError,
+    TotalCost,
+    cost_error_message,
+    estimate,
+    expression_cost,
 )
 from apiserver.crd.schema import (
     LIST_MAP_KEYS,
@@ -107,6 +116,7 @@ class _Cel:
         self.env = celpy.Environment()
         self.functions = _cel_library(celtypes)
         self.programs: dict[str, Any] = {}
+        self.metered = _metered_evaluator(celpy)
 
     @classmethod
     def get(cls) -> _Cel:
@@ -126,6 +136,57 @@ class _Cel:
                 prog = f"compilation failed: ERROR: <input>: Syntax error: {_first_line(str(e))}"
             self.programs[expr] = prog
         return prog
+
+
+# Evaluation steps one object's rules may take (upstream's RuntimeCELCostBudget is "roughly one
+# second"; cel-python runs ~70,000 steps a second here, on the apiserver's event loop).
+RUNTIME_STEP_BUDGET = 100_000
+OUT_OF_BUDGET = "validation failed due to running out of cost budget, no further validation rules will be run"
+
+
+class _OutOfBudget(BaseException):
+    """Raised from inside cel-python's evaluator: a BaseException, so that none of its
+    `except Exception` handlers turns it into a value and carries on."""
+
+
+class _Run:
+    """One object's validation: the evaluator and the steps left."""
+
+    def __init__(self, cel: _Cel) -> None:
+        self.cel = cel
+        self.remaining = RUNTIME_STEP_BUDGET
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining < 0
+
+    def evaluate(self, prog: Any, activation: dict[str, Any]) -> Any:
+        ev = self.cel.metered(prog.ast, activation=prog.new_activation())
+        ev.run = self
+        return ev.evaluate(activation)
+
+
+def _metered_evaluator(celpy: Any) -> type:
+    from celpy.evaluation import Evaluator
+
+    class Metered(Evaluator):
+        """cel-python's tree-walking evaluator, counting every node it visits against a budget."""
+
+        run: _Run
+
+        def _visit_tree(self, tree: Any) -> Any:
+            run = self.run
+            run.remaining -= 1
+            if run.remaining < 0:
+                raise _OutOfBudget
+            return super()._visit_tree(tree)
+
+        def sub_evaluator(self, ast: Any) -> Any:  # macros' bodies: same budget
+            ev = Metered(ast, activation=self.activation)
+            ev.run = self.run
+            return ev
+
+    return Metered
 
 
 def _first_line(s: str) -> str:
@@ -193,8 +254,11 @@ def _uses_old_self(rule: str) -> bool:
     return re.search(r"\boldSelf\b", _STRING_LITERAL.sub("", rule)) is not None
 
 
-def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None) -> list[Cause]:
-    """CRD validation of the schema's rules: they compile; oldSelf only where it correlates."""
+def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None, *, is_root: bool = False,
+                        cardinality: int | None = 1, total: TotalCost | None = None) -> list[Cause]:
+    """CRD validation of the schema's rules: they compile, name only what the schema declares,
+    stay within the estimated cost budget (`cardinality`: how often the rules may run in one
+    object, None when unbounded; costs add up in `total`); oldSelf only where it correlates."""
     try:
         cel = _Cel.get()
     except ImportError:
@@ -202,13 +266,31 @@ def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None) -> 
     causes: list[Cause] = []
     for i, rule in enumerate(rules_of(s)):
         rp = index(child(path, VALIDATIONS), i)
-        prog = cel.compile(rule.get("rule") or "")
+        text = rule.get("rule") or ""
+        prog = cel.compile(text)
         if isinstance(prog, str):
             causes.append(invalid_cause(child(rp, "rule"), rule, prog))
+        elif prog is not None:
+            try:
+                cost = expression_cost(estimate(prog.ast, s, is_root=is_root, old_self=_uses_old_self(text)),
+                                       cardinality, s)
+            except RuleCompileError as e:
+                causes.append(invalid_cause(child(rp, "rule"), rule, str(e)))
+            except RecursionError:
+                causes.append(invalid_cause(child(rp, "rule"), rule, "compilation failed: expression too deeply nested"))
+            else:
+                if cost > STATIC_EXPRESSION_LIMIT:
+                    causes.append(forbidden_cause(child(rp, "rule"), cost_error_message(
+                        "estimated rule cost", cost, STATIC_EXPRESSION_LIMIT)))
+                if total is not None:
+                    total.observe(child(rp, "rule"), cost)
         if rule.get("messageExpression"):
             mprog = cel.compile(rule["messageExpression"])
             if isinstance(mprog, str):
-                causes.append(invalid_cause(child(rp, "messageExpression"), rule, mprog))
+                causes.append(invalid_cause(child(rp, "messageExpression"), rule, f"messageExpression {mprog}"))
+            elif mprog is not None:
+                causes.extend(_message_expression_cost(mprog, s, rule, child(rp, "messageExpression"), is_root,
+                                                       _uses_old_self(text), total))
         if _uses_old_self(rule.get("rule") or ""):
             if uncorrelatable_at is not None:
                 causes.append(invalid_cause(child(rp, "rule"), rule.get("rule"), "oldSelf cannot be used on the "
@@ -219,6 +301,21 @@ def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None) -> 
     return causes
 
 
+def _message_expression_cost(prog: Any, s: Schema, rule: dict[str, Any], mpath: str, is_root: bool,
+                             old_self: bool, total: TotalCost | None) -> list[Cause]:
+    """A messageExpression's names and cost (upstream counts it once, not per value)."""
+    try:
+        cost = estimate(prog.ast, s, is_root=is_root, old_self=old_self)
+    except RuleCompileError as e:
+        return [invalid_cause(mpath, rule, f"messageExpression {e}")]
+    if total is not None:
+        total.observe(mpath, cost)
+    if cost > STATIC_EXPRESSION_LIMIT:
+        return [forbidden_cause(mpath, cost_error_message("estimated messageExpression cost", cost,
+                                                          STATIC_EXPRESSION_LIMIT))]
+    return []
+
+
 def validate_rules(schema: Schema, obj: Any, old: Any, path: str, *, is_resource_root: bool) -> list[Cause]:
     """The x-kubernetes-validations failures of `obj` (`old` bound to oldSelf), under `path`."""
     del is_resource_root  # values are dynamic here: apiVersion/kind/metadata are reachable anyway
@@ -227,32 +324,32 @@ def validate_rules(schema: Schema, obj: Any, old: Any, path: str, *, is_resource
     except ImportError:
         return []
     causes: list[Cause] = []
-    _cel_walk(cel, schema, obj, old, path, causes)
+    _cel_walk(_Run(cel), schema, obj, old, path, causes)
     return causes
 
 
-def _cel_walk(cel: _Cel, s: Schema | None, obj: Any, old: Any, path: str, causes: list[Cause]) -> None:
-    if s is None or obj is None:
+def _cel_walk(run: _Run, s: Schema | None, obj: Any, old: Any, path: str, causes: list[Cause]) -> None:
+    if s is None or obj is None or run.exhausted:
         return
     if s.get(VALIDATIONS):
-        causes.extend(_cel_rules(cel, s, obj, old, path))
+        causes.extend(_cel_rules(run, s, obj, old, path))
     for sub in s.get("allOf") or []:
         if isinstance(sub, dict) and sub.get(VALIDATIONS):
-            causes.extend(_cel_rules(cel, sub, obj, old, path))
+            causes.extend(_cel_rules(run, sub, obj, old, path))
     if isinstance(obj, list):
         items = items_of(s)
         for i, v in enumerate(obj):
-            _cel_walk(cel, items, v, _correlated_item(s, v, old), index(path, i), causes)
+            _cel_walk(run, items, v, _correlated_item(s, v, old), index(path, i), causes)
     elif isinstance(obj, dict):
         correlatable = s.get(MAP_TYPE) in (None, "granular", "atomic")
         old_map = old if correlatable and isinstance(old, dict) else {}
         props = props_of(s)
         if additional_of(s) is not None:
             for k, v in obj.items():
-                _cel_walk(cel, additional_of(s), v, old_map.get(k), key(path, k), causes)
+                _cel_walk(run, additional_of(s), v, old_map.get(k), key(path, k), causes)
         for k, v in obj.items():
             if k in props:
-                _cel_walk(cel, props[k], v, old_map.get(k), child(path, k), causes)
+                _cel_walk(run, props[k], v, old_map.get(k), child(path, k), causes)
 
 
 def _correlated_item(s: Schema, item: Any, old: Any) -> Any:
@@ -274,7 +371,8 @@ def _rule_text(rule: dict[str, Any]) -> str:
     return (rule.get("message") or "").strip() or (rule.get("rule") or "").strip()
 
 
-def _cel_rules(cel: _Cel, s: Schema, obj: Any, old: Any, path: str) -> list[Cause]:
+def _cel_rules(run: _Run, s: Schema, obj: Any, old: Any, path: str) -> list[Cause]:
+    cel = run.cel
     causes: list[Cause] = []
     t = type_of(s)
     activation = {"self": _to_cel(cel.types, obj, s)}
@@ -293,7 +391,10 @@ def _cel_rules(cel: _Cel, s: Schema, obj: Any, old: Any, path: str) -> list[Caus
             causes.append(invalid_cause(path or "<nil>", t, f"rule compile error: {prog}"))
             continue
         try:
-            result = prog.evaluate(activation)
+            result = run.evaluate(prog, activation)
+        except _OutOfBudget:
+            causes.append(invalid_cause(path or "<nil>", t, OUT_OF_BUDGET))
+            return causes
         except cel.celpy.CELEvalError as e:
             result = e
         except Exception as e:  # cel-python's own faults on odd values: an evaluation error, never a 500
@@ -308,21 +409,27 @@ def _cel_rules(cel: _Cel, s: Schema, obj: Any, old: Any, path: str) -> list[Caus
         fpath = path
         if rule.get("fieldPath"):
             fpath = child(path, rule_field_path(rule["fieldPath"].strip(), s) or "")
-        detail = _message_expression(cel, rule, activation) or (
+        try:
+            message = _message_expression(run, rule, activation)
+        except _OutOfBudget:
+            causes.append(invalid_cause(path or "<nil>", t, "messageExpression evaluation failed due to running out "
+                                        "of cost budget, no further validation rules will be run"))
+            return causes
+        detail = message or (
             (rule.get("message") or "").strip() or f"failed rule: {_rule_text(rule)}")
         causes.append(_rule_failure(fpath or "<nil>", obj, t, detail, rule.get("reason")))
     return causes
 
 
-def _message_expression(cel: _Cel, rule: dict[str, Any], activation: dict[str, Any]) -> str | None:
+def _message_expression(run: _Run, rule: dict[str, Any], activation: dict[str, Any]) -> str | None:
     expr = rule.get("messageExpression")
     if not expr:
         return None
-    prog = cel.compile(expr)
+    prog = run.cel.compile(expr)
     if prog is None or isinstance(prog, str):
         return None
     try:
-        msg = prog.evaluate(activation)
+        msg = run.evaluate(prog, activation)
     except Exception:  # CELEvalError, or cel-python's own faults: fall back to the message
         return None
     if not isinstance(msg, str) or not msg.strip() or "\n" in msg.strip() or len(msg.strip()) > 5000:

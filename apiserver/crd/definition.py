@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from apimachinery.validation import (
@@ -22,6 +22,7 @@ from apimachinery.validation import (
     required_cause,
 )
 from apiserver.crd.cel import rule_compile_errors, rule_field_path, rules_of, validate_rules
+from apiserver.crd.celcost import STATIC_CRD_LIMIT, TotalCost, cost_error_message, element_bound
 from apiserver.crd.schema import (
     EMBEDDED,
     INT_OR_STRING,
@@ -154,8 +155,16 @@ def validate_schema_definition(schema: Schema | None, path: str, *, has_status: 
             defaults = _validate_defaults(schema, path)
             causes.extend(defaults)
             structural_ok = not defaults
-    schema_errs, cel_errs = _validate_openapi(schema, path, _Ctx(), is_root=True, cel=structural_ok)
+    total = TotalCost()
+    schema_errs, cel_errs = _validate_openapi(schema, path, _Ctx(total=total), is_root=True, cel=structural_ok)
     causes.extend(schema_errs + cel_errs)
+    if structural_ok and total.total > STATIC_CRD_LIMIT:
+        for _, rule_path in total.most_expensive:
+            causes.append(forbidden_cause(rule_path, "contributed to estimated rule cost total exceeding cost limit "
+                                          "for entire OpenAPIv3 schema"))
+        causes.append(forbidden_cause(path, cost_error_message(
+            "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema", total.total,
+            STATIC_CRD_LIMIT)))
     if not causes and init_error is not None:
         # NewStructural's error overlaps the checks above: shown only when they found nothing.
         causes.append(invalid_cause(path, "", init_error))
@@ -446,6 +455,9 @@ class _Ctx:
     defaults_reason: str = ""
     inside_meta: bool = False
     uncorrelatable_at: str | None = None  # where oldSelf stops being usable
+    # how many values this node may have in one object (None: unbounded), and the rules' summed cost
+    cardinality: int | None = 1
+    total: TotalCost | None = field(default=None, compare=False)
 
     def forbid_defaults(self, reason: str) -> _Ctx:
         return replace(self, allow_defaults=False, defaults_reason=reason)
@@ -494,8 +506,11 @@ def _validate_openapi(s: Any, path: str, ctx: _Ctx, *, is_root: bool, cel: bool)
     errs = _standard_errors(s, path, ctx)
     cel_errs: list[Cause] = []
 
+    bound = element_bound(s)
+    below = None if ctx.cardinality is None or bound is None else ctx.cardinality * bound
+
     def sub(x: Any, p: str, c: _Ctx, with_cel: bool = False) -> None:
-        e, ce = _validate_openapi(x, p, c, is_root=False, cel=cel and with_cel)
+        e, ce = _validate_openapi(x, p, replace(c, cardinality=below), is_root=False, cel=cel and with_cel)
         errs.extend(e)
         cel_errs.extend(ce)
 
@@ -538,7 +553,8 @@ def _validate_openapi(s: Any, path: str, ctx: _Ctx, *, is_root: bool, cel: bool)
     errs.extend(_extension_errors(s, path))
     errs.extend(_rule_errors(s, path))
     if s.get(VALIDATIONS) and not errs and cel:
-        cel_errs.extend(rule_compile_errors(s, path, ctx.uncorrelatable_at))
+        cel_errs.extend(rule_compile_errors(s, path, ctx.uncorrelatable_at, is_root=is_root,
+                                            cardinality=ctx.cardinality, total=ctx.total))
     return errs, cel_errs
 
 

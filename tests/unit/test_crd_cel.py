@@ -88,11 +88,12 @@ def test_cel_rules_in_list_items_and_maps() -> None:
 
 def test_cel_rules_are_compiled_in_the_definition() -> None:
     pytest.importorskip("celpy")
+    short = {"type": "string", "maxLength": 16}  # unbounded strings would exceed the cost budget
     schema = spec_schema({
-        "l": {"type": "array", "items": obj_schema({"a": {"type": "string"}}, **{
+        "l": {"type": "array", "maxItems": 100, "items": obj_schema({"a": short}, **{
             "x-kubernetes-validations": [{"rule": "self.a == oldSelf.a"}]})},
-        "m": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["a"],
-              "items": obj_schema({"a": {"type": "string"}}, required=["a"], **{
+        "m": {"type": "array", "maxItems": 100, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["a"],
+              "items": obj_schema({"a": short}, required=["a"], **{
                   "x-kubernetes-validations": [{"rule": "self.a == oldSelf.a"}]})},
     }, **{"x-kubernetes-validations": [{"rule": "self.a <"}]})
     causes = validate_schema_definition(schema, P)
@@ -140,3 +141,71 @@ def test_a_rule_the_evaluator_trips_over_is_an_evaluation_error() -> None:
     causes = validate(schema, {"spec": {"n": 5}})
     assert [(c["field"], c["reason"]) for c in causes] == [("spec", "FieldValueInvalid")]
     assert causes[0]["message"].endswith("evaluating rule: self.n.all(x, x > 1)")
+
+
+def test_rules_may_name_only_what_the_schema_declares() -> None:
+    pytest.importorskip("celpy")
+    schema = spec_schema({"n": {"type": "integer"}, "labels": {"type": "object", "additionalProperties": {
+        "type": "string", "maxLength": 63}, "maxProperties": 16}}, **{"x-kubernetes-validations": [
+            {"rule": "self.nosuch > 0"}, {"rule": "n > 0"}, {"rule": "self.labels.anykey == 'x' && self.n > 0"},
+            {"rule": "self.labels.all(k, k.size() < 9)", "messageExpression": "'bad ' + typo"}]})
+    causes = validate_schema_definition(schema, P)
+    rules = f"{P}.properties[spec].x-kubernetes-validations"
+    assert [(c["field"], c["message"].split("}: ", 1)[1]) for c in causes] == [
+        (f"{rules}[0].rule", "compilation failed: ERROR: <input>:1:5: undefined field 'nosuch'"),
+        (f"{rules}[1].rule", "compilation failed: ERROR: <input>:1:1: undeclared reference to 'n' (in container '')"),
+        (f"{rules}[3].messageExpression",
+         "messageExpression compilation failed: ERROR: <input>:1:10: undeclared reference to 'typo' (in container '')"),
+    ]
+    # the resource root shows apiVersion, kind and metadata.name/generateName only, as upstream
+    root = {"type": "object", "properties": {"spec": {"type": "object"}}, "x-kubernetes-validations": [
+        {"rule": "self.metadata.name.size() < 20 && self.kind == 'X'"}, {"rule": "has(self.metadata.labels)"}]}
+    causes = validate_schema_definition(root, P)
+    assert [(c["field"], c["message"].split("}: ", 1)[1]) for c in causes] == [
+        (f"{P}.x-kubernetes-validations[1].rule", "compilation failed: ERROR: <input>:1:18: undefined field 'labels'")]
+
+
+def test_rules_over_unbounded_lists_exceed_the_estimated_cost_budget() -> None:
+    pytest.importorskip("celpy")
+    nested = "self.l.all(x, self.l.all(y, x == y))"
+    unbounded = spec_schema({"l": {"type": "array", "items": {"type": "string"}}},
+                            **{"x-kubernetes-validations": [{"rule": nested}]})
+    causes = validate_schema_definition(unbounded, P)
+    rule = f"{P}.properties[spec].x-kubernetes-validations[0].rule"
+    hint = ("(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and "
+            "strings are declared)")
+    assert [(c["field"], c["reason"], c["message"]) for c in causes] == [
+        (rule, "FieldValueForbidden", f"Forbidden: estimated rule cost exceeds budget by factor of more than 100x {hint}"),
+        (rule, "FieldValueForbidden",
+         "Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema"),
+        (P, "FieldValueForbidden", "Forbidden: x-kubernetes-validations estimated rule cost total for entire "
+         f"OpenAPIv3 schema exceeds budget by factor of more than 100x {hint}"),
+    ]
+    # bounds make the same rule affordable
+    bounded = copy.deepcopy(unbounded)
+    bounded["properties"]["spec"]["properties"]["l"].update(maxItems=100, items={"type": "string", "maxLength": 64})
+    assert validate_schema_definition(bounded, P) == []
+    # a cheap rule on every item of an unbounded list is fine; a string scan on each is not
+    per_item = spec_schema({"l": {"type": "array", "items": {"type": "string", "x-kubernetes-validations": [
+        {"rule": "self.size() < 10"}, {"rule": "self.contains('gpu')"}]}}})
+    item_rules = f"{P}.properties[spec].properties[l].items.x-kubernetes-validations"
+    # the scan over its limit; both named as contributing to the total (each over 1 % of it)
+    assert fields(validate_schema_definition(per_item, P)) == [
+        f"{item_rules}[1].rule", f"{item_rules}[1].rule", f"{item_rules}[0].rule", P]
+
+
+def test_evaluation_stops_when_the_objects_step_budget_runs_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("celpy")
+    from apiserver.crd import cel
+
+    monkeypatch.setattr(cel, "RUNTIME_STEP_BUDGET", 5_000)
+    schema = spec_schema({"l": {"type": "array", "maxItems": 200, "items": {"type": "integer"}}},
+                         **{"x-kubernetes-validations": [{"rule": "self.l.all(x, self.l.all(y, x + y >= 0))"},
+                                                         {"rule": "false"}]})
+    assert validate_schema_definition(schema, P) == []  # 200 × 200 steps: within upstream's estimate
+    assert validate(schema, {"spec": {"l": list(range(5))}}) == [
+        cause("spec", "Invalid value: failed rule: false", "FieldValueInvalid")]
+    # 40,000 iterations do not fit in 5,000 steps: one error, and no further rule runs
+    assert validate(schema, {"spec": {"l": list(range(200))}}) == [cause(
+        "spec", 'Invalid value: "object": validation failed due to running out of cost budget, no further '
+        "validation rules will be run", "FieldValueInvalid")]
