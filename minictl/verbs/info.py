@@ -127,39 +127,45 @@ def version_cmd(client_only: bool, output: str | None) -> None:
 
 
 # --- top ---------------------------------------------------------------------------------------------
+# As kubectl top: usage from the metrics.k8s.io API (NodeMetrics, PodMetrics), shares of the nodes'
+# allocatable resources from the Node objects.
+
+METRICS = "/apis/metrics.k8s.io/v1beta1"
 
 
-def _summary(s: Any, node: str) -> dict[str, Any] | None:
+def _metrics(s: Any, path: str, params: dict[str, str]) -> dict[str, Any]:
+    """A NodeMetrics/PodMetrics list or object; the API's absence as kubectl words it."""
     try:
-        return s.api.get(f"/api/v1/nodes/{node}/proxy/stats/summary")
-    except (StatusError, ConnectionFailure):
-        return None
+        return s.api.get(f"{METRICS}{path}", params or None)
+    except StatusError as e:
+        if e.code == 404 and e.reason == "NotFound" and not (e.details or {}).get("name"):
+            fail("Metrics API not available")
+        raise
 
 
-def _cpu(nano: int | None) -> str:
-    return f"{int((nano or 0) / 1_000_000)}m"
+def _milli(q: Any) -> int:
+    return int(parse_quantity(q) * 1000) if q else 0
 
 
-def _mem(b: int | None) -> str:
-    return f"{int((b or 0) / (1024 * 1024))}Mi"
+def _bytes(q: Any) -> int:
+    return int(parse_quantity(q)) if q else 0
 
 
-def _summaries(s: Any) -> tuple[list[dict], dict[str, dict]]:
-    nodes = s.api.list_all("/api/v1/nodes").get("items") or []
-    summaries = {}
-    for n in nodes:
-        name = (n.get("metadata") or {}).get("name", "")
-        summary = _summary(s, name)
-        if summary is not None:
-            summaries[name] = summary
-    if not summaries:
-        fail("Metrics API not available")
-    return nodes, summaries
+def _cpu(milli: int) -> str:
+    return f"{milli}m"
+
+
+def _mem(b: int) -> str:
+    return f"{b // (1024 * 1024)}Mi"
+
+
+def _items(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return doc.get("items") or [] if doc.get("kind", "").endswith("List") else [doc]
 
 
 @click.group("top", cls=VerbGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def top_group() -> None:
-    """Show CPU and memory use of nodes and pods (from the kubelets' /stats/summary).
+    """Show CPU and memory use of nodes and pods (from the metrics.k8s.io API, as kubectl top).
 
     \b
     Examples:
@@ -180,29 +186,30 @@ def top_node(name: str | None, no_headers: bool, selector: str | None) -> None:
       minictl top node
     """
     s = session()
-    nodes, summaries = _summaries(s)
+    params = selector_params(selector, None)
+    metrics = _items(_metrics(s, f"/nodes/{name}" if name else "/nodes", params))
+    if not metrics:
+        fail("metrics not available yet")
+    nodes = [s.api.get(f"/api/v1/nodes/{name}")] if name else \
+        s.api.list_all("/api/v1/nodes", params).get("items") or []
+    allocatable = {(n.get("metadata") or {}).get("name"): (n.get("status") or {}).get("allocatable") or {}
+                   for n in nodes}
     lines = [] if no_headers else ["NAME\tCPU(cores)\tCPU(%)\tMEMORY(bytes)\tMEMORY(%)\t"]
-    wanted = None
-    if selector:
-        wanted = {(n.get("metadata") or {}).get("name") for n in
-                  s.api.list_all("/api/v1/nodes", selector_params(selector, None)).get("items") or []}
-    for n in nodes:
-        node_name = (n.get("metadata") or {}).get("name", "")
-        if (name and node_name != name) or (wanted is not None and node_name not in wanted):
+    shown = set()
+    for m in metrics:
+        node_name = (m.get("metadata") or {}).get("name", "")
+        if node_name not in allocatable:
             continue
-        summary = summaries.get(node_name)
-        if summary is None:
-            lines.append(f"{node_name}\t<unknown>\t<unknown>\t<unknown>\t<unknown>\t")
-            continue
-        node = summary.get("node") or {}
-        cpu = (node.get("cpu") or {}).get("usageNanoCores") or 0
-        mem = (node.get("memory") or {}).get("workingSetBytes") or 0
-        alloc = (n.get("status") or {}).get("allocatable") or {}
-        cpu_alloc = float(parse_quantity(alloc.get("cpu", "0"))) if alloc.get("cpu") else 0.0
-        mem_alloc = float(parse_quantity(alloc.get("memory", "0"))) if alloc.get("memory") else 0.0
-        cpu_pct = f"{int(cpu / 1e9 / cpu_alloc * 100)}%" if cpu_alloc else "<unknown>"
-        mem_pct = f"{int(mem / mem_alloc * 100)}%" if mem_alloc else "<unknown>"
+        shown.add(node_name)
+        usage, alloc = m.get("usage") or {}, allocatable[node_name]
+        cpu, mem = _milli(usage.get("cpu")), _bytes(usage.get("memory"))
+        cpu_alloc, mem_alloc = _milli(alloc.get("cpu")), _bytes(alloc.get("memory"))
+        cpu_pct = f"{cpu * 100 // cpu_alloc}%" if cpu_alloc else "<unknown>"
+        mem_pct = f"{mem * 100 // mem_alloc}%" if mem_alloc else "<unknown>"
         lines.append(f"{node_name}\t{_cpu(cpu)}\t{cpu_pct}\t{_mem(mem)}\t{mem_pct}\t")
+    for node_name in allocatable:  # nodes the metrics API has nothing for yet
+        if node_name not in shown:
+            lines.append(f"{node_name}\t<unknown>\t<unknown>\t<unknown>\t<unknown>\t")
     sys.stdout.write(tabwrite(lines))
 
 
@@ -221,44 +228,31 @@ def top_pod(name: str | None, all_namespaces: bool, containers: bool, no_headers
       minictl top pod -A --containers
     """
     s = session()
-    _, summaries = _summaries(s)
-    wanted = None
-    if selector:
-        path = "/api/v1/pods" if all_namespaces else f"/api/v1/namespaces/{s.namespace}/pods"
-        wanted = {((p.get("metadata") or {}).get("namespace"), (p.get("metadata") or {}).get("name"))
-                  for p in s.api.list_all(path, selector_params(selector, None)).get("items") or []}
-    head = (["NAMESPACE"] if all_namespaces else []) + ["NAME"] + (["CONTAINER"] if containers else []) + \
-        ["CPU(cores)", "MEMORY(bytes)"]
-    lines = [] if no_headers else ["\t".join(head) + "\t"]
-    found = False
-    for summary in summaries.values():
-        for pod in summary.get("pods") or []:
-            ref = pod.get("podRef") or {}
-            ns, pname = ref.get("namespace", ""), ref.get("name", "")
-            if (not all_namespaces and ns != s.namespace) or (name and pname != name):
-                continue
-            if wanted is not None and (ns, pname) not in wanted:
-                continue
-            found = True
-            prefix = ([ns] if all_namespaces else []) + [pname]
-            if containers:
-                for c in pod.get("containers") or []:
-                    cells = [*prefix, c.get("name", ""), _cpu((c.get("cpu") or {}).get("usageNanoCores")),
-                             _mem((c.get("memory") or {}).get("workingSetBytes"))]
-                    lines.append("\t".join(cells) + "\t")
-            else:
-                cpu = (pod.get("cpu") or {}).get("usageNanoCores")
-                mem = (pod.get("memory") or {}).get("workingSetBytes")
-                if cpu is None:
-                    cpu = sum((c.get("cpu") or {}).get("usageNanoCores") or 0 for c in pod.get("containers") or [])
-                if mem is None:
-                    mem = sum((c.get("memory") or {}).get("workingSetBytes") or 0 for c in pod.get("containers") or [])
-                lines.append("\t".join([*prefix, _cpu(cpu), _mem(mem)]) + "\t")
-    if name and not found:
-        fail(f'pods "{name}" not found')
-    if not found:
+    params = selector_params(selector, None)
+    scope = "" if all_namespaces and not name else f"/namespaces/{s.namespace}"
+    metrics = _items(_metrics(s, f"{scope}/pods/{name}" if name else f"{scope}/pods", params))
+    if not metrics:
+        pods = s.api.get(f"/api/v1{scope}/pods", params)
+        if pods.get("items"):
+            fail("metrics not available yet")  # pods there, not scraped yet
         echo("No resources found" if all_namespaces else f"No resources found in {s.namespace} namespace.", err=True)
         return
+    head = (["NAMESPACE"] if all_namespaces else []) + (["POD", "NAME"] if containers else ["NAME"]) + \
+        ["CPU(cores)", "MEMORY(bytes)"]
+    lines = [] if no_headers else ["\t".join(head) + "\t"]
+    for m in metrics:
+        meta = m.get("metadata") or {}
+        prefix = ([meta.get("namespace", "")] if all_namespaces else []) + [meta.get("name", "")]
+        cs = m.get("containers") or []
+        if containers:
+            for c in cs:
+                usage = c.get("usage") or {}
+                cells = [*prefix, c.get("name", ""), _cpu(_milli(usage.get("cpu"))), _mem(_bytes(usage.get("memory")))]
+                lines.append("\t".join(cells) + "\t")
+        else:
+            cpu = sum(_milli((c.get("usage") or {}).get("cpu")) for c in cs)
+            mem = sum(_bytes((c.get("usage") or {}).get("memory")) for c in cs)
+            lines.append("\t".join([*prefix, _cpu(cpu), _mem(mem)]) + "\t")
     sys.stdout.write(tabwrite(lines))
 
 

@@ -171,6 +171,24 @@ def test_kubectl_top_pod(cp: ControlPlane, api: httpx.Client) -> None:
     assert r.returncode != 0 and "metrics not available yet" in r.stderr
 
 
+def test_minictl_top_prints_what_kubectl_prints(cp: ControlPlane, api: httpx.Client) -> None:
+    import subprocess
+    import sys
+
+    def minictl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "minictl", "--kubeconfig", str(cp.kubeconfig), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    for args in (["top", "node"], ["top", "node", NODE, "--no-headers"], ["top", "nodes", "-l", "x=none"],
+                 ["top", "pod", "-n", NS], ["top", "pods", "-n", NS, "--containers"],
+                 ["top", "pod", "-A", "-l", "app=web"], ["top", "pod", "-A", "--containers", "-l", "app=web"],
+                 ["top", "pod", "web", "-n", NS], ["top", "pod", "-n", NS, "-l", "app=idle"],
+                 ["top", "pod", "-n", "default"], ["top", "pod", "nope", "-n", NS]):
+        mine, theirs = minictl(*args), cp.kubectl(*args, check=False)
+        assert (mine.returncode, _rows(mine.stdout), mine.stderr.strip()) == \
+            (theirs.returncode, _rows(theirs.stdout), theirs.stderr.strip()), args
+
+
 def test_objects_have_upstreams_shape(api: httpx.Client) -> None:
     r = api.get(f"/apis/metrics.k8s.io/v1beta1/namespaces/{NS}/pods/web")
     pod = r.json()

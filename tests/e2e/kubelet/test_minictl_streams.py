@@ -1,12 +1,5 @@
-"""minictl logs / exec (incl. -it on a real pseudo-terminal) / port-forward / top against a real node.
-
-Needs root, containerd and CNI like tests/e2e: it uses the kubelet e2e fixtures, so it is not
-collected with the integration tests (no test_ prefix). Run it explicitly:
-
-    .venv/bin/pytest -p tests.e2e.conftest -p tests.e2e.kubelet.conftest tests/integration/minictl/node_streams.py
-
-(or move it under tests/e2e/kubelet/ as test_minictl_streams.py, where those fixtures live).
-"""
+"""minictl logs / exec (incl. -it on a real pseudo-terminal) / port-forward / top against a real node
+(the kubelet e2e fixtures: root, containerd, CNI)."""
 
 from __future__ import annotations
 
@@ -165,15 +158,10 @@ def test_port_forward(kcluster: ControlPlane, node_ns) -> None:
         proc.wait(10)
 
 
-def test_top_reads_the_kubelets_summary(kcluster: ControlPlane, node_ns) -> None:
+def test_top_reads_the_metrics_api(kcluster: ControlPlane, node_ns) -> None:
     api, ns = node_ns
     create_pod(api, ns, pod_manifest("busy", [{"name": "c", "command": ["sleep", "3600"]}]))
     wait_pod(api, ns, "busy", running)
-    if api.get("/api/v1/nodes/testnode/proxy/stats/summary").status_code != 200:
-        # the apiserver does not proxy to the kubelet (nodes/proxy) yet: kubectl's answer
-        r = _minictl(kcluster, "top", "node")
-        assert r.returncode == 1 and r.stderr.strip() == "error: Metrics API not available"
-        pytest.skip("the apiserver serves no nodes/<name>/proxy yet")
 
     def top_pod() -> str | None:
         r = _minictl(kcluster, "-n", ns, "top", "pod")
