@@ -61,6 +61,9 @@ class CRDController:
         self._task: asyncio.Task[None] | None = None
         self.synced = False
         self._publishing: set[asyncio.Task[None]] = set()
+        #: each definition's group and accepted names, by name, with the revision they were read at
+        #: (decoding every other definition on every sync made a start with N definitions O(N²))
+        self._names: dict[str, tuple[int, str, tuple[str, ...], tuple[str, ...]]] = {}
 
     def start(self) -> None:
         self.cache.listeners.append(self._on_event)
@@ -128,6 +131,22 @@ class CRDController:
         if status != crd.get("status"):
             await self._write_status(name, status)
 
+    def _accepted_names(self, entry: Any) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        """A definition's group, accepted resource names and accepted kinds (decoded once per revision)."""
+        known = self._names.get(entry.name)
+        if known is not None and known[0] == entry.revision:
+            return known[1:]
+        other = orjson.loads(entry.data)
+        acc = (other.get("status") or {}).get("acceptedNames") or {}
+        resources = tuple(n for n in (acc.get("plural"), acc.get("singular"), *(acc.get("shortNames") or ())) if n)
+        kinds = tuple(n for n in (acc.get("kind"), acc.get("listKind")) if n)
+        group = (other.get("spec") or {}).get("group") or ""
+        if len(self._names) > 2 * len(self.cache.objects) + 16:  # forget deleted definitions now and then
+            live = {e.name for e in self.cache.objects.values()}
+            self._names = {k: v for k, v in self._names.items() if k in live}
+        self._names[entry.name] = (entry.revision, group, resources, kinds)
+        return group, resources, kinds
+
     def _names_status(self, crd: dict[str, Any]) -> dict[str, Any]:
         """Upstream's naming controller: each requested name is accepted unless another definition
         of the group (or a built-in resource) has it; a conflicting name keeps the one accepted
@@ -141,12 +160,10 @@ class CRDController:
         for entry in self.cache.objects.values():
             if entry.name == crd["metadata"]["name"]:
                 continue
-            other = orjson.loads(entry.data)
-            if other["spec"].get("group") != group:
-                continue
-            acc = (other.get("status") or {}).get("acceptedNames") or {}
-            resources.update(n for n in (acc.get("plural"), acc.get("singular"), *(acc.get("shortNames") or ())) if n)
-            kinds.update(n for n in (acc.get("kind"), acc.get("listKind")) if n)
+            other_group, other_resources, other_kinds = self._accepted_names(entry)
+            if other_group == group:
+                resources.update(other_resources)
+                kinds.update(other_kinds)
         for r in self.server.table.static:
             if r.group == group:
                 resources.add(r.plural)
