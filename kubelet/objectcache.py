@@ -118,7 +118,7 @@ def pod_object_references(pod: dict[str, Any]) -> tuple[set[tuple[str, str]], se
                 cms.add((ns, src["configMap"]["name"]))
             if (src.get("secret") or {}).get("name"):
                 secrets.add((ns, src["secret"]["name"]))
-    for key in ("initContainers", "containers"):
+    for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in spec.get(key) or []:
             for e in c.get("env") or []:
                 vf = e.get("valueFrom") or {}

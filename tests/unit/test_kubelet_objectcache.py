@@ -68,3 +68,17 @@ async def test_no_change_callback_before_the_first_sync(cache) -> None:
     informer.has_synced = False
     informer.handlers[0]({})
     assert changes == []
+
+
+def test_pod_references_include_every_kind_of_container() -> None:
+    env = [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm-env", "key": "k"}}},
+           {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s-env", "key": "k"}}}]
+    pod = {"metadata": {"namespace": "n", "name": "p"}, "spec": {
+        "volumes": [{"name": "v", "configMap": {"name": "cm-vol"}}],
+        "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "s-init"}}]}],
+        "containers": [{"name": "c", "env": env}],
+        "ephemeralContainers": [{"name": "debug", "envFrom": [{"configMapRef": {"name": "cm-debug"}}]}],
+        "imagePullSecrets": [{"name": "pull"}]}}
+    cms, secrets = objectcache.pod_object_references(pod)
+    assert cms == {("n", "cm-vol"), ("n", "cm-env"), ("n", "cm-debug")}
+    assert secrets == {("n", "s-init"), ("n", "s-env")}  # pull secrets are read when pulling
