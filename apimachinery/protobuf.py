@@ -39,6 +39,7 @@ NAMESPACES = {
     "v1": "core_v1",
     "apps/v1": "apps_v1",
     "batch/v1": "batch_v1",
+    "certificates.k8s.io/v1": "certificates_v1",
     "autoscaling/v1": "autoscaling_v1",
     "autoscaling/v2": "autoscaling_v2",
     "coordination.k8s.io/v1": "coordination_v1",
@@ -52,6 +53,7 @@ NAMESPACES = {
     "authentication.k8s.io/v1": "authentication_v1",
     "authorization.k8s.io/v1": "authorization_v1",
     "apiextensions.k8s.io/v1": "apiextensions_v1",
+    "admissionregistration.k8s.io/v1": "admissionregistration_v1",
     "metrics.k8s.io/v1beta1": "metrics_v1beta1",
     "meta.k8s.io/v1": "meta_v1",
 }

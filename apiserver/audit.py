@@ -18,7 +18,8 @@ class AuditLog:
         self._f = open(path, "ab", buffering=1 << 16) if path else None
         self._flush_pending = False
 
-    def record(self, req: Any, info: Any, code: int, seconds: float) -> None:
+    def record(self, req: Any, info: Any, code: int, seconds: float,
+               annotations: dict[str, str] | None = None) -> None:
         if self._f is None:
             return
         # as upstream's audit events: `user` is who authenticated, `impersonatedUser` whom they acted as
@@ -47,6 +48,8 @@ class AuditLog:
         ua = req.header(b"user-agent")
         if ua:
             line["userAgent"] = ua
+        if annotations:  # e.g. admission webhooks' auditAnnotations, as upstream's audit event carries them
+            line["annotations"] = annotations
         self._f.write(orjson.dumps(line) + b"\n")
         if not self._flush_pending:  # a timer, not the next request: an idle server's lines land too
             self._flush_pending = True

@@ -563,6 +563,7 @@ class ResourceAPI:
             await self.server.admission.admit(attrs)
             st = res.strategy
             st.prepare_for_create(obj)
+            st.prepare_for_create_by(obj, user)
             st.default(obj)
             if st.tracks_generation:
                 meta["generation"] = 1

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 from apiserver import metricsapi, reviews
 from apiserver.registry import (
+    admissionregistration,
     apiextensions,
     apps,
     autoscaling,
     batch,
+    certificates,
     core,
     misc,
     networking,
@@ -40,6 +42,7 @@ SUBRESOURCE_VERBS = {
     "portforward": ("create", "get"),
     "proxy": ("create", "delete", "get", "patch", "update"),
     "ephemeralcontainers": ("get", "patch", "update"),
+    "approval": ("get", "patch", "update"),
 }
 
 #: The kind each subresource's objects have (when not the parent's own kind).
@@ -159,6 +162,9 @@ RESOURCES: list[Resource] = [
     _r("batch", "v1", "Job", "jobs", True, batch.JobStrategy(), categories=("all",), subresources=("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", True, batch.CronJobStrategy(), short_names=("cj",),
        categories=("all",), subresources=("status",)),
+    # certificates.k8s.io/v1
+    _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
+       certificates.CertificateSigningRequestStrategy(), short_names=("csr",), subresources=("status", "approval")),
     # networking.k8s.io/v1: stored for ingress controllers and network plugins, as upstream
     _r("networking.k8s.io", "v1", "Ingress", "ingresses", True, networking.IngressStrategy(), short_names=("ing",),
        subresources=("status",)),
@@ -179,6 +185,11 @@ RESOURCES: list[Resource] = [
        rbac.RoleBindingStrategy()),
     _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, storage.StorageClassStrategy(),
        short_names=("sc",)),
+    # admissionregistration.k8s.io/v1: read by the webhook admission plugins (apiserver/admission/webhook.py)
+    _r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False,
+       admissionregistration.MutatingWebhookConfigurationStrategy(), categories=("api-extensions",)),
+    _r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
+       False, admissionregistration.ValidatingWebhookConfigurationStrategy(), categories=("api-extensions",)),
     # apiextensions.k8s.io/v1: each established definition adds its own rows (apiserver.crd)
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        apiextensions.CustomResourceDefinitionStrategy(), short_names=("crd", "crds"), categories=("api-extensions",),

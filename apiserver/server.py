@@ -20,6 +20,7 @@ import orjson
 from apimachinery import errors
 from apimachinery.metrics import Registry, process_metrics
 from apiserver import admission as adm
+from apiserver.admission.webhook import begin_request
 from apiserver.audit import AuditLog
 from apiserver.authn import AuthenticatorChain, ClientCertAuthenticator, TokenFileAuthenticator, UserInfo
 from apiserver.authn.impersonation import impersonate
@@ -226,6 +227,9 @@ class APIServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.podproxy.close()  # after the tasks: the metrics scraper uses its kubelet connections
+        for plugin in self.admission.plugins:  # the webhook plugins' HTTPS clients
+            if hasattr(plugin, "close"):
+                await plugin.close()
         for c in self.caches.values():
             await c.stop()
         await self.store.close()
@@ -337,6 +341,7 @@ class APIServer:
         info = None
         resp: Response | StreamResponse | None = None
         status = 200
+        notes = begin_request()  # admission webhooks' warnings and audit annotations
         try:
             req.user = user = await self.authenticate(req)
             REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
@@ -365,10 +370,12 @@ class APIServer:
             status = codes[0] if codes else 0
         else:
             resp = negotiate(req, resp)  # protobuf where the client asks for it (apiserver/negotiation.py)
+            if notes.warnings:
+                resp.extra_headers += notes.headers()
             await resp(send)
             status = resp.status
         elapsed = time.perf_counter() - started
-        self.audit.record(req, info, status, elapsed)
+        self.audit.record(req, info, status, elapsed, notes.annotations)
         if info is not None and info.is_resource:
             self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
             if info.verb != "watch":

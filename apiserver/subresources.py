@@ -97,6 +97,7 @@ class Subresources:
         raise self._not_allowed()
 
     _ephemeralcontainers = _status
+    _approval = _status  # certificatesigningrequests/approval
 
     # -- scale --------------------------------------------------------------------------
 

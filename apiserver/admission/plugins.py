@@ -125,17 +125,26 @@ class Priority(Plugin):
 #: never charged).
 ORDER = (
     "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
-    "DefaultTolerationSeconds", "DefaultStorageClass", "DefaultIngressClass", "PodSecurity", "ResourceQuota",
+    "DefaultTolerationSeconds", "DefaultStorageClass", "CertificateApproval", "CertificateSigning",
+    "CertificateSubjectRestriction", "DefaultIngressClass", "PodSecurity",
+    # dynamic webhooks after the built-in plugins, before ResourceQuota (upstream's AllOrderedPlugins)
+    "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook", "ResourceQuota",
 )
 
 
 def _build(name: str, server: APIServer) -> Plugin:
+    from apiserver.admission.certificates import (
+        CertificateApproval,
+        CertificateSigning,
+        CertificateSubjectRestriction,
+    )
     from apiserver.admission.defaultclass import DefaultIngressClass, DefaultStorageClass
     from apiserver.admission.limitranger import LimitRanger
     from apiserver.admission.noderestriction import NodeRestriction
     from apiserver.admission.podsecurity import PodSecurity
     from apiserver.admission.resourcequota import ResourceQuota
     from apiserver.admission.serviceaccount import ServiceAccount
+    from apiserver.admission.webhook import MutatingAdmissionWebhook, ValidatingAdmissionWebhook
 
     factories = {
         "NamespaceLifecycle": lambda: NamespaceLifecycle(server),
@@ -145,8 +154,13 @@ def _build(name: str, server: APIServer) -> Plugin:
         "Priority": lambda: Priority(server),
         "DefaultTolerationSeconds": DefaultTolerationSeconds,
         "DefaultStorageClass": lambda: DefaultStorageClass(server),
+        "CertificateApproval": lambda: CertificateApproval(server),
+        "CertificateSigning": lambda: CertificateSigning(server),
+        "CertificateSubjectRestriction": CertificateSubjectRestriction,
         "DefaultIngressClass": lambda: DefaultIngressClass(server),
         "PodSecurity": lambda: PodSecurity(server),
+        "MutatingAdmissionWebhook": lambda: MutatingAdmissionWebhook(server),
+        "ValidatingAdmissionWebhook": lambda: ValidatingAdmissionWebhook(server),
         "ResourceQuota": lambda: ResourceQuota(server),
     }
     return factories[name]()

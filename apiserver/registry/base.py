@@ -53,6 +53,9 @@ class Strategy:
     def initial_status(self, obj: Obj) -> None:
         """Status a new object starts with, if any."""
 
+    def prepare_for_create_by(self, obj: Obj, user: Any) -> None:
+        """Record the requesting user in a new object (CertificateSigningRequest's spec.username...)."""
+
     def default(self, obj: Obj) -> None:
         """Fill in upstream's defaults in place."""
 

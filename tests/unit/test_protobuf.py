@@ -816,6 +816,29 @@ SAMPLES = [
     _obj("metrics.k8s.io/v1beta1", "PodMetrics", {"name": "p", "namespace": "ns", "creationTimestamp": T},
          timestamp=T, window="1m0.5s", containers=[{"name": "c", "usage": {"cpu": "0", "memory": "0"}},
                                                    {"name": "d", "usage": None}]),
+    # admissionregistration.k8s.io/v1: RuleWithOperations inlines its Rule; caBundle is bytes
+    _obj("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", {"name": "m", "generation": 1},
+         webhooks=[{"name": "m.example.com", "clientConfig": {"service": {"namespace": "n", "name": "s",
+                                                                          "path": "/m", "port": 443},
+                                                              "caBundle": "LS0tLS1CRUdJTg=="},
+                    "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                               "resources": ["pods", "pods/status"], "scope": "*"}],
+                    "failurePolicy": "Fail", "matchPolicy": "Equivalent", "namespaceSelector": {},
+                    "objectSelector": {"matchLabels": {"a": "b"}}, "sideEffects": "None", "timeoutSeconds": 0,
+                    "admissionReviewVersions": ["v1", "v1beta1"], "reinvocationPolicy": "IfNeeded",
+                    "matchConditions": [{"name": "c", "expression": "true"}]}]),
+    _obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", {"name": "v"},
+         webhooks=[{"name": "v.example.com", "clientConfig": {"url": "https://127.0.0.1:8443/v"},
+                    "sideEffects": "NoneOnDryRun", "admissionReviewVersions": None}]),
+    # certificates.k8s.io/v1: request and certificate are bytes; extra maps to ExtraValue lists
+    _obj("certificates.k8s.io/v1", "CertificateSigningRequest", {"name": "node-csr-x", "creationTimestamp": T},
+         spec={"request": "LS0tLS1CRUdJTg==", "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+               "expirationSeconds": 3600, "usages": ["digital signature", "client auth"],
+               "username": "system:bootstrap:abcdef", "uid": "u", "groups": ["system:bootstrappers"],
+               "extra": {"scopes": ["a", "b"]}},
+         status={"conditions": [{"type": "Approved", "status": "True", "reason": "AutoApproved", "message": "ok",
+                                 "lastUpdateTime": T, "lastTransitionTime": T}],
+                 "certificate": "LS0tLS1CRUdJTg=="}),
 ]
 
 

@@ -1,0 +1,754 @@
+"""Dynamic admission webhooks: the MutatingAdmissionWebhook and ValidatingAdmissionWebhook plugins.
+
+As upstream's admission/plugin/webhook: the configurations come from this apiserver's own watch
+cache; each request is matched against every webhook (rules, matchPolicy Equivalent through the
+resources that share storage, namespace/object selectors, matchConditions) and the matching ones
+are called over HTTPS with an AdmissionReview (v1, else v1beta1). Mutating webhooks run one after
+another (configurations by name, webhooks in order) and their JSON patches are applied to the
+object; those with reinvocationPolicy IfNeeded run once more when a later webhook changed it.
+Validating webhooks run in parallel; any denial fails the request. Failures to call a webhook
+obey its failurePolicy. Warnings of the answers become `Warning` headers, their auditAnnotations
+go to the audit log (see `RequestNotes`).
+
+Differences from upstream: CONNECT requests do not pass admission here, so webhooks never see
+them; DELETE requests pass mutating webhooks in the validation phase (they can deny, never patch);
+in-tree mutating plugins are not re-run when a webhook changed the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextvars
+import ipaddress
+import logging
+import ssl
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from apimachinery import errors
+from apimachinery.patch import deep_copy_json, json_patch
+from apiserver.admission import CONNECT, CREATE, DELETE, UPDATE, Attributes, Plugin, matchconditions
+from apiserver.admission.webhookmatch import (
+    Hook,
+    Request,
+    any_rule_matches,
+    hooks_of,
+    is_exempt,
+    labels_of,
+    object_selector_matches,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from apiserver.resources import Resource
+    from apiserver.server import APIServer
+
+log = logging.getLogger(__name__)
+
+GROUP = "admissionregistration.k8s.io"
+REVIEW_VERSIONS = ("v1", "v1beta1")
+USER_AGENT = "kube-apiserver-admission"
+
+
+# -- what a request collects on its way: warnings and audit annotations ----------------------
+
+
+class RequestNotes:
+    """Warnings for the client (`Warning` headers) and annotations for the audit line."""
+
+    __slots__ = ("annotations", "warnings")
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.annotations: dict[str, str] = {}
+
+    def warn(self, text: str) -> None:
+        if text and text not in self.warnings:  # upstream's recorder drops duplicates
+            self.warnings.append(text)
+
+    def annotate(self, key: str, value: str) -> None:
+        self.annotations.setdefault(key, value)  # as upstream's AddAnnotation: the first value stays
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        from apiserver.fieldschema import warning_header
+
+        return [warning_header(w) for w in self.warnings]
+
+
+_NOTES: contextvars.ContextVar[RequestNotes | None] = contextvars.ContextVar("admission_notes", default=None)
+
+
+def begin_request() -> RequestNotes:
+    """Start collecting for the request being served (the apiserver's pipeline calls this)."""
+    notes = RequestNotes()
+    _NOTES.set(notes)
+    return notes
+
+
+def request_notes() -> RequestNotes:
+    """The current request's notes (a throwaway set outside a request, e.g. internal writes)."""
+    return _NOTES.get() or RequestNotes()
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+class CallError(Exception):
+    """Calling the webhook failed (upstream's ErrCallingWebhook): its failurePolicy decides."""
+
+
+def internal_error(inner: str) -> errors.StatusError:
+    """apierrors.NewInternalError."""
+    return errors.StatusError(500, "InternalError", f"Internal error occurred: {inner}", {"causes": [{"message": inner}]})
+
+
+def rejection(hook_name: str, result: Any) -> errors.StatusError:
+    """A denial as upstream's webhookerrors.ToStatusErr words it (codes below 400 become 400)."""
+    st = result if isinstance(result, dict) else {}
+    code = st.get("code")
+    code = code if isinstance(code, int) and not isinstance(code, bool) and code >= 400 else 400
+    denied = f'admission webhook "{hook_name}" denied the request'
+    message, reason = st.get("message"), st.get("reason")
+    if isinstance(message, str) and message:
+        text = f"{denied}: {message}"
+    elif isinstance(reason, str) and reason:
+        text = f"{denied}: {reason}"
+    else:
+        text = f"{denied} without explanation"
+    details = st.get("details") if isinstance(st.get("details"), dict) else None
+    return errors.StatusError(code, reason if isinstance(reason, str) else "", text, details)
+
+
+def dry_run_unsupported(hook_name: str) -> errors.StatusError:
+    return errors.bad_request(f'admission webhook "{hook_name}" does not support dry run')
+
+
+# -- the configurations, from the watch cache -----------------------------------------------
+
+
+class Configurations:
+    """The webhooks of one configuration kind, re-parsed whenever a configuration changed."""
+
+    def __init__(self, server: APIServer, plural: str, mutating: bool) -> None:
+        self.server = server
+        self.plural = plural
+        self.mutating = mutating
+        self._signature: tuple[tuple[str, int], ...] = ()
+        self._hooks: list[Hook] = []
+
+    async def hooks(self) -> list[Hook]:
+        cache = self.server.cache_for(GROUP, self.plural)
+        if not cache.ready.is_set():
+            await cache.sync_with_store()  # 503 if it cannot load (upstream: "not yet ready")
+        objects = cache.objects
+        if not objects:
+            return []
+        signature = tuple((k, e.revision) for k, e in objects.items())
+        if signature != self._signature:
+            self._hooks = hooks_of([orjson.loads(e.data) for e in objects.values()], self.mutating)
+            self._signature = signature
+        return self._hooks
+
+
+# -- calling a webhook -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Invocation:
+    hook: Hook
+    #: the served resource (version) whose form the webhook gets: the request's own, or an
+    #: equivalent one (matchPolicy Equivalent)
+    res: Resource
+    subresource: str
+    kind: tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class Answer:
+    allowed: bool
+    patch: bytes = b""
+    patch_type: str = ""
+    result: Any = None
+    warnings: list[str] = field(default_factory=list)
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+
+
+class Clients:
+    """One HTTPS client per CA bundle (upstream's ClientManager caches them the same way)."""
+
+    MAX = 64
+
+    def __init__(self) -> None:
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def get(self, ca_bundle: str) -> httpx.AsyncClient:
+        client = self._clients.get(ca_bundle)
+        if client is None:
+            import httpx
+
+            if len(self._clients) >= self.MAX:
+                self._clients.clear()  # configurations churned; the old clients are collected
+            client = httpx.AsyncClient(verify=tls_context(ca_bundle), trust_env=False, timeout=None)
+            self._clients[ca_bundle] = client
+        return client
+
+    async def close(self) -> None:
+        for c in self._clients.values():
+            await c.aclose()
+        self._clients.clear()
+
+
+def tls_context(ca_bundle: str) -> ssl.SSLContext:
+    """Verify against the configuration's caBundle only, or the system roots without one."""
+    if not ca_bundle:
+        return ssl.create_default_context()
+    try:
+        pem = base64.b64decode(ca_bundle, validate=True).decode("ascii")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(cadata=pem)
+    except (binascii.Error, ValueError, UnicodeDecodeError, ssl.SSLError) as e:
+        raise CallError(f"could not get REST client: unable to load root certificates: {e}") from None
+    return ctx
+
+
+def _host_port(host: str, port: int) -> str:
+    try:
+        if isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+def describe_failure(e: BaseException, host_port: str, server_name: str = "") -> str:
+    """An exception of the HTTP call in the words Go's client would use."""
+    import httpx
+
+    if isinstance(e, (httpx.TimeoutException, TimeoutError)):
+        return "context deadline exceeded"
+    chain: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    for c in chain:
+        if isinstance(c, ssl.SSLCertVerificationError):
+            if c.verify_code in (18, 19, 20, 21):  # self-signed / unknown issuer
+                return "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+            if c.verify_code == 62:
+                return f"tls: failed to verify certificate: x509: certificate is not valid for {server_name or host_port}"
+            return f"tls: failed to verify certificate: {c.verify_message}"
+        if isinstance(c, ConnectionRefusedError) or "Connection refused" in str(c):
+            return f"dial tcp {host_port}: connect: connection refused"
+        if isinstance(c, ssl.SSLError):
+            return f"remote error: tls: {c.reason or c}"
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def http_status_message(code: int, body: bytes) -> str:
+    """client-go's words for an error answer that is no Status (NewGenericServerResponse)."""
+    known = {
+        400: "the server rejected our request for an unknown reason",
+        401: "the server has asked for the client to provide credentials",
+        403: "the server does not allow access to the requested resource",
+        404: "the server could not find the requested resource",
+        405: "the server does not allow this method on the requested resource",
+        409: "the server reported a conflict",
+        422: "the server rejected our request due to an error in our request",
+        429: "the server has received too many requests and has asked us to try again later",
+        503: "the server is currently unable to handle the request",
+        504: "the server was unable to return a response in the time allotted, but may still be processing the request",
+    }
+    if code in known:
+        return known[code]
+    text = body[:1024].decode("utf-8", "replace").strip()
+    if code >= 500:
+        return f'an error on the server ("{text}") has prevented the request from succeeding'
+    return f"the server responded with the status code {code} but did not return more information"
+
+
+def verify_answer(review: Any, version: str, uid: str, mutating: bool) -> Answer:
+    """webhookrequest.VerifyAdmissionResponse; a ValueError says what is wrong."""
+    if not isinstance(review, dict):
+        raise ValueError("webhook response was absent")
+    resp = review.get("response")
+    if not isinstance(resp, dict):
+        raise ValueError("webhook response was absent")
+    patch_b64 = resp.get("patch")
+    try:
+        patch = base64.b64decode(patch_b64, validate=True) if isinstance(patch_b64, str) and patch_b64 else b""
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"illegal base64 data in response.patch: {e}") from None
+    patch_type = resp.get("patchType")
+    if version == "v1":
+        if resp.get("uid") != uid:
+            raise ValueError(f'expected response.uid="{uid}", got "{resp.get("uid") or ""}"')
+        av = str(review.get("apiVersion") or "")
+        group, _, ver = av.rpartition("/")
+        kind = str(review.get("kind") or "")
+        if (group, ver, kind) != ("admission.k8s.io", "v1", "AdmissionReview"):
+            raise ValueError(f"expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, "
+                             f"got {group}/{ver}, Kind={kind}")
+        if mutating:
+            if patch and patch_type is None:
+                raise ValueError("webhook returned response.patch but not response.patchType")
+            if not patch and patch_type is not None:
+                raise ValueError("webhook returned response.patchType but not response.patch")
+            if patch_type is not None and not patch_type:
+                raise ValueError(f'webhook returned invalid response.patchType of "{patch_type}"')
+        else:
+            if patch:
+                raise ValueError("validating webhook may not return response.patch")
+            if patch_type is not None:
+                raise ValueError("validating webhook may not return response.patchType")
+    else:
+        # v1beta1 answers were never checked for uid or kind; a patch is a JSON patch
+        patch_type = "JSONPatch" if patch and mutating else ""
+        if not mutating:
+            patch = b""
+    warnings = [w for w in resp.get("warnings") or [] if isinstance(w, str)]
+    annotations = resp.get("auditAnnotations")
+    return Answer(
+        allowed=resp.get("allowed") is True,
+        patch=patch,
+        patch_type=str(patch_type or ""),
+        result=resp.get("status"),
+        warnings=warnings,
+        audit_annotations={str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {},
+    )
+
+
+# -- the plugins -------------------------------------------------------------------------------
+
+
+class _WebhookPlugin(Plugin):
+    plural = ""
+    mutating = False
+
+    def __init__(self, server: APIServer) -> None:
+        self.server = server
+        self.configurations = Configurations(server, self.plural, self.mutating)
+        self.clients = Clients()
+
+    # -- matching (upstream's ShouldCallHook) --
+
+    def _request(self, a: Attributes, res: Resource) -> Request:
+        namespace = a.namespace
+        if res.group == "" and res.plural == "namespaces" and a.operation != CREATE:
+            namespace = a.name  # upstream's request info names a namespace object's own namespace
+        return Request(a.operation, res.group, res.version, res.plural, a.subresource, namespace)
+
+    def _kind(self, res: Resource, subresource: str) -> tuple[str, str, str]:
+        from apiserver.resources import SUBRESOURCE_KINDS
+
+        return SUBRESOURCE_KINDS.get(subresource) or (res.group, res.version, res.kind)
+
+    def _equivalents(self, res: Resource) -> list[Resource]:
+        """The other served versions/groups of the same stored objects (matchPolicy Equivalent)."""
+        return [r for r in self.server.table.resources
+                if r.storage_prefix == res.storage_prefix and (r.group, r.version) != (res.group, res.version)
+                and r.namespaced == res.namespaced]
+
+    async def should_call(self, hook: Hook, a: Attributes) -> Invocation | None:
+        res = a.resource
+        invocation = None
+        if any_rule_matches(hook.spec, self._request(a, res)):
+            invocation = Invocation(hook, res, a.subresource, self._kind(res, a.subresource))
+        elif hook.match_policy == "Equivalent":
+            for rule in hook.spec.get("rules") or []:
+                if not isinstance(rule, dict):
+                    continue
+                eq = next((r for r in self._equivalents(res)
+                           if any_rule_matches({"rules": [rule]}, self._request(a, r))), None)
+                if eq is not None:
+                    invocation = Invocation(hook, eq, a.subresource, self._kind(eq, a.subresource))
+                    break
+        if invocation is None:
+            return None
+        if not await self._namespace_matches(hook, a):
+            return None
+        if isinstance(hook.object_selector, str):
+            raise internal_error(hook.object_selector)
+        if not object_selector_matches(hook.object_selector, a.obj, a.old):
+            return None
+        conditions = [c for c in hook.spec.get("matchConditions") or [] if isinstance(c, dict)]
+        if conditions:
+            obj, old = self.versioned(invocation, a, a.obj), self.versioned(invocation, a, a.old)
+            result = matchconditions.evaluate(conditions, obj, old, self._review_request(invocation, a, "", obj, old),
+                                              hook.failure_policy)
+            if result.error:
+                log.warning("failed evaluating match conditions, failing closed %s: %s", hook.name, result.error)
+                raise errors.forbidden(f'{res.group_resource} "{a.name}" is forbidden: {result.error}',
+                                       res.plural, a.name, res.group)
+            if not result.matches:
+                return None
+        return invocation
+
+    async def _namespace_matches(self, hook: Hook, a: Attributes) -> bool:
+        """MatchNamespaceSelector: cluster-scoped objects other than namespaces always match."""
+        is_namespace = a.resource.group == "" and a.resource.plural == "namespaces"
+        if not a.namespace and not is_namespace:
+            return True
+        selector = hook.namespace_selector
+        if isinstance(selector, str):
+            raise internal_error(selector)
+        if selector.empty:
+            return True
+        if is_namespace and not a.subresource and a.operation in (CREATE, UPDATE):
+            # the request's own namespace object: the stored one is not there yet, or is stale
+            return selector.matches(labels_of(a.obj) or {})
+        return selector.matches(await self._namespace_labels(a.namespace or a.name))
+
+    async def _namespace_labels(self, name: str) -> dict[str, str]:
+        cache = self.server.cache_for("", "namespaces")
+        key = f"/registry/namespaces/{name}"
+        entry = cache.get(key) if cache.ready.is_set() else None
+        if entry is not None:
+            return entry.labels
+        kv = await self.server.store.get(key)  # a cache miss may be the cache's latency: ask etcd
+        if kv is None:
+            raise errors.not_found("namespaces", name)
+        return labels_of(kv.decode()) or {}
+
+    # -- the objects as the webhook's version shows them --
+
+    def versioned(self, inv: Invocation, a: Attributes, obj: dict[str, Any] | None) -> dict[str, Any] | None:
+        if obj is None:
+            return None
+        if inv.subresource == "scale":
+            from apiserver.subresources import Subresources
+
+            return Subresources.to_scale(a.resource, obj)
+        if inv.subresource == "binding":
+            meta = obj.get("metadata") or {}
+            return {"kind": "Binding", "apiVersion": "v1",
+                    "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+                    "target": {"kind": "Node", "name": (obj.get("spec") or {}).get("nodeName")}}
+        copy = deep_copy_json(obj)
+        if inv.subresource and inv.subresource in self._other_kind_subresources(a):
+            return copy  # e.g. serviceaccounts/token: the TokenRequest itself
+        conv = inv.res.strategy.output_converter(inv.res)
+        return conv(copy) if conv is not None else copy
+
+    @staticmethod
+    def _other_kind_subresources(a: Attributes) -> tuple[str, ...]:
+        from apiserver.resources import SUBRESOURCE_KINDS
+
+        return tuple(s for s in SUBRESOURCE_KINDS if s not in ("scale", "binding"))
+
+    # -- the AdmissionReview --
+
+    def _options(self, a: Attributes) -> dict[str, Any] | None:
+        opts = a.options if isinstance(a.options, dict) else {}
+        if a.operation == DELETE:
+            return {**opts, "kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"}
+        if a.operation == CONNECT:
+            return opts or None
+        out: dict[str, Any] = {"kind": "CreateOptions" if a.operation == CREATE else "UpdateOptions",
+                               "apiVersion": "meta.k8s.io/v1"}
+        if a.dry_run:
+            out["dryRun"] = ["All"]
+        for k in ("fieldManager", "fieldValidation"):
+            if isinstance(opts.get(k), str) and opts[k]:
+                out[k] = opts[k]
+        return out
+
+    def _review_request(self, inv: Invocation, a: Attributes, uid: str, obj: Any, old: Any) -> dict[str, Any]:
+        g, v, k = inv.kind
+        rg, rv, rk = self._kind(a.resource, a.subresource)
+        req: dict[str, Any] = {
+            "uid": uid,
+            "kind": {"group": g, "version": v, "kind": k},
+            "resource": {"group": inv.res.group, "version": inv.res.version, "resource": inv.res.plural},
+            "requestKind": {"group": rg, "version": rv, "kind": rk},
+            "requestResource": {"group": a.resource.group, "version": a.resource.version,
+                                "resource": a.resource.plural},
+        }
+        if inv.subresource:
+            req["subResource"] = inv.subresource
+        if a.subresource:
+            req["requestSubResource"] = a.subresource
+        if a.name:
+            req["name"] = a.name
+        if a.namespace:
+            req["namespace"] = a.namespace
+        req.update(operation=a.operation, userInfo=a.user.as_dict(), object=obj, oldObject=old, dryRun=a.dry_run,
+                   options=self._options(a))
+        return req
+
+    # -- the HTTP call --
+
+    async def _target(self, spec: dict[str, Any], timeout: int) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+        """→ (URL as the error messages show it, URL to connect to, extra headers, extensions)."""
+        cc = spec.get("clientConfig") or {}
+        query = f"?timeout={timeout}s"
+        url = cc.get("url")
+        if isinstance(url, str) and url:
+            return url + query, url + query, {}, {}
+        svc = cc.get("service") or {}
+        ns, name = str(svc.get("namespace") or ""), str(svc.get("name") or "")
+        port = svc.get("port") or 443
+        path = str(svc.get("path") or "")
+        server_name = f"{name}.{ns}.svc"
+        shown = f"https://{server_name}:{port}{path}{query}"
+        try:
+            ip, target_port = await self._resolve(ns, name, port)
+        except errors.StatusError as e:
+            raise CallError(f'failed to call webhook: Post "{shown}": {e.message}') from None
+        connect = f"https://{_host_port(ip, target_port)}{path or '/'}{query}"
+        # connect to the endpoint, but verify (and name) the server as the service
+        return shown, connect, {"Host": f"{server_name}:{port}"}, {"sni_hostname": server_name}
+
+    async def _read(self, group: str, plural: str, ns: str, name: str) -> dict[str, Any] | None:
+        res = self.server.resource(group, plural)
+        key = res.key(ns, name)
+        cache = self.server.caches.get(res.storage_prefix)
+        if cache is not None and cache.ready.is_set():
+            entry = cache.get(key)
+            if entry is not None:
+                return orjson.loads(entry.data)
+        kv = await self.server.store.get(key)
+        return kv.decode() if kv is not None else None
+
+    async def _resolve(self, ns: str, name: str, port: int) -> tuple[str, int]:
+        """A ready endpoint of the service's port (upstream's ResolveEndpoint)."""
+        import random
+
+        svc = await self._read("", "services", ns, name)
+        if svc is None:
+            raise errors.not_found("service", name)
+        spec = svc.get("spec") or {}
+        if spec.get("type", "ClusterIP") not in ("ClusterIP", "LoadBalancer", "NodePort"):
+            raise errors.bad_request(f'unsupported service type "{spec.get("type")}"')
+        svc_port = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
+        if svc_port is None:
+            raise errors.service_unavailable(f'no service port {port} found for service "{name}"')
+        eps = await self._read("", "endpoints", ns, name)
+        if eps is None:
+            raise errors.not_found("endpoints", name)
+        subsets = [s for s in eps.get("subsets") or [] if s.get("addresses")]
+        random.shuffle(subsets)
+        for ss in subsets:
+            for p in ss.get("ports") or []:
+                if (p.get("name") or "") == (svc_port.get("name") or ""):
+                    addr = random.choice(ss["addresses"])
+                    return str(addr.get("ip")), int(p.get("port"))
+        raise errors.service_unavailable(f'no endpoints available for service "{name}"')
+
+    async def call(self, inv: Invocation, a: Attributes, obj: Any, old: Any) -> Answer:
+        """Send the AdmissionReview and check the answer (CallError when that fails)."""
+        hook = inv.hook
+        spec = hook.spec
+        if a.dry_run:
+            effects = spec.get("sideEffects")
+            if effects is None:
+                raise CallError("Webhook SideEffects is nil")
+            if effects not in ("None", "NoneOnDryRun"):
+                raise dry_run_unsupported(hook.name)
+        version = next((v for v in spec.get("admissionReviewVersions") or [] if v in REVIEW_VERSIONS), None)
+        if version is None:
+            raise CallError("could not create admission objects: webhook does not accept known AdmissionReview "
+                            "versions (v1, v1beta1)")
+        uid = str(uuid.uuid4())
+        review = {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}",
+                  "request": self._review_request(inv, a, uid, obj, old)}
+        timeout = spec.get("timeoutSeconds")
+        timeout = timeout if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0 else 10
+        shown, connect, headers, extensions = await self._target(spec, timeout)
+        client = self.clients.get(str((spec.get("clientConfig") or {}).get("caBundle") or ""))
+        import httpx
+
+        target = httpx.URL(connect)
+        host_port = target.netloc.decode()
+        server_name = extensions.get("sni_hostname") or target.host
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await client.post(
+                    connect, content=orjson.dumps(review), extensions=extensions, timeout=timeout,
+                    headers={"Content-Type": "application/json", "Accept": "application/json",
+                             "User-Agent": USER_AGENT, **headers},
+                )
+        except (httpx.HTTPError, OSError, ssl.SSLError, TimeoutError) as e:
+            reason = describe_failure(e, host_port, server_name)
+            raise CallError(f'failed to call webhook: Post "{shown}": {reason}') from None
+        if not 200 <= resp.status_code < 300:
+            raise CallError(f"failed to call webhook: {http_status_message(resp.status_code, resp.content)}")
+        try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError as e:
+            raise CallError(f"failed to call webhook: {e}") from None
+        try:
+            return verify_answer(body, version, uid, self.mutating)
+        except ValueError as e:
+            raise CallError(f"received invalid webhook response: {e}") from None
+
+    def record(self, hook: Hook, answer: Answer) -> None:
+        notes = request_notes()
+        for k, v in answer.audit_annotations.items():
+            notes.annotate(f"{hook.name}/{k}", v)
+        for w in answer.warnings:
+            notes.warn(w)
+
+    async def close(self) -> None:
+        await self.clients.close()
+
+
+class MutatingAdmissionWebhook(_WebhookPlugin):
+    name = "MutatingAdmissionWebhook"
+    plural = "mutatingwebhookconfigurations"
+    mutating = True
+
+    async def admit(self, a: Attributes) -> None:
+        if a.operation == DELETE or is_exempt(a.resource.group, a.resource.plural):
+            return
+        hooks = await self.configurations.hooks()
+        if hooks:
+            await self._dispatch(a, hooks)
+
+    async def validate(self, a: Attributes) -> None:
+        # DELETE passes admission only in its validation phase here; upstream calls mutating
+        # webhooks for it too (they may deny, there is nothing to patch)
+        if a.operation != DELETE or is_exempt(a.resource.group, a.resource.plural):
+            return
+        hooks = await self.configurations.hooks()
+        if hooks:
+            await self._dispatch(a, hooks)
+
+    async def _dispatch(self, a: Attributes, hooks: list[Hook]) -> None:
+        previously: set[str] = set()  # IfNeeded webhooks called since the object last changed
+        reinvoke: set[str] = set()
+        state = {"defaulted": False, "changed": False}
+        for round_ in (0, 1):
+            if round_ == 1 and not (state["changed"] and reinvoke):
+                return
+            for i, hook in enumerate(hooks):
+                inv = await self.should_call(hook, a)
+                if inv is None or (round_ == 1 and hook.uid not in reinvoke):
+                    continue
+                changed = await self._call_one(inv, a, round_, i, state)
+                if changed:
+                    state["changed"] = True
+                    reinvoke |= previously
+                    previously = set()
+                if hook.spec.get("reinvocationPolicy") == "IfNeeded":
+                    previously.add(hook.uid)
+
+    def _default(self, a: Attributes, obj: dict[str, Any]) -> None:
+        """Upstream's webhooks see (and patch) defaulted objects: the kind's defaults, as decoding
+        applies them there (a status write is not defaulted here, as the handler does)."""
+        if a.subresource in ("", "scale") and a.operation in (CREATE, UPDATE):
+            a.resource.strategy.default(obj)
+
+    async def _call_one(self, inv: Invocation, a: Attributes, round_: int, i: int, state: dict[str, bool]) -> bool:
+        hook = inv.hook
+        if a.obj is not None and not state["defaulted"] and not inv.subresource:
+            self._default(a, a.obj)
+            state["defaulted"] = True
+        obj, old = self.versioned(inv, a, a.obj), self.versioned(inv, a, a.old)
+        changed = False
+        try:
+            answer = await self.call(inv, a, obj, old)
+            self.record(hook, answer)
+            if not answer.allowed:
+                raise rejection(hook.name, answer.result)
+            changed = self._apply_patch(inv, a, obj, answer)
+        except CallError as e:
+            if hook.failure_policy == "Ignore":
+                log.warning("failed calling webhook, failing open %s: %s", hook.name, e)
+                request_notes().annotate(f"failed-open.mutation.webhook.admission.k8s.io/round_{round_}_index_{i}",
+                                         hook.name)
+                return False
+            log.warning("failed calling webhook, failing closed %s: %s", hook.name, e)
+            raise internal_error(f'failed calling webhook "{hook.name}": {e}') from None
+        finally:
+            request_notes().annotate(
+                f"mutation.webhook.admission.k8s.io/round_{round_}_index_{i}",
+                orjson.dumps({"configuration": hook.configuration, "webhook": hook.name, "mutated": changed}).decode())
+        return changed
+
+    def _apply_patch(self, inv: Invocation, a: Attributes, obj: dict[str, Any] | None, answer: Answer) -> bool:
+        """Apply the answer's JSON patch to the request's object (in place: the handler holds it)."""
+        hook = inv.hook
+        if not answer.patch:
+            return False
+        try:
+            ops = orjson.loads(answer.patch)
+        except orjson.JSONDecodeError as e:
+            raise CallError(f"received undecodable patch in webhook response: {e}") from None
+        if not isinstance(ops, list):
+            raise CallError("received undecodable patch in webhook response: the patch is not a JSON array")
+        if not ops:
+            return False
+        if obj is None or a.obj is None or inv.subresource == "binding":
+            raise internal_error(f'admission webhook "{hook.name}" attempted to modify the object, which is not '
+                                 "supported for this operation")
+        if answer.patch_type != "JSONPatch":
+            raise CallError(f'unsupported patch type "{answer.patch_type}"')
+        try:
+            patched = json_patch(obj, ops)
+        except errors.StatusError as e:
+            causes = (e.details or {}).get("causes") or [{}]
+            raise internal_error(causes[0].get("message") or e.message) from None
+        if not isinstance(patched, dict):
+            raise internal_error(f'admission webhook "{hook.name}" patched the object into a non-object')
+        if patched == obj:
+            return False
+        if inv.subresource == "scale":
+            replicas = (patched.get("spec") or {}).get("replicas")
+            if isinstance(replicas, int) and not isinstance(replicas, bool):
+                a.resource.strategy.set_scale_replicas(a.obj, replicas)
+            return True
+        if not (inv.subresource and inv.subresource in self._other_kind_subresources(a)):
+            patched = inv.res.strategy.to_storage(inv.res, patched)
+            self._default(a, patched)
+        a.obj.clear()
+        a.obj.update(patched)
+        return True
+
+
+class ValidatingAdmissionWebhook(_WebhookPlugin):
+    name = "ValidatingAdmissionWebhook"
+    plural = "validatingwebhookconfigurations"
+    mutating = False
+
+    async def validate(self, a: Attributes) -> None:
+        if is_exempt(a.resource.group, a.resource.plural):
+            return
+        hooks = await self.configurations.hooks()
+        if not hooks:
+            return
+        invocations = []
+        for i, hook in enumerate(hooks):
+            inv = await self.should_call(hook, a)
+            if inv is not None:
+                invocations.append((i, inv))
+        if not invocations:
+            return
+        results = await asyncio.gather(*(self._call_one(inv, a, i) for i, inv in invocations), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for extra in failures[1:]:
+            log.info("rejected by another webhook as well: %s", extra)
+        if failures:
+            raise failures[0]  # upstream returns the first error (merging them is a TODO there too)
+
+    async def _call_one(self, inv: Invocation, a: Attributes, i: int) -> None:
+        hook = inv.hook
+        try:
+            answer = await self.call(inv, a, self.versioned(inv, a, a.obj), self.versioned(inv, a, a.old))
+        except CallError as e:
+            if hook.failure_policy == "Ignore":
+                log.warning("failed calling webhook, failing open %s: %s", hook.name, e)
+                request_notes().annotate(f"failed-open.validating.webhook.admission.k8s.io/round_0_index_{i}",
+                                         hook.name)
+                return
+            log.warning("failed calling webhook, failing closed %s: %s", hook.name, e)
+            raise internal_error(f'failed calling webhook "{hook.name}": {e}') from None
+        self.record(hook, answer)
+        if not answer.allowed:
+            raise rejection(hook.name, answer.result)
