@@ -83,6 +83,25 @@ def _concurrency(flag: str, default: int, what: str):
 @click.option("--service-cluster-ip-range", default="", help="CIDR range of the services.")
 @click.option("--service-account-private-key-file", default="", help="Key that signs service account tokens.")
 @click.option("--root-ca-file", default="", help="CA put into service account token secrets / kube-root-ca.crt.")
+@click.option("--cluster-signing-cert-file", default="",
+              help="PEM CA certificate that issues cluster-scoped certificates (every kubernetes.io signer). "
+                   "If specified, no more specific --cluster-signing-* flag may be specified.")
+@click.option("--cluster-signing-key-file", default="", help="PEM private key of --cluster-signing-cert-file.")
+@click.option("--cluster-signing-duration", type=DURATION, default="8760h0m0s", show_default=True,
+              help="The max length of duration signed certificates will be given. Individual CSRs may request "
+                   "shorter certs by setting spec.expirationSeconds.")
+@click.option("--cluster-signing-kubelet-serving-cert-file", default="",
+              help="CA certificate for the kubernetes.io/kubelet-serving signer.")
+@click.option("--cluster-signing-kubelet-serving-key-file", default="", help="Its private key.")
+@click.option("--cluster-signing-kubelet-client-cert-file", default="",
+              help="CA certificate for the kubernetes.io/kube-apiserver-client-kubelet signer.")
+@click.option("--cluster-signing-kubelet-client-key-file", default="", help="Its private key.")
+@click.option("--cluster-signing-kube-apiserver-client-cert-file", default="",
+              help="CA certificate for the kubernetes.io/kube-apiserver-client signer.")
+@click.option("--cluster-signing-kube-apiserver-client-key-file", default="", help="Its private key.")
+@click.option("--cluster-signing-legacy-unknown-cert-file", default="",
+              help="CA certificate for the kubernetes.io/legacy-unknown signer.")
+@click.option("--cluster-signing-legacy-unknown-key-file", default="", help="Its private key.")
 @_concurrency("--concurrent-horizontal-pod-autoscaler-syncs", 5, "horizontal pod autoscalers")
 @click.option("--horizontal-pod-autoscaler-sync-period", type=DURATION, default="15s", show_default=True,
               help="How often every horizontal pod autoscaler is reconciled.")

@@ -140,6 +140,18 @@ class ControllerManagerOptions:
     service_account_private_key_file: str = ""
     root_ca_file: str = ""
     use_service_account_credentials: bool = False
+    # certificate signing requests (csrsigning): one CA for every signer, or one per signer
+    cluster_signing_cert_file: str = ""
+    cluster_signing_key_file: str = ""
+    cluster_signing_duration: float = 365 * 24 * 3600.0
+    cluster_signing_kubelet_serving_cert_file: str = ""
+    cluster_signing_kubelet_serving_key_file: str = ""
+    cluster_signing_kubelet_client_cert_file: str = ""
+    cluster_signing_kubelet_client_key_file: str = ""
+    cluster_signing_kube_apiserver_client_cert_file: str = ""
+    cluster_signing_kube_apiserver_client_key_file: str = ""
+    cluster_signing_legacy_unknown_cert_file: str = ""
+    cluster_signing_legacy_unknown_key_file: str = ""
     # horizontal pod autoscaler (durations in seconds)
     concurrent_horizontal_pod_autoscaler_syncs: int = 5
     horizontal_pod_autoscaler_sync_period: float = 15.0

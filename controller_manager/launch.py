@@ -15,13 +15,18 @@ def controller_manager_command(cfg: ClusterConfig) -> list[str]:
         "--leader-elect",
         "--bind-address", "127.0.0.1",
         "--secure-port", "10257",
-        "--controllers", "*",
+        # as kubeadm runs it: the bootstrap signer signs kube-public/cluster-info for `node join`,
+        # the token cleaner removes expired bootstrap tokens
+        "--controllers", "*,bootstrapsigner,tokencleaner",
         "--cluster-cidr", cfg.cluster_cidr,
         "--allocate-node-cidrs",
         "--use-service-account-credentials",
         "--service-cluster-ip-range", cfg.service_cidr,
         "--service-account-private-key-file", str(pki.sa_key),
         "--root-ca-file", str(pki.ca_cert),
+        # CertificateSigningRequests of the kubernetes.io signers are issued by the cluster CA
+        "--cluster-signing-cert-file", str(pki.ca_cert),
+        "--cluster-signing-key-file", str(pki.ca_key),
         # a local cluster: the apiserver is next door, upstream's 20 qps would only slow it down
         "--kube-api-qps", "200",
         "--kube-api-burst", "400",

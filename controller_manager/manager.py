@@ -43,6 +43,11 @@ CONTROLLER_MODULES: list[str] = [
     "controller_manager.podgc",
     "controller_manager.disruption",
     "controller_manager.root_ca_publisher",
+    "controller_manager.certificates_signing",
+    "controller_manager.certificates_approving",
+    "controller_manager.certificates_cleaner",
+    "controller_manager.bootstrapsigner",
+    "controller_manager.tokencleaner",
     "controller_manager.nodeipam",
     "controller_manager.taint_eviction",
 ]
