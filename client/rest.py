@@ -62,6 +62,8 @@ class APIClient:
         self._base = self.config.server.rstrip("/")
         self._limiter = TokenBucket(self.config.qps, self.config.burst) if self.config.qps > 0 else None
         self._session: aiohttp.ClientSession | None = None
+        self._retired: list[aiohttp.ClientSession] = []  # replaced by reset_connections, closing soon
+        self._retiring: set[asyncio.Task] = set()
         self._static_headers = {
             "User-Agent": self.config.user_agent,
             "Accept": JSON_CT,
@@ -104,6 +106,35 @@ class APIClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        for task in list(self._retiring):
+            task.cancel()
+        retired, self._retired = self._retired, []
+        for old in retired:
+            await old.close()
+
+    def reset_connections(self, grace: float = 30.0) -> None:
+        """Open new connections for new requests (e.g. to present a renewed client certificate,
+        as client-go closes the kubelet's connections after a rotation); the old pool is closed
+        after `grace` seconds, when the requests in flight on it are done (a watch still open
+        then breaks and its owner reopens it)."""
+        old = self._session
+        self._session = None
+        self._ensure_session()
+        if old is None or old.closed:
+            return
+        self._retired.append(old)
+
+        async def close_later() -> None:
+            try:
+                await asyncio.sleep(grace)
+            finally:
+                if old in self._retired:
+                    self._retired.remove(old)
+                    await old.close()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     @property
     def closed(self) -> bool:

@@ -25,7 +25,14 @@ KUBECONFIG_DIR = "kubeconfigs"  # under the data dir, as kubelet.launch expects 
 
 
 def kube_proxy_kubeconfig(cfg: ClusterConfig) -> Path:
-    """Where certs.write_cluster_kubeconfigs(cfg.pki, cfg.dir / "kubeconfigs", ...) puts kube-proxy's."""
+    """Where certs.write_cluster_kubeconfigs(cfg.pki, cfg.dir / "kubeconfigs", ...) puts kube-proxy's.
+
+    On a joined node (no CA key to mint an identity) kube-proxy uses the kubelet's bootstrapped
+    kubeconfig: the node's certificate, which `minik8s:node-proxier` lets read what kube-proxy needs."""
+    if cfg.is_worker:
+        from kubelet.launch import worker_kubeconfig_path
+
+        return worker_kubeconfig_path(cfg)
     return cfg.dir / KUBECONFIG_DIR / "kube-proxy.kubeconfig"
 
 

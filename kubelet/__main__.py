@@ -10,13 +10,24 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import asyncio
 import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 import click
 
+from certs.kubeconfig import load_kubeconfig
 from client import APIClient, load_config
+from client.certificate import CertificateStore, ClientCertificateManager, node_subject
 from client.daemon import HealthServer, new_registry, run_daemon
 from kubelet.auth import KubeletAuth
+from kubelet.bootstrap import (
+    CLIENT_PAIR,
+    BootstrapError,
+    client_pair,
+    ensure_self_signed_serving_cert,
+    load_client_cert,
+    write_cert_kubeconfig,
+)
 from kubelet.config import (
     DEFAULT_EVICTION_HARD,
     KubeletConfig,
@@ -60,7 +71,16 @@ def _bool(*names: str, default: bool, help: str):
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
-              help="Kubeconfig with this node's credentials (kubelet-<node>.kubeconfig).")
+              help="Kubeconfig with this node's credentials (kubelet-<node>.kubeconfig). With "
+              "--bootstrap-kubeconfig it is written by the kubelet when missing or its certificate is unusable.")
+@click.option("--bootstrap-kubeconfig", type=click.Path(dir_okay=False), default="",
+              help="Kubeconfig with a bootstrap token: used to request this node's client certificate "
+              "(a CertificateSigningRequest) when --kubeconfig is missing or its certificate is expired.")
+@click.option("--cert-dir", default="", help="Where the bootstrapped/rotated client certificate "
+              "(kubelet-client-current.pem) and a self-signed serving certificate go (default: ROOT_DIR/pki).")
+@click.option("--rotate-certificates", type=click.BOOL, default=True, is_flag=False, flag_value=True,
+              show_default=True, help="Renew the client certificate through a CertificateSigningRequest when "
+              "70-90% of its lifetime has passed (upstream's rotateCertificates).")
 @click.option("--hostname-override", "node_name", default=None, help="The node's name (default: the host name).")
 @click.option("--node-ip", default="", help="The node's address (InternalIP, pods' hostIP). Default: the first "
               "non-loopback IPv4 address.")
@@ -73,8 +93,9 @@ def _bool(*names: str, default: bool, help: str):
               help="The sandbox image (kept by image garbage collection).")
 @click.option("--address", default="0.0.0.0", show_default=True, help="Address of the HTTPS API.")
 @click.option("--port", type=int, default=10250, show_default=True, help="Port of the HTTPS API (0: none).")
-@click.option("--tls-cert-file", default="", help="Serving certificate of the HTTPS API.")
-@click.option("--tls-private-key-file", default="", help="Serving key of the HTTPS API.")
+@click.option("--tls-cert-file", default="", help="Serving certificate of the HTTPS API (default: a "
+              "self-signed CERT_DIR/kubelet.crt, made on first start).")
+@click.option("--tls-private-key-file", default="", help="Serving key of the HTTPS API (default: CERT_DIR/kubelet.key).")
 @click.option("--client-ca-file", default="", help="CA whose client certificates the HTTPS API accepts.")
 @_bool("--authentication-token-webhook", default=True, help="Authenticate bearer tokens with TokenReview.")
 @click.option("--authorization-mode", type=click.Choice(["Webhook", "AlwaysAllow"]), default="Webhook",
@@ -131,6 +152,8 @@ def main(log_level: str, **kw: Any) -> None:
         cfg = config_from_flags(kw)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    if cfg.bootstrap_kubeconfig and not cfg.kubeconfig:
+        raise click.UsageError("--bootstrap-kubeconfig needs --kubeconfig (where the bootstrapped credentials go)")
     run_daemon("kubelet", lambda stop: run(cfg, stop), log_level)
 
 
@@ -142,6 +165,9 @@ def _quiet_libraries() -> None:
 def config_from_flags(kw: dict[str, Any]) -> KubeletConfig:
     return KubeletConfig(
         kubeconfig=kw["kubeconfig"] or "",
+        bootstrap_kubeconfig=kw["bootstrap_kubeconfig"] or "",
+        cert_dir=kw["cert_dir"] or "",
+        rotate_certificates=kw["rotate_certificates"],
         node_name=(kw["node_name"] or socket.gethostname()).lower(),
         node_ip=kw["node_ip"],
         root_dir=kw["root_dir"],
@@ -211,13 +237,61 @@ def register_metrics(registry: Any, kubelet: Kubelet) -> None:
     registry.gauge("kubelet_evictions_total", "Pods evicted.", fn=lambda: kubelet.eviction.evictions)
 
 
+def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> ClientCertificateManager | None:
+    """The rotation of the kubelet's client certificate (None: rotation off, or no certificate).
+
+    A certificate given in the kubeconfig itself (not from the store) is rotated into the store
+    and the kubeconfig rewritten to point there, as upstream treats it."""
+    if not cfg.rotate_certificates or not cfg.kubeconfig:
+        return None
+    pair = client_pair(Path(cfg.kubeconfig))
+    if pair is None:
+        return None
+    store = CertificateStore(cfg.certs_dir, CLIENT_PAIR)
+    kubeconfig = Path(cfg.kubeconfig)
+    ctx = api.config.ssl_context
+    cn, orgs = node_subject(cfg.node_name)
+
+    async def rotated(cert_pem: bytes, key_pem: bytes) -> None:
+        info = load_kubeconfig(kubeconfig)
+        if info.client_cert_pem != store.current_path.read_bytes():
+            write_cert_kubeconfig(kubeconfig, info.server, info.ca_pem, store.current_path,
+                                  info.insecure_skip_tls_verify, info.tls_server_name)
+        if ctx is not None:
+            ctx.load_cert_chain(str(store.current_path))  # new connections present the new certificate
+        api.reset_connections()
+
+    try:
+        from_store = store.load() is not None and load_kubeconfig(kubeconfig).client_cert_pem == \
+            store.current_path.read_bytes()
+        return ClientCertificateManager(api, store, cn, orgs, on_rotated=rotated,
+                                        initial=None if from_store else pair)
+    except (ValueError, OSError) as e:
+        log.warning("client certificate rotation is off: %s", e)
+        return None
+
+
 async def run(cfg: KubeletConfig, stop: asyncio.Event) -> None:
     _quiet_libraries()
+    user_agent = f"kubelet/{KUBELET_VERSION} ({cfg.node_name})"
+    if cfg.bootstrap_kubeconfig:
+        try:
+            await load_client_cert(Path(cfg.kubeconfig), Path(cfg.bootstrap_kubeconfig), cfg.certs_dir,
+                                   cfg.node_name, user_agent=user_agent)
+        except BootstrapError as e:
+            log.error("%s", e)
+            raise SystemExit(1) from None
+    if cfg.port and not (cfg.tls_cert_file and cfg.tls_private_key_file):
+        addresses = [a for a in (cfg.node_ip, "127.0.0.1") if a]
+        crt, key = ensure_self_signed_serving_cert(cfg.certs_dir, cfg.node_name, addresses)
+        cfg.tls_cert_file, cfg.tls_private_key_file = str(crt), str(key)
     client_cfg = load_config(cfg.kubeconfig or None, qps=cfg.kube_api_qps, burst=cfg.kube_api_burst,
-                             user_agent=f"kubelet/{KUBELET_VERSION} ({cfg.node_name})")
+                             user_agent=user_agent)
     async with APIClient(client_cfg) as api, CRIClient(cfg.container_runtime_endpoint,
                                                         timeout=cfg.runtime_request_timeout) as cri:
         kubelet = Kubelet(cfg, api, cri)
+        certificates = client_certificate_manager(cfg, api)
+        rotation = asyncio.create_task(certificates.run(stop)) if certificates is not None else None
         registry = new_registry()
         register_metrics(registry, kubelet)
         health = None
@@ -233,11 +307,11 @@ async def run(cfg: KubeletConfig, stop: asyncio.Event) -> None:
                                authorization_mode=cfg.authorization_mode)
             server = KubeletServer(kubelet, auth, registry)
             await server.start(cfg.address, cfg.port, cfg.tls_cert_file, cfg.tls_private_key_file, cfg.client_ca_file)
-        elif cfg.port:
-            log.warning("no --tls-cert-file/--tls-private-key-file: the kubelet API (logs, exec) is not served")
         try:
             await kubelet.run(stop)
         finally:
+            if rotation is not None:
+                rotation.cancel()
             if server is not None:
                 await server.stop()
             if health is not None:

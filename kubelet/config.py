@@ -98,6 +98,9 @@ class KubeletConfig:
     """Everything the kubelet is told at start; one field per flag."""
 
     kubeconfig: str = ""
+    bootstrap_kubeconfig: str = ""
+    cert_dir: str = ""  # default: <root_dir>/pki
+    rotate_certificates: bool = True
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
     node_ip: str = ""
     root_dir: str = "/var/lib/kubelet"
@@ -171,6 +174,10 @@ class KubeletConfig:
     @property
     def root(self) -> Path:
         return Path(self.root_dir)
+
+    @property
+    def certs_dir(self) -> Path:
+        return Path(self.cert_dir) if self.cert_dir else self.root / "pki"
 
     @property
     def logs_dir(self) -> Path:

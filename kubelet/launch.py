@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from pathlib import Path
 
 from kubelet.cri.containerd import containerd_paths
 from minictl.components import ClusterConfig
@@ -16,6 +17,21 @@ from minictl.components import ClusterConfig
 def cluster_dns_ip(service_cidr: str) -> str:
     """The tenth address of the service CIDR (10.96.0.10), upstream's kube-dns convention."""
     return str(ipaddress.ip_network(service_cidr, strict=False)[10])
+
+
+def bootstrap_kubeconfig_path(cfg: ClusterConfig) -> Path:
+    """A joined node's bootstrap kubeconfig (the token), written by `minictl node join`."""
+    return cfg.dir / "kubeconfigs" / "bootstrap-kubelet.kubeconfig"
+
+
+def worker_kubeconfig_path(cfg: ClusterConfig) -> Path:
+    """A joined node's kubelet kubeconfig, written by the kubelet once its certificate is issued."""
+    return cfg.dir / "kubeconfigs" / "kubelet.kubeconfig"
+
+
+def worker_cert_dir(cfg: ClusterConfig) -> Path:
+    """The kubelet's --cert-dir on a joined node (kubelet-client-current.pem, kubelet.crt)."""
+    return cfg.dir / "kubelet" / "pki"
 
 
 def kubelet_command(
@@ -32,11 +48,25 @@ def kubelet_command(
     pki = cfg.pki
     # the address the apiserver reaches this kubelet at (and the pods' hostIP)
     node_ip = cfg.advertise_address if cfg.advertise_address not in ("", "0.0.0.0") else "127.0.0.1"
-    cert, key = pki.kubelet_serving(node)
     paths = containerd_paths(cfg.dir)
+    if cfg.is_worker:
+        # a joined node: no CA key here. The kubelet bootstraps its client certificate with the
+        # token (TLS bootstrap) and serves with a self-signed certificate of its own
+        credentials = [
+            "--bootstrap-kubeconfig", str(bootstrap_kubeconfig_path(cfg)),
+            "--kubeconfig", str(worker_kubeconfig_path(cfg)),
+            "--cert-dir", str(worker_cert_dir(cfg)),
+        ]
+    else:
+        cert, key = pki.kubelet_serving(node)
+        credentials = [
+            "--kubeconfig", str(cfg.dir / "kubeconfigs" / f"kubelet-{node}.kubeconfig"),
+            "--tls-cert-file", str(cert),
+            "--tls-private-key-file", str(key),
+        ]
     cmd = [
         sys.executable, "-m", "kubelet",
-        "--kubeconfig", str(cfg.dir / "kubeconfigs" / f"kubelet-{node}.kubeconfig"),
+        *credentials,
         "--hostname-override", node,
         "--node-ip", node_ip,
         "--root-dir", str(cfg.dir / "kubelet"),
@@ -44,8 +74,6 @@ def kubelet_command(
         "--address", node_ip,
         "--port", str(port),
         "--healthz-port", str(healthz_port),
-        "--tls-cert-file", str(cert),
-        "--tls-private-key-file", str(key),
         "--client-ca-file", str(pki.ca_cert),
         "--cni-conf-dir", str(paths.cni_conf_dir),
         "--cni-bridge", bridge,

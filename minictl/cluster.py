@@ -58,6 +58,12 @@ def component_pid(cfg: ClusterConfig, name: str) -> int | None:
 
 
 def _ssl(cfg: ClusterConfig) -> ssl.SSLContext:
+    if cfg.is_worker:  # no admin here: the kubelet's own (bootstrapped) certificate
+        from kubelet.launch import worker_cert_dir
+
+        pem = worker_cert_dir(cfg) / "kubelet-client-current.pem"
+        files = (str(cfg.pki.ca_cert), str(pem), str(pem))
+        return _admin_context(*files, tuple(os.stat(f).st_mtime_ns for f in files))
     cert, key = cfg.pki.client("admin")
     files = (str(cfg.pki.ca_cert), str(cert), str(key))
     # keyed on the files' mtimes too: `--reset` and `certs rotate` rewrite them in place
@@ -105,13 +111,14 @@ def write_credentials(cfg: ClusterConfig, extra_hosts: Sequence[str] = ()) -> PK
 
 
 def prepare(cfg: ClusterConfig) -> None:
-    """Credentials and (for a node) containerd's config (idempotent: existing keys are kept)."""
-    pki = write_credentials(cfg)
+    """Credentials and (for a node) containerd's config (idempotent: existing keys are kept).
+    A joined worker has its credentials from `minictl node join` (and its kubelet's bootstrap)."""
+    pki = None if cfg.is_worker else write_credentials(cfg)
     if cfg.with_node:
         from kubelet.cri.containerd import mount_state_tmpfs, write_config
 
         mount_state_tmpfs(write_config(cfg.dir))
-    for msg in check_expiry(pki):
+    for msg in check_expiry(pki) if pki is not None else ():
         click.echo(f"warning: {msg}", err=True)
 
 
@@ -125,6 +132,7 @@ def _primary_address() -> str:
 
 def new_config(data_dir: Path, node: bool | None, **overrides: Any) -> ClusterConfig:
     with_node = (os.geteuid() == 0) if node is None else node
+    overrides.setdefault("anonymous_auth", True)  # kubeadm's default: `node join` reads cluster-info
     cfg = ClusterConfig(str(data_dir), with_node=with_node, **{k: v for k, v in overrides.items() if v is not None})
     if with_node and "advertise_address" not in overrides:
         # pods reach the `kubernetes` service's endpoint: it must be an address they can route to
@@ -148,6 +156,8 @@ def _node_ready(cfg: ClusterConfig) -> tuple[bool, str]:
         r = httpx.get(f"{cfg.server_url}/api/v1/nodes/{cfg.node_name}", verify=_ssl(cfg), timeout=2)
     except httpx.HTTPError as e:
         return False, type(e).__name__
+    except (OSError, ssl.SSLError):
+        return False, "no client certificate yet (the kubelet's TLS bootstrap)"
     if r.status_code != 200:
         return False, "not registered"
     for c in (r.json().get("status") or {}).get("conditions") or []:
@@ -168,13 +178,29 @@ async def _load_images(cfg: ClusterConfig) -> list[str]:
     return refs
 
 
-def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, **overrides: Any) -> ClusterConfig:
+def _setup_node_joining(cfg: ClusterConfig) -> str:
+    from minictl.kubeadm import setup_node_joining_sync
+
+    setup_node_joining_sync(cfg.admin_kubeconfig, cfg.public_server_url, cfg.pki.ca_cert)
+    return f"cluster-info ({cfg.public_server_url}) and the node bootstrap RBAC"
+
+
+def join_hint(cfg: ClusterConfig) -> str:
+    data_dir = "" if cfg.dir == DEFAULT_DATA_DIR.expanduser().resolve() else f" --data-dir {cfg.dir}"
+    return ("To add a node (another Linux machine, as root), print its join command with:\n"
+            f"  minictl token create --print-join-command{data_dir}\n")
+
+
+def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, *, config: ClusterConfig | None = None,
+       **overrides: Any) -> ClusterConfig:
+    """Start (or resume) the cluster in `data_dir`; `config` is a new one to create there
+    (`minictl node join` passes a worker's)."""
     data_dir = data_dir.expanduser().resolve()
     if reset and data_dir.exists():
         down(data_dir, purge=True, quiet=True)
     cfg = ClusterConfig.load(data_dir)
     if cfg is None:
-        cfg = new_config(data_dir, node, **overrides)
+        cfg = config if config is not None else new_config(data_dir, node, **overrides)
     if supervisor_pid(cfg):
         ok, _ = probe(cfg, "api:/readyz")
         click.echo(f"cluster in {data_dir} is already running" + ("" if ok else " (not ready yet)"))
@@ -203,11 +229,15 @@ def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, **
     components = plan(cfg)
     steps: dict[str, Any] = {c.name: c for c in components}
     # steps beyond "the process is healthy", run once their precondition is
+    if not cfg.is_worker:
+        steps["join-setup"] = "after:apiserver"
     if cfg.with_node:
         steps["images"] = "after:containerd"
-        steps["dns-addon"] = "after:apiserver"
+        if not cfg.is_worker:
+            steps["dns-addon"] = "after:apiserver"
         steps["node"] = "check"
-        steps["kubernetes-service"] = "check"
+        if not cfg.is_worker:
+            steps["kubernetes-service"] = "check"
     for name in steps:
         progress.step(name, "starting" if name in {c.name for c in components} else "waiting")
     done: set[str] = set()
@@ -236,6 +266,9 @@ def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, **
                     if image_job.done():
                         progress.done(name, "loaded " + ", ".join(image_job.result()))
                         done.add(name)
+                elif name == "join-setup" and "apiserver" in done:
+                    progress.done(name, _setup_node_joining(cfg))
+                    done.add(name)
                 elif name == "dns-addon" and "apiserver" in done:
                     from dns.launch import install_addon_sync
 
@@ -264,10 +297,15 @@ def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, **
         for name in pending:
             progress.fail(name, f"not up after {timeout:.0f}s; see {cfg.log(name)}")
         raise click.ClickException("the cluster did not come up")
+    if cfg.is_worker:
+        progress.finish(f"node {cfg.node_name} joined in {time.monotonic() - started:.1f}s")
+        click.echo(f"\nThis node has joined the cluster at {cfg.server_url}.\n"
+                   "Run `minictl get nodes` on the control plane to see it.\n")
+        return cfg
     progress.finish(f"cluster up in {time.monotonic() - started:.1f}s")
     click.echo(
         f"\nTo use it:\n  export KUBECONFIG={cfg.admin_kubeconfig}\n  minictl get nodes\n"
-        "  kubectl get pods -A\n"
+        "  kubectl get pods -A\n\n" + join_hint(cfg)
     )
     return cfg
 

@@ -65,10 +65,30 @@ class ClusterConfig:
     #: run only these components of the plan (compose: one service per container); empty: all
     only: list[str] = field(default_factory=list)
     extra_kubelet_args: list[str] = field(default_factory=list)
+    #: the apiserver answers requests without credentials as system:anonymous (upstream's and
+    #: kubeadm's default; RBAC lets it read /version, /healthz and kube-public/cluster-info, which
+    #: `minictl node join` needs). New clusters of `minictl cluster up` turn it on.
+    anonymous_auth: bool = False
+    #: a worker node joined to another cluster (`minictl node join`): that cluster's apiserver URL.
+    #: Such a data dir runs only the node (containerd, kubelet, kube-proxy); DIR/pki holds only ca.crt.
+    join_server: str = ""
 
     @property
     def dir(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def is_worker(self) -> bool:
+        return bool(self.join_server)
+
+    @property
+    def public_server_url(self) -> str:
+        """Where other machines reach the apiserver (what cluster-info tells joining nodes)."""
+        if self.join_server:
+            return self.join_server
+        if self.advertise_address not in ("", "0.0.0.0", "127.0.0.1") and not self.server_host:
+            return f"https://{self.advertise_address}:{self.apiserver_port}"
+        return self.server_url
 
     @property
     def pki(self) -> PKI:
@@ -76,6 +96,8 @@ class ClusterConfig:
 
     @property
     def server_url(self) -> str:
+        if self.join_server:
+            return self.join_server
         host = self.server_host or ("127.0.0.1" if self.bind_address in ("0.0.0.0", "127.0.0.1") else self.bind_address)
         return f"https://{host}:{self.apiserver_port}"
 
@@ -167,6 +189,7 @@ def apiserver_command(cfg: ClusterConfig) -> list[str]:
         # (the admin certificate is in system:masters)
         "--authorization-mode", "Node,RBAC",
         "--enable-bootstrap-token-auth",
+        *(["--anonymous-auth"] if cfg.anonymous_auth else []),
         "--audit-log-path", str(cfg.log("audit")),
         *_kubelet_client_args(cfg),
         *cfg.extra_apiserver_args,
@@ -200,8 +223,28 @@ class ComponentSpec:
     node: bool = False  # part of the node: needs root
 
 
+def node_plan(cfg: ClusterConfig) -> list[ComponentSpec]:
+    """The components every node runs: containerd, the kubelet, kube-proxy."""
+    from kube_proxy.launch import kube_proxy_command
+    from kubelet.cri.containerd import containerd_paths
+    from kubelet.launch import kubelet_command
+
+    paths = containerd_paths(cfg.dir)
+    return [
+        ComponentSpec("containerd", ["containerd", "--config", str(paths.config), "--log-level", "warn"],
+                      health=f"unix:{paths.socket}", node=True),
+        ComponentSpec("kubelet", kubelet_command(cfg, extra_args=cfg.extra_kubelet_args),
+                      health="http://127.0.0.1:10248/healthz", stop_grace=15, node=True),
+        ComponentSpec("kube-proxy", kube_proxy_command(cfg), health="http://127.0.0.1:10256/healthz", node=True),
+    ]
+
+
 def plan(cfg: ClusterConfig) -> list[ComponentSpec]:
-    """The components of a local cluster, in start order (stopped in reverse)."""
+    """The components of a local cluster, in start order (stopped in reverse). A worker joined to
+    another cluster (`minictl node join`) runs the node's components only."""
+    if cfg.is_worker:
+        specs = node_plan(cfg)
+        return [s for s in specs if s.name in cfg.only] if cfg.only else specs
     specs = [
         ComponentSpec("etcd", etcd_command(cfg)),
         ComponentSpec("apiserver", apiserver_command(cfg), health="api:/readyz"),
@@ -216,17 +259,10 @@ def plan(cfg: ClusterConfig) -> list[ComponentSpec]:
         ]
     if cfg.with_node:
         from dns.launch import dns_command
-        from kube_proxy.launch import kube_proxy_command, lb_controller_command
-        from kubelet.cri.containerd import containerd_paths
-        from kubelet.launch import kubelet_command
+        from kube_proxy.launch import lb_controller_command
 
-        paths = containerd_paths(cfg.dir)
         specs += [
-            ComponentSpec("containerd", ["containerd", "--config", str(paths.config), "--log-level", "warn"],
-                          health=f"unix:{paths.socket}", node=True),
-            ComponentSpec("kubelet", kubelet_command(cfg, extra_args=cfg.extra_kubelet_args),
-                          health="http://127.0.0.1:10248/healthz", stop_grace=15, node=True),
-            ComponentSpec("kube-proxy", kube_proxy_command(cfg), health="http://127.0.0.1:10256/healthz", node=True),
+            *node_plan(cfg),
             ComponentSpec("dns", dns_command(cfg), node=True),
             ComponentSpec("lb-controller", lb_controller_command(cfg), node=True),
         ]

@@ -19,6 +19,7 @@ def register(cli: click.Group) -> None:
     from minictl.verbs.info import api_resources_cmd, api_versions_cmd, top_group, version_cmd
     from minictl.verbs.metadata import annotate_cmd, label_cmd
     from minictl.verbs.pods import attach_cmd, exec_cmd, logs_cmd, port_forward_cmd
+    from minictl.verbs.token import token_group
     from minictl.verbs.workloads import rollout_group, scale_cmd
 
     # The connection flags may also come before the verb (minictl --kubeconfig F get pods).
@@ -27,6 +28,6 @@ def register(cli: click.Group) -> None:
         get_cmd, describe_cmd, create_cmd, apply_cmd, delete_cmd, edit_cmd, label_cmd, annotate_cmd,
         scale_cmd, rollout_group, logs_cmd, exec_cmd, attach_cmd, port_forward_cmd, top_group,
         api_resources_cmd, api_versions_cmd, version_cmd, config_group, image_group, certs_group, node_group,
-        completion_cmd,
+        token_group, completion_cmd,
     ):
         cli.add_command(command)

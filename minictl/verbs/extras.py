@@ -1,4 +1,4 @@
-"""minik8s-only verbs: `image load|build`, `certs show|rotate`, `node join` (placeholder)."""
+"""minik8s-only verbs: `image load|build`, `certs show|rotate`, `node join`."""
 
 from __future__ import annotations
 
@@ -192,30 +192,73 @@ def certs_rotate(names: tuple[str, ...], data_dir: Path, new_keys: bool, validit
 
 @click.group("node", cls=VerbGroup, context_settings=_SETTINGS)
 def node_group() -> None:
-    """Nodes beyond the local one."""
+    """Nodes beyond the local one: `node join` makes this machine a worker of a cluster."""
 
 
 @node_group.command("join", context_settings=_SETTINGS)
-@click.argument("server", required=False)
-@click.option("--token", help="A bootstrap token (from the control plane).")
-@click.option("--node-name", help="This node's name (default: the hostname).")
+@click.argument("server")
+@click.option("--token", required=True, help="A bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}) from "
+              "`minictl token create` on the control plane.")
+@click.option("--discovery-token-ca-cert-hash", "ca_hashes", multiple=True, metavar="sha256:HEX",
+              help="Pin the cluster CA: the SHA-256 of its SubjectPublicKeyInfo (repeatable).")
+@click.option("--discovery-token-unsafe-skip-ca-verification", "unsafe_skip", is_flag=True,
+              help="Trust whatever CA cluster-info names (only its token signature is checked).")
+@click.option("--node-name", help="This node's name (default: the host name).")
+@click.option("--node-ip", help="This node's address: the apiserver reaches the kubelet there, and it is the pods' "
+              "hostIP (default: the first non-loopback IPv4 address).")
 @_data_dir_option()
-def node_join(server: str | None, token: str | None, node_name: str | None, data_dir: Path) -> None:
-    """Join this machine to a cluster as a worker node (not implemented yet).
+@click.option("--discovery-timeout", default=300.0, show_default=True,
+              help="Seconds to keep trying to reach the apiserver and a signed cluster-info.")
+@click.option("--timeout", default=300.0, show_default=True,
+              help="Seconds to wait for the node to be Ready once its components run.")
+def node_join(server: str, token: str, ca_hashes: tuple[str, ...], unsafe_skip: bool, node_name: str | None,
+              node_ip: str | None, data_dir: Path, discovery_timeout: float, timeout: float) -> None:
+    """Join this machine to the cluster at SERVER as a worker node (as `kubeadm join`; run as root).
 
-    It will: fetch the cluster CA from SERVER (checked against a hash), authenticate with the
-    bootstrap TOKEN, request a kubelet client certificate through a CertificateSigningRequest,
-    write DATA_DIR/kubeconfigs/kubelet.kubeconfig, then start containerd, the kubelet and
-    kube-proxy here as `minictl cluster up` does for the local node.
+    It reads the cluster CA from SERVER's kube-public/cluster-info, trusted through the token's
+    signature on it and pinned by --discovery-token-ca-cert-hash; writes DATA_DIR/pki/ca.crt and
+    the kubelet's bootstrap kubeconfig; then starts containerd, the kubelet and kube-proxy here as
+    `minictl cluster up` does for its node. The kubelet requests its own client certificate with
+    the token (a CertificateSigningRequest the control plane approves and signs), registers the
+    Node, and renews the certificate before it expires. Stop the node with
+    `minictl cluster down --data-dir DATA_DIR`.
 
     \b
-    Example:
-      minictl node join https://10.0.0.1:6443 --token abcdef.0123456789abcdef
+    Example (the command comes from `minictl token create --print-join-command`):
+      minictl node join https://10.0.0.1:6443 --token abcdef.0123456789abcdef \\
+          --discovery-token-ca-cert-hash sha256:1234...cdef
     """
+    import os
     import socket as _socket
 
-    name = node_name or _socket.gethostname().lower()
-    echo(f"node join would: fetch the CA from {server or '<server>'}, use bootstrap token "
-         f"{'<given>' if token else '<missing>'} to obtain a kubelet certificate for node {name!r}, write "
-         f"{data_dir}/kubeconfigs/kubelet.kubeconfig, and start containerd, the kubelet and kube-proxy.")
-    fail("node join is not implemented yet (multi-node support comes with the multi-node issue)")
+    from minictl import cluster
+    from minictl.components import ClusterConfig
+    from minictl.join import DiscoveryError, discover, write_join_files
+
+    data_dir = data_dir.expanduser().resolve()
+    name = (node_name or _socket.gethostname()).lower()
+    existing = ClusterConfig.load(data_dir)
+    if existing is not None and not existing.is_worker:
+        fail(f"{data_dir} holds a control plane (cluster.json): join with another --data-dir")
+    if existing is not None and existing.node_name != name:
+        fail(f"{data_dir} is already node {existing.node_name!r} (remove it with "
+             f"`minictl cluster down --data-dir {data_dir} --purge` first)")
+    try:
+        info = discover(server, token, ca_hashes, unsafe_skip_ca_verification=unsafe_skip, timeout=discovery_timeout)
+    except (DiscoveryError, ValueError) as e:
+        fail(f"error: discovery failed: {e}")
+    echo(f"[discovery] cluster-info from {server} is signed by the token; cluster CA {info.ca_hash}")
+    if os.geteuid() != 0:
+        fail("error: node join starts containerd, the kubelet and kube-proxy, which need root")
+    from kubelet.launch import bootstrap_kubeconfig_path
+
+    join_server = server.strip().rstrip("/")
+    if "://" not in join_server:
+        join_server = "https://" + join_server
+    address = node_ip or cluster._primary_address()
+    cfg = existing or ClusterConfig(str(data_dir), with_node=True, join_server=join_server, node_name=name,
+                                    bind_address=address, advertise_address=address)
+    cfg.join_server = join_server
+    write_join_files(data_dir, join_server, token, info.ca_pem, bootstrap_kubeconfig_path(cfg))
+    echo(f"[kubelet-start] bootstrap kubeconfig written to {bootstrap_kubeconfig_path(cfg)}")
+    cluster.up(data_dir, reset=False, timeout=timeout, config=cfg)
