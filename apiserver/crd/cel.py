@@ -10,7 +10,6 @@ valid objects.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from apimachinery.duration import parse_duration
@@ -25,6 +24,7 @@ from apimachinery.validation import (
     key,
     required_cause,
 )
+from apiserver.celengine import OUT_OF_BUDGET, STRING_LITERAL, Engine, OutOfBudget, Run
 from apiserver.crd.celcost import (
     STATIC_EXPRESSION_LIMIT,
     RuleCompileError,
@@ -103,155 +103,13 @@ def rule_field_path(json_path: str, s: Schema | None) -> str | None:
     return out
 
 
-class _Cel:
-    """cel-python's environment and compiled programs, shared by all schemas."""
-
-    _instance: _Cel | None = None
-
-    def __init__(self) -> None:
-        import celpy
-        from celpy import celtypes
-
-        self.celpy, self.types = celpy, celtypes
-        self.env = celpy.Environment()
-        self.functions = _cel_library(celtypes)
-        self.programs: dict[str, Any] = {}
-        self.metered = _metered_evaluator(celpy)
-
-    @classmethod
-    def get(cls) -> _Cel:
-        if cls._instance is None:
-            cls._instance = _Cel()
-        return cls._instance
-
-    def compile(self, expr: str) -> Any:
-        """A program; the compile error's text; or None for syntax cel-python lacks (optionals)."""
-        if _OPTIONAL_SYNTAX.search(_STRING_LITERAL.sub("", expr)):
-            return None
-        prog = self.programs.get(expr)
-        if prog is None:
-            try:
-                prog = self.env.program(self.env.compile(expr), functions=self.functions)
-            except self.celpy.CELParseError as e:
-                prog = f"compilation failed: ERROR: <input>: Syntax error: {_first_line(str(e))}"
-            self.programs[expr] = prog
-        return prog
-
-
 # Evaluation steps one object's rules may take (upstream's RuntimeCELCostBudget is "roughly one
 # second"; cel-python runs ~70,000 steps a second here, on the apiserver's event loop).
 RUNTIME_STEP_BUDGET = 100_000
-OUT_OF_BUDGET = "validation failed due to running out of cost budget, no further validation rules will be run"
-
-
-class _OutOfBudget(BaseException):
-    """Raised from inside cel-python's evaluator: a BaseException, so that none of its
-    `except Exception` handlers turns it into a value and carries on."""
-
-
-class _Run:
-    """One object's validation: the evaluator and the steps left."""
-
-    def __init__(self, cel: _Cel) -> None:
-        self.cel = cel
-        self.remaining = RUNTIME_STEP_BUDGET
-
-    @property
-    def exhausted(self) -> bool:
-        return self.remaining < 0
-
-    def evaluate(self, prog: Any, activation: dict[str, Any]) -> Any:
-        ev = self.cel.metered(prog.ast, activation=prog.new_activation())
-        ev.run = self
-        return ev.evaluate(activation)
-
-
-def _metered_evaluator(celpy: Any) -> type:
-    from celpy.evaluation import Evaluator
-
-    class Metered(Evaluator):
-        """cel-python's tree-walking evaluator, counting every node it visits against a budget."""
-
-        run: _Run
-
-        def _visit_tree(self, tree: Any) -> Any:
-            run = self.run
-            run.remaining -= 1
-            if run.remaining < 0:
-                raise _OutOfBudget
-            return super()._visit_tree(tree)
-
-        def sub_evaluator(self, ast: Any) -> Any:  # macros' bodies: same budget
-            ev = Metered(ast, activation=self.activation)
-            ev.run = self.run
-            return ev
-
-    return Metered
-
-
-def _first_line(s: str) -> str:
-    return s.strip().splitlines()[0] if s.strip() else s
-
-
-def _cel_library(t: Any) -> dict[str, Callable[..., Any]]:
-    """The parts of Kubernetes' CEL libraries (strings, lists, regex) most rules use."""
-    def s(v: Any) -> Any:
-        return t.StringType(v)
-
-    def index_of(x: Any, sub: Any, start: Any = 0) -> Any:
-        if isinstance(x, list):
-            return t.IntType(next((i for i, v in enumerate(x) if v == sub), -1))
-        return t.IntType(str(x).find(str(sub), int(start)))
-
-    def last_index_of(x: Any, sub: Any) -> Any:
-        if isinstance(x, list):
-            return t.IntType(max((i for i, v in enumerate(x) if v == sub), default=-1))
-        return t.IntType(str(x).rfind(str(sub)))
-
-    def replace_(x: Any, old: Any, new: Any, n: Any = -1) -> Any:
-        return s(str(x).replace(str(old), str(new), int(n)))
-
-    def split(x: Any, sep: Any, n: Any = -1) -> Any:
-        n = int(n)
-        parts = [] if n == 0 else str(x).split(str(sep), n - 1 if n > 0 else -1)
-        return t.ListType([s(p) for p in parts])
-
-    def find(x: Any, rx: Any) -> Any:
-        m = re.search(str(rx), str(x))
-        return s(m.group(0) if m else "")
-
-    def find_all(x: Any, rx: Any, n: Any = -1) -> Any:
-        found = [m.group(0) for m in re.finditer(str(rx), str(x))]
-        return t.ListType([s(f) for f in (found if int(n) < 0 else found[: int(n)])])
-
-    return {
-        "lowerAscii": lambda x: s("".join(c.lower() if c.isascii() else c for c in str(x))),
-        "upperAscii": lambda x: s("".join(c.upper() if c.isascii() else c for c in str(x))),
-        "trim": lambda x: s(str(x).strip()),
-        "charAt": lambda x, i: s(str(x)[int(i):int(i) + 1]),
-        "substring": lambda x, a, b=None: s(str(x)[int(a):] if b is None else str(x)[int(a):int(b)]),
-        "indexOf": index_of,
-        "lastIndexOf": last_index_of,
-        "replace": replace_,
-        "split": split,
-        "join": lambda x, sep="": s(str(sep).join(str(v) for v in x)),
-        "isSorted": lambda x: t.BoolType(all(x[i] <= x[i + 1] for i in range(len(x) - 1))),
-        "sum": lambda x: sum(x[1:], x[0]) if x else t.IntType(0),
-        "min": lambda x: min(x),
-        "max": lambda x: max(x),
-        "find": find,
-        "findAll": find_all,
-    }
-
-
-_STRING_LITERAL = re.compile(r"""'''.*?'''|\"\"\".*?\"\"\"|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""", re.S)
-
-
-_OPTIONAL_SYNTAX = re.compile(r"\.\?|\[\?")
 
 
 def _uses_old_self(rule: str) -> bool:
-    return re.search(r"\boldSelf\b", _STRING_LITERAL.sub("", rule)) is not None
+    return re.search(r"\boldSelf\b", STRING_LITERAL.sub("", rule)) is not None
 
 
 def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None, *, is_root: bool = False,
@@ -260,7 +118,7 @@ def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None, *, 
     stay within the estimated cost budget (`cardinality`: how often the rules may run in one
     object, None when unbounded; costs add up in `total`); oldSelf only where it correlates."""
     try:
-        cel = _Cel.get()
+        cel = Engine.get()
     except ImportError:
         return []  # without cel-python, rules are neither compiled nor enforced
     causes: list[Cause] = []
@@ -320,15 +178,15 @@ def validate_rules(schema: Schema, obj: Any, old: Any, path: str, *, is_resource
     """The x-kubernetes-validations failures of `obj` (`old` bound to oldSelf), under `path`."""
     del is_resource_root  # values are dynamic here: apiVersion/kind/metadata are reachable anyway
     try:
-        cel = _Cel.get()
+        cel = Engine.get()
     except ImportError:
         return []
     causes: list[Cause] = []
-    _cel_walk(_Run(cel), schema, obj, old, path, causes)
+    _cel_walk(Run(cel, RUNTIME_STEP_BUDGET), schema, obj, old, path, causes)
     return causes
 
 
-def _cel_walk(run: _Run, s: Schema | None, obj: Any, old: Any, path: str, causes: list[Cause]) -> None:
+def _cel_walk(run: Run, s: Schema | None, obj: Any, old: Any, path: str, causes: list[Cause]) -> None:
     if s is None or obj is None or run.exhausted:
         return
     if s.get(VALIDATIONS):
@@ -371,7 +229,7 @@ def _rule_text(rule: dict[str, Any]) -> str:
     return (rule.get("message") or "").strip() or (rule.get("rule") or "").strip()
 
 
-def _cel_rules(run: _Run, s: Schema, obj: Any, old: Any, path: str) -> list[Cause]:
+def _cel_rules(run: Run, s: Schema, obj: Any, old: Any, path: str) -> list[Cause]:
     cel = run.cel
     causes: list[Cause] = []
     t = type_of(s)
@@ -392,7 +250,7 @@ def _cel_rules(run: _Run, s: Schema, obj: Any, old: Any, path: str) -> list[Caus
             continue
         try:
             result = run.evaluate(prog, activation)
-        except _OutOfBudget:
+        except OutOfBudget:
             causes.append(invalid_cause(path or "<nil>", t, OUT_OF_BUDGET))
             return causes
         except cel.celpy.CELEvalError as e:
@@ -411,7 +269,7 @@ def _cel_rules(run: _Run, s: Schema, obj: Any, old: Any, path: str) -> list[Caus
             fpath = child(path, rule_field_path(rule["fieldPath"].strip(), s) or "")
         try:
             message = _message_expression(run, rule, activation)
-        except _OutOfBudget:
+        except OutOfBudget:
             causes.append(invalid_cause(path or "<nil>", t, "messageExpression evaluation failed due to running out "
                                         "of cost budget, no further validation rules will be run"))
             return causes
@@ -421,7 +279,7 @@ def _cel_rules(run: _Run, s: Schema, obj: Any, old: Any, path: str) -> list[Caus
     return causes
 
 
-def _message_expression(run: _Run, rule: dict[str, Any], activation: dict[str, Any]) -> str | None:
+def _message_expression(run: Run, rule: dict[str, Any], activation: dict[str, Any]) -> str | None:
     expr = rule.get("messageExpression")
     if not expr:
         return None

@@ -353,6 +353,20 @@ def test_match_conditions() -> None:
     assert matchconditions.compile_error("oldObject == null") == ""
 
 
+def test_match_conditions_stop_when_their_step_budget_runs_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matchconditions, "MATCH_CONDITION_STEPS", 2_000)
+    obj = {"items": list(range(100))}
+    heavy = [{"name": "loop", "expression": "object.items.all(x, object.items.all(y, x + y >= 0))"},
+             {"name": "never", "expression": "false"}]
+    r = matchconditions.evaluate(heavy, obj, None, {}, "Fail")
+    assert not r.matches and r.error == ("validation failed due to running out of cost budget, no further "
+                                         "validation rules will be run")
+    assert matchconditions.evaluate(heavy, obj, None, {}, "Ignore") == matchconditions.MatchResult(False)
+    # Kubernetes' string library is there too (one engine with the CRD rules)
+    assert matchconditions.evaluate([{"name": "s", "expression": "'a,b'.split(',').size() == 2"}],
+                                    obj, None, {}, "Fail").matches
+
+
 # -- the configurations ------------------------------------------------------------------------
 
 
