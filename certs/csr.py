@@ -199,8 +199,16 @@ def subject_values(req: x509.CertificateSigningRequest | x509.Certificate, oid: 
 
 
 def common_name(req: x509.CertificateSigningRequest | x509.Certificate) -> str:
+    """Go's pkix.Name.CommonName: the last CN attribute — what the apiserver's x509
+    authenticator reads, so the approver and the authenticator always name the same user."""
     cns = subject_values(req, NameOID.COMMON_NAME)
-    return cns[0] if cns else ""
+    return cns[-1] if cns else ""
+
+
+def _single_common_name(req: x509.CertificateSigningRequest) -> str | None:
+    if len(subject_values(req, NameOID.COMMON_NAME)) > 1:
+        return "subject has more than one common name"
+    return None
 
 
 def organizations(req: x509.CertificateSigningRequest | x509.Certificate) -> list[str]:
@@ -241,6 +249,8 @@ def validate_kubelet_client_csr(req: x509.CertificateSigningRequest, usages: Ite
     """upstream ValidateKubeletClientCSR: None when `req` is a kubelet's client certificate request."""
     if organizations(req) != [NODES_GROUP]:
         return "subject organization is not system:nodes"
+    if err := _single_common_name(req):
+        return err
     sans = requested_sans(req)
     if sans["dns"]:
         return "DNS subjectAltNames are not allowed"
@@ -261,6 +271,8 @@ def validate_kubelet_serving_csr(req: x509.CertificateSigningRequest, usages: It
     """upstream ValidateKubeletServingCSR."""
     if organizations(req) != [NODES_GROUP]:
         return "subject organization is not system:nodes"
+    if err := _single_common_name(req):
+        return err
     sans = requested_sans(req)
     if not sans["dns"] and not sans["ip"]:
         return "DNS or IP subjectAltName is required"

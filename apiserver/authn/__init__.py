@@ -60,16 +60,19 @@ def user_from_peercert(peercert: dict[str, Any] | None) -> UserInfo | None:
     """Build a user from `ssl.SSLObject.getpeercert()` (only set when the chain verified)."""
     if not peercert:
         return None
-    cn = ""
+    cns: list[str] = []
     orgs: list[str] = []
     for rdn in peercert.get("subject", ()):
         for key, value in rdn:
             if key == "commonName":
-                cn = value
+                cns.append(value)
             elif key == "organizationName":
                 orgs.append(value)
-    if not cn:
+    # a certificate naming several users is refused outright (Go would take the last CN; the
+    # signers here refuse such requests, so only a foreign CA could have issued one)
+    if len(cns) != 1 or not cns[0]:
         return None
+    cn = cns[0]
     return UserInfo(cn, "", tuple(orgs))
 
 

@@ -254,6 +254,31 @@ def test_auto_approval_recognizers() -> None:
     assert not is_node_client_cert(serving, req_of(serving))
 
 
+def test_a_node_cannot_ask_for_another_nodes_name() -> None:
+    """Two CNs: the approver, the signer and the authenticator must not disagree on who it is."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "system:nodes"),
+                         x509.NameAttribute(x509.NameOID.COMMON_NAME, "system:node:attacker"),
+                         x509.NameAttribute(x509.NameOID.COMMON_NAME, "system:node:victim")])
+    req = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    obj = csr()
+    obj["spec"].update(request=b64(req.public_bytes(serialization.Encoding.PEM)), username="system:node:attacker")
+    assert csrlib.common_name(req) == "system:node:victim"  # Go's pkix.Name: the last one
+    usages = obj["spec"]["usages"]
+    assert csrlib.validate_kubelet_client_csr(req, usages) == "subject has more than one common name"
+    assert not is_self_node_client_cert(obj, req) and not is_node_client_cert(obj, req)
+    serving = ["digital signature", "server auth"]
+    assert csrlib.validate_kubelet_serving_csr(req, serving) == "subject has more than one common name"
+    # and a certificate naming two users authenticates nobody
+    from apiserver.authn import user_from_peercert
+
+    two = {"subject": ((("organizationName", "system:nodes"),), (("commonName", "system:node:a"),),
+                       (("commonName", "system:node:b"),))}
+    assert user_from_peercert(two) is None
+    one = {"subject": ((("organizationName", "system:nodes"),), (("commonName", "system:node:a"),))}
+    assert user_from_peercert(one) == UserInfo("system:node:a", "", ("system:nodes",))
+
+
 def _ca(days: int = 3650) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ca")])
