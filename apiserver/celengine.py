@@ -9,9 +9,25 @@ loop for long.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# One thread runs everything that evaluates CEL, off the event loop: a rule that uses its whole
+# budget takes seconds in cel-python; meanwhile the loop keeps serving (it shares the GIL with one
+# thread only), and expensive validations queue behind each other rather than multiply.
+_executor: ThreadPoolExecutor | None = None
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cel")
+    return await asyncio.get_running_loop().run_in_executor(_executor, fn, *args)
 
 
 class Engine:
@@ -130,12 +146,23 @@ def cel_library(t: Any) -> dict[str, Callable[..., Any]]:
         parts = [] if n == 0 else str(x).split(str(sep), n - 1 if n > 0 else -1)
         return t.ListType([s(p) for p in parts])
 
+    # RE2 as upstream (and cel-python's own matches()): linear time whatever the pattern, and
+    # RE2's syntax (no backreferences or lookaround)
+    import re2
+    from celpy.evaluation import CELEvalError
+
     def find(x: Any, rx: Any) -> Any:
-        m = re.search(str(rx), str(x))
+        try:
+            m = re2.search(str(rx), str(x))
+        except re2.error as e:
+            return CELEvalError(f"invalid regex: {e}", ValueError, (str(e),))
         return s(m.group(0) if m else "")
 
     def find_all(x: Any, rx: Any, n: Any = -1) -> Any:
-        found = [m.group(0) for m in re.finditer(str(rx), str(x))]
+        try:
+            found = [m.group(0) for m in re2.finditer(str(rx), str(x))]
+        except re2.error as e:
+            return CELEvalError(f"invalid regex: {e}", ValueError, (str(e),))
         return t.ListType([s(f) for f in (found if int(n) < 0 else found[: int(n)])])
 
     return {

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -140,6 +140,26 @@ def _selectors(q: dict[str, str]) -> tuple[LabelSelector | None, FieldSelector |
     if fs is not None and fs.empty:
         fs = None
     return ls, fs
+
+
+def _keep_system_meta(meta: dict[str, Any], old_meta: dict[str, Any]) -> None:
+    """The metadata only the server sets stays as stored on an update."""
+    meta["uid"] = old_meta.get("uid")
+    meta["creationTimestamp"] = old_meta.get("creationTimestamp")
+    for f in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+        if f in old_meta:
+            meta[f] = old_meta[f]
+        else:
+            meta.pop(f, None)
+
+
+async def _validated(st: Any, check: Callable[..., list[Any]], *args: Any) -> list[Any]:
+    """A strategy's validation; in apiserver.celengine's thread when it may run CEL rules."""
+    if st.validates_off_loop:
+        from apiserver.celengine import off_loop
+
+        return await off_loop(check, *args)
+    return check(*args)
 
 
 class ResourceAPI:
@@ -570,7 +590,7 @@ class ResourceAPI:
             else:
                 meta.pop("generation", None)
             self.server.managed_fields.on_create(obj, user, query, st.has_status)
-            causes = st.validate(obj, res.namespaced)
+            causes = await _validated(st, st.validate, obj, res.namespaced)
             if causes:
                 raise errors.invalid(res.kind, name, causes, res.group)
             await self.server.admission.validate(attrs)
@@ -749,39 +769,40 @@ class ResourceAPI:
                     f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta.get('uid')}",
                     res.group,
                 )
-            meta["creationTimestamp"] = old_meta.get("creationTimestamp")
-            for f in ("deletionTimestamp", "deletionGracePeriodSeconds"):
-                if f in old_meta:
-                    meta[f] = old_meta[f]
-                else:
-                    meta.pop(f, None)
+            _keep_system_meta(meta, old_meta)
+            # mutating admission sees the object as sent, then the strategy resets what this
+            # endpoint may not change (upstream: UpdatedObject's transformers, then BeforeUpdate)
+            op_attrs = adm.Attributes(adm.UPDATE, res, subresource, ns, name, obj, old, user, dry_run, query)
+            await self.server.admission.admit(op_attrs)
+            obj = op_attrs.obj
+            if not isinstance(obj.get("metadata"), dict):
+                obj["metadata"] = meta
+            _keep_system_meta(obj["metadata"], old_meta)  # whatever a webhook did to them
             if subresource == "status":
                 obj = st.prepare_for_status_update(obj, old)
-                meta = obj["metadata"]
             elif subresource in st.spec_subresources:  # e.g. pods/ephemeralcontainers: one part of the spec
                 obj = st.prepare_for_subresource_update(subresource, obj, old)
-                meta = obj["metadata"]
             elif not subresource:
                 st.prepare_for_update(obj, old)
             # binding/finalize/scale mutations are the server's own and kept as they are
+            op_attrs.obj = obj
+            meta = obj.setdefault("metadata", {})
             if st.tracks_generation:
                 gen = old_meta.get("generation", 1)
                 spec_write = subresource in ("", "scale") or subresource in st.spec_subresources
                 meta["generation"] = gen + 1 if spec_write and st.spec_changed(obj, old) else gen
             else:
                 meta.pop("generation", None)
-            op_attrs = adm.Attributes(adm.UPDATE, res, subresource, ns, name, obj, old, user, dry_run, query)
-            await self.server.admission.admit(op_attrs)
             if subresource != "status":
                 st.default(obj)
             self.server.managed_fields.on_update(obj, old, user, query, subresource, st.has_status)
             meta["resourceVersion"] = str(kv.mod_revision)
             if subresource == "status":
-                causes = st.validate_status_update(obj, old)
+                causes = await _validated(st, st.validate_status_update, obj, old)
             elif subresource in ("", "scale"):
-                causes = st.validate_update(obj, old, res.namespaced)
+                causes = await _validated(st, st.validate_update, obj, old, res.namespaced)
             elif subresource in st.spec_subresources:
-                causes = st.validate_subresource_update(subresource, obj, old, res.namespaced)
+                causes = await _validated(st, st.validate_subresource_update, subresource, obj, old, res.namespaced)
             else:
                 causes = []  # binding/finalize: the server's own, already checked, mutation
             if causes:

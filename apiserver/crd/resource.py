@@ -120,6 +120,11 @@ class CustomResourceStrategy(Strategy):
         # objects are all stored at the served version: no apiVersion to rewrite on the way out
         self.single_version = len(spec.get("versions") or []) == 1 and stored <= {version["name"]}
         self._columns = self._printer_columns(version.get("additionalPrinterColumns") or DEFAULT_COLUMNS)
+        self._has_rules = crd_schema.has_rules(self.schema)
+
+    @property
+    def validates_off_loop(self) -> bool:
+        return self._has_rules  # CEL rules: up to apiserver.crd.cel.RUNTIME_STEP_BUDGET steps
 
     # -- writes -------------------------------------------------------------------------
 

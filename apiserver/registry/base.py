@@ -53,6 +53,11 @@ class Strategy:
     def initial_status(self, obj: Obj) -> None:
         """Status a new object starts with, if any."""
 
+    @property
+    def validates_off_loop(self) -> bool:
+        """Whether validation may take long enough (CEL rules) to run off the event loop."""
+        return False
+
     def prepare_for_create_by(self, obj: Obj, user: Any) -> None:
         """Record the requesting user in a new object (CertificateSigningRequest's spec.username...)."""
 

@@ -355,6 +355,40 @@ def test_validation_rules(api: httpx.Client, group: str, namespace: str) -> None
     assert r.status_code == 200, r.text
 
 
+def test_expensive_rules_run_off_the_event_loop(control_plane: ControlPlane, api: httpx.Client, group: str,
+                                               namespace: str) -> None:
+    """A rule the definition's cost estimate admits may take seconds in cel-python: it runs in the
+    CEL thread, and other requests are served meanwhile."""
+    import threading
+
+    crd = crontab_crd(group)
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["l"] = {"type": "array", "maxItems": 200, "items": {"type": "integer"}}
+    spec["x-kubernetes-validations"] = [{"rule": "self.l.all(x, self.l.all(y, x + y >= 0))"},
+                                        {"rule": "self.cronSpec.find('^(a+)+$') == ''"}]  # RE2: linear time
+    make_crd(api, crd)
+    url = f"/apis/{group}/v1/namespaces/{namespace}/crontabs"
+    body = {"apiVersion": f"{group}/v1", "kind": "CronTab", "metadata": {"name": "heavy"},
+            "spec": {"cronSpec": "* * * * *", "l": list(range(100))}}
+    done: list[int] = []
+
+    def create() -> None:
+        with control_plane.client(timeout=120) as c:
+            done.append(c.post(url, json=body).status_code)
+
+    worker = threading.Thread(target=create)
+    worker.start()
+    served_meanwhile = 0
+    with control_plane.client(timeout=120) as c:
+        while not done:
+            assert c.get("/readyz").status_code == 200
+            served_meanwhile += 1 if not done else 0
+    worker.join()
+    assert done == [201]
+    # 10,000 iterations of the inner rule take seconds; on the event loop nothing else would be answered
+    assert served_meanwhile > 10
+
+
 def test_odd_definitions_and_objects_are_never_a_500(api: httpx.Client, group: str, namespace: str) -> None:
     """Every field of a rich definition (its schema included) and of a custom object set to each
     odd JSON value: always a Status below 500."""

@@ -209,3 +209,13 @@ def test_evaluation_stops_when_the_objects_step_budget_runs_out(monkeypatch: pyt
     assert validate(schema, {"spec": {"l": list(range(200))}}) == [cause(
         "spec", 'Invalid value: "object": validation failed due to running out of cost budget, no further '
         "validation rules will be run", "FieldValueInvalid")]
+
+
+def test_regex_functions_use_re2() -> None:
+    """Linear-time matching as upstream: with a backtracking engine this pattern on this input
+    would not finish (2^40 steps), and RE2's syntax refuses backreferences."""
+    pytest.importorskip("celpy")
+    schema = _rules({"rule": "self.name.find('^(a+)+$') == ''"}, {"rule": "self.name.findAll('a').size() == 40"},
+                    {"rule": "self.name.find('(a)\\\\1') == ''"}, name={"type": "string"})
+    causes = validate(schema, {"spec": {"name": "a" * 40 + "b"}})
+    assert len(causes) == 1 and causes[0]["field"] == "spec" and "invalid regex" in causes[0]["message"]
