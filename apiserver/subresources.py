@@ -13,6 +13,7 @@ import orjson
 from apimachinery import errors
 from apimachinery.meta import now
 from apimachinery.patch import json_patch, merge_patch
+from apiserver import admission as adm
 from apiserver.handler import PATCH_TYPES, _deep_copy, _dry_run
 from apiserver.http import Request, Response, StreamResponse, decode_document, json_response, raw_json
 from apiserver.requestinfo import RequestInfo
@@ -228,6 +229,14 @@ class Subresources:
             raise errors.bad_request("deleteOptions must be an object")
         if _dry_run(req.query):
             opts["dryRun"] = ["All"]
+        # admission sees the Eviction (upstream's createValidation): NodeRestriction keeps a node
+        # to its own pods, webhooks registered for pods/eviction are called
+        eviction = {**body, "apiVersion": body.get("apiVersion") or "policy/v1", "kind": "Eviction",
+                    "metadata": {**meta, "name": info.name, "namespace": ns}}
+        attrs = adm.Attributes(adm.CREATE, res, "eviction", ns, info.name, eviction, None, user,
+                               bool(opts.get("dryRun")), req.query)
+        await self.server.admission.admit(attrs)
+        await self.server.admission.validate(attrs)
         pod = (await api.read(res, ns, info.name)).decode()
         phase = (pod.get("status") or {}).get("phase")
         # Pods that aren't running count against no budget (upstream canIgnorePDB).

@@ -678,3 +678,38 @@ def test_equivalent_versions_hpa(api: httpx.Client, hooks: WebhookServer, ns: st
     assert req["resource"]["version"] == "v1" and req["requestResource"]["version"] == "v2"
     assert req["object"]["apiVersion"] == "autoscaling/v1"
     assert req["object"]["spec"]["maxReplicas"] == 3
+
+
+def test_mutations_cannot_reach_what_the_endpoint_may_not_change(api: httpx.Client, hooks: WebhookServer, ns: str,
+                                                                 configs: list[str]) -> None:
+    """Mutating admission runs before the strategy resets what an update may not change (upstream:
+    the updated object's transformers, then BeforeUpdate): a patch to status on a main-resource
+    update, or to the uid, is dropped."""
+    path = f"/status-{ns}"
+
+    def mutate(review: dict[str, Any]) -> Any:
+        if review["request"]["operation"] != "UPDATE":
+            return allow(review)
+        return json_patch(review, [{"op": "add", "path": "/status", "value": {"loadBalancer": {
+            "ingress": [{"ip": "192.0.2.1"}]}}}, {"op": "replace", "path": "/metadata/uid", "value": "forged"},
+            {"op": "add", "path": "/metadata/labels", "value": {"patched": "yes"}}])
+
+    hooks.handlers[path] = mutate
+    hook = webhook("status.mutate.example.com", hooks.url(path), hooks.ca_bundle, ns)
+    hook["rules"][0]["resources"] = ["services"]
+    create_config(api, configs, MWC, uid_of("status"), hook)
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+           "spec": {"ports": [{"port": 80}], "selector": {"app": "x"}}}
+    r = api.post(f"/api/v1/namespaces/{ns}/services", json=svc)
+    assert r.status_code == 201, r.text
+    created = r.json()
+
+    def updated() -> dict[str, Any] | None:
+        cur = api.get(f"/api/v1/namespaces/{ns}/services/s").json()
+        cur["metadata"].setdefault("annotations", {})["n"] = os.urandom(2).hex()
+        r = api.put(f"/api/v1/namespaces/{ns}/services/s", json=cur)
+        assert r.status_code == 200, r.text
+        return r.json() if r.json()["metadata"].get("labels") == {"patched": "yes"} else None
+
+    out = wait_for(updated, what="the webhook to be called")
+    assert out["status"] == created["status"] and out["metadata"]["uid"] == created["metadata"]["uid"]

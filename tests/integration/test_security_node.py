@@ -124,3 +124,23 @@ def test_node_leases_and_tokens(api: httpx.Client, namespace: str, nodes: tuple[
     assert r.status_code == 403 and "scheduled on a different node" in r.json()["message"]
     r = kubelet.post(f"{base}/serviceaccounts/default/token", json={"spec": {}})
     assert r.status_code == 403 and "not bound to a pod" in r.json()["message"]
+
+
+def test_node_evicts_only_its_own_pods(api: httpx.Client, namespace: str, nodes: tuple[str, str, httpx.Client]) -> None:
+    me, other, kubelet = nodes
+    base = f"/api/v1/namespaces/{namespace}"
+    for node, name in ((me, "mine"), (other, "theirs")):
+        api.post(f"{base}/pods", json={"metadata": {"name": name}, "spec": {
+            "nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}}).raise_for_status()
+
+    def evict(name: str) -> httpx.Response:
+        return kubelet.post(f"{base}/pods/{name}/eviction", json={
+            "apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}})
+
+    r = evict("theirs")
+    assert r.status_code == 403, r.text
+    assert r.json()["message"].endswith(f'NodeRestriction: node "{me}" can only evict pods with spec.nodeName set '
+                                        "to itself")
+    assert api.get(f"{base}/pods/theirs").json()["metadata"].get("deletionTimestamp") is None
+    assert evict("mine").status_code == 201
+    assert api.get(f"{base}/pods/mine").json()["metadata"].get("deletionTimestamp")
