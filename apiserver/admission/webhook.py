@@ -184,21 +184,36 @@ class Clients:
 
     MAX = 64
 
+    RETIRE_AFTER = 60.0  # seconds: past any call still using an evicted client (timeouts are ≤ 30 s)
+
     def __init__(self) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._retiring: dict[asyncio.Task[None], httpx.AsyncClient] = {}
 
     def get(self, ca_bundle: str) -> httpx.AsyncClient:
         client = self._clients.get(ca_bundle)
         if client is None:
             import httpx
 
-            if len(self._clients) >= self.MAX:
-                self._clients.clear()  # configurations churned; the old clients are collected
+            if len(self._clients) >= self.MAX:  # configurations churned: retire the oldest client
+                self._retire(self._clients.pop(next(iter(self._clients))))
             client = httpx.AsyncClient(verify=tls_context(ca_bundle), trust_env=False, timeout=None)
             self._clients[ca_bundle] = client
         return client
 
+    def _retire(self, client: httpx.AsyncClient) -> None:
+        async def close_later() -> None:
+            await asyncio.sleep(self.RETIRE_AFTER)
+            await client.aclose()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._retiring[task] = client
+        task.add_done_callback(lambda t: self._retiring.pop(t, None))
+
     async def close(self) -> None:
+        for task, client in list(self._retiring.items()):
+            task.cancel()
+            await client.aclose()
         for c in self._clients.values():
             await c.aclose()
         self._clients.clear()

@@ -495,3 +495,38 @@ def test_table_printer() -> None:
     now = dt.datetime(2024, 1, 1, 0, 5, tzinfo=dt.UTC)
     obj = {**valid_config(), "metadata": {"name": "cfg", "creationTimestamp": "2024-01-01T00:00:00Z"}}
     assert row(obj, now) == ["cfg", 1, "5m"]
+
+
+def test_evicted_clients_are_closed_after_their_calls_could_have_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apiserver.admission.webhook import Clients
+
+    monkeypatch.setattr(Clients, "MAX", 1)
+    monkeypatch.setattr(Clients, "RETIRE_AFTER", 0)
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "webhook-ca")])
+    start = dt.datetime.now(dt.UTC)
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+          .serial_number(1).not_valid_before(start).not_valid_after(start + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    pem = ca.public_bytes(serialization.Encoding.PEM)
+
+    async def scenario() -> None:
+        clients = Clients()
+        first = clients.get("")
+        assert clients.get("") is first  # cached per CA bundle
+        second = clients.get(base64.b64encode(pem).decode())
+        assert second is not first and not second.is_closed
+        retiring = list(clients._retiring)
+        assert len(retiring) == 1
+        await asyncio.wait(retiring)
+        assert first.is_closed and not clients._retiring
+        await clients.close()
+        assert second.is_closed
+
+    asyncio.run(scenario())
