@@ -142,7 +142,7 @@ class KubeconfigInfo:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         if self.client_cert_pem and self.client_key_pem:
-            _load_cert_chain(ctx, self.client_cert_pem, self.client_key_pem)
+            load_cert_chain(ctx, self.client_cert_pem, self.client_key_pem)
         return ctx
 
     def auth_headers(self) -> dict[str, str]:
@@ -150,7 +150,7 @@ class KubeconfigInfo:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
-def _load_cert_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+def load_cert_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
     """ssl only loads a key pair from a path: hand it one that never reaches a disk if possible."""
     data = cert_pem.rstrip(b"\n") + b"\n" + key_pem
     if hasattr(os, "memfd_create"):

@@ -414,3 +414,33 @@ class ClientCertificateManager:
                 except TimeoutError:
                     pass
                 backoff = min(backoff * 2, 300.0)
+
+
+async def follow_client_certificate(api: Any, kubeconfig: Path | str, interval: float = 300.0) -> None:
+    """Present the kubeconfig's client certificate as it is now: reread it every `interval`
+    seconds and, when it changed (e.g. the kubelet rotated the node certificate this client
+    shares), load it and open new connections — client-go's dynamic client certificates do the
+    same for kubeconfigs that name certificate files."""
+    from certs.kubeconfig import load_cert_chain, load_kubeconfig
+
+    ctx = api.config.ssl_context
+    if ctx is None:
+        return
+    current = load_kubeconfig(kubeconfig).client_cert_pem
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            info = load_kubeconfig(kubeconfig)
+        except (OSError, ValueError) as e:
+            log.warning("client certificate not reread from %s: %s", kubeconfig, e)
+            continue
+        if info.client_cert_pem == current or not info.client_cert_pem or not info.client_key_pem:
+            continue
+        try:
+            load_cert_chain(ctx, info.client_cert_pem, info.client_key_pem)
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: e.g. a half-written pair
+            log.warning("client certificate from %s not loaded: %s", kubeconfig, e)
+            continue
+        current = info.client_cert_pem
+        log.info("client certificate from %s reloaded", kubeconfig)
+        api.reset_connections()

@@ -25,6 +25,7 @@ from typing import Any
 
 from apimachinery.metrics import Registry
 from client import APIClient, SharedInformerFactory, deleted_object, load_config
+from client.certificate import follow_client_certificate
 from client.daemon import HealthServer, new_registry
 from kube_proxy.commands import (
     IPTABLES_BACKENDS,
@@ -528,7 +529,15 @@ async def run_proxy(opts: ProxyOptions, stop: asyncio.Event, runner: CommandRunn
     except Exception as exc:
         raise SystemExit(f"kube-proxy: {exc}") from None
     async with APIClient(config) as api:
-        await ProxyServer(opts, api, runner).run(stop)
+        # on a joined node kube-proxy shares the kubelet's certificate, which the kubelet renews
+        follow = asyncio.create_task(follow_client_certificate(api, opts.kubeconfig)) if opts.kubeconfig else None
+        try:
+            await ProxyServer(opts, api, runner).run(stop)
+        finally:
+            if follow is not None:
+                follow.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follow
 
 
 __all__ = [

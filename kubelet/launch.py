@@ -89,10 +89,13 @@ def kubelet_command(
 
 
 def apiserver_kubelet_client_args(cfg: ClusterConfig) -> list[str]:
-    """The apiserver flags that let it reach kubelets (pods/log, exec, attach, portforward)."""
+    """The apiserver flags that let it reach kubelets (pods/log, exec, attach, portforward).
+
+    No --kubelet-certificate-authority, as kubeadm: nodes that joined serve with a self-signed
+    certificate (no kubelet-serving certificate bootstrap yet), which the apiserver could not verify.
+    """
     pki = cfg.pki
     return [
         "--kubelet-client-certificate", str(pki.apiserver_kubelet_client_cert),
         "--kubelet-client-key", str(pki.apiserver_kubelet_client_key),
-        "--kubelet-certificate-authority", str(pki.ca_cert),
     ]

@@ -27,6 +27,8 @@ def test_kubelet_command_for_a_cluster(tmp_path):
     assert config.root_dir == str(tmp_path / "kubelet")
     args = apiserver_kubelet_client_args(cfg)
     assert args[0] == "--kubelet-client-certificate" and args[1].endswith("apiserver-kubelet-client.crt")
+    # joined nodes serve with self-signed certificates: not verified, as kubeadm configures it
+    assert "--kubelet-certificate-authority" not in args
 
 
 def _pod(containers, inits=()):

@@ -32,6 +32,7 @@ from client.certificate import (
     ClientCertificateManager,
     csr_object,
     digested_name,
+    follow_client_certificate,
     issued_certificate,
     kubelet_client_usages,
     make_csr,
@@ -408,3 +409,31 @@ def test_a_worker_runs_the_node_components_with_a_bootstrap_kubeconfig(tmp_path:
     cp.anonymous_auth = True
     assert "--anonymous-auth" in apiserver_command(cp)
     assert cp.public_server_url == "https://10.0.0.1:6443"
+
+
+def test_a_client_follows_its_kubeconfigs_certificate_file(tmp_path: Path) -> None:
+    """kube-proxy on a joined node shares the kubelet's certificate: a renewal is picked up."""
+    import ssl
+    from types import SimpleNamespace
+
+    store = CertificateStore(tmp_path / "pki")
+    now = dt.datetime.now(dt.UTC)
+    key = new_private_key()
+    store.update(_self_signed(key, now, 1), private_key_pem(key), now=now)
+    kc = write_cert_kubeconfig(tmp_path / "kubelet.kubeconfig", "https://127.0.0.1:6443", None, store.current_path)
+    resets: list[int] = []
+    api = SimpleNamespace(config=SimpleNamespace(ssl_context=ssl.create_default_context()),
+                          reset_connections=lambda: resets.append(1))
+
+    async def scenario() -> None:
+        task = asyncio.create_task(follow_client_certificate(api, kc, interval=0.01))
+        try:
+            await asyncio.sleep(0.05)  # several rereads of an unchanged file
+            assert resets == []
+            key2 = new_private_key()
+            store.update(_self_signed(key2, now, 2), private_key_pem(key2), now=now)
+            await until(lambda: resets == [1], 5, "the renewed certificate loaded")
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
