@@ -395,8 +395,10 @@ class _WebhookPlugin(Plugin):
         conditions = [c for c in hook.spec.get("matchConditions") or [] if isinstance(c, dict)]
         if conditions:
             obj, old = self.versioned(invocation, a, a.obj), self.versioned(invocation, a, a.old)
-            result = matchconditions.evaluate(conditions, obj, old, self._review_request(invocation, a, "", obj, old),
-                                              hook.failure_policy)
+            from apiserver.celengine import off_loop
+
+            result = await off_loop(matchconditions.evaluate, conditions, obj, old,
+                                    self._review_request(invocation, a, "", obj, old), hook.failure_policy)
             if result.error:
                 log.warning("failed evaluating match conditions, failing closed %s: %s", hook.name, result.error)
                 raise errors.forbidden(f'{res.group_resource} "{a.name}" is forbidden: {result.error}',
