@@ -301,8 +301,14 @@ class CertificateStore:
         return cert, cert_pem, key_pem
 
     def update(self, cert_pem: bytes, key_pem: bytes, now: dt.datetime | None = None) -> Path:
-        """Write a new pair and point `<pair>-current.pem` at it (symlink swapped by rename)."""
-        x509.load_pem_x509_certificate(cert_pem)  # refuse garbage before it becomes "current"
+        """Write a new pair and point `<pair>-current.pem` at it (symlink swapped by rename).
+        A certificate that is not for this key is refused (as tls.X509KeyPair would)."""
+        cert = x509.load_pem_x509_certificate(cert_pem)  # refuse garbage before it becomes "current"
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        if cert.public_key().public_bytes(serialization.Encoding.DER, spki) != \
+                key.public_key().public_bytes(serialization.Encoding.DER, spki):
+            raise ValueError("the certificate is not for this private key")
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d-%H-%M-%S")
         target = self.dir / f"{self.pair}-{stamp}.pem"

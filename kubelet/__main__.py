@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import asyncio
+import contextlib
 import logging
 import socket
 from pathlib import Path
@@ -312,6 +313,8 @@ async def run(cfg: KubeletConfig, stop: asyncio.Event) -> None:
         finally:
             if rotation is not None:
                 rotation.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await rotation
             if server is not None:
                 await server.stop()
             if health is not None:

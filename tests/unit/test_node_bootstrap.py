@@ -270,6 +270,8 @@ def test_store_keeps_cert_and_key_together_behind_a_symlink(tmp_path: Path) -> N
     assert store.load() is None
     with pytest.raises(ValueError):
         store.update(b"garbage", private_key_pem(key))
+    with pytest.raises(ValueError, match="not for this private key"):
+        store.update(_self_signed(key, now, 1), private_key_pem(key2))
 
 
 def test_rotation_deadline_is_70_to_90_percent_of_the_lifetime() -> None:
