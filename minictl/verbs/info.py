@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from importlib import metadata
@@ -163,6 +164,33 @@ def _items(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return doc.get("items") or [] if doc.get("kind", "").endswith("List") else [doc]
 
 
+METRICS_CREATION_DELAY = 120  # seconds a new pod may go without metrics (kubectl's metricsCreationDelay)
+
+
+def _no_pod_metrics(s: Any, name: str | None, params: dict[str, str]) -> None:
+    """kubectl's verifyEmptyMetrics: no metrics for pods that exist is an error, worded by the
+    pods' age. (As kubectl, it looks in the current namespace even with --all-namespaces.)"""
+    from apimachinery.duration import format_duration
+    from apimachinery.meta import parse_time
+
+    ns = s.namespace
+    pods = [s.api.get(f"/api/v1/namespaces/{ns}/pods/{name}")] if name else \
+        s.api.get(f"/api/v1/namespaces/{ns}/pods", params).get("items") or []
+    if not pods:
+        return
+    now = dt.datetime.now(dt.UTC)
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        try:
+            age = (now - parse_time(meta.get("creationTimestamp") or "")).total_seconds()
+        except ValueError:
+            age = 0.0
+        if age > METRICS_CREATION_DELAY:
+            fail(f"Metrics not available for pod {meta.get('namespace', ns)}/{meta.get('name', '')}, "
+                 f"age: {format_duration(int(age * 1e9))}")
+    fail("metrics not available yet")
+
+
 @click.group("top", cls=VerbGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def top_group() -> None:
     """Show CPU and memory use of nodes and pods (from the metrics.k8s.io API, as kubectl top).
@@ -232,9 +260,7 @@ def top_pod(name: str | None, all_namespaces: bool, containers: bool, no_headers
     scope = "" if all_namespaces and not name else f"/namespaces/{s.namespace}"
     metrics = _items(_metrics(s, f"{scope}/pods/{name}" if name else f"{scope}/pods", params))
     if not metrics:
-        pods = s.api.get(f"/api/v1{scope}/pods", params)
-        if pods.get("items"):
-            fail("metrics not available yet")  # pods there, not scraped yet
+        _no_pod_metrics(s, name, params)
         echo("No resources found" if all_namespaces else f"No resources found in {s.namespace} namespace.", err=True)
         return
     head = (["NAMESPACE"] if all_namespaces else []) + (["POD", "NAME"] if containers else ["NAME"]) + \
