@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -314,7 +315,9 @@ class QuotaAccounting:
         #: (ns, name) → (quota, mod_revision) as this apiserver last wrote it
         self._known: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self.cache.listeners.append(self._on_quota)
-        self._watched: set[int] = set()
+        #: caches followed (weak: a custom resource's cache dies with its definition, and an id could
+        #: be reused by the next one)
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
         for res in server.table.resources:
             cache = server.caches.get(res.storage_prefix)
             if cache is not None:
@@ -322,8 +325,8 @@ class QuotaAccounting:
 
     def track(self, res: Resource, cache: Any) -> None:
         """Follow a resource's cache (the custom resources' caches come and go with their definitions)."""
-        if res.namespaced and id(cache) not in self._watched:
-            self._watched.add(id(cache))
+        if res.namespaced and cache not in self._watched:
+            self._watched.add(cache)
             cache.listeners.append(self._listener_for(res))
 
     def lock(self, ns: str) -> asyncio.Lock:

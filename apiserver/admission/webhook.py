@@ -42,6 +42,8 @@ from apiserver.admission.webhookmatch import (
     labels_of,
     object_selector_matches,
 )
+from apiserver.lookup import get_object
+from apiserver.registry.admissionregistration import GROUP, REVIEW_VERSIONS
 
 if TYPE_CHECKING:
     import httpx
@@ -51,8 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GROUP = "admissionregistration.k8s.io"
-REVIEW_VERSIONS = ("v1", "v1beta1")
 USER_AGENT = "kube-apiserver-admission"
 
 
@@ -522,22 +522,11 @@ class _WebhookPlugin(Plugin):
         # connect to the endpoint, but verify (and name) the server as the service
         return shown, connect, {"Host": f"{server_name}:{port}"}, {"sni_hostname": server_name}
 
-    async def _read(self, group: str, plural: str, ns: str, name: str) -> dict[str, Any] | None:
-        res = self.server.resource(group, plural)
-        key = res.key(ns, name)
-        cache = self.server.caches.get(res.storage_prefix)
-        if cache is not None and cache.ready.is_set():
-            entry = cache.get(key)
-            if entry is not None:
-                return orjson.loads(entry.data)
-        kv = await self.server.store.get(key)
-        return kv.decode() if kv is not None else None
-
     async def _resolve(self, ns: str, name: str, port: int) -> tuple[str, int]:
         """A ready endpoint of the service's port (upstream's ResolveEndpoint)."""
         import random
 
-        svc = await self._read("", "services", ns, name)
+        svc = await get_object(self.server, "", "services", ns, name)
         if svc is None:
             raise errors.not_found("service", name)
         spec = svc.get("spec") or {}
@@ -546,7 +535,7 @@ class _WebhookPlugin(Plugin):
         svc_port = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)
         if svc_port is None:
             raise errors.service_unavailable(f'no service port {port} found for service "{name}"')
-        eps = await self._read("", "endpoints", ns, name)
+        eps = await get_object(self.server, "", "endpoints", ns, name)
         if eps is None:
             raise errors.not_found("endpoints", name)
         subsets = [s for s in eps.get("subsets") or [] if s.get("addresses")]
