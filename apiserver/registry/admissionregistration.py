@@ -31,6 +31,7 @@ from apimachinery.validation import (
 )
 from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
 
+GROUP = "admissionregistration.k8s.io"
 FAILURE_POLICIES = ("Fail", "Ignore")
 MATCH_POLICIES = ("Equivalent", "Exact")
 SIDE_EFFECTS = ("None", "NoneOnDryRun", "Some", "Unknown")
