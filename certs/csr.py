@@ -464,26 +464,31 @@ def load_signer(cert_file: str, key_file: str) -> tuple[x509.Certificate, Any]:
         cert = x509.load_pem_x509_certificate(f.read())
     with open(key_file, "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
-    pub = serialization.PublicFormat.SubjectPublicKeyInfo
-    if (cert.public_key().public_bytes(serialization.Encoding.DER, pub)
-            != key.public_key().public_bytes(serialization.Encoding.DER, pub)):
+    if not same_key(cert, key):
         raise ValueError(f"{cert_file} does not belong to {key_file}")
     return cert, key
 
 
 # -- a client's side -------------------------------------------------------------------------
 
-def new_csr_pem(
-    common_name_: str,
-    orgs: Iterable[str] = (),
-    key: Any = None,
-    dns_names: Iterable[str] = (),
-    ip_addresses: Iterable[str] = (),
-) -> tuple[bytes, Any]:
-    """(CSR PEM, private key): a certificate request as kubelets and `openssl req` make them
-    (a new ECDSA P-256 key unless one is given)."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def new_private_key() -> ec.EllipticCurvePrivateKey:
+    """An ECDSA P-256 key, the kind upstream's kubelet generates."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    fmt = serialization.PrivateFormat.TraditionalOpenSSL  # "EC PRIVATE KEY", as keyutil writes it
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+def make_csr(key: Any, common_name_: str, organizations: Iterable[str] = (),
+             dns_names: Iterable[str] = (), ip_addresses: Iterable[str] = ()) -> bytes:
+    """A PEM "CERTIFICATE REQUEST" for `key` naming the subject (and SANs, for serving
+    certificates), as kubelets and `openssl req` make them."""
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name_))
     builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
@@ -491,10 +496,13 @@ def new_csr_pem(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     algorithm = None if _is_edwards(key) else hashes.SHA256()
-    req = builder.sign(key, algorithm)  # type: ignore[arg-type]
-    return req.public_bytes(serialization.Encoding.PEM), key
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM)  # type: ignore[arg-type]
 
 
-def key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def same_key(a: Any, b: Any) -> bool:
+    """Whether two certificates/requests/keys (anything with a public key) share one key pair."""
+    def spki(x: Any) -> bytes:
+        pub = x.public_key() if hasattr(x, "public_key") else x
+        return pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    return spki(a) == spki(b)

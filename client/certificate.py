@@ -18,7 +18,6 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
-import ipaddress
 import logging
 import os
 import random
@@ -29,21 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
+from certs.csr import (
+    KUBE_APISERVER_CLIENT_KUBELET,
+    NODE_USER_PREFIX,
+    NODES_GROUP,
+    PrivateKey,
+    make_csr,
+    new_private_key,
+    private_key_pem,
+    same_key,
+)
 from client.errors import APIConnectionError, ApiError, is_already_exists, is_gone
 
 log = logging.getLogger("client.certificate")
 
 CERTIFICATES_API = "certificates.k8s.io/v1"
-KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
-KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
-NODES_GROUP = "system:nodes"
-NODE_USER_PREFIX = "system:node:"
-
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+KUBELET_CLIENT_SIGNER = KUBE_APISERVER_CLIENT_KUBELET
 
 
 class CertificateRequestError(RuntimeError):
@@ -51,16 +54,6 @@ class CertificateRequestError(RuntimeError):
 
 
 # --- keys and requests --------------------------------------------------------------------------------
-
-
-def new_private_key() -> ec.EllipticCurvePrivateKey:
-    """An ECDSA P-256 key, the kind upstream's kubelet generates."""
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def private_key_pem(key: PrivateKey) -> bytes:
-    fmt = serialization.PrivateFormat.TraditionalOpenSSL  # "EC PRIVATE KEY", as keyutil writes it
-    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
 
 
 def load_private_key(pem: bytes) -> PrivateKey:
@@ -75,30 +68,11 @@ def node_subject(node_name: str) -> tuple[str, tuple[str, ...]]:
     return NODE_USER_PREFIX + node_name, (NODES_GROUP,)
 
 
-def make_csr(key: PrivateKey, common_name: str, organizations: Sequence[str] = (),
-             dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = ()) -> bytes:
-    """A PEM "CERTIFICATE REQUEST" for `key` naming the subject (and SANs, for serving certificates)."""
-    name = x509.Name([*(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    builder = x509.CertificateSigningRequestBuilder().subject_name(name)
-    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
-    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
-
-
 def kubelet_client_usages(key: PrivateKey) -> list[str]:
     """Upstream's DefaultKubeletClientGetUsages: key encipherment only for RSA keys."""
     if isinstance(key, rsa.RSAPrivateKey):
         return ["digital signature", "key encipherment", "client auth"]
     return ["digital signature", "client auth"]
-
-
-def kubelet_serving_usages(key: PrivateKey) -> list[str]:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return ["digital signature", "key encipherment", "server auth"]
-    return ["digital signature", "server auth"]
 
 
 def digested_name(public_key: Any, common_name: str, organizations: Sequence[str], usages: Sequence[str],
@@ -147,9 +121,7 @@ def _compatible(existing: dict[str, Any], want: dict[str, Any], key: PrivateKey)
         return f"its request cannot be parsed: {e}"
     if theirs.subject != ours.subject:
         return f"its subject is {theirs.subject.rfc4514_string()}"
-    pub = serialization.PublicFormat.SubjectPublicKeyInfo
-    if theirs.public_key().public_bytes(serialization.Encoding.DER, pub) != key.public_key().public_bytes(
-            serialization.Encoding.DER, pub):
+    if not same_key(theirs, key):
         return "it is for another key"
     return ""
 
@@ -294,9 +266,7 @@ class CertificateStore:
             key = load_private_key(key_pem)
         except ValueError:
             return None
-        pub = serialization.PublicFormat.SubjectPublicKeyInfo
-        if cert.public_key().public_bytes(serialization.Encoding.DER, pub) != key.public_key().public_bytes(
-                serialization.Encoding.DER, pub):
+        if not same_key(cert, key):
             return None
         return cert, cert_pem, key_pem
 
@@ -304,10 +274,7 @@ class CertificateStore:
         """Write a new pair and point `<pair>-current.pem` at it (symlink swapped by rename).
         A certificate that is not for this key is refused (as tls.X509KeyPair would)."""
         cert = x509.load_pem_x509_certificate(cert_pem)  # refuse garbage before it becomes "current"
-        key = serialization.load_pem_private_key(key_pem, password=None)
-        spki = serialization.PublicFormat.SubjectPublicKeyInfo
-        if cert.public_key().public_bytes(serialization.Encoding.DER, spki) != \
-                key.public_key().public_bytes(serialization.Encoding.DER, spki):
+        if not same_key(cert, load_private_key(key_pem)):
             raise ValueError("the certificate is not for this private key")
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d-%H-%M-%S")

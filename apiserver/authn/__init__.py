@@ -68,11 +68,11 @@ def user_from_peercert(peercert: dict[str, Any] | None) -> UserInfo | None:
                 cns.append(value)
             elif key == "organizationName":
                 orgs.append(value)
-    # a certificate naming several users is refused outright (Go would take the last CN; the
-    # signers here refuse such requests, so only a foreign CA could have issued one)
-    if len(cns) != 1 or not cns[0]:
+    # Go's pkix.Name.CommonName: the last CN — the one certs.csr.common_name (and so the CSR
+    # approver) reads too
+    cn = cns[-1] if cns else ""
+    if not cn:
         return None
-    cn = cns[0]
     return UserInfo(cn, "", tuple(orgs))
 
 

@@ -21,6 +21,7 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs import csr as csrlib
 from tests.conftest import ControlPlane, private_control_plane, wait_for
+
+
+def new_csr(cn: str, orgs: Any = (), **sans: Any) -> tuple[bytes, Any]:
+    """(CSR PEM, its new key)."""
+    key = csrlib.new_private_key()
+    return csrlib.make_csr(key, cn, orgs, **sans), key
+
 
 CSRS = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
 CONTROLLERS = ("serviceaccount-controller,root-ca-certificate-publisher-controller,"
@@ -69,7 +77,7 @@ def issued(api: httpx.Client, name: str) -> dict | None:
 def cert_client(cp: ControlPlane, cert_pem: bytes, key) -> httpx.Client:
     d = Path(tempfile.mkdtemp(prefix="mk8s-csr-cert-"))
     (d / "c.crt").write_bytes(cert_pem)
-    (d / "c.key").write_bytes(csrlib.key_pem(key))
+    (d / "c.key").write_bytes(csrlib.private_key_pem(key))
     ctx = ssl.create_default_context(cafile=str(cp.pki.ca_cert))
     ctx.load_cert_chain(str(d / "c.crt"), str(d / "c.key"))
     return httpx.Client(base_url=cp.url, verify=ctx, timeout=15)
@@ -105,7 +113,7 @@ def test_node_bootstrap_auto_approved_and_signed(cp: ControlPlane, api: httpx.Cl
     assert r.status_code == 201, r.text
 
     ctx = ssl.create_default_context(cafile=str(cp.pki.ca_cert))
-    pem, key = csrlib.new_csr_pem("system:node:joiner", ["system:nodes"])
+    pem, key = new_csr("system:node:joiner", ["system:nodes"])
     body = csr_body("node-csr-joiner", pem, csrlib.KUBE_APISERVER_CLIENT_KUBELET,
                     ["digital signature", "client auth"], username="someone-else", groups=["system:masters"])
     with httpx.Client(base_url=cp.url, verify=ctx, timeout=15,
@@ -136,7 +144,7 @@ def test_node_bootstrap_auto_approved_and_signed(cp: ControlPlane, api: httpx.Cl
         assert "system:nodes" in user["groups"]
 
         # renewal: the node asks for a new certificate of its own name (selfnodeclient)
-        pem2, _ = csrlib.new_csr_pem("system:node:joiner", ["system:nodes"])
+        pem2, _ = new_csr("system:node:joiner", ["system:nodes"])
         r = node.post(CSRS, json=csr_body("node-csr-joiner-2", pem2, csrlib.KUBE_APISERVER_CLIENT_KUBELET,
                                           ["digital signature", "client auth"], expirationSeconds=3600))
         assert r.status_code == 201, r.text
@@ -149,11 +157,11 @@ def test_node_bootstrap_auto_approved_and_signed(cp: ControlPlane, api: httpx.Cl
 
 
 def test_kubectl_approve_and_deny(cp: ControlPlane, api: httpx.Client) -> None:
-    pem, key = csrlib.new_csr_pem("alice", ["devs"])
+    pem, key = new_csr("alice", ["devs"])
     cp.kubectl("create", "-f", "-", input=json.dumps(csr_body(
         "alice", pem, csrlib.KUBE_APISERVER_CLIENT, ["digital signature", "key encipherment", "client auth"],
         expirationSeconds=7200)))
-    pem_b, _ = csrlib.new_csr_pem("bob", ["devs"])
+    pem_b, _ = new_csr("bob", ["devs"])
     cp.kubectl("create", "-f", "-", input=json.dumps(csr_body("bob", pem_b, csrlib.KUBE_APISERVER_CLIENT,
                                                               ["client auth"])))
     out = cp.kubectl("get", "csr", "alice", "bob").stdout.splitlines()
@@ -190,7 +198,7 @@ def test_kubectl_approve_and_deny(cp: ControlPlane, api: httpx.Client) -> None:
 
 
 def test_system_masters_refused(cp: ControlPlane, api: httpx.Client) -> None:
-    pem, _ = csrlib.new_csr_pem("mallory", ["system:masters"])
+    pem, _ = new_csr("mallory", ["system:masters"])
     r = api.post(CSRS, json=csr_body("mallory", pem, csrlib.KUBE_APISERVER_CLIENT, ["client auth"]))
     assert r.status_code == 403, r.text
     assert ("use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"
@@ -201,7 +209,7 @@ def test_system_masters_refused(cp: ControlPlane, api: httpx.Client) -> None:
 
 
 def test_approve_needs_signer_permission(cp: ControlPlane, api: httpx.Client) -> None:
-    pem, _ = csrlib.new_csr_pem("carol", [])
+    pem, _ = new_csr("carol", [])
     assert api.post(CSRS, json=csr_body("carol", pem, csrlib.KUBE_APISERVER_CLIENT, ["client auth"])).status_code == 201
     # without any permission: RBAC refuses the request itself
     r = cp.kubectl("certificate", "approve", "carol", "--as", "dave", check=False)
@@ -238,7 +246,7 @@ def test_approve_needs_signer_permission(cp: ControlPlane, api: httpx.Client) ->
 
 
 def test_strategy_rules(cp: ControlPlane, api: httpx.Client) -> None:
-    pem, _ = csrlib.new_csr_pem("erin", [])
+    pem, _ = new_csr("erin", [])
     body = csr_body("erin", pem, "example.com/erin-signer", ["client auth"])
     body["status"] = {"conditions": [{"type": "Approved", "status": "True"}], "certificate": b64("x")}
     r = api.post(CSRS, json=body)
@@ -303,7 +311,7 @@ def test_strategy_rules(cp: ControlPlane, api: httpx.Client) -> None:
 
 
 def test_signer_refuses_bad_kubelet_request(cp: ControlPlane, api: httpx.Client) -> None:
-    pem, _ = csrlib.new_csr_pem("system:node:x", ["devs"])  # not system:nodes
+    pem, _ = new_csr("system:node:x", ["devs"])  # not system:nodes
     r = api.post(CSRS, json=csr_body("bad-kubelet", pem, csrlib.KUBE_APISERVER_CLIENT_KUBELET,
                                      ["digital signature", "client auth"]))
     assert r.status_code == 201, r.text
@@ -317,7 +325,7 @@ def test_signer_refuses_bad_kubelet_request(cp: ControlPlane, api: httpx.Client)
     assert cond["reason"] == "SignerValidationFailure" and cond["message"] == "subject organization is not system:nodes"
     assert cp.kubectl("get", "csr", "bad-kubelet").stdout.split()[-1] == "Approved,Failed"
     # a kubelet-serving request with its SANs is signed with them
-    pem2, _ = csrlib.new_csr_pem("system:node:x", ["system:nodes"], dns_names=["x.local"], ip_addresses=["10.1.2.3"])
+    pem2, _ = new_csr("system:node:x", ["system:nodes"], dns_names=["x.local"], ip_addresses=["10.1.2.3"])
     r = api.post(CSRS, json=csr_body("serving-x", pem2, csrlib.KUBELET_SERVING,
                                      ["digital signature", "server auth"]))
     assert r.status_code == 201, r.text
@@ -332,7 +340,7 @@ def test_signer_refuses_bad_kubelet_request(cp: ControlPlane, api: httpx.Client)
 def test_python_client_reads_csrs(cp: ControlPlane, api: httpx.Client) -> None:
     from kubernetes import client, config
 
-    pem, _ = csrlib.new_csr_pem("frank", [])
+    pem, _ = new_csr("frank", [])
     assert api.post(CSRS, json=csr_body("frank", pem, csrlib.KUBE_APISERVER_CLIENT, ["client auth"],
                                         expirationSeconds=86400)).status_code == 201
     k8s = config.new_client_from_config(str(cp.kubeconfig))

@@ -8,6 +8,7 @@ import base64
 import copy
 import datetime as dt
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -22,6 +23,13 @@ from controller_manager.certificates_approving import is_node_client_cert, is_se
 from controller_manager.certificates_cleaner import cleanup_deadline
 from controller_manager.certificates_signing import signers_from_options
 
+
+def new_csr(cn: str, orgs: Any = (), **sans: Any) -> tuple[bytes, Any]:
+    """(CSR PEM, its new key)."""
+    key = csrlib.new_private_key()
+    return csrlib.make_csr(key, cn, orgs, **sans), key
+
+
 ST = CertificateSigningRequestStrategy()
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -33,7 +41,7 @@ def b64(data: bytes) -> str:
 def csr(name: str = "x", cn: str = "system:node:n1", orgs: tuple[str, ...] = ("system:nodes",),
         signer: str = csrlib.KUBE_APISERVER_CLIENT_KUBELET, usages: tuple[str, ...] = ("digital signature", "client auth"),
         **spec) -> dict:
-    pem, _ = csrlib.new_csr_pem(cn, orgs, **{k: spec.pop(k) for k in ("dns_names", "ip_addresses") if k in spec})
+    pem, _ = new_csr(cn, orgs, **{k: spec.pop(k) for k in ("dns_names", "ip_addresses") if k in spec})
     return {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
             "metadata": {"name": name, "creationTimestamp": "2024-01-01T00:00:00Z", "resourceVersion": "1"},
             "spec": {"request": b64(pem), "signerName": signer, "usages": list(usages), **spec}}
@@ -149,7 +157,8 @@ def test_certificate_rules() -> None:
     pem = ca.public_bytes(serialization.Encoding.PEM)
     assert csrlib.validate_certificate_pem(b"text before\n" + pem + b"after") is None
     assert csrlib.validate_certificate_pem(b"nothing") == "must contain at least one CERTIFICATE PEM block"
-    key_pem = csrlib.key_pem(ca_key)
+    key_pem = ca_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption())
     assert csrlib.validate_certificate_pem(key_pem) == 'only CERTIFICATE PEM blocks are allowed, found "PRIVATE KEY"'
     with_headers = pem.replace(b"-----\n", b"-----\nProc-Type: 4,ENCRYPTED\n\n", 1)
     assert csrlib.validate_certificate_pem(with_headers) == "no PEM block headers are permitted"
@@ -269,12 +278,12 @@ def test_a_node_cannot_ask_for_another_nodes_name() -> None:
     assert not is_self_node_client_cert(obj, req) and not is_node_client_cert(obj, req)
     serving = ["digital signature", "server auth"]
     assert csrlib.validate_kubelet_serving_csr(req, serving) == "subject has more than one common name"
-    # and a certificate naming two users authenticates nobody
+    # the authenticator reads the same (last) CN as the approver, as upstream's x509 authenticator
     from apiserver.authn import user_from_peercert
 
     two = {"subject": ((("organizationName", "system:nodes"),), (("commonName", "system:node:a"),),
                        (("commonName", "system:node:b"),))}
-    assert user_from_peercert(two) is None
+    assert user_from_peercert(two) == UserInfo("system:node:b", "", ("system:nodes",))
     one = {"subject": ((("organizationName", "system:nodes"),), (("commonName", "system:node:a"),))}
     assert user_from_peercert(one) == UserInfo("system:node:a", "", ("system:nodes",))
 
