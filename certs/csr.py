@@ -79,7 +79,6 @@ VALID_USAGES = tuple(sorted({*KEY_USAGES, *EXT_KEY_USAGES}))
 BACKDATE = datetime.timedelta(minutes=5)
 SHORT = datetime.timedelta(hours=8)
 MIN_DURATION = datetime.timedelta(minutes=10)
-DEFAULT_DURATION = datetime.timedelta(days=365)
 
 
 # -- PEM -------------------------------------------------------------------------------------

@@ -130,6 +130,12 @@ def main(kubeconfig, kube_api_qps, kube_api_burst, controllers, leader_elect, le
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--controllers") from None
     options = ControllerManagerOptions(**flags)
+    from controller_manager.certificates_signing import signers_from_options
+
+    try:  # refused at start, not when the leader builds the controller (upstream's Validate)
+        signers_from_options(options)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--cluster-signing-*") from None
     level = log_level or VERBOSITY.get(min(verbosity, 4), "info")
     identity = f"{socket.gethostname()}_{uuid.uuid4()}"
 

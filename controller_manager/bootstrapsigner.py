@@ -94,7 +94,7 @@ class BootstrapSigner(Controller):
         current = self.configmaps.store.get(CLUSTER_INFO_KEY)
         if current is None:
             return  # nothing to sign until `minictl cluster up` (kubeadm init) publishes it
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock.now()
         tokens, next_expiry = signing_tokens(list(self.secrets.store.list()), now)
         if next_expiry is not None:  # drop its signature when it expires
             self.queue.add_after(CLUSTER_INFO_KEY, max(0.0, (next_expiry - now).total_seconds()) + 1.0)

@@ -55,8 +55,8 @@ class CAFiles:
 
 def signers_from_options(options: Any) -> dict[str, CAFiles]:
     """The signers to serve and their CA files (ValueError for flags that contradict each other)."""
-    common = (getattr(options, "cluster_signing_cert_file", ""), getattr(options, "cluster_signing_key_file", ""))
-    own = {name: (getattr(options, f"{prefix}_cert_file", ""), getattr(options, f"{prefix}_key_file", ""))
+    common = (options.cluster_signing_cert_file, options.cluster_signing_key_file)
+    own = {name: (getattr(options, f"{prefix}_cert_file"), getattr(options, f"{prefix}_key_file"))
            for name, prefix in SIGNER_OPTIONS.items()}
     for (cert, key), what in [(common, "--cluster-signing")] + [
             (v, "--" + SIGNER_OPTIONS[k].replace("_", "-")) for k, v in own.items()]:
@@ -79,8 +79,7 @@ class CSRSigningController(Controller):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.signers = signers_from_options(self.options)
-        self.ttl = dt.timedelta(seconds=float(getattr(self.options, "cluster_signing_duration", 0) or 0)) \
-            or csrlib.DEFAULT_DURATION
+        self.ttl = dt.timedelta(seconds=self.options.cluster_signing_duration)
         self.csrs = self.watch(CSR_API, "certificatesigningrequests")
         self.api = self.client.resource(CSR_API, "certificatesigningrequests")
         if not self.signers:

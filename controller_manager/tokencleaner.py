@@ -1,14 +1,12 @@
 """The token cleaner: deletes bootstrap tokens whose `expiration` has passed.
 
 Upstream pkg/controller/bootstrap/tokencleaner.go: Secrets of type
-`bootstrap.kubernetes.io/token` in kube-system are deleted (with a resourceVersion/UID
+`bootstrap.kubernetes.io/token` in kube-system are deleted (with a UID
 precondition) once expired; a token not yet expired is looked at again when it will be. Off
 unless named (`--controllers=*,tokencleaner`), as kubeadm runs it.
 """
 
 from __future__ import annotations
-
-import datetime as dt
 
 from apimachinery.bootstraptoken import NAMESPACE, SECRET_TYPE, BootstrapToken
 from client import is_conflict, is_not_found
@@ -39,16 +37,14 @@ class TokenCleaner(Controller):
         token = BootstrapToken.from_secret(secret)
         if token is None or token.expires is None:
             return
-        left = (token.expires - dt.datetime.now(dt.UTC)).total_seconds()
+        left = (token.expires - self.clock.now()).total_seconds()
         if left > 0:
             self.enqueue_after(key, left + 0.5)
             return
         meta = secret["metadata"]
         self.log.info("deleting expired bootstrap token %s", meta["name"])
         try:
-            await self.secrets_api.delete(meta["name"], NAMESPACE,
-                                          preconditions={"uid": meta.get("uid"),
-                                                         "resourceVersion": meta.get("resourceVersion")})
+            await self.secrets_api.delete(meta["name"], NAMESPACE, preconditions={"uid": meta.get("uid")})
         except Exception as e:
             if not (is_not_found(e) or is_conflict(e)):
                 raise

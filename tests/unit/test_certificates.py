@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -333,16 +332,18 @@ def test_duration_for() -> None:
 
 
 def test_signer_flags() -> None:
-    none = SimpleNamespace(cluster_signing_cert_file="", cluster_signing_key_file="")
+    from controller_manager.base import ControllerManagerOptions as Options
+
+    none = Options()
     assert signers_from_options(none) == {}
-    common = SimpleNamespace(cluster_signing_cert_file="ca.crt", cluster_signing_key_file="ca.key")
-    assert sorted(signers_from_options(common)) == sorted(csrlib.KNOWN_SIGNERS)
-    own = SimpleNamespace(cluster_signing_kubelet_serving_cert_file="s.crt", cluster_signing_kubelet_serving_key_file="s.key")
-    assert list(signers_from_options(own)) == [csrlib.KUBELET_SERVING]
+    ca = {"cluster_signing_cert_file": "ca.crt", "cluster_signing_key_file": "ca.key"}
+    assert sorted(signers_from_options(Options(**ca))) == sorted(csrlib.KNOWN_SIGNERS)
+    serving = {"cluster_signing_kubelet_serving_cert_file": "s.crt", "cluster_signing_kubelet_serving_key_file": "s.key"}
+    assert list(signers_from_options(Options(**serving))) == [csrlib.KUBELET_SERVING]
     with pytest.raises(ValueError, match="at the same time"):
-        signers_from_options(SimpleNamespace(**vars(common), **vars(own)))
+        signers_from_options(Options(**ca, **serving))
     with pytest.raises(ValueError, match="must be given together"):
-        signers_from_options(SimpleNamespace(cluster_signing_cert_file="ca.crt"))
+        signers_from_options(Options(cluster_signing_cert_file="ca.crt"))
 
 
 # -- cleaner ---------------------------------------------------------------------------------
