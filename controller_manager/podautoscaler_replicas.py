@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -165,8 +166,13 @@ def _api_message(e: Exception) -> str:
 class RESTMetricsClient:
     """MetricsClient over the apiserver: metrics.k8s.io, custom.metrics.k8s.io, external.metrics.k8s.io."""
 
+    #: how long the answer to "is a custom metrics API registered?" is kept (upstream's cached
+    #: discovery is reset once per resync period)
+    DISCOVERY_TTL = 60.0
+
     def __init__(self, client: APIClient) -> None:
         self.client = client
+        self._custom_metrics: tuple[float, bool] | None = None  # (monotonic time asked, served?)
 
     async def resource_metric(self, resource: str, namespace: str, selector: LabelSelector,
                               container: str) -> tuple[PodMetricsInfo, dt.datetime]:
@@ -185,8 +191,12 @@ class RESTMetricsClient:
         return info, _time(items[0].get("timestamp"))
 
     async def _custom_metrics_served(self) -> None:
-        groups = await self.client.request("GET", "/apis")
-        if not any(g.get("name") == CUSTOM_METRICS_GROUP for g in groups.get("groups") or []):
+        now = time.monotonic()
+        if self._custom_metrics is None or now - self._custom_metrics[0] > self.DISCOVERY_TTL:
+            groups = await self.client.request("GET", "/apis")
+            served = any(g.get("name") == CUSTOM_METRICS_GROUP for g in groups.get("groups") or [])
+            self._custom_metrics = (now, served)
+        if not self._custom_metrics[1]:
             raise MetricsError(f"no custom metrics API ({CUSTOM_METRICS_GROUP}) registered")
 
     async def _get(self, path: str, params: Mapping[str, str], what: str) -> Obj:
