@@ -778,6 +778,8 @@ class ResourceAPI:
             if not isinstance(obj.get("metadata"), dict):
                 obj["metadata"] = meta
             _keep_system_meta(obj["metadata"], old_meta)  # whatever a webhook did to them
+            # defaults before anything compares (upstream defaults while decoding, and after webhooks)
+            st.default(obj)
             if subresource == "status":
                 obj = st.prepare_for_status_update(obj, old)
             elif subresource in st.spec_subresources:  # e.g. pods/ephemeralcontainers: one part of the spec
@@ -793,8 +795,6 @@ class ResourceAPI:
                 meta["generation"] = gen + 1 if spec_write and st.spec_changed(obj, old) else gen
             else:
                 meta.pop("generation", None)
-            if subresource != "status":
-                st.default(obj)
             self.server.managed_fields.on_update(obj, old, user, query, subresource, st.has_status)
             meta["resourceVersion"] = str(kv.mod_revision)
             if subresource == "status":

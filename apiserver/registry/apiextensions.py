@@ -1100,15 +1100,6 @@ class CustomResourceDefinitionStrategy(Strategy):
 
     # -- status -----------------------------------------------------------------------------
 
-    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
-        merged = super().prepare_for_status_update(new, old)
-        # upstream defaults the decoded request, which refills an emptied storedVersions
-        status = merged.get("status")
-        if isinstance(status, dict) and not status.get("storedVersions") and any(
-                v.get("storage") is True for v in _versions(_spec(merged))):
-            status["storedVersions"] = [storage_version(merged)]
-        return merged
-
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
         """ValidateUpdateCustomResourceDefinitionStatus: metadata and status.acceptedNames (at
         v1.31 upstream leaves status.storedVersions to the writer of /status)."""

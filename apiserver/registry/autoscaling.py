@@ -882,12 +882,6 @@ class HorizontalPodAutoscalerStrategy(Strategy):
     def default(self, obj: Obj) -> None:
         set_defaults(obj)
 
-    def spec_changed(self, new: Obj, old: Obj) -> bool:
-        # upstream defaults while decoding, so a write that leaves out defaulted fields changes nothing
-        defaulted = {"spec": copy.deepcopy(new.get("spec"))}
-        set_defaults(defaulted)
-        return defaulted["spec"] != old.get("spec")
-
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         return super().validate(obj, namespaced) + validate_spec(obj.get("spec"), validation_options(obj, None))
 

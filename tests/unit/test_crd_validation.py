@@ -671,6 +671,7 @@ def test_status_update_keeps_spec_and_refills_empty_stored_versions() -> None:
     new = copy.deepcopy(old)
     new["spec"]["group"] = "other.com"
     new["status"]["storedVersions"] = []
+    S.default(new)  # as the handler does to every write before the strategy's reset
     merged = S.prepare_for_status_update(new, old)
     assert merged["spec"] == old["spec"]
     assert merged["status"]["storedVersions"] == ["v1"]
