@@ -21,7 +21,14 @@ from apimachinery.meta import now
 from apiserver.bootstrap import SYSTEM_USER
 from apiserver.crd import openapi as crd_openapi
 from apiserver.crd.resource import accepted_names, rows_for, storage_row
-from apiserver.registry.apiextensions import CLEANUP_FINALIZER, condition_true, set_condition
+from apiserver.registry.apiextensions import (
+    CLEANUP_FINALIZER,
+    ESTABLISHED,
+    NAMES_ACCEPTED,
+    TERMINATING,
+    condition_true,
+    set_condition,
+)
 from apiserver.watchcache import CacheEvent, WatchCache
 
 if TYPE_CHECKING:
@@ -122,11 +129,11 @@ class CRDController:
             await self._finalize(crd)
             return
         status = self._names_status(crd)
-        if condition_true({"status": status}, "NamesAccepted") or condition_true(crd, "Established"):
+        if condition_true({"status": status}, NAMES_ACCEPTED) or condition_true(crd, ESTABLISHED):
             # serve first, then say so: a client that waits for Established can use the API at once
             self._serve({**crd, "status": status})
-            if not condition_true(crd, "Established"):
-                with_condition(status, "Established", "True", "InitialNamesAccepted",
+            if not condition_true(crd, ESTABLISHED):
+                with_condition(status, ESTABLISHED, "True", "InitialNamesAccepted",
                                "the initial names have been accepted")
         if status != crd.get("status"):
             await self._write_status(name, status)
@@ -189,11 +196,11 @@ class CRDController:
         status["acceptedNames"] = {k: v for k, v in new.items() if v not in (None, [])} | \
             {"plural": new.get("plural") or "", "kind": new.get("kind") or ""}
         if problem is None:
-            with_condition(status, "NamesAccepted", "True", "NoConflicts", "no conflicts found")
+            with_condition(status, NAMES_ACCEPTED, "True", "NoConflicts", "no conflicts found")
         else:
-            with_condition(status, "NamesAccepted", "False", *problem)
-            if not condition_true(crd, "Established"):
-                with_condition(status, "Established", "False", "NotAccepted", "not all names are accepted")
+            with_condition(status, NAMES_ACCEPTED, "False", *problem)
+            if not condition_true(crd, ESTABLISHED):
+                with_condition(status, ESTABLISHED, "False", "NotAccepted", "not all names are accepted")
         return status
 
     async def _write_status(self, name: str, status: dict[str, Any]) -> None:
@@ -279,17 +286,17 @@ class CRDController:
         name = crd["metadata"]["name"]
         if CLEANUP_FINALIZER not in (crd["metadata"].get("finalizers") or []):
             return  # cleaned up; others' finalizers keep it
-        if condition_true(crd, "Established"):
+        if condition_true(crd, ESTABLISHED):
             self._serve(crd, terminating=True)  # no new objects from now on
         status = orjson.loads(orjson.dumps(crd.get("status") or {}))
-        with_condition(status, "Terminating", "True", "InstanceDeletionInProgress",
+        with_condition(status, TERMINATING, "True", "InstanceDeletionInProgress",
                        "CustomResource deletion is in progress")
         if status != crd.get("status"):
             await self._write_status(name, status)
         left = await self._delete_objects(crd)
         if left:
             status = orjson.loads(orjson.dumps(status))
-            with_condition(status, "Terminating", "True", "InstanceDeletionCheck",
+            with_condition(status, TERMINATING, "True", "InstanceDeletionCheck",
                            f"could not confirm zero CustomResources remaining: {left} objects still exist")
             if status != crd.get("status"):
                 await self._write_status(name, status)

@@ -53,9 +53,7 @@ GROUP = "apiextensions.k8s.io"
 #: Condition types (apiextensions/v1 CustomResourceDefinitionConditionType).
 ESTABLISHED = "Established"
 NAMES_ACCEPTED = "NamesAccepted"
-NON_STRUCTURAL_SCHEMA = "NonStructuralSchema"
 TERMINATING = "Terminating"
-KUBERNETES_API_APPROVAL_POLICY_CONFORMANT = "KubernetesAPIApprovalPolicyConformant"
 
 API_APPROVED_ANNOTATION = "api-approved.kubernetes.io"
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
@@ -99,19 +97,6 @@ def storage_version(crd: Obj) -> str:
         if v.get("storage") is True:
             return _str(v.get("name"))
     return ""
-
-
-def served_versions(crd: Obj) -> list[str]:
-    """Names of the versions with `served: true`, in spec order."""
-    return [_str(v.get("name")) for v in _versions(_spec(crd)) if v.get("served") is True]
-
-
-def version_entry(crd: Obj, name: str) -> Obj | None:
-    """The spec.versions entry called `name`, if any."""
-    for v in _versions(_spec(crd)):
-        if v.get("name") == name:
-            return v
-    return None
 
 
 def find_condition(crd: Obj, cond_type: str) -> Obj | None:
@@ -161,15 +146,6 @@ def set_condition(crd: Obj, cond_type: str, status: str, reason: str, message: s
             existing[f] = value
         else:
             existing.pop(f, None)
-
-
-def remove_condition(crd: Obj, cond_type: str) -> None:
-    """Upstream RemoveCRDCondition."""
-    st = crd.get("status")
-    if isinstance(st, dict):
-        conditions = st.get("conditions")
-        st["conditions"] = [c for c in conditions if not (isinstance(c, dict) and c.get("type") == cond_type)] \
-            if isinstance(conditions, list) else []
 
 
 # ---------------------------------------------------------------------------------------------

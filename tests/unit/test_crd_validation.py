@@ -693,10 +693,6 @@ def test_version_helpers() -> None:
     assert ext.crd_name("example.com", "widgets") == "widgets.example.com"
     assert ext.storage_version(obj) == "v1"
     assert ext.storage_version(crd(version(storage=False))) == ""
-    assert ext.served_versions(obj) == ["v1", "v2"]
-    entry = ext.version_entry(obj, "v2")
-    assert entry is not None and entry["name"] == "v2"
-    assert ext.version_entry(obj, "v3") is None
 
 
 def test_set_condition_moves_transition_time_only_on_status_change() -> None:
@@ -715,6 +711,3 @@ def test_set_condition_moves_transition_time_only_on_status_change() -> None:
     assert ext.established(obj) is True
     ext.set_condition(obj, ext.NAMES_ACCEPTED, "True", "NoConflicts", "no conflicts found", "T4")
     assert [c["type"] for c in obj["status"]["conditions"]] == ["Established", "NamesAccepted"]
-    ext.remove_condition(obj, ext.ESTABLISHED)
-    assert [c["type"] for c in obj["status"]["conditions"]] == ["NamesAccepted"]
-    assert ext.established(obj) is False
