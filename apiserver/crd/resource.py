@@ -146,15 +146,15 @@ class CustomResourceStrategy(Strategy):
         crd_schema.apply_defaults(self.schema, obj)
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
-        return super().validate(obj, namespaced) + crd_schema.validate(self.schema, obj)
+        return super().validate(obj, namespaced) + crd_schema.validate(self.schema, obj, rules=self._has_rules)
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
         # `old` binds oldSelf for the schema's transition rules
-        return (super().validate(new, namespaced) + crd_schema.validate(self.schema, new, old=old)
+        return (super().validate(new, namespaced) + crd_schema.validate(self.schema, new, old=old, rules=self._has_rules)
                 + validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {}))
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
-        return crd_schema.validate(self.schema, new, old=old)
+        return crd_schema.validate(self.schema, new, old=old, rules=self._has_rules)
 
     # -- versions -----------------------------------------------------------------------
 

@@ -957,7 +957,8 @@ _BLOCKING_REASONS = frozenset({"FieldValueNotSupported", "FieldValueRequired", "
                                "FieldValueTooMany", "FieldValueTypeInvalid"})
 
 
-def validate(schema: Schema | None, obj: Any, path: str = "", *, old: Any = None) -> list[Cause]:
+def validate(schema: Schema | None, obj: Any, path: str = "", *, old: Any = None,
+             rules: bool | None = None) -> list[Cause]:
     """Validate `obj` as upstream's custom resource strategy does, returning causes.
 
     kube-openapi schema validation (messages like ``spec.replicas in body must be of type
@@ -977,7 +978,7 @@ def validate(schema: Schema | None, obj: Any, path: str = "", *, old: Any = None
     causes.extend(openapi_causes(schema, obj, path))
     causes.extend(walk_embedded(obj, schema, path))
     causes.extend(_walk_list_types(obj, schema, path))
-    if has_rules(schema):
+    if has_rules(schema) if rules is None else rules:  # `rules`: the caller knows (a schema walk per write)
         if any(c["reason"] in _BLOCKING_REASONS for c in causes):
             causes.append(invalid_cause("<nil>", None, "some validation rules were not checked because the "
                                         "object was invalid; correct the existing errors to complete validation"))

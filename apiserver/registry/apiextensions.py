@@ -1001,6 +1001,10 @@ class CustomResourceDefinitionStrategy(Strategy):
     tracks_generation = True
     allow_unconditional_update = False  # upstream: updates need a resourceVersion
 
+    @property
+    def validates_off_loop(self) -> bool:
+        return True  # compiles and costs CEL rules, checks defaults against them: the CEL thread
+
     # -- delete -----------------------------------------------------------------------------
 
     def holds_deletion(self, obj: Obj) -> bool:
