@@ -39,16 +39,17 @@ from apiserver.crd.schema import (
     MAP_TYPE,
     VALIDATIONS,
     Cause,
+    FieldPathError,
     Schema,
     additional_of,
     default_of,
     field_schema,
-    has_additional,
     invalid,
     items_of,
     props_of,
     type_of,
     typed_key,
+    valid_field_path,
 )
 
 
@@ -63,43 +64,15 @@ def rules_of(s: Schema | None) -> list[dict[str, Any]]:
             for r in rules]
 
 
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "'": "'", "\\": "\\"}
-
-
 def rule_field_path(json_path: str, s: Schema | None) -> str | None:
-    """cel.ValidFieldPath: `.a.b['c.d']` through properties/additionalProperties → a field path."""
-    tokens = re.findall(r"'(?:[^'\\]|\\.)*'|[.\[\]]|[^.\[\]']+", json_path)
+    """A rule's fieldPath as a field path of causes (None when it names no field)."""
+    try:
+        segments, _ = valid_field_path(json_path, s)
+    except FieldPathError:
+        return None
     out = ""
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "[":
-            if i + 2 >= len(tokens) or tokens[i + 2] != "]":
-                return None
-            lit = tokens[i + 1]
-            if len(lit) < 2 or lit[0] != "'" or lit[-1] != "'":
-                return None
-            try:
-                name = re.sub(r"\\(.)", lambda m: _ESCAPES[m.group(1)], lit[1:-1])
-            except KeyError:
-                return None
-            i += 3
-        elif tok == "." and i + 1 < len(tokens):
-            name = tokens[i + 1]
-            i += 2
-        else:
-            return None
-        if s is None:
-            return None
-        props = props_of(s)
-        if props:
-            if name not in props:
-                return None
-            out, s = child(out, name), props[name]
-        elif has_additional(s):
-            out, s = key(out, name), additional_of(s)
-        else:
-            return None
+    for name, is_key in segments:
+        out = key(out, name) if is_key else child(out, name)
     return out
 
 

@@ -222,6 +222,58 @@ def _non_nullable_null(x: Any, s: Schema | None) -> bool:
     return x is None and s is not None and not flag(s, "nullable")
 
 
+class FieldPathError(ValueError):
+    """A JSON path that names no field of the schema (upstream's texts)."""
+
+
+_FIELD_PATH_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|[.\[\]]|[^.\[\]']+|'.*")
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "'": "'", "\\": "\\"}
+
+
+def valid_field_path(json_path: str, schema: Any, *,
+                     allow_array: bool = True) -> tuple[list[tuple[str, bool]], Schema | None]:
+    """Upstream cel.ValidFieldPath: `.a.b['c.d']` through properties and additionalProperties →
+    the segments (name, whether it is a map key) and the schema they lead to; FieldPathError
+    otherwise. Selectable fields allow no array notation."""
+    tokens = _FIELD_PATH_TOKEN.findall(json_path)
+    segments: list[tuple[str, bool]] = []
+    cur: Schema | None = schema if isinstance(schema, dict) else None
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "[":
+            if not allow_array:
+                raise FieldPathError("array notation is not allowed")
+            lit = tokens[i + 1] if i + 2 < len(tokens) and tokens[i + 2] == "]" else ""
+            if len(lit) < 2 or lit[0] != "'" or lit[-1] != "'":
+                raise FieldPathError("unexpected end of JSON path")
+            try:
+                name = re.sub(r"\\(.)", lambda m: _ESCAPES[m.group(1)], lit[1:-1])
+            except KeyError:
+                raise FieldPathError(f"invalid escape in {lit}") from None
+            i += 3
+        elif tok == ".":
+            if i + 1 >= len(tokens):
+                raise FieldPathError("unexpected end of JSON path")
+            name = tokens[i + 1]
+            i += 2
+        else:
+            raise FieldPathError(f"expected [ or . but got: {tok}")
+        props = props_of(cur)
+        additional = (cur or {}).get("additionalProperties")
+        if props:
+            if name not in props:
+                raise FieldPathError("does not refer to a valid field")
+            cur = props[name]
+            segments.append((name, False))
+        elif additional is not None and additional is not False:
+            cur = additional if isinstance(additional, dict) else None
+            segments.append((name, True))
+        else:
+            raise FieldPathError("does not refer to a valid field")
+    return segments, cur
+
+
 def field_schema(s: Schema | None, k: str) -> Schema | None:
     props = props_of(s)
     if k in props:

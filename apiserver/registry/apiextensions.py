@@ -46,6 +46,7 @@ from apimachinery.validation import (
     validate_object_meta_update,
 )
 from apiserver.crd.definition import validate_schema_definition
+from apiserver.crd.schema import FieldPathError, valid_field_path
 from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
 
 GROUP = "apiextensions.k8s.io"
@@ -426,45 +427,6 @@ def _validate_column(col: Obj, path: str) -> list[Cause]:
     return causes
 
 
-class _FieldPathError(Exception):
-    pass
-
-
-_FIELD_PATH_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|[.\[\]]|[^.\[\]']+|'.*")
-
-
-def _resolve_field_path(json_path: str, schema: Any) -> tuple[list[str], Obj | None]:
-    """Upstream cel.ValidFieldPath without array notation: the path's segments and the schema
-    they lead to, or _FieldPathError with upstream's text."""
-    tokens = _FIELD_PATH_TOKEN.findall(json_path)
-    segments: list[str] = []
-    cur: Obj | None = schema if isinstance(schema, dict) else None
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "[":
-            raise _FieldPathError("array notation is not allowed")
-        if tok != ".":
-            raise _FieldPathError(f"expected [ or . but got: {tok}")
-        i += 1
-        if i >= len(tokens):
-            raise _FieldPathError("unexpected end of JSON path")
-        name = tokens[i]
-        props = _dict(cur.get("properties")) if cur is not None else {}
-        additional = cur.get("additionalProperties") if cur is not None else None
-        if props:
-            if name not in props:
-                raise _FieldPathError("does not refer to a valid field")
-            cur = _dict(props[name])
-        elif additional is not None and additional is not False:
-            cur = additional if isinstance(additional, dict) else None
-        else:
-            raise _FieldPathError("does not refer to a valid field")
-        segments.append(name)
-        i += 1
-    return segments, cur
-
-
 def _validate_selectable_fields(fields: list[Any], schema: Any, path: str) -> list[Cause]:
     """ValidateCustomResourceSelectableFields (the schema walk is upstream's ValidFieldPath)."""
     causes: list[Cause] = []
@@ -476,8 +438,9 @@ def _validate_selectable_fields(fields: list[Any], schema: Any, path: str) -> li
             causes.append(required_cause(p))
             continue
         try:
-            segments, found = _resolve_field_path(json_path, schema)
-        except _FieldPathError as e:
+            path_segments, found = valid_field_path(json_path, schema, allow_array=False)
+            segments = [name for name, _ in path_segments]
+        except FieldPathError as e:
             causes.append(invalid_cause(p, json_path, f"is an invalid path: {e}"))
             continue
         if segments and segments[0] == "metadata":
