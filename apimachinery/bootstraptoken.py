@@ -28,6 +28,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from apimachinery.meta import format_time, parse_time
+
 TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 TOKEN_ID_RE = re.compile(r"^[a-z0-9]{6}$")
 EXTRA_GROUP_RE = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
@@ -112,7 +114,7 @@ class BootstrapToken:
         if self.description:
             data["description"] = self.description
         if self.expires is not None:
-            data["expiration"] = self.expires.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            data["expiration"] = format_time(self.expires)
         for usage in self.usages:
             data[f"usage-bootstrap-{usage}"] = "true"
         if self.groups:
@@ -137,7 +139,7 @@ class BootstrapToken:
         expires = None
         if exp := _unb64(data.get("expiration")):
             try:
-                expires = dt.datetime.fromisoformat(exp.replace("Z", "+00:00"))
+                expires = parse_time(exp)
             except ValueError:
                 expires = dt.datetime.fromtimestamp(0, dt.UTC)  # unreadable: treat as expired
         usages = tuple(u for u in KNOWN_USAGES if _unb64(data.get(f"usage-bootstrap-{u}")) == "true")

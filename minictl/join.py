@@ -36,6 +36,7 @@ from apimachinery.bootstraptoken import (
     normalize_ca_hash,
     parse_token,
 )
+from certs.kubeconfig import write_kubeconfig
 from certs.pki import _write_atomic
 
 CLUSTER_INFO_PATH = f"/api/v1/namespaces/{CLUSTER_INFO_NAMESPACE}/configmaps/{CLUSTER_INFO_NAME}"
@@ -58,7 +59,7 @@ class ClusterInfo:
     ca_hash: str
 
 
-def _server_url(server: str) -> str:
+def server_url(server: str) -> str:
     server = server.strip().rstrip("/")
     if "://" not in server:
         server = "https://" + server
@@ -148,7 +149,7 @@ def validate_cluster_info(cm: dict[str, Any], token: str, ca_hashes: Sequence[st
 def discover(server: str, token: str, ca_hashes: Sequence[str], *, unsafe_skip_ca_verification: bool = False,
              timeout: float = 300.0, request_timeout: float = 10.0) -> ClusterInfo:
     """kubeadm's token discovery against `server` (retried until `timeout` while not yet possible)."""
-    server = _server_url(server)
+    server = server_url(server)
     parse_token(token)  # a malformed token fails before any network traffic
     if not ca_hashes and not unsafe_skip_ca_verification:
         raise DiscoveryError("token discovery without --discovery-token-ca-cert-hash is unsafe: pass the hash "
@@ -177,22 +178,12 @@ def discover(server: str, token: str, ca_hashes: Sequence[str], *, unsafe_skip_c
 
 
 def write_join_files(data_dir: Path, server: str, token: str, ca_pem: bytes, bootstrap_kubeconfig: Path) -> Path:
-    """DATA_DIR/pki/ca.crt and the kubelet's bootstrap kubeconfig (0600: it holds the token)."""
+    """DATA_DIR/pki/ca.crt and the kubelet's bootstrap kubeconfig (0600: it holds the token), with
+    kubeadm's user name."""
     pki = data_dir / "pki"
     pki.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write_atomic(pki / "ca.crt", ca_pem, 0o644)
-    token_id = parse_token(token)[0]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "minik8s", "cluster": {
-            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode("ascii")}}],
-        "users": [{"name": f"tls-bootstrap-token-user-{token_id}", "user": {"token": token}}],
-        "contexts": [{"name": "tls-bootstrap", "context": {"cluster": "minik8s",
-                                                           "user": f"tls-bootstrap-token-user-{token_id}"}}],
-        "current-context": "tls-bootstrap",
-        "preferences": {},
-    }
+    parse_token(token)
     bootstrap_kubeconfig.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_atomic(bootstrap_kubeconfig, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
-    return bootstrap_kubeconfig
+    return write_kubeconfig(bootstrap_kubeconfig, server=server, ca_cert=pki / "ca.crt",
+                            user="tls-bootstrap-token-user", token=token)

@@ -243,18 +243,17 @@ def node_join(server: str, token: str, ca_hashes: tuple[str, ...], unsafe_skip: 
     if existing is not None and existing.node_name != name:
         fail(f"{data_dir} is already node {existing.node_name!r} (remove it with "
              f"`minictl cluster down --data-dir {data_dir} --purge` first)")
+    if os.geteuid() != 0:  # before discovery, which may wait for minutes (kubeadm's preflight)
+        fail("error: node join starts containerd, the kubelet and kube-proxy, which need root")
     try:
         info = discover(server, token, ca_hashes, unsafe_skip_ca_verification=unsafe_skip, timeout=discovery_timeout)
     except (DiscoveryError, ValueError) as e:
         fail(f"error: discovery failed: {e}")
     echo(f"[discovery] cluster-info from {server} is signed by the token; cluster CA {info.ca_hash}")
-    if os.geteuid() != 0:
-        fail("error: node join starts containerd, the kubelet and kube-proxy, which need root")
     from kubelet.launch import bootstrap_kubeconfig_path
 
-    join_server = server.strip().rstrip("/")
-    if "://" not in join_server:
-        join_server = "https://" + join_server
+    # the apiserver cluster-info names, as kubeadm's bootstrap kubeconfig has it
+    join_server = info.server
     address = node_ip or cluster._primary_address()
     cfg = existing or ClusterConfig(str(data_dir), with_node=True, join_server=join_server, node_name=name,
                                     bind_address=address, advertise_address=address)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import sys
 from typing import Any
 
 import click
-import yaml
 from cryptography import x509
 
 from apimachinery.bootstraptoken import (
@@ -60,15 +58,14 @@ def _ttl(value: str) -> dt.timedelta:
 
 def join_endpoint(api: Any) -> tuple[str, str]:
     """(apiserver URL other machines use, CA hash) from kube-public/cluster-info, else the kubeconfig."""
+    from minictl.join import DiscoveryError, parse_cluster_info_kubeconfig
+
     server, ca_pem = api.info.server, api.info.ca_pem
     try:
         cm = api.get(f"/api/v1/namespaces/{CLUSTER_INFO_NAMESPACE}/configmaps/{CLUSTER_INFO_NAME}")
-        cluster = (yaml.safe_load((cm.get("data") or {}).get(KUBECONFIG_KEY) or "") or {}).get("clusters")[0]["cluster"]
-        server = cluster.get("server") or server
-        if cluster.get("certificate-authority-data"):
-            ca_pem = base64.b64decode(cluster["certificate-authority-data"])
-    except (StatusError, TypeError, KeyError, IndexError, ValueError, AttributeError, yaml.YAMLError):
-        pass  # no cluster-info (a cluster from before `node join` existed): the kubeconfig's view
+        server, ca_pem = parse_cluster_info_kubeconfig(str((cm.get("data") or {}).get(KUBECONFIG_KEY) or ""))
+    except (StatusError, DiscoveryError):
+        pass  # no (usable) cluster-info, e.g. a cluster from before `node join` existed: the kubeconfig's view
     if not ca_pem:
         fail("error: the kubeconfig names no cluster CA: cannot compute --discovery-token-ca-cert-hash")
     cert = x509.load_pem_x509_certificates(ca_pem)[0]
@@ -128,14 +125,17 @@ def token_create(token: str | None, ttl: str, description: str, usages: str, gro
 
 
 def _human(delta: dt.timedelta) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.ShortHumanDuration (kubeadm's TTL column)."""
     seconds = int(delta.total_seconds())
-    if seconds < 120:
+    if seconds < 60:
         return f"{seconds}s"
-    if seconds < 7200:
+    if seconds < 3600:
         return f"{seconds // 60}m"
-    if seconds < 2 * 86400:
+    if seconds < 86400:
         return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+    if seconds < 86400 * 365:
+        return f"{seconds // 86400}d"
+    return f"{seconds // (86400 * 365)}y"
 
 
 @token_group.command("list", context_settings=_SETTINGS)
