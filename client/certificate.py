@@ -329,11 +329,12 @@ class ClientCertificateManager:
         self.rand = rand
         self.rotations = 0
         self.failures = 0
+        # upstream's getCurrentCertificateOrBootstrap: the store's pair while it is valid, else the
+        # one given some other way (the kubeconfig's own), which is rotated into the store
         loaded = store.load()
-        if loaded is not None:
+        if loaded is not None and (initial is None or loaded[0].not_valid_after_utc > self.clock()):
             self.cert, self.cert_pem, self.key_pem = loaded
         elif initial is not None:
-            # a certificate given some other way (the kubeconfig's own): rotated into the store
             self.cert_pem, self.key_pem = initial
             self.cert = x509.load_pem_x509_certificate(initial[0])
         else:
@@ -387,33 +388,3 @@ class ClientCertificateManager:
                 except TimeoutError:
                     pass
                 backoff = min(backoff * 2, 300.0)
-
-
-async def follow_client_certificate(api: Any, kubeconfig: Path | str, interval: float = 300.0) -> None:
-    """Present the kubeconfig's client certificate as it is now: reread it every `interval`
-    seconds and, when it changed (e.g. the kubelet rotated the node certificate this client
-    shares), load it and open new connections — client-go's dynamic client certificates do the
-    same for kubeconfigs that name certificate files."""
-    from certs.kubeconfig import load_cert_chain, load_kubeconfig
-
-    ctx = api.config.ssl_context
-    if ctx is None:
-        return
-    current = load_kubeconfig(kubeconfig).client_cert_pem
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            info = load_kubeconfig(kubeconfig)
-        except (OSError, ValueError) as e:
-            log.warning("client certificate not reread from %s: %s", kubeconfig, e)
-            continue
-        if info.client_cert_pem == current or not info.client_cert_pem or not info.client_key_pem:
-            continue
-        try:
-            load_cert_chain(ctx, info.client_cert_pem, info.client_key_pem)
-        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: e.g. a half-written pair
-            log.warning("client certificate from %s not loaded: %s", kubeconfig, e)
-            continue
-        current = info.client_cert_pem
-        log.info("client certificate from %s reloaded", kubeconfig)
-        api.reset_connections()

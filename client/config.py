@@ -81,6 +81,11 @@ class ClientConfig:
     idle_connection_timeout: float = 90.0
     tls_server_name: str | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    #: the kubeconfig the client certificate came from: reread every `certificate_reload_interval`
+    #: seconds, a changed certificate is presented on new connections (client-go's dynamic client
+    #: certificates: a rotated kubelet certificate reaches every client that shares the file)
+    kubeconfig_path: Path | None = None
+    certificate_reload_interval: float = 300.0
 
     def auth_headers(self) -> dict[str, str]:
         return self.token_source.headers() if self.token_source is not None else {}
@@ -100,7 +105,7 @@ def from_kubeconfig(path: Path | str, context: str | None = None, **options) -> 
         token_source=StaticToken(info.token) if info.token else None,
         namespace=info.namespace,
         tls_server_name=info.tls_server_name,
-        **options,
+        **{"kubeconfig_path": Path(path) if info.client_cert_pem else None, **options},
     )
 
 

@@ -16,6 +16,8 @@ A request that times out (`ClientConfig.timeout`) is not repeated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +33,8 @@ from client.errors import APIConnectionError, error_from_response, error_from_st
 from client.ratelimit import TokenBucket
 from client.resource import ResourceClient
 from client.watchstream import WatchDecoder
+
+log = logging.getLogger("client.rest")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 JSON_CT = "application/json"
@@ -64,6 +68,8 @@ class APIClient:
         self._session: aiohttp.ClientSession | None = None
         self._retired: list[aiohttp.ClientSession] = []  # replaced by reset_connections, closing soon
         self._retiring: set[asyncio.Task] = set()
+        self._certificate_follower: asyncio.Task | None = None
+        self._client_cert_pem: bytes | None = None
         self._static_headers = {
             "User-Agent": self.config.user_agent,
             "Accept": JSON_CT,
@@ -86,6 +92,8 @@ class APIClient:
         await self.close()
 
     def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._certificate_follower is None and self.config.kubeconfig_path and self.config.ssl_context:
+            self._certificate_follower = asyncio.get_running_loop().create_task(self._follow_client_certificate())
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 ssl=self.config.ssl_context if self.config.ssl_context is not None else False,
@@ -103,6 +111,11 @@ class APIClient:
         return self._session
 
     async def close(self) -> None:
+        if self._certificate_follower is not None:
+            self._certificate_follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._certificate_follower
+            self._certificate_follower = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -135,6 +148,34 @@ class APIClient:
         task = asyncio.get_running_loop().create_task(close_later())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+
+    def use_client_certificate(self, cert_pem: bytes, key_pem: bytes) -> None:
+        """Present this client certificate from now on (new connections; the old ones close
+        after reset_connections' grace period). ValueError/ssl.SSLError for a bad pair."""
+        from certs.kubeconfig import load_cert_chain
+
+        if self.config.ssl_context is None:
+            return
+        load_cert_chain(self.config.ssl_context, cert_pem, key_pem)
+        self._client_cert_pem = cert_pem
+        self.reset_connections()
+
+    async def _follow_client_certificate(self) -> None:
+        from certs.kubeconfig import load_kubeconfig
+
+        path = self.config.kubeconfig_path
+        assert path is not None
+        with contextlib.suppress(OSError, ValueError):
+            self._client_cert_pem = self._client_cert_pem or load_kubeconfig(path).client_cert_pem
+        while True:
+            await asyncio.sleep(self.config.certificate_reload_interval)
+            try:
+                info = load_kubeconfig(path)
+                if info.client_cert_pem and info.client_key_pem and info.client_cert_pem != self._client_cert_pem:
+                    self.use_client_certificate(info.client_cert_pem, info.client_key_pem)
+                    log.info("client certificate from %s reloaded", path)
+            except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: e.g. a half-written pair
+                log.warning("client certificate from %s not reloaded: %s", path, e)
 
     @property
     def closed(self) -> bool:

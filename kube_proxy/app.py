@@ -25,7 +25,6 @@ from typing import Any
 
 from apimachinery.metrics import Registry
 from client import APIClient, SharedInformerFactory, deleted_object, load_config
-from client.certificate import follow_client_certificate
 from client.daemon import HealthServer, new_registry
 from kube_proxy.commands import (
     IPTABLES_BACKENDS,
@@ -528,16 +527,8 @@ async def run_proxy(opts: ProxyOptions, stop: asyncio.Event, runner: CommandRunn
                              user_agent="kube-proxy/minik8s")
     except Exception as exc:
         raise SystemExit(f"kube-proxy: {exc}") from None
-    async with APIClient(config) as api:
-        # on a joined node kube-proxy shares the kubelet's certificate, which the kubelet renews
-        follow = asyncio.create_task(follow_client_certificate(api, opts.kubeconfig)) if opts.kubeconfig else None
-        try:
-            await ProxyServer(opts, api, runner).run(stop)
-        finally:
-            if follow is not None:
-                follow.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follow
+    async with APIClient(config) as api:  # follows a renewed client certificate (a joined node's is the kubelet's)
+        await ProxyServer(opts, api, runner).run(stop)
 
 
 __all__ = [

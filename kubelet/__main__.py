@@ -250,7 +250,6 @@ def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> ClientCert
         return None
     store = CertificateStore(cfg.certs_dir, CLIENT_PAIR)
     kubeconfig = Path(cfg.kubeconfig)
-    ctx = api.config.ssl_context
     cn, orgs = node_subject(cfg.node_name)
 
     async def rotated(cert_pem: bytes, key_pem: bytes) -> None:
@@ -258,18 +257,16 @@ def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> ClientCert
         if info.client_cert_pem != store.current_path.read_bytes():
             write_cert_kubeconfig(kubeconfig, info.server, info.ca_pem, store.current_path,
                                   info.insecure_skip_tls_verify, info.tls_server_name)
-        if ctx is not None:
-            ctx.load_cert_chain(str(store.current_path))  # new connections present the new certificate
-        api.reset_connections()
+        api.use_client_certificate(cert_pem, key_pem)
 
     try:
-        from_store = store.load() is not None and load_kubeconfig(kubeconfig).client_cert_pem == \
-            store.current_path.read_bytes()
-        return ClientCertificateManager(api, store, cn, orgs, on_rotated=rotated,
-                                        initial=None if from_store else pair)
+        manager = ClientCertificateManager(api, store, cn, orgs, on_rotated=rotated, initial=pair)
     except (ValueError, OSError) as e:
         log.warning("client certificate rotation is off: %s", e)
         return None
+    if manager.cert_pem != pair[0]:  # the store's newer pair, not the kubeconfig's: present it
+        api.use_client_certificate(manager.cert_pem, manager.key_pem)
+    return manager
 
 
 async def run(cfg: KubeletConfig, stop: asyncio.Event) -> None:

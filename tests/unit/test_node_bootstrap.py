@@ -32,7 +32,6 @@ from client.certificate import (
     ClientCertificateManager,
     csr_object,
     digested_name,
-    follow_client_certificate,
     issued_certificate,
     kubelet_client_usages,
     make_csr,
@@ -414,28 +413,29 @@ def test_a_worker_runs_the_node_components_with_a_bootstrap_kubeconfig(tmp_path:
 
 
 def test_a_client_follows_its_kubeconfigs_certificate_file(tmp_path: Path) -> None:
-    """kube-proxy on a joined node shares the kubelet's certificate: a renewal is picked up."""
-    import ssl
-    from types import SimpleNamespace
+    """kube-proxy on a joined node shares the kubelet's certificate: a renewal is picked up by
+    any APIClient made from a kubeconfig that names the certificate file."""
+    from client import APIClient
+    from client.config import from_kubeconfig
 
     store = CertificateStore(tmp_path / "pki")
     now = dt.datetime.now(dt.UTC)
     key = new_private_key()
     store.update(_self_signed(key, now, 1), private_key_pem(key), now=now)
     kc = write_cert_kubeconfig(tmp_path / "kubelet.kubeconfig", "https://127.0.0.1:6443", None, store.current_path)
-    resets: list[int] = []
-    api = SimpleNamespace(config=SimpleNamespace(ssl_context=ssl.create_default_context()),
-                          reset_connections=lambda: resets.append(1))
+    config = from_kubeconfig(kc, certificate_reload_interval=0.01)
+    assert config.kubeconfig_path == kc
 
     async def scenario() -> None:
-        task = asyncio.create_task(follow_client_certificate(api, kc, interval=0.01))
-        try:
+        async with APIClient(config) as api:
+            resets: list[int] = []
+            api.reset_connections = lambda: resets.append(1)  # type: ignore[method-assign]
             await asyncio.sleep(0.05)  # several rereads of an unchanged file
             assert resets == []
             key2 = new_private_key()
-            store.update(_self_signed(key2, now, 2), private_key_pem(key2), now=now)
+            renewed = _self_signed(key2, now, 2)
+            store.update(renewed, private_key_pem(key2), now=now)
             await until(lambda: resets == [1], 5, "the renewed certificate loaded")
-        finally:
-            task.cancel()
+            assert renewed in api._client_cert_pem  # the store file: certificate and key
 
     asyncio.run(scenario())
