@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from client.errors import APIConnectionError, ApiError
 from client.informer import Informer, SharedInformerFactory
 from client.store import DeletedFinalStateUnknown, deleted_object, index_by_node_name
+from tests.conftest import until
 
 END = object()
 
@@ -88,15 +89,6 @@ class Recorder:
     def delete(self, o: dict | DeletedFinalStateUnknown) -> None:
         tomb = isinstance(o, DeletedFinalStateUnknown)
         self.calls.append(("delete" + ("-tombstone" if tomb else ""), deleted_object(o)["metadata"]["name"]))
-
-
-async def until(cond: Callable[[], bool], timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise TimeoutError
-        await asyncio.sleep(0.001)
 
 
 def informer(client: FakeClient) -> Informer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
@@ -15,15 +14,7 @@ from client.workqueue import (
     default_controller_rate_limiter,
     run_workers,
 )
-
-
-async def until(cond: Callable[[], bool], timeout: float = 2.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        if loop.time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.001)
+from tests.conftest import until
 
 
 async def test_add_dedups_waiting_keys() -> None:

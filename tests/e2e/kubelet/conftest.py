@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -290,3 +291,24 @@ def events_for(api: httpx.Client, ns: str, name: str) -> list[dict[str, Any]]:
 
 def wait_seconds(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
+
+
+def read_until(source: Any, marker: bytes, timeout: float = 15) -> bytes:
+    """What a pipe or terminal (a file descriptor, or anything with fileno()) gives until
+    `marker` shows; AssertionError when the deadline passes or the stream ends first."""
+    fd = source if isinstance(source, int) else source.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
+        if not ready:
+            raise AssertionError(f"no {marker!r} within {timeout}s; got {seen!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # a terminal whose other side is gone (EIO)
+            chunk = b""
+        if not chunk:
+            raise AssertionError(f"the stream ended before {marker!r}; got {seen!r}")
+        seen += chunk
+    return seen

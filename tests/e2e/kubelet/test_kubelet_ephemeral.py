@@ -6,11 +6,8 @@ kubelet, and stopped with the pod."""
 from __future__ import annotations
 
 import asyncio
-import os
-import select
 import signal
 import subprocess
-import time
 from typing import Any
 
 import httpx
@@ -26,6 +23,7 @@ from tests.e2e.kubelet.conftest import (
     events_for,
     get_pod,
     pod_manifest,
+    read_until,
     running,
     wait_pod,
 )
@@ -135,7 +133,7 @@ def test_kubectl_debug_attaches_to_the_debugger(api, ns, kubelet, kcluster):
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(b"echo attached-$((40+2)); ps\n")
         proc.stdin.flush()
-        seen = _read_until(proc.stdout, b"sleep 3601", 60)
+        seen = read_until(proc.stdout, b"sleep 3601", 60)
         assert b"attached-42" in seen
         proc.stdin.write(b"exit 3\n")
         proc.stdin.close()
@@ -147,22 +145,6 @@ def test_kubectl_debug_attaches_to_the_debugger(api, ns, kubelet, kcluster):
     pod = wait_pod(api, ns, "app", _terminated("shell"), what="the attached shell finished")
     terminated = ephemeral_status(pod, "shell")["state"]["terminated"]
     assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
-
-
-def _read_until(stream: Any, marker: bytes, timeout: float) -> bytes:
-    """What a pipe gives until `marker` shows (or the deadline passes)."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while marker not in seen:
-        left = deadline - time.monotonic()
-        ready, _, _ = select.select([stream], [], [], max(left, 0))
-        if not ready:
-            raise AssertionError(f"no {marker!r} within {timeout}s; got {seen!r}")
-        chunk = os.read(stream.fileno(), 4096)
-        if not chunk:
-            raise AssertionError(f"the stream ended before {marker!r}; got {seen!r}")
-        seen += chunk
-    return seen
 
 
 def test_a_restarted_kubelet_adopts_a_running_debugger(api, ns, kubelet, containerd_node):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pty
-import select
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, ControlPlane, wait_for
-from tests.e2e.kubelet.conftest import create_pod, pod_manifest, running, wait_pod
+from tests.e2e.kubelet.conftest import create_pod, pod_manifest, read_until, running, wait_pod
 
 pytestmark = pytest.mark.e2e
 
@@ -77,24 +76,6 @@ def test_logs_and_exec(kcluster: ControlPlane, node_ns) -> None:
         proc.wait(10)
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 15) -> bytes:
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while needle not in buf:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {needle!r} in {buf!r}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
-
-
 def test_exec_it_on_a_real_terminal(kcluster: ControlPlane, node_ns) -> None:
     api, ns = node_ns
     create_pod(api, ns, pod_manifest("shell", [{"name": "sh", "command": ["sleep", "3600"]}]))
@@ -111,18 +92,18 @@ def test_exec_it_on_a_real_terminal(kcluster: ControlPlane, node_ns) -> None:
         import termios
 
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        _read_until(fd, b"/dev/pts/", 30)
+        read_until(fd, b"/dev/pts/", 30)
         os.write(fd, b"go\r")
-        assert b"33 111" in _read_until(fd, b"33 111")  # the local window size reached the remote terminal
+        assert b"33 111" in read_until(fd, b"33 111")  # the local window size reached the remote terminal
         # a new size: SIGWINCH → the resize channel
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 70, 0, 0))
         os.kill(pid, signal.SIGWINCH)
         time.sleep(0.5)
         # raw mode locally: ^C is a byte for the remote terminal, whose shell traps it (minictl lives on)
         os.write(fd, b"\x03")
-        out = _read_until(fd, b"got-int")
+        out = read_until(fd, b"got-int")
         os.write(fd, b"done\r")
-        out += _read_until(fd, b"20 70")
+        out += read_until(fd, b"20 70")
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 3  # the remote exit code
         pid = 0
