@@ -46,6 +46,7 @@ import orjson
 
 from apimachinery import errors
 from apimachinery.duration import format_duration
+from apimachinery.meta import format_time, parse_time
 from apimachinery.meta import now as meta_now
 from apimachinery.quantity import BINARY_SI, DECIMAL_SI, format_quantity, parse_quantity
 from apiserver.http import Response, raw_json
@@ -113,7 +114,7 @@ def _nanos(value: Any) -> int | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = parse_time(value)
     except ValueError:
         return None
     if t.tzinfo is None:
@@ -193,7 +194,7 @@ def memory_quantity(nbytes: int) -> str:
 
 
 def _time(nanos: int) -> str:
-    return dt.datetime.fromtimestamp(nanos // _NS, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(dt.datetime.fromtimestamp(nanos // _NS, dt.UTC))
 
 
 def _usage_list(u: Usage) -> dict[str, str]:
@@ -381,19 +382,6 @@ class Scraper:
         return orjson.loads(body)
 
 
-#: The attribute of an APIServer holding its scraper: kept on the server (not in a module-level map
-#: keyed by it, whose values would keep every server alive), so both go away together.
-_SCRAPER_ATTR = "_metrics_scraper"
-
-
-def scraper_for(server: APIServer) -> Scraper:
-    scraper = getattr(server, _SCRAPER_ATTR, None)
-    if scraper is None:
-        scraper = Scraper(server)
-        setattr(server, _SCRAPER_ATTR, scraper)
-    return scraper
-
-
 # --- the API ------------------------------------------------------------------------------------
 
 NAME_COLUMN = ("Name", "string", "name", 0, "Name of the resource")
@@ -452,7 +440,7 @@ class MetricsStrategy(Strategy):
         entries = cache.list(flt)
         if info.verb == "get" and not entries:
             raise errors.not_found(self.source_kind, info.name)  # the lister's answer, as upstream
-        scraper = scraper_for(server)
+        scraper = server.metrics_scraper
         await scraper.wait_primed()
         found = [m for e in entries if (m := self.lookup(scraper.store, e.namespace, e.name, e.labels)) is not None]
         found.sort(key=lambda m: (m["metadata"].get("namespace", ""), m["metadata"]["name"]))

@@ -29,6 +29,7 @@ from apiserver.fieldschema import FieldValidator
 from apiserver.handler import ResourceAPI
 from apiserver.http import Request, Response, StreamResponse, raw_json, status_response
 from apiserver.managedfields import REQUEST_MANAGER, ManagedFields, manager_for
+from apiserver.metricsapi import Scraper
 from apiserver.negotiation import negotiate
 from apiserver.openapi import OpenAPI
 from apiserver.registry.services import ServiceAllocators
@@ -123,6 +124,7 @@ class APIServer:
         from apiserver.podproxy import PodProxy
 
         self.podproxy = PodProxy(self)
+        self.metrics_scraper = Scraper(self)  # started by the first metrics.k8s.io request
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
         self.audit = AuditLog(opts.audit_log_path)

@@ -253,10 +253,13 @@ def test_a_servers_scraper_does_not_keep_the_server_alive() -> None:
     class FakeServer:
         opts = types.SimpleNamespace(metric_resolution=15)
 
+        def __init__(self) -> None:  # as APIServer.__init__ makes it
+            self.metrics_scraper = m.Scraper(self)  # type: ignore[arg-type]
+
     server = FakeServer()
-    scraper = m.scraper_for(server)  # type: ignore[arg-type]
-    assert m.scraper_for(server) is scraper and scraper.server is server  # type: ignore[arg-type]
-    assert m.scraper_for(FakeServer()) is not scraper  # type: ignore[arg-type]
+    scraper = server.metrics_scraper
+    assert scraper.server is server
+    assert FakeServer().metrics_scraper is not scraper
     ref = weakref.ref(server)
     del server, scraper
     gc.collect()
