@@ -103,7 +103,8 @@ def test_exec_it_on_a_real_terminal(kcluster: ControlPlane, node_ns) -> None:
         os.write(fd, b"\x03")
         out = read_until(fd, b"got-int")
         os.write(fd, b"done\r")
-        out += read_until(fd, b"20 70")
+        out += read_until(fd, b"command terminated with exit code 3")  # the remote side ends
+        assert b"20 70" in out  # the new size reached the remote terminal (before or after the ^C)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 3  # the remote exit code
         pid = 0
