@@ -714,11 +714,13 @@ class ResourceAPI:
         query: dict[str, str],
         subresource: str,
         create_new: dict[str, Any] | None = None,
+        admit: bool = True,
     ) -> tuple[dict[str, Any], int]:
         """Read–mutate–write with optimistic concurrency (upstream's GuaranteedUpdate).
 
         With a `precondition` resourceVersion a concurrent write is a 409; without one,
-        the mutation is retried on the fresh object.
+        the mutation is retried on the fresh object. `admit=False`: the caller's request went
+        through admission as another kind (pods/binding: the Binding), not as this update.
         """
         st = res.strategy
         key = res.key(ns, name)
@@ -773,7 +775,8 @@ class ResourceAPI:
             # mutating admission sees the object as sent, then the strategy resets what this
             # endpoint may not change (upstream: UpdatedObject's transformers, then BeforeUpdate)
             op_attrs = adm.Attributes(adm.UPDATE, res, subresource, ns, name, obj, old, user, dry_run, query)
-            await self.server.admission.admit(op_attrs)
+            if admit:
+                await self.server.admission.admit(op_attrs)
             obj = op_attrs.obj
             if not isinstance(obj.get("metadata"), dict):
                 obj["metadata"] = meta
@@ -807,7 +810,8 @@ class ResourceAPI:
                 causes = []  # binding/finalize: the server's own, already checked, mutation
             if causes:
                 raise errors.invalid(res.kind, name, causes, res.group)
-            await self.server.admission.validate(op_attrs)
+            if admit:
+                await self.server.admission.validate(op_attrs)
             if obj == old:
                 if from_cache:
                     continue  # "unchanged" is an answer about the current object: confirm it

@@ -176,17 +176,26 @@ class Subresources:
         api = self.server.api
         body = await self._read_body(req, res, "binding")
         meta = body.get("metadata") or {}
-        target = body.get("target") or {}
+        if meta.get("name") and meta["name"] != info.name:
+            raise errors.bad_request("the name of the binding does not match the name on the URL")
+        # upstream's BindingREST.Create: admission sees the creation of a Binding (mutating
+        # webhooks may change it), then the pod is assigned without an admission of its own
+        binding = {**body, "apiVersion": "v1", "kind": "Binding", "metadata": {**meta, "name": info.name, "namespace": ns}}
+        dry_run = _dry_run(req.query)
+        attrs = adm.Attributes(adm.CREATE, res, "binding", ns, info.name, binding, None, user, dry_run, req.query)
+        await self.server.admission.admit(attrs)
+        binding = attrs.obj if isinstance(attrs.obj, dict) else binding
+        meta = binding.get("metadata") if isinstance(binding.get("metadata"), dict) else {}
+        target = binding.get("target") if isinstance(binding.get("target"), dict) else {}
         node = target.get("name")
-        if not node:
+        if not node or not isinstance(node, str):
             raise errors.invalid("Binding", info.name, [errors.field_cause("target.name", "Required value", "FieldValueRequired")])
         if target.get("kind") not in (None, "", "Node"):
             raise errors.invalid(
                 "Binding", info.name,
                 [errors.field_cause("target.kind", f'Invalid value: "{target.get("kind")}": must be empty or \'Node\'')],
             )
-        if meta.get("name") and meta["name"] != info.name:
-            raise errors.bad_request("the name of the binding does not match the name on the URL")
+        await self.server.admission.validate(attrs)
 
         async def mutate(old: dict[str, Any]) -> dict[str, Any]:
             obj = _deep_copy(old)
@@ -208,7 +217,7 @@ class Subresources:
             obj["metadata"].pop("resourceVersion", None)
             return obj
 
-        await api.update_object(res, ns, info.name, mutate, "", user, _dry_run(req.query), req.query, "binding")
+        await api.update_object(res, ns, info.name, mutate, "", user, dry_run, req.query, "binding", admit=False)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 
     # -- eviction (pods) -----------------------------------------------------------------

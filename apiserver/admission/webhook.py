@@ -442,11 +442,6 @@ class _WebhookPlugin(Plugin):
             from apiserver.subresources import Subresources
 
             return Subresources.to_scale(a.resource, obj)
-        if inv.subresource == "binding":
-            meta = obj.get("metadata") or {}
-            return {"kind": "Binding", "apiVersion": "v1",
-                    "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-                    "target": {"kind": "Node", "name": (obj.get("spec") or {}).get("nodeName")}}
         copy = deep_copy_json(obj)
         if inv.subresource and inv.subresource in self._other_kind_subresources(a):
             return copy  # e.g. serviceaccounts/token: the TokenRequest itself
@@ -457,7 +452,7 @@ class _WebhookPlugin(Plugin):
     def _other_kind_subresources(a: Attributes) -> tuple[str, ...]:
         from apiserver.resources import SUBRESOURCE_KINDS
 
-        return tuple(s for s in SUBRESOURCE_KINDS if s not in ("scale", "binding"))
+        return tuple(s for s in SUBRESOURCE_KINDS if s != "scale")
 
     # -- the AdmissionReview --
 
@@ -691,7 +686,7 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
             raise CallError("received undecodable patch in webhook response: the patch is not a JSON array")
         if not ops:
             return False
-        if obj is None or a.obj is None or inv.subresource == "binding":
+        if obj is None or a.obj is None:
             raise internal_error(f'admission webhook "{hook.name}" attempted to modify the object, which is not '
                                  "supported for this operation")
         if answer.patch_type != "JSONPatch":

@@ -713,3 +713,51 @@ def test_mutations_cannot_reach_what_the_endpoint_may_not_change(api: httpx.Clie
 
     out = wait_for(updated, what="the webhook to be called")
     assert out["status"] == created["status"] and out["metadata"]["uid"] == created["metadata"]["uid"]
+
+
+def test_pod_binding_is_admitted_as_the_creation_of_a_binding(api: httpx.Client, hooks: WebhookServer, ns: str,
+                                                               configs: list[str]) -> None:
+    """POST pods/NAME/binding reaches webhooks as upstream's BindingREST.Create does: operation CREATE,
+    kind v1 Binding, the Binding as the object; a mutating webhook may change it (here: the target)
+    and a validating one may refuse it, leaving the pod unbound."""
+    path = f"/binding-{ns}"
+
+    def retarget(review: dict[str, Any]) -> Any:
+        return json_patch(review, [{"op": "replace", "path": "/target/name", "value": "node-b"}])
+
+    hooks.handlers[path] = retarget
+    hook = webhook("binding.mutate.example.com", hooks.url(path), hooks.ca_bundle, ns,
+                   rules=[{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["pods/binding"]}])
+    create_config(api, configs, MWC, uid_of("binding"), hook)
+    deny_path = f"/binding-deny-{ns}"
+    hooks.handlers[deny_path] = lambda review: deny(review, status={"code": 403, "message": "no binding to node-c"}) \
+        if review["request"]["object"]["target"]["name"] == "node-c" else allow(review)
+    deny_hook = webhook("binding.deny.example.com", hooks.url(deny_path), hooks.ca_bundle, ns,
+                        rules=[{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                                "resources": ["pods/binding"]}])
+    create_config(api, configs, VWC, uid_of("binding-deny"), deny_hook)
+    assert api.post(f"/api/v1/namespaces/{ns}/serviceaccounts", json={"metadata": {"name": "default"}}).status_code == 201
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    assert api.post(f"/api/v1/namespaces/{ns}/pods", json=pod).status_code == 201
+
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "node-a"}}
+    r = api.post(f"/api/v1/namespaces/{ns}/pods/p/binding", json=binding)
+    assert r.status_code == 201, r.text
+    review = hooks.calls[path][-1]["request"]
+    assert review["operation"] == "CREATE"
+    assert review["kind"] == {"group": "", "version": "v1", "kind": "Binding"}
+    assert review["resource"] == {"group": "", "version": "v1", "resource": "pods"} and review["subResource"] == "binding"
+    assert review["object"]["kind"] == "Binding" and review["object"]["target"]["name"] == "node-a"
+    assert review["oldObject"] is None
+    # the validating webhook saw the mutated Binding, and the pod was bound where the mutation said
+    assert hooks.calls[deny_path][-1]["request"]["object"]["target"]["name"] == "node-b"
+    assert api.get(f"/api/v1/namespaces/{ns}/pods/p").json()["spec"]["nodeName"] == "node-b"
+
+    hooks.handlers[path] = lambda review: json_patch(
+        review, [{"op": "replace", "path": "/target/name", "value": "node-c"}])
+    assert api.post(f"/api/v1/namespaces/{ns}/pods", json={**pod, "metadata": {"name": "q"}}).status_code == 201
+    r = api.post(f"/api/v1/namespaces/{ns}/pods/q/binding", json={**binding, "metadata": {"name": "q"}})
+    assert r.status_code == 403 and "no binding to node-c" in r.json()["message"], r.text
+    assert not api.get(f"/api/v1/namespaces/{ns}/pods/q").json()["spec"].get("nodeName")
