@@ -19,6 +19,19 @@ CREATE, UPDATE, DELETE, CONNECT = "CREATE", "UPDATE", "DELETE", "CONNECT"
 
 
 @dataclass(slots=True)
+class Reinvocation:
+    """Upstream's ReinvocationContext: once a mutating webhook changed the object, every mutating
+    plugin runs once more (in-tree ones too), and of the webhooks only those with
+    reinvocationPolicy IfNeeded that ran before the change."""
+
+    should_reinvoke: bool = False
+    is_reinvoke: bool = False
+    #: IfNeeded webhooks (uids) called since the object last changed / to call again
+    previously: set[str] = field(default_factory=set)
+    webhooks: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
 class Attributes:
     operation: str
     resource: Resource
@@ -30,6 +43,7 @@ class Attributes:
     user: UserInfo
     dry_run: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    reinvocation: Reinvocation = field(default_factory=Reinvocation)
 
 
 class Plugin:
@@ -66,6 +80,10 @@ class Chain:
     async def admit(self, a: Attributes) -> None:
         for p in self._mutating:
             await p.admit(a)
+        if a.reinvocation.should_reinvoke:  # a webhook changed the object: all of them once more
+            a.reinvocation.is_reinvoke = True
+            for p in self._mutating:
+                await p.admit(a)
 
     async def validate(self, a: Attributes) -> None:
         for p in self._validating:

@@ -622,23 +622,22 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
             await self._dispatch(a, hooks)
 
     async def _dispatch(self, a: Attributes, hooks: list[Hook]) -> None:
-        previously: set[str] = set()  # IfNeeded webhooks called since the object last changed
-        reinvoke: set[str] = set()
-        state = {"defaulted": False, "changed": False}
-        for round_ in (0, 1):
-            if round_ == 1 and not (state["changed"] and reinvoke):
-                return
-            for i, hook in enumerate(hooks):
-                inv = await self.should_call(hook, a)
-                if inv is None or (round_ == 1 and hook.uid not in reinvoke):
-                    continue
-                changed = await self._call_one(inv, a, round_, i, state)
-                if changed:
-                    state["changed"] = True
-                    reinvoke |= previously
-                    previously = set()
-                if hook.spec.get("reinvocationPolicy") == "IfNeeded":
-                    previously.add(hook.uid)
+        ctx = a.reinvocation
+        round_ = 1 if ctx.is_reinvoke else 0
+        state = {"defaulted": False}
+        for i, hook in enumerate(hooks):
+            if ctx.is_reinvoke and hook.uid not in ctx.webhooks:
+                continue
+            inv = await self.should_call(hook, a)
+            if inv is None:
+                continue
+            if await self._call_one(inv, a, round_, i, state):
+                # the chain runs again (Chain.admit), calling the IfNeeded webhooks seen so far
+                ctx.webhooks |= ctx.previously
+                ctx.previously = set()
+                ctx.should_reinvoke = True
+            if hook.spec.get("reinvocationPolicy") == "IfNeeded":
+                ctx.previously.add(hook.uid)
 
     def _default(self, a: Attributes, obj: dict[str, Any]) -> None:
         """Upstream's webhooks see (and patch) defaulted objects: the kind's defaults, as decoding

@@ -761,3 +761,38 @@ def test_pod_binding_is_admitted_as_the_creation_of_a_binding(api: httpx.Client,
     r = api.post(f"/api/v1/namespaces/{ns}/pods/q/binding", json={**binding, "metadata": {"name": "q"}})
     assert r.status_code == 403 and "no binding to node-c" in r.json()["message"], r.text
     assert not api.get(f"/api/v1/namespaces/{ns}/pods/q").json()["spec"].get("nodeName")
+
+
+def test_in_tree_plugins_run_again_after_a_webhook_changed_the_object(api: httpx.Client, hooks: WebhookServer,
+                                                                      ns: str, configs: list[str]) -> None:
+    """A webhook injects a sidecar: as upstream reinvokes the in-tree mutating plugins once a webhook
+    changed the object, LimitRanger gives the sidecar the namespace's defaults and the ServiceAccount
+    plugin mounts the token into it — each plugin's own additions stay single."""
+    path = f"/sidecar-{ns}"
+
+    def inject(review: dict[str, Any]) -> Any:
+        names = [c["name"] for c in review["request"]["object"]["spec"]["containers"]]
+        if "sidecar" in names:
+            return allow(review)
+        return json_patch(review, [{"op": "add", "path": "/spec/containers/-",
+                                    "value": {"name": "sidecar", "image": "busybox"}}])
+
+    hooks.handlers[path] = inject
+    hook = webhook("sidecar.example.com", hooks.url(path), hooks.ca_bundle, ns,
+                   rules=[{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}])
+    create_config(api, configs, MWC, uid_of("sidecar"), hook)
+    assert api.post(f"/api/v1/namespaces/{ns}/serviceaccounts", json={"metadata": {"name": "default"}}).status_code == 201
+    lr = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "defaults"},
+          "spec": {"limits": [{"type": "Container", "default": {"cpu": "200m", "memory": "64Mi"}}]}}
+    assert api.post(f"/api/v1/namespaces/{ns}/limitranges", json=lr).status_code == 201
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+    out = wait_for(lambda: (lambda r: r.json() if r.status_code == 201 else None)(
+        api.post(f"/api/v1/namespaces/{ns}/pods", params={"dryRun": "All"}, json=pod)), what="the LimitRange in the cache")
+    containers = {c["name"]: c for c in out["spec"]["containers"]}
+    assert set(containers) == {"main", "sidecar"}
+    for c in containers.values():
+        assert c["resources"]["limits"] == {"cpu": "200m", "memory": "64Mi"}, c
+        assert [m["mountPath"] for m in c.get("volumeMounts") or []] == ["/var/run/secrets/kubernetes.io/serviceaccount"]
+    assert len([v for v in out["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]) == 1
+    assert "cpu, memory limit for container sidecar" in out["metadata"]["annotations"]["kubernetes.io/limit-ranger"]

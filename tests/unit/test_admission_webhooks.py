@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from apimachinery import errors
-from apiserver.admission import CREATE, DELETE, UPDATE, Attributes, matchconditions
+from apiserver.admission import CREATE, DELETE, UPDATE, Attributes, Chain, Plugin, matchconditions
 from apiserver.admission.webhook import (
     Answer,
     CallError,
@@ -213,11 +213,16 @@ def patch_answer(*ops: dict[str, Any]) -> Answer:
     return Answer(True, json.dumps(list(ops)).encode(), "JSONPatch")
 
 
-def run_mutating(hooks_: list[dict], answers: dict[str, Any], a: Attributes) -> list[tuple[str, Any]]:
+def run_mutating(hooks_: list[dict], answers: dict[str, Any], a: Attributes,
+                 in_tree: list[Plugin] | None = None) -> list[tuple[str, Any]]:
+    """The webhook plugin in an admission chain after `in_tree` plugins (a DELETE reaches mutating
+    webhooks in the validation phase here)."""
     calls: list[tuple[str, Any]] = []
     p = plugin(MutatingAdmissionWebhook, answers, calls)
     hooks = hooks_of([config("cfg", *hooks_)], True)
-    asyncio.run(p._dispatch(a, hooks))
+    p.configurations = SimpleNamespace(hooks=lambda: asyncio.sleep(0, hooks))
+    chain = Chain([*(in_tree or []), p])
+    asyncio.run(chain.validate(a) if a.operation == DELETE else chain.admit(a))
     return calls
 
 
@@ -246,6 +251,29 @@ def test_reinvocation_only_for_if_needed_hooks_before_a_change() -> None:
     calls = run_mutating([hook("a.x.y", reinvocationPolicy="IfNeeded"), hook("b.x.y")],
                          {"a.x.y": Answer(True), "b.x.y": Answer(True)}, attrs(obj={"metadata": {"name": "c"}}))
     assert [c[0] for c in calls] == ["a.x.y", "b.x.y"]
+
+
+def test_a_change_by_a_webhook_reinvokes_the_in_tree_plugins_once() -> None:
+    """Upstream's reinvoker: after a webhook changed the object every mutating plugin runs once more
+    (e.g. LimitRanger defaults a container a webhook injected); without a change, once."""
+    class Recorder(Plugin):
+        name = "Recorder"
+
+        def __init__(self) -> None:
+            self.seen: list[dict[str, Any]] = []
+
+        async def admit(self, a: Attributes) -> None:
+            self.seen.append(json.loads(json.dumps(a.obj["data"])))
+
+    inject = {"c.x.y": lambda o: patch_answer({"op": "add", "path": "/data/c", "value": "1"})
+              if "c" not in o["data"] else Answer(True)}
+    rec = Recorder()
+    calls = run_mutating([hook("c.x.y")], inject, attrs(obj={"metadata": {"name": "c"}, "data": {}}), [rec])
+    assert rec.seen == [{}, {"c": "1"}]  # the second run sees the webhook's change
+    assert [c[0] for c in calls] == ["c.x.y"]  # reinvocationPolicy Never: not called again
+    rec = Recorder()
+    run_mutating([hook("c.x.y")], {"c.x.y": Answer(True)}, attrs(obj={"metadata": {"name": "c"}, "data": {}}), [rec])
+    assert rec.seen == [{}]
 
 
 def test_mutating_failures() -> None:
