@@ -122,7 +122,11 @@ class BenchCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> BenchCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # e.g. etcd lost a port race: leave no apiserver behind
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
