@@ -136,16 +136,23 @@ class BootstrapToken:
         token_id = _unb64(data.get("token-id"))
         if not TOKEN_ID_RE.match(token_id) or (secret.get("metadata") or {}).get("name") != SECRET_PREFIX + token_id:
             return None
-        expires = None
-        if exp := _unb64(data.get("expiration")):
-            try:
-                expires = parse_time(exp)
-            except ValueError:
-                expires = dt.datetime.fromtimestamp(0, dt.UTC)  # unreadable: treat as expired
+        expires = secret_expiration(secret)
         usages = tuple(u for u in KNOWN_USAGES if _unb64(data.get(f"usage-bootstrap-{u}")) == "true")
         groups = tuple(g.strip() for g in _unb64(data.get("auth-extra-groups")).split(",") if g.strip())
         return cls(token_id, _unb64(data.get("token-secret")), _unb64(data.get("description")), expires,
                    usages, groups)
+
+
+def secret_expiration(secret: dict[str, Any]) -> dt.datetime | None:
+    """The `expiration` of a token Secret (upstream GetExpiration): None if it has none; an
+    unreadable one counts as long expired."""
+    exp = _unb64((secret.get("data") or {}).get("expiration"))
+    if not exp:
+        return None
+    try:
+        return parse_time(exp)
+    except ValueError:
+        return dt.datetime.fromtimestamp(0, dt.UTC)
 
 
 # --- JWS (detached, HS256) ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ share about certificates.k8s.io/v1 CertificateSigningRequests.
   `validate_apiserver_client_usages`;
 * `sign` (upstream's authority.PermissiveSigningPolicy: the CSR's subject and SANs, the requested
   usages, everything else of the request dropped, 5 minutes backdated);
-* `new_csr_pem`, a client's side of it (kubelets bootstrapping, tests).
+* `make_csr`, a client's side of it (kubelets bootstrapping, tests).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from apimachinery.meta import parse_time
 
 # -- names -----------------------------------------------------------------------------------
 
@@ -357,7 +359,7 @@ def condition_update_time(c: dict[str, Any]) -> datetime.datetime | None:
     if not isinstance(ts, str) or not ts:
         return None
     try:
-        return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        return parse_time(ts)
     except ValueError:
         return None
 

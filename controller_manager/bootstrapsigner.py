@@ -99,6 +99,8 @@ class BootstrapSigner(Controller):
         if next_expiry is not None:  # drop its signature when it expires
             self.queue.add_after(CLUSTER_INFO_KEY, max(0.0, (next_expiry - now).total_seconds()) + 1.0)
         data = dict(current.get("data") or {})
+        if KUBECONFIG_KEY not in data:
+            return  # upstream: nothing to sign without a kubeconfig entry
         want = signed_data(data, tokens)
         if want == data:
             return
@@ -109,4 +111,5 @@ class BootstrapSigner(Controller):
         except Exception as e:
             if not is_not_found(e):
                 raise  # a conflict: retried with the informer's newer copy
+            return
         self.log.info("cluster-info signed by %d token(s): %s", len(tokens), ", ".join(sorted(tokens)) or "none")

@@ -66,7 +66,7 @@ def signers_from_options(options: Any) -> dict[str, CAFiles]:
         raise ValueError("cannot specify --cluster-signing-{cert,key}-file and other "
                          "--cluster-signing-*-file flags at the same time")
     if any(common):
-        return {name: CAFiles(*common) for name in SIGNER_OPTIONS}
+        return dict.fromkeys(SIGNER_OPTIONS, CAFiles(*common))  # one CA, loaded once for all four
     return {name: CAFiles(*files) for name, files in own.items() if all(files)}
 
 

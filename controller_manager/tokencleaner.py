@@ -8,7 +8,7 @@ unless named (`--controllers=*,tokencleaner`), as kubeadm runs it.
 
 from __future__ import annotations
 
-from apimachinery.bootstraptoken import NAMESPACE, SECRET_TYPE, BootstrapToken
+from apimachinery.bootstraptoken import NAMESPACE, SECRET_TYPE, secret_expiration
 from client import is_conflict, is_not_found
 from controller_manager.base import Controller, ControllerContext, register
 
@@ -32,12 +32,12 @@ class TokenCleaner(Controller):
 
     async def sync(self, key: str) -> None:
         secret = self.secrets.store.get(key)
-        if secret is None:
+        if secret is None or secret.get("type") != SECRET_TYPE:
             return
-        token = BootstrapToken.from_secret(secret)
-        if token is None or token.expires is None:
+        expires = secret_expiration(secret)  # as upstream: whether or not the token is well-formed
+        if expires is None:
             return
-        left = (token.expires - self.clock.now()).total_seconds()
+        left = (expires - self.clock.now()).total_seconds()
         if left > 0:
             self.enqueue_after(key, left + 0.5)
             return

@@ -30,11 +30,10 @@ log = logging.getLogger("apiserver.authn.bootstrap")
 USER_PREFIX = "system:bootstrap:"
 
 
-def token_groups(secret: dict[str, Any]) -> tuple[str, ...]:
+def token_groups(token: BootstrapToken) -> tuple[str, ...]:
     """system:bootstrappers and the token's valid extra groups (an invalid one refuses the token)."""
-    token = BootstrapToken.from_secret(secret)
     groups = [BOOTSTRAPPERS]
-    for g in token.groups if token else ():
+    for g in token.groups:
         if not EXTRA_GROUP_RE.match(g):
             raise TokenInvalid(f"bootstrap group {g!r} is invalid (must match {EXTRA_GROUP_RE.pattern})")
         if g not in groups:
@@ -77,4 +76,4 @@ class BootstrapTokenAuthenticator:
         if "authentication" not in token.usages:
             raise TokenInvalid("bootstrap token is not usable for authentication")
         # audiences: bootstrap tokens are valid for the API server's own audiences only
-        return UserInfo(USER_PREFIX + token_id, "", token_groups(secret)), list(audiences or [])
+        return UserInfo(USER_PREFIX + token_id, "", token_groups(token)), list(audiences or [])

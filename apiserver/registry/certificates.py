@@ -101,18 +101,11 @@ class _Options:
         self.allow_duplicate_usages = len(set(map(str, old_usages))) != len(old_usages)
         self.allow_arbitrary_certificate = old is not None and (
             _certificate_field(new) == _certificate_field(old)
-            or csrlib.validate_certificate_pem(_certificate_bytes(old)) is not None)
+            or csrlib.validate_certificate_pem(csrlib.issued_certificate(old)) is not None)
 
 
 def _certificate_field(obj: Obj) -> Any:
     return as_dict(obj.get("status")).get("certificate") or None
-
-
-def _certificate_bytes(obj: Obj) -> bytes:
-    try:
-        return csrlib.decode_b64_field(_certificate_field(obj))
-    except ValueError:
-        return b""
 
 
 def _find(obj: Obj, typ: str) -> list[Obj]:
@@ -204,7 +197,7 @@ def _validate_update(new: Obj, old: Obj, opts: _Options) -> list[Cause]:
             elif len(news) == len(olds) and news != olds:
                 text = "\n".join(diff(o, n) for o, n in zip(olds, news, strict=True) if o != n)
                 causes.append(forbidden_cause("status.conditions", f'updates may not modify a condition of type "{typ}"\n{text}'))
-    if _certificate_bytes(new) != _certificate_bytes(old) or _certificate_field(new) != _certificate_field(old):
+    if _certificate_field(new) != _certificate_field(old):
         if not opts.allow_setting_certificate:
             causes.append(forbidden_cause("status.certificate", "updates may not set certificate content"))
         elif _certificate_field(old):

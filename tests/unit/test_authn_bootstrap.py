@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from apimachinery.bootstraptoken import BootstrapToken
 from apiserver.authn.bootstrap import BootstrapTokenAuthenticator, token_groups
 from apiserver.authn.serviceaccount import TokenInvalid
 
@@ -77,7 +78,8 @@ async def test_future_expiration_is_fine() -> None:
 
 
 def test_extra_groups_must_be_bootstrappers() -> None:
-    assert token_groups(secret(**{"auth-extra-groups": "system:bootstrappers:a, system:bootstrappers:a"})) == (
+    assert token_groups(BootstrapToken.from_secret(secret(
+        **{"auth-extra-groups": "system:bootstrappers:a, system:bootstrappers:a"}))) == (
         "system:bootstrappers", "system:bootstrappers:a")
     with pytest.raises(TokenInvalid):
-        token_groups(secret(**{"auth-extra-groups": "system:masters"}))
+        token_groups(BootstrapToken.from_secret(secret(**{"auth-extra-groups": "system:masters"})))
