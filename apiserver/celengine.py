@@ -54,19 +54,22 @@ class Engine:
 
     def compile(self, expr: str) -> Any:
         """A program; the compile error's text; or None for syntax cel-python lacks (optionals)."""
+        try:
+            return self.programs[expr]  # every evaluation asks: the cache first, the syntax scan once
+        except KeyError:
+            pass
         if OPTIONAL_SYNTAX.search(STRING_LITERAL.sub("", expr)):
-            return None
-        prog = self.programs.get(expr)
-        if prog is None:
+            prog = None
+        else:
             try:
                 prog = self.env.program(self.env.compile(expr), functions=self.functions)
             except self.celpy.CELParseError as e:
                 prog = f"compilation failed: ERROR: <input>: Syntax error: {first_line(str(e))}"
             except Exception as e:  # cel-python's own faults on odd input: a compile error, never a 500
                 prog = f"compilation failed: {type(e).__name__}: {e}"
-            if len(self.programs) > 4096:  # expressions come from API objects: bound the cache
-                self.programs.clear()
-            self.programs[expr] = prog
+        if len(self.programs) > 4096:  # expressions come from API objects: bound the cache
+            self.programs.clear()
+        self.programs[expr] = prog
         return prog
 
 

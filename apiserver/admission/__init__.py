@@ -29,6 +29,8 @@ class Reinvocation:
     #: IfNeeded webhooks (uids) called since the object last changed / to call again
     previously: set[str] = field(default_factory=set)
     webhooks: set[str] = field(default_factory=set)
+    #: the object as the webhooks left it in the first round (upstream's lastWebhookOutput)
+    last_output: Any = None
 
 
 @dataclass(slots=True)

@@ -5,14 +5,15 @@ cache; each request is matched against every webhook (rules, matchPolicy Equival
 resources that share storage, namespace/object selectors, matchConditions) and the matching ones
 are called over HTTPS with an AdmissionReview (v1, else v1beta1). Mutating webhooks run one after
 another (configurations by name, webhooks in order) and their JSON patches are applied to the
-object; those with reinvocationPolicy IfNeeded run once more when a later webhook changed it.
+object; once a webhook changed it, every mutating plugin runs once more (Chain.admit), and of the
+webhooks those with reinvocationPolicy IfNeeded that ran before a change (a later webhook's, or
+an in-tree plugin's on that second run).
 Validating webhooks run in parallel; any denial fails the request. Failures to call a webhook
 obey its failurePolicy. Warnings of the answers become `Warning` headers, their auditAnnotations
 go to the audit log (see `RequestNotes`).
 
 Differences from upstream: CONNECT requests do not pass admission here, so webhooks never see
-them; DELETE requests pass mutating webhooks in the validation phase (they can deny, never patch);
-in-tree mutating plugins are not re-run when a webhook changed the object.
+them; DELETE requests pass mutating webhooks in the validation phase (they can deny, never patch).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from apiserver.admission.webhookmatch import (
     is_exempt,
     labels_of,
     object_selector_matches,
+    rule_matches,
 )
 from apiserver.lookup import get_object
 from apiserver.registry.admissionregistration import GROUP, REVIEW_VERSIONS
@@ -342,6 +344,14 @@ def verify_answer(review: Any, version: str, uid: str, mutating: bool) -> Answer
 # -- the plugins -------------------------------------------------------------------------------
 
 
+def _other_kind(subresource: str) -> bool:
+    """A subresource whose object is another kind than the resource's (scale aside: it is converted
+    to and from the resource)."""
+    from apiserver.resources import SUBRESOURCE_KINDS
+
+    return subresource != "scale" and subresource in SUBRESOURCE_KINDS
+
+
 class _WebhookPlugin(Plugin):
     plural = ""
     mutating = False
@@ -375,12 +385,12 @@ class _WebhookPlugin(Plugin):
         invocation = None
         if any_rule_matches(hook.spec, self._request(a, res)):
             invocation = Invocation(hook, res, a.subresource, self._kind(res, a.subresource))
-        elif hook.match_policy == "Equivalent":
-            for rule in hook.spec.get("rules") or []:
+        elif hook.match_policy == "Equivalent" and (equivalents := self._equivalents(res)):
+            requests = [(r, self._request(a, r)) for r in equivalents]
+            for rule in hook.spec.get("rules") or []:  # earlier rules first, as upstream
                 if not isinstance(rule, dict):
                     continue
-                eq = next((r for r in self._equivalents(res)
-                           if any_rule_matches({"rules": [rule]}, self._request(a, r))), None)
+                eq = next((r for r, req in requests if rule_matches(rule, req)), None)
                 if eq is not None:
                     invocation = Invocation(hook, eq, a.subresource, self._kind(eq, a.subresource))
                     break
@@ -443,16 +453,10 @@ class _WebhookPlugin(Plugin):
 
             return Subresources.to_scale(a.resource, obj)
         copy = deep_copy_json(obj)
-        if inv.subresource and inv.subresource in self._other_kind_subresources(a):
+        if _other_kind(inv.subresource):
             return copy  # e.g. serviceaccounts/token: the TokenRequest itself
         conv = inv.res.strategy.output_converter(inv.res)
         return conv(copy) if conv is not None else copy
-
-    @staticmethod
-    def _other_kind_subresources(a: Attributes) -> tuple[str, ...]:
-        from apiserver.resources import SUBRESOURCE_KINDS
-
-        return tuple(s for s in SUBRESOURCE_KINDS if s != "scale")
 
     # -- the AdmissionReview --
 
@@ -624,6 +628,11 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
     async def _dispatch(self, a: Attributes, hooks: list[Hook]) -> None:
         ctx = a.reinvocation
         round_ = 1 if ctx.is_reinvoke else 0
+        if ctx.is_reinvoke and ctx.previously and a.obj != ctx.last_output:
+            # in-tree plugins changed the object on their second run: the IfNeeded webhooks that
+            # ran since the last webhook change run again too (upstream's IsOutputChangedSince…)
+            ctx.webhooks |= ctx.previously
+            ctx.previously = set()
         state = {"defaulted": False}
         for i, hook in enumerate(hooks):
             if ctx.is_reinvoke and hook.uid not in ctx.webhooks:
@@ -638,6 +647,8 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
                 ctx.should_reinvoke = True
             if hook.spec.get("reinvocationPolicy") == "IfNeeded":
                 ctx.previously.add(hook.uid)
+        if not ctx.is_reinvoke and ctx.previously and a.obj is not None:
+            ctx.last_output = deep_copy_json(a.obj)
 
     def _default(self, a: Attributes, obj: dict[str, Any]) -> None:
         """Upstream's webhooks see (and patch) defaulted objects: the kind's defaults, as decoding
@@ -704,7 +715,7 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
             if isinstance(replicas, int) and not isinstance(replicas, bool):
                 a.resource.strategy.set_scale_replicas(a.obj, replicas)
             return True
-        if not (inv.subresource and inv.subresource in self._other_kind_subresources(a)):
+        if not _other_kind(inv.subresource):
             patched = inv.res.strategy.to_storage(inv.res, patched)
             self._default(a, patched)
         a.obj.clear()

@@ -9,6 +9,7 @@ valid objects.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -83,6 +84,7 @@ def rule_field_path(json_path: str, s: Schema | None) -> str | None:
 RUNTIME_STEP_BUDGET = 1_000_000
 
 
+@functools.lru_cache(maxsize=4096)  # asked per rule and value on every write
 def _uses_old_self(rule: str) -> bool:
     return re.search(r"\boldSelf\b", STRING_LITERAL.sub("", rule)) is not None
 
@@ -100,13 +102,13 @@ def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None, *, 
     for i, rule in enumerate(rules_of(s)):
         rp = index(child(path, VALIDATIONS), i)
         text = rule.get("rule") or ""
+        old_self = _uses_old_self(text)
         prog = cel.compile(text)
         if isinstance(prog, str):
             causes.append(invalid_cause(child(rp, "rule"), rule, prog))
         elif prog is not None:
             try:
-                cost = expression_cost(estimate(prog.ast, s, is_root=is_root, old_self=_uses_old_self(text)),
-                                       cardinality, s)
+                cost = expression_cost(estimate(prog.ast, s, is_root=is_root, old_self=old_self), cardinality, s)
             except RuleCompileError as e:
                 causes.append(invalid_cause(child(rp, "rule"), rule, str(e)))
             except RecursionError:
@@ -123,8 +125,8 @@ def rule_compile_errors(s: Schema, path: str, uncorrelatable_at: str | None, *, 
                 causes.append(invalid_cause(child(rp, "messageExpression"), rule, f"messageExpression {mprog}"))
             elif mprog is not None:
                 causes.extend(_message_expression_cost(mprog, s, rule, child(rp, "messageExpression"), is_root,
-                                                       _uses_old_self(text), total))
-        if _uses_old_self(rule.get("rule") or ""):
+                                                       old_self, total))
+        if old_self:
             if uncorrelatable_at is not None:
                 causes.append(invalid_cause(child(rp, "rule"), rule.get("rule"), "oldSelf cannot be used on the "
                                             f"uncorrelatable portion of the schema within {uncorrelatable_at}"))

@@ -29,7 +29,7 @@ from apimachinery.validation import (
     type_invalid_cause,
     validate_label_selector,
 )
-from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
+from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_int, as_list, as_str
 
 GROUP = "admissionregistration.k8s.io"
 FAILURE_POLICIES = ("Fail", "Ignore")
@@ -42,10 +42,6 @@ SCOPES = ("*", "Cluster", "Namespaced")
 #: AdmissionReview versions this server can send, in upstream's order of preference
 REVIEW_VERSIONS = ("v1", "v1beta1")
 MAX_MATCH_CONDITIONS = 64
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 # -- defaulting ---------------------------------------------------------------------------
@@ -199,8 +195,8 @@ def validate_webhook_service(path: str, svc: Obj) -> list[Cause]:
     if not as_str(svc.get("namespace")):
         causes.append(required_cause(child(path, "namespace"), "service namespace is required"))
     port = svc.get("port")
-    if not _is_int(port) or is_valid_port_num(port):
-        errs = is_valid_port_num(port) if _is_int(port) else ["must be an integer"]
+    errs = ["must be an integer"] if as_int(port) is None else is_valid_port_num(port)
+    if errs:
         causes.append(invalid_cause(child(path, "port"), port, "port is not valid: " + ", ".join(errs)))
     p = svc.get("path")
     if p is None:
@@ -343,7 +339,7 @@ def validate_webhooks(obj: Obj, mutating: bool, opts: _Options, old: Obj | None 
         elif se not in allowed_effects:
             causes.append(not_supported_cause(child(p, "sideEffects"), se, allowed_effects))
         ts = hook.get("timeoutSeconds")
-        if ts is not None and (not _is_int(ts) or not 1 <= ts <= 30):
+        if ts is not None and not 1 <= (as_int(ts) or 0) <= 30:
             causes.append(invalid_cause(child(p, "timeoutSeconds"), ts, "the timeout value must be between 1 and 30 seconds"))
         for sel in ("namespaceSelector", "objectSelector"):
             causes += validate_label_selector(hook.get(sel), child(p, sel))

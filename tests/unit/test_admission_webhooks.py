@@ -276,6 +276,28 @@ def test_a_change_by_a_webhook_reinvokes_the_in_tree_plugins_once() -> None:
     assert rec.seen == [{}]
 
 
+def test_a_change_by_an_in_tree_plugin_on_reinvocation_reinvokes_if_needed_webhooks() -> None:
+    """Upstream's IsOutputChangedSinceLastWebhookInvocation: an IfNeeded webhook that ran after the
+    last webhook change runs again when an in-tree plugin changed the object on its second run."""
+    class Marker(Plugin):
+        name = "Marker"
+
+        async def admit(self, a: Attributes) -> None:
+            if "c" in a.obj["data"]:
+                a.obj["data"]["marked"] = "yes"
+
+    inject = {"c.x.y": lambda o: patch_answer({"op": "add", "path": "/data/c", "value": "1"})
+              if "c" not in o["data"] else Answer(True)}
+    obj = {"metadata": {"name": "c"}, "data": {}}
+    calls = run_mutating([hook("c.x.y", reinvocationPolicy="IfNeeded")], inject, attrs(obj=obj), [Marker()])
+    assert [c[0] for c in calls] == ["c.x.y", "c.x.y"]
+    assert obj["data"] == {"c": "1", "marked": "yes"}
+    # the in-tree plugin leaves the object alone: no second call
+    calls = run_mutating([hook("c.x.y", reinvocationPolicy="IfNeeded")], inject,
+                         attrs(obj={"metadata": {"name": "c"}, "data": {}}))
+    assert [c[0] for c in calls] == ["c.x.y"]
+
+
 def test_mutating_failures() -> None:
     obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
     # failurePolicy Ignore: skipped, and the audit annotation says so
