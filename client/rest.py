@@ -162,17 +162,25 @@ class APIClient:
 
     async def _follow_client_certificate(self) -> None:
         from certs.kubeconfig import load_kubeconfig
+        from client.certificate import split_pem
 
         path = self.config.kubeconfig_path
         assert path is not None
+
+        def pair() -> tuple[bytes, bytes]:
+            # certificate and key apart, as use_client_certificate gets them: a kubeconfig naming
+            # one combined file (the kubelet's store) for both must not look like a new certificate
+            info = load_kubeconfig(path)
+            return split_pem(info.client_cert_pem or b"")[0], split_pem(info.client_key_pem or b"")[1]
+
         with contextlib.suppress(OSError, ValueError):
-            self._client_cert_pem = self._client_cert_pem or load_kubeconfig(path).client_cert_pem
+            self._client_cert_pem = self._client_cert_pem or pair()[0]
         while True:
             await asyncio.sleep(self.config.certificate_reload_interval)
             try:
-                info = load_kubeconfig(path)
-                if info.client_cert_pem and info.client_key_pem and info.client_cert_pem != self._client_cert_pem:
-                    self.use_client_certificate(info.client_cert_pem, info.client_key_pem)
+                cert_pem, key_pem = pair()
+                if cert_pem and key_pem and cert_pem != self._client_cert_pem:
+                    self.use_client_certificate(cert_pem, key_pem)
                     log.info("client certificate from %s reloaded", path)
             except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: e.g. a half-written pair
                 log.warning("client certificate from %s not reloaded: %s", path, e)

@@ -437,5 +437,14 @@ def test_a_client_follows_its_kubeconfigs_certificate_file(tmp_path: Path) -> No
             store.update(renewed, private_key_pem(key2), now=now)
             await until(lambda: resets == [1], 5, "the renewed certificate loaded")
             assert renewed in api._client_cert_pem  # the store file: certificate and key
+            # the kubelet hands its rotated pair over itself (certificate and key apart): the
+            # follower, reading the same pair from the combined store file, must not reset again
+            key3 = new_private_key()
+            rotated = _self_signed(key3, now, 3)
+            store.update(rotated, private_key_pem(key3), now=now)
+            api.use_client_certificate(rotated, private_key_pem(key3))
+            assert resets == [1, 1]
+            await asyncio.sleep(0.05)  # several rereads of the store file
+            assert resets == [1, 1]
 
     asyncio.run(scenario())
