@@ -79,9 +79,9 @@ def _bool(*names: str, default: bool, help: str):
               "(a CertificateSigningRequest) when --kubeconfig is missing or its certificate is expired.")
 @click.option("--cert-dir", default="", help="Where the bootstrapped/rotated client certificate "
               "(kubelet-client-current.pem) and a self-signed serving certificate go (default: ROOT_DIR/pki).")
-@click.option("--rotate-certificates", type=click.BOOL, default=True, is_flag=False, flag_value=True,
+@click.option("--rotate-certificates", type=click.BOOL, default=False, is_flag=False, flag_value=True,
               show_default=True, help="Renew the client certificate through a CertificateSigningRequest when "
-              "70-90% of its lifetime has passed (upstream's rotateCertificates).")
+              "70-90% of its lifetime has passed (upstream's rotateCertificates, off by default as there).")
 @click.option("--hostname-override", "node_name", default=None, help="The node's name (default: the host name).")
 @click.option("--node-ip", default="", help="The node's address (InternalIP, pods' hostIP). Default: the first "
               "non-loopback IPv4 address.")

@@ -100,7 +100,7 @@ class KubeletConfig:
     kubeconfig: str = ""
     bootstrap_kubeconfig: str = ""
     cert_dir: str = ""  # default: <root_dir>/pki
-    rotate_certificates: bool = True
+    rotate_certificates: bool = False  # upstream's default; minictl's kubelets turn it on, as kubeadm
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
     node_ip: str = ""
     root_dir: str = "/var/lib/kubelet"

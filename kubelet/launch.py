@@ -67,6 +67,7 @@ def kubelet_command(
     cmd = [
         sys.executable, "-m", "kubelet",
         *credentials,
+        "--rotate-certificates", "true",  # kubeadm's rotateCertificates: true (upstream's default is false)
         "--hostname-override", node,
         "--node-ip", node_ip,
         "--root-dir", str(cfg.dir / "kubelet"),

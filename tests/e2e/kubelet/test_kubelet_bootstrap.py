@@ -50,7 +50,7 @@ class BootstrapKubelet(KubeletProcess):
             out.append(cmd[i])
             i += 1
         return [*out, "--bootstrap-kubeconfig", str(self.bootstrap), "--kubeconfig", str(self.kubeconfig),
-                "--cert-dir", str(self.cert_dir),
+                "--cert-dir", str(self.cert_dir), "--rotate-certificates", "true",
                 "--cgroup-root", f"/{self.containerd.cgroup_root}/kubelet-bootstrap"]
 
 
