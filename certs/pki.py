@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from certs.csr import common_name, subject_values
+
 CA_COMMON_NAME = "minik8s-ca"
 CA_VALIDITY_DAYS = 3650
 SERVICE_ACCOUNT_KEY_BITS = 2048
@@ -673,9 +675,33 @@ def rotate(
     return done
 
 
+def write_self_signed_serving_cert(cert_path: Path, key_path: Path, common_name: str, hosts: Iterable[str],
+                                   validity_days: int = 365) -> None:
+    """A new key and a self-signed server certificate for `hosts` (DNS names or IPs), as upstream's
+    GenerateSelfSignedCertKey (valid from an hour back): the kubelet's without --tls-cert-file."""
+    _ensure_dir(cert_path.parent)
+    key = _new_key()
+    now = _utcnow()
+    name = _subject(common_name)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=validity_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(key.public_key(), ca=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_sans(*_split_hosts(hosts))), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(key_path, key)
+    _write_cert(cert_path, cert)
+
+
 def certificate_identity(cert_path: Path) -> tuple[str, list[str]]:
-    """(common name, organizations) of a certificate: the user and groups the apiserver sees."""
+    """(common name, organizations) of a certificate: the user and groups the apiserver sees
+    (the last CN, as Go's pkix.Name and the apiserver's x509 authenticator read it)."""
     cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
-    cn = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    orgs = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
-    return (str(cn[0]) if cn else ""), orgs
+    return common_name(cert), subject_values(cert, NameOID.ORGANIZATION_NAME)

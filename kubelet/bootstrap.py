@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certs.kubeconfig import KubeconfigError, load_kubeconfig
-from certs.pki import _write_atomic
+from certs.pki import _write_atomic, write_self_signed_serving_cert
 from client import APIClient, from_kubeconfig
 from client.certificate import (
     KUBELET_CLIENT_SIGNER,
@@ -188,31 +184,7 @@ def ensure_self_signed_serving_cert(cert_dir: Path, node_name: str, addresses: l
     crt, key_path = cert_dir / "kubelet.crt", cert_dir / "kubelet.key"
     if crt.exists() and key_path.exists():
         return crt, key_path
-    cert_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = new_private_key()
     now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{node_name}@{int(now.timestamp())}")])
-    sans: list[x509.GeneralName] = [x509.DNSName(node_name)]
-    for a in addresses:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(a)))
-        except ValueError:
-            sans.append(x509.DNSName(a))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    _write_atomic(key_path, private_key_pem(key), 0o600)
-    _write_atomic(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    os.chmod(cert_dir, 0o700)
+    write_self_signed_serving_cert(crt, key_path, f"{node_name}@{int(now.timestamp())}", [node_name, *addresses])
     log.info("no --tls-cert-file: wrote a self-signed serving certificate %s", crt)
     return crt, key_path
