@@ -156,7 +156,7 @@ def _node_ready(cfg: ClusterConfig) -> tuple[bool, str]:
         r = httpx.get(f"{cfg.server_url}/api/v1/nodes/{cfg.node_name}", verify=_ssl(cfg), timeout=2)
     except httpx.HTTPError as e:
         return False, type(e).__name__
-    except (OSError, ssl.SSLError):
+    except OSError:  # (ssl.SSLError is one) e.g. a worker's kubelet-client-current.pem not there yet
         return False, "no client certificate yet (the kubelet's TLS bootstrap)"
     if r.status_code != 200:
         return False, "not registered"

@@ -257,7 +257,9 @@ def node_join(server: str, token: str, ca_hashes: tuple[str, ...], unsafe_skip: 
     address = node_ip or cluster._primary_address()
     cfg = existing or ClusterConfig(str(data_dir), with_node=True, join_server=join_server, node_name=name,
                                     bind_address=address, advertise_address=address)
-    cfg.join_server = join_server
+    if cfg.join_server != join_server:  # joined again, to a moved apiserver: cluster.up resumes the saved config
+        cfg.join_server = join_server
+        cfg.save()
     write_join_files(data_dir, join_server, token, info.ca_pem, bootstrap_kubeconfig_path(cfg))
     echo(f"[kubelet-start] bootstrap kubeconfig written to {bootstrap_kubeconfig_path(cfg)}")
     cluster.up(data_dir, reset=False, timeout=timeout, config=cfg)
