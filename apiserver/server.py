@@ -229,9 +229,8 @@ class APIServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.podproxy.close()  # after the tasks: the metrics scraper uses its kubelet connections
-        for plugin in self.admission.plugins:  # the webhook plugins' HTTPS clients
-            if hasattr(plugin, "close"):
-                await plugin.close()
+        for plugin in self.admission.plugins:
+            await plugin.close()
         for c in self.caches.values():
             await c.stop()
         await self.store.close()

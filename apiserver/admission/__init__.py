@@ -57,6 +57,9 @@ class Plugin:
     async def validate(self, a: Attributes) -> None:
         """Reject with `raise self.forbidden(a, why)`."""
 
+    async def close(self) -> None:
+        """Release what the plugin holds (the webhook plugins' HTTPS clients) at shutdown."""
+
     def forbidden(self, a: Attributes, message: str) -> errors.StatusError:
         """403 as upstream's admission.NewForbidden words it, with this plugin's name in front
         (the issue asks every rejection to name its plugin; upstream's messages do not):
