@@ -123,6 +123,8 @@ class EventRecorder:
         self._spam: OrderedDict[tuple[str, ...], TokenBucket] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._clock = clock
+        self._idle: asyncio.Event | None = None
+        self._max_defer = 0.0
         #: Events dropped (queue full, no event loop, or the API kept failing).
         self.dropped = 0
         #: Events the spam filter held back (too many about one object).
@@ -152,6 +154,13 @@ class EventRecorder:
             self.dropped += 1
             log.warning("cannot record event %s %s: %s", type, reason, e)
 
+    def defer_while_busy(self, idle: asyncio.Event, max_delay: float) -> None:
+        """Hold writes while `idle` is clear, each event at most `max_delay` seconds after it was
+        recorded: a component whose own work and the API's compete for the same CPUs (the kubelet
+        starting pods) writes its Events after that work instead of in the middle of it."""
+        self._idle = idle
+        self._max_defer = max_delay
+
     def eventf(self, obj: Mapping[str, Any], type: str, reason: str, fmt: str, *args: Any) -> None:
         self.event(obj, type, reason, fmt % args if args else fmt)
 
@@ -180,6 +189,7 @@ class EventRecorder:
         while True:
             pending = await self._queue.get()
             try:
+                await self._wait_idle(pending)
                 await self._record(pending)
             except asyncio.CancelledError:
                 raise
@@ -189,6 +199,14 @@ class EventRecorder:
                             pending.reference.get("name"), e)
             finally:
                 self._queue.task_done()
+
+    async def _wait_idle(self, p: _Pending) -> None:
+        if self._idle is None or self._idle.is_set():
+            return
+        remaining = p.when + self._max_defer - self._clock()
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), remaining)
 
     def _object_key(self, p: _Pending) -> tuple[str, ...]:
         ref = p.reference

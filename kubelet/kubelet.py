@@ -69,6 +69,7 @@ TERMINATION_MESSAGE_MAX = 4096
 FALLBACK_LOG_LINES = 80
 POST_START_TIMEOUT = 120.0
 CONTAINER_GC_PERIOD = 60.0
+EVENT_DEFER_MAX = 2.0  # seconds an Event may wait for the new pods in flight to start
 LOG_ROTATION_PERIOD = 10.0
 
 
@@ -136,7 +137,15 @@ class Kubelet:
         self._mirror_lock: asyncio.Lock | None = None
         self._last_log_rotation = 0.0
         self._network_lock = asyncio.Lock()
-        self._start_slots = asyncio.Semaphore(cfg.max_parallel_pod_starts or 2 * self.machine.cpus)
+        start_slots = cfg.max_parallel_pod_starts or 2 * self.machine.cpus
+        self._start_slots = asyncio.Semaphore(start_slots)
+        # new pods that prepare (volumes, tokens) ahead of a start slot; more would only take
+        # CPU from the pods being started
+        self._prepare_slots = asyncio.Semaphore(2 * start_slots)
+        self._new_pods_in_flight = 0
+        self._no_new_pods = asyncio.Event()
+        self._no_new_pods.set()
+        self.recorder.defer_while_busy(self._no_new_pods, EVENT_DEFER_MAX)
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -493,6 +502,21 @@ class Kubelet:
         return api["metadata"]["uid"]
 
     async def _sync_running(self, pod: dict[str, Any], rs: PodRuntimeStatus) -> float | None:
+        if rs.sandboxes:
+            return await self._sync_pod_containers(pod, rs)
+        # a new pod: on a busy node the CPU goes first to bringing pods up; what does not (the
+        # Events, later pods' volumes) waits for it
+        async with self._prepare_slots:
+            self._new_pods_in_flight += 1
+            self._no_new_pods.clear()
+            try:
+                return await self._sync_pod_containers(pod, rs)
+            finally:
+                self._new_pods_in_flight -= 1
+                if not self._new_pods_in_flight:
+                    self._no_new_pods.set()
+
+    async def _sync_pod_containers(self, pod: dict[str, Any], rs: PodRuntimeStatus) -> float | None:
         uid = pod["metadata"]["uid"]
         spec = pod.get("spec") or {}
         if not self.network_ready and not spec.get("hostNetwork"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from client.errors import ApiError
@@ -167,6 +168,34 @@ async def test_never_blocks_drops_when_full_and_rejects_bad_input() -> None:
     rec.event({"kind": "Pod", "metadata": {}}, "Normal", "R", "m")
     await rec.flush()
     assert len(fake.created) == 2 and rec.dropped == 4
+    await rec.close()
+
+
+async def test_deferred_while_busy_until_idle() -> None:
+    rec, fake = recorder()
+    idle = asyncio.Event()
+    rec.defer_while_busy(idle, 60.0)
+    rec.event(POD, "Normal", "Started", "m")
+    writer = asyncio.ensure_future(rec.flush())
+    for _ in range(20):  # the writer gets every chance to run: nothing is written while busy
+        await asyncio.sleep(0)
+    assert fake.created == [] and not writer.done()
+    idle.set()
+    await asyncio.wait_for(writer, 5)
+    assert [e["reason"] for e in fake.created] == ["Started"]
+    await rec.close()
+
+
+async def test_deferred_at_most_max_delay_after_it_was_recorded() -> None:
+    now = [1000.0]
+    rec, fake = recorder(now)
+    rec.defer_while_busy(asyncio.Event(), 0.05)  # never idle
+    rec.event(POD, "Normal", "Started", "recorded long ago")
+    now[0] += 1.0  # its deadline passed before the writer saw it: written at once
+    await asyncio.wait_for(rec.flush(), 1)
+    rec.event(POD, "Normal", "Pulled", "recorded now")
+    await asyncio.wait_for(rec.flush(), 5)  # waits its 0.05 s, then is written though still busy
+    assert [e["reason"] for e in fake.created] == ["Started", "Pulled"]
     await rec.close()
 
 

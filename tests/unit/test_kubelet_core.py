@@ -94,6 +94,34 @@ async def test_admission_checks_resources(tmp_path):
     assert await k._admit(big, running)
 
 
+async def test_new_pods_prepare_a_bounded_number_ahead_and_hold_events_meanwhile(tmp_path):
+    k = _kubelet(tmp_path, max_parallel_pod_starts=1)  # one start slot: two new pods prepare at a time
+    release = asyncio.Event()
+    inside: list[str] = []
+
+    async def sync_containers(p, rs):
+        inside.append(p["metadata"]["name"])
+        await release.wait()
+        return None
+
+    async def settle():
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    k._sync_pod_containers = sync_containers
+    assert k.recorder._idle is k._no_new_pods and k._no_new_pods.is_set()
+    new = [asyncio.ensure_future(k._sync_running(pod(f"p{i}"), runtime_status(f"uid-p{i}"))) for i in range(3)]
+    await settle()
+    assert inside == ["p0", "p1"] and not k._no_new_pods.is_set()  # Events wait; p2 waits for a slot
+    # a pod that has its sandbox already (a periodic sync, a restart) does not wait
+    old = asyncio.ensure_future(k._sync_running(pod("old"), runtime_status("uid-old", sandboxes=[sandbox()])))
+    await settle()
+    assert inside == ["p0", "p1", "old"]
+    release.set()
+    await asyncio.gather(*new, old)
+    assert inside == ["p0", "p1", "old", "p2"] and k._no_new_pods.is_set()
+
+
 def test_pod_ip_in_downward_volumes():
     assert _uses_pod_ip(pod(volumes=[{"name": "v", "downwardAPI": {"items": [
         {"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}}]))
