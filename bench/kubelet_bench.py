@@ -59,6 +59,21 @@ def _machine_cpu() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+async def _settle(node: Node, timeout: float = 60.0) -> None:
+    """Wait until the node is quiet: no pod sandboxes left in containerd and the machine below 15 %
+    busy over half a second. The previous phase's teardown (the kernel destroys network namespaces
+    in the background) must not be measured as the next phase's startup latency."""
+    deadline = time.monotonic() + timeout
+    async with CRIClient(node.containerd.paths.endpoint) as cri:
+        while time.monotonic() < deadline:
+            before, t0 = _machine_cpu(), time.monotonic()
+            await asyncio.sleep(0.5)
+            busy = (_machine_cpu() - before) / ((time.monotonic() - t0) * (os.cpu_count() or 1))
+            if busy < 0.15 and not await cri.list_pod_sandbox():
+                return
+    raise RuntimeError(f"the node did not settle within {timeout:.0f} s")
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -330,19 +345,25 @@ async def _run() -> dict[str, Any]:
                 await _startup_latencies(api, ns, ["warmup"], False)
                 await _delete_all(api, ns)
 
+                await _settle(node)
                 result["cri_single"] = _summary(await _cri_floor(node, SINGLE_ROUNDS, False))
+                await _settle(node)
                 result["cri_burst"] = _summary(await _cri_floor(node, BURST, True))
                 # the runtime alone at every sensible number of start slots (the kubelet's default is
                 # 2 × CPUs): the best p50 any kubelet could reach on this machine
-                result["cri_burst_slots"] = {
-                    str(k): _summary(await _cri_floor(node, BURST, True, k)) for k in SLOT_SWEEP}
+                result["cri_burst_slots"] = {}
+                for k in SLOT_SWEEP:
+                    await _settle(node)
+                    result["cri_burst_slots"][str(k)] = _summary(await _cri_floor(node, BURST, True, k))
 
+                await _settle(node)
                 singles = []
                 for i in range(SINGLE_ROUNDS):
                     singles += await _startup_latencies(api, ns, [f"single-{i}"], False)
                 result["kubelet_single"] = _summary(singles)
                 await _delete_all(api, ns)
 
+                await _settle(node)
                 audit = cluster.dir / "logs" / "audit.log"
                 audit_offset = audit.stat().st_size if audit.exists() else 0
                 pids = {"kubelet": node.kubelet.pid, "apiserver": cluster.procs["apiserver"].pid,
