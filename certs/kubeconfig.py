@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from certs.pki import PKI, _write_atomic, certificate_identity
+from certs.pki import PKI, certificate_identity, write_file_atomic
 
 DEFAULT_CLUSTER_NAME = "minik8s"
 # The admin kubeconfig of the default local cluster (see ARCHITECTURE.md, "Contracts").
@@ -81,7 +81,7 @@ def write_kubeconfig(
         "preferences": {},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+    write_file_atomic(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
     return path
 
 

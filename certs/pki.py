@@ -228,7 +228,7 @@ def _ensure_dir(path: Path) -> None:
         path.chmod(0o700)
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_file_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write via a temp file created with ``mode`` (never wider), then rename over ``path``."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -247,11 +247,11 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) 
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_atomic(path, pem, 0o600)
+    write_file_atomic(path, pem, 0o600)
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_file_atomic(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def _load_key(path: Path):
@@ -507,7 +507,7 @@ def _ensure_service_account_keys(pki: PKI) -> None:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if not pki.sa_pub.exists() or pki.sa_pub.read_bytes() != public_pem:
-        _write_atomic(pki.sa_pub, public_pem, 0o644)
+        write_file_atomic(pki.sa_pub, public_pem, 0o644)
 
 
 def cluster_leaf_specs(hosts: Sequence[str] = (), node_names: Sequence[str] = ()) -> list[LeafSpec]:

@@ -26,7 +26,7 @@ import yaml
 from cryptography import x509
 
 from certs.kubeconfig import KubeconfigError, load_kubeconfig
-from certs.pki import _write_atomic, write_self_signed_serving_cert
+from certs.pki import write_file_atomic, write_self_signed_serving_cert
 from client import APIClient, from_kubeconfig
 from client.certificate import (
     KUBELET_CLIENT_SIGNER,
@@ -99,7 +99,7 @@ def write_cert_kubeconfig(path: Path, server: str, ca_pem: bytes | None, cert_pa
         "preferences": {},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+    write_file_atomic(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
     return path
 
 
@@ -112,7 +112,7 @@ def _bootstrap_key(key_path: Path) -> PrivateKey:
         except ValueError:
             log.warning("discarding the unreadable %s", key_path)
     key = new_private_key()
-    _write_atomic(key_path, private_key_pem(key), 0o600)
+    write_file_atomic(key_path, private_key_pem(key), 0o600)
     return key
 
 

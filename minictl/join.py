@@ -37,7 +37,7 @@ from apimachinery.bootstraptoken import (
     parse_token,
 )
 from certs.kubeconfig import write_kubeconfig
-from certs.pki import _write_atomic
+from certs.pki import write_file_atomic
 
 CLUSTER_INFO_PATH = f"/api/v1/namespaces/{CLUSTER_INFO_NAMESPACE}/configmaps/{CLUSTER_INFO_NAME}"
 
@@ -182,7 +182,7 @@ def write_join_files(data_dir: Path, server: str, token: str, ca_pem: bytes, boo
     kubeadm's user name."""
     pki = data_dir / "pki"
     pki.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _write_atomic(pki / "ca.crt", ca_pem, 0o644)
+    write_file_atomic(pki / "ca.crt", ca_pem, 0o644)
     parse_token(token)
     bootstrap_kubeconfig.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return write_kubeconfig(bootstrap_kubeconfig, server=server, ca_cert=pki / "ca.crt",
