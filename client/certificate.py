@@ -8,7 +8,8 @@ What client-go's util/certificate (+ its csr package) does for the kubelet, in a
   or Failed is an error that says so);
 - keep certificate and key together in one PEM file under `<cert-dir>`, `<pair>-<time>.pem`,
   with the symlink `<pair>-current.pem` swapped atomically (`CertificateStore`);
-- renew when 70–90 % of the lifetime has passed (`rotation_deadline`, jittered as upstream)
+- renew when 70–90 % of the lifetime has passed (`rotation_deadline`, jittered as upstream), and
+  at once a pair that came from outside the store (the kubeconfig's own, upstream's forceRotation),
   and hand the new pair to whoever holds the connection (`ClientCertificateManager`).
 """
 
@@ -334,12 +335,15 @@ class ClientCertificateManager:
         loaded = store.load()
         if loaded is not None and (initial is None or loaded[0].not_valid_after_utc > self.clock()):
             self.cert, self.cert_pem, self.key_pem = loaded
+            self.deadline = rotation_deadline(self.cert, self.rand)
         elif initial is not None:
             self.cert_pem, self.key_pem = initial
             self.cert = x509.load_pem_x509_certificate(initial[0])
+            # upstream's forceRotation: a pair from outside the store is replaced at once by one
+            # the store holds (and rotates from then on)
+            self.deadline = self.clock()
         else:
             raise ValueError(f"no client certificate in {store.current_path} to rotate")
-        self.deadline = rotation_deadline(self.cert, self.rand)
 
     def seconds_until_rotation(self) -> float:
         return max(0.0, (self.deadline - self.clock()).total_seconds())

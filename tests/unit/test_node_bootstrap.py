@@ -234,6 +234,22 @@ def test_issued_certificate_reads_conditions() -> None:
         issued_certificate(failed, "u1")
 
 
+def test_manager_replaces_a_pair_from_outside_the_store_at_once(tmp_path: Path) -> None:
+    key = new_private_key()
+    now = dt.datetime.now(dt.UTC)
+    fresh = (_self_signed(key, now, 10), private_key_pem(key))
+    store = CertificateStore(tmp_path)
+    # the kubeconfig's own pair, brand new: still rotated into the store at once (forceRotation)
+    m = ClientCertificateManager(_FakeAPI(_FakeCSRs(lambda req: b"")), store, "system:node:n1", ["system:nodes"],
+                                 initial=fresh)
+    assert m.seconds_until_rotation() == 0 and m.cert_pem == fresh[0]
+    # once the store holds a valid pair, that one is used and renewed after 70-90 % of its life
+    store.update(*fresh)
+    m = ClientCertificateManager(_FakeAPI(_FakeCSRs(lambda req: b"")), store, "system:node:n1", ["system:nodes"],
+                                 initial=fresh)
+    assert 7 * 86400 - 60 < m.seconds_until_rotation() <= 9 * 86400
+
+
 # --- the certificate store and rotation -----------------------------------------------------------------
 
 
