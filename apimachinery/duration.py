@@ -1,4 +1,6 @@
-"""metav1.Duration's JSON form: Go's time.Duration String() and time.ParseDuration, in nanoseconds.
+"""Durations as upstream writes them.
+
+metav1.Duration's JSON form: Go's time.Duration String() and time.ParseDuration, in nanoseconds.
 
 "15s", "1m0s", "2h3m4.5s", "250ms", "1.5µs", "0s" — what upstream writes for fields such as
 metrics.k8s.io's `window`, and the grammar it reads back ([-+]?([0-9]*(\\.[0-9]*)?unit)+ or "0").
@@ -66,3 +68,54 @@ def parse_duration(s: str) -> int:
     if nanos > 2**63 - 1:
         raise ValueError(f'time: invalid duration "{s}"')
     return -nanos if s.startswith("-") else nanos
+
+
+# --- k8s.io/apimachinery/pkg/util/duration: ages and TTLs for people ------------------------------
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m" if s % 60 == 0 else f"{m}m{s % 60}s"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h" if m % 60 == 0 else f"{h}h{m % 60}m"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d" if h % 24 == 0 else f"{d}d{h % 24}h"
+    if h < 24 * 365 * 2:
+        return f"{d}d"
+    y = d // 365
+    if h < 24 * 365 * 8:
+        return f"{y}y" if d % 365 == 0 else f"{y}y{d % 365}d"
+    return f"{y}y"
+
+
+def short_human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.ShortHumanDuration (kubeadm's TTL column)."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    if s < 86400 * 365:
+        return f"{s // 86400}d"
+    return f"{s // (86400 * 365)}y"

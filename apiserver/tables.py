@@ -12,40 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from apimachinery import errors
+from apimachinery.duration import human_duration
 from apimachinery.meta import parse_time
 
 Obj = dict[str, Any]
 Column = tuple  # (name, type, format, priority) or (name, type, format, priority, description)
-
-
-def human_duration(seconds: float) -> str:
-    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m" if s % 60 == 0 else f"{m}m{s % 60}s"
-    if m < 180:
-        return f"{m}m"
-    h = m // 60
-    if h < 8:
-        return f"{h}h" if m % 60 == 0 else f"{h}h{m % 60}m"
-    if h < 48:
-        return f"{h}h"
-    d = h // 24
-    if h < 24 * 8:
-        return f"{d}d" if h % 24 == 0 else f"{d}d{h % 24}h"
-    if h < 24 * 365 * 2:
-        return f"{d}d"
-    y = d // 365
-    if h < 24 * 365 * 8:
-        return f"{y}y" if d % 365 == 0 else f"{y}y{d % 365}d"
-    return f"{y}y"
 
 
 def age(ts: str | None, now: dt.datetime) -> str:

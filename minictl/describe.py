@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from apimachinery.duration import human_duration
 from apimachinery.meta import parse_time
-from apiserver.tables import human_duration
 from minictl.api import Api, ResourceType
 from minictl.printing import tabwrite
 

@@ -59,7 +59,7 @@ class ClusterInfo:
     ca_hash: str
 
 
-def server_url(server: str) -> str:
+def _server_url(server: str) -> str:
     server = server.strip().rstrip("/")
     if "://" not in server:
         server = "https://" + server
@@ -149,7 +149,7 @@ def validate_cluster_info(cm: dict[str, Any], token: str, ca_hashes: Sequence[st
 def discover(server: str, token: str, ca_hashes: Sequence[str], *, unsafe_skip_ca_verification: bool = False,
              timeout: float = 300.0, request_timeout: float = 10.0) -> ClusterInfo:
     """kubeadm's token discovery against `server` (retried until `timeout` while not yet possible)."""
-    server = server_url(server)
+    server = _server_url(server)
     parse_token(token)  # a malformed token fails before any network traffic
     if not ca_hashes and not unsafe_skip_ca_verification:
         raise DiscoveryError("token discovery without --discovery-token-ca-cert-hash is unsafe: pass the hash "

@@ -20,6 +20,7 @@ import copy
 import datetime as dt
 from typing import Any
 
+from apimachinery.duration import human_duration
 from apimachinery.meta import now
 from apimachinery.validation import (
     duplicate_cause,
@@ -37,7 +38,7 @@ from apimachinery.validation import (
 )
 from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
 from apiserver.registry.podspec import diff
-from apiserver.tables import Column, age, human_duration
+from apiserver.tables import Column, age
 from certs import csr as csrlib
 
 TRUE_ONLY_TYPES = (csrlib.APPROVED, csrlib.DENIED, csrlib.FAILED)

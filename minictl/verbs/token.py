@@ -25,7 +25,7 @@ from apimachinery.bootstraptoken import (
     generate_token,
     parse_token,
 )
-from apimachinery.duration import parse_duration
+from apimachinery.duration import parse_duration, short_human_duration
 from apimachinery.errors import StatusError
 from minictl.printing import tabwrite
 from minictl.verbs.common import VerbGroup, echo, fail, session, with_global_options
@@ -124,20 +124,6 @@ def token_create(token: str | None, ttl: str, description: str, usages: str, gro
         echo(bt.token)
 
 
-def _human(delta: dt.timedelta) -> str:
-    """k8s.io/apimachinery/pkg/util/duration.ShortHumanDuration (kubeadm's TTL column)."""
-    seconds = int(delta.total_seconds())
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    if seconds < 86400 * 365:
-        return f"{seconds // 86400}d"
-    return f"{seconds // (86400 * 365)}y"
-
-
 @token_group.command("list", context_settings=_SETTINGS)
 @with_global_options
 def token_list() -> None:
@@ -157,7 +143,7 @@ def token_list() -> None:
         if bt.expires is None:
             ttl, expires = "<forever>", "<never>"
         else:
-            ttl = "<invalid>" if bt.expired(now) else _human(bt.expires - now)
+            ttl = "<invalid>" if bt.expired(now) else short_human_duration((bt.expires - now).total_seconds())
             expires = bt.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
         lines.append(f"{bt.token}\t{ttl}\t{expires}\t{','.join(bt.usages) or '<none>'}\t"
                      f"{bt.description or '<none>'}\t{','.join(bt.groups) or '<none>'}")

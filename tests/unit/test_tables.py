@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from apimachinery.duration import human_duration, short_human_duration
 from apiserver import tables
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -18,8 +19,15 @@ def test_human_duration_matches_upstream() -> None:
              3 * 3600 + 1800: "3h30m", 8 * 3600: "8h", 47 * 3600: "47h", 48 * 3600: "2d", 50 * 3600: "2d2h",
              8 * 86400: "8d", 800 * 86400: "2y70d", 9 * 365 * 86400: "9y"}
     for seconds, want in cases.items():
-        assert tables.human_duration(seconds) == want, seconds
-    assert tables.human_duration(-5) == "<invalid>"
+        assert human_duration(seconds) == want, seconds
+    assert human_duration(-5) == "<invalid>"
+
+
+def test_short_human_duration_matches_upstream() -> None:
+    cases = {-2: "<invalid>", -1: "0s", 0: "0s", 59: "59s", 60: "1m", 3599: "59m", 3600: "1h", 86399: "23h",
+             86400: "1d", 364 * 86400: "364d", 365 * 86400: "1y", 800 * 86400: "2y"}
+    for seconds, want in cases.items():
+        assert short_human_duration(seconds) == want, seconds
 
 
 def pod(phase: str = "Running", **status) -> dict:
