@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from apimachinery import errors
@@ -17,14 +18,24 @@ class NamespaceLifecycle(Plugin):
     """No objects in missing or terminating namespaces; system namespaces can't be deleted."""
 
     name = "NamespaceLifecycle"
+    # how long a namespace this server was asked to delete is read from etcd, not the cache (upstream's value)
+    FORCE_LIVE_LOOKUP_SECONDS = 30.0
 
     def __init__(self, server: APIServer) -> None:
         self.server = server
+        self._deleted_at: dict[str, float] = {}  # namespace -> monotonic time its DELETE was admitted
 
     async def validate(self, a: Attributes) -> None:
         if a.resource.plural == "namespaces" and a.resource.group == "":
-            if a.operation == DELETE and a.name in IMMORTAL_NAMESPACES:
-                raise self.forbidden(a, "this namespace may not be deleted")
+            if a.operation == DELETE:
+                if a.name in IMMORTAL_NAMESPACES:
+                    raise self.forbidden(a, "this namespace may not be deleted")
+                # the watch cache learns of the deletion a moment later: creates in that window must not slip in
+                now = time.monotonic()
+                if len(self._deleted_at) >= 256:
+                    self._deleted_at = {n: t for n, t in self._deleted_at.items()
+                                        if now - t < self.FORCE_LIVE_LOOKUP_SECONDS}
+                self._deleted_at[a.name] = now
             return
         if a.operation != CREATE or not a.resource.namespaced or not a.namespace:
             return
@@ -48,14 +59,20 @@ class NamespaceLifecycle(Plugin):
         cache = self.server.cache_for("", "namespaces")
         entry = cache.get(f"/registry/namespaces/{name}") if cache.ready.is_set() else None
         if entry is not None:
-            return entry.fields.get("status.phase") or "Active"
-        # not cached yet (just created?): ask etcd, as upstream does on a cache miss
+            phase = entry.fields.get("status.phase") or "Active"
+            if phase != "Active" or not self._recently_deleted(name):
+                return phase
+        # not cached yet (just created?) or maybe stale (deleted here a moment ago): ask etcd, as upstream does
         kv = await self.server.store.get(f"/registry/namespaces/{name}")
         if kv is None:
             return None
         ns = kv.decode()
         deleting = ns["metadata"].get("deletionTimestamp")
         return "Terminating" if deleting else (ns.get("status") or {}).get("phase") or "Active"
+
+    def _recently_deleted(self, name: str) -> bool:
+        at = self._deleted_at.get(name)
+        return at is not None and time.monotonic() - at < self.FORCE_LIVE_LOOKUP_SECONDS
 
 
 class DefaultTolerationSeconds(Plugin):

@@ -1,17 +1,22 @@
-"""NodeRestriction and the ServiceAccount admission plugin, with object look-ups faked."""
+"""NodeRestriction, the ServiceAccount and NamespaceLifecycle admission plugins, with object look-ups faked."""
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from apimachinery import errors
 from apiserver.admission import CREATE, DELETE, UPDATE, Attributes
 from apiserver.admission import noderestriction as nr
 from apiserver.admission import serviceaccount as sa_plugin
+from apiserver.admission.plugins import NamespaceLifecycle
 from apiserver.authn import UserInfo
 from apiserver.resources import TABLE
+from apiserver.watchcache import Entry
 
 PODS = TABLE.lookup("", "v1", "pods")
 NODES = TABLE.lookup("", "v1", "nodes")
@@ -158,3 +163,52 @@ async def test_service_account_admission(objects) -> None:
     assert "serviceAccountName" not in mirror.obj["spec"]  # mirror pods run as nobody
     with pytest.raises(errors.StatusError):
         await plugin.admit(create({"serviceAccountName": "default", "containers": [{"name": "c"}]}, {"kubernetes.io/config.mirror": "x"}))
+
+
+# -- NamespaceLifecycle --------------------------------------------------------------------------
+
+
+class _StaleNamespaceCache:
+    """A watch cache that hasn't seen the namespace's deletion yet: it still says Active."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.ready.set()
+
+    def get(self, key: str) -> Any:
+        return Entry(b"{}", 1, "", key.rsplit("/", 1)[1], {}, {"status.phase": "Active"})
+
+
+class _LiveNamespaceStore:
+    """etcd: the namespace already carries its deletionTimestamp."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def get(self, key: str) -> Any:
+        self.reads += 1
+        ns = {"metadata": {"name": key.rsplit("/", 1)[1], "deletionTimestamp": "2026-11-22T00:00:00Z"},
+              "status": {"phase": "Active"}}
+
+        class KV:
+            def decode(self) -> dict[str, Any]:
+                return orjson.loads(orjson.dumps(ns))
+
+        return KV()
+
+
+async def test_namespace_lifecycle_reads_etcd_after_admitting_a_namespace_delete() -> None:
+    namespaces = TABLE.lookup("", "v1", "namespaces")
+    configmaps = TABLE.lookup("", "v1", "configmaps")
+    store = _LiveNamespaceStore()
+    server = SimpleNamespace(cache_for=lambda g, r: _StaleNamespaceCache(), store=store)
+    p = NamespaceLifecycle(server)  # type: ignore[arg-type]
+    create = a(CREATE, configmaps, {"metadata": {"name": "x"}}, name="x", ns="doomed", user=ALICE)
+    await p.validate(create)  # the cache says Active and nothing was deleted here: trusted, no etcd read
+    assert store.reads == 0
+    await p.validate(a(DELETE, namespaces, name="doomed", user=ALICE))
+    message = await denied(p, create)
+    assert "being terminated" in message and store.reads == 1
+    await p.validate(a(CREATE, configmaps, {"metadata": {"name": "x"}}, name="x", ns="other", user=ALICE))
+    assert store.reads == 1  # other namespaces still come from the cache
+    assert "may not be deleted" in await denied(p, a(DELETE, namespaces, name="kube-system", user=ALICE))
