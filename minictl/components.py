@@ -7,6 +7,7 @@ the cluster exactly the way users do.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import sys
@@ -38,7 +39,36 @@ def etcd_binary() -> str:
     return found
 
 
+PORT_BAND_FLOOR = 20000
+
+
+def _ephemeral_port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
+    """A loopback TCP port nobody listens on, for a server started right after.
+
+    Taken from 20000-29999 where the kernel's ephemeral range leaves room: a port from bind(0)
+    comes from that range, and the kernel may hand it to any outgoing connection before our
+    server binds it (seen: etcd losing its port in a benchmark). The band stays clear of the
+    components' fixed ports (6443, 2379, 10248-10259) and of the NodePort range (30000-32767),
+    which a test cluster's kube-proxy DNATs on every local address."""
+    low, _high = _ephemeral_port_range()
+    top = min(low, 30000)
+    if top - PORT_BAND_FLOOR >= 1000:
+        for _ in range(64):
+            port = random.randrange(PORT_BAND_FLOOR, top)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

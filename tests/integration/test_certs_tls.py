@@ -9,7 +9,6 @@ import base64
 import http.client
 import http.server
 import json
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import grpc
 import pytest
 
 from certs import PKI, certificate_identity, ensure_pki, load_kubeconfig, write_cluster_kubeconfigs
+from minictl.components import free_port
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
@@ -35,12 +35,6 @@ def etcd_binary() -> Path:
     if not binary.exists():
         pytest.skip(f"{binary} is missing")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -54,3 +54,28 @@ def test_store_channel_target(endpoint: str, target: str, monkeypatch) -> None:
     monkeypatch.setattr(grpc.aio, "insecure_channel", lambda t, options=None: seen.append(t) or mock.MagicMock())
     EtcdStore(endpoint).connect()
     assert seen == [target]
+
+
+def test_free_port_is_below_the_ephemeral_range_and_skips_a_taken_port(monkeypatch) -> None:
+    import socket
+
+    from minictl import components
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        port = components.free_port()
+        assert components.PORT_BAND_FLOOR <= port < 30000 and port != busy
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # nobody has it
+        # a candidate someone listens on is passed over
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        candidates = iter([busy, free])
+        monkeypatch.setattr(components.random, "randrange", lambda a, b: next(candidates))
+        assert components.free_port() == free
+    # an ephemeral range that leaves no band below it: the kernel's choice
+    monkeypatch.setattr(components, "_ephemeral_port_range", lambda: (1024, 65535))
+    assert components.free_port() >= 1024
