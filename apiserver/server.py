@@ -114,6 +114,14 @@ class APIServer:
             "apiserver_request_duration_seconds", "Response latency distribution by verb and resource.",
             ("verb", "group", "resource"),
         )
+        # requests being served, as upstream's max-in-flight filter counts them (long-running ones not)
+        self.inflight = {"readOnly": 0, "mutating": 0}
+        self.metrics.gauge(
+            "apiserver_current_inflight_requests",
+            "Requests being served per request kind (readOnly, mutating); long-running ones not counted.",
+            ("request_kind",),
+            fn=lambda: {(kind,): n for kind, n in self.inflight.items()},
+        )
         self.metrics.gauge(
             "apiserver_registered_watchers", "Number of currently registered watchers for a given resource",
             ("group", "version", "kind"), fn=self._watcher_counts,
@@ -349,9 +357,21 @@ class APIServer:
             info = parse_request_info(req.method, req.path, req.query)
             await self.authz.authorize(attributes_for(user, info, req.query))
             if info.is_resource:
-                resp = await self.api.serve(req, info, user)
+                kind = _inflight_kind(info)
+                if kind:
+                    self.inflight[kind] += 1
+                try:
+                    resp = await self.api.serve(req, info, user)
+                finally:
+                    if kind:
+                        self.inflight[kind] -= 1
         except errors.StatusError as e:
             resp = status_response(e)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when its graceful shutdown times out (etcd hung): a
+            # Status rather than its bare 500 and a traceback. A write may have reached etcd.
+            resp = status_response(errors.service_unavailable(
+                "the apiserver is shutting down: the request did not complete and may or may not have taken effect"))
         except RecursionError:
             # only input nested deeper than any object (about 900 levels, under the JSON decoder's
             # 1024) gets our recursive walkers (patch, prune, validation) here
@@ -413,6 +433,16 @@ class APIServer:
         self.audit.record(req, info, status, time.perf_counter() - started)
         if info is not None and info.is_resource:
             self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
+
+
+#: upstream's long-running requests (genericapiserver's LongRunningFunc): not counted as in flight
+LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
+
+
+def _inflight_kind(info: Any) -> str:
+    if info.verb in ("watch", "proxy") or info.subresource in LONG_RUNNING_SUBRESOURCES:
+        return ""
+    return "readOnly" if info.verb in ("get", "list") else "mutating"
 
 
 #: Health endpoints answer without credentials so that probes work (upstream's

@@ -327,3 +327,39 @@ def test_etcd_socket_survives_a_killed_etcd(control_plane: ControlPlane, api: ht
     wait_for(lambda: api.get("/readyz").status_code == 200, timeout=30, what="readyz recovering")
     r = api.post("/api/v1/namespaces/default/configmaps", json={"metadata": {"generateName": "after-kill-"}})
     assert r.status_code == 201, r.text
+
+
+def test_a_request_cut_off_by_shutdown_gets_a_status(tmp_path) -> None:
+    """etcd hangs (stopped, not gone): a write waits on it; SIGTERM ends the apiserver within its
+    2 s graceful period and the write is answered 503 with a Status, not uvicorn's bare 500."""
+    import signal
+    import threading
+
+    cp = ControlPlane(tmp_path / "cluster")
+    try:
+        cp.start_etcd()
+        cp.start_apiserver()
+        cp.wait_ready()
+        answers: list[httpx.Response] = []
+        cp.procs["etcd"].send_signal(signal.SIGSTOP)
+
+        def write() -> None:
+            with cp.client(timeout=30) as c:
+                answers.append(c.post("/api/v1/namespaces/default/configmaps", json={"metadata": {"name": "cut"}}))
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        with cp.client() as c:
+            wait_for(lambda: 'apiserver_current_inflight_requests{request_kind="mutating"} 1'
+                     in c.get("/metrics").text, 10, 0.05, "the write to wait on etcd")
+        apiserver = cp.procs["apiserver"]
+        apiserver.send_signal(signal.SIGTERM)
+        apiserver.wait(8)
+        writer.join(10)
+        st = status_of(answers[0], 503, "ServiceUnavailable")
+        assert "shutting down" in st["message"]
+        assert "Traceback" not in cp.cfg.log("apiserver").read_text()
+    finally:
+        if "etcd" in cp.procs:
+            cp.procs["etcd"].send_signal(signal.SIGCONT)
+        cp.stop_all()
