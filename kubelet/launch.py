@@ -29,9 +29,40 @@ def worker_kubeconfig_path(cfg: ClusterConfig) -> Path:
     return cfg.dir / "kubeconfigs" / "kubelet.kubeconfig"
 
 
-def worker_cert_dir(cfg: ClusterConfig) -> Path:
-    """The kubelet's --cert-dir on a joined node (kubelet-client-current.pem, kubelet.crt)."""
+def kubelet_cert_dir(cfg: ClusterConfig) -> Path:
+    """The kubelet's certificate directory (its default <root-dir>/pki): the client certificate
+    store (kubelet-client-current.pem) and, on a joined node, its self-signed kubelet.crt."""
     return cfg.dir / "kubelet" / "pki"
+
+
+def seed_client_certificate(cfg: ClusterConfig) -> bool:
+    """kubeadm's kubelet-finalize: put the node's client pair from the PKI into the kubelet's
+    certificate store, unless the store already holds a valid pair issued by the cluster's CA.
+
+    The kubelet replaces a pair that is not in its store at once (upstream's forceRotation); a
+    seeded store spares the first start that certificate request. → True if the store was seeded.
+    """
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    from client.certificate import CertificateStore
+    from kubelet.bootstrap import CLIENT_PAIR
+
+    pki = cfg.pki
+    store = CertificateStore(kubelet_cert_dir(cfg), CLIENT_PAIR)
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    current = store.load()
+    if current is not None and current[0].not_valid_after_utc > dt.datetime.now(dt.UTC):
+        try:
+            current[0].verify_directly_issued_by(ca)
+            return False
+        except (ValueError, TypeError, InvalidSignature):
+            pass  # from an earlier PKI (`cluster up --reset`): the apiserver no longer trusts it
+    cert, key = pki.client(f"node-{cfg.node_name}")
+    store.update(cert.read_bytes(), key.read_bytes())
+    return True
 
 
 def kubelet_command(
@@ -55,7 +86,6 @@ def kubelet_command(
         credentials = [
             "--bootstrap-kubeconfig", str(bootstrap_kubeconfig_path(cfg)),
             "--kubeconfig", str(worker_kubeconfig_path(cfg)),
-            "--cert-dir", str(worker_cert_dir(cfg)),
         ]
     else:
         cert, key = pki.kubelet_serving(node)
@@ -67,6 +97,7 @@ def kubelet_command(
     cmd = [
         sys.executable, "-m", "kubelet",
         *credentials,
+        "--cert-dir", str(kubelet_cert_dir(cfg)),
         "--rotate-certificates", "true",  # kubeadm's rotateCertificates: true (upstream's default is false)
         "--hostname-override", node,
         "--node-ip", node_ip,

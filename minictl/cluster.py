@@ -59,9 +59,9 @@ def component_pid(cfg: ClusterConfig, name: str) -> int | None:
 
 def _ssl(cfg: ClusterConfig) -> ssl.SSLContext:
     if cfg.is_worker:  # no admin here: the kubelet's own (bootstrapped) certificate
-        from kubelet.launch import worker_cert_dir
+        from kubelet.launch import kubelet_cert_dir
 
-        pem = worker_cert_dir(cfg) / "kubelet-client-current.pem"
+        pem = kubelet_cert_dir(cfg) / "kubelet-client-current.pem"
         files = (str(cfg.pki.ca_cert), str(pem), str(pem))
         return _admin_context(*files, tuple(os.stat(f).st_mtime_ns for f in files))
     cert, key = cfg.pki.client("admin")
@@ -116,8 +116,11 @@ def prepare(cfg: ClusterConfig) -> None:
     pki = None if cfg.is_worker else write_credentials(cfg)
     if cfg.with_node:
         from kubelet.cri.containerd import mount_state_tmpfs, write_config
+        from kubelet.launch import seed_client_certificate
 
         mount_state_tmpfs(write_config(cfg.dir))
+        if not cfg.is_worker:
+            seed_client_certificate(cfg)
     for msg in check_expiry(pki) if pki is not None else ():
         click.echo(f"warning: {msg}", err=True)
 

@@ -103,6 +103,7 @@ def _component(name: str) -> None:
 
 def _node_config() -> ClusterConfig:
     from kubelet.cri.containerd import mount_state_tmpfs, write_config
+    from kubelet.launch import seed_client_certificate
 
     cfg = _cluster()
     NODE_DIR.mkdir(parents=True, exist_ok=True)
@@ -123,6 +124,7 @@ def _node_config() -> ClusterConfig:
     cfg.extra_kubelet_args = ["--guard-pod-egress=false"]
     cfg.save()
     mount_state_tmpfs(write_config(NODE_DIR, registry_mirrors={REGISTRY: f"http://{REGISTRY}"}))
+    seed_client_certificate(cfg)
     return cfg
 
 

@@ -136,6 +136,9 @@ def test_up_serves_a_deployment_and_down_leaves_nothing(cluster_dir) -> None:
     hosts = wait_for(lambda: (lambda s: s if len(s) == 3 else None)(answers()), timeout=60,
                      what="the service spreading over the 3 pods")
     assert all(h.startswith("web-") for h in hosts)
+    # the kubelet started from the store `up` seeded with the node's pair: no certificate request
+    assert json.loads(kubectl(d, "get", "csr", "-o", "json"))["items"] == []
+    assert (d / "kubelet" / "pki" / "kubelet-client-current.pem").is_symlink()
     kubectl(d, "create", "configmap", "survivor", "--from-literal=a=b")
 
     minictl("cluster", "down", "--data-dir", str(d))

@@ -4,8 +4,16 @@ import pytest
 
 from apimachinery import errors
 from apiserver.podproxy import container_for
+from certs import ensure_pki
+from client.certificate import CertificateStore
 from kubelet.__main__ import config_from_flags, main
-from kubelet.launch import apiserver_kubelet_client_args, cluster_dns_ip, kubelet_command
+from kubelet.launch import (
+    apiserver_kubelet_client_args,
+    cluster_dns_ip,
+    kubelet_cert_dir,
+    kubelet_command,
+    seed_client_certificate,
+)
 from minictl.components import ClusterConfig
 
 
@@ -19,6 +27,7 @@ def test_kubelet_command_for_a_cluster(tmp_path):
     assert flags["--cni-conf-dir"] == str(tmp_path / "cni" / "net.d")
     assert flags["--tls-cert-file"].endswith("kubelet-n1.crt") and flags["--port"] == "11250"
     assert flags["--cluster-dns"] == "10.96.0.10" and flags["--cgroup-root"] == "/minik8s-n1"
+    assert flags["--cert-dir"] == str(kubelet_cert_dir(cfg)) == str(tmp_path / "kubelet" / "pki")
     assert cluster_dns_ip("10.100.0.0/16") == "10.100.0.10"
     # every flag it passes is one the kubelet accepts
     ctx = main.make_context("kubelet", [*cmd[3:], "--pod-cidr", "10.244.1.0/24"])
@@ -29,6 +38,24 @@ def test_kubelet_command_for_a_cluster(tmp_path):
     assert args[0] == "--kubelet-client-certificate" and args[1].endswith("apiserver-kubelet-client.crt")
     # joined nodes serve with self-signed certificates: not verified, as kubeadm configures it
     assert "--kubelet-certificate-authority" not in args
+
+
+def test_the_kubelet_store_is_seeded_with_the_node_pair_of_the_current_ca(tmp_path):
+    cfg = ClusterConfig(str(tmp_path), node_name="n1")
+    ensure_pki(cfg.dir / "pki", node_names=["n1"])
+    store = CertificateStore(kubelet_cert_dir(cfg), "kubelet-client")
+    assert seed_client_certificate(cfg) is True
+    node_cert = (cfg.dir / "pki" / "node-n1.crt").read_bytes()
+    assert store.load()[1].strip() == node_cert.strip()
+    first = store.current_path.resolve()
+    assert seed_client_certificate(cfg) is False  # a valid pair of this CA stays (rotation owns it)
+    assert store.current_path.resolve() == first
+    # a new PKI (`cluster up --reset`): the store's pair is from a CA the apiserver no longer trusts
+    for f in (cfg.dir / "pki").iterdir():
+        f.unlink()
+    ensure_pki(cfg.dir / "pki", node_names=["n1"])
+    assert seed_client_certificate(cfg) is True
+    assert store.load()[1].strip() == (cfg.dir / "pki" / "node-n1.crt").read_bytes().strip() != node_cert.strip()
 
 
 def _pod(containers, inits=()):
