@@ -13,6 +13,11 @@ against `--kubelet-certificate-authority` when given.
   A non-websocket request (the SPDY upgrade kubectl falls back to) is not relayed: this
   apiserver streams over websockets only.
 
+exec, attach and portforward pass admission first, as upstream's CONNECT: operation CONNECT, the
+object a PodExecOptions / PodAttachOptions / PodPortForwardOptions made from the query (upstream's
+query conversion), so admission webhooks with CONNECT rules on pods/exec... are called and may deny.
+A mutating webhook's patch of those options is not applied to the stream.
+
 Refusals reach the client as upstream's UpgradeAwareHandler passes them: errors found here
 (no such pod, a container not in the pod, no node) are a Status; a kubelet's refusal of the
 upgrade (its status code and body, often plain text such as `container not found ("c")`) is
@@ -231,7 +236,7 @@ class PodProxy:
         whenever its websocket was refused and whose answer is the error it shows. Validated as
         the websocket, then asked of the kubelet without the upgrade: its refusal (the container
         is not running, the runtime failed...) is passed through as is."""
-        url = await self.kubelet_stream_url(info, ns, req.scope.get("query_string", b""))
+        url = await self.kubelet_stream_url(info, ns, req.scope.get("query_string", b""), req.user)
         if "upgrade" not in req.header(b"connection").lower():
             raise _bad("Upgrade request required")  # upstream's answer to a plain request
         try:
@@ -246,11 +251,12 @@ class PodProxy:
 
     # -- websockets --------------------------------------------------------------------------
 
-    async def kubelet_stream_url(self, info: RequestInfo, ns: str, query_string: bytes) -> str:
-        """The kubelet URL of a stream, checked in the order of upstream's streamLocation: the
-        pod, the container (a valid one, or the only one), the node."""
-        pod = await self.pod(ns, info.name)
+    async def kubelet_stream_url(self, info: RequestInfo, ns: str, query_string: bytes, user: UserInfo) -> str:
+        """The kubelet URL of a stream, after admission (CONNECT), checked in the order of
+        upstream's streamLocation: the pod, the container (a valid one, or the only one), the node."""
         query = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        await self._admit_connect(info, ns, query, user)
+        pod = await self.pod(ns, info.name)
         container = ""
         if info.subresource != "portforward":
             requested = next((v for k, v in query if k == "container"), "")
@@ -266,6 +272,14 @@ class PodProxy:
         verb = "exec" if info.subresource == "exec" else "attach"
         return f"{base}/{verb}/{quote(ns)}/{quote(info.name)}/{quote(container)}?" + urlencode(params)
 
+    async def _admit_connect(self, info: RequestInfo, ns: str, query: list[tuple[str, str]], user: UserInfo) -> None:
+        from apiserver.admission import CONNECT, Attributes
+
+        options = connect_options(info.subresource, query)
+        attrs = Attributes(CONNECT, self.server.resource("", "pods"), info.subresource, ns, info.name, options, None, user)
+        await self.server.admission.admit(attrs)
+        await self.server.admission.validate(attrs)
+
     async def websocket(self, scope: dict[str, Any], receive: Any, send: Any, info: RequestInfo, ns: str,
                         user: UserInfo) -> int:
         """Relay one websocket to the kubelet; returns the HTTP status given (101 when accepted)."""
@@ -273,7 +287,7 @@ class PodProxy:
         if first.get("type") != "websocket.connect":
             return 400
         try:
-            url = await self.kubelet_stream_url(info, ns, scope.get("query_string", b""))
+            url = await self.kubelet_stream_url(info, ns, scope.get("query_string", b""), user)
         except errors.StatusError as e:
             await reject(scope, send, e)
             return e.code
@@ -330,6 +344,41 @@ class PodProxy:
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": 1000})
         return 101
+
+
+def _query_bool(query: list[tuple[str, str]], name: str) -> bool:
+    """upstream's query conversion to a bool: the first value; "0" or "false" is false, anything else true."""
+    first = next((v for k, v in query if k == name), None)
+    return first is not None and first != "0" and first.lower() != "false"
+
+
+def connect_options(subresource: str, query: list[tuple[str, str]]) -> dict[str, Any]:
+    """The options object a CONNECT to pods/<subresource> carries (what admission is given),
+    built from the request's query as upstream builds PodExecOptions and its siblings."""
+    from apiserver.resources import SUBRESOURCE_KINDS
+
+    options: dict[str, Any] = {"kind": SUBRESOURCE_KINDS[subresource][2], "apiVersion": "v1"}
+    if subresource == "portforward":
+        ports = []
+        for k, v in query:
+            if k != "ports":
+                continue
+            try:
+                ports.append(int(v))
+            except ValueError:
+                raise _bad(f'ports: invalid value "{v}": not a port number') from None
+        if ports:
+            options["ports"] = ports
+        return options
+    for flag in ("stdin", "stdout", "stderr", "tty"):
+        if _query_bool(query, flag):
+            options[flag] = True
+    container = next((v for k, v in query if k == "container"), "")
+    if container:
+        options["container"] = container
+    if subresource == "exec":
+        options["command"] = [v for k, v in query if k == "command"]
+    return options
 
 
 async def reject(scope: dict[str, Any], send: Any, e: errors.StatusError) -> None:

@@ -12,8 +12,9 @@ Validating webhooks run in parallel; any denial fails the request. Failures to c
 obey its failurePolicy. Warnings of the answers become `Warning` headers, their auditAnnotations
 go to the audit log (see `RequestNotes`).
 
-Differences from upstream: CONNECT requests do not pass admission here, so webhooks never see
-them; DELETE requests pass mutating webhooks in the validation phase (they can deny, never patch).
+CONNECT requests (pods/exec, attach, portforward) carry their options object (apiserver/podproxy.py).
+Differences from upstream: DELETE requests pass mutating webhooks in the validation phase (they
+can deny, never patch); a patch of a CONNECT's options is not applied to the stream.
 """
 
 from __future__ import annotations

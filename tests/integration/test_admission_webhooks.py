@@ -796,3 +796,59 @@ def test_in_tree_plugins_run_again_after_a_webhook_changed_the_object(api: httpx
         assert [m["mountPath"] for m in c.get("volumeMounts") or []] == ["/var/run/secrets/kubernetes.io/serviceaccount"]
     assert len([v for v in out["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]) == 1
     assert "cpu, memory limit for container sidecar" in out["metadata"]["annotations"]["kubernetes.io/limit-ranger"]
+
+
+def test_exec_attach_and_portforward_are_admitted_as_connect(cp: ControlPlane, api: httpx.Client,
+                                                              hooks: WebhookServer, ns: str,
+                                                              configs: list[str]) -> None:
+    """pods/exec, attach and portforward reach webhooks as upstream's CONNECT: the options object
+    (PodExecOptions...) made from the query, no oldObject, no options; a denial stops the stream
+    before the pod is even looked up (kubectl shows it), an allowed one goes on to the pod."""
+    path = f"/connect-{ns}"
+
+    def no_rm(review: dict[str, Any]) -> Any:
+        obj = review["request"]["object"]
+        if "rm" in (obj.get("command") or []) or obj.get("ports") == [22]:
+            return deny(review, status={"code": 403, "message": "not that"})
+        return allow(review)
+
+    hooks.handlers[path] = no_rm
+    create_config(api, configs, VWC, uid_of("connect"), webhook(
+        "connect.example.com", hooks.url(path), hooks.ca_bundle, ns,
+        rules=[{"operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"],
+                "resources": ["pods/exec", "pods/attach", "pods/portforward"]}]))
+    assert api.post(f"/api/v1/namespaces/{ns}/serviceaccounts", json={"metadata": {"name": "default"}}).status_code == 201
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    assert api.post(f"/api/v1/namespaces/{ns}/pods", json=pod).status_code == 201
+    exec_url = f"/api/v1/namespaces/{ns}/pods/p/exec"
+    wait_for(lambda: api.post(exec_url, params=[("command", "rm"), ("stdout", "true")]).status_code == 403,
+             what="the CONNECT webhook")
+
+    r = cp.kubectl("-n", ns, "exec", "p", "--", "rm", "-rf", "/x", check=False)
+    assert r.returncode != 0
+    assert 'admission webhook "connect.example.com" denied the request: not that' in r.stderr, r.stderr
+    review = hooks.calls[path][-1]["request"]
+    assert review["operation"] == "CONNECT" and review["subResource"] == "exec" and review["name"] == "p"
+    assert review["kind"] == {"group": "", "version": "v1", "kind": "PodExecOptions"}
+    assert review["resource"] == {"group": "", "version": "v1", "resource": "pods"}
+    assert review["object"]["command"] == ["rm", "-rf", "/x"] and review["object"]["kind"] == "PodExecOptions"
+    assert review["object"]["stdout"] is True and review["object"]["container"] == "c"
+    assert review["oldObject"] is None and review["options"] is None
+
+    # allowed: admission passes and the request goes on to the pod, which has no node yet
+    r = api.post(exec_url, params=[("command", "ls"), ("stdout", "1"), ("tty", "false")])
+    assert r.status_code == 400 and "does not have a host assigned" in r.json()["message"], r.text
+    obj = hooks.calls[path][-1]["request"]["object"]
+    assert obj == {"kind": "PodExecOptions", "apiVersion": "v1", "stdout": True, "command": ["ls"]}
+
+    r = api.post(f"/api/v1/namespaces/{ns}/pods/p/portforward", params={"ports": "22"})
+    assert r.status_code == 403 and r.json()["message"].endswith("denied the request: not that"), r.text
+    review = hooks.calls[path][-1]["request"]
+    assert review["kind"]["kind"] == "PodPortForwardOptions" and review["object"]["ports"] == [22]
+    r = api.post(f"/api/v1/namespaces/{ns}/pods/p/portforward", params={"ports": "ssh"})
+    assert r.status_code == 400 and r.json()["kind"] == "Status", r.text
+    r = api.post(f"/api/v1/namespaces/{ns}/pods/p/attach", params={"stdin": "true", "container": "c"})
+    assert r.status_code == 400  # allowed, then: no node
+    assert hooks.calls[path][-1]["request"]["object"] == {"kind": "PodAttachOptions", "apiVersion": "v1",
+                                                          "stdin": True, "container": "c"}

@@ -13,9 +13,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from apimachinery import errors
+from apiserver.admission import Chain
 from apiserver.http import Request
 from apiserver.podproxy import PodProxy
 from apiserver.requestinfo import RequestInfo
+from apiserver.resources import TABLE
 from kubelet.cri import CRIError
 from kubelet.runtime import RUNNING, ContainerInfo, PodRuntimeStatus, SandboxInfo
 from kubelet.server import KubeletServer
@@ -75,7 +77,11 @@ async def kubelet() -> Any:
 
 @pytest.fixture
 async def proxy(kubelet: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    p = PodProxy(SimpleNamespace(opts=SimpleNamespace()))  # type: ignore[arg-type]
+    # no admission plugins: what CONNECT admission does is tested against a real apiserver
+    # (tests/integration/test_admission_webhooks.py)
+    server = SimpleNamespace(opts=SimpleNamespace(), admission=Chain([]),
+                             resource=lambda group, plural: TABLE.by_plural(group, plural))
+    p = PodProxy(server)  # type: ignore[arg-type]
 
     async def pod(ns: str, name: str) -> dict[str, Any]:
         return POD
@@ -179,3 +185,19 @@ async def test_a_pod_the_kubelet_does_not_know(proxy: PodProxy, kubelet: Any) ->
     assert (status, body) == (404, b"pod does not exist")
     status, _, body = await _spdy(proxy, "portforward", "ports=80")
     assert (status, body) == (404, b"pod does not exist")
+
+
+def test_connect_options_follow_upstreams_query_conversion() -> None:
+    from apiserver.podproxy import connect_options
+
+    q = [("command", "sh"), ("command", "-c"), ("stdin", ""), ("stdout", "0"), ("stderr", "False"), ("tty", "yes"),
+         ("tty", "false"), ("container", "c")]
+    assert connect_options("exec", q) == {"kind": "PodExecOptions", "apiVersion": "v1", "stdin": True, "tty": True,
+                                          "container": "c", "command": ["sh", "-c"]}
+    assert connect_options("attach", [("stdout", "true")]) == {"kind": "PodAttachOptions", "apiVersion": "v1",
+                                                              "stdout": True}
+    assert connect_options("portforward", [("ports", "80"), ("ports", "443")])["ports"] == [80, 443]
+    assert "ports" not in connect_options("portforward", [])
+    with pytest.raises(errors.StatusError) as e:
+        connect_options("portforward", [("ports", "http")])
+    assert e.value.code == 400
