@@ -81,7 +81,8 @@ class NodeRestriction(Plugin):
                 raise self.forbidden(a, f'node "{node}" can only evict pods with spec.nodeName set to itself')
             return
         if a.subresource:
-            return
+            raise self.forbidden(a, f'unexpected pod subresource "{a.subresource}", only \'status\' and '
+                                    "'eviction' are allowed")
         if a.operation == CREATE:
             self._mirror_pod(a, node)
         elif a.operation == DELETE:

@@ -92,6 +92,11 @@ async def test_pods_status_deletion_and_mirror_pods(objects) -> None:
     mirror["spec"]["volumes"] = [{"name": "s", "secret": {"secretName": "s"}}]
     assert "can not create pods that reference secrets" in await denied(p, a(CREATE, PODS, mirror, None, "m", "ns"))
     assert "unexpected operation" in await denied(p, a(UPDATE, PODS, mine, mine, "y", "ns"))
+    # other subresources (exec, binding...) are never a node's business, whatever RBAC says
+    assert await denied(p, a("CONNECT", PODS, {}, None, "y", "ns", "exec")) == (
+        'pods/exec "y" is forbidden: NodeRestriction: unexpected pod subresource "exec", only \'status\' and '
+        "'eviction' are allowed")
+    assert "unexpected pod subresource" in await denied(p, a(CREATE, PODS, {}, None, "y", "ns", "binding"))
 
 
 async def test_leases_and_tokens(objects) -> None:
