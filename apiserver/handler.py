@@ -24,7 +24,16 @@ from apimachinery.strategic import schema_for, strategic_merge_patch
 from apimachinery.validation import forbidden_cause, not_supported_cause
 from apiserver import admission as adm
 from apiserver.fieldschema import warning_header
-from apiserver.http import JSON, Request, Response, StreamResponse, decode_document, json_response, raw_json
+from apiserver.http import (
+    JSON,
+    Request,
+    Response,
+    StreamResponse,
+    decode_document,
+    json_response,
+    query_bool,
+    raw_json,
+)
 from apiserver.negotiation import answers_json
 from apiserver.requestinfo import RequestInfo
 from apiserver.resources import Resource
@@ -52,7 +61,7 @@ MAX_UPDATE_RETRIES = 20
 
 
 def _bool(q: dict[str, str], name: str) -> bool:
-    return q.get(name, "").lower() in ("true", "1")
+    return query_bool(q.get(name))
 
 
 INT64_MAX = 2**63 - 1

@@ -20,6 +20,13 @@ from apimachinery import errors
 
 MAX_BODY = 3 * 1024 * 1024  # upstream's limit for a request body
 
+
+def query_bool(value: str | None) -> bool:
+    """A query parameter read as a bool the way upstream's parameter codec does
+    (Convert_Slice_string_To_bool): absent, "0" or "false" (any case) is false; anything else,
+    even an empty value, is true."""
+    return value is not None and value != "0" and value.lower() != "false"
+
 JSON = b"application/json"
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

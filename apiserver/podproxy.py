@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,7 @@ import aiohttp
 import orjson
 
 from apimachinery import errors
-from apiserver.http import Response, StreamResponse
+from apiserver.http import Response, StreamResponse, query_bool
 from apiserver.lookup import get_object
 
 if TYPE_CHECKING:
@@ -54,7 +55,9 @@ log = logging.getLogger("apiserver.podproxy")
 
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
 STREAMING = ("exec", "attach", "portforward")
-LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime", "limitBytes")
+LOG_FLAGS = ("follow", "previous", "timestamps")
+LOG_PARAMS = (*LOG_FLAGS, "tailLines", "sinceSeconds", "sinceTime", "limitBytes")
+PORT = re.compile(r"[0-9]+")
 MAX_REFUSAL = 64 * 1024  # as much of a refusal's body as is passed on (client-go reads no more)
 
 
@@ -198,10 +201,10 @@ class PodProxy:
         pod = await self.pod(ns, info.name)
         container = container_for(pod, req.query.get("container", ""), "logs")
         base = await self.kubelet_base(pod)
-        params = {k: v for k, v in req.query.items() if k in LOG_PARAMS and v != ""}
-        for flag in ("follow", "previous", "timestamps"):
+        params = {k: v for k, v in req.query.items() if k in LOG_PARAMS and (v != "" or k in LOG_FLAGS)}
+        for flag in LOG_FLAGS:
             if flag in params:
-                params[flag] = "true" if params[flag].lower() in ("true", "1") else "false"
+                params[flag] = "true" if query_bool(params[flag]) else "false"
         url = f"{base}/containerLogs/{quote(ns)}/{quote(info.name)}/{quote(container)}"
         if params:
             url += "?" + urlencode(params)
@@ -346,12 +349,6 @@ class PodProxy:
         return 101
 
 
-def _query_bool(query: list[tuple[str, str]], name: str) -> bool:
-    """upstream's query conversion to a bool: the first value; "0" or "false" is false, anything else true."""
-    first = next((v for k, v in query if k == name), None)
-    return first is not None and first != "0" and first.lower() != "false"
-
-
 def connect_options(subresource: str, query: list[tuple[str, str]]) -> dict[str, Any]:
     """The options object a CONNECT to pods/<subresource> carries (what admission is given),
     built from the request's query as upstream builds PodExecOptions and its siblings."""
@@ -359,19 +356,17 @@ def connect_options(subresource: str, query: list[tuple[str, str]]) -> dict[str,
 
     options: dict[str, Any] = {"kind": SUBRESOURCE_KINDS[subresource][2], "apiVersion": "v1"}
     if subresource == "portforward":
-        ports = []
-        for k, v in query:
-            if k != "ports":
-                continue
-            try:
-                ports.append(int(v))
-            except ValueError:
-                raise _bad(f'ports: invalid value "{v}": not a port number') from None
+        # upstream's Convert_Slice_string_To_Slice_int32: every value, each split at commas
+        ports = [p for k, v in query if k == "ports" for p in v.split(",")]
+        for p in ports:
+            if not PORT.fullmatch(p) or int(p) > 65535:
+                why = "value out of range" if PORT.fullmatch(p) else "invalid syntax"
+                raise _bad(f'cannot convert to []int32: strconv.ParseUint: parsing "{p}": {why}')
         if ports:
-            options["ports"] = ports
+            options["ports"] = [int(p) for p in ports]
         return options
     for flag in ("stdin", "stdout", "stderr", "tty"):
-        if _query_bool(query, flag):
+        if query_bool(next((v for k, v in query if k == flag), None)):
             options[flag] = True
     container = next((v for k, v in query if k == "container"), "")
     if container:

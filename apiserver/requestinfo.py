@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apimachinery import errors
+from apiserver.http import query_bool
 
 #: Subresources of namespaces: `/api/v1/namespaces/<name>/<sub>` is a subresource, not a
 #: namespaced resource list.
@@ -82,7 +83,7 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
         info.namespace = info.name if info.name else ""
 
     if http_verb == "get":
-        if watch_path or query.get("watch") in ("true", "1"):
+        if watch_path or query_bool(query.get("watch")):
             info.verb = "watch"
         elif info.name:
             info.verb = "get"

@@ -33,6 +33,7 @@ from apiserver.metricsapi import Scraper
 from apiserver.negotiation import negotiate
 from apiserver.openapi import OpenAPI
 from apiserver.registry.services import ServiceAllocators
+from apiserver.requestinfo import RequestInfo
 from apiserver.requestinfo import parse as parse_request_info
 from apiserver.resources import TABLE, Resource, ResourceTable
 from apiserver.storage import EtcdStore
@@ -439,7 +440,7 @@ class APIServer:
 LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
 
 
-def _inflight_kind(info: Any) -> str:
+def _inflight_kind(info: RequestInfo) -> str:
     if info.verb in ("watch", "proxy") or info.subresource in LONG_RUNNING_SUBRESOURCES:
         return ""
     return "readOnly" if info.verb in ("get", "list") else "mutating"

@@ -197,7 +197,38 @@ def test_connect_options_follow_upstreams_query_conversion() -> None:
     assert connect_options("attach", [("stdout", "true")]) == {"kind": "PodAttachOptions", "apiVersion": "v1",
                                                               "stdout": True}
     assert connect_options("portforward", [("ports", "80"), ("ports", "443")])["ports"] == [80, 443]
+    assert connect_options("portforward", [("ports", "80,8080"), ("ports", "9")])["ports"] == [80, 8080, 9]
     assert "ports" not in connect_options("portforward", [])
-    with pytest.raises(errors.StatusError) as e:
-        connect_options("portforward", [("ports", "http")])
-    assert e.value.code == 400
+    for bad, why in (("http", "invalid syntax"), ("-1", "invalid syntax"), ("+80", "invalid syntax"),
+                     ("80,", "invalid syntax"), ("65536", "value out of range")):
+        with pytest.raises(errors.StatusError) as e:
+            connect_options("portforward", [("ports", bad)])
+        assert e.value.code == 400 and e.value.message.endswith(why), bad
+
+
+def test_query_bool_is_upstreams_parameter_conversion() -> None:
+    from apiserver.http import query_bool
+    from apiserver.requestinfo import parse
+
+    assert [query_bool(v) for v in (None, "0", "false", "FALSE", "False")] == [False] * 5
+    assert [query_bool(v) for v in ("", "1", "true", "yes", "t")] == [True] * 5
+    assert parse("GET", "/api/v1/pods", {"watch": ""}).verb == "watch"
+    assert parse("GET", "/api/v1/pods", {"watch": "False"}).verb == "list"
+
+
+async def test_log_flags_reach_the_kubelet_as_upstream_reads_them(proxy: PodProxy, monkeypatch) -> None:
+    """`follow=` (empty) is true and `previous=False` false, as upstream's parameter codec reads
+    them; the kubelet gets an explicit true/false."""
+    asked: list[str] = []
+
+    class Session:
+        async def get(self, url: str) -> Any:
+            asked.append(url)
+            raise errors.StatusError(418, "Teapot", "stop here")
+
+    monkeypatch.setattr(proxy, "session", lambda: Session())
+    scope = {"type": "http", "method": "GET", "path": "/api/v1/namespaces/ns/pods/p/log",
+             "query_string": b"follow=&previous=False&timestamps=yes&tailLines=&container=main", "headers": []}
+    with pytest.raises(errors.StatusError):
+        await proxy.logs(Request(scope, None), _info("log"), "ns")  # type: ignore[arg-type]
+    assert asked[0].endswith("/containerLogs/ns/p/main?follow=true&previous=false&timestamps=true"), asked
