@@ -64,6 +64,15 @@ def split_key(key: str) -> tuple[str, str]:
     return ns, name
 
 
+def newest_name(objs: list[dict[str, Any]]) -> str | None:
+    """The name of the most recently created object (ties: the first name), or None: how
+    upstream picks among several default classes."""
+    if not objs:
+        return None
+    ordered = sorted(objs, key=lambda o: o["metadata"]["name"])
+    return max(ordered, key=lambda o: o["metadata"].get("creationTimestamp") or "")["metadata"]["name"]
+
+
 def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):

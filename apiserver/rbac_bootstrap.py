@@ -354,6 +354,12 @@ def controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["update"], [LEGACY], ["namespaces/finalize", "namespaces/status"]),
             rule(["get", "list", "delete", "deletecollection", "watch"], ["*"], ["*"]),
         ],
+        # not upstream's: minik8s's provisioner of the default StorageClass (controller_manager/hostpath_provisioner.py)
+        "hostpath-provisioner": [
+            rule(["get", "list", "watch", "create", "delete"], [LEGACY], ["persistentvolumes"]),
+            rule(READ, [LEGACY], ["persistentvolumeclaims", "nodes"]), rule(READ, [STORAGE], ["storageclasses"]),
+            rule(["get", "list", "watch", "create", "delete"], [LEGACY], ["pods"]), ev,
+        ],
         "node-controller": [
             rule(["get", "list", "watch", "update", "delete", "patch"], [LEGACY], ["nodes"]),
             rule(["patch", "update"], [LEGACY], ["nodes/status"]),

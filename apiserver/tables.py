@@ -14,6 +14,7 @@ from typing import Any
 from apimachinery import errors
 from apimachinery.duration import human_duration
 from apimachinery.meta import parse_time
+from apimachinery.volumebinding import claim_class, is_default_class, volume_class
 
 Obj = dict[str, Any]
 Column = tuple  # (name, type, format, priority) or (name, type, format, priority, description)
@@ -384,11 +385,43 @@ def _netpol_row(p: Obj, now: dt.datetime) -> list[Any]:
 
 
 def _storage_class_row(c: Obj, now: dt.datetime) -> list[Any]:
-    from apiserver.registry.storage import is_default_class
-
     name = _meta(c).get("name", "") + (" (default)" if is_default_class(c) else "")
     return [name, c.get("provisioner", ""), c.get("reclaimPolicy", "Delete"), c.get("volumeBindingMode", "Immediate"),
             bool(c.get("allowVolumeExpansion")), age(_meta(c).get("creationTimestamp"), now)]
+
+
+_ACCESS_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _access_modes(modes: Any) -> str:
+    """upstream GetAccessModesAsString: the short names, each once, in a fixed order."""
+    have = set(modes or [])
+    return ",".join(short for mode, short in _ACCESS_MODES.items() if mode in have)
+
+
+def _pv_row(v: Obj, now: dt.datetime) -> list[Any]:
+    spec, status = v.get("spec") or {}, v.get("status") or {}
+    phase = "Terminating" if _meta(v).get("deletionTimestamp") else status.get("phase", "")
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+    storage = (spec.get("capacity") or {}).get("storage")
+    return [_meta(v).get("name"), _quantity_text(storage) if storage is not None else "",
+            _access_modes(spec.get("accessModes")), spec.get("persistentVolumeReclaimPolicy", ""),
+            phase, claim, volume_class(v), spec.get("volumeAttributesClassName") or "<unset>",
+            status.get("reason", ""), age(_meta(v).get("creationTimestamp"), now), spec.get("volumeMode") or "<unset>"]
+
+
+def _pvc_row(c: Obj, now: dt.datetime) -> list[Any]:
+    spec, status = c.get("spec") or {}, c.get("status") or {}
+    phase = "Terminating" if _meta(c).get("deletionTimestamp") else status.get("phase", "")
+    storage, modes = "", ""
+    if spec.get("volumeName"):
+        modes = _access_modes(status.get("accessModes"))
+        q = (status.get("capacity") or {}).get("storage")
+        storage = _quantity_text(q) if q is not None else ""
+    return [_meta(c).get("name"), phase, spec.get("volumeName", ""), storage, modes, claim_class(c),
+            spec.get("volumeAttributesClassName") or "<unset>", age(_meta(c).get("creationTimestamp"), now),
+            spec.get("volumeMode") or "<unset>"]
 
 
 def _quantity_text(q: Any) -> str:
@@ -540,6 +573,14 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                    ("Ports", "string", "", 0), AGE], _ingress_row),
     "ingressclasses": ([NAME, ("Controller", "string", "", 0), ("Parameters", "string", "", 0), AGE], _ingress_class_row),
     "networkpolicies": ([NAME, ("Pod-Selector", "string", "", 0), AGE], _netpol_row),
+    "persistentvolumes": ([NAME, ("Capacity", "string", "", 0), ("Access Modes", "string", "", 0),
+                           ("Reclaim Policy", "string", "", 0), ("Status", "string", "", 0), ("Claim", "string", "", 0),
+                           ("StorageClass", "string", "", 0), ("VolumeAttributesClass", "string", "", 0),
+                           ("Reason", "string", "", 0), AGE, ("VolumeMode", "string", "", 1)], _pv_row),
+    "persistentvolumeclaims": ([NAME, ("Status", "string", "", 0), ("Volume", "string", "", 0),
+                                ("Capacity", "string", "", 0), ("Access Modes", "string", "", 0),
+                                ("StorageClass", "string", "", 0), ("VolumeAttributesClass", "string", "", 0), AGE,
+                                ("VolumeMode", "string", "", 1)], _pvc_row),
     "storageclasses": ([NAME, ("Provisioner", "string", "", 0), ("ReclaimPolicy", "string", "", 0),
                         ("VolumeBindingMode", "string", "", 0), ("AllowVolumeExpansion", "string", "", 0), AGE],
                        _storage_class_row),

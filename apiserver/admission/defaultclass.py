@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from apimachinery.meta import newest_name
 from apiserver.admission import CREATE, Attributes, Plugin
 from apiserver.registry.networking import INGRESS_CLASS_ANNOTATION
 from apiserver.registry.storage import is_default_class as is_default_storage_class
@@ -19,12 +20,7 @@ BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 async def newest_default(server: APIServer, group: str, plural: str, is_default: Any) -> str | None:
     """The name of the newest default class (ties: the first name), or None."""
-    defaults = [o for o in await server.cache_for(group, plural).all_objects() if is_default(o)]
-    if not defaults:
-        return None
-    defaults.sort(key=lambda o: o["metadata"]["name"])
-    best = max(defaults, key=lambda o: o["metadata"].get("creationTimestamp") or "")
-    return best["metadata"]["name"]
+    return newest_name([o for o in await server.cache_for(group, plural).all_objects() if is_default(o)])
 
 
 class _DefaultClass(Plugin):

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from apimachinery import errors
+from apimachinery.volumebinding import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER
 from apiserver.admission import CREATE, DELETE, Attributes, Plugin
 
 if TYPE_CHECKING:
@@ -137,12 +138,34 @@ class Priority(Plugin):
         spec.setdefault("preemptionPolicy", (pc or {}).get("preemptionPolicy", "PreemptLowerPriority"))
 
 
+class StorageObjectInUseProtection(Plugin):
+    """New PersistentVolumeClaims and PersistentVolumes get the finalizer that keeps them while in
+    use (`kubernetes.io/pvc-protection`, `kubernetes.io/pv-protection`); the controller-manager's
+    protection controllers remove it once nothing uses them."""
+
+    name = "StorageObjectInUseProtection"
+    FINALIZERS = {"persistentvolumeclaims": PVC_PROTECTION_FINALIZER, "persistentvolumes": PV_PROTECTION_FINALIZER}
+
+    async def admit(self, a: Attributes) -> None:
+        if a.operation != CREATE or a.resource.group or a.subresource or not isinstance(a.obj, dict):
+            return
+        finalizer = self.FINALIZERS.get(a.resource.plural)
+        meta = a.obj.get("metadata")
+        if finalizer is None or not isinstance(meta, dict):
+            return
+        finalizers = meta.get("finalizers")
+        if finalizers is None:
+            meta["finalizers"] = [finalizer]
+        elif isinstance(finalizers, list) and finalizer not in finalizers:
+            finalizers.append(finalizer)
+
+
 #: Every plugin by name, in upstream's recommended order: mutating ones run in this
 #: order, then validating ones in this order (ResourceQuota last, so a rejected write is
 #: never charged).
 ORDER = (
     "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
-    "DefaultTolerationSeconds", "DefaultStorageClass", "CertificateApproval", "CertificateSigning",
+    "DefaultTolerationSeconds", "DefaultStorageClass", "StorageObjectInUseProtection", "CertificateApproval", "CertificateSigning",
     "CertificateSubjectRestriction", "DefaultIngressClass", "PodSecurity",
     # dynamic webhooks after the built-in plugins, before ResourceQuota (upstream's AllOrderedPlugins)
     "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook", "ResourceQuota",
@@ -171,6 +194,7 @@ def _build(name: str, server: APIServer) -> Plugin:
         "Priority": lambda: Priority(server),
         "DefaultTolerationSeconds": DefaultTolerationSeconds,
         "DefaultStorageClass": lambda: DefaultStorageClass(server),
+        "StorageObjectInUseProtection": StorageObjectInUseProtection,
         "CertificateApproval": lambda: CertificateApproval(server),
         "CertificateSigning": lambda: CertificateSigning(server),
         "CertificateSubjectRestriction": CertificateSubjectRestriction,

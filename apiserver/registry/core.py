@@ -508,15 +508,3 @@ class ResourceQuotaStrategy(Strategy):
         obj.pop("status", None)
 
 
-class PVCStrategy(Strategy):
-    has_status = True
-
-    def initial_status(self, obj: Obj) -> None:
-        obj["status"] = {"phase": "Pending"}
-
-
-class PVStrategy(Strategy):
-    has_status = True
-
-    def initial_status(self, obj: Obj) -> None:
-        obj["status"] = {"phase": "Pending"}

@@ -11,18 +11,14 @@ from apimachinery.validation import (
     validate_enum,
     validate_immutable,
 )
+from apimachinery.volumebinding import is_default_class
 from apiserver.registry.base import Cause, Obj, Strategy
+
+__all__ = ["StorageClassStrategy", "is_default_class"]
 
 RECLAIM_POLICIES = ("Delete", "Retain")
 BINDING_MODES = ("Immediate", "WaitForFirstConsumer")
 MAX_PARAMETERS = 512
-DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
-                             "storageclass.beta.kubernetes.io/is-default-class")
-
-
-def is_default_class(obj: Obj) -> bool:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    return any(annotations.get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)
 
 
 class StorageClassStrategy(Strategy):

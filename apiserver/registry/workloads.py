@@ -45,7 +45,16 @@ def validate_selector_and_template(obj: Obj, require_selector: bool = True) -> l
                 causes.append(invalid_cause("spec.selector", sel, "empty selector is invalid for deployment"))
             elif not selector.matches(labels):
                 causes.append(invalid_cause("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
-    causes += podspec.validate_pod_spec(tpl.get("spec"), "spec.template.spec")
+    pod_spec = tpl.get("spec")
+    claims = [t for t in spec.get("volumeClaimTemplates") or [] if isinstance(t, dict)]
+    if claims and isinstance(pod_spec, dict):
+        # a StatefulSet's containers mount its claim templates by name: validate the pod as its
+        # controller will create it, with a claim volume per template (unless the template has one)
+        have = {v.get("name") for v in pod_spec.get("volumes") or [] if isinstance(v, dict)}
+        extra = [{"name": n, "persistentVolumeClaim": {"claimName": n}}
+                 for n in ((t.get("metadata") or {}).get("name") for t in claims) if n and n not in have]
+        pod_spec = {**pod_spec, "volumes": [*(pod_spec.get("volumes") or []), *extra]}
+    causes += podspec.validate_pod_spec(pod_spec, "spec.template.spec")
     return causes
 
 

@@ -254,3 +254,75 @@ def test_default_classes_are_filled_in(api: httpx.Client, namespace: str) -> Non
         for name in (older, newer):
             api.delete(f"{NET}/ingressclasses/{name}")
             api.delete(f"{STORAGE}/storageclasses/{name}")
+
+
+def test_persistent_volumes_and_claims_validated_defaulted_and_protected(control_plane: ControlPlane,
+                                                                           api: httpx.Client, namespace: str) -> None:
+    claims = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims"
+    pv_name = f"pv-{namespace}"
+    try:
+        # upstream's messages for the usual mistakes; nothing is stored
+        r = api.post(claims, json={"metadata": {"name": "bad"}, "spec": {"resources": {"requests": {"storage": "0"}}}})
+        assert r.status_code == 422, r.text
+        messages = [c["field"] + ": " + c["message"] for c in r.json()["details"]["causes"]]
+        assert "spec.accessModes: Required value: at least 1 access mode is required" in messages
+        assert 'spec.resources[storage]: Invalid value: "0": must be greater than zero' in messages
+        r = api.post(claims, json={"metadata": {"name": "bad"}, "spec": {"accessModes": ["ReadWriteSometimes"]}})
+        messages = [c["field"] + ": " + c["message"] for c in r.json()["details"]["causes"]]
+        assert any(m.startswith('spec.accessModes: Unsupported value: "ReadWriteSometimes"') for m in messages)
+        assert "spec.resources[storage]: Required value" in messages
+        r = api.post("/api/v1/persistentvolumes", json={"metadata": {"name": pv_name},
+                                                        "spec": {"accessModes": ["ReadWriteOnce"],
+                                                                 "capacity": {"storage": "1Gi"}}})
+        assert r.status_code == 422 and "spec: Required value: must specify a volume type" in r.text
+        assert api.get(f"{claims}/bad").status_code == 404
+
+        # defaults and the StorageObjectInUseProtection finalizers
+        r = api.post("/api/v1/persistentvolumes", json={"metadata": {"name": pv_name}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "2Gi"}, "hostPath": {"path": "/tmp/x"},
+            "claimRef": {"namespace": namespace, "name": "data"}, "storageClassName": ""}})
+        assert r.status_code == 201, r.text
+        pv = r.json()
+        assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and pv["spec"]["volumeMode"] == "Filesystem"
+        assert pv["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
+        assert pv["status"] == {"phase": "Pending"}
+        r = api.post(claims, json={"metadata": {"name": "data"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": ""}})
+        assert r.status_code == 201, r.text
+        claim = r.json()
+        assert claim["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+        assert claim["spec"]["volumeMode"] == "Filesystem"
+
+        # a claim's spec is immutable but for binding it (volumeName, once) and resizing a bound one
+        claim["spec"]["accessModes"] = ["ReadWriteMany"]
+        r = api.put(f"{claims}/data", json=claim)
+        assert r.status_code == 422 and "spec is immutable after creation" in r.text
+        claim["spec"]["accessModes"] = ["ReadWriteOnce"]
+        claim["spec"]["volumeName"] = pv_name
+        r = api.put(f"{claims}/data", json=claim)
+        assert r.status_code == 200, r.text
+        # the volume source of a PV is immutable
+        pv = api.get(f"/api/v1/persistentvolumes/{pv_name}").json()
+        pv["spec"]["hostPath"]["path"] = "/tmp/y"
+        r = api.put(f"/api/v1/persistentvolumes/{pv_name}", json=pv)
+        assert r.status_code == 422 and "spec.persistentvolumesource is immutable after creation" in r.text
+
+        # kubectl prints upstream's columns
+        out = control_plane.kubectl("get", "pv", pv_name).stdout
+        assert out.split("\n")[0].split() == ["NAME", "CAPACITY", "ACCESS", "MODES", "RECLAIM", "POLICY", "STATUS",
+                                              "CLAIM", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"]
+        assert f"{namespace}/data" in out and "RWO" in out and "Retain" in out
+        out = control_plane.kubectl("get", "pvc", "-n", namespace).stdout
+        assert out.split("\n")[0].split() == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES",
+                                              "STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "AGE"]
+        assert out.split("\n")[1].split()[:3] == ["data", "Pending", pv_name]
+
+        # with no controller-manager here, the finalizer keeps a deleted claim (Terminating)
+        assert api.delete(f"{claims}/data").status_code == 200
+        out = control_plane.kubectl("get", "pvc", "data", "-n", namespace).stdout
+        assert "Terminating" in out
+    finally:
+        for path in (f"{claims}/data", f"/api/v1/persistentvolumes/{pv_name}"):
+            api.patch(path, json={"metadata": {"finalizers": None}},
+                      headers={"Content-Type": "application/merge-patch+json"})
+            api.delete(path)

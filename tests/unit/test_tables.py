@@ -85,3 +85,25 @@ def test_accept_negotiation() -> None:
     assert tables.wants_table(kubectl)
     assert not tables.wants_table("application/json")
     assert not tables.wants_table("application/json, application/json;as=Table;v=v1;g=meta.k8s.io")
+
+
+def test_persistent_volume_and_claim_rows() -> None:
+    pv = {"metadata": {"name": "pv1", "creationTimestamp": ts(90)},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany", "ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "standard",
+                   "claimRef": {"namespace": "default", "name": "data"}, "volumeMode": "Filesystem"},
+          "status": {"phase": "Bound"}}
+    t = tables.table("persistentvolumes", [pv], now=NOW)
+    assert [c["name"] for c in t["columnDefinitions"]] == [
+        "Name", "Capacity", "Access Modes", "Reclaim Policy", "Status", "Claim", "StorageClass",
+        "VolumeAttributesClass", "Reason", "Age", "VolumeMode"]
+    assert t["rows"][0]["cells"] == ["pv1", "1Gi", "RWO,RWX", "Delete", "Bound", "default/data", "standard", "<unset>",
+                                     "", "90s", "Filesystem"]
+    bound = {"metadata": {"name": "data", "creationTimestamp": ts(30)},
+             "spec": {"volumeName": "pv1", "storageClassName": "standard"},
+             "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1024Mi"}}}
+    pending = {"metadata": {"name": "wait", "creationTimestamp": ts(30), "deletionTimestamp": ts(1)},
+               "spec": {}, "status": {"phase": "Pending"}}
+    rows = [r["cells"] for r in tables.table("persistentvolumeclaims", [bound, pending], now=NOW)["rows"]]
+    assert rows == [["data", "Bound", "pv1", "1Gi", "RWO", "standard", "<unset>", "30s", "<unset>"],
+                    ["wait", "Terminating", "", "", "", "", "<unset>", "30s", "<unset>"]]

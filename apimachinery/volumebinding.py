@@ -1,0 +1,176 @@
+"""Which PersistentVolume may satisfy a PersistentVolumeClaim: one set of rules for the PV binder
+(controller-manager) and the scheduler's VolumeBinding plugin (upstream
+pkg/controller/volume/persistentvolume/util: FindMatchingVolume, CheckVolumeModeMismatches,
+CheckAccessModes, IsVolumeBoundToClaim).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from apimachinery.quantity import value as quantity_value
+from apimachinery.selectors import selector_from_label_selector
+
+Obj = dict[str, Any]
+
+#: on a PVC: the binding is complete (set by the binder when it bound the claim)
+ANN_BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
+#: on a PV or PVC: the binder (or the scheduler), not the user, set the binding
+ANN_BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
+#: on a PV: the provisioner that created it
+ANN_DYNAMICALLY_PROVISIONED = "pv.kubernetes.io/provisioned-by"
+#: on a PVC: the provisioner asked to provision it (and the beta name, still set by upstream)
+ANN_STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
+ANN_BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
+#: on a PVC of a WaitForFirstConsumer class: the node the scheduler chose for its first pod
+ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
+#: a StorageClass provisioner that provisions nothing (statically provisioned local volumes)
+NO_PROVISIONER = "kubernetes.io/no-provisioner"
+
+WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
+#: finalizers the StorageObjectInUseProtection admission plugin adds and the protection controllers remove
+PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
+PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
+DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
+                             "storageclass.beta.kubernetes.io/is-default-class")
+
+
+def annotations(obj: Obj) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def is_default_class(cls: Obj) -> bool:
+    """The StorageClass is marked as the cluster's default."""
+    return any(annotations(cls).get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)
+
+
+def claim_class(claim: Obj) -> str:
+    """The claim's class name ("" for none); the beta annotation wins, as upstream."""
+    beta = annotations(claim).get("volume.beta.kubernetes.io/storage-class")
+    if beta is not None:
+        return beta
+    return (claim.get("spec") or {}).get("storageClassName") or ""
+
+
+def volume_class(volume: Obj) -> str:
+    beta = annotations(volume).get("volume.beta.kubernetes.io/storage-class")
+    if beta is not None:
+        return beta
+    return (volume.get("spec") or {}).get("storageClassName") or ""
+
+
+def is_bound_to(volume: Obj, claim: Obj) -> bool:
+    """The volume's claimRef names this claim (a claimRef without uid is a pre-binding by name)."""
+    ref = (volume.get("spec") or {}).get("claimRef")
+    if not ref:
+        return False
+    meta = claim["metadata"]
+    if ref.get("name") != meta["name"] or (ref.get("namespace") or "") != (meta.get("namespace") or ""):
+        return False
+    return not ref.get("uid") or ref["uid"] == meta.get("uid")
+
+
+def claim_ref(claim: Obj) -> Obj:
+    meta = claim["metadata"]
+    return {"kind": "PersistentVolumeClaim", "namespace": meta.get("namespace"), "name": meta["name"],
+            "uid": meta.get("uid"), "apiVersion": "v1", "resourceVersion": meta.get("resourceVersion")}
+
+
+def volume_mode_mismatch(claim: Obj, volume: Obj) -> bool:
+    want = (claim.get("spec") or {}).get("volumeMode") or "Filesystem"
+    have = (volume.get("spec") or {}).get("volumeMode") or "Filesystem"
+    return want != have
+
+
+def access_modes_fit(claim: Obj, volume: Obj) -> bool:
+    have = set((volume.get("spec") or {}).get("accessModes") or [])
+    return set((claim.get("spec") or {}).get("accessModes") or []) <= have
+
+
+def requested_bytes(claim: Obj) -> int:
+    storage = (((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+    return quantity_value(storage) if storage is not None else 0
+
+
+def capacity_bytes(volume: Obj) -> int:
+    storage = ((volume.get("spec") or {}).get("capacity") or {}).get("storage")
+    return quantity_value(storage) if storage is not None else 0
+
+
+def selector_matches(claim: Obj, volume: Obj) -> bool:
+    selector = (claim.get("spec") or {}).get("selector")
+    if not selector:
+        return True
+    try:
+        return selector_from_label_selector(selector).matches((volume.get("metadata") or {}).get("labels") or {})
+    except ValueError:
+        return False
+
+
+def find_best_match(claim: Obj, volumes: Iterable[Obj], delay_binding: bool,
+                    fits_node: Callable[[Obj], bool] | None = None,
+                    excluded: set[str] | frozenset[str] = frozenset()) -> Obj | None:
+    """The smallest Available volume that satisfies the claim — or a volume pre-bound to it,
+    which wins over everything. With `delay_binding` (a WaitForFirstConsumer class) and no node
+    (`fits_node` None) only pre-bound volumes match; with a node, volumes must fit it."""
+    want = requested_bytes(claim)
+    cls = claim_class(claim)
+    wanted_name = (claim.get("spec") or {}).get("volumeName") or ""
+    best: Obj | None = None
+    best_size = 0
+    for volume in volumes:
+        name = volume["metadata"]["name"]
+        if name in excluded or (wanted_name and name != wanted_name):
+            continue
+        if volume_mode_mismatch(claim, volume):
+            continue
+        if (volume.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        if is_bound_to(volume, claim):
+            if fits_node is not None and not fits_node(volume):
+                continue
+            return volume
+        if delay_binding and fits_node is None:
+            continue
+        if ((volume.get("status") or {}).get("phase") or "Available") != "Available":
+            continue
+        if (volume.get("spec") or {}).get("claimRef"):
+            continue
+        if not selector_matches(claim, volume) or volume_class(volume) != cls:
+            continue
+        if fits_node is not None and not fits_node(volume):
+            continue
+        if not access_modes_fit(claim, volume):
+            continue
+        size = capacity_bytes(volume)
+        if size >= want and (best is None or size < best_size):
+            best, best_size = volume, size
+    return best
+
+
+def pod_claim_names(pod: Obj) -> list[str]:
+    """The PVC names a pod's volumes use: `persistentVolumeClaim.claimName`, and for a generic
+    ephemeral volume the claim its controller creates, `<pod name>-<volume name>`."""
+    out: list[str] = []
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        pvc = v.get("persistentVolumeClaim")
+        if pvc and pvc.get("claimName"):
+            out.append(pvc["claimName"])
+        elif v.get("ephemeral") is not None:
+            out.append(ephemeral_claim_name(pod, v))
+    return out
+
+
+def ephemeral_claim_name(pod: Obj, volume: Obj) -> str:
+    return f"{pod['metadata']['name']}-{volume['name']}"
+
+
+def ephemeral_claim_error(pod: Obj, claim: Obj) -> str | None:
+    """Why `claim` is not the generic ephemeral volume claim of `pod` (upstream VolumeIsForPod)."""
+    uid = pod["metadata"].get("uid")
+    if not any(ref.get("uid") == uid and ref.get("controller")
+               for ref in (claim.get("metadata") or {}).get("ownerReferences") or []):
+        ns = pod["metadata"].get("namespace")
+        return f"PVC {ns}/{claim['metadata']['name']} was not created for pod {ns}/{pod['metadata']['name']} (pod is not owner)"
+    return None

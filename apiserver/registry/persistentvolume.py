@@ -1,0 +1,149 @@
+"""Strategies for v1 PersistentVolume and PersistentVolumeClaim (upstream pkg/apis/core/validation:
+ValidatePersistentVolume(Update), ValidatePersistentVolumeClaim(Update); defaults from
+pkg/apis/core/v1/defaults.go)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from apimachinery.quantity import QuantityError, parse_quantity
+from apimachinery.validation import (
+    forbidden_cause,
+    invalid_cause,
+    not_supported_cause,
+    required_cause,
+    validate_enum,
+    validate_immutable,
+)
+from apiserver.registry.base import Cause, Obj, Strategy
+
+ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
+RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
+VOLUME_MODES = ("Block", "Filesystem")
+#: the PersistentVolumeSource members (one of them, exactly)
+VOLUME_SOURCES = (
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "csi", "fc", "flexVolume", "flocker",
+    "gcePersistentDisk", "glusterfs", "hostPath", "iscsi", "local", "nfs", "photonPersistentDisk",
+    "portworxVolume", "quobyte", "rbd", "scaleIO", "storageos", "vsphereVolume",
+)
+
+
+def _access_modes(spec: Obj, path: str) -> list[Cause]:
+    modes = spec.get("accessModes") or []
+    if not modes:
+        return [required_cause(path, "at least 1 access mode is required")]
+    causes = [not_supported_cause(path, m, ACCESS_MODES) for m in modes if m not in ACCESS_MODES]
+    if "ReadWriteOncePod" in modes and len(modes) > 1:
+        causes.append(forbidden_cause(path, "may not use ReadWriteOncePod with other access modes"))
+    return causes
+
+
+def _storage(resources: Any, path: str, what: str) -> list[Cause]:
+    storage = (resources or {}).get("storage") if isinstance(resources, dict) else None
+    if storage is None:
+        return [required_cause(f"{path}[storage]", "")]
+    try:
+        q = parse_quantity(storage)
+    except (QuantityError, TypeError):
+        return [invalid_cause(f"{path}[storage]", storage, "quantities must match the regular expression "
+                              "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
+    if q <= 0:
+        return [invalid_cause(f"{path}[storage]", storage, f"must be greater than zero{what}")]
+    return []
+
+
+class _StorageObjectStrategy(Strategy):
+    """Both kinds: a status subresource, born Pending, volumeMode defaulted to Filesystem."""
+
+    has_status = True
+
+    def initial_status(self, obj: Obj) -> None:
+        obj["status"] = {"phase": "Pending"}
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            spec.setdefault("volumeMode", "Filesystem")
+
+
+class PVStrategy(_StorageObjectStrategy):
+    def default(self, obj: Obj) -> None:
+        super().default(obj)
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate(obj, namespaced)
+        spec = obj.get("spec") or {}
+        causes += _access_modes(spec, "spec.accessModes")
+        causes += _storage(spec.get("capacity"), "spec.capacity", "")
+        causes += validate_enum(spec.get("persistentVolumeReclaimPolicy"), RECLAIM_POLICIES,
+                                "spec.persistentVolumeReclaimPolicy", required=False)
+        causes += validate_enum(spec.get("volumeMode"), VOLUME_MODES, "spec.volumeMode", required=False)
+        sources = [s for s in VOLUME_SOURCES if spec.get(s) is not None]
+        if not sources:
+            causes.append(required_cause("spec", "must specify a volume type"))
+        elif len(sources) > 1:
+            causes.append(forbidden_cause(f"spec.{sources[1]}", "may not specify more than 1 volume type"))
+        for kind in ("hostPath", "local"):
+            src = spec.get(kind)
+            if isinstance(src, dict) and not src.get("path"):
+                causes.append(required_cause(f"spec.{kind}.path", ""))
+        if isinstance(spec.get("local"), dict) and not (spec.get("nodeAffinity") or {}).get("required"):
+            causes.append(required_cause("spec.nodeAffinity", "Local volume requires node affinity"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate_update(new, old, namespaced)
+        ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+        for s in VOLUME_SOURCES:
+            if ns.get(s) != os_.get(s):
+                causes.append(forbidden_cause("spec.persistentvolumesource",
+                                              "spec.persistentvolumesource is immutable after creation"))
+                break
+        causes += validate_immutable(ns.get("volumeMode") or "Filesystem", os_.get("volumeMode") or "Filesystem",
+                                     "volumeMode")
+        if os_.get("nodeAffinity"):
+            causes += validate_immutable(ns.get("nodeAffinity"), os_.get("nodeAffinity"), "nodeAffinity")
+        return causes
+
+
+class PVCStrategy(_StorageObjectStrategy):
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate(obj, namespaced)
+        spec = obj.get("spec") or {}
+        causes += _access_modes(spec, "spec.accessModes")
+        causes += _storage((spec.get("resources") or {}).get("requests"), "spec.resources", "")
+        causes += validate_enum(spec.get("volumeMode"), VOLUME_MODES, "spec.volumeMode", required=False)
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate_update(new, old, namespaced)
+        ns, os_ = new.get("spec") or {}, old.get("spec") or {}
+        # what may change: volumeName when it was empty (binding), the requested size of a bound
+        # claim (expansion), and the VolumeAttributesClass
+        want, had = copy.deepcopy(ns), copy.deepcopy(os_)
+        if not had.get("volumeName"):
+            had["volumeName"] = want.get("volumeName")
+        bound = (old.get("status") or {}).get("phase") == "Bound"
+        if bound:
+            had["resources"] = {**(had.get("resources") or {}), "requests": (want.get("resources") or {}).get("requests")}
+        for spec in (want, had):  # objects written before volumeMode was defaulted
+            spec.setdefault("volumeMode", "Filesystem")
+        had["volumeAttributesClassName"] = want.get("volumeAttributesClassName")
+        if {k: v for k, v in want.items() if v is not None} != {k: v for k, v in had.items() if v is not None}:
+            causes.append(forbidden_cause("spec", "spec is immutable after creation except resources.requests and "
+                                                  "volumeAttributesClassName for bound claims"))
+        elif bound:
+            causes += _storage((ns.get("resources") or {}).get("requests"), "spec.resources.requests", "")
+            before = ((os_.get("resources") or {}).get("requests") or {}).get("storage")
+            after = ((ns.get("resources") or {}).get("requests") or {}).get("storage")
+            try:
+                if before is not None and after is not None and parse_quantity(after) < parse_quantity(before):
+                    causes.append(forbidden_cause("spec.resources.requests.storage",
+                                                  "field can not be less than status.capacity"))
+            except (QuantityError, TypeError):
+                pass
+        return causes
