@@ -52,6 +52,7 @@ from client import (
     SharedInformerFactory,
     WorkQueue,
     deleted_object,
+    is_not_found,
     run_workers,
 )
 from client.store import IndexFunc
@@ -225,6 +226,17 @@ def add_index_once(informer: Informer, name: str, fn: IndexFunc) -> None:
     """Add an index to a shared informer's store unless another controller already did."""
     with contextlib.suppress(ValueError):
         informer.add_index(name, fn)
+
+
+async def remove_finalizer(resource: Any, obj: Obj, finalizer: str) -> None:
+    """Update `obj` (conditional on its resourceVersion) without `finalizer`; gone already is fine."""
+    updated = {**obj, "metadata": {**obj["metadata"],
+                                   "finalizers": [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]}}
+    try:
+        await resource.update(updated)
+    except Exception as e:
+        if not is_not_found(e):
+            raise
 
 
 # -- the controller ----------------------------------------------------------------------

@@ -50,6 +50,12 @@ CONTROLLER_MODULES: list[str] = [
     "controller_manager.tokencleaner",
     "controller_manager.nodeipam",
     "controller_manager.taint_eviction",
+    # storage controllers
+    "controller_manager.persistentvolume",
+    "controller_manager.pvc_protection",
+    "controller_manager.pv_protection",
+    "controller_manager.ephemeral_volume",
+    "controller_manager.hostpath_provisioner",
 ]
 
 __all__ = ["CONTROLLERS", "CONTROLLER_MODULES", "ControllerSet", "enabled_controllers", "load_controllers"]
