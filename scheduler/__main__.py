@@ -74,6 +74,9 @@ def parse_weights(values: tuple[str, ...]) -> dict[str, int]:
               help="Backoff of a pod's first retry; it doubles with each attempt.")
 @click.option("--pod-max-backoff-seconds", type=float, default=10.0, show_default=True,
               help="Longest backoff between a pod's attempts.")
+@click.option("--bind-timeout-seconds", type=float, default=600.0, show_default=True,
+              help="VolumeBinding: how long a pod waits in PreBind for its claims to be bound (upstream "
+                   "VolumeBindingArgs.bindTimeoutSeconds) before it is retried.")
 @click.option("--disable-plugin", "disabled_plugins", multiple=True,
               help="A default plugin to leave out (repeatable), e.g. ImageLocality.")
 @click.option("--score-weight", "score_weights", multiple=True,
@@ -87,8 +90,8 @@ def main(kubeconfig: str | None, kube_api_qps: float, kube_api_burst: int, leade
          leader_elect_lease_duration: float, leader_elect_renew_deadline: float, leader_elect_retry_period: float,
          leader_elect_resource_name: str, leader_elect_resource_namespace: str, bind_address: str, port: int,
          scheduler_names: tuple[str, ...], percentage_of_nodes_to_score: int, pod_initial_backoff_seconds: float,
-         pod_max_backoff_seconds: float, disabled_plugins: tuple[str, ...], score_weights: tuple[str, ...],
-         identity: str, log_level: str, cpu_profile: str | None) -> None:
+         pod_max_backoff_seconds: float, bind_timeout_seconds: float, disabled_plugins: tuple[str, ...],
+         score_weights: tuple[str, ...], identity: str, log_level: str, cpu_profile: str | None) -> None:
     """The minik8s scheduler: watches pending pods whose schedulerName is one of ours and binds
     each to the best node (filters, weighted scores, preemption), as kube-scheduler does."""
     config = SchedulerConfig(
@@ -96,6 +99,7 @@ def main(kubeconfig: str | None, kube_api_qps: float, kube_api_burst: int, leade
         percentage_of_nodes_to_score=percentage_of_nodes_to_score,
         pod_initial_backoff_seconds=pod_initial_backoff_seconds,
         pod_max_backoff_seconds=pod_max_backoff_seconds,
+        bind_timeout_seconds=bind_timeout_seconds,
         disabled_plugins=list(disabled_plugins),
         score_weights=parse_weights(score_weights),
     )

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from client import APIClient, ApiError, SharedInformerFactory, load_config
+from client import APIClient, APIConnectionError, ApiError, SharedInformerFactory, is_not_found, load_config
 from client.daemon import HealthServer, collect_periodically, new_registry, run_with_leader_election, tune_gc
 from scheduler.eventhandlers import EventHandlers
 from scheduler.metrics import SchedulerMetrics
@@ -35,6 +35,9 @@ INFORMERS: dict[str, tuple[str, str, bool]] = {
     "replicasets": ("apps/v1", "replicasets", False),
     "statefulsets": ("apps/v1", "statefulsets", False),
     "pdbs": ("policy/v1", "poddisruptionbudgets", False),
+    "pvcs": ("v1", "persistentvolumeclaims", False),
+    "pvs": ("v1", "persistentvolumes", False),
+    "storageclasses": ("storage.k8s.io/v1", "storageclasses", False),
 }
 
 
@@ -61,10 +64,16 @@ def default_identity() -> str:
 
 
 async def served(api: APIClient, api_version: str, plural: str) -> bool:
+    """Whether the apiserver serves the resource: only a 404 from discovery says no. Any other
+    answer (a 403 before the RBAC bootstrap policy is in place, a 5xx, no connection) counts as
+    served: its informer retries the list until it is allowed, rather than the scheduler running
+    for good without, say, the PersistentVolumeClaims its VolumeBinding plugin needs."""
     try:
         return plural in await api.discovery.resources(api_version)
-    except ApiError:
-        return False
+    except ApiError as e:
+        return not is_not_found(e)
+    except APIConnectionError:
+        return True
 
 
 async def run(opts: Options, stop: asyncio.Event) -> None:

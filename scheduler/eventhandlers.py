@@ -8,6 +8,9 @@
 - Nodes go to the cache; a new node, or a change of what scheduling looks at (becoming
   schedulable, allocatable, labels, taints, conditions), moves pending pods that could now
   fit it (after a quick admission check against that node).
+- PersistentVolumeClaims, PersistentVolumes and StorageClasses (when served) move the pods
+  VolumeBinding rejected (a claim's change only the pods using it), and — as pod deletions
+  and node changes do — wake the PreBinds waiting for their claims to be bound.
 """
 
 from __future__ import annotations
@@ -26,11 +29,18 @@ from scheduler.framework import (
     NODE_LABEL_CHANGE,
     NODE_SPEC_UNSCHEDULABLE_CHANGE,
     NODE_TAINT_CHANGE,
+    PV_ADD,
+    PV_UPDATE,
+    PVC_ADD,
+    PVC_UPDATE,
+    STORAGE_CLASS_ADD,
+    STORAGE_CLASS_UPDATE,
     ClusterEvent,
 )
 from scheduler.nodeaffinity import RequiredNodeAffinity
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins.node_resources_fit import insufficient_resources
+from scheduler.plugins.volume_binding import pvc_event_filter
 from scheduler.podinfo import PodInfo
 from scheduler.scheduler import is_assigned
 from scheduler.taints import NO_SCHEDULE, find_untolerated_taint
@@ -126,6 +136,7 @@ class EventHandlers:
 
     def on_pod_delete(self, obj: Any) -> None:
         s = self.sched
+        s.changes.notify()
         pod = deleted_object(obj)
         if is_assigned(pod):
             s.cache.remove_pod(pod)
@@ -143,11 +154,53 @@ class EventHandlers:
         ni = self.sched.cache.update_node(new)
         for event in node_scheduling_property_changes(new, old):
             self.sched.queue.move_all_to_active_or_backoff(event, pre_check_for_node(ni))
+        self.sched.changes.notify()
 
     def on_node_delete(self, obj: Any) -> None:
         self.sched.cache.remove_node(deleted_object(obj))
+        self.sched.changes.notify()
+
+    # -- storage (VolumeBinding) -------------------------------------------------------
+
+    def _storage_event(self, event: ClusterEvent, pre_check: Callable[[PodInfo], bool] | None = None) -> None:
+        self.sched.changes.notify()
+        self.sched.queue.move_all_to_active_or_backoff(event, pre_check)
+
+    def on_pvc_add(self, pvc: Obj) -> None:
+        self._storage_event(PVC_ADD, pvc_event_filter(pvc))
+
+    def on_pvc_update(self, old: Obj, new: Obj) -> None:
+        if _rv(old) and _rv(old) == _rv(new):
+            return  # a resync: nothing changed
+        self._storage_event(PVC_UPDATE, pvc_event_filter(new))
+
+    def on_pv_add(self, pv: Obj) -> None:
+        self._storage_event(PV_ADD)
+
+    def on_pv_update(self, old: Obj, new: Obj) -> None:
+        if _rv(old) and _rv(old) == _rv(new):
+            return
+        self._storage_event(PV_UPDATE)
+
+    def on_storage_class_add(self, sc: Obj) -> None:
+        self._storage_event(STORAGE_CLASS_ADD)
+
+    def on_storage_class_update(self, old: Obj, new: Obj) -> None:
+        if _rv(old) and _rv(old) == _rv(new):
+            return
+        self._storage_event(STORAGE_CLASS_UPDATE)
+
+    def on_storage_delete(self, obj: Any) -> None:
+        self.sched.changes.notify()  # upstream moves no pods on these deletions
 
     def register(self, informers: Mapping[str, Any]) -> None:
-        """Add the handlers to the "pods" and "nodes" informers."""
+        """Add the handlers to the "pods" and "nodes" informers, and to "pvcs", "pvs" and
+        "storageclasses" when there are such informers."""
         informers["nodes"].add_handler(self.on_node_add, self.on_node_update, self.on_node_delete)
         informers["pods"].add_handler(self.on_pod_add, self.on_pod_update, self.on_pod_delete)
+        for name, on_add, on_update in (("pvcs", self.on_pvc_add, self.on_pvc_update),
+                                        ("pvs", self.on_pv_add, self.on_pv_update),
+                                        ("storageclasses", self.on_storage_class_add, self.on_storage_class_update)):
+            informer = informers.get(name)
+            if informer is not None:
+                informer.add_handler(on_add, on_update, self.on_storage_delete)

@@ -11,16 +11,26 @@ A plugin is an object with a `name` and any of these methods (upstream's extensi
                                                           # node gets this (already normalized) score
     normalize(state, pod, nodes, scores) -> None          # in place, to 0..100
     async post_filter(state, pod, statuses) -> (nominated node | None, Status | None)
+    reserve(state, pod, node_name) -> Status | None       # the chosen node, right after the pod is assumed
+    unreserve(state, pod, node_name) -> None              # undo reserve (a later step failed); idempotent
+    async pre_bind(state, pod, node_name) -> Status | None # in the binding task, before POST pods/<name>/binding
 
 Filters run per node in the configured order and a node's verdict is its first failing
 plugin, exactly as upstream. For speed they are run *plugin-major* over a batch of nodes
 (each plugin loops over the nodes the previous ones let through), which yields the same
 per-node verdicts with far fewer Python calls. `events` lists the cluster events that may
 make a pod this plugin rejected schedulable again (upstream EventsToRegister).
+
+Reserve runs in the scheduling cycle once the pod is assumed on its node (a plugin records
+what it decided, e.g. VolumeBinding assumes the PVs it chose so the next pods do not pick
+them too); PreBind runs in the pod's binding task and may wait (VolumeBinding waits there
+for its claims to be bound). A failing Reserve or PreBind — or binding — runs every
+Unreserve (in reverse order), forgets the assumed pod and requeues it, as upstream.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +46,9 @@ if TYPE_CHECKING:
 POD = "Pod"
 NODE = "Node"
 NAMESPACE = "Namespace"
+PERSISTENT_VOLUME_CLAIM = "PersistentVolumeClaim"
+PERSISTENT_VOLUME = "PersistentVolume"
+STORAGE_CLASS = "StorageClass"
 ADD = 1
 DELETE = 2
 UPDATE_NODE_ALLOCATABLE = 4
@@ -58,6 +71,12 @@ ASSIGNED_POD_ADD: ClusterEvent = (POD, ADD, "AssignedPodAdd")
 ASSIGNED_POD_UPDATE: ClusterEvent = (POD, UPDATE, "AssignedPodUpdate")
 ASSIGNED_POD_DELETE: ClusterEvent = (POD, DELETE, "AssignedPodDelete")
 NAMESPACE_EVENT: ClusterEvent = (NAMESPACE, ADD | UPDATE, "NamespaceChange")
+PVC_ADD: ClusterEvent = (PERSISTENT_VOLUME_CLAIM, ADD, "PvcAdd")
+PVC_UPDATE: ClusterEvent = (PERSISTENT_VOLUME_CLAIM, UPDATE, "PvcUpdate")
+PV_ADD: ClusterEvent = (PERSISTENT_VOLUME, ADD, "PvAdd")
+PV_UPDATE: ClusterEvent = (PERSISTENT_VOLUME, UPDATE, "PvUpdate")
+STORAGE_CLASS_ADD: ClusterEvent = (STORAGE_CLASS, ADD, "StorageClassAdd")
+STORAGE_CLASS_UPDATE: ClusterEvent = (STORAGE_CLASS, UPDATE, "StorageClassUpdate")
 UNSCHEDULABLE_TIMEOUT: ClusterEvent = (WILDCARD, ALL, "UnschedulableTimeout")
 FORCE_ACTIVATE: ClusterEvent = (WILDCARD, ALL, "ForceActivate")
 
@@ -80,11 +99,51 @@ class CycleState:
         return c
 
 
+class ChangeNotifier:
+    """Wakes coroutines waiting for "something in the informer stores changed".
+
+    The informer event handlers call `notify()`; a waiter checks its condition against the
+    stores and, if unmet, awaits `wait(timeout)` — with no await between the check and the
+    wait, no change can slip through unseen (one event loop)."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, set()
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Until the next notify (True) or `timeout` seconds (False)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            done, _ = await asyncio.wait({fut}, timeout=timeout)
+            return bool(done)
+        finally:
+            self._waiters.discard(fut)
+            if not fut.done():
+                fut.cancel()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+
 class Handle:
     """What plugins may reach: the cache, the nominator (queue) and the informer stores.
 
     `stores` maps a short name ("namespaces", "pdbs", "services", "replicasets",
-    "statefulsets", "replicationcontrollers", "pods") to an informer Store (or None).
+    "statefulsets", "replicationcontrollers", "pods", "nodes", "pvcs", "pvs",
+    "storageclasses") to an informer Store (or None). `changes` is notified on every
+    PVC/PV/StorageClass change, pod deletion and node change. `plugin_args` holds per-plugin
+    settings by plugin name (upstream's pluginConfig args), e.g.
+    {"VolumeBinding": {"bind_timeout_seconds": 600}}.
     """
 
     def __init__(self, cache: SchedulerCache, queue: SchedulingQueue | None = None) -> None:
@@ -96,6 +155,8 @@ class Handle:
         self.scheduler_name = "default-scheduler"
         self.framework: Framework | None = None
         self.metrics: Any = None  # SchedulerMetrics (preemption counters)
+        self.changes = ChangeNotifier()
+        self.plugin_args: dict[str, dict[str, Any]] = {}
 
     def store(self, name: str) -> Any:
         return self.stores.get(name)
@@ -186,6 +247,8 @@ class Framework:
         self.score_plugins = [(p, weights.get(p.name, 1)) for p in plugins
                               if _has(p, "score") or _has(p, "score_nodes")]
         self.post_filter_plugins = [p for p in plugins if _has(p, "post_filter")]
+        self.reserve_plugins = [p for p in plugins if _has(p, "reserve")]
+        self.pre_bind_plugins = [p for p in plugins if _has(p, "pre_bind")]
         self.weights = dict(weights)
         # plugin name → the event kinds that may resolve its rejections
         self.cluster_events: dict[str, tuple[tuple[str, int], ...]] = {p.name: p.events for p in plugins}
@@ -349,3 +412,35 @@ class Framework:
         if not self.post_filter_plugins:
             return None, None
         return nominated, Status(UNSCHEDULABLE, *reasons, plugin=first_plugin)
+
+    # -- Reserve / PreBind -------------------------------------------------------------
+
+    def run_reserve(self, state: CycleState, pod: PodInfo, node_name: str) -> Status | None:
+        """Reserve of every plugin in order; the first failure (with its plugin) stops it."""
+        for pl in self.reserve_plugins:
+            st = pl.reserve(state, pod, node_name)  # type: ignore[attr-defined]
+            if not is_success(st):
+                assert st is not None
+                if st.is_unschedulable():
+                    return st.with_plugin(pl.name)
+                return Status(ERROR, f'running Reserve plugin "{pl.name}": {st.message}', plugin=pl.name)
+        return None
+
+    def run_unreserve(self, state: CycleState, pod: PodInfo, node_name: str) -> None:
+        """Unreserve of every Reserve plugin, in reverse order (each must tolerate an unreserved pod)."""
+        for pl in reversed(self.reserve_plugins):
+            unreserve = getattr(pl, "unreserve", None)
+            if unreserve is not None:
+                unreserve(state, pod, node_name)
+
+    async def run_pre_bind(self, state: CycleState, pod: PodInfo, node_name: str) -> Status | None:
+        """PreBind of every plugin in order; a rejection keeps its code, anything else becomes an
+        Error "running PreBind plugin "<name>": <message>" (upstream RunPreBindPlugins)."""
+        for pl in self.pre_bind_plugins:
+            st = await pl.pre_bind(state, pod, node_name)  # type: ignore[attr-defined]
+            if not is_success(st):
+                assert st is not None
+                if st.is_unschedulable():
+                    return st.with_plugin(pl.name)
+                return Status(ERROR, f'running PreBind plugin "{pl.name}": {st.message}', plugin=pl.name)
+        return None

@@ -2,8 +2,10 @@
 
 Upstream's scheduler.go + schedule_one.go. Each scheduling cycle (one pod at a time):
 pop the next pod, run the algorithm (filters, scores), *assume* the pod on the chosen node
-in the cache, and hand the binding (`POST pods/<name>/binding`) to its own task so the next
-cycle starts at once. A failed binding forgets the assumed pod and requeues it. A pod that
+in the cache, run the Reserve plugins, and hand the binding to its own task so the next
+cycle starts at once: PreBind plugins (VolumeBinding may wait there for its claims to be
+bound), then `POST pods/<name>/binding`. A failed Reserve, PreBind or binding unreserves,
+forgets the assumed pod and requeues it. A pod that
 fits nowhere runs PostFilter (preemption), gets a `FailedScheduling` event with the
 per-plugin reasons, its PodScheduled condition, and waits in the queue for an event that
 may help it.
@@ -23,12 +25,13 @@ from apimachinery.meta import now
 from client import NORMAL, WARNING, ApiError, EventRecorder
 from scheduler.algorithm import Algorithm, NoNodesAvailable, SchedulingError
 from scheduler.cache import SchedulerCache
-from scheduler.framework import ASSIGNED_POD_DELETE, CycleState, Framework, Handle
+from scheduler.framework import ASSIGNED_POD_DELETE, ChangeNotifier, CycleState, Framework, Handle
 from scheduler.metrics import ERROR, SCHEDULED, UNSCHEDULABLE, SchedulerMetrics
 from scheduler.plugins import new_framework
 from scheduler.podinfo import PodInfo
 from scheduler.queue import QueuedPodInfo, SchedulingQueue
-from scheduler.status import FitError
+from scheduler.status import ERROR as ERROR_CODE
+from scheduler.status import FitError, Status
 
 log = logging.getLogger("scheduler")
 
@@ -54,6 +57,7 @@ class SchedulerConfig:
     event_writers: int = 8  # parallel Event writers (each pod always goes to the same one)
     event_queue_size: int = 2000  # per writer; beyond, events are dropped (as upstream's broadcaster)
     max_concurrent_bindings: int = 32  # bindings in flight; beyond, they wait (keeps connections warm)
+    bind_timeout_seconds: float = 600.0  # VolumeBinding: how long PreBind waits for the claims to be bound
     identity: str = ""
 
 
@@ -111,10 +115,13 @@ class Scheduler:
             ns_labels=self._namespace_labels,
             on_incoming=lambda q, ev: self.metrics.queue_incoming.inc(q, ev),
         )
+        self.changes = ChangeNotifier()  # informer changes that waiting PreBinds care about
         for name in self.config.scheduler_names:
             handle = Handle(self.cache, self.queue)
             handle.scheduler_name = name
             handle.metrics = self.metrics
+            handle.changes = self.changes
+            handle.plugin_args = {"VolumeBinding": {"bind_timeout_seconds": self.config.bind_timeout_seconds}}
             fw = new_framework(handle, self.config.disabled_plugins, self.config.score_weights)
             self.handles[name] = handle
             self.profiles[name] = fw
@@ -262,12 +269,57 @@ class Scheduler:
             self.metrics.schedule_attempts.inc(ERROR, profile)
             self.handle_failure(profile, qpi, REASON_SCHEDULER_ERROR, str(e), "")
             return
+        if fw.reserve_plugins:
+            st = fw.run_reserve(state, assumed, result.host)
+            if st is not None:
+                fw.run_unreserve(state, assumed, result.host)
+                self.cache.forget_pod(assumed)
+                self._record_failure(profile, qpi, start, st)
+                return
         self.queue.nominator.delete(pi)
         self.inflight_bindings += 1
-        self._spawn(self.binding_cycle(profile, qpi, assumed, start))
+        self._spawn(self.binding_cycle(profile, qpi, assumed, start, state))
 
-    async def binding_cycle(self, profile: str, qpi: QueuedPodInfo, assumed: PodInfo, start: float) -> None:
+    def _record_failure(self, profile: str, qpi: QueuedPodInfo, start: float, st: Status) -> None:
+        """A Reserve/PreBind failure: a rejection waits for its plugin's events, an error backs off."""
+        if st.is_unschedulable():
+            qpi.unschedulable_plugins = {st.plugin} if st.plugin else set()
+            result, reason = UNSCHEDULABLE, REASON_UNSCHEDULABLE
+        else:
+            qpi.unschedulable_plugins = set()
+            result, reason = ERROR, REASON_SCHEDULER_ERROR
+        self.metrics.schedule_attempts.inc(result, profile)
+        self.metrics.attempt_duration.observe(self.clock() - start, result, profile)
+        self.handle_failure(profile, qpi, reason, st.message, "")
+
+    def _binding_failed(self, profile: str, qpi: QueuedPodInfo, assumed: PodInfo, start: float,
+                        state: CycleState, st: Status) -> None:
+        self.inflight_bindings -= 1
         host = assumed.node_name
+        log.info("binding %s to %s failed: %s", assumed.key, host, st.message)
+        fw = self.profiles.get(profile)
+        if fw is not None and fw.reserve_plugins:
+            fw.run_unreserve(state, assumed, host)
+        self.cache.forget_pod(assumed)
+        # the assumed pod held resources: its removal is like an assigned pod's deletion
+        self.queue.move_all_to_active_or_backoff(ASSIGNED_POD_DELETE, lambda p: p.uid != assumed.uid)
+        self._record_failure(profile, qpi, start, st)
+
+    async def binding_cycle(self, profile: str, qpi: QueuedPodInfo, assumed: PodInfo, start: float,
+                            state: CycleState | None = None) -> None:
+        host = assumed.node_name
+        if state is None:
+            state = CycleState()
+        fw = self.profiles.get(profile)
+        if fw is not None and fw.pre_bind_plugins:
+            try:
+                st = await fw.run_pre_bind(state, assumed, host)
+            except Exception as e:  # a plugin bug must not leave the pod assumed forever
+                log.exception("PreBind of %s on %s", assumed.key, host)
+                st = Status(ERROR_CODE, f"running PreBind plugins: {e}")
+            if st is not None:
+                self._binding_failed(profile, qpi, assumed, start, state, st)
+                return
         body = {"apiVersion": "v1", "kind": "Binding",
                 "metadata": {"name": assumed.name, "namespace": assumed.namespace, "uid": assumed.uid},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": host}}
@@ -278,16 +330,8 @@ class Scheduler:
             async with self._binding_slots:
                 await self.pods_api.create_subresource(assumed.name, "binding", body, assumed.namespace)
         except Exception as e:
-            self.inflight_bindings -= 1
             msg = e.message if isinstance(e, ApiError) else str(e)
-            log.info("binding %s to %s failed: %s", assumed.key, host, msg)
-            self.cache.forget_pod(assumed)
-            # the assumed pod held resources: its removal is like an assigned pod's deletion
-            self.queue.move_all_to_active_or_backoff(ASSIGNED_POD_DELETE, lambda p: p.uid != assumed.uid)
-            qpi.unschedulable_plugins = set()
-            self.metrics.schedule_attempts.inc(ERROR, profile)
-            self.metrics.attempt_duration.observe(self.clock() - start, ERROR, profile)
-            self.handle_failure(profile, qpi, REASON_SCHEDULER_ERROR, msg, "")
+            self._binding_failed(profile, qpi, assumed, start, state, Status(ERROR_CODE, msg))
             return
         self.inflight_bindings -= 1
         t = self.clock()

@@ -1,10 +1,11 @@
 """The default plugins, one per file, in upstream's order, with upstream's default score weights.
 
 Filter order (a node's verdict is its first failing plugin): NodeUnschedulable, NodeName,
-TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
-InterPodAffinity. Score weights: TaintToleration 3, NodeAffinity 2, PodTopologySpread 2,
-InterPodAffinity 2, NodeResourcesFit 1 (LeastAllocated), NodeResourcesBalancedAllocation 1,
-ImageLocality 1. PostFilter: DefaultPreemption. QueueSort: PrioritySort.
+TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding,
+PodTopologySpread, InterPodAffinity. Score weights: TaintToleration 3, NodeAffinity 2,
+PodTopologySpread 2, InterPodAffinity 2, NodeResourcesFit 1 (LeastAllocated),
+NodeResourcesBalancedAllocation 1, ImageLocality 1. PostFilter: DefaultPreemption.
+Reserve and PreBind: VolumeBinding. QueueSort: PrioritySort.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from scheduler.plugins.node_resources_fit import NodeResourcesFit
 from scheduler.plugins.node_unschedulable import NodeUnschedulable
 from scheduler.plugins.pod_topology_spread import PodTopologySpread
 from scheduler.plugins.taint_toleration import TaintToleration
+from scheduler.plugins.volume_binding import VolumeBinding
 
 REGISTRY: dict[str, Callable[[Handle], Plugin]] = {
     "NodeUnschedulable": NodeUnschedulable,
@@ -31,6 +33,7 @@ REGISTRY: dict[str, Callable[[Handle], Plugin]] = {
     "NodeAffinity": NodeAffinity,
     "NodePorts": NodePorts,
     "NodeResourcesFit": NodeResourcesFit,
+    "VolumeBinding": VolumeBinding,
     "PodTopologySpread": PodTopologySpread,
     "InterPodAffinity": InterPodAffinity,
     "DefaultPreemption": DefaultPreemption,

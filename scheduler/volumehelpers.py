@@ -1,0 +1,160 @@
+"""The scheduler's side of PersistentVolume binding (upstream component-helpers/storage/volume).
+
+Which PV may satisfy a claim is decided by ONE set of rules, shared with the PV binder:
+`apimachinery.volumebinding.find_best_match` (class, "" matching ""; volumeMode, default
+Filesystem; accessModes ⊇ the claim's; capacity ≥ request; the claim's selector; the
+claim's spec.volumeName; not pre-bound to another claim; phase Available; not being
+deleted; the smallest wins; a PV pre-bound to the claim wins over all). This module adds
+what only the scheduler needs:
+
+- `find_matching_volume(claim, volumes, node_labels=..., node_name=...)`: that rule on one
+  node — the PV's spec.nodeAffinity.required must match it (`check_node_affinity`); as
+  upstream, a claim that a PV is pre-bound to matches that PV or, on other nodes, nothing.
+- `bind_volume_to_claim(pv, claim)`: upstream GetBindVolumeToClaim — a copy of the PV with
+  spec.claimRef = the claim and `pv.kubernetes.io/bound-by-controller: "yes"`.
+- `is_claim_bound`, `is_delay_binding_mode`, `class_provisions`, `topology_matches` and
+  `pod_claim_names` (with a generic-ephemeral flag).
+
+Nothing here reads a store or talks to the API; callers pass the objects in.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from apimachinery.volumebinding import (
+    ANN_BIND_COMPLETED,
+    ANN_BOUND_BY_CONTROLLER,
+    ANN_SELECTED_NODE,
+    NO_PROVISIONER,
+    WAIT_FOR_FIRST_CONSUMER,
+    claim_class,
+    claim_ref,
+    ephemeral_claim_name,
+    find_best_match,
+    is_bound_to,
+    volume_class,
+)
+from scheduler.nodeaffinity import NodeSelector
+
+Obj = dict[str, Any]
+
+CLAIM_LOST = "Lost"
+
+__all__ = [
+    "ANN_BIND_COMPLETED", "ANN_BOUND_BY_CONTROLLER", "ANN_SELECTED_NODE", "CLAIM_LOST", "NO_PROVISIONER",
+    "WAIT_FOR_FIRST_CONSUMER", "bind_volume_to_claim", "check_node_affinity", "claim_class", "claim_key",
+    "claim_ref", "class_provisions", "find_matching_volume", "is_bound_to", "is_claim_bound",
+    "is_delay_binding_mode", "pod_claim_names", "topology_matches", "volume_class",
+]
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("spec") or {}
+
+
+def claim_key(claim: Mapping[str, Any]) -> str:
+    m = _meta(claim)
+    return f"{m.get('namespace') or ''}/{m.get('name') or ''}"
+
+
+def is_claim_bound(claim: Mapping[str, Any]) -> bool:
+    """Fully bound: spec.volumeName and the bind-completed annotation (upstream isPVCFullyBound)."""
+    return bool(_spec(claim).get("volumeName")) and ANN_BIND_COMPLETED in (_meta(claim).get("annotations") or {})
+
+
+def check_node_affinity(pv: Mapping[str, Any], labels: Mapping[str, str], node_name: str = "") -> bool:
+    """spec.nodeAffinity.required (a NodeSelector) matches the node (upstream CheckNodeAffinity).
+
+    No nodeAffinity, or no `required`, matches every node. `node_name` lets a matchFields
+    term on metadata.name match too (upstream passes only the labels)."""
+    required = (_spec(pv).get("nodeAffinity") or {}).get("required")
+    if required is None:
+        return True
+    return NodeSelector(required).matches(labels, node_name)
+
+
+def find_matching_volume(claim: Obj, volumes: Iterable[Obj], *, node_labels: Mapping[str, str] | None = None,
+                         node_name: str = "", excluded: Iterable[str] = (),
+                         delay_binding: bool = False) -> Obj | None:
+    """The PV for `claim` among `volumes` that fits the node (`node_labels`, `node_name`), or None.
+
+    The shared rules (`apimachinery.volumebinding.find_best_match`) plus upstream's: a PV
+    pre-bound to the claim is its only candidate — on a node it does not fit, there is none.
+    Without `node_labels` this is the binder's path (`delay_binding`: pre-bound PVs only)."""
+    skip = frozenset(excluded)
+    vols = [v for v in volumes if _meta(v).get("name") not in skip]
+    prebound = [v for v in vols if is_bound_to(v, claim)]
+    if prebound:
+        vols = prebound
+    fits = None
+    if node_labels is not None:
+        labels = node_labels
+
+        def fits(pv: Obj) -> bool:
+            return check_node_affinity(pv, labels, node_name)
+    return find_best_match(claim, vols, delay_binding, fits)
+
+
+def bind_volume_to_claim(pv: Mapping[str, Any], claim: Mapping[str, Any]) -> tuple[Obj, bool]:
+    """(a copy of `pv` pre-bound to `claim`, whether anything changed) — upstream GetBindVolumeToClaim."""
+    already = is_bound_to(dict(pv), dict(claim))
+    out: Obj = copy.deepcopy(dict(pv))
+    dirty = False
+    ref = _spec(pv).get("claimRef") or {}
+    m = _meta(claim)
+    if (not ref or ref.get("name") != m.get("name") or (ref.get("namespace") or "") != (m.get("namespace") or "")
+            or (ref.get("uid") or "") != (m.get("uid") or "")):
+        out.setdefault("spec", {})["claimRef"] = claim_ref(claim)
+        dirty = True
+    annotations = out.setdefault("metadata", {}).setdefault("annotations", {})
+    if not already and ANN_BOUND_BY_CONTROLLER not in annotations:
+        annotations[ANN_BOUND_BY_CONTROLLER] = "yes"
+        dirty = True
+    return out, dirty
+
+
+def is_delay_binding_mode(claim: Obj, get_class: Callable[[str], Mapping[str, Any] | None]) -> bool:
+    """The claim's class exists and is WaitForFirstConsumer (no class, or a missing one: Immediate)."""
+    name = claim_class(claim)
+    if not name:
+        return False
+    sc = get_class(name)
+    return sc is not None and sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
+
+
+def class_provisions(sc: Mapping[str, Any]) -> bool:
+    """The class has a real provisioner (dynamic provisioning is possible)."""
+    p = sc.get("provisioner") or ""
+    return bool(p) and p != NO_PROVISIONER
+
+
+def topology_matches(sc: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """The node satisfies the class's allowedTopologies (none: every node) — upstream MatchTopologySelectorTerms."""
+    terms = sc.get("allowedTopologies") or []
+    if not terms:
+        return True
+    for term in terms:
+        exprs = (term or {}).get("matchLabelExpressions") or []
+        if all(labels.get(e.get("key") or "") in (e.get("values") or ()) for e in exprs):
+            return True
+    return False
+
+
+def pod_claim_names(pod: Obj) -> list[tuple[str, bool]]:
+    """(claim name, generic ephemeral?) for each of the pod's volumes backed by a claim, in order."""
+    out = []
+    for vol in _spec(pod).get("volumes") or ():
+        pvc = vol.get("persistentVolumeClaim")
+        if pvc is not None:
+            out.append((pvc.get("claimName") or "", False))
+        elif vol.get("ephemeral") is not None:
+            out.append((ephemeral_claim_name(pod, vol), True))
+    return out
+
