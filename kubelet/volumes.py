@@ -1,4 +1,5 @@
-"""Pod volumes on the node: emptyDir, hostPath, configMap, secret, downwardAPI, projected.
+"""Pod volumes on the node: emptyDir, hostPath, configMap, secret, downwardAPI, projected, and
+persistentVolumeClaim / generic ephemeral volumes backed by hostPath or local PersistentVolumes.
 
 Each volume is a directory under `<root>/pods/<uid>/volumes/<plugin>/<name>` that containers
 bind-mount. configMap, secret, downwardAPI and projected volumes are written by an atomic
@@ -6,6 +7,15 @@ writer (upstream's AtomicWriter): the files live in a timestamped `..<ts>` direc
 points at it and each top-level entry is a symlink through `..data`, so an update (a new
 directory and one rename of the `..data` link) is seen by containers all at once. Secret,
 projected and Memory-medium emptyDir volumes are tmpfs mounts, so secrets never touch disk.
+
+A claim volume (`persistentVolumeClaim`, or `ephemeral` whose claim is `<pod>-<volume>` and must
+be controlled by the pod) is resolved as upstream's volume manager does: GET the claim (bound,
+not being deleted), GET its PersistentVolume (its claimRef must carry the claim's uid), and
+mount the PV's own path — `hostPath` (through the same checks as a pod's hostPath volume) or
+`local` (must exist) — read-only if the pod's claim source says so. Nothing is created under the
+pod's directory and nothing is chowned (upstream's fsGroup does not apply to these sources). The
+result is kept for the pod's lifetime: later syncs do not read the claim again (upstream mounts
+once); a failure is not kept, so the next sync retries.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from apimachinery.quantity import resource_int
+from apimachinery.volumebinding import ephemeral_claim_error, ephemeral_claim_name
 from kubelet.cri.containerd import unmount_under
 from kubelet.downward import DownwardError, field_value, resource_value
 from kubelet.tokens import TokenManager
@@ -33,6 +44,7 @@ from kubelet.tokens import TokenManager
 log = logging.getLogger("kubelet.volumes")
 
 ObjectGetter = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+ClusterObjectGetter = Callable[[str], Awaitable[dict[str, Any] | None]]
 
 DATA_DIR = "..data"
 DEFAULT_MODE = 0o644
@@ -46,6 +58,8 @@ PLUGIN_DIRS = {
 }
 # Always mounted read-only into containers, as upstream does.
 READ_ONLY_KINDS = ("configMap", "secret", "downwardAPI", "projected")
+# Volumes backed by a PersistentVolume the claim is bound to.
+CLAIM_KINDS = ("persistentVolumeClaim", "ephemeral")
 
 
 class VolumeError(Exception):
@@ -184,12 +198,17 @@ class VolumeManager:
         get_secret: ObjectGetter,
         tokens: TokenManager,
         allocatable: Callable[[], dict[str, int]],
+        get_pvc: ObjectGetter | None = None,
+        get_pv: ClusterObjectGetter | None = None,
     ) -> None:
         self.pods_dir = pods_dir
         self.get_configmap = get_configmap
         self.get_secret = get_secret
         self.tokens = tokens
         self.allocatable = allocatable
+        self.get_pvc = get_pvc
+        self.get_pv = get_pv
+        self._claims: dict[str, dict[str, MountedVolume]] = {}  # pod uid -> volume -> mounted claim
 
     def pod_dir(self, uid: str) -> Path:
         return self.pods_dir / uid
@@ -204,6 +223,15 @@ class VolumeManager:
         out: dict[str, MountedVolume] = {}
         for volume in (pod.get("spec") or {}).get("volumes") or []:
             name = volume.get("name", "")
+            claim_kind = next((k for k in CLAIM_KINDS if volume.get(k) is not None), None)
+            if claim_kind is not None:
+                try:
+                    out[name] = await self._claim_volume(pod, claim_kind, name, volume[claim_kind])
+                except VolumeError:
+                    raise
+                except (KeyError, ValueError, OSError) as e:
+                    raise VolumeError(name, str(e).strip("'\"")) from None
+                continue
             kind = next((k for k in PLUGIN_DIRS if volume.get(k) is not None), None)
             if kind is None:
                 log.debug("pod %s: volume %s has an unsupported source; skipped", uid, name)
@@ -263,6 +291,85 @@ class VolumeManager:
             mount_tmpfs(path)
             payload = await self._projected_payload(pod, name, src, default_mode, host_ip, pod_ips)
         write_atomic(path, payload, int(fs_group) if fs_group is not None else None)
+        return path
+
+    async def _claim_volume(self, pod: dict[str, Any], kind: str, name: str, src: dict[str, Any]) -> MountedVolume:
+        """The PV behind a persistentVolumeClaim or generic ephemeral volume (cached once mounted)."""
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        cached = self._claims.get(uid, {}).get(name)
+        if cached is not None:
+            return cached
+        ns = meta.get("namespace", "default")
+        if kind == "ephemeral":
+            claim = ephemeral_claim_name(pod, {"name": name})
+            pvc_read_only = False
+        else:
+            claim = src.get("claimName") or ""
+            pvc_read_only = bool(src.get("readOnly"))
+        if not claim:
+            raise VolumeError(name, "persistentVolumeClaim.claimName is empty")
+        where = f"error processing PVC {ns}/{claim}"
+        if self.get_pvc is None or self.get_pv is None:
+            raise VolumeError(name, f"{where}: no API client to read PersistentVolumeClaims")
+        try:
+            pvc = await self.get_pvc(ns, claim)
+        except Exception as e:
+            raise VolumeError(name, f"{where}: failed to fetch PVC from API server: {e}") from None
+        if pvc is None:
+            raise VolumeError(name, f'{where}: persistentvolumeclaim "{claim}" not found')
+        pvc_meta = pvc.get("metadata") or {}
+        pvc_spec = pvc.get("spec") or {}
+        if pvc_meta.get("deletionTimestamp"):
+            # not safe to start a pod with a claim that is going away (upstream)
+            raise VolumeError(name, f"{where}: PVC is being deleted")
+        pv_name = pvc_spec.get("volumeName") or ""
+        phase = (pvc.get("status") or {}).get("phase") or ""
+        if phase != "Bound" or not pv_name:
+            raise VolumeError(name, f'{where}: PVC {ns}/{claim} has non-bound phase ("{phase}") or empty '
+                                    f'pvc.Spec.VolumeName ("{pv_name}")')
+        if kind == "ephemeral":
+            not_owner = ephemeral_claim_error(pod, pvc)
+            if not_owner:
+                raise VolumeError(name, not_owner)
+        try:
+            pv = await self.get_pv(pv_name)
+        except Exception as e:
+            raise VolumeError(name, f"{where}: failed to fetch PV {pv_name} from API server: {e}") from None
+        if pv is None:
+            raise VolumeError(name, f'{where}: failed to fetch PV {pv_name} from API server: '
+                                    f'persistentvolumes "{pv_name}" not found')
+        pv_spec = pv.get("spec") or {}
+        claim_ref = pv_spec.get("claimRef")
+        if not claim_ref:
+            raise VolumeError(name, f"{where}: found PV object {pv_name} but it has a nil pv.Spec.ClaimRef "
+                                    "indicating it is not yet bound to the claim")
+        pvc_uid = pvc_meta.get("uid") or ""
+        if claim_ref.get("uid") != pvc_uid:
+            raise VolumeError(name, f"{where}: Expected PV's ClaimRef.UID {claim_ref.get('uid') or ''} to match "
+                                    f"PVC's UID {pvc_uid} (PV {pv_name})")
+        if "Block" in (pv_spec.get("volumeMode"), pvc_spec.get("volumeMode")):
+            raise VolumeError(name, f'PersistentVolume "{pv_name}" has volumeMode Block: raw block volumes are '
+                                    "not supported by this kubelet")
+        if pv_spec.get("hostPath") is not None:
+            path = self._host_path(name, pv_spec["hostPath"])
+        elif pv_spec.get("local") is not None:
+            path = self._local_path(name, pv_name, pv_spec["local"])
+        else:
+            raise VolumeError(name, f'unsupported volume source for PersistentVolume "{pv_name}"')
+        mounted = MountedVolume(name, kind, str(path), pvc_read_only)
+        self._claims.setdefault(uid, {})[name] = mounted
+        log.info("pod %s/%s: volume %s: PersistentVolume %s (claim %s) at %s%s", ns, meta.get("name"), name,
+                 pv_name, claim, path, " (read-only)" if pvc_read_only else "")
+        return mounted
+
+    @staticmethod
+    def _local_path(name: str, pv_name: str, src: dict[str, Any]) -> Path:
+        path = Path(src.get("path", ""))
+        if not path.is_absolute():
+            raise VolumeError(name, f'local volume path "{path}" of PersistentVolume "{pv_name}" must be absolute')
+        if not path.exists():
+            raise VolumeError(name, f'local volume path "{path}" of PersistentVolume "{pv_name}" does not exist')
         return path
 
     def _host_path(self, name: str, src: dict[str, Any]) -> Path:
@@ -352,8 +459,14 @@ class VolumeManager:
                                                       host_ip, pod_ips))
         return payload
 
+    def forget_pod(self, uid: str) -> None:
+        """Drop what is kept of the pod's claim volumes (their data stays where the PV is)."""
+        self._claims.pop(uid, None)
+
     def teardown(self, uid: str) -> bool:
-        """Unmount and remove everything of the pod's directory; False if something stayed."""
+        """Unmount and remove everything of the pod's directory; False if something stayed.
+        Claim volumes live outside it (the PV's path) and are only forgotten."""
+        self.forget_pod(uid)
         directory = self.pod_dir(uid)
         if not directory.exists():
             return True
