@@ -39,7 +39,7 @@ from client.events import NORMAL, WARNING, EventRecorder
 from client.informer import HandlerRegistration, Informer, SharedInformerFactory
 from client.leaderelection import LeaderElector
 from client.ratelimit import TokenBucket
-from client.resource import ResourceClient
+from client.resource import ResourceClient, create_missing
 from client.rest import APIClient
 from client.store import (
     DeletedFinalStateUnknown,
@@ -82,6 +82,7 @@ __all__ = [
     "Store",
     "TokenBucket",
     "WorkQueue",
+    "create_missing",
     "default_controller_rate_limiter",
     "deleted_object",
     "from_kubeconfig",

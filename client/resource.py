@@ -7,7 +7,7 @@ else the client's default namespace; for list/watch/deletecollection, None means
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
@@ -15,7 +15,7 @@ from urllib.parse import quote
 import orjson
 
 from client.discovery import ResourceInfo, api_prefix
-from client.errors import is_gone
+from client.errors import is_already_exists, is_gone, is_not_found
 
 if TYPE_CHECKING:
     from client.rest import APIClient
@@ -310,3 +310,26 @@ def _delete_options(
     if not opts:
         return None
     return {"kind": "DeleteOptions", "apiVersion": "v1", **opts}
+
+
+async def create_missing(api: APIClient, objs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Create each object that does not exist yet (existing ones are left as they are), as an
+    addon manager's EnsureExists mode does. Returns "Kind/name" of those created."""
+    created = []
+    for obj in objs:
+        resource = await api.resource_for_kind(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        try:
+            # look first: creating an existing Service fails on its IP before "already exists"
+            await resource.get(meta["name"], meta.get("namespace"))
+            continue
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+        try:
+            await resource.create(obj, meta.get("namespace"))
+            created.append(f"{obj['kind']}/{meta['name']}")
+        except Exception as exc:
+            if not is_already_exists(exc):
+                raise
+    return created

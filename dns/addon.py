@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from client import APIClient, is_already_exists, is_conflict, is_not_found, load_config
+from client import APIClient, create_missing, is_already_exists, is_conflict, is_not_found, load_config
 
 log = logging.getLogger("dns.addon")
 
@@ -89,30 +89,9 @@ def addon_objects(cluster_ip: str = CLUSTER_DNS_IP, namespace: str = NAMESPACE) 
     ]
 
 
-_PLURALS = {"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles",
-            "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings",
-            "Service": "services"}
-
-
 async def install_addon(api: APIClient, cluster_ip: str = CLUSTER_DNS_IP, namespace: str = NAMESPACE) -> list[str]:
     """Create what is missing (existing objects are left as they are). Returns the names created."""
-    created = []
-    for obj in addon_objects(cluster_ip, namespace):
-        resource = api.resource(obj["apiVersion"], _PLURALS[obj["kind"]])
-        try:
-            # look first: creating an existing Service fails on its IP before "already exists"
-            await resource.get(obj["metadata"]["name"], obj["metadata"].get("namespace"))
-            continue
-        except Exception as exc:
-            if not is_not_found(exc):
-                raise
-        try:
-            await resource.create(obj, obj["metadata"].get("namespace"))
-            created.append(f"{obj['kind']}/{obj['metadata']['name']}")
-        except Exception as exc:
-            if not is_already_exists(exc):
-                raise
-    return created
+    return await create_missing(api, addon_objects(cluster_ip, namespace))
 
 
 def gateway_of(pod_cidr: str) -> str:

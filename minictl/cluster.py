@@ -238,6 +238,7 @@ def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, *,
         steps["images"] = "after:containerd"
         if not cfg.is_worker:
             steps["dns-addon"] = "after:apiserver"
+            steps["storage-addon"] = "after:apiserver"
         steps["node"] = "check"
         if not cfg.is_worker:
             steps["kubernetes-service"] = "check"
@@ -277,6 +278,15 @@ def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, *,
 
                     install_addon_sync(cfg.admin_kubeconfig)
                     progress.done(name, "kube-dns service at 10.96.0.10")
+                    done.add(name)
+                elif name == "storage-addon" and "apiserver" in done:
+                    from controller_manager.hostpath_provisioner import (
+                        DEFAULT_CLASS_NAME,
+                        install_default_class_sync,
+                    )
+
+                    install_default_class_sync(cfg.admin_kubeconfig, str(cfg.volumes_dir))
+                    progress.done(name, f"default StorageClass {DEFAULT_CLASS_NAME} (volumes in {cfg.volumes_dir})")
                     done.add(name)
                 elif name == "node" and "kubelet" in done:
                     ok, detail = _node_ready(cfg)

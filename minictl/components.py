@@ -161,6 +161,11 @@ class ClusterConfig:
     def admin_kubeconfig(self) -> Path:
         return self.dir / "admin.kubeconfig"
 
+    @property
+    def volumes_dir(self) -> Path:
+        """Where the default StorageClass's hostpath volumes live on this node."""
+        return self.dir / "volumes"
+
     def log(self, component: str) -> Path:
         return self.dir / "logs" / f"{component}.log"
 

@@ -146,9 +146,10 @@ def _prepare_node_host(cfg: ClusterConfig) -> None:
 
 
 def _after_start(cfg: ClusterConfig) -> None:
-    """Load our images once containerd answers; install the DNS addon once the apiserver does."""
+    """Load our images once containerd answers; install the DNS and storage addons once the apiserver does."""
     import asyncio
 
+    from controller_manager.hostpath_provisioner import install_default_class_sync
     from dns.launch import install_addon_sync
     from images import load_image
     from kubelet.cri.containerd import containerd_paths
@@ -175,6 +176,8 @@ def _after_start(cfg: ClusterConfig) -> None:
         try:
             install_addon_sync(cfg.admin_kubeconfig)
             print("DNS addon installed", flush=True)
+            install_default_class_sync(cfg.admin_kubeconfig, str(cfg.volumes_dir))
+            print("default StorageClass installed", flush=True)
             return
         except Exception as e:
             print(f"installing the DNS addon: {e} (attempt {attempt + 1})", flush=True)

@@ -46,6 +46,31 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 """
 
+# a StatefulSet whose claim the default StorageClass provisions; it runs as nobody, so the
+# volume's directory must be writable by any user
+DB = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      securityContext: {runAsUser: 65534, runAsGroup: 65534}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: localhost/minik8s/busybox:1.35
+        command: ["sh", "-c", "echo started-$HOSTNAME >> /data/log && exec sleep 3600"]
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+"""
+
 
 def _port_busy(port: int) -> bool:
     with socket.socket() as s:
@@ -140,6 +165,7 @@ def test_up_serves_a_deployment_and_down_leaves_nothing(cluster_dir) -> None:
     assert json.loads(kubectl(d, "get", "csr", "-o", "json"))["items"] == []
     assert (d / "kubelet" / "pki" / "kubelet-client-current.pem").is_symlink()
     kubectl(d, "create", "configmap", "survivor", "--from-literal=a=b")
+    volume_dir = check_default_storage(d)
 
     minictl("cluster", "down", "--data-dir", str(d))
     assert leftovers(d) == {"processes": [], "kube_nat_rules": [], "kube_filter_rules": [], "service_route": [],
@@ -151,5 +177,45 @@ def test_up_serves_a_deployment_and_down_leaves_nothing(cluster_dir) -> None:
     minictl("cluster", "up", "--data-dir", str(d))
     assert json.loads(kubectl(d, "get", "cm", "survivor", "-o", "json"))["data"] == {"a": "b"}
     kubectl(d, "rollout", "status", "deploy/web", "--timeout=120s")
+    # the StatefulSet's pod comes back on its volume; deleting the claim deletes the volume
+    kubectl(d, "rollout", "status", "sts/db", "--timeout=120s")
+    wait_for(lambda: (volume_dir / "log").read_text().count("started-db-0") == 3, timeout=60,
+             what="db-0 started a third time on the same volume")
+    kubectl(d, "delete", "sts", "db", "--wait=true", "--timeout=60s")
+    wait_for(lambda: not json.loads(kubectl(d, "get", "pods", "-l", "app=db", "-o", "json"))["items"], timeout=60,
+             what="the StatefulSet's pod gone")
+    kubectl(d, "delete", "pvc", "data-db-0", "--wait=true", "--timeout=60s")
+    wait_for(lambda: not json.loads(kubectl(d, "get", "pv", "-o", "json"))["items"], timeout=60,
+             what="the released volume deleted by its provisioner")
+    assert not volume_dir.exists()
+    assert json.loads(kubectl(d, "get", "pods", "-n", "kube-system", "-l", "minik8s.io/hostpath-helper",
+                              "-o", "json"))["items"] == []
     minictl("cluster", "down", "--data-dir", str(d))
     assert leftovers(d)["processes"] == []
+
+
+def check_default_storage(d: Path) -> Path:
+    """A StatefulSet's claim gets a volume from the default StorageClass, on this node, under the
+    data dir; the pod writes to it as a non-root user, and a replacement pod sees what it wrote."""
+    classes = json.loads(kubectl(d, "get", "storageclass", "-o", "json"))["items"]
+    assert [(c["metadata"]["name"], c["provisioner"], c["volumeBindingMode"]) for c in classes] == [
+        ("standard", "minik8s.io/hostpath", "WaitForFirstConsumer")]
+    kubectl(d, "apply", "-f", "-", input=DB)
+    kubectl(d, "rollout", "status", "sts/db", "--timeout=120s")
+    claim = json.loads(kubectl(d, "get", "pvc", "data-db-0", "-o", "json"))
+    assert claim["status"]["phase"] == "Bound" and claim["spec"]["storageClassName"] == "standard"
+    node = json.loads(kubectl(d, "get", "nodes", "-o", "json"))["items"][0]["metadata"]["name"]
+    assert claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == node
+    assert "kubernetes.io/pvc-protection" in claim["metadata"]["finalizers"]
+    volume = json.loads(kubectl(d, "get", "pv", claim["spec"]["volumeName"], "-o", "json"))
+    assert volume["status"]["phase"] == "Bound"
+    volume_dir = Path(volume["spec"]["hostPath"]["path"])
+    assert volume_dir.parent == d / "volumes"
+    wait_for(lambda: (volume_dir / "log").read_text() == "started-db-0\n", timeout=30, what="db-0 writing its log")
+    kubectl(d, "delete", "pod", "db-0", "--wait=true", "--timeout=60s")
+    kubectl(d, "rollout", "status", "sts/db", "--timeout=120s")
+    wait_for(lambda: (volume_dir / "log").read_text() == "started-db-0\n" * 2, timeout=60,
+             what="the new db-0 appending to the same volume")
+    table = kubectl(d, "get", "pvc")
+    assert "data-db-0" in table and "Bound" in table and "standard" in table
+    return volume_dir
