@@ -83,7 +83,9 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
         info.namespace = info.name if info.name else ""
 
     if http_verb == "get":
-        if watch_path or query_bool(query.get("watch")):
+        # ?watch only turns a list into a watch; a named GET stays a get (upstream's RequestInfo
+        # looks at the query only when there is no name). /watch/<...>/<name> is a named watch.
+        if watch_path or (not info.name and query_bool(query.get("watch"))):
             info.verb = "watch"
         elif info.name:
             info.verb = "get"

@@ -188,3 +188,12 @@ def test_compacted_revision_is_gone(api: httpx.Client, control_plane: ControlPla
     r = api.get(f"{base}?resourceVersion={old_rv}&resourceVersionMatch=Exact")
     assert r.status_code == 410 and r.json()["reason"] == "Expired"
     assert r.json()["message"] == "The resourceVersion for the provided list is too old."
+
+
+def test_a_named_get_with_watch_returns_the_object(api: httpx.Client, namespace: str) -> None:
+    """Only lists become watches (upstream); kubectl get NAME --watch lists with a name selector."""
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    assert api.post(base, json={"metadata": {"name": "one"}, "data": {"a": "b"}}).status_code == 201
+    r = api.get(f"{base}/one", params={"watch": "true"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["kind"] == "ConfigMap" and r.json()["data"] == {"a": "b"}

@@ -113,6 +113,15 @@ def test_attributes_take_the_name_from_a_field_selector() -> None:
     assert a.name == "" and a.field_selector == parse_field_selector("spec.nodeName=n1")
 
 
+def test_watch_query_makes_only_lists_watches() -> None:
+    assert parse("GET", "/api/v1/namespaces/ns/pods", {"watch": "true"}).verb == "watch"
+    assert parse("GET", "/api/v1/namespaces/ns/pods", {"watch": "false"}).verb == "list"
+    # a named GET ignores ?watch (upstream serves the object); the deprecated /watch/ path watches it
+    assert parse("GET", "/api/v1/namespaces/ns/pods/p", {"watch": "true"}).verb == "get"
+    info = parse("GET", "/api/v1/watch/namespaces/ns/pods/p", {})
+    assert (info.verb, info.name) == ("watch", "p")
+
+
 def test_forbidden_message_is_upstreams() -> None:
     e = forbidden(attrs(ALICE, "create", "pods", "team1"))
     assert e.code == 403 and e.message == (
