@@ -6,6 +6,7 @@ CheckAccessModes, IsVolumeBoundToClaim).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -75,6 +76,24 @@ def claim_ref(claim: Obj) -> Obj:
     meta = claim["metadata"]
     return {"kind": "PersistentVolumeClaim", "namespace": meta.get("namespace"), "name": meta["name"],
             "uid": meta.get("uid"), "apiVersion": "v1", "resourceVersion": meta.get("resourceVersion")}
+
+
+def bind_volume_to_claim(pv: Obj, claim: Obj) -> tuple[Obj, bool]:
+    """(a copy of `pv` pre-bound to `claim`, whether anything changed) — upstream GetBindVolumeToClaim:
+    the claimRef (with the claim's uid), and `bound-by-controller` unless the volume named the claim
+    already (a user's pre-binding stays the user's)."""
+    already = is_bound_to(pv, claim)
+    out: Obj = copy.deepcopy(pv)
+    dirty = False
+    ref = (pv.get("spec") or {}).get("claimRef") or {}
+    if not already or (ref.get("uid") or "") != (claim["metadata"].get("uid") or ""):
+        out.setdefault("spec", {})["claimRef"] = claim_ref(claim)
+        dirty = True
+    ann = out.setdefault("metadata", {}).setdefault("annotations", {})
+    if not already and ANN_BOUND_BY_CONTROLLER not in ann:
+        ann[ANN_BOUND_BY_CONTROLLER] = "yes"
+        dirty = True
+    return out, dirty
 
 
 def volume_mode_mismatch(claim: Obj, volume: Obj) -> bool:
@@ -149,16 +168,17 @@ def find_best_match(claim: Obj, volumes: Iterable[Obj], delay_binding: bool,
     return best
 
 
-def pod_claim_names(pod: Obj) -> list[str]:
-    """The PVC names a pod's volumes use: `persistentVolumeClaim.claimName`, and for a generic
-    ephemeral volume the claim its controller creates, `<pod name>-<volume name>`."""
-    out: list[str] = []
+def pod_claim_names(pod: Obj) -> list[tuple[str, bool]]:
+    """(claim name, generic ephemeral?) for each of the pod's volumes backed by a claim, in order:
+    `persistentVolumeClaim.claimName`, or for an ephemeral volume the claim its controller
+    creates, `<pod name>-<volume name>`."""
+    out: list[tuple[str, bool]] = []
     for v in (pod.get("spec") or {}).get("volumes") or []:
         pvc = v.get("persistentVolumeClaim")
-        if pvc and pvc.get("claimName"):
-            out.append(pvc["claimName"])
+        if pvc is not None:
+            out.append((pvc.get("claimName") or "", False))
         elif v.get("ephemeral") is not None:
-            out.append(ephemeral_claim_name(pod, v))
+            out.append((ephemeral_claim_name(pod, v), True))
     return out
 
 

@@ -42,3 +42,9 @@ def remove_condition(status: Obj, type_: str) -> None:
         status["conditions"] = conds
     else:
         status.pop("conditions", None)
+
+
+def is_node_ready(node: Obj) -> bool:
+    """The node's Ready condition is True."""
+    ready = get_condition(node.get("status"), "Ready")
+    return ready is not None and ready.get("status") == "True"

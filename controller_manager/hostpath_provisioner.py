@@ -37,6 +37,7 @@ from apimachinery.volumebinding import (
 )
 from client import APIClient, create_missing, is_already_exists, is_not_found, load_config
 from controller_manager.base import Controller, ControllerContext, register
+from controller_manager.conditions import is_node_ready
 
 Obj = dict[str, Any]
 
@@ -92,13 +93,6 @@ def volume_node(volume: Obj) -> str | None:
             if expr.get("key") == "kubernetes.io/hostname" and expr.get("operator") == "In" and expr.get("values"):
                 return expr["values"][0]
     return None
-
-
-def node_is_ready(node: Obj) -> bool:
-    if (node.get("spec") or {}).get("unschedulable"):
-        return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
 
 
 def helper_pod(op: str, volume_name: str, node: str, base: str, directory: str, reports_to: str) -> Obj:
@@ -200,7 +194,7 @@ class HostPathProvisioner(Controller):
         selected = annotations(claim).get(ANN_SELECTED_NODE)
         if selected:
             return selected
-        ready = sorted(n["metadata"]["name"] for n in self.nodes.store.list() if node_is_ready(n))
+        ready = sorted(n["metadata"]["name"] for n in self.nodes.store.list() if is_node_ready(n) and not (n.get("spec") or {}).get("unschedulable"))
         return ready[0] if ready else None
 
     async def provision(self, claim: Obj, key: str) -> bool:

@@ -46,8 +46,8 @@ from apimachinery.volumebinding import (
     NO_PROVISIONER,
     WAIT_FOR_FIRST_CONSUMER,
     annotations,
+    bind_volume_to_claim,
     claim_class,
-    claim_ref,
     find_best_match,
     is_bound_to,
     is_default_class,
@@ -289,12 +289,8 @@ class PersistentVolumeBinderController(Controller):
 
     async def bind(self, volume: Obj, claim: Obj) -> None:
         """Volume → claimRef and Bound; claim → volumeName, annotations and Bound (each idempotent)."""
-        ref = (volume.get("spec") or {}).get("claimRef") or {}
-        if not is_bound_to(volume, claim) or ref.get("uid") != claim["metadata"].get("uid"):
-            updated = copy.deepcopy(volume)
-            updated["spec"]["claimRef"] = claim_ref(claim)
-            if not is_bound_to(volume, claim):
-                updated["metadata"].setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = "yes"
+        updated, changed = bind_volume_to_claim(volume, claim)
+        if changed:
             volume = await self.volumes_api.update(updated)
         volume = await self.set_volume_phase(volume, "Bound")
         name = volume["metadata"]["name"]

@@ -21,6 +21,7 @@ from typing import Any
 from apimachinery.meta import format_time
 from client import ApiError, is_not_found
 from controller_manager.base import Controller, ControllerContext, register
+from controller_manager.conditions import is_node_ready
 from controller_manager.podutil import creation_time, is_pod_terminal, phase
 
 Obj = dict[str, Any]
@@ -28,13 +29,6 @@ Obj = dict[str, Any]
 GC_CHECK_PERIOD = 20.0
 QUARANTINE_TIME = 40.0
 OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
-
-
-def is_node_ready(node: Obj) -> bool:
-    for c in (node.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
 
 
 def has_taint(node: Obj, key: str) -> bool:

@@ -1,6 +1,7 @@
 """The PVC protection controller (upstream pkg/controller/volume/pvcprotection): a claim being
 deleted keeps its `kubernetes.io/pvc-protection` finalizer (added by the
-StorageObjectInUseProtection admission plugin) while a scheduled, not yet finished pod uses it.
+StorageObjectInUseProtection admission plugin) while a scheduled pod uses it (whatever its phase,
+as upstream; only a pod's own generic ephemeral claim is freed once the pod is shut down).
 
 "In use" is checked against the pods informer and then, before the finalizer goes, against a
 live list of the namespace's pods: a pod the cache has not seen yet must not lose its volume.
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apimachinery.meta import split_key
-from apimachinery.volumebinding import PVC_PROTECTION_FINALIZER, pod_claim_names
+from apimachinery.volumebinding import PVC_PROTECTION_FINALIZER, ephemeral_claim_error, pod_claim_names
 from client import deleted_object
 from client.store import index_by_namespace
 from controller_manager.base import Controller, ControllerContext, add_index_once, register, remove_finalizer
@@ -21,14 +21,26 @@ Obj = dict[str, Any]
 NAMESPACE_INDEX = "namespace"
 
 
-def pod_uses_claim(pod: Obj, claim_name: str) -> bool:
-    """Scheduled and not finished (a kubelet sees only scheduled pods, and refuses to start a pod
-    whose claim is being deleted), with a volume naming the claim."""
+def pod_is_shut_down(pod: Obj) -> bool:
+    """The kubelet is done with it (deleted with grace 0 after its volumes went) or it was
+    force-deleted (upstream podIsShutDown)."""
+    meta = pod["metadata"]
+    return bool(meta.get("deletionTimestamp")) and meta.get("deletionGracePeriodSeconds") == 0
+
+
+def pod_uses_claim(pod: Obj, claim: Obj) -> bool:
+    """Upstream podUsesPVC: a scheduled pod (a kubelet sees only those, and refuses to start a pod
+    whose claim is being deleted) with a `persistentVolumeClaim` volume naming the claim — in
+    any phase — or, until it is shut down, the generic ephemeral volume the claim was made for."""
     if not (pod.get("spec") or {}).get("nodeName"):
         return False
-    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-        return False
-    return claim_name in pod_claim_names(pod)
+    name = claim["metadata"]["name"]
+    for claim_name, ephemeral in pod_claim_names(pod):
+        if claim_name != name:
+            continue
+        if not ephemeral or (not pod_is_shut_down(pod) and ephemeral_claim_error(pod, claim) is None):
+            return True
+    return False
 
 
 @register
@@ -49,7 +61,7 @@ class PVCProtectionController(Controller):
 
     def _pod_changed(self, pod: Obj) -> None:
         namespace = pod["metadata"].get("namespace") or ""
-        for name in pod_claim_names(pod):
+        for name, _ephemeral in pod_claim_names(pod):
             claim = self.claims.store.get(f"{namespace}/{name}")
             if claim is not None and claim["metadata"].get("deletionTimestamp"):
                 self.queue.add(f"{namespace}/{name}")
@@ -60,11 +72,11 @@ class PVCProtectionController(Controller):
             return
         if PVC_PROTECTION_FINALIZER not in (claim["metadata"].get("finalizers") or []):
             return
-        namespace, name = split_key(key)
-        if any(pod_uses_claim(p, name) for p in self.pods.store.by_index(NAMESPACE_INDEX, namespace)):
+        namespace = claim["metadata"].get("namespace") or ""
+        if any(pod_uses_claim(p, claim) for p in self.pods.store.by_index(NAMESPACE_INDEX, namespace)):
             return  # the pod's update or deletion brings the claim back here
         live = await self.pods_api.list(namespace)
-        if any(pod_uses_claim(p, name) for p in live.get("items") or []):
+        if any(pod_uses_claim(p, claim) for p in live.get("items") or []):
             return
         await remove_finalizer(self.claims_api, claim, PVC_PROTECTION_FINALIZER)
         self.log.info("removed %s from claim %s: no pod uses it", PVC_PROTECTION_FINALIZER, key)

@@ -274,31 +274,25 @@ class Kubelet:
 
     # ================================================================== helpers
 
-    async def _get_secret_direct(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _get_or_none(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """A plain GET of one object (what the Node authorizer allows for what the node's pods
+        reference), None when it does not exist."""
         try:
-            return await self.api.resource("v1", "secrets").get(name, namespace)
+            return await self.api.resource("v1", plural).get(name, namespace)
         except Exception as e:
             if is_not_found(e):
                 return None
             raise
+
+    async def _get_secret_direct(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_or_none("secrets", name, namespace)
 
     async def _get_pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A claim of a pod's volume: a plain GET (the Node authorizer allows only that for claims
-        of the node's pods), done when the volume is set up, not on every sync."""
-        try:
-            return await self.api.resource("v1", "persistentvolumeclaims").get(name, namespace)
-        except Exception as e:
-            if is_not_found(e):
-                return None
-            raise
+        """A claim of a pod's volume: read when the volume is set up, not on every sync."""
+        return await self._get_or_none("persistentvolumeclaims", name, namespace)
 
     async def _get_pv(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self.api.resource("v1", "persistentvolumes").get(name)
-        except Exception as e:
-            if is_not_found(e):
-                return None
-            raise
+        return await self._get_or_none("persistentvolumes", name)
 
     def _node_images(self) -> list[dict[str, Any]]:
         return self._image_list

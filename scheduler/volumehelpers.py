@@ -10,17 +10,14 @@ what only the scheduler needs:
 - `find_matching_volume(claim, volumes, node_labels=..., node_name=...)`: that rule on one
   node — the PV's spec.nodeAffinity.required must match it (`check_node_affinity`); as
   upstream, a claim that a PV is pre-bound to matches that PV or, on other nodes, nothing.
-- `bind_volume_to_claim(pv, claim)`: upstream GetBindVolumeToClaim — a copy of the PV with
-  spec.claimRef = the claim and `pv.kubernetes.io/bound-by-controller: "yes"`.
-- `is_claim_bound`, `is_delay_binding_mode`, `class_provisions`, `topology_matches` and
-  `pod_claim_names` (with a generic-ephemeral flag).
+- `bind_volume_to_claim(pv, claim)` (shared with the binder): upstream GetBindVolumeToClaim.
+- `is_claim_bound`, `is_delay_binding_mode`, `class_provisions` and `topology_matches`.
 
 Nothing here reads a store or talks to the API; callers pass the objects in.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -30,11 +27,12 @@ from apimachinery.volumebinding import (
     ANN_SELECTED_NODE,
     NO_PROVISIONER,
     WAIT_FOR_FIRST_CONSUMER,
+    bind_volume_to_claim,
     claim_class,
     claim_ref,
-    ephemeral_claim_name,
     find_best_match,
     is_bound_to,
+    pod_claim_names,
     volume_class,
 )
 from scheduler.nodeaffinity import NodeSelector
@@ -102,24 +100,6 @@ def find_matching_volume(claim: Obj, volumes: Iterable[Obj], *, node_labels: Map
     return find_best_match(claim, vols, delay_binding, fits)
 
 
-def bind_volume_to_claim(pv: Mapping[str, Any], claim: Mapping[str, Any]) -> tuple[Obj, bool]:
-    """(a copy of `pv` pre-bound to `claim`, whether anything changed) — upstream GetBindVolumeToClaim."""
-    already = is_bound_to(dict(pv), dict(claim))
-    out: Obj = copy.deepcopy(dict(pv))
-    dirty = False
-    ref = _spec(pv).get("claimRef") or {}
-    m = _meta(claim)
-    if (not ref or ref.get("name") != m.get("name") or (ref.get("namespace") or "") != (m.get("namespace") or "")
-            or (ref.get("uid") or "") != (m.get("uid") or "")):
-        out.setdefault("spec", {})["claimRef"] = claim_ref(claim)
-        dirty = True
-    annotations = out.setdefault("metadata", {}).setdefault("annotations", {})
-    if not already and ANN_BOUND_BY_CONTROLLER not in annotations:
-        annotations[ANN_BOUND_BY_CONTROLLER] = "yes"
-        dirty = True
-    return out, dirty
-
-
 def is_delay_binding_mode(claim: Obj, get_class: Callable[[str], Mapping[str, Any] | None]) -> bool:
     """The claim's class exists and is WaitForFirstConsumer (no class, or a missing one: Immediate)."""
     name = claim_class(claim)
@@ -145,16 +125,3 @@ def topology_matches(sc: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
         if all(labels.get(e.get("key") or "") in (e.get("values") or ()) for e in exprs):
             return True
     return False
-
-
-def pod_claim_names(pod: Obj) -> list[tuple[str, bool]]:
-    """(claim name, generic ephemeral?) for each of the pod's volumes backed by a claim, in order."""
-    out = []
-    for vol in _spec(pod).get("volumes") or ():
-        pvc = vol.get("persistentVolumeClaim")
-        if pvc is not None:
-            out.append((pvc.get("claimName") or "", False))
-        elif vol.get("ephemeral") is not None:
-            out.append((ephemeral_claim_name(pod, vol), True))
-    return out
-

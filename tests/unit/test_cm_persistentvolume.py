@@ -242,9 +242,11 @@ async def test_a_conflicting_write_is_retried_and_finishes_the_binding() -> None
 
 # -- protection ------------------------------------------------------------------------
 
-def running_pod(name: str, claim: str, phase: str = "Running") -> Obj:
-    return {"metadata": {"name": name, "namespace": NS}, "spec": {"nodeName": "n1", "volumes": [
-        {"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}, "status": {"phase": phase}}
+def running_pod(name: str, claim: str, phase: str = "Running", node: str = "n1") -> Obj:
+    spec: Obj = {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}]}
+    if node:
+        spec["nodeName"] = node
+    return {"metadata": {"name": name, "namespace": NS}, "spec": spec, "status": {"phase": phase}}
 
 
 async def test_a_claim_in_use_keeps_its_finalizer_until_its_pod_is_gone() -> None:
@@ -255,12 +257,30 @@ async def test_a_claim_in_use_keeps_its_finalizer_until_its_pod_is_gone() -> Non
     w.api.create("v1", "persistentvolumeclaims", claim)
     w.api.create("v1", "pods", running_pod("user", "data"))
     w.api.create("v1", "pods", running_pod("done", "data", "Succeeded"))
+    w.api.create("v1", "pods", running_pod("unscheduled", "data", "Pending", node=""))
     w.api.delete("v1", "persistentvolumeclaims", "data", NS)
     await run_until_idle([c], raise_errors=True)
     assert w.claim("data")["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
     w.api.delete("v1", "pods", "user", NS)
     await run_until_idle([c], raise_errors=True)
+    # a finished pod still holds its claim, as upstream's podUsesPVC (only its deletion frees it)
+    assert w.claim("data")["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    w.api.delete("v1", "pods", "done", NS)
+    await run_until_idle([c], raise_errors=True)
     assert w.api.get_object("v1", "persistentvolumeclaims", NS, "data") is None
+
+
+def test_an_ephemeral_claim_is_free_once_its_pod_is_shut_down() -> None:
+    from controller_manager.pvc_protection import pod_uses_claim
+
+    pod = {"metadata": {"name": "p", "namespace": NS, "uid": "u1"},
+           "spec": {"nodeName": "n1", "volumes": [{"name": "s", "ephemeral": {"volumeClaimTemplate": {}}}]}}
+    claim = {"metadata": {"name": "p-s", "namespace": NS,
+                          "ownerReferences": [{"uid": "u1", "controller": True}]}}
+    assert pod_uses_claim(pod, claim)
+    assert not pod_uses_claim(pod, {"metadata": {"name": "p-s", "namespace": NS}})  # not the pod's own
+    pod["metadata"].update(deletionTimestamp="2024-01-01T00:00:00Z", deletionGracePeriodSeconds=0)
+    assert not pod_uses_claim(pod, claim)
 
 
 async def test_a_bound_volume_keeps_its_finalizer_until_released() -> None:
