@@ -18,6 +18,7 @@ import pytest
 from kube_proxy.chains import leftover_cleanup_payload
 from kube_proxy.fake import make_endpoint, make_endpointslice, make_service
 from kube_proxy.iptables import IptablesProxier
+from tests.conftest import until
 from tests.e2e.netns_hosts import (
     HTTP_PORT,
     UDP_PORT,
@@ -173,30 +174,39 @@ async def test_scaling_3_1_3_under_load_loses_no_tcp_request(network, proxier):
 
     answers: list[str] = []
     failures: list[str] = []
-    reached = {80: threading.Event(), 200: threading.Event()}
+    stop_load = threading.Event()
 
-    def load(n=300):
-        for i in range(n):
+    def load(limit: int = 3000) -> int:
+        """Requests one after the other until told to stop (bounded); returns how many were sent."""
+        sent = 0
+        while not stop_load.is_set() and sent < limit:
             try:
                 answers.append(http_get(WEB_VIP, 80))
             except Exception as exc:  # every failure is a lost request
-                failures.append(f"#{i}: {exc!r}")
-            if i in reached:
-                reached[i].set()
+                failures.append(f"#{sent}: {exc!r}")
+            sent += 1
+        return sent
+
+    async def answered(n: int, what: str) -> None:
+        # counted from each sync, not as fixed request numbers: a slow sync must not leave the
+        # window between the two syncs empty
+        await until(lambda: len(answers) + len(failures) >= n, 60, what)
 
     loader = asyncio.create_task(asyncio.to_thread(load))
-    assert await asyncio.to_thread(reached[80].wait, 60)
+    await answered(80, "80 requests through 3 endpoints")
     proxier.on_endpointslice_update(three, one)
     assert (await resync(proxier)).partial
     scaled_down_at = len(answers)
-    assert await asyncio.to_thread(reached[200].wait, 60)
+    await answered(scaled_down_at + 120, "120 requests through 1 endpoint")
     scaled_up_at = len(answers)
     proxier.on_endpointslice_update(one, three)
     await resync(proxier)
-    await loader
+    await answered(len(answers) + 100, "100 requests through 3 endpoints again")
+    stop_load.set()
+    sent = await loader
 
     assert failures == []
-    assert len(answers) == 300
+    assert len(answers) == sent
     # Between the two syncs (minus the one request in flight at each) only h1 may answer.
     assert set(answers[scaled_down_at + 1 : scaled_up_at]) == {"h1"}
     assert {"h2", "h3"} <= set(answers[scaled_up_at + 1 :]) or {"h2", "h3"} <= set(answers[:scaled_down_at])
