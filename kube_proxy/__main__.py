@@ -60,6 +60,9 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
               help="The LoadBalancer address pool(s): routed locally and guarded like the service CIDR.")
 @click.option("--service-cidr-device", default="kube-svc0", show_default=True,
               help="The local (ifb) device the service CIDR is routed to.")
+@click.option("--route-pod-cidrs", is_flag=True,
+              help="Route every other node's podCIDR via its InternalIP when that is on a directly connected "
+                   "network (flannel's host-gw), so that pods on different nodes reach each other without NAT.")
 @click.option("--cleanup", "do_cleanup", is_flag=True, help="Remove every rule any proxy mode created, then exit.")
 @click.option("-v", "--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
@@ -67,7 +70,7 @@ def main(kubeconfig: str | None, proxy_mode: str, hostname_override: str, cluste
          service_cluster_ip_range: str, nodeport_addresses: tuple[str, ...], masquerade_all: bool,
          masquerade_bit: int, ipvs_scheduler: str, iptables_backend: str, min_sync_period: float, sync_period: float,
          healthz_bind_address: str, metrics_bind_address: str, kube_api_qps: float, kube_api_burst: int,
-         lb_pool: tuple[str, ...], service_cidr_device: str, do_cleanup: bool, log_level: str) -> None:
+         lb_pool: tuple[str, ...], service_cidr_device: str, route_pod_cidrs: bool, do_cleanup: bool, log_level: str) -> None:
     """kube-proxy: programs this node's iptables (or nftables/IPVS) rules for Services."""
     opts = ProxyOptions(
         kubeconfig=kubeconfig,
@@ -88,6 +91,7 @@ def main(kubeconfig: str | None, proxy_mode: str, hostname_override: str, cluste
         kube_api_burst=kube_api_burst,
         lb_pool=_split_list(lb_pool),
         service_cidr_device=service_cidr_device,
+        route_pod_cidrs=route_pod_cidrs,
     )
     try:
         opts.validate()

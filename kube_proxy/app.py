@@ -28,6 +28,7 @@ from client import APIClient, SharedInformerFactory, deleted_object, load_config
 from client.daemon import HealthServer, new_registry
 from kube_proxy.commands import (
     IPTABLES_BACKENDS,
+    CommandError,
     CommandRunner,
     Iptables,
     SystemRunner,
@@ -36,6 +37,7 @@ from kube_proxy.commands import (
 from kube_proxy.iptables import IptablesProxier
 from kube_proxy.ipvs import SCHEDULERS, IpvsProxier, check_ipvs_available
 from kube_proxy.model import LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME
+from kube_proxy.podroutes import PodRouter
 from kube_proxy.provider import ProxierBase, SyncResult
 
 log = logging.getLogger("kube-proxy")
@@ -80,6 +82,8 @@ class ProxyOptions:
     lb_pool: list[str] = field(default_factory=list)
     service_cidr_device: str = "kube-svc0"
     guard: bool = True
+    # Not an upstream flag: routes to the other nodes' pod CIDRs (kube_proxy.podroutes).
+    route_pod_cidrs: bool = False
 
     @property
     def node_name(self) -> str:
@@ -102,6 +106,8 @@ class ProxyOptions:
                 _ipv4_network("--nodeport-addresses", value)
         if self.min_sync_period < 0 or self.sync_period <= 0:
             raise ConfigError("--min-sync-period must be >= 0 and --sync-period > 0")
+        if self.route_pod_cidrs and not self.cluster_cidr:
+            raise ConfigError("--route-pod-cidrs needs --cluster-cidr: only pod CIDRs inside it are routed")
         if not 0 <= self.masquerade_bit <= 31:
             raise ConfigError("--iptables-masquerade-bit must be within 0..31")
         for flag, value in (("--healthz-bind-address", self.healthz_bind_address),
@@ -340,7 +346,15 @@ async def cleanup(opts: ProxyOptions, runner: CommandRunner | None = None) -> li
     # Without IPVS in the kernel only the iptables part can exist; ipvsadm errors are expected.
     ipvs_errors = await ipvs.cleanup()
     errors += [e for e in ipvs_errors if not e.startswith("ipvsadm")]
+    try:
+        await PodRouter(runner, opts.node_name, opts.cluster_cidr, list, _no_ips).cleanup()
+    except (CommandError, OSError, ValueError) as exc:
+        errors.append(f"pod routes: {exc}")
     return errors
+
+
+async def _no_ips() -> list[str]:
+    return []
 
 
 async def _has_kube_chains(runner: CommandRunner, binary: str) -> bool:
@@ -402,6 +416,8 @@ class ProxyServer:
         self.health = ProxierHealth(2 * opts.sync_period)
         self.factory = SharedInformerFactory(api)
         self.proxier: ProxierBase | None = None
+        self.router: PodRouter | None = None
+        self._all_nodes: Any = None  # the informer of every Node (with --route-pod-cidrs)
         self.synced = False
 
     # -- handlers ---------------------------------------------------------------------------
@@ -459,6 +475,17 @@ class ProxyServer:
         proxier = build_proxier(opts, node_ips, labels, nodeport_ips, self.runner)
         proxier.on_sync = self._on_sync
         self.proxier = proxier
+        if opts.route_pod_cidrs:
+            guard = getattr(proxier, "guard", None)
+            if guard is not None:
+                guard.peer_exemption = True
+            all_nodes = self.factory.informer("v1", "nodes")
+            router = PodRouter(self.runner, opts.node_name, opts.cluster_cidr, all_nodes.store.list,
+                               lambda: local_ipv4_addresses(self.runner))
+            all_nodes.add_handler(lambda _obj: router.queue(), lambda _old, _new: router.queue(),
+                                  lambda _obj: router.queue())
+            self.router = router
+            self._all_nodes = all_nodes
         log.info("kube-proxy on node %s: mode %s, node IPs %s", opts.node_name, opts.proxy_mode, node_ips)
 
         services = self.factory.informer("v1", "services", label_selector=SERVICE_SELECTOR)
@@ -483,6 +510,12 @@ class ProxyServer:
         self._synced_task = asyncio.create_task(mark_synced(), name="kube-proxy informers synced")
         return proxier
 
+    async def _route_pod_cidrs(self, stop: asyncio.Event) -> None:
+        assert self.router is not None
+        # not before every Node is known: an empty list would remove the routes pods use now
+        await self._all_nodes.wait_synced()
+        await self.router.run(stop)
+
     async def run(self, stop: asyncio.Event) -> None:
         opts = self.opts
         proxier = await self.setup()
@@ -495,6 +528,7 @@ class ProxyServer:
         for server in servers:
             await server.start()
         loop = asyncio.create_task(proxier.run(), name="kube-proxy sync loop")
+        routes = asyncio.create_task(self._route_pod_cidrs(stop), name="kube-proxy pod routes") if self.router else None
         try:
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({loop, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -507,6 +541,10 @@ class ProxyServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(loop, 10)
             self._synced_task.cancel()
+            if routes is not None:  # the routes themselves stay: pods keep reaching each other
+                routes.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await routes
             await self.factory.stop()
             for server in servers:
                 await server.stop()

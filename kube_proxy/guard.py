@@ -3,7 +3,8 @@
 * The service CIDR is routed to a local device (ifb by default: this kernel has no dummy
   links) so a packet to a service IP that no rule DNATs never follows the default route.
 * KUBE-GUARD, the first rule of filter OUTPUT and FORWARD, drops packets to the guarded CIDRs
-  (pod and service) that would leave through the uplink (the default route's interface).
+  (pod and service) that would leave through the uplink (the default route's interface),
+  except with --route-pod-cidrs what a peer route sends to another node's pods (podroutes).
   Its packet counters should stay 0; counters() exposes them.
 The default route itself is only read, never changed.
 """
@@ -11,10 +12,21 @@ The default route itself is only read, never changed.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import shlex
 from collections.abc import Sequence
 
-from kube_proxy.commands import CommandRunner, IpCommand, Iptables, default_route_interface, quote_rule_token
+from kube_proxy.commands import (
+    CommandError,
+    CommandRunner,
+    IpCommand,
+    Iptables,
+    default_route_interface,
+    quote_rule_token,
+)
+from kube_proxy.podroutes import guard_exemption_rule
+
+log = logging.getLogger("kube-proxy.guard")
 
 GUARD_CHAIN = "KUBE-GUARD"
 GUARD_HOOK_COMMENT = "minik8s uplink guard"
@@ -33,6 +45,7 @@ class HostNetworkGuard:
         uplink: str | None = None,
         iptables: Iptables | None = None,
         extra_routed_cidrs: Sequence[str] = (),
+        peer_exemption: bool = False,
     ) -> None:
         self.runner = runner
         self.iptables = iptables or Iptables(runner)
@@ -45,6 +58,8 @@ class HostNetworkGuard:
         self._uplink = uplink
         # Routed to the device like the service CIDR (e.g. the LoadBalancer address pool).
         self.extra_routed_cidrs = [str(ipaddress.ip_network(c, strict=False)) for c in extra_routed_cidrs if c]
+        # --route-pod-cidrs: traffic routed to a peer node's pods may leave (kube_proxy.podroutes)
+        self.peer_exemption = peer_exemption
 
     @property
     def uplink(self) -> str | None:
@@ -56,7 +71,8 @@ class HostNetworkGuard:
         """KUBE-GUARD rules, in the order and form `iptables -S` prints them."""
         if not self.uplink:
             return []
-        return [
+        exemption = [guard_exemption_rule(self.uplink)] if self.peer_exemption else []
+        return exemption + [
             ["-d", cidr, "-o", self.uplink, "-m", "comment", "--comment", GUARD_RULE_COMMENT, "-j", "DROP"]
             for cidr in self.guarded_cidrs
         ]
@@ -78,10 +94,15 @@ class HostNetworkGuard:
         current = await self.iptables.list_rules("filter", GUARD_CHAIN)
         current_rules = [shlex.split(line)[2:] for line in (current or []) if line.startswith("-A ")]
         if current is None or current_rules != desired:
-            lines = ["*filter", f":{GUARD_CHAIN} - [0:0]"]
-            lines += [f"-A {GUARD_CHAIN} " + " ".join(quote_rule_token(t) for t in rule) for rule in desired]
-            lines.append("COMMIT")
-            await self.iptables.restore("\n".join(lines) + "\n")
+            try:
+                await self._write_chain(desired)
+            except CommandError as exc:
+                if not self.peer_exemption:
+                    raise
+                # a kernel without the realm match: the guard stays whole, peer routes unusable
+                log.warning("the uplink guard cannot let through routes to other nodes' pods (%s)", exc)
+                self.peer_exemption = False
+                await self._write_chain(self.guard_rules())
 
         hook = self.hook_rule()
         for chain in GUARD_HOOKS:
@@ -93,6 +114,12 @@ class HostNetworkGuard:
             await self.iptables.delete_rule("filter", chain, hook)
             await self.iptables.ensure_rule("filter", chain, hook, prepend=True)
 
+    async def _write_chain(self, rules: list[list[str]]) -> None:
+        lines = ["*filter", f":{GUARD_CHAIN} - [0:0]"]
+        lines += [f"-A {GUARD_CHAIN} " + " ".join(quote_rule_token(t) for t in rule) for rule in rules]
+        lines.append("COMMIT")
+        await self.iptables.restore("\n".join(lines) + "\n")
+
     async def counters(self) -> dict[str, int]:
         """Packets dropped per guarded CIDR ({} when the chain is absent)."""
         text = await self.iptables.save("filter", counters=True)
@@ -102,6 +129,8 @@ class HostNetworkGuard:
                 continue
             packets = int(line[1:].split(":", 1)[0])
             tokens = shlex.split(line.split("] ", 1)[1])
+            if tokens[-2:] == ["-j", "RETURN"]:
+                continue  # the peer-route exemption: packets let through, not dropped
             cidr = tokens[tokens.index("-d") + 1] if "-d" in tokens else "?"
             found[cidr] = found.get(cidr, 0) + packets
         return found

@@ -48,6 +48,7 @@ def kube_proxy_command(cfg: ClusterConfig, lb_pool: str = DEFAULT_POOL) -> list[
         "--cluster-cidr", cfg.cluster_cidr,
         "--service-cluster-ip-range", cfg.service_cidr,
         "--lb-pool", lb_pool,
+        "--route-pod-cidrs",  # pods on other nodes (joined VMs, compose's second node) are reachable
     ]
 
 

@@ -137,6 +137,7 @@ class Kubelet:
         self._mirror_lock: asyncio.Lock | None = None
         self._last_log_rotation = 0.0
         self._network_lock = asyncio.Lock()
+        self._peer_exemption = True  # False once this kernel refused the realm match
         start_slots = cfg.max_parallel_pod_starts or 2 * self.machine.cpus
         self._start_slots = asyncio.Semaphore(start_slots)
         # new pods that prepare (volumes, tokens) ahead of a start slot; more would only take
@@ -973,15 +974,31 @@ class Kubelet:
         # node Ready), and pods must not start before their traffic is accepted and guarded.
         if self.cfg.manage_iptables:
             try:
-                rules = network.desired_rules(cidr, self.cfg.cluster_cidr, network.uplink_interface(),
-                                              self.cfg.guard_pod_egress)
-                await network.ensure_filter_rules(self.cfg.cni_bridge, rules)
+                await self._ensure_filter_rules(cidr)
             except (RuntimeError, OSError, TimeoutError) as e:
                 log.warning("iptables rules: %s", e)
         network.write_cni_config(self.cfg.cni_dir, self.cfg.cni_network_name, self.cfg.cni_bridge, cidr,
                                  self.cfg.root / "cni" / "ipam")
         if not self.network_ready:
             log.info("pod network configured: %s on bridge %s", cidr, self.cfg.cni_bridge)
+
+    async def _ensure_filter_rules(self, cidr: str) -> None:
+        uplink = network.uplink_interface()
+        failed: RuntimeError | None = None
+        if self._peer_exemption:
+            rules = network.desired_rules(cidr, self.cfg.cluster_cidr, uplink, self.cfg.guard_pod_egress)
+            try:
+                await network.ensure_filter_rules(self.cfg.cni_bridge, rules)
+                return
+            except RuntimeError as e:
+                failed = e
+        rules = network.desired_rules(cidr, self.cfg.cluster_cidr, uplink, self.cfg.guard_pod_egress, False)
+        await network.ensure_filter_rules(self.cfg.cni_bridge, rules)
+        if self._peer_exemption:
+            # only the exemption failed: a kernel without the realm match. The guard stays whole.
+            log.warning("the uplink guard cannot let through routes to other nodes' pods (%s): pods reach "
+                        "only this node's pods", failed)
+            self._peer_exemption = False
 
     async def _runtime_status_loop(self, stop: asyncio.Event) -> None:
         was_ready = None

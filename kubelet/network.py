@@ -6,7 +6,8 @@ the two filter rules pods need here.
   passes FORWARD.
 * `KUBELET-GRD-<bridge>`, hooked first into FORWARD and OUTPUT, drops packets to the cluster
   CIDR that would leave through the uplink (the default route's interface) and, unless
-  disabled, pod-sourced packets leaving through it: pods' traffic stays on this machine.
+  disabled, pod-sourced packets leaving through it: pods' traffic stays on this machine —
+  except what kube-proxy's routes to other nodes' pod CIDRs carry (kube_proxy.podroutes).
 
 The default route is only read, never changed. containerd picks the conflist up by itself
 (NetworkReady flips true once it appears).
@@ -25,6 +26,7 @@ from pathlib import Path
 
 # the uplink guard must pick the same interface as kube-proxy's, and quote rules the same way
 from kube_proxy.commands import default_route_interface, quote_rule_token
+from kube_proxy.podroutes import guard_exemption_rule
 
 log = logging.getLogger("kubelet.network")
 
@@ -89,7 +91,10 @@ class FilterRules:
     guard: list[list[str]]
 
 
-def desired_rules(pod_cidr: str, cluster_cidr: str, uplink: str | None, guard_pod_egress: bool) -> FilterRules:
+def desired_rules(pod_cidr: str, cluster_cidr: str, uplink: str | None, guard_pod_egress: bool,
+                  peer_exemption: bool = True) -> FilterRules:
+    """Our two chains' rules. `peer_exemption`: the guard first lets through what kube-proxy's
+    peer routes (`--route-pod-cidrs`) send to other nodes' pods; it needs the kernel's realm match."""
     pod = str(ipaddress.ip_network(pod_cidr, strict=False))
     forward = [
         ["-s", pod, "-m", "comment", "--comment", "minik8s: pods of this node", "-j", "ACCEPT"],
@@ -97,6 +102,8 @@ def desired_rules(pod_cidr: str, cluster_cidr: str, uplink: str | None, guard_po
     ]
     guard: list[list[str]] = []
     if uplink:
+        if peer_exemption:
+            guard.append(guard_exemption_rule(uplink))
         cluster = str(ipaddress.ip_network(cluster_cidr or pod_cidr, strict=False))
         guard.append(["-d", cluster, "-o", uplink, "-m", "comment", "--comment",
                       "minik8s: cluster traffic must not leave via the uplink", "-j", "DROP"])

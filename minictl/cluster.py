@@ -92,16 +92,17 @@ def probe(cfg: ClusterConfig, path: str, timeout: float = 2.0) -> tuple[bool, st
         return False, type(e).__name__
 
 
-def write_credentials(cfg: ClusterConfig, extra_hosts: Sequence[str] = ()) -> PKI:
+def write_credentials(cfg: ClusterConfig, extra_hosts: Sequence[str] = (), extra_nodes: Sequence[str] = ()) -> PKI:
     """The PKI (existing keys kept) with the serving certificates naming the cluster's addresses
-    and `extra_hosts`, every component's kubeconfig, and the admin's at cfg.admin_kubeconfig."""
+    and `extra_hosts`, every component's kubeconfig, and the admin's at cfg.admin_kubeconfig;
+    kubelet credentials for cfg.node_name and `extra_nodes`."""
     from dns.launch import write_dns_kubeconfig
     from kube_proxy.launch import write_lb_controller_kubeconfig
 
     hosts = [] if cfg.bind_address in ("0.0.0.0", "127.0.0.1") else [cfg.bind_address]
     if cfg.advertise_address not in ("127.0.0.1", "0.0.0.0"):
         hosts.append(cfg.advertise_address)
-    pki = ensure_pki(cfg.dir / "pki", hosts=[*hosts, *extra_hosts], node_names=[cfg.node_name])
+    pki = ensure_pki(cfg.dir / "pki", hosts=[*hosts, *extra_hosts], node_names=[cfg.node_name, *extra_nodes])
     out = write_cluster_kubeconfigs(pki, cfg.dir / "kubeconfigs", cfg.server_url)
     shutil.copyfile(out["admin"], cfg.admin_kubeconfig)
     os.chmod(cfg.admin_kubeconfig, 0o600)

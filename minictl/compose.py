@@ -10,11 +10,14 @@ Every service of the compose file runs the same image with one role:
     node                kind-style node: the supervisor runs containerd, kubelet, kube-proxy,
                         the DNS addon and the LoadBalancer controller; images are loaded
                         from the image; SIGTERM removes the pods and stops them all
+    worker              another node (profile `multinode`): containerd, kubelet and kube-proxy;
+                        kube-proxy routes the nodes' pod CIDRs to each other over the network
     registry            Debian's docker-registry on :5000 (the node pulls `registry:5000/...`)
     health ROLE         exit 0 when ROLE answers its health check (compose healthchecks)
 
 Addresses come from the environment the compose file sets (static addresses on its own
-network, so that certificates can name them): APISERVER_IP, ETCD_IP, NODE_IP, NODE_NAME.
+network, so that certificates can name them): APISERVER_IP, ETCD_IP, NODE_IP, NODE_NAME;
+WORKER_NODES (certs) names the other nodes that get a client certificate.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ OUT_DIR = Path(os.environ.get("MINIK8S_OUT_DIR", "/out"))  # bind-mounted from t
 IMAGES_DIR = Path(os.environ.get("MINIK8S_IMAGES_DIR", "/opt/minik8s/images"))
 HOST_PORT = int(os.environ.get("MINIK8S_HOST_PORT", "6443"))  # where the host reaches the apiserver
 NODE_COMPONENTS = ["containerd", "kubelet", "kube-proxy", "dns", "lb-controller"]
+WORKER_COMPONENTS = ["containerd", "kubelet", "kube-proxy"]
 REGISTRY = "registry:5000"
 
 
@@ -69,7 +73,8 @@ def certs() -> None:
         str(CLUSTER_DIR), bind_address="0.0.0.0", advertise_address=_env("APISERVER_IP"),
         server_host="apiserver", etcd_host="etcd", node_name=_env("NODE_NAME", "node"),
     )
-    pki = write_credentials(cfg, extra_hosts=["apiserver", "etcd", _env("ETCD_IP")])
+    workers = [n.strip() for n in os.environ.get("WORKER_NODES", "").split(",") if n.strip()]
+    pki = write_credentials(cfg, extra_hosts=["apiserver", "etcd", _env("ETCD_IP")], extra_nodes=workers)
     cfg.save()
     # the host's copy reaches the apiserver through the published port
     cert, key = pki.client("admin")
@@ -101,7 +106,7 @@ def _component(name: str) -> None:
     _exec(spec.cmd)
 
 
-def _node_config() -> ClusterConfig:
+def _node_config(components: list[str]) -> ClusterConfig:
     from kubelet.cri.containerd import mount_state_tmpfs, write_config
     from kubelet.launch import seed_client_certificate
 
@@ -118,7 +123,7 @@ def _node_config() -> ClusterConfig:
     cfg.node_name = _env("NODE_NAME", "node")
     cfg.advertise_address = _env("NODE_IP")
     cfg.with_node = True
-    cfg.only = NODE_COMPONENTS
+    cfg.only = components
     # The node's eth0 is the compose network, not the machine's uplink: pods must reach the
     # apiserver and DNS containers through it (masqueraded below, as kind's nodes do).
     cfg.extra_kubelet_args = ["--guard-pod-egress=false"]
@@ -145,12 +150,10 @@ def _prepare_node_host(cfg: ClusterConfig) -> None:
         subprocess.run(["iptables", "-t", "nat", "-A", *rule], check=True)
 
 
-def _after_start(cfg: ClusterConfig) -> None:
-    """Load our images once containerd answers; install the DNS and storage addons once the apiserver does."""
+def _load_images(cfg: ClusterConfig) -> None:
+    """Load our images once containerd answers."""
     import asyncio
 
-    from controller_manager.hostpath_provisioner import install_default_class_sync
-    from dns.launch import install_addon_sync
     from images import load_image
     from kubelet.cri.containerd import containerd_paths
 
@@ -172,6 +175,14 @@ def _after_start(cfg: ClusterConfig) -> None:
         except Exception as e:  # containerd still starting
             print(f"loading images: {e} (attempt {attempt + 1})", flush=True)
             time.sleep(0.5)
+
+
+def _after_start(cfg: ClusterConfig) -> None:
+    """Load our images; install the DNS and storage addons once the apiserver answers."""
+    from controller_manager.hostpath_provisioner import install_default_class_sync
+    from dns.launch import install_addon_sync
+
+    _load_images(cfg)
     for attempt in range(120):
         try:
             install_addon_sync(cfg.admin_kubeconfig)
@@ -187,10 +198,19 @@ def _after_start(cfg: ClusterConfig) -> None:
 def node() -> None:
     from minictl.supervisor import supervise
 
-    cfg = _node_config()
+    cfg = _node_config(NODE_COMPONENTS)
     _prepare_node_host(cfg)
     threading.Thread(target=_after_start, args=(cfg,), daemon=True).start()
     # the supervisor traps SIGTERM: it removes the pods and stops every component by pid
+    sys.exit(supervise(cfg))
+
+
+def worker() -> None:
+    from minictl.supervisor import supervise
+
+    cfg = _node_config(WORKER_COMPONENTS)
+    _prepare_node_host(cfg)
+    threading.Thread(target=_load_images, args=(cfg,), daemon=True).start()
     sys.exit(supervise(cfg))
 
 
@@ -226,8 +246,8 @@ def health(role: str) -> int:
                            (str(pki.apiserver_etcd_client_cert), str(pki.apiserver_etcd_client_key)))
         elif role == "apiserver":
             ok = _https_ok(f"https://127.0.0.1:{_cluster().apiserver_port}/readyz")
-        elif role in ("controller-manager", "scheduler", "node"):
-            port = {"controller-manager": 10257, "scheduler": 10259, "node": 10248}[role]
+        elif role in ("controller-manager", "scheduler", "node", "worker"):
+            port = {"controller-manager": 10257, "scheduler": 10259, "node": 10248, "worker": 10248}[role]
             ok = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3).status_code == 200
         elif role == "registry":
             ok = httpx.get("http://127.0.0.1:5000/v2/", timeout=3).status_code == 200
@@ -241,7 +261,7 @@ def health(role: str) -> int:
 
 
 ROLES = {
-    "certs": certs, "etcd": etcd, "apiserver": apiserver, "node": node, "registry": registry,
+    "certs": certs, "etcd": etcd, "apiserver": apiserver, "node": node, "worker": worker, "registry": registry,
     "controller-manager": lambda: _component("controller-manager"),
     "scheduler": lambda: _component("scheduler"),
 }

@@ -1,6 +1,7 @@
-"""`docker-compose up` (docker-compose.yml): build the image as `make images` does, start the
-cluster in containers, run a Deployment + Service through it with kubectl, pull an image through
-the compose registry, tear it all down.
+"""`docker-compose --profile multinode up` (docker-compose.yml): build the image as `make images`
+does, start the cluster in containers with two nodes, run a Deployment spread over both behind a
+Service with kubectl, reach pods across nodes by pod IP without NAT, pull an image through the
+compose registry, tear it all down.
 
 The test runs its own dockerd (private data root, exec root and socket; `--iptables=false`, no
 default bridge, so the host's firewall is left alone) and stops it by pid. While it runs, a guard
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -104,7 +106,7 @@ def compose() -> Iterator[dict]:
             started = time.monotonic()
             run("deploy/build-images.sh", env=env, timeout=900)
             print(f"\nimages built in {time.monotonic() - started:.0f}s")
-            dc = ["docker-compose", "-p", PROJECT]
+            dc = ["docker-compose", "-p", PROJECT, "--profile", "multinode"]
             try:
                 started = time.monotonic()
                 run(*dc, "up", "-d", env=env, timeout=300)
@@ -138,10 +140,14 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule,
+         labelSelector: {matchLabels: {app: web}}}
       containers:
       - name: httpd
         image: localhost/minik8s/busybox:1.35
-        command: ["sh", "-c", "echo $HOSTNAME > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]
+        # -v: each request's client address goes to the log (is the source a pod IP?)
+        command: ["sh", "-c", "echo $HOSTNAME > /tmp/index.html && exec httpd -f -v -p 8080 -h /tmp"]
         readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
 ---
 apiVersion: v1
@@ -158,16 +164,17 @@ def test_compose_cluster_runs_a_deployment_behind_a_service(compose) -> None:
     kubeconfig = c["kubeconfig"]
     assert kubeconfig.exists(), "the certs service writes the admin kubeconfig to the mounted directory"
     assert f"https://127.0.0.1:{c['port']}" in kubeconfig.read_text()
-    # `up -d` returns once the containers run; the node registers itself soon after
-    nodes = wait_for(lambda: json.loads(kubectl(c, "get", "nodes", "-o", "json"))["items"], 60, 0.5,
-                     "the node container to register")
-    assert [n["metadata"]["name"] for n in nodes] == ["node"]
-    kubectl(c, "wait", "--for=condition=Ready", "node/node", "--timeout=60s")
+    # `up -d` returns once the containers run; the nodes register themselves soon after
+    nodes = wait_for(lambda: len(items := json.loads(kubectl(c, "get", "nodes", "-o", "json"))["items"]) == 2
+                     and items, 60, 0.5, "both node containers to register")
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["node", "node2"]
+    kubectl(c, "wait", "--for=condition=Ready", "node/node", "node/node2", "--timeout=60s")
     kubectl(c, "apply", "-f", "-", input=WEB)
     kubectl(c, "rollout", "status", "deploy/web", "--timeout=120s", timeout=150)
     pods = json.loads(kubectl(c, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
     names = {p["metadata"]["name"] for p in pods}
     assert len(names) == 3
+    assert {p["spec"]["nodeName"] for p in pods} == {"node", "node2"}, "the spread constraint uses both nodes"
 
     # from inside a pod: cluster DNS, the ClusterIP (kube-proxy), the pods behind it
     # each request bounded by busybox's `timeout` (its wget -T segfaults in Debian's 1.35)
@@ -183,7 +190,20 @@ def test_compose_cluster_runs_a_deployment_behind_a_service(compose) -> None:
         seen = set(kubectl(c, "exec", first, "--", "sh", "-c", script).split())
         return seen if seen == names else None
 
-    wait_for(spread, 60, 1, "the service to spread over the 3 pods")
+    wait_for(spread, 60, 1, "the service to spread over the 3 pods")  # on both nodes
+
+    # pod to pod across the nodes, by pod IP: the server sees the client's own pod IP (no NAT)
+    by_node = {p["spec"]["nodeName"]: p for p in pods}
+    client, server = by_node["node"], by_node["node2"]
+    got = kubectl(c, "exec", client["metadata"]["name"], "--", "sh", "-c",
+                  f"timeout 3 wget -q -O- http://{server['status']['podIP']}:8080/", timeout=30)
+    assert got.strip() == server["metadata"]["name"]
+    # busybox httpd -v logs "[::ffff:10.244.0.5]:41308: response:200"
+    seen = re.findall(r"(\d+\.\d+\.\d+\.\d+)\]?:\d+: response", kubectl(c, "logs", server["metadata"]["name"]))
+    assert client["status"]["podIP"] in seen, seen
+    back = kubectl(c, "exec", server["metadata"]["name"], "--", "sh", "-c",
+                   f"timeout 3 wget -q -O- http://{client['status']['podIP']}:8080/", timeout=30)
+    assert back.strip() == client["metadata"]["name"]
     # logs through apiserver → kubelet in the node container
     kubectl(c, "logs", first)
     # the compose registry: push our busybox there, run a pod from it (the node pulls over http)

@@ -65,8 +65,8 @@ def test_cni_config_and_rules():
     assert c["plugins"][0]["ipam"]["ranges"] == [[{"subnet": "10.244.3.0/24"}]]
     assert c["plugins"][0]["bridge"] == "br0" and c["plugins"][1]["type"] == "portmap"
     rules = network.desired_rules("10.244.3.0/24", "10.244.0.0/16", "eth0", True)
-    assert ["-d", "10.244.0.0/16", "-o", "eth0"] == rules.guard[0][:4]
-    assert ["-s", "10.244.3.0/24", "-o", "eth0"] == rules.guard[1][:4]
+    assert ["-d", "10.244.0.0/16", "-o", "eth0"] == rules.guard[1][:4]  # [0]: the peer-route exemption
+    assert ["-s", "10.244.3.0/24", "-o", "eth0"] == rules.guard[2][:4]
     assert network.desired_rules("10.244.3.0/24", "", None, True).guard == []
     table = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n" \
             "eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\neth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\n"

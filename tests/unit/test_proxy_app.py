@@ -250,6 +250,7 @@ def test_launch_commands_and_identities(tmp_path):
     assert cmd[cmd.index("--kubeconfig") + 1] == str(tmp_path / "kubeconfigs" / "kube-proxy.kubeconfig")
     assert cmd[cmd.index("--hostname-override") + 1] == "node-a"
     assert cmd[cmd.index("--lb-pool") + 1] == "198.18.255.0/24"
+    assert "--route-pod-cidrs" in cmd  # joined and compose nodes reach each other's pods
     lb = write_lb_controller_kubeconfig(cfg)
     assert lb_controller_command(cfg)[lb_controller_command(cfg).index("--kubeconfig") + 1] == str(lb)
     assert certificate_identity(cfg.pki.cert("lb-controller")) == (
