@@ -280,6 +280,13 @@ def controller_rules() -> dict[str, list[dict[str, Any]]]:
                                                         "kubernetes.io/kubelet-serving", "kubernetes.io/legacy-unknown"]),
             rule(["create"], [AUTHZ], ["subjectaccessreviews"]), ev,
         ],
+        # minik8s's own (controller_manager/kubelet_serving_approver.py)
+        "kubelet-serving-approver": [
+            rule(["get", "list", "watch"], [CERTS], ["certificatesigningrequests"]),
+            rule(["update"], [CERTS], ["certificatesigningrequests/approval"]),
+            rule(["approve"], [CERTS], ["signers"], names=["kubernetes.io/kubelet-serving"]),
+            rule(["get"], [LEGACY], ["nodes"]), ev,
+        ],
         "clusterrole-aggregation-controller": [rule(["escalate", "get", "list", "watch", "update", "patch"], [API], ["clusterroles"])],
         "cronjob-controller": [
             rule(["get", "list", "watch", "update"], [BATCH], ["cronjobs"]),

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certs.csr import (
     KUBE_APISERVER_CLIENT_KUBELET,
+    KUBELET_SERVING,
     NODE_USER_PREFIX,
     NODES_GROUP,
     PrivateKey,
@@ -74,6 +75,13 @@ def kubelet_client_usages(key: PrivateKey) -> list[str]:
     if isinstance(key, rsa.RSAPrivateKey):
         return ["digital signature", "key encipherment", "client auth"]
     return ["digital signature", "client auth"]
+
+
+def kubelet_serving_usages(key: PrivateKey) -> list[str]:
+    """Upstream's serving certificate usages: key encipherment only for RSA keys."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return ["digital signature", "key encipherment", "server auth"]
+    return ["digital signature", "server auth"]
 
 
 def digested_name(public_key: Any, common_name: str, organizations: Sequence[str], usages: Sequence[str],
@@ -309,15 +317,20 @@ RotatedCallback = Callable[[bytes, bytes], Awaitable[None]]
 
 
 class ClientCertificateManager:
-    """Keeps a client certificate fresh: at the rotation deadline a new key and CSR (authenticated
-    with the current certificate), the signed pair into the store, then `on_rotated(cert, key)`."""
+    """Keeps a certificate fresh: at the rotation deadline a new key and CSR (authenticated with
+    the API client's credentials), the signed pair into the store, then `on_rotated(cert, key)`.
+
+    Client certificates by default; the kubelet's serving certificate with its signer, usages and
+    SANs (`request_at_once`: an empty store means requesting one now, as upstream's server TLS
+    bootstrap)."""
 
     def __init__(self, api: Any, store: CertificateStore, common_name: str, organizations: Sequence[str], *,
                  signer_name: str = KUBELET_CLIENT_SIGNER,
                  usages: Callable[[PrivateKey], list[str]] = kubelet_client_usages,
                  on_rotated: RotatedCallback | None = None, initial: tuple[bytes, bytes] | None = None,
                  wait_timeout: float = 900.0, clock: Callable[[], dt.datetime] | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, dns_names: Sequence[str] = (),
+                 ip_addresses: Sequence[str] = (), request_at_once: bool = False) -> None:
         self.api = api
         self.store = store
         self.common_name = common_name
@@ -328,6 +341,9 @@ class ClientCertificateManager:
         self.wait_timeout = wait_timeout
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.rand = rand
+        self.dns_names, self.ip_addresses = tuple(dns_names), tuple(ip_addresses)
+        self.kind = "serving" if signer_name == KUBELET_SERVING else "client"  # for the log
+        self.cert: x509.Certificate | None = None
         self.rotations = 0
         self.failures = 0
         # upstream's getCurrentCertificateOrBootstrap: the store's pair while it is valid, else the
@@ -342,6 +358,9 @@ class ClientCertificateManager:
             # upstream's forceRotation: a pair from outside the store is replaced at once by one
             # the store holds (and rotates from then on)
             self.deadline = self.clock()
+        elif request_at_once:
+            self.cert_pem, self.key_pem = b"", b""
+            self.deadline = self.clock()
         else:
             raise ValueError(f"no client certificate in {store.current_path} to rotate")
 
@@ -351,7 +370,7 @@ class ClientCertificateManager:
     async def rotate(self) -> None:
         """One renewal: new key, CSR, wait, store, hand over."""
         key = new_private_key()
-        request = make_csr(key, self.common_name, self.organizations)
+        request = make_csr(key, self.common_name, self.organizations, self.dns_names, self.ip_addresses)
         name, uid = await request_certificate(self.api, request, key, self.signer_name, self.usages(key))
         log.info("certificate signing request %s created for rotation of %s", name, self.common_name)
         cert_pem = await wait_for_certificate(self.api, name, uid, self.wait_timeout)
@@ -361,14 +380,17 @@ class ClientCertificateManager:
         self.cert = x509.load_pem_x509_certificate(cert_pem)
         self.deadline = rotation_deadline(self.cert, self.rand)
         self.rotations += 1
-        log.info("client certificate rotated: valid until %s, next rotation after %s",
+        log.info("%s certificate rotated: valid until %s, next rotation after %s", self.kind,
                  self.cert.not_valid_after_utc.isoformat(), self.deadline.isoformat())
         if self.on_rotated is not None:
             await self.on_rotated(cert_pem, key_pem)
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("client certificate valid until %s; rotation after %s",
-                 self.cert.not_valid_after_utc.isoformat(), self.deadline.isoformat())
+        if self.cert is not None:
+            log.info("%s certificate valid until %s; rotation after %s", self.kind,
+                     self.cert.not_valid_after_utc.isoformat(), self.deadline.isoformat())
+        else:
+            log.info("no %s certificate yet: requesting one", self.kind)
         backoff = 2.0
         while not stop.is_set():
             wait = self.seconds_until_rotation()
@@ -386,7 +408,7 @@ class ClientCertificateManager:
                 raise
             except Exception as e:
                 self.failures += 1
-                log.error("rotating the client certificate failed (retry in %.0fs): %s", backoff, e)
+                log.error("rotating the %s certificate failed (retry in %.0fs): %s", self.kind, backoff, e)
                 try:
                     await asyncio.wait_for(stop.wait(), backoff)
                 except TimeoutError:

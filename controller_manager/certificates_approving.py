@@ -46,6 +46,20 @@ RECOGNIZERS: list[tuple[Callable[[Obj, Any], bool], str, str]] = [
 ]
 
 
+async def approve(api: Any, key: str, csr: Obj, message: str) -> bool:
+    """Add the Approved condition (reason AutoApproved) through `/approval`; False if the CSR is gone."""
+    new = copy.deepcopy(csr)
+    new.setdefault("status", {}).setdefault("conditions", []).append(
+        {"type": csrlib.APPROVED, "status": "True", "reason": "AutoApproved", "message": message})
+    try:
+        await api.update_subresource(key, "approval", new)
+    except Exception as e:
+        if is_not_found(e):
+            return False
+        raise RuntimeError(f"error updating approval for csr: {e}") from e
+    return True
+
+
 class NotApproved(Exception):
     """A recognized request whose requestor is not (yet) allowed: retried with backoff."""
 
@@ -94,16 +108,8 @@ class CSRApprovingController(Controller):
             tried.append(subresource)
             if not await self.authorize(csr, subresource):
                 continue
-            new = copy.deepcopy(csr)
-            new.setdefault("status", {}).setdefault("conditions", []).append(
-                {"type": csrlib.APPROVED, "status": "True", "reason": "AutoApproved", "message": message})
-            try:
-                await self.api.update_subresource(key, "approval", new)
-            except Exception as e:
-                if is_not_found(e):
-                    return
-                raise RuntimeError(f"error updating approval for csr: {e}") from e
-            self.log.info("approved csr %s (%s)", key, subresource)
+            if await approve(self.api, key, csr, message):
+                self.log.info("approved csr %s (%s)", key, subresource)
             return
         if tried:
             raise NotApproved(f'recognized csr "{key}" as [{" ".join(tried)}] but subject access review was not approved')

@@ -46,6 +46,7 @@ CONTROLLER_MODULES: list[str] = [
     "controller_manager.certificates_signing",
     "controller_manager.certificates_approving",
     "controller_manager.certificates_cleaner",
+    "controller_manager.kubelet_serving_approver",
     "controller_manager.bootstrapsigner",
     "controller_manager.tokencleaner",
     "controller_manager.nodeipam",

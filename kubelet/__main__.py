@@ -16,13 +16,20 @@ from typing import Any
 
 import click
 
+from certs.csr import KUBELET_SERVING
 from certs.kubeconfig import load_kubeconfig
 from client import APIClient, load_config
-from client.certificate import CertificateStore, ClientCertificateManager, node_subject
+from client.certificate import (
+    CertificateStore,
+    ClientCertificateManager,
+    kubelet_serving_usages,
+    node_subject,
+)
 from client.daemon import HealthServer, new_registry, run_daemon
 from kubelet.auth import KubeletAuth
 from kubelet.bootstrap import (
     CLIENT_PAIR,
+    SERVER_PAIR,
     BootstrapError,
     client_pair,
     ensure_self_signed_serving_cert,
@@ -82,6 +89,10 @@ def _bool(*names: str, default: bool, help: str):
 @click.option("--rotate-certificates", type=click.BOOL, default=False, is_flag=False, flag_value=True,
               show_default=True, help="Renew the client certificate through a CertificateSigningRequest when "
               "70-90% of its lifetime has passed (upstream's rotateCertificates, off by default as there).")
+@click.option("--rotate-server-certificates", type=click.BOOL, default=False, is_flag=False, flag_value=True,
+              show_default=True, help="Without --tls-cert-file: request the serving certificate from the cluster "
+              "(a kubernetes.io/kubelet-serving CertificateSigningRequest for the node's name and address) and "
+              "renew it the same way, instead of a self-signed one (upstream's serverTLSBootstrap).")
 @click.option("--hostname-override", "node_name", default=None, help="The node's name (default: the host name).")
 @click.option("--node-ip", default="", help="The node's address (InternalIP, pods' hostIP). Default: the first "
               "non-loopback IPv4 address.")
@@ -169,6 +180,7 @@ def config_from_flags(kw: dict[str, Any]) -> KubeletConfig:
         bootstrap_kubeconfig=kw["bootstrap_kubeconfig"] or "",
         cert_dir=kw["cert_dir"] or "",
         rotate_certificates=kw["rotate_certificates"],
+        rotate_server_certificates=kw["rotate_server_certificates"],
         node_name=(kw["node_name"] or socket.gethostname()).lower(),
         node_ip=kw["node_ip"],
         root_dir=kw["root_dir"],
@@ -269,6 +281,36 @@ def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> ClientCert
     return manager
 
 
+async def _after_registration(kubelet: Kubelet, work: Any) -> None:
+    """Run `work` once the Node is registered: the approver checks the request against it."""
+    try:
+        await kubelet.node.registered.wait()
+    except asyncio.CancelledError:
+        work.close()
+        raise
+    await work
+
+
+def serving_certificate_manager(cfg: KubeletConfig, api: APIClient, node_ip: str,
+                                server: KubeletServer) -> ClientCertificateManager:
+    """The serving certificate from the cluster (upstream's serverTLSBootstrap): requested at once
+    when the store has none (the server starts with it), renewed like the client certificate (the
+    server takes each new one for new connections)."""
+    store = CertificateStore(cfg.certs_dir, SERVER_PAIR)
+    cn, orgs = node_subject(cfg.node_name)
+
+    async def rotated(_cert_pem: bytes, _key_pem: bytes) -> None:
+        if server.started:
+            server.reload_certificate(str(store.current_path))
+        else:
+            await server.start(cfg.address, cfg.port, str(store.current_path), None, cfg.client_ca_file)
+
+    return ClientCertificateManager(
+        api, store, cn, orgs, signer_name=KUBELET_SERVING, usages=kubelet_serving_usages, on_rotated=rotated,
+        # the names the Node reports (its Hostname and InternalIP addresses), as upstream
+        dns_names=[cfg.node_name], ip_addresses=[node_ip], request_at_once=True)
+
+
 async def run(cfg: KubeletConfig, stop: asyncio.Event) -> None:
     _quiet_libraries()
     user_agent = f"kubelet/{KUBELET_VERSION} ({cfg.node_name})"
@@ -279,7 +321,8 @@ async def run(cfg: KubeletConfig, stop: asyncio.Event) -> None:
         except BootstrapError as e:
             log.error("%s", e)
             raise SystemExit(1) from None
-    if cfg.port and not (cfg.tls_cert_file and cfg.tls_private_key_file):
+    bootstrap_serving = cfg.rotate_server_certificates and not (cfg.tls_cert_file and cfg.tls_private_key_file)
+    if cfg.port and not (cfg.tls_cert_file and cfg.tls_private_key_file) and not bootstrap_serving:
         addresses = [a for a in (cfg.node_ip, "127.0.0.1") if a]
         crt, key = ensure_self_signed_serving_cert(cfg.certs_dir, cfg.node_name, addresses)
         cfg.tls_cert_file, cfg.tls_private_key_file = str(crt), str(key)
@@ -299,19 +342,29 @@ async def run(cfg: KubeletConfig, stop: asyncio.Event) -> None:
             health.add_readiness("sources", kubelet.ready)
             await health.start()
         server = None
-        if cfg.port and cfg.tls_cert_file and cfg.tls_private_key_file:
+        serving_rotation = None
+        if cfg.port:
             auth = KubeletAuth(api, cfg.node_name, anonymous=cfg.anonymous_auth,
                                webhook_authn=cfg.authentication_token_webhook,
                                authorization_mode=cfg.authorization_mode)
             server = KubeletServer(kubelet, auth, registry)
-            await server.start(cfg.address, cfg.port, cfg.tls_cert_file, cfg.tls_private_key_file, cfg.client_ca_file)
+            if bootstrap_serving:
+                serving = serving_certificate_manager(cfg, api, kubelet.node_ip, server)
+                if serving.cert is not None:  # from an earlier run; else it starts with the first one
+                    await server.start(cfg.address, cfg.port, str(serving.store.current_path), None,
+                                       cfg.client_ca_file)
+                serving_rotation = asyncio.create_task(_after_registration(kubelet, serving.run(stop)))
+            else:
+                await server.start(cfg.address, cfg.port, cfg.tls_cert_file, cfg.tls_private_key_file,
+                                   cfg.client_ca_file)
         try:
             await kubelet.run(stop)
         finally:
-            if rotation is not None:
-                rotation.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await rotation
+            for task in (rotation, serving_rotation):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if server is not None:
                 await server.stop()
             if health is not None:

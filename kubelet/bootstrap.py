@@ -11,7 +11,9 @@ and signed, puts certificate and key into `<cert-dir>/kubelet-client-current.pem
 subject, so a kubelet restarted while it waits picks up the same request.
 
 Without `--tls-cert-file`, the kubelet's HTTPS server uses `<cert-dir>/kubelet.crt|key`, a
-self-signed certificate made on first start (upstream's behaviour).
+self-signed certificate made on first start (upstream's behaviour) — or, with
+`--rotate-server-certificates`, `<cert-dir>/kubelet-server-current.pem` from a
+kubernetes.io/kubelet-serving request (kubelet/__main__.serving_certificate_manager).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from client.certificate import (
 log = logging.getLogger("kubelet.bootstrap")
 
 CLIENT_PAIR = "kubelet-client"
+SERVER_PAIR = "kubelet-server"  # --rotate-server-certificates: <cert-dir>/kubelet-server-current.pem
 TMP_KEY = "kubelet-client.key.tmp"
 
 

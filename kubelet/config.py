@@ -101,6 +101,8 @@ class KubeletConfig:
     bootstrap_kubeconfig: str = ""
     cert_dir: str = ""  # default: <root_dir>/pki
     rotate_certificates: bool = False  # upstream's default; minictl's kubelets turn it on, as kubeadm
+    # upstream's serverTLSBootstrap: the serving certificate from a kubelet-serving CSR, renewed
+    rotate_server_certificates: bool = False
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
     node_ip: str = ""
     root_dir: str = "/var/lib/kubelet"

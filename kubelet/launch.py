@@ -82,10 +82,11 @@ def kubelet_command(
     paths = containerd_paths(cfg.dir)
     if cfg.is_worker:
         # a joined node: no CA key here. The kubelet bootstraps its client certificate with the
-        # token (TLS bootstrap) and serves with a self-signed certificate of its own
+        # token (TLS bootstrap) and requests its serving certificate (kubeadm's serverTLSBootstrap)
         credentials = [
             "--bootstrap-kubeconfig", str(bootstrap_kubeconfig_path(cfg)),
             "--kubeconfig", str(worker_kubeconfig_path(cfg)),
+            "--rotate-server-certificates", "true",
         ]
     else:
         cert, key = pki.kubelet_serving(node)
@@ -123,11 +124,14 @@ def kubelet_command(
 def apiserver_kubelet_client_args(cfg: ClusterConfig) -> list[str]:
     """The apiserver flags that let it reach kubelets (pods/log, exec, attach, portforward).
 
-    No --kubelet-certificate-authority, as kubeadm: nodes that joined serve with a self-signed
-    certificate (no kubelet-serving certificate bootstrap yet), which the apiserver could not verify.
+    With --kubelet-certificate-authority (which kubeadm leaves out): every kubelet minictl starts
+    serves with a certificate of the cluster's CA — issued by minictl, or for a joined node
+    requested by the kubelet itself (--rotate-server-certificates) and approved by the
+    controller-manager's kubelet-serving-approver.
     """
     pki = cfg.pki
     return [
         "--kubelet-client-certificate", str(pki.apiserver_kubelet_client_cert),
         "--kubelet-client-key", str(pki.apiserver_kubelet_client_key),
+        "--kubelet-certificate-authority", str(pki.ca_cert),
     ]

@@ -80,6 +80,7 @@ class KubeletServer:
         self.registry = registry
         self.stats = StatsProvider(kubelet)
         self._runner: web.AppRunner | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
 
     # -- the app -------------------------------------------------------------------------------
@@ -117,10 +118,22 @@ class KubeletServer:
             return status_error(403, "Forbidden", message)
         return await handler(request)
 
-    async def start(self, address: str, port: int, cert: str, key: str, client_ca: str) -> None:
+    @property
+    def started(self) -> bool:
+        return self._ssl is not None
+
+    def reload_certificate(self, cert: str, key: str | None = None) -> None:
+        """A renewed serving certificate: new connections get it, open ones keep theirs."""
+        assert self._ssl is not None
+        self._ssl.load_cert_chain(cert, key)
+        log.info("kubelet API serving with the renewed certificate %s", cert)
+
+    async def start(self, address: str, port: int, cert: str, key: str | None, client_ca: str) -> None:
+        """Serve HTTPS (`key` None: the key is in the `cert` file too)."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cert, key)
+        self._ssl = ctx
         if client_ca:
             ctx.load_verify_locations(client_ca)
             ctx.verify_mode = ssl.CERT_OPTIONAL

@@ -10,7 +10,7 @@ from minictl.kubeadm import setup_node_joining_sync
 from tests.conftest import ControlPlane, private_control_plane
 
 JOIN_CONTROLLERS = ("serviceaccount-controller,root-ca-certificate-publisher-controller,"
-                    "csrapproving,csrsigning,bootstrapsigner,tokencleaner")
+                    "csrapproving,csrsigning,bootstrapsigner,tokencleaner,kubelet-serving-approver")
 
 
 @contextlib.contextmanager

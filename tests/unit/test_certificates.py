@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -361,3 +362,40 @@ def test_cleanup_deadlines() -> None:
     assert cleanup_deadline(obj) == T0 + dt.timedelta(minutes=30)  # expired before the hour is up
     obj["status"]["certificate"] = b64(csrlib.sign(req_of(obj), ["client auth"], ca, key, dt.timedelta(days=3), T0))
     assert cleanup_deadline(obj) == dt.datetime(2024, 1, 2, 1, tzinfo=dt.UTC)
+
+
+def _serving(cn: str = "system:node:n1", username: str = "system:node:n1", groups: tuple[str, ...] = (
+        "system:nodes", "system:authenticated"), **sans: Any) -> dict:
+    sans = sans or {"dns_names": ["n1"], "ip_addresses": ["10.0.0.5"]}
+    return csr(cn=cn, signer=csrlib.KUBELET_SERVING, usages=("digital signature", "server auth"),
+               username=username, groups=list(groups), **sans)
+
+
+NODE_N1 = {"metadata": {"name": "n1"}, "status": {"addresses": [
+    {"type": "InternalIP", "address": "10.0.0.5"}, {"type": "Hostname", "address": "n1-host"}]}}
+
+
+def test_kubelet_serving_approver_takes_only_the_nodes_own_names() -> None:
+    from controller_manager.kubelet_serving_approver import NotYet, refusal
+
+    ok = _serving(dns_names=["n1", "n1-host"], ip_addresses=["10.0.0.5"])
+    assert refusal(ok, req_of(ok), NODE_N1) is None
+    # the node may still register or report the address: retried, not dropped
+    for obj, node, why in [
+        (_serving(ip_addresses=["10.0.0.99"]), NODE_N1, "names ['10.0.0.99'] are not the node's name or addresses"),
+        (_serving(dns_names=["kubernetes.default"]), NODE_N1,
+         "names ['kubernetes.default'] are not the node's name or addresses"),
+        (_serving(), None, "node 'n1' does not exist"),
+    ]:
+        with pytest.raises(NotYet, match=re.escape(why)):
+            refusal(obj, req_of(obj), node)
+    cases = [
+        (_serving(username="system:node:n2"), NODE_N1, "requested by 'system:node:n2', not by the node 'system:node:n1' itself"),
+        (_serving(groups=("system:authenticated",)), NODE_N1, "not by the node"),
+        (_serving(cn="n1", username="n1"), NODE_N1, "subject common name does not begin with system:node:"),
+    ]
+    for obj, node, why in cases:
+        assert why in (refusal(obj, req_of(obj), node) or ""), (obj["spec"], why)
+    client_usages = _serving()
+    client_usages["spec"]["usages"] = ["digital signature", "client auth"]
+    assert "usages did not match" in refusal(client_usages, req_of(client_usages), NODE_N1)

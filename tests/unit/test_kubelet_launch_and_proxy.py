@@ -36,8 +36,8 @@ def test_kubelet_command_for_a_cluster(tmp_path):
     assert config.root_dir == str(tmp_path / "kubelet")
     args = apiserver_kubelet_client_args(cfg)
     assert args[0] == "--kubelet-client-certificate" and args[1].endswith("apiserver-kubelet-client.crt")
-    # joined nodes serve with self-signed certificates: not verified, as kubeadm configures it
-    assert "--kubelet-certificate-authority" not in args
+    # every kubelet minictl starts serves with a certificate of the cluster CA: verified
+    assert args[args.index("--kubelet-certificate-authority") + 1] == str(cfg.pki.ca_cert)
 
 
 def test_the_kubelet_store_is_seeded_with_the_node_pair_of_the_current_ca(tmp_path):

@@ -327,20 +327,35 @@ class _FakeAPI:
         return self.csrs
 
 
-def test_manager_rotates_with_a_new_key_and_hands_the_pair_over(tmp_path: Path) -> None:
+def _ten_day_signer(now: dt.datetime, seen: list[x509.CertificateSigningRequest] | None = None) -> Any:
+    """A CA that signs every request for ten days from `now` (and notes it in `seen`)."""
     ca_key = new_private_key()
-    now = dt.datetime.now(dt.UTC)
 
     def sign(req: x509.CertificateSigningRequest) -> bytes:
+        if seen is not None:
+            seen.append(req)
         cert = (x509.CertificateBuilder().subject_name(req.subject)
                 .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca")]))
                 .public_key(req.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now).not_valid_after(now + dt.timedelta(days=10)).sign(ca_key, hashes.SHA256()))
         return cert.public_bytes(serialization.Encoding.PEM)
 
+    return sign
+
+
+async def _run_until(manager: ClientCertificateManager, done: Any, what: str) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop))
+    await until(done, 5, what)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+def test_manager_rotates_with_a_new_key_and_hands_the_pair_over(tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
     key = new_private_key()
     old = _self_signed(key, now - dt.timedelta(days=9), 10)  # 90 % gone: due now
-    csrs = _FakeCSRs(sign)
+    csrs = _FakeCSRs(_ten_day_signer(now))
     handed: list[tuple[bytes, bytes]] = []
 
     async def on_rotated(cert: bytes, key_pem: bytes) -> None:
@@ -351,14 +366,7 @@ def test_manager_rotates_with_a_new_key_and_hands_the_pair_over(tmp_path: Path) 
                                  on_rotated=on_rotated, initial=(old, private_key_pem(key)))
     assert m.seconds_until_rotation() == 0
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(m.run(stop))
-        await until(lambda: handed, 5, "the rotated pair to be handed over")
-        stop.set()
-        await asyncio.wait_for(task, 5)
-
-    asyncio.run(run())
+    asyncio.run(_run_until(m, lambda: handed, "the rotated pair to be handed over"))
     assert m.rotations == 1 and len(csrs.created) == 1
     spec = csrs.created[0]["spec"]
     assert spec["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
@@ -367,6 +375,36 @@ def test_manager_rotates_with_a_new_key_and_hands_the_pair_over(tmp_path: Path) 
     assert handed == [(cert_pem, key_pem)]
     assert key_pem != private_key_pem(key)  # a new key every rotation
     assert m.seconds_until_rotation() > 6 * 86400  # next one after 70 % of 10 days
+
+
+def test_a_serving_manager_with_an_empty_store_requests_one_at_once(tmp_path: Path) -> None:
+    from client.certificate import kubelet_serving_usages
+
+    requests: list[x509.CertificateSigningRequest] = []
+    csrs = _FakeCSRs(_ten_day_signer(dt.datetime.now(dt.UTC), requests))
+    store = CertificateStore(tmp_path, "kubelet-server")
+    with pytest.raises(ValueError, match="no client certificate"):  # a client manager needs a pair
+        ClientCertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"])
+    handed: list[bytes] = []
+
+    async def on_rotated(cert: bytes, _key: bytes) -> None:
+        handed.append(cert)
+
+    m = ClientCertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"],
+                                 signer_name="kubernetes.io/kubelet-serving", usages=kubelet_serving_usages,
+                                 dns_names=["n1"], ip_addresses=["10.0.0.5"], request_at_once=True,
+                                 on_rotated=on_rotated)
+    assert m.cert is None and m.seconds_until_rotation() == 0
+
+    asyncio.run(_run_until(m, lambda: handed, "the first serving certificate"))
+    spec = csrs.created[0]["spec"]
+    assert spec["signerName"] == "kubernetes.io/kubelet-serving"
+    assert spec["usages"] == ["digital signature", "server auth"]
+    sans = requests[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["n1"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.0.0.5"]
+    assert store.current_path.name == "kubelet-server-current.pem" and store.load() is not None
+    assert m.seconds_until_rotation() > 6 * 86400
 
 
 # --- the kubelet's files ------------------------------------------------------------------------------------
@@ -418,6 +456,7 @@ def test_a_worker_runs_the_node_components_with_a_bootstrap_kubeconfig(tmp_path:
     assert flag["--kubeconfig"] == str(tmp_path / "kubeconfigs" / "kubelet.kubeconfig")
     assert flag["--cert-dir"] == str(tmp_path / "kubelet" / "pki")
     assert "--tls-cert-file" not in flag and flag["--node-ip"] == "10.0.0.2"
+    assert flag["--rotate-server-certificates"] == "true"  # its serving certificate from the cluster CA
     proxy = specs["kube-proxy"].cmd
     assert proxy[proxy.index("--kubeconfig") + 1] == flag["--kubeconfig"]
     # a control plane: anonymous requests only when asked (cluster up asks for new clusters)

@@ -51,6 +51,7 @@ class BootstrapKubelet(KubeletProcess):
             i += 1
         return [*out, "--bootstrap-kubeconfig", str(self.bootstrap), "--kubeconfig", str(self.kubeconfig),
                 "--cert-dir", str(self.cert_dir), "--rotate-certificates", "true",
+                "--rotate-server-certificates", "true",
                 "--cgroup-root", f"/{self.containerd.cgroup_root}/kubelet-bootstrap"]
 
 
@@ -86,15 +87,40 @@ def test_kubelet_tls_bootstrap_and_rotation(jcp: ControlPlane, containerd_node: 
         with jcp.client(timeout=30) as api:
             node = k.wait_ready(api, timeout=90)
             assert node["metadata"]["name"] == NODE
-            # the kubelet's own files: kubeconfig → certificate store; a self-signed serving certificate
+            # the kubelet's own files: kubeconfig → certificate store; no self-signed serving certificate
             current = k.cert_dir / "kubelet-client-current.pem"
             assert current.is_symlink() and str(current) in k.kubeconfig.read_text()
-            assert (k.cert_dir / "kubelet.crt").exists()
+            assert not (k.cert_dir / "kubelet.crt").exists()
             first = x509.load_pem_x509_certificate(current.read_bytes())
             assert first.subject.rfc4514_string() == f"CN=system:node:{NODE},O=system:nodes"
             csrs = api.get(CSRS).json()["items"]
             assert any(c["spec"]["username"] == f"system:bootstrap:{token[:6]}" for c in csrs)
             pid = k.proc.pid
+
+            # the serving certificate: requested by the node, approved by the controller-manager's
+            # kubelet-serving-approver (its own name and address), signed by the cluster CA
+            serving = k.cert_dir / "kubelet-server-current.pem"
+            try:
+                wait_for(serving.exists, 60, 0.2, "the kubelet's serving certificate")
+            except AssertionError as e:
+                pending = [(c["metadata"]["name"], c["spec"]["signerName"], c.get("status"))
+                           for c in api.get(CSRS).json()["items"]]
+                raise AssertionError(f"{e}\nCSRs: {pending}\nkubelet log:\n{k.log_tail()}") from None
+            cert = x509.load_pem_x509_certificate(serving.read_bytes())
+            cert.verify_directly_issued_by(x509.load_pem_x509_certificate(jcp.pki.ca_cert.read_bytes()))
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert sans.get_values_for_type(x509.DNSName) == [NODE]
+            assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+            serving_csr = next(c for c in api.get(CSRS).json()["items"]
+                               if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving")
+            assert serving_csr["spec"]["username"] == f"system:node:{NODE}"
+            assert [c["reason"] for c in serving_csr["status"]["conditions"]] == ["AutoApproved"]
+            # the apiserver verifies kubelets with the CA now: it reaches this one (metrics scrape)
+            def node_metrics() -> dict | None:
+                r = api.get(f"/apis/metrics.k8s.io/v1beta1/nodes/{NODE}")
+                return r.json() if r.status_code == 200 else None
+
+            assert wait_for(node_metrics, 60, 1, "node metrics through the verified kubelet connection")["usage"]
 
             # rotation after 70-90 % of the minute, authenticated as the node, without a restart
             def rotated() -> bool:
@@ -111,7 +137,13 @@ def test_kubelet_tls_bootstrap_and_rotation(jcp: ControlPlane, containerd_node: 
             before = _lease_renewed(api)
             wait_for(lambda: _lease_renewed(api) != before, 30, 0.5, "a Lease renewal with the rotated certificate")
             assert k.alive() and k.proc.pid == pid
-            assert "client certificate rotated" in root.joinpath("kubelet.log").read_text()
+            log_text = root.joinpath("kubelet.log").read_text()
+            assert "client certificate rotated" in log_text
+            # the serving certificate (one minute too) was renewed the same way, without a restart
+            wait_for(lambda: x509.load_pem_x509_certificate(serving.read_bytes()).serial_number != cert.serial_number,
+                     90, 0.5, "the serving certificate's rotation")
+            wait_for(lambda: "kubelet API serving with the renewed certificate" in
+                     root.joinpath("kubelet.log").read_text(), 10, 0.2, "the server to take the renewed certificate")
     finally:
         k.stop()
         asyncio.run(network.cleanup_filter_rules(containerd_node.bridge))
