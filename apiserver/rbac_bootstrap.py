@@ -363,8 +363,9 @@ def controller_rules() -> dict[str, list[dict[str, Any]]]:
         ],
         # not upstream's: minik8s's provisioner of the default StorageClass (controller_manager/hostpath_provisioner.py)
         "hostpath-provisioner": [
-            rule(["get", "list", "watch", "create", "delete"], [LEGACY], ["persistentvolumes"]),
+            rule(["get", "list", "watch", "create", "update", "patch", "delete"], [LEGACY], ["persistentvolumes"]),
             rule(READ, [LEGACY], ["persistentvolumeclaims", "nodes"]), rule(READ, [STORAGE], ["storageclasses"]),
+            rule(["update", "patch"], [LEGACY], ["persistentvolumeclaims"]),  # drop a gone selected node
             rule(["get", "list", "watch", "create", "delete"], [LEGACY], ["pods"]), ev,
         ],
         "node-controller": [

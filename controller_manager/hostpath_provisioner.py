@@ -16,6 +16,11 @@ local provisioners do) and, when a released volume's reclaim policy is Delete, r
 short-lived helper pod on that node (busybox, the base directory mounted), like
 local-path-provisioner: the controller-manager need not run on the node. Helper pods are named
 `hostpath-<create|delete>-<pv>` in kube-system; their progress re-queues the claim or volume.
+
+Volumes with reclaim policy Delete carry external-provisioner's finalizer
+`external-provisioner.volume.kubernetes.io/finalizer` (upstream's HonorPVReclaimPolicy): a
+volume someone deletes directly still gets its directory removed before the object goes. The
+finalizer is removed once the directory is gone, or when the policy changes to Retain.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from apimachinery.volumebinding import (
     claim_ref,
 )
 from client import APIClient, create_missing, is_already_exists, is_not_found, load_config
-from controller_manager.base import Controller, ControllerContext, register
+from controller_manager.base import Controller, ControllerContext, register, remove_finalizer
 from controller_manager.conditions import is_node_ready
 
 Obj = dict[str, Any]
@@ -52,6 +57,7 @@ HELPER_FOR = "minik8s.io/hostpath-helper-for"
 CLAIM = "claim/"
 VOLUME = "volume/"
 RETRY_AFTER = 10.0
+FINALIZER = "external-provisioner.volume.kubernetes.io/finalizer"  # upstream's
 
 
 def default_storage_class(base_path: str = DEFAULT_BASE_PATH) -> Obj:
@@ -146,6 +152,7 @@ class HostPathProvisioner(Controller):
         self.claims_api = self.client.resource("v1", "persistentvolumeclaims")
         self.volumes_api = self.client.resource("v1", "persistentvolumes")
         self.pods_api = self.client.resource("v1", "pods")
+        self.nodes_api = self.client.resource("v1", "nodes")
 
     def _claim_changed(self, claim: Obj) -> None:
         ann = annotations(claim)
@@ -214,6 +221,11 @@ class HostPathProvisioner(Controller):
             self.failed(claim, str(e))
             return False
         node = self.pick_node(claim)
+        if node is not None and node == annotations(claim).get(ANN_SELECTED_NODE) and await self._node_gone(node):
+            # upstream's ProvisioningReschedule: the scheduler must pick another node
+            self.failed(claim, f'node "{node}" not found: the scheduler will choose another')
+            await self.reschedule(claim)
+            return False
         if node is None:
             self.failed(claim, "no Ready node to put the volume on")
             self.enqueue_after(key, RETRY_AFTER)
@@ -264,7 +276,30 @@ class HostPathProvisioner(Controller):
         }
         if cls.get("mountOptions"):
             volume["spec"]["mountOptions"] = list(cls["mountOptions"])
+        if volume["spec"]["persistentVolumeReclaimPolicy"] == "Delete":
+            volume["metadata"]["finalizers"] = [FINALIZER]
         return volume
+
+    async def _node_gone(self, name: str) -> bool:
+        if self.nodes.store.get(name) is not None:
+            return False
+        try:  # the cache may not have a new node yet: ask
+            await self.nodes_api.get(name)
+            return False
+        except Exception as e:
+            if is_not_found(e):
+                return True
+            raise
+
+    async def reschedule(self, claim: Obj) -> None:
+        """Drop the claim's selected-node annotation (upstream's rescheduleProvisioning)."""
+        meta = claim["metadata"]
+        ann = {k: v for k, v in (meta.get("annotations") or {}).items() if k != ANN_SELECTED_NODE}
+        try:
+            await self.claims_api.update({**claim, "metadata": {**meta, "annotations": ann}})
+        except Exception as e:
+            if not is_not_found(e):
+                raise
 
     def failed(self, claim: Obj, message: str) -> None:
         self.recorder.event(claim, "Warning", "ProvisioningFailed", message)
@@ -273,21 +308,30 @@ class HostPathProvisioner(Controller):
     # -- deletion ----------------------------------------------------------------------
 
     async def delete(self, volume: Obj, key: str) -> bool:
-        """Remove a released volume's directory, then the volume; True while a helper pod works for it."""
+        """Remove the directory of a released volume (or of one deleted while not bound), then the
+        volume's finalizer and the volume; True while a helper pod works for it."""
         spec = volume.get("spec") or {}
+        meta = volume["metadata"]
         if annotations(volume).get(ANN_DYNAMICALLY_PROVISIONED) != PROVISIONER:
             return False
-        if (volume.get("status") or {}).get("phase") != "Released" or spec.get("persistentVolumeReclaimPolicy") != "Delete":
+        ours = FINALIZER in (meta.get("finalizers") or [])
+        if spec.get("persistentVolumeReclaimPolicy") != "Delete":
+            if ours:  # Retain now: the directory stays, so nothing to wait for (as upstream)
+                await remove_finalizer(self.volumes_api, volume, FINALIZER)
             return False
-        name = volume["metadata"]["name"]
+        phase = (volume.get("status") or {}).get("phase")
+        deleting = bool(meta.get("deletionTimestamp"))
+        if phase != "Released" and not (deleting and phase != "Bound"):
+            return False
+        if deleting and not ours:
+            return False  # its directory is gone already (the finalizer went after it)
+        name = meta["name"]
         path = (spec.get("hostPath") or {}).get("path") or ""
         node = volume_node(volume)
         helper = None
         if path and node is not None and self.nodes.store.get(node) is not None:
             helper = self.helpers.store.get(f"{HELPER_NAMESPACE}/hostpath-delete-{name}")
             if helper is None:
-                if volume["metadata"].get("deletionTimestamp"):
-                    return False  # deleted already (by us, after its directory, or by someone else)
                 base, directory = posixpath.split(path)
                 await self.start_helper(helper_pod("delete", name, node, base, directory, key))
                 return True
@@ -302,13 +346,16 @@ class HostPathProvisioner(Controller):
                 return True
         else:
             self.log.warning("volume %s: node %s is gone; deleting the object, its directory %s stays", name, node, path)
-        # the volume first, then the helper: while the helper is there, a later sync of this
-        # volume (still listed until its finalizer goes) knows its directory is gone
-        try:
-            await self.volumes_api.delete(name, preconditions={"uid": volume["metadata"]["uid"]})
-        except Exception as e:
-            if not is_not_found(e):
-                raise
+        # finalizer and volume first, then the helper: while the helper is there, a later sync of
+        # this volume (still listed until pv-protection lets it go) knows its directory is gone
+        if ours:
+            await remove_finalizer(self.volumes_api, volume, FINALIZER)
+        if not deleting:
+            try:
+                await self.volumes_api.delete(name, preconditions={"uid": meta["uid"]})
+            except Exception as e:
+                if not is_not_found(e):
+                    raise
         if helper is not None:
             await self.remove_helper(helper)
         self.log.info("deleted released volume %s (%s on %s)", name, path, node)

@@ -189,10 +189,3 @@ def uplink_interface() -> str | None:
         return default_route_interface(Path("/proc/net/route").read_text())
     except OSError:
         return None
-
-
-def forwarding_enabled() -> bool:
-    try:
-        return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
-    except OSError:
-        return False

@@ -209,6 +209,8 @@ def check_default_storage(d: Path) -> Path:
     assert "kubernetes.io/pvc-protection" in claim["metadata"]["finalizers"]
     volume = json.loads(kubectl(d, "get", "pv", claim["spec"]["volumeName"], "-o", "json"))
     assert volume["status"]["phase"] == "Bound"
+    # its directory goes before the object, however the volume is deleted
+    assert "external-provisioner.volume.kubernetes.io/finalizer" in volume["metadata"]["finalizers"]
     volume_dir = Path(volume["spec"]["hostPath"]["path"])
     assert volume_dir.parent == d / "volumes"
     wait_for(lambda: (volume_dir / "log").read_text() == "started-db-0\n", timeout=30, what="db-0 writing its log")

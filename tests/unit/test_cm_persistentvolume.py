@@ -346,12 +346,20 @@ def finish_helpers(w: World, phase: str = "Succeeded") -> int:
     return n
 
 
-async def test_hostpath_provisioning_and_deletion_through_helper_pods() -> None:
+def hostpath_world(mode: str = "WaitForFirstConsumer") -> tuple[World, PersistentVolumeBinderController,
+                                                               HostPathProvisioner]:
+    """Binder and provisioner, a Ready node n1 and the default class (base /srv/vols) in `mode`."""
     w = World()
-    binder = PersistentVolumeBinderController(w.ctx)
-    prov = HostPathProvisioner(w.ctx)
+    binder, prov = PersistentVolumeBinderController(w.ctx), HostPathProvisioner(w.ctx)
     w.api.create("v1", "nodes", ready_node("n1"))
-    w.api.create("storage.k8s.io/v1", "storageclasses", default_storage_class("/srv/vols"))
+    cls = default_storage_class("/srv/vols")
+    cls["volumeBindingMode"] = mode
+    w.api.create("storage.k8s.io/v1", "storageclasses", cls)
+    return w, binder, prov
+
+
+async def test_hostpath_provisioning_and_deletion_through_helper_pods() -> None:
+    w, binder, prov = hostpath_world()
     w.api.create("v1", "persistentvolumeclaims", pvc("data", "3Gi", cls="standard"))
     await run_until_idle([binder, prov], settle=lambda: finish_helpers(w), raise_errors=True)
     assert not w.api.list_objects("v1", "persistentvolumes")  # WaitForFirstConsumer: no node chosen yet
@@ -392,13 +400,7 @@ async def test_hostpath_provisioning_and_deletion_through_helper_pods() -> None:
 
 
 async def test_a_failed_helper_is_reported_and_retried() -> None:
-    w = World()
-    binder = PersistentVolumeBinderController(w.ctx)
-    prov = HostPathProvisioner(w.ctx)
-    w.api.create("v1", "nodes", ready_node("n1"))
-    cls = default_storage_class("/srv/vols")
-    cls["volumeBindingMode"] = "Immediate"
-    w.api.create("storage.k8s.io/v1", "storageclasses", cls)
+    w, binder, prov = hostpath_world("Immediate")
     w.api.create("v1", "persistentvolumeclaims", pvc("data", cls="standard"))
     await run_until_idle([binder, prov], settle=lambda: finish_helpers(w, "Failed"), raise_errors=True)
     assert not w.api.list_objects("v1", "persistentvolumes")
@@ -435,3 +437,63 @@ async def test_finished_helpers_nobody_waits_for_are_removed_running_ones_left()
                for p in w.api.list_objects("v1", "pods", HELPER_NAMESPACE))
     await prov.sync("volume/gone")
     assert [p["metadata"]["name"] for p in w.api.list_objects("v1", "pods", HELPER_NAMESPACE)] == ["hostpath-delete-busy"]
+
+
+async def _provisioned(created_helpers: list[Obj]) -> tuple[World, list[Any], Any, str]:
+    """A claim `data` bound to a volume provisioned on n1; → (world, controllers, settle, volume name)."""
+    w, binder, prov = hostpath_world("Immediate")
+    controllers = [binder, prov]
+    w.api.create("v1", "persistentvolumeclaims", pvc("data", cls="standard"))
+
+    def settle() -> None:
+        created_helpers.extend(p for p in w.api.list_objects("v1", "pods", HELPER_NAMESPACE)
+                               if p not in created_helpers)
+        finish_helpers(w)
+
+    await run_until_idle(controllers, settle=settle, raise_errors=True)
+    return w, controllers, settle, f"pvc-{w.claim('data')['metadata']['uid']}"
+
+
+async def test_a_volume_deleted_directly_still_gets_its_directory_removed_first() -> None:
+    from controller_manager.hostpath_provisioner import FINALIZER
+
+    helpers: list[Obj] = []
+    w, controllers, settle, name = await _provisioned(helpers)
+    assert w.volume(name)["metadata"]["finalizers"] == [FINALIZER]
+    w.api.delete("v1", "persistentvolumes", name, "")  # by a user, while its claim still uses it
+    await run_until_idle(controllers, settle=settle, raise_errors=True)
+    volume = w.volume(name)
+    assert volume is not None and volume["metadata"]["deletionTimestamp"] and volume["status"]["phase"] == "Bound"
+    assert not [p for p in helpers if p["metadata"]["name"].startswith("hostpath-delete-")]
+    w.api.delete("v1", "persistentvolumeclaims", "data", NS)  # released: the directory goes, then the volume
+    await run_until_idle(controllers, settle=settle, raise_errors=True)
+    assert w.volume(name) is None
+    assert [p["metadata"]["name"] for p in helpers if p["metadata"]["name"].startswith("hostpath-delete-")] == [
+        f"hostpath-delete-{name}"]
+    assert not w.api.list_objects("v1", "pods", HELPER_NAMESPACE)
+
+
+async def test_a_volume_switched_to_retain_loses_the_finalizer_and_keeps_its_directory() -> None:
+    helpers: list[Obj] = []
+    w, controllers, settle, name = await _provisioned(helpers)
+    volume = w.volume(name)
+    volume["spec"]["persistentVolumeReclaimPolicy"] = "Retain"
+    w.api.update("v1", "persistentvolumes", volume)
+    await run_until_idle(controllers, settle=settle, raise_errors=True)
+    assert not w.volume(name)["metadata"].get("finalizers")
+    w.api.delete("v1", "persistentvolumeclaims", "data", NS)
+    await run_until_idle(controllers, settle=settle, raise_errors=True)
+    assert w.volume(name)["status"]["phase"] == "Released"  # kept, as Retain says
+    assert not [p for p in helpers if p["metadata"]["name"].startswith("hostpath-delete-")]
+
+
+async def test_a_selected_node_that_is_gone_is_handed_back_to_the_scheduler() -> None:
+    w, binder, prov = hostpath_world()
+    claim = pvc("data", cls="standard")
+    claim["metadata"]["annotations"] = {ANN_SELECTED_NODE: "n-gone"}  # chosen, then the node was deleted
+    w.api.create("v1", "persistentvolumeclaims", claim)
+    await run_until_idle([binder, prov], settle=lambda: finish_helpers(w), raise_errors=True)
+    assert ANN_SELECTED_NODE not in (w.claim("data")["metadata"].get("annotations") or {})
+    assert not w.api.list_objects("v1", "pods", HELPER_NAMESPACE) and not w.api.list_objects("v1", "persistentvolumes")
+    failed = [e[3] for e in w.api.events if e[2] == "ProvisioningFailed"]
+    assert failed == ['node "n-gone" not found: the scheduler will choose another']

@@ -217,3 +217,31 @@ def test_kubelet_guard_starts_with_the_same_exemption():
     assert [r[-1] for r in rules.guard[1:]] == ["DROP", "DROP"]
     assert [r[-1] for r in network.desired_rules("10.244.3.0/24", CLUSTER, "eth0", True, False).guard] == [
         "DROP", "DROP"]
+
+
+async def test_kube_proxy_routes_only_once_every_node_is_known():
+    """A restarted kube-proxy must not sync against an empty node list: it would remove the
+    routes pods use until the informer catches up."""
+    import asyncio
+
+    from kube_proxy.app import ProxyServer
+
+    server = ProxyServer(ProxyOptions(route_pod_cidrs=True), api=None, runner=FakeRunner())  # type: ignore[arg-type]
+    synced, runs = asyncio.Event(), []
+
+    class Nodes:
+        async def wait_synced(self) -> None:
+            await synced.wait()
+
+    class Router:
+        async def run(self, stop: asyncio.Event) -> None:
+            runs.append(stop)
+
+    server._all_nodes, server.router = Nodes(), Router()  # type: ignore[assignment]
+    stop = asyncio.Event()
+    task = asyncio.create_task(server._route_pod_cidrs(stop))
+    await asyncio.sleep(0)
+    assert runs == [] and not task.done()
+    synced.set()
+    await asyncio.wait_for(task, 5)
+    assert runs == [stop]
