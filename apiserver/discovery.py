@@ -7,7 +7,13 @@ from typing import Any
 
 import orjson
 
-from apiserver.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, Resource, ResourceTable
+from apiserver.resources import (
+    PROXY_OPTION_KINDS,
+    SUBRESOURCE_KINDS,
+    SUBRESOURCE_VERBS,
+    Resource,
+    ResourceTable,
+)
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
@@ -20,6 +26,8 @@ def _hash(r: Resource) -> str:
 def _sub_kind(r: Resource, sub: str) -> tuple[str, str, str]:
     if sub in ("status",):
         return r.group, r.version, r.kind
+    if sub == "proxy":
+        return "", "v1", PROXY_OPTION_KINDS[r.plural]
     return SUBRESOURCE_KINDS.get(sub, (r.group, r.version, r.kind))
 
 

@@ -182,7 +182,7 @@ class StreamResponse:
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": self.status,
                 "headers": [
                     (b"content-type", self.content_type),
                     (b"cache-control", b"no-cache, private"),

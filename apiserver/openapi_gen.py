@@ -51,7 +51,13 @@ from typing import Any
 import orjson
 
 from apimachinery import strategic
-from apiserver.resources import SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, Resource, ResourceTable
+from apiserver.resources import (
+    PROXY_OPTION_KINDS,
+    SUBRESOURCE_KINDS,
+    SUBRESOURCE_VERBS,
+    Resource,
+    ResourceTable,
+)
 
 #: Bump when the output format changes (the source hash below covers code changes too).
 GENERATOR_VERSION = 2
@@ -196,7 +202,8 @@ def table_fingerprint(table: ResourceTable) -> str:
         for r in table.resources
     ]
     patch_meta = {f"{k[0]}/{k[1]}": v for k, v in strategic.BUILTIN_PATCH_META.items()}
-    blob = orjson.dumps([rows, patch_meta, SUBRESOURCE_KINDS, SUBRESOURCE_VERBS], option=orjson.OPT_SORT_KEYS)
+    blob = orjson.dumps([rows, patch_meta, SUBRESOURCE_KINDS, SUBRESOURCE_VERBS, PROXY_OPTION_KINDS],
+                        option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -639,7 +646,7 @@ CONNECT_PARAMS = {
     "proxy": (),
 }
 CONNECT_OPTION_KINDS = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
-                        "portforward": "PodPortForwardOptions", "proxy": "NodeProxyOptions"}
+                        "portforward": "PodPortForwardOptions"}  # proxy: resources.PROXY_OPTION_KINDS
 
 JSON_YAML = ["application/json", "application/yaml"]
 WATCHABLE = [*JSON_YAML, "application/json;stream=watch"]
@@ -795,12 +802,13 @@ def _resource_paths(r: Resource, kind_def: str, list_def: str, sub_defs: dict[st
                 Op("get", f"read{gv}{ns}{k}{cap}", f"read log of the specified {k}", "get", gvk, tag, LOG_PARAMS,
                    produces=["text/plain", *JSON_YAML], responses={"200": "string"}))
         elif sub in CONNECT_PARAMS:
-            cgvk = _gvk(r.group, r.version, CONNECT_OPTION_KINDS[sub])
+            option_kind = PROXY_OPTION_KINDS[r.plural] if sub == "proxy" else CONNECT_OPTION_KINDS[sub]
+            cgvk = _gvk(r.group, r.version, option_kind)
             variants = [(sub_path, item_params, "")]
             if sub == "proxy":
                 variants.append((f"{sub_path}/{{path}}", (*item_params[:-1], "path"), "WithPath"))
             for p, params, suffix in variants:
-                pi = path(p, tuple(x for x in params if x != "pretty"), name_of=CONNECT_OPTION_KINDS[sub])
+                pi = path(p, tuple(x for x in params if x != "pretty"), name_of=option_kind)
                 for verb in sub_verbs:
                     method = CONNECT_METHODS[verb]
                     m = method[:1].upper() + method[1:]

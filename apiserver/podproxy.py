@@ -103,6 +103,18 @@ async def _keep_refusal(session: aiohttp.ClientSession, ctx: Any, params: aiohtt
         sink.append(await _read_refusal(params.response))
 
 
+def relay(resp: aiohttp.ClientResponse, req: Request, content_type: bytes) -> StreamResponse:
+    """Stream a backend's answer body to the client (closed when done or when the client goes)."""
+    async def chunks():
+        try:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+        finally:
+            resp.close()
+
+    return StreamResponse(chunks(), req.receive, content_type)
+
+
 def _bad(message: str) -> errors.StatusError:
     return errors.bad_request(message)
 
@@ -180,6 +192,10 @@ class PodProxy:
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise _bad(f"pod {pod['metadata']['name']} does not have a host assigned")
+        return await self.node_base(node_name)
+
+    async def node_base(self, node_name: str, port: str = "") -> str:
+        """https://<the node's preferred address>:<its kubelet port, or `port`>."""
         node = await get_object(self.server, "", "nodes", "", node_name)
         if node is None:
             raise errors.not_found("nodes", node_name)
@@ -188,7 +204,7 @@ class PodProxy:
         host = next((addresses[t] for t in ADDRESS_TYPES if addresses.get(t)), None)
         if not host:
             raise errors.StatusError(503, "ServiceUnavailable", f"node {node_name} has no address")
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 10250
+        port = port or str(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 10250)
         if ":" in host:
             host = f"[{host}]"
         return f"https://{host}:{port}"
@@ -222,15 +238,7 @@ class PodProxy:
             except ValueError:
                 message, reason = body.decode(errors="replace"), "InternalError"
             raise errors.StatusError(resp.status, reason, message)
-
-        async def chunks():
-            try:
-                async for chunk in resp.content.iter_any():
-                    yield chunk
-            finally:
-                resp.close()
-
-        return StreamResponse(chunks(), req.receive, b"text/plain")
+        return relay(resp, req, b"text/plain")
 
     # -- streaming (non-websocket) ---------------------------------------------------------
 

@@ -58,6 +58,8 @@ SUBRESOURCE_KINDS = {
     "portforward": ("", "v1", "PodPortForwardOptions"),
     "proxy": ("", "v1", "NodeProxyOptions"),
 }
+#: The options kind of each resource's `proxy` subresource.
+PROXY_OPTION_KINDS = {"nodes": "NodeProxyOptions", "pods": "PodProxyOptions", "services": "ServiceProxyOptions"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +120,11 @@ RESOURCES: list[Resource] = [
     _r("", "v1", "Namespace", "namespaces", False, core.NamespaceStrategy(), short_names=("ns",),
        subresources=("status", "finalize")),
     _r("", "v1", "Pod", "pods", True, core.PodStrategy(), short_names=("po",), categories=("all",),
-       subresources=("status", "binding", "eviction", "ephemeralcontainers", "log", "exec", "attach", "portforward")),
+       subresources=("status", "binding", "eviction", "ephemeralcontainers", "log", "exec", "attach", "portforward",
+                     "proxy")),
     _r("", "v1", "Node", "nodes", False, core.NodeStrategy(), short_names=("no",), subresources=("status", "proxy")),
     _r("", "v1", "Service", "services", True, core.ServiceStrategy(), short_names=("svc",), categories=("all",),
-       subresources=("status",)),
+       subresources=("status", "proxy")),
     _r("", "v1", "Endpoints", "endpoints", True, core.EndpointsStrategy(), short_names=("ep",)),
     _r("", "v1", "ConfigMap", "configmaps", True, core.ConfigMapStrategy(), short_names=("cm",)),
     _r("", "v1", "Secret", "secrets", True, core.SecretStrategy()),

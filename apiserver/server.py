@@ -133,6 +133,9 @@ class APIServer:
         from apiserver.podproxy import PodProxy
 
         self.podproxy = PodProxy(self)
+        from apiserver.proxy import ProxySubresource
+
+        self.proxy = ProxySubresource(self)  # nodes/pods/services .../proxy/<path>
         self.metrics_scraper = Scraper(self)  # started by the first metrics.k8s.io request
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
@@ -238,6 +241,7 @@ class APIServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.podproxy.close()  # after the tasks: the metrics scraper uses its kubelet connections
+        await self.proxy.close()
         for plugin in self.admission.plugins:
             await plugin.close()
         for c in self.caches.values():

@@ -333,6 +333,11 @@ class Subresources:
     _attach = _exec
     _portforward = _exec
 
+    async def _proxy(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo):
+        if res.group != "":
+            raise errors.route_not_found("proxy")
+        return await self.server.proxy.serve(req, info, res.plural, ns)
+
     # -- token (serviceaccounts) --------------------------------------------------------
 
     async def _token(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
