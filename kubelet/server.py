@@ -5,7 +5,7 @@ Upstream's paths:
     GET  /exec/{namespace}/{pod}[/{uid}]/{container}?command=...&stdin&stdout&stderr&tty    (websocket)
     GET  /attach/{namespace}/{pod}[/{uid}]/{container}?stdin&stdout&stderr&tty            (websocket)
     GET  /portForward/{namespace}/{pod}[/{uid}][?ports=...]                                 (websocket)
-    GET  /stats/summary, /pods, /runningpods/, /healthz, /metrics
+    GET  /stats/summary, /pods, /runningpods/, /healthz, /metrics, /metrics/resource, /configz
 Every request is authenticated (client certificate or TokenReview) and authorized with a
 SubjectAccessReview on nodes/<subresource> (see kubelet.auth).
 """
@@ -25,6 +25,7 @@ from aiohttp import web
 
 from apimachinery.meta import parse_time
 from kubelet import logs as logfiles
+from kubelet import resourcemetrics
 from kubelet.auth import KubeletAuth, subresource_for, verb_for
 from kubelet.cri import CRIError
 from kubelet.runtime import ContainerInfo
@@ -93,6 +94,8 @@ class KubeletServer:
         r.add_get("/runningpods/", self.running_pods)
         r.add_get("/stats/summary", self.summary)
         r.add_get("/metrics", self.metrics)
+        r.add_get("/metrics/resource", self.resource_metrics)
+        r.add_get("/configz", self.configz)
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         for verb in ("exec", "attach"):
             for path in (f"/{verb}/{{namespace}}/{{pod}}/{{container}}", f"/{verb}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
@@ -162,6 +165,17 @@ class KubeletServer:
     async def metrics(self, request: web.Request) -> web.Response:
         text = self.registry.render() if self.registry is not None else ""
         return web.Response(text=text, content_type="text/plain")
+
+    async def resource_metrics(self, request: web.Request) -> web.Response:
+        try:
+            summary = await self.stats.summary()
+        except Exception as e:  # the runtime did not answer: upstream reports resource_scrape_error 1
+            log.warning("resource metrics: %s", e)
+            summary = None
+        return web.Response(text=resourcemetrics.render(summary), content_type="text/plain")
+
+    async def configz(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(resourcemetrics.configz(self.kubelet.cfg)), content_type="application/json")
 
     async def pods(self, request: web.Request) -> web.Response:
         items = []

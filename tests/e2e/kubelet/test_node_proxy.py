@@ -33,6 +33,11 @@ def test_kubectl_reaches_the_kubelet_through_the_node_proxy(api, kubelet, kclust
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert "kubelet_running_pods" in r.text or "kubelet_pod_workers" in r.text
     assert api.get(f"{PROXY}/no-such-path").status_code == 404
+    # what metrics-server scrapes, and the running configuration
+    resource = raw(kcluster, f"{PROXY}/metrics/resource").stdout
+    assert "# TYPE node_cpu_usage_seconds_total counter" in resource and "resource_scrape_error 0" in resource
+    config = json.loads(raw(kcluster, f"{PROXY}/configz").stdout)["kubeletconfig"]
+    assert config["kind"] == "KubeletConfiguration" and config["clusterDNS"] == ["10.96.0.10"]
     # a POST reaches the kubelet too: the answer to a method it does not serve is its own, not a Status
     r = api.post(f"{PROXY}/healthz", content=b"{}")
     assert r.status_code == 405 and r.headers["content-type"].startswith("text/plain"), (r.status_code, r.text)
@@ -61,6 +66,9 @@ def test_pod_and_service_proxies_reach_the_pod(api, ns, kubelet, kcluster):
     wait_for(lambda: api.get(f"{base}/pods/web/proxy/").text.strip() == "web", 30, 0.5, "httpd to answer")
     assert raw(kcluster, f"{base}/pods/web:8080/proxy/index.html").stdout.strip() == "web"
     assert api.get(f"{base}/pods/web:8080/proxy/missing").status_code == 404  # the pod's 404, passed through
+    # the running container in the kubelet's resource metrics
+    wait_for(lambda: f'container_memory_working_set_bytes{{container="httpd",namespace="{ns}",pod="web"}}'
+             in api.get(f"{PROXY}/metrics/resource").text, 30, 0.5, "the container's resource metrics")
     r = api.get(f"{base}/pods/nope/proxy/")
     assert r.status_code == 404 and r.json()["reason"] == "NotFound"
 
