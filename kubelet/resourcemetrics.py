@@ -121,3 +121,32 @@ def configz(cfg: Any) -> dict[str, Any]:
         "containerRuntimeEndpoint": cfg.container_runtime_endpoint,
     }
     return {"kubeletconfig": config}
+
+
+#: cAdvisor's families the kubelet's /metrics/cadvisor carries here: (name, type, help, row key)
+CADVISOR_FAMILIES = [
+    ("container_cpu_usage_seconds_total", "counter", "Cumulative cpu time consumed in seconds.", "cpu_seconds"),
+    ("container_last_seen", "gauge", "Last time a container was seen by the exporter", "last_seen"),
+    ("container_memory_rss", "gauge", "Size of RSS in bytes.", "rss_bytes"),
+    ("container_memory_usage_bytes", "gauge",
+     "Current memory usage in bytes, including all memory regardless of when it was accessed", "usage_bytes"),
+    ("container_memory_working_set_bytes", "gauge", "Current working set in bytes.", "working_set_bytes"),
+    ("container_start_time_seconds", "gauge", "Start time of the container since unix epoch in seconds.",
+     "start_time"),
+]
+
+
+def render_cadvisor(rows: list[dict[str, Any]]) -> str:
+    """/metrics/cadvisor for running containers: cAdvisor's names and labels (container, id = the
+    cgroup, image, name = the runtime's container id, namespace, pod), each sample stamped with the
+    runtime's measurement time (ms). A row: those labels, the values by CADVISOR_FAMILIES' keys, "ms"."""
+    lines: list[str] = []
+    for name, kind, help_text, key in CADVISOR_FAMILIES:
+        samples = []
+        for row in sorted(rows, key=lambda r: (r["namespace"], r["pod"], r["container"])):
+            labels = _labels(container=row["container"], id=row["id"], image=row["image"], name=row["name"],
+                             namespace=row["namespace"], pod=row["pod"])
+            samples.append(f"{name}{labels} {_num(row[key])} {row['ms']}")
+        if samples:
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+    return "\n".join(lines) + "\n" if lines else ""

@@ -5,7 +5,8 @@ Upstream's paths:
     GET  /exec/{namespace}/{pod}[/{uid}]/{container}?command=...&stdin&stdout&stderr&tty    (websocket)
     GET  /attach/{namespace}/{pod}[/{uid}]/{container}?stdin&stdout&stderr&tty            (websocket)
     GET  /portForward/{namespace}/{pod}[/{uid}][?ports=...]                                 (websocket)
-    GET  /stats/summary, /pods, /runningpods/, /healthz, /metrics, /metrics/resource, /configz
+    GET  /stats/summary, /pods, /runningpods/, /healthz, /metrics, /metrics/resource, /metrics/cadvisor,
+         /configz, /logs/
 Every request is authenticated (client certificate or TokenReview) and authorized with a
 SubjectAccessReview on nodes/<subresource> (see kubelet.auth).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from kubelet.kubelet import Kubelet
 
 log = logging.getLogger("kubelet.server")
+SYSTEM_LOG_DIR = "/var/log"
 
 
 def status_error(code: int, reason: str, message: str) -> web.Response:
@@ -95,7 +98,11 @@ class KubeletServer:
         r.add_get("/stats/summary", self.summary)
         r.add_get("/metrics", self.metrics)
         r.add_get("/metrics/resource", self.resource_metrics)
+        r.add_get("/metrics/cadvisor", self.cadvisor_metrics)
         r.add_get("/configz", self.configz)
+        if os.path.isdir(SYSTEM_LOG_DIR):
+            # upstream's system log handler: the node's /var/log, listings and files (nodes/log)
+            r.add_static("/logs/", SYSTEM_LOG_DIR, show_index=True, follow_symlinks=False)
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         for verb in ("exec", "attach"):
             for path in (f"/{verb}/{{namespace}}/{{pod}}/{{container}}", f"/{verb}/{{namespace}}/{{pod}}/{{uid}}/{{container}}"):
@@ -173,6 +180,13 @@ class KubeletServer:
             log.warning("resource metrics: %s", e)
             summary = None
         return web.Response(text=resourcemetrics.render(summary), content_type="text/plain")
+
+    async def cadvisor_metrics(self, request: web.Request) -> web.Response:
+        try:
+            rows = await self.stats.container_rows()
+        except CRIError as e:
+            return status_error(503, "ServiceUnavailable", f"container stats: {e}")
+        return web.Response(text=resourcemetrics.render_cadvisor(rows), content_type="text/plain")
 
     async def configz(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(resourcemetrics.configz(self.kubelet.cfg)), content_type="application/json")

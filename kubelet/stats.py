@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kubelet import naming
 from kubelet.cri import pb
 from kubelet.machine import CpuUsage, fs_stats, meminfo
+from kubelet.qos import qos_class
 
 if TYPE_CHECKING:
     from kubelet.kubelet import Kubelet
@@ -42,6 +43,32 @@ class StatsProvider:
         if previous is None or now <= previous[0]:
             return 0
         return max(0, int((total - previous[1]) / (now - previous[0])))
+
+    async def container_rows(self) -> list[dict[str, Any]]:
+        """Per running container: what /metrics/cadvisor shows (kubelet.resourcemetrics)."""
+        k = self.kubelet
+        running = pb.ContainerFilter(state=pb.ContainerStateValue(state=pb.CONTAINER_RUNNING))
+        containers = {c.id: c for c in await k.cri.list_containers(running)}
+        now = time.time()
+        rows = []
+        for s in await k.cri.list_container_stats():
+            c = containers.get(s.attributes.id)
+            if c is None:
+                continue
+            labels = c.labels
+            uid = labels.get(naming.POD_UID, "")
+            pod = k.pod(uid) if uid else None
+            parent = k.cgroups.pod_cgroup(uid, qos_class(pod.get("spec") or {})) if pod and k.cfg.cgroups_per_qos else ""
+            measured = s.cpu.timestamp or s.memory.timestamp
+            rows.append({
+                "container": c.metadata.name, "id": f"{parent}/{c.id}", "image": c.image.image or c.image_ref,
+                "name": c.id, "namespace": labels.get(naming.POD_NAMESPACE, ""), "pod": labels.get(naming.POD_NAME, ""),
+                "cpu_seconds": s.cpu.usage_core_nano_seconds.value / 1e9, "last_seen": int(now),
+                "rss_bytes": s.memory.rss_bytes.value, "usage_bytes": s.memory.usage_bytes.value,
+                "working_set_bytes": s.memory.working_set_bytes.value, "start_time": c.created_at / 1e9,
+                "ms": int(measured / 1e6) if measured else int(now * 1000),
+            })
+        return rows
 
     async def summary(self) -> dict[str, Any]:
         k = self.kubelet

@@ -55,3 +55,18 @@ def test_configz_speaks_kubelet_configuration():
     assert out["syncFrequency"] == "1m0s" and out["clusterDNS"] == ["10.96.0.10"] and out["serverTLSBootstrap"]
     assert out["evictionHard"]["memory.available"] == str(100 * 1024 * 1024)
     assert out["evictionHard"]["nodefs.available"] == "10%" and out["podCIDR"] == "10.244.1.0/24"
+
+
+def test_cadvisor_metrics_have_cadvisors_names_and_labels():
+    from kubelet.resourcemetrics import render_cadvisor
+
+    row = {"container": "httpd", "id": "/kubepods/besteffort/podu1/c1", "image": "busybox:1.35", "name": "c1",
+           "namespace": "ns", "pod": "web", "cpu_seconds": 1.5, "last_seen": 1795341600, "rss_bytes": 10,
+           "usage_bytes": 30, "working_set_bytes": 20, "start_time": 1795338000.0, "ms": MS}
+    lines = render_cadvisor([row]).splitlines()
+    labels = '{container="httpd",id="/kubepods/besteffort/podu1/c1",image="busybox:1.35",name="c1",namespace="ns",pod="web"}'
+    assert f"container_cpu_usage_seconds_total{labels} 1.5 {MS}" in lines
+    assert f"container_memory_working_set_bytes{labels} 20 {MS}" in lines
+    assert f"container_start_time_seconds{labels} 1795338000 {MS}" in lines
+    assert "# TYPE container_cpu_usage_seconds_total counter" in lines
+    assert render_cadvisor([]) == ""

@@ -37,6 +37,10 @@ def test_kubectl_reaches_the_kubelet_through_the_node_proxy(api, kubelet, kclust
     resource = raw(kcluster, f"{PROXY}/metrics/resource").stdout
     assert "# TYPE node_cpu_usage_seconds_total counter" in resource and "resource_scrape_error 0" in resource
     config = json.loads(raw(kcluster, f"{PROXY}/configz").stdout)["kubeletconfig"]
+    # the node's /var/log (nodes/log): a listing; nothing outside it
+    listing = api.get(f"{PROXY}/logs/")
+    assert listing.status_code == 200 and listing.headers["content-type"].startswith("text/html")
+    assert api.get(f"{PROXY}/logs/%2E%2E/etc/hostname").status_code in (403, 404)
     assert config["kind"] == "KubeletConfiguration" and config["clusterDNS"] == ["10.96.0.10"]
     # a POST reaches the kubelet too: the answer to a method it does not serve is its own, not a Status
     r = api.post(f"{PROXY}/healthz", content=b"{}")
@@ -69,6 +73,10 @@ def test_pod_and_service_proxies_reach_the_pod(api, ns, kubelet, kcluster):
     # the running container in the kubelet's resource metrics
     wait_for(lambda: f'container_memory_working_set_bytes{{container="httpd",namespace="{ns}",pod="web"}}'
              in api.get(f"{PROXY}/metrics/resource").text, 30, 0.5, "the container's resource metrics")
+    cadvisor = api.get(f"{PROXY}/metrics/cadvisor").text
+    mine = [line for line in cadvisor.splitlines()
+            if line.startswith("container_memory_working_set_bytes{") and 'pod="web"' in line and f'namespace="{ns}"' in line]
+    assert len(mine) == 1 and 'container="httpd"' in mine[0] and f'/pod{pod["metadata"]["uid"]}/' in mine[0], mine
     r = api.get(f"{base}/pods/nope/proxy/")
     assert r.status_code == 404 and r.json()["reason"] == "NotFound"
 
