@@ -43,7 +43,8 @@ class Engine:
         self.celpy, self.types = celpy, celtypes
         self.env = celpy.Environment()
         self.functions = cel_library(celtypes)
-        self.programs: dict[str, Any] = {}
+        self._authz_functions: dict[str, Callable[..., Any]] | None = None
+        self.programs: dict[tuple[str, bool], Any] = {}
         self.metered = metered_evaluator(celpy)
 
     @classmethod
@@ -52,24 +53,34 @@ class Engine:
             cls._instance = Engine()
         return cls._instance
 
-    def compile(self, expr: str) -> Any:
-        """A program; the compile error's text; or None for syntax cel-python lacks (optionals)."""
+    def authz_functions(self) -> dict[str, Callable[..., Any]]:
+        """The library plus the `authorizer` variable's (admission expressions only)."""
+        if self._authz_functions is None:
+            from apiserver.admission.celauthz import library
+
+            self._authz_functions = {**self.functions, **library(self.types)}
+        return self._authz_functions
+
+    def compile(self, expr: str, authz: bool = False) -> Any:
+        """A program; the compile error's text; or None for syntax cel-python lacks (optionals).
+        `authz`: with the `authorizer` library (admission match conditions)."""
         try:
-            return self.programs[expr]  # every evaluation asks: the cache first, the syntax scan once
+            return self.programs[(expr, authz)]  # every evaluation asks: the cache first, the syntax scan once
         except KeyError:
             pass
         if OPTIONAL_SYNTAX.search(STRING_LITERAL.sub("", expr)):
             prog = None
         else:
             try:
-                prog = self.env.program(self.env.compile(expr), functions=self.functions)
+                functions = self.authz_functions() if authz else self.functions
+                prog = self.env.program(self.env.compile(expr), functions=functions)
             except self.celpy.CELParseError as e:
                 prog = f"compilation failed: ERROR: <input>: Syntax error: {first_line(str(e))}"
             except Exception as e:  # cel-python's own faults on odd input: a compile error, never a 500
                 prog = f"compilation failed: {type(e).__name__}: {e}"
         if len(self.programs) > 4096:  # expressions come from API objects: bound the cache
             self.programs.clear()
-        self.programs[expr] = prog
+        self.programs[(expr, authz)] = prog
         return prog
 
 

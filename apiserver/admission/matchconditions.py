@@ -1,14 +1,15 @@
-"""matchConditions of admission webhooks: CEL expressions over `object`, `oldObject` and
-`request`, evaluated by apiserver.celengine (cel-python, imported only when a webhook has
-conditions) with upstream's budget for match conditions.
+"""matchConditions of admission webhooks: CEL expressions over `object`, `oldObject`, `request`
+and `authorizer` (apiserver.admission.celauthz), evaluated by apiserver.celengine (cel-python,
+imported only when a webhook has conditions) with upstream's budget for match conditions.
 
 As upstream's matchconditions.Matcher: any condition that is false skips the webhook; errors
-(with none false) fail by the webhook's failurePolicy. Not supported: the `authorizer`
-variable and static type checking (cel-python checks names only when evaluating).
+(with none false) fail by the webhook's failurePolicy. Not supported: static type checking
+(cel-python checks names only when evaluating).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ MATCH_CONDITION_STEPS = 25_000
 
 def _program(expr: str) -> Any:
     """A compiled program, or the compile error's text."""
-    prog = Engine.get().compile(expr)
+    prog = Engine.get().compile(expr, authz=True)
     if prog is None:
         return "compilation failed: optional syntax (.? and [?]) is not supported"
     return prog
@@ -40,11 +41,14 @@ class MatchResult:
 
 
 def evaluate(conditions: list[dict[str, Any]], obj: Any, old: Any, request: dict[str, Any],
-             failure_policy: str) -> MatchResult:
-    """Run a webhook's conditions: false → no match; only errors → error (Fail) or no match (Ignore)."""
+             failure_policy: str, authorizer: Callable[[Any], Any] | None = None) -> MatchResult:
+    """Run a webhook's conditions: false → no match; only errors → error (Fail) or no match (Ignore).
+    `authorizer(types)` makes the `authorizer` variable (celauthz.variable)."""
     engine = Engine.get()
     to_cel = engine.celpy.json_to_cel
     activation = {"object": to_cel(obj), "oldObject": to_cel(old), "request": to_cel(request)}
+    if authorizer is not None:
+        activation["authorizer"] = authorizer(engine.types)
     run = Run(engine, MATCH_CONDITION_STEPS)
     errs: list[str] = []
     for cond in conditions:

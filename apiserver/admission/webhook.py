@@ -23,6 +23,7 @@ import asyncio
 import base64
 import binascii
 import contextvars
+import functools
 import ipaddress
 import logging
 import ssl
@@ -409,7 +410,8 @@ class _WebhookPlugin(Plugin):
             from apiserver.celengine import off_loop
 
             result = await off_loop(matchconditions.evaluate, conditions, obj, old,
-                                    self._review_request(invocation, a, "", obj, old), hook.failure_policy)
+                                    self._review_request(invocation, a, "", obj, old), hook.failure_policy,
+                                    self._authorizer_variable(a))
             if result.error:
                 log.warning("failed evaluating match conditions, failing closed %s: %s", hook.name, result.error)
                 raise errors.forbidden(f'{res.group_resource} "{a.name}" is forbidden: {result.error}',
@@ -417,6 +419,16 @@ class _WebhookPlugin(Plugin):
             if not result.matches:
                 return None
         return invocation
+
+    def _authorizer_variable(self, a: Attributes) -> Any:
+        """The `authorizer` of match conditions: checks as the requesting user."""
+        from apiserver.admission.celauthz import variable
+
+        loop = asyncio.get_running_loop()
+        requested = {"group": a.resource.group, "resource": a.resource.plural, "subresource": a.subresource,
+                     "namespace": a.namespace, "name": a.name}
+        return functools.partial(variable, user=a.user, decide=self.server.authz.decide, loop=loop,
+                                 request_resource=requested)
 
     async def _namespace_matches(self, hook: Hook, a: Attributes) -> bool:
         """MatchNamespaceSelector: cluster-scoped objects other than namespaces always match."""

@@ -497,6 +497,33 @@ def test_match_conditions(api: httpx.Client, hooks: WebhookServer, ns: str, conf
     assert len(hooks.calls[path]) == calls  # the condition was false: not called
 
 
+def test_match_conditions_ask_the_authorizer_as_the_requesting_user(api: httpx.Client, hooks: WebhookServer,
+                                                                     ns: str, configs: list[str]) -> None:
+    # the webhook applies to users who may not list secrets in the namespace (the admin may)
+    path = f"/authz-{ns}"
+    hooks.handlers[path] = lambda rv: deny(rv, status={"code": 403, "message": "only secret readers may"})
+    role = {"metadata": {"name": "cm-writer"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "list"]}]}
+    api.post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", json=role).raise_for_status()
+    api.post(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", json={
+        "metadata": {"name": "cm-writer"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                        "name": "cm-writer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "writer"}]}).raise_for_status()
+    create_config(api, configs, VWC, uid_of("authz"), webhook(
+        "authz.example.com", hooks.url(path), hooks.ca_bundle, ns,
+        matchConditions=[{"name": "not-a-secret-reader", "expression":
+                          f"!authorizer.group('').resource('secrets').namespace('{ns}').check('list').allowed()"},
+                         {"name": "may-create-it", "expression": "authorizer.requestResource.check('create').allowed()"}]))
+    writer = {"Impersonate-User": "writer"}
+    wait_for(lambda: api.post(f"/api/v1/namespaces/{ns}/configmaps", params={"dryRun": "All"}, headers=writer,
+                              json=cm(f"w-{os.urandom(2).hex()}")).status_code == 403, what="the authorizer condition")
+    r = api.post(f"/api/v1/namespaces/{ns}/configmaps", headers=writer, json=cm("by-writer"))
+    assert r.status_code == 403 and "only secret readers may" in r.json()["message"]
+    calls = len(hooks.calls[path])
+    assert api.post(f"/api/v1/namespaces/{ns}/configmaps", json=cm("by-admin")).status_code == 201
+    assert len(hooks.calls[path]) == calls  # the admin may list secrets: the webhook was skipped
+
+
 def test_webhook_configurations_are_never_sent_to_webhooks(api: httpx.Client, hooks: WebhookServer,
                                                            configs: list[str]) -> None:
     path = "/everything"
