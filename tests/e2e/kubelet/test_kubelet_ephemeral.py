@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 from typing import Any
 
@@ -18,6 +19,7 @@ from kubelet.cri import CRIClient, pb
 from tests.conftest import KUBECTL, wait_for
 from tests.e2e.kubelet.conftest import (
     BUSYBOX,
+    NODE,
     container_status,
     create_pod,
     events_for,
@@ -162,3 +164,18 @@ def test_a_restarted_kubelet_adopts_a_running_debugger(api, ns, kubelet, contain
     assert after["containerID"] == before["containerID"] and "running" in after["state"]
     assert after["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
     assert len(asyncio.run(_runtime_containers(containerd_node.endpoint, uid, "dbg"))) == 1
+
+
+def test_kubectl_debug_node_runs_a_pod_in_the_hosts_namespaces(api, ns, kubelet, kcluster):
+    # kubectl makes a node-debugger pod: host network, PID and IPC namespaces, the host's / at /host
+    out = kcluster.kubectl("debug", "-n", ns, f"node/{NODE}", *DEBUG_IMAGE, "--profile=general", "--",
+                           "sh", "-c", "cat /host/proc/sys/kernel/hostname; ls /proc | grep -c '^[0-9]'").stdout
+    name = next(w for w in out.split() if w.startswith("node-debugger-"))
+    pod = wait_pod(api, ns, name, lambda p: (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+                   what="the node debugger to finish")
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    spec = pod["spec"]
+    assert spec["nodeName"] == NODE and spec["hostNetwork"] and spec["hostPID"] and spec["hostIPC"]
+    hostname, processes = kcluster.kubectl("logs", "-n", ns, name).stdout.split()
+    assert hostname == socket.gethostname()  # the host's, read through /host
+    assert int(processes) > 20  # the host's processes, not just its own
