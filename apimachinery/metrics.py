@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+def format_labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    """`{name="value",...}` with Prometheus escaping ("" without labels)."""
     parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
     if extra:
         parts.append(extra)
@@ -43,7 +44,7 @@ class Counter(_Metric):
         return self.values.get(labels, 0.0)
 
     def render(self) -> list[str]:
-        return self.header() + [f"{self.name}{_labels(self.label_names, k)} {v:g}" for k, v in sorted(self.values.items())]
+        return self.header() + [f"{self.name}{format_labels(self.label_names, k)} {v:g}" for k, v in sorted(self.values.items())]
 
 
 class Gauge(Counter):
@@ -98,11 +99,11 @@ class Histogram(_Metric):
             for b, c in zip(self.buckets, s, strict=False):
                 cum += c
                 le = f'le="{b:g}"'
-                out.append(f"{self.name}_bucket{_labels(self.label_names, k, le)} {cum:g}")
+                out.append(f"{self.name}_bucket{format_labels(self.label_names, k, le)} {cum:g}")
             inf = 'le="+Inf"'
-            out.append(f"{self.name}_bucket{_labels(self.label_names, k, inf)} {s[-1]:g}")
-            out.append(f"{self.name}_sum{_labels(self.label_names, k)} {s[-2]:g}")
-            out.append(f"{self.name}_count{_labels(self.label_names, k)} {s[-1]:g}")
+            out.append(f"{self.name}_bucket{format_labels(self.label_names, k, inf)} {s[-1]:g}")
+            out.append(f"{self.name}_sum{format_labels(self.label_names, k)} {s[-2]:g}")
+            out.append(f"{self.name}_count{format_labels(self.label_names, k)} {s[-1]:g}")
         return out
 
 

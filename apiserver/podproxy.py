@@ -103,6 +103,12 @@ async def _keep_refusal(session: aiohttp.ClientSession, ctx: Any, params: aiohtt
         sink.append(await _read_refusal(params.response))
 
 
+def join_host_port(host: str, port: str) -> str:
+    """host:port, IPv6 hosts in brackets (no port: the host alone)."""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}" if port else host
+
+
 def relay(resp: aiohttp.ClientResponse, req: Request, content_type: bytes) -> StreamResponse:
     """Stream a backend's answer body to the client (closed when done or when the client goes)."""
     async def chunks():
@@ -205,9 +211,7 @@ class PodProxy:
         if not host:
             raise errors.StatusError(503, "ServiceUnavailable", f"node {node_name} has no address")
         port = port or str(((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or 10250)
-        if ":" in host:
-            host = f"[{host}]"
-        return f"https://{host}:{port}"
+        return f"https://{join_host_port(host, port)}"
 
     # -- logs ----------------------------------------------------------------------------------
 

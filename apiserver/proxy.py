@@ -28,7 +28,7 @@ import aiohttp
 from apimachinery import errors
 from apiserver.http import StreamResponse
 from apiserver.lookup import get_object
-from apiserver.podproxy import relay
+from apiserver.podproxy import join_host_port, relay
 
 if TYPE_CHECKING:
     from apiserver.http import Request
@@ -65,11 +65,6 @@ def check_proxyable(ip: str) -> None:
         raise errors.bad_request(f"invalid address {ip!r}") from None
     if addr.is_loopback or addr.is_link_local or addr.is_unspecified or addr.is_multicast:
         raise errors.bad_request(f"address not allowed: {ip}")
-
-
-def _host_port(ip: str, port: str) -> str:
-    host = f"[{ip}]" if ":" in ip else ip
-    return f"{host}:{port}" if port else host
 
 
 class ProxySubresource:
@@ -116,7 +111,7 @@ class ProxySubresource:
         if not ip:
             raise errors.StatusError(503, "ServiceUnavailable", f'pod "{name}" has no IP address yet')
         check_proxyable(ip)
-        return f"{scheme or 'http'}://{_host_port(ip, port)}"
+        return f"{scheme or 'http'}://{join_host_port(ip, port)}"
 
     async def service_location(self, ns: str, spec: str) -> str:
         scheme, name, port = split_scheme_name_port(spec)
@@ -141,7 +136,7 @@ class ProxySubresource:
                 for addr in addresses:
                     if await self._is_pod_address(ns, addr):
                         check_proxyable(addr["ip"])
-                        return f"{scheme or 'http'}://{_host_port(addr['ip'], str(ep_port['port']))}"
+                        return f"{scheme or 'http'}://{join_host_port(addr['ip'], str(ep_port['port']))}"
         raise errors.StatusError(503, "ServiceUnavailable", f'no endpoints available for service "{spec}"')
 
     async def _is_pod_address(self, ns: str, addr: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ What client-go's util/certificate (+ its csr package) does for the kubelet, in a
   with the symlink `<pair>-current.pem` swapped atomically (`CertificateStore`);
 - renew when 70–90 % of the lifetime has passed (`rotation_deadline`, jittered as upstream), and
   at once a pair that came from outside the store (the kubeconfig's own, upstream's forceRotation),
-  and hand the new pair to whoever holds the connection (`ClientCertificateManager`).
+  and hand the new pair to whoever holds the connection (`CertificateManager`).
 """
 
 from __future__ import annotations
@@ -70,18 +70,17 @@ def node_subject(node_name: str) -> tuple[str, tuple[str, ...]]:
     return NODE_USER_PREFIX + node_name, (NODES_GROUP,)
 
 
+def _key_usages(key: PrivateKey) -> list[str]:
+    """Upstream's kubelet certificate managers: key encipherment only for RSA keys."""
+    return ["digital signature", "key encipherment"] if isinstance(key, rsa.RSAPrivateKey) else ["digital signature"]
+
+
 def kubelet_client_usages(key: PrivateKey) -> list[str]:
-    """Upstream's DefaultKubeletClientGetUsages: key encipherment only for RSA keys."""
-    if isinstance(key, rsa.RSAPrivateKey):
-        return ["digital signature", "key encipherment", "client auth"]
-    return ["digital signature", "client auth"]
+    return [*_key_usages(key), "client auth"]
 
 
 def kubelet_serving_usages(key: PrivateKey) -> list[str]:
-    """Upstream's serving certificate usages: key encipherment only for RSA keys."""
-    if isinstance(key, rsa.RSAPrivateKey):
-        return ["digital signature", "key encipherment", "server auth"]
-    return ["digital signature", "server auth"]
+    return [*_key_usages(key), "server auth"]
 
 
 def digested_name(public_key: Any, common_name: str, organizations: Sequence[str], usages: Sequence[str],
@@ -316,7 +315,7 @@ def rotation_deadline(cert: x509.Certificate, rand: Callable[[], float] = random
 RotatedCallback = Callable[[bytes, bytes], Awaitable[None]]
 
 
-class ClientCertificateManager:
+class CertificateManager:
     """Keeps a certificate fresh: at the rotation deadline a new key and CSR (authenticated with
     the API client's credentials), the signed pair into the store, then `on_rotated(cert, key)`.
 

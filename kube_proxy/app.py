@@ -37,7 +37,7 @@ from kube_proxy.commands import (
 from kube_proxy.iptables import IptablesProxier
 from kube_proxy.ipvs import SCHEDULERS, IpvsProxier, check_ipvs_available
 from kube_proxy.model import LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME
-from kube_proxy.podroutes import PodRouter
+from kube_proxy.podroutes import PodRouter, remove_peer_routes
 from kube_proxy.provider import ProxierBase, SyncResult
 
 log = logging.getLogger("kube-proxy")
@@ -347,14 +347,10 @@ async def cleanup(opts: ProxyOptions, runner: CommandRunner | None = None) -> li
     ipvs_errors = await ipvs.cleanup()
     errors += [e for e in ipvs_errors if not e.startswith("ipvsadm")]
     try:
-        await PodRouter(runner, opts.node_name, opts.cluster_cidr, list, _no_ips).cleanup()
+        await remove_peer_routes(runner)
     except (CommandError, OSError, ValueError) as exc:
         errors.append(f"pod routes: {exc}")
     return errors
-
-
-async def _no_ips() -> list[str]:
-    return []
 
 
 async def _has_kube_chains(runner: CommandRunner, binary: str) -> bool:

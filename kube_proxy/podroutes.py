@@ -61,19 +61,15 @@ class ConnectedNetwork:
     device: str
 
 
-def _ipv4_networks(values: Iterable[str]) -> list[ipaddress.IPv4Network]:
+def node_pod_cidrs(node: dict[str, Any]) -> list[ipaddress.IPv4Network]:
+    spec = node.get("spec") or {}
     found = []
-    for value in values:
+    for value in spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []):
         with contextlib.suppress(ValueError):
             net = ipaddress.ip_network(value, strict=False)
             if isinstance(net, ipaddress.IPv4Network):
                 found.append(net)
     return found
-
-
-def node_pod_cidrs(node: dict[str, Any]) -> list[ipaddress.IPv4Network]:
-    spec = node.get("spec") or {}
-    return _ipv4_networks(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
 
 
 def node_internal_ip(node: dict[str, Any]) -> str | None:
@@ -147,6 +143,25 @@ def desired_routes(
     return sorted(routes.values(), key=lambda r: ipaddress.ip_network(r.cidr)), skipped
 
 
+async def current_routes(runner: CommandRunner) -> tuple[list[ConnectedNetwork], list[PeerRoute]]:
+    result = await runner.run(["ip", "-j", "-4", "route", "show", "table", "main"])
+    if not result.ok:
+        raise CommandError(result)
+    return parse_routes(result.stdout)
+
+
+async def delete_route(runner: CommandRunner, route: PeerRoute) -> None:
+    result = await runner.run(["ip", "route", "del", route.cidr, "proto", str(ROUTE_PROTOCOL)])
+    if result.ok:
+        log.info("removed the route to pod CIDR %s via %s", route.cidr, route.gateway)
+
+
+async def remove_peer_routes(runner: CommandRunner) -> None:
+    """`kube-proxy --cleanup`: every route this module made."""
+    for route in (await current_routes(runner))[1]:
+        await delete_route(runner, route)
+
+
 class PodRouter:
     """Keeps the routing table's peer routes equal to what the Node objects say."""
 
@@ -163,24 +178,14 @@ class PodRouter:
         self.cluster_cidr = cluster_cidr
         self.nodes = nodes
         self.local_ips = local_ips
-        self.routes: list[PeerRoute] = []
         self._wake = asyncio.Event()
         self._last_skipped: list[str] = []
 
     def queue(self) -> None:
         self._wake.set()
 
-    async def _ip(self, *args: str) -> str:
-        result = await self.runner.run(["ip", *args])
-        if not result.ok:
-            raise CommandError(result)
-        return result.stdout
-
-    async def current(self) -> tuple[list[ConnectedNetwork], list[PeerRoute]]:
-        return parse_routes(await self._ip("-j", "-4", "route", "show", "table", "main"))
-
     async def sync(self) -> list[PeerRoute]:
-        connected, have = await self.current()
+        connected, have = await current_routes(self.runner)
         want, skipped = desired_routes(self.nodes(), self.own_node, self.cluster_cidr, connected,
                                        await self.local_ips())
         if skipped != self._last_skipped:
@@ -189,24 +194,16 @@ class PodRouter:
             self._last_skipped = skipped
         for route in want:
             if route not in have:
-                await self._ip("route", "replace", route.cidr, "via", route.gateway, "dev", route.device,
-                               "proto", str(ROUTE_PROTOCOL), "realm", str(ROUTE_REALM))
+                result = await self.runner.run(["ip", "route", "replace", route.cidr, "via", route.gateway, "dev",
+                                                route.device, "proto", str(ROUTE_PROTOCOL), "realm", str(ROUTE_REALM)])
+                if not result.ok:
+                    raise CommandError(result)
                 log.info("routed pod CIDR %s via %s (%s)", route.cidr, route.gateway, route.device)
         wanted = {r.cidr for r in want}
         for route in have:
             if route.cidr not in wanted:
-                await self.delete(route)
-        self.routes = want
+                await delete_route(self.runner, route)
         return want
-
-    async def delete(self, route: PeerRoute) -> None:
-        result = await self.runner.run(["ip", "route", "del", route.cidr, "proto", str(ROUTE_PROTOCOL)])
-        if result.ok:
-            log.info("removed the route to pod CIDR %s via %s", route.cidr, route.gateway)
-
-    async def cleanup(self) -> None:
-        for route in (await self.current())[1]:
-            await self.delete(route)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync on every node change (coalesced) and every RESYNC_SECONDS."""

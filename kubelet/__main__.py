@@ -20,8 +20,8 @@ from certs.csr import KUBELET_SERVING
 from certs.kubeconfig import load_kubeconfig
 from client import APIClient, load_config
 from client.certificate import (
+    CertificateManager,
     CertificateStore,
-    ClientCertificateManager,
     kubelet_serving_usages,
     node_subject,
 )
@@ -250,7 +250,7 @@ def register_metrics(registry: Any, kubelet: Kubelet) -> None:
     registry.gauge("kubelet_evictions_total", "Pods evicted.", fn=lambda: kubelet.eviction.evictions)
 
 
-def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> ClientCertificateManager | None:
+def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> CertificateManager | None:
     """The rotation of the kubelet's client certificate (None: rotation off, or no certificate).
 
     A certificate given in the kubeconfig itself (not from the store) is rotated into the store
@@ -272,7 +272,7 @@ def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> ClientCert
         api.use_client_certificate(cert_pem, key_pem)
 
     try:
-        manager = ClientCertificateManager(api, store, cn, orgs, on_rotated=rotated, initial=pair)
+        manager = CertificateManager(api, store, cn, orgs, on_rotated=rotated, initial=pair)
     except (ValueError, OSError) as e:
         log.warning("client certificate rotation is off: %s", e)
         return None
@@ -292,7 +292,7 @@ async def _after_registration(kubelet: Kubelet, work: Any) -> None:
 
 
 def serving_certificate_manager(cfg: KubeletConfig, api: APIClient, node_ip: str,
-                                server: KubeletServer) -> ClientCertificateManager:
+                                server: KubeletServer) -> CertificateManager:
     """The serving certificate from the cluster (upstream's serverTLSBootstrap): requested at once
     when the store has none (the server starts with it), renewed like the client certificate (the
     server takes each new one for new connections)."""
@@ -305,7 +305,7 @@ def serving_certificate_manager(cfg: KubeletConfig, api: APIClient, node_ip: str
         else:
             await server.start(cfg.address, cfg.port, str(store.current_path), None, cfg.client_ca_file)
 
-    return ClientCertificateManager(
+    return CertificateManager(
         api, store, cn, orgs, signer_name=KUBELET_SERVING, usages=kubelet_serving_usages, on_rotated=rotated,
         # the names the Node reports (its Hostname and InternalIP addresses), as upstream
         dns_names=[cfg.node_name], ip_addresses=[node_ip], request_at_once=True)

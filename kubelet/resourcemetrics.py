@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from apimachinery.metrics import format_labels
+
 #: (name, type, help) in upstream's order and words
 FAMILIES = [
     ("container_cpu_usage_seconds_total", "counter",
@@ -32,10 +34,7 @@ def _seconds(timestamp: str) -> float:
 
 
 def _labels(**labels: str) -> str:
-    def escape(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels.items()) + "}"
+    return format_labels(list(labels), list(labels.values()))
 
 
 def _num(v: float) -> str:
@@ -73,8 +72,8 @@ def render(summary: dict[str, Any] | None) -> str:
                         cpu["time"])
                 if mem.get("time"):
                     add("container_memory_working_set_bytes", labels, mem.get("workingSetBytes", 0), mem["time"])
-                if c.get("startTime"):
-                    add("container_start_time_seconds", labels, _seconds(c["startTime"]), cpu.get("time"))
+                if c.get("startTime"):  # no sample time, as upstream
+                    add("container_start_time_seconds", labels, _seconds(c["startTime"]), None)
     add("resource_scrape_error", "", 0 if summary is not None else 1, None)
     lines: list[str] = []
     for name, kind, help_text in FAMILIES:

@@ -19,9 +19,9 @@ from cryptography.x509.oid import NameOID
 from apimachinery.bootstraptoken import ca_cert_hash
 from client import APIClient, from_kubeconfig
 from client.certificate import (
+    CertificateManager,
     CertificateRequestError,
     CertificateStore,
-    ClientCertificateManager,
     make_csr,
     new_private_key,
     request_certificate,
@@ -130,7 +130,7 @@ def test_tls_bootstrap_and_rotation_of_a_node_client_certificate(cp: ControlPlan
                 api.reset_connections(grace=0.1)
                 rotated.append(cert_pem)
 
-            m = ClientCertificateManager(api, store, "system:node:joiner", ["system:nodes"], on_rotated=on_rotated)
+            m = CertificateManager(api, store, "system:node:joiner", ["system:nodes"], on_rotated=on_rotated)
             await asyncio.wait_for(m.rotate(), 60)
             new = store.load()[0]
             assert rotated and new.serial_number != cert.serial_number

@@ -28,7 +28,8 @@ def test_resource_metrics_have_upstreams_names_labels_and_timestamps():
     assert "# TYPE container_cpu_usage_seconds_total counter" in lines
     assert f'container_cpu_usage_seconds_total{{container="httpd",namespace="ns",pod="web"}} 1.25 {MS}' in lines
     assert f'container_memory_working_set_bytes{{container="httpd",namespace="ns",pod="web"}} 2048 {MS}' in lines
-    assert f'container_start_time_seconds{{container="httpd",namespace="ns",pod="web"}} {MS // 1000 - 3600} {MS}' in lines
+    # upstream stamps every sample with its measurement time but the start time
+    assert f'container_start_time_seconds{{container="httpd",namespace="ns",pod="web"}} {MS // 1000 - 3600}' in lines
     assert f"node_cpu_usage_seconds_total 12.5 {MS}" in lines and f"node_memory_working_set_bytes 1000000 {MS}" in lines
     assert f'pod_cpu_usage_seconds_total{{namespace="ns",pod="web"}} 1.25 {MS}' in lines
     assert f'pod_memory_working_set_bytes{{namespace="ns",pod="web"}} 2048 {MS}' in lines

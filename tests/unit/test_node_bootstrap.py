@@ -27,9 +27,9 @@ from apimachinery.bootstraptoken import (
 )
 from certs import ensure_pki
 from client.certificate import (
+    CertificateManager,
     CertificateRequestError,
     CertificateStore,
-    ClientCertificateManager,
     csr_object,
     digested_name,
     issued_certificate,
@@ -240,12 +240,12 @@ def test_manager_replaces_a_pair_from_outside_the_store_at_once(tmp_path: Path) 
     fresh = (_self_signed(key, now, 10), private_key_pem(key))
     store = CertificateStore(tmp_path)
     # the kubeconfig's own pair, brand new: still rotated into the store at once (forceRotation)
-    m = ClientCertificateManager(_FakeAPI(_FakeCSRs(lambda req: b"")), store, "system:node:n1", ["system:nodes"],
+    m = CertificateManager(_FakeAPI(_FakeCSRs(lambda req: b"")), store, "system:node:n1", ["system:nodes"],
                                  initial=fresh)
     assert m.seconds_until_rotation() == 0 and m.cert_pem == fresh[0]
     # once the store holds a valid pair, that one is used and renewed after 70-90 % of its life
     store.update(*fresh)
-    m = ClientCertificateManager(_FakeAPI(_FakeCSRs(lambda req: b"")), store, "system:node:n1", ["system:nodes"],
+    m = CertificateManager(_FakeAPI(_FakeCSRs(lambda req: b"")), store, "system:node:n1", ["system:nodes"],
                                  initial=fresh)
     assert 7 * 86400 - 60 < m.seconds_until_rotation() <= 9 * 86400
 
@@ -343,7 +343,7 @@ def _ten_day_signer(now: dt.datetime, seen: list[x509.CertificateSigningRequest]
     return sign
 
 
-async def _run_until(manager: ClientCertificateManager, done: Any, what: str) -> None:
+async def _run_until(manager: CertificateManager, done: Any, what: str) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop))
     await until(done, 5, what)
@@ -362,7 +362,7 @@ def test_manager_rotates_with_a_new_key_and_hands_the_pair_over(tmp_path: Path) 
         handed.append((cert, key_pem))
 
     store = CertificateStore(tmp_path)
-    m = ClientCertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"],
+    m = CertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"],
                                  on_rotated=on_rotated, initial=(old, private_key_pem(key)))
     assert m.seconds_until_rotation() == 0
 
@@ -384,13 +384,13 @@ def test_a_serving_manager_with_an_empty_store_requests_one_at_once(tmp_path: Pa
     csrs = _FakeCSRs(_ten_day_signer(dt.datetime.now(dt.UTC), requests))
     store = CertificateStore(tmp_path, "kubelet-server")
     with pytest.raises(ValueError, match="no client certificate"):  # a client manager needs a pair
-        ClientCertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"])
+        CertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"])
     handed: list[bytes] = []
 
     async def on_rotated(cert: bytes, _key: bytes) -> None:
         handed.append(cert)
 
-    m = ClientCertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"],
+    m = CertificateManager(_FakeAPI(csrs), store, "system:node:n1", ["system:nodes"],
                                  signer_name="kubernetes.io/kubelet-serving", usages=kubelet_serving_usages,
                                  dns_names=["n1"], ip_addresses=["10.0.0.5"], request_at_once=True,
                                  on_rotated=on_rotated)

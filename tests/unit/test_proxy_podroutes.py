@@ -20,6 +20,7 @@ from kube_proxy.podroutes import (
     desired_routes,
     guard_exemption_rule,
     parse_routes,
+    remove_peer_routes,
 )
 
 CLUSTER = "10.244.0.0/16"
@@ -154,7 +155,7 @@ async def test_router_adds_missing_routes_keeps_good_ones_and_removes_stale_ones
     nodes[1]["status"]["addresses"][0]["address"] = "10.250.250.23"  # the peer moved: replaced
     await router.sync()
     assert [c[3:6] for c in runner.calls if c[1] == "route"] == [["10.244.2.0/24", "via", "10.250.250.23"]]
-    await router.cleanup()
+    await remove_peer_routes(runner)  # kube-proxy --cleanup
     assert not [r for r in runner.table if r.get("protocol") == "233"]
 
 
