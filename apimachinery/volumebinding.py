@@ -30,6 +30,7 @@ ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
 NO_PROVISIONER = "kubernetes.io/no-provisioner"
 
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
+BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 #: finalizers the StorageObjectInUseProtection admission plugin adds and the protection controllers remove
 PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 PV_PROTECTION_FINALIZER = "kubernetes.io/pv-protection"
@@ -46,19 +47,21 @@ def is_default_class(cls: Obj) -> bool:
     return any(annotations(cls).get(a) == "true" for a in DEFAULT_CLASS_ANNOTATIONS)
 
 
-def claim_class(claim: Obj) -> str:
-    """The claim's class name ("" for none); the beta annotation wins, as upstream."""
-    beta = annotations(claim).get("volume.beta.kubernetes.io/storage-class")
+def storage_class_name(obj: Obj) -> str:
+    """A claim's or volume's class name ("" for none); the beta annotation wins, as upstream's
+    GetPersistentVolumeClaimClass / GetPersistentVolumeClass."""
+    beta = annotations(obj).get(BETA_STORAGE_CLASS_ANNOTATION)
     if beta is not None:
         return beta
-    return (claim.get("spec") or {}).get("storageClassName") or ""
+    return (obj.get("spec") or {}).get("storageClassName") or ""
 
 
-def volume_class(volume: Obj) -> str:
-    beta = annotations(volume).get("volume.beta.kubernetes.io/storage-class")
-    if beta is not None:
-        return beta
-    return (volume.get("spec") or {}).get("storageClassName") or ""
+
+def is_delay_binding(claim: Obj, get_class: Callable[[str], Obj | None]) -> bool:
+    """The claim's class exists and is WaitForFirstConsumer (no class, or a missing one: Immediate)."""
+    name = storage_class_name(claim)
+    cls = get_class(name) if name else None
+    return cls is not None and cls.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
 
 
 def is_bound_to(volume: Obj, claim: Obj) -> bool:
@@ -130,11 +133,12 @@ def selector_matches(claim: Obj, volume: Obj) -> bool:
 def find_best_match(claim: Obj, volumes: Iterable[Obj], delay_binding: bool,
                     fits_node: Callable[[Obj], bool] | None = None,
                     excluded: set[str] | frozenset[str] = frozenset()) -> Obj | None:
-    """The smallest Available volume that satisfies the claim — or a volume pre-bound to it,
-    which wins over everything. With `delay_binding` (a WaitForFirstConsumer class) and no node
-    (`fits_node` None) only pre-bound volumes match; with a node, volumes must fit it."""
+    """upstream's FindMatchingVolume: the smallest Available volume that satisfies the claim — or
+    a volume pre-bound to it, which wins over everything (and on a node it does not fit, there is
+    no match at all). With `delay_binding` (a WaitForFirstConsumer class) and no node (`fits_node`
+    None) only pre-bound volumes match; with a node, volumes must fit it."""
     want = requested_bytes(claim)
-    cls = claim_class(claim)
+    cls = storage_class_name(claim)
     wanted_name = (claim.get("spec") or {}).get("volumeName") or ""
     best: Obj | None = None
     best_size = 0
@@ -142,30 +146,41 @@ def find_best_match(claim: Obj, volumes: Iterable[Obj], delay_binding: bool,
         name = volume["metadata"]["name"]
         if name in excluded or (wanted_name and name != wanted_name):
             continue
-        if volume_mode_mismatch(claim, volume):
+        size = capacity_bytes(volume)
+        if size < want or volume_mode_mismatch(claim, volume) or volume["metadata"].get("deletionTimestamp"):
             continue
-        if (volume.get("metadata") or {}).get("deletionTimestamp"):
-            continue
+        fits = fits_node is None or fits_node(volume)
         if is_bound_to(volume, claim):
-            if fits_node is not None and not fits_node(volume):
-                continue
-            return volume
+            return volume if fits else None
         if delay_binding and fits_node is None:
             continue
         if ((volume.get("status") or {}).get("phase") or "Available") != "Available":
             continue
         if (volume.get("spec") or {}).get("claimRef"):
             continue
-        if not selector_matches(claim, volume) or volume_class(volume) != cls:
+        if not selector_matches(claim, volume) or storage_class_name(volume) != cls:
             continue
-        if fits_node is not None and not fits_node(volume):
+        if not fits or not access_modes_fit(claim, volume):
             continue
-        if not access_modes_fit(claim, volume):
-            continue
-        size = capacity_bytes(volume)
-        if size >= want and (best is None or size < best_size):
+        if best is None or size < best_size:
             best, best_size = volume, size
     return best
+
+
+def volume_satisfies_claim(volume: Obj, claim: Obj) -> str:
+    """Why a volume the claim names cannot be bound to it ("" when it can): upstream's
+    checkVolumeSatisfyClaim (the selector and phase do not count for a volume asked for by name)."""
+    if volume["metadata"].get("deletionTimestamp"):
+        return f'the volume is marked for deletion "{volume["metadata"]["name"]}"'
+    if capacity_bytes(volume) < requested_bytes(claim):
+        return "requested PV is too small"
+    if storage_class_name(volume) != storage_class_name(claim):
+        return "storageClassName does not match"
+    if volume_mode_mismatch(claim, volume):
+        return "incompatible volumeMode"
+    if not access_modes_fit(claim, volume):
+        return "incompatible accessMode"
+    return ""
 
 
 def pod_claim_names(pod: Obj) -> list[tuple[str, bool]]:

@@ -14,7 +14,7 @@ from typing import Any
 from apimachinery import errors
 from apimachinery.duration import human_duration
 from apimachinery.meta import parse_time
-from apimachinery.volumebinding import claim_class, is_default_class, volume_class
+from apimachinery.volumebinding import is_default_class, storage_class_name
 
 Obj = dict[str, Any]
 Column = tuple  # (name, type, format, priority) or (name, type, format, priority, description)
@@ -407,7 +407,7 @@ def _pv_row(v: Obj, now: dt.datetime) -> list[Any]:
     storage = (spec.get("capacity") or {}).get("storage")
     return [_meta(v).get("name"), _quantity_text(storage) if storage is not None else "",
             _access_modes(spec.get("accessModes")), spec.get("persistentVolumeReclaimPolicy", ""),
-            phase, claim, volume_class(v), spec.get("volumeAttributesClassName") or "<unset>",
+            phase, claim, storage_class_name(v), spec.get("volumeAttributesClassName") or "<unset>",
             status.get("reason", ""), age(_meta(v).get("creationTimestamp"), now), spec.get("volumeMode") or "<unset>"]
 
 
@@ -419,7 +419,7 @@ def _pvc_row(c: Obj, now: dt.datetime) -> list[Any]:
         modes = _access_modes(status.get("accessModes"))
         q = (status.get("capacity") or {}).get("storage")
         storage = _quantity_text(q) if q is not None else ""
-    return [_meta(c).get("name"), phase, spec.get("volumeName", ""), storage, modes, claim_class(c),
+    return [_meta(c).get("name"), phase, spec.get("volumeName", ""), storage, modes, storage_class_name(c),
             spec.get("volumeAttributesClassName") or "<unset>", age(_meta(c).get("creationTimestamp"), now),
             spec.get("volumeMode") or "<unset>"]
 

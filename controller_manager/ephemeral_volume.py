@@ -8,9 +8,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from apimachinery.meta import owner_reference, split_key
+from apimachinery.meta import controller_of, owner_reference, split_key
 from apimachinery.volumebinding import ephemeral_claim_error, ephemeral_claim_name
-from client import is_already_exists
+from client import deleted_object, is_already_exists
 from controller_manager.base import Controller, ControllerContext, register
 
 Obj = dict[str, Any]
@@ -31,11 +31,19 @@ class EphemeralVolumeController(Controller):
         self.pods = self.informer("v1", "pods")
         self.pods.add_handler(self._maybe_enqueue, lambda old, new: self._maybe_enqueue(new), None)
         self.claims = self.informer("v1", "persistentvolumeclaims")
+        self.claims.add_handler(None, None, self._claim_deleted)
         self.claims_api = self.client.resource("v1", "persistentvolumeclaims")
 
     def _maybe_enqueue(self, pod: Obj) -> None:
         if has_ephemeral_volumes(pod) and not pod["metadata"].get("deletionTimestamp"):
             self.enqueue(pod)
+
+    def _claim_deleted(self, item: Any) -> None:
+        """upstream's onPVCDelete: the pod owning a deleted claim gets it made again."""
+        claim = deleted_object(item)
+        owner = controller_of(claim)
+        if owner is not None and owner.get("kind") == "Pod":
+            self.queue.add(f"{claim['metadata'].get('namespace')}/{owner['name']}")
 
     async def sync(self, key: str) -> None:
         pod = self.pods.store.get(key)

@@ -36,9 +36,10 @@ from apimachinery.volumebinding import (
     ANN_DYNAMICALLY_PROVISIONED,
     ANN_SELECTED_NODE,
     ANN_STORAGE_PROVISIONER,
+    WAIT_FOR_FIRST_CONSUMER,
     annotations,
-    claim_class,
     claim_ref,
+    storage_class_name,
 )
 from client import APIClient, create_missing, is_already_exists, is_not_found, load_config
 from controller_manager.base import Controller, ControllerContext, register, remove_finalizer
@@ -190,10 +191,10 @@ class HostPathProvisioner(Controller):
         ann = annotations(claim)
         if PROVISIONER not in (ann.get(ANN_STORAGE_PROVISIONER), ann.get(ANN_BETA_STORAGE_PROVISIONER)):
             return None
-        cls = self.classes.store.get(claim_class(claim))
+        cls = self.classes.store.get(storage_class_name(claim))
         if cls is None or cls.get("provisioner") != PROVISIONER:
             return None
-        if cls.get("volumeBindingMode") == "WaitForFirstConsumer" and not ann.get(ANN_SELECTED_NODE):
+        if cls.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER and not ann.get(ANN_SELECTED_NODE):
             return None
         return cls
 
@@ -266,7 +267,7 @@ class HostPathProvisioner(Controller):
                 "capacity": {"storage": storage},
                 "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
                 "persistentVolumeReclaimPolicy": cls.get("reclaimPolicy") or "Delete",
-                "storageClassName": claim_class(claim),
+                "storageClassName": storage_class_name(claim),
                 "volumeMode": "Filesystem",
                 "claimRef": claim_ref(claim),
                 "hostPath": {"path": path, "type": "Directory"},

@@ -43,15 +43,16 @@ from apimachinery.volumebinding import (
     ANN_DYNAMICALLY_PROVISIONED,
     ANN_SELECTED_NODE,
     ANN_STORAGE_PROVISIONER,
+    BETA_STORAGE_CLASS_ANNOTATION,
     NO_PROVISIONER,
-    WAIT_FOR_FIRST_CONSUMER,
     annotations,
     bind_volume_to_claim,
-    claim_class,
     find_best_match,
     is_bound_to,
     is_default_class,
-    volume_mode_mismatch,
+    is_delay_binding,
+    storage_class_name,
+    volume_satisfies_claim,
 )
 from client import deleted_object, is_not_found
 from controller_manager.base import Controller, ControllerContext, periodic, register
@@ -140,8 +141,7 @@ class PersistentVolumeBinderController(Controller):
         return self.classes.store.get(name) if name else None
 
     def delay_binding(self, claim: Obj) -> bool:
-        cls = self.storage_class(claim_class(claim))
-        return cls is not None and cls.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
+        return is_delay_binding(claim, self.storage_class)
 
     def default_class(self) -> str | None:
         return newest_name([c for c in self.classes.store.list() if is_default_class(c)])
@@ -157,7 +157,7 @@ class PersistentVolumeBinderController(Controller):
             spec = volume.get("spec") or {}
             want["accessModes"] = list(spec.get("accessModes") or [])
             want["capacity"] = dict(spec.get("capacity") or {})
-        elif phase != "Bound":
+        else:
             want.pop("accessModes", None)
             want.pop("capacity", None)
         if want == status:
@@ -184,7 +184,7 @@ class PersistentVolumeBinderController(Controller):
 
     async def sync_unbound_claim(self, claim: Obj) -> None:
         spec = claim.get("spec") or {}
-        if "storageClassName" not in spec and "volume.beta.kubernetes.io/storage-class" not in annotations(claim):
+        if "storageClassName" not in spec and BETA_STORAGE_CLASS_ANNOTATION not in annotations(claim):
             default = self.default_class()
             if default is not None:
                 # retroactive default class: the claim was created before a default class existed
@@ -207,14 +207,9 @@ class PersistentVolumeBinderController(Controller):
             return
         ref = (volume.get("spec") or {}).get("claimRef")
         if not ref:
-            if volume_mode_mismatch(claim, volume):
-                self.event(claim, "Warning", "VolumeMismatch", "Cannot bind to requested volume "
-                           f'"{name}": requested PV is not compatible with the claim')
-                await self.set_claim_phase(claim, "Pending")
-                return
-            if find_best_match(claim, [volume], False) is None:
-                self.event(claim, "Warning", "VolumeMismatch", "Cannot bind to requested volume "
-                           f'"{name}": requested PV is too small or does not match the claim')
+            mismatch = volume_satisfies_claim(volume, claim)
+            if mismatch:
+                self.event(claim, "Warning", "VolumeMismatch", f'Cannot bind to requested volume "{name}": {mismatch}')
                 await self.set_claim_phase(claim, "Pending")
                 return
             await self.bind(volume, claim)
@@ -225,13 +220,10 @@ class PersistentVolumeBinderController(Controller):
             await self.set_claim_phase(claim, "Pending")
 
     async def no_volume_for(self, claim: Obj) -> None:
-        cls_name = claim_class(claim)
+        cls_name = storage_class_name(claim)
         cls = self.storage_class(cls_name)
-        delay = cls is not None and cls.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
-        if delay and not annotations(claim).get(ANN_SELECTED_NODE):
-            if not (claim.get("metadata") or {}).get("deletionTimestamp"):
-                self.event(claim, "Normal", "WaitForFirstConsumer",
-                           "waiting for first consumer to be created before binding")
+        if self.delay_binding(claim) and not annotations(claim).get(ANN_SELECTED_NODE):
+            self.event(claim, "Normal", "WaitForFirstConsumer", "waiting for first consumer to be created before binding")
             await self.set_claim_phase(claim, "Pending")
             return
         if cls_name:
@@ -317,6 +309,8 @@ class PersistentVolumeBinderController(Controller):
         claim = self.claims.store.get(key)
         if claim is not None and claim["metadata"].get("uid") == ref.get("uid"):
             return claim
+        if _phase(volume) in ("Released", "Failed"):
+            return None  # released already: no live check (upstream's), not on every resync
         namespace, name = split_key(key)
         try:
             claim = await self.claims_api.get(name, namespace)
@@ -355,10 +349,9 @@ class PersistentVolumeBinderController(Controller):
         if annotations(volume).get(ANN_DYNAMICALLY_PROVISIONED) and self.reclaim_policy(volume) == "Delete":
             volume = await self.set_volume_phase(volume, "Released")
             await self.reclaim(volume)
-        elif annotations(volume).get(ANN_BOUND_BY_CONTROLLER):
-            await self.unbind(volume)
         else:
-            await self.set_volume_phase(volume, "Available")
+            # ours: unbound; pre-bound by the user: the uid goes, the name stays (upstream's unbindVolume)
+            await self.unbind(volume)
 
     @staticmethod
     def reclaim_policy(volume: Obj) -> str:

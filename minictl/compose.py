@@ -191,7 +191,7 @@ def _after_start(cfg: ClusterConfig) -> None:
             print("default StorageClass installed", flush=True)
             return
         except Exception as e:
-            print(f"installing the DNS addon: {e} (attempt {attempt + 1})", flush=True)
+            print(f"installing the DNS and storage addons: {e} (attempt {attempt + 1})", flush=True)
             time.sleep(1)
 
 

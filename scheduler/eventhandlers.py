@@ -169,25 +169,20 @@ class EventHandlers:
     def on_pvc_add(self, pvc: Obj) -> None:
         self._storage_event(PVC_ADD, pvc_event_filter(pvc))
 
+    # (the informer drops updates that carry the same resourceVersion: every update is a change)
     def on_pvc_update(self, old: Obj, new: Obj) -> None:
-        if _rv(old) and _rv(old) == _rv(new):
-            return  # a resync: nothing changed
         self._storage_event(PVC_UPDATE, pvc_event_filter(new))
 
     def on_pv_add(self, pv: Obj) -> None:
         self._storage_event(PV_ADD)
 
     def on_pv_update(self, old: Obj, new: Obj) -> None:
-        if _rv(old) and _rv(old) == _rv(new):
-            return
         self._storage_event(PV_UPDATE)
 
     def on_storage_class_add(self, sc: Obj) -> None:
         self._storage_event(STORAGE_CLASS_ADD)
 
     def on_storage_class_update(self, old: Obj, new: Obj) -> None:
-        if _rv(old) and _rv(old) == _rv(new):
-            return
         self._storage_event(STORAGE_CLASS_UPDATE)
 
     def on_storage_delete(self, obj: Any) -> None:

@@ -11,14 +11,14 @@ what only the scheduler needs:
   node — the PV's spec.nodeAffinity.required must match it (`check_node_affinity`); as
   upstream, a claim that a PV is pre-bound to matches that PV or, on other nodes, nothing.
 - `bind_volume_to_claim(pv, claim)` (shared with the binder): upstream GetBindVolumeToClaim.
-- `is_claim_bound`, `is_delay_binding_mode`, `class_provisions` and `topology_matches`.
+- `is_claim_bound`, `class_provisions` and `topology_matches` (an empty term matches no node, as upstream).
 
 Nothing here reads a store or talks to the API; callers pass the objects in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apimachinery.volumebinding import (
@@ -28,12 +28,11 @@ from apimachinery.volumebinding import (
     NO_PROVISIONER,
     WAIT_FOR_FIRST_CONSUMER,
     bind_volume_to_claim,
-    claim_class,
     claim_ref,
     find_best_match,
     is_bound_to,
     pod_claim_names,
-    volume_class,
+    storage_class_name,
 )
 from scheduler.nodeaffinity import NodeSelector
 
@@ -42,10 +41,22 @@ Obj = dict[str, Any]
 CLAIM_LOST = "Lost"
 
 __all__ = [
-    "ANN_BIND_COMPLETED", "ANN_BOUND_BY_CONTROLLER", "ANN_SELECTED_NODE", "CLAIM_LOST", "NO_PROVISIONER",
-    "WAIT_FOR_FIRST_CONSUMER", "bind_volume_to_claim", "check_node_affinity", "claim_class", "claim_key",
-    "claim_ref", "class_provisions", "find_matching_volume", "is_bound_to", "is_claim_bound",
-    "is_delay_binding_mode", "pod_claim_names", "topology_matches", "volume_class",
+    "ANN_BIND_COMPLETED",
+    "ANN_BOUND_BY_CONTROLLER",
+    "ANN_SELECTED_NODE",
+    "CLAIM_LOST",
+    "NO_PROVISIONER",
+    "WAIT_FOR_FIRST_CONSUMER",
+    "bind_volume_to_claim",
+    "check_node_affinity",
+    "claim_ref",
+    "class_provisions",
+    "find_matching_volume",
+    "is_bound_to",
+    "is_claim_bound",
+    "pod_claim_names",
+    "storage_class_name",
+    "topology_matches",
 ]
 
 
@@ -55,11 +66,6 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("spec") or {}
-
-
-def claim_key(claim: Mapping[str, Any]) -> str:
-    m = _meta(claim)
-    return f"{m.get('namespace') or ''}/{m.get('name') or ''}"
 
 
 def is_claim_bound(claim: Mapping[str, Any]) -> bool:
@@ -81,32 +87,15 @@ def check_node_affinity(pv: Mapping[str, Any], labels: Mapping[str, str], node_n
 def find_matching_volume(claim: Obj, volumes: Iterable[Obj], *, node_labels: Mapping[str, str] | None = None,
                          node_name: str = "", excluded: Iterable[str] = (),
                          delay_binding: bool = False) -> Obj | None:
-    """The PV for `claim` among `volumes` that fits the node (`node_labels`, `node_name`), or None.
-
-    The shared rules (`apimachinery.volumebinding.find_best_match`) plus upstream's: a PV
-    pre-bound to the claim is its only candidate — on a node it does not fit, there is none.
-    Without `node_labels` this is the binder's path (`delay_binding`: pre-bound PVs only)."""
-    skip = frozenset(excluded)
-    vols = [v for v in volumes if _meta(v).get("name") not in skip]
-    prebound = [v for v in vols if is_bound_to(v, claim)]
-    if prebound:
-        vols = prebound
+    """The PV for `claim` among `volumes` that fits the node (`node_labels`, `node_name`), or None:
+    `apimachinery.volumebinding.find_best_match` with the PV's node affinity as the node test."""
     fits = None
     if node_labels is not None:
         labels = node_labels
 
         def fits(pv: Obj) -> bool:
             return check_node_affinity(pv, labels, node_name)
-    return find_best_match(claim, vols, delay_binding, fits)
-
-
-def is_delay_binding_mode(claim: Obj, get_class: Callable[[str], Mapping[str, Any] | None]) -> bool:
-    """The claim's class exists and is WaitForFirstConsumer (no class, or a missing one: Immediate)."""
-    name = claim_class(claim)
-    if not name:
-        return False
-    sc = get_class(name)
-    return sc is not None and sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
+    return find_best_match(claim, volumes, delay_binding, fits, frozenset(excluded))
 
 
 def class_provisions(sc: Mapping[str, Any]) -> bool:
@@ -122,6 +111,6 @@ def topology_matches(sc: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
         return True
     for term in terms:
         exprs = (term or {}).get("matchLabelExpressions") or []
-        if all(labels.get(e.get("key") or "") in (e.get("values") or ()) for e in exprs):
+        if exprs and all(labels.get(e.get("key") or "") in (e.get("values") or ()) for e in exprs):
             return True
     return False

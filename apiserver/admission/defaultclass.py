@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from apimachinery.meta import newest_name
+from apimachinery.volumebinding import BETA_STORAGE_CLASS_ANNOTATION
 from apiserver.admission import CREATE, Attributes, Plugin
 from apiserver.registry.networking import INGRESS_CLASS_ANNOTATION
 from apiserver.registry.storage import is_default_class as is_default_storage_class
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from apiserver.server import APIServer
 
 DEFAULT_INGRESS_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
-BETA_STORAGE_CLASS_ANNOTATION = "volume.beta.kubernetes.io/storage-class"
 
 
 async def newest_default(server: APIServer, group: str, plural: str, is_default: Any) -> str | None:

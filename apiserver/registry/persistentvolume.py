@@ -16,6 +16,7 @@ from apimachinery.validation import (
     validate_enum,
     validate_immutable,
 )
+from apimachinery.volumebinding import BETA_STORAGE_CLASS_ANNOTATION
 from apiserver.registry.base import Cause, Obj, Strategy
 
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
@@ -110,6 +111,16 @@ class PVStrategy(_StorageObjectStrategy):
         return causes
 
 
+def _class_set_from_nil(old: Obj, new: Obj) -> bool:
+    """upstream's validateStorageClassUpgradeFromNil: a claim created with no class at all may get
+    one later (the retroactive default class), unless a beta annotation names another."""
+    def beta(obj: Obj) -> str | None:
+        return ((obj.get("metadata") or {}).get("annotations") or {}).get(BETA_STORAGE_CLASS_ANNOTATION)
+
+    was, now = (old.get("spec") or {}).get("storageClassName"), (new.get("spec") or {}).get("storageClassName")
+    return was is None and beta(old) is None and now is not None and beta(new) in (None, now)
+
+
 class PVCStrategy(_StorageObjectStrategy):
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate(obj, namespaced)
@@ -127,6 +138,8 @@ class PVCStrategy(_StorageObjectStrategy):
         want, had = copy.deepcopy(ns), copy.deepcopy(os_)
         if not had.get("volumeName"):
             had["volumeName"] = want.get("volumeName")
+        if _class_set_from_nil(old, new):
+            had["storageClassName"] = want["storageClassName"]
         bound = (old.get("status") or {}).get("phase") == "Bound"
         if bound:
             had["resources"] = {**(had.get("resources") or {}), "requests": (want.get("resources") or {}).get("requests")}

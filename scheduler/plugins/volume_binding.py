@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from apimachinery.meta import key_of
-from apimachinery.volumebinding import ephemeral_claim_error, requested_bytes
+from apimachinery.volumebinding import ephemeral_claim_error, is_delay_binding, requested_bytes
 from client import ApiError
 from scheduler.framework import (
     ADD,
@@ -62,15 +62,12 @@ from scheduler.volumehelpers import (
     CLAIM_LOST,
     bind_volume_to_claim,
     check_node_affinity,
-    claim_class,
-    claim_key,
     class_provisions,
     find_matching_volume,
     is_claim_bound,
-    is_delay_binding_mode,
     pod_claim_names,
+    storage_class_name,
     topology_matches,
-    volume_class,
 )
 
 log = logging.getLogger("scheduler.volumebinding")
@@ -176,8 +173,8 @@ class PodVolumes:
         self.dynamic_provisions = dynamic_provisions or []
 
     def __repr__(self) -> str:
-        static = [(b[0]["metadata"]["name"], claim_key(b[1])) for b in self.static_bindings]
-        return f"PodVolumes(static={static}, provision={[claim_key(c) for c in self.dynamic_provisions]})"
+        static = [(b[0]["metadata"]["name"], key_of(b[1])) for b in self.static_bindings]
+        return f"PodVolumes(static={static}, provision={[key_of(c) for c in self.dynamic_provisions]})"
 
 
 class VolumeState:
@@ -258,15 +255,15 @@ class VolumeBinding(Plugin):
             seen.add(claim_name)
             if is_claim_bound(pvc):
                 bound.append(pvc)
-            elif not spec.get("volumeName") and is_delay_binding_mode(pvc, self.storage_class):
+            elif not spec.get("volumeName") and is_delay_binding(pvc, self.storage_class):
                 delay.append(pvc)
             else:
                 immediate.append(pvc)  # the binder's to bind (a claim naming its volume too)
         claims = PodVolumeClaims(bound, delay, immediate)
         if delay:
-            classes = {claim_class(c) for c in delay}
+            classes = {storage_class_name(c) for c in delay}
             for pv in self.pv_cache.list():
-                cls = volume_class(pv)
+                cls = storage_class_name(pv)
                 if cls in classes:
                     claims.pvs_by_class.setdefault(cls, []).append(pv)
         return claims
@@ -362,7 +359,7 @@ class VolumeBinding(Plugin):
         bindings: list[tuple[Obj, Obj]] = []
         unmatched: list[Obj] = []
         for pvc in sorted(to_match, key=requested_bytes):
-            pvs = claims.pvs_by_class.get(claim_class(pvc), [])
+            pvs = claims.pvs_by_class.get(storage_class_name(pvc), [])
             pv = find_matching_volume(pvc, pvs, node_labels=labels, node_name=node_name, excluded=chosen)
             if pv is None:
                 unmatched.append(pvc)
@@ -376,9 +373,9 @@ class VolumeBinding(Plugin):
         """Every claim can be provisioned on the node (upstream checkVolumeProvisions, no capacity check)."""
         out = []
         for pvc in to_provision:
-            cls = claim_class(pvc)
+            cls = storage_class_name(pvc)
             if not cls:
-                raise ValueError(f'no class for claim "{claim_key(pvc)}"')
+                raise ValueError(f'no class for claim "{key_of(pvc)}"')
             sc = self.storage_class(cls)
             if sc is None:
                 raise ValueError(f'failed to find storage class "{cls}"')
@@ -436,7 +433,7 @@ class VolumeBinding(Plugin):
         for pv, _pvc in volumes.static_bindings:
             self.pv_cache.restore(pv["metadata"]["name"])
         for pvc in volumes.dynamic_provisions:
-            self.pvc_cache.restore(claim_key(pvc))
+            self.pvc_cache.restore(key_of(pvc))
 
     def unreserve(self, state: CycleState, pod: PodInfo, node_name: str) -> None:
         s = state.data.get(NAME)
@@ -500,13 +497,13 @@ class VolumeBinding(Plugin):
                     written[f"pv:{name}"] = _rv(current)  # already pre-bound to the claim
                     continue
                 body = {**pv, "apiVersion": "v1", "kind": "PersistentVolume"}
-                log.info("pod %s: pre-binding PV %s to claim %s", pod.key, name, claim_key(pvc))
+                log.info("pod %s: pre-binding PV %s to claim %s", pod.key, name, key_of(pvc))
                 new = await pvs_api.update(body)
                 written[f"pv:{name}"] = _rv(new)
         if volumes.dynamic_provisions:
             pvcs_api = api.resource("v1", "persistentvolumeclaims")
             for pvc in volumes.dynamic_provisions:
-                key = claim_key(pvc)
+                key = key_of(pvc)
                 current = self.pvc_cache.api_object(key)
                 if current is not None and ((current.get("metadata") or {}).get("annotations") or {}).get(
                         ANN_SELECTED_NODE) == node_name:
@@ -536,9 +533,9 @@ class VolumeBinding(Plugin):
             pv = self.pv_cache.api_object(name)
             if pv is None:
                 raise BindingError(f'failed to check binding: persistentvolume "{name}" not found')
-            pvc = self.pvc_cache.api_object(claim_key(pvc0))
+            pvc = self.pvc_cache.api_object(key_of(pvc0))
             if pvc is None:
-                raise BindingError(f'failed to check binding: persistentvolumeclaim "{claim_key(pvc0)}" not found')
+                raise BindingError(f'failed to check binding: persistentvolumeclaim "{key_of(pvc0)}" not found')
             if _rv(pv) < written.get(f"pv:{name}", 0):
                 return False  # our update has not reached the informer yet
             if not check_node_affinity(pv, labels, node_name):
@@ -550,7 +547,7 @@ class VolumeBinding(Plugin):
             if not is_claim_bound(pvc):
                 return False
         for pvc0 in volumes.dynamic_provisions:
-            key = claim_key(pvc0)
+            key = key_of(pvc0)
             pvc = self.pvc_cache.api_object(key)
             if pvc is None:
                 raise BindingError(f'failed to check provisioning pvc: persistentvolumeclaim "{key}" not found')

@@ -497,3 +497,49 @@ async def test_a_selected_node_that_is_gone_is_handed_back_to_the_scheduler() ->
     assert not w.api.list_objects("v1", "pods", HELPER_NAMESPACE) and not w.api.list_objects("v1", "persistentvolumes")
     failed = [e[3] for e in w.api.events if e[2] == "ProvisioningFailed"]
     assert failed == ['node "n-gone" not found: the scheduler will choose another']
+
+
+async def test_a_volume_named_by_a_claim_is_checked_as_upstreams_check_volume_satisfy_claim() -> None:
+    w = World()
+    binder = PersistentVolumeBinderController(w.ctx)
+    w.api.create("v1", "persistentvolumes", pv("small", "1Gi"))
+    w.api.create("v1", "persistentvolumes", pv("labelled", "2Gi", labels={"tier": "b"}))
+    w.api.create("v1", "persistentvolumeclaims", pvc("big", "2Gi", volume="small"))
+    # asked for by name: the claim's selector does not count
+    w.api.create("v1", "persistentvolumeclaims", pvc("picky", "2Gi", volume="labelled",
+                                                     selector={"matchLabels": {"tier": "a"}}))
+    await run_until_idle([binder], raise_errors=True)
+    assert w.claim("big")["status"]["phase"] == "Pending"
+    assert ('Cannot bind to requested volume "small": requested PV is too small'
+            in [e[3] for e in w.api.events if e[0] == "big" and e[2] == "VolumeMismatch"])
+    assert w.claim("picky")["spec"]["volumeName"] == "labelled"
+
+
+async def test_a_user_prebound_volume_whose_claim_bound_elsewhere_keeps_only_the_name() -> None:
+    w = World()
+    binder = PersistentVolumeBinderController(w.ctx)
+    w.api.create("v1", "persistentvolumes", pv("mine", "1Gi"))
+    w.api.create("v1", "persistentvolumeclaims", pvc("a", volume="mine"))
+    await run_until_idle([binder], raise_errors=True)
+    claim = w.claim("a")
+    # the user pre-binds a second volume to the same claim (uid included), which is bound to "mine"
+    w.api.create("v1", "persistentvolumes", pv("spare", "1Gi", claim=(NS, "a")))
+    spare = w.volume("spare")
+    spare["spec"]["claimRef"]["uid"] = claim["metadata"]["uid"]
+    w.api.update("v1", "persistentvolumes", spare)
+    await run_until_idle([binder], raise_errors=True)
+    spare = w.volume("spare")
+    assert spare["status"]["phase"] == "Available"
+    assert spare["spec"]["claimRef"]["name"] == "a" and not spare["spec"]["claimRef"].get("uid")
+
+
+async def test_a_deleted_ephemeral_claim_is_made_again_for_its_pod() -> None:
+    w = World()
+    c = EphemeralVolumeController(w.ctx)
+    w.api.create("v1", "pods", {"metadata": {"name": "p", "namespace": NS}, "spec": {"volumes": [
+        {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"]}}}}]}})
+    await run_until_idle([c], raise_errors=True)
+    first = w.claim("p-scratch")["metadata"]["uid"]
+    w.api.delete("v1", "persistentvolumeclaims", "p-scratch", NS)
+    await run_until_idle([c], raise_errors=True)
+    assert w.claim("p-scratch")["metadata"]["uid"] != first

@@ -602,3 +602,14 @@ async def test_claim_events_requeue_only_the_pods_using_the_claim() -> None:
     await settle(sched)
     assert api.calls[0][:2] == ("update", "new")
     await stop(sched)
+
+
+def test_allowed_topologies_match_as_upstreams_match_topology_selector_terms():
+    from scheduler.volumehelpers import topology_matches
+
+    zone_a = {"allowedTopologies": [{"matchLabelExpressions": [{"key": "zone", "values": ["a"]}]}]}
+    assert topology_matches(zone_a, {"zone": "a"}) and not topology_matches(zone_a, {"zone": "b"})
+    assert topology_matches({}, {"zone": "b"})  # no allowedTopologies: every node
+    # an empty term matches no node (it is not "everything")
+    assert not topology_matches({"allowedTopologies": [{"matchLabelExpressions": []}]}, {"zone": "b"})
+    assert topology_matches({"allowedTopologies": [{}, zone_a["allowedTopologies"][0]]}, {"zone": "a"})
