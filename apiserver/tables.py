@@ -343,6 +343,10 @@ def _pc_row(p: Obj, now: dt.datetime) -> list[Any]:
             p.get("preemptionPolicy", "PreemptLowerPriority")]
 
 
+def _runtimeclass_row(r: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(r).get("name"), r.get("handler", ""), age(_meta(r).get("creationTimestamp"), now)]
+
+
 def _cr_row(r: Obj, now: dt.datetime) -> list[Any]:
     owner = next((o for o in _meta(r).get("ownerReferences") or [] if o.get("controller")), None)
     ctl = f"{owner.get('kind', '').lower()}.{owner.get('apiVersion', '').split('/')[0]}/{owner.get('name')}" if owner else "<none>"
@@ -569,6 +573,7 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                               ("Allowed Disruptions", "integer", "", 0), AGE], _pdb_row),
     "priorityclasses": ([NAME, ("Value", "integer", "", 0), ("Global-Default", "boolean", "", 0), AGE,
                          ("PreemptionPolicy", "string", "", 1)], _pc_row),
+    "runtimeclasses": ([NAME, ("Handler", "string", "", 0), AGE], _runtimeclass_row),
     "ingresses": ([NAME, ("Class", "string", "", 0), ("Hosts", "string", "", 0), ("Address", "string", "", 0),
                    ("Ports", "string", "", 0), AGE], _ingress_row),
     "ingressclasses": ([NAME, ("Controller", "string", "", 0), ("Parameters", "string", "", 0), AGE], _ingress_class_row),

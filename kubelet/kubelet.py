@@ -73,6 +73,14 @@ EVENT_DEFER_MAX = 2.0  # seconds an Event may wait for the new pods in flight to
 LOG_ROTATION_PERIOD = 10.0
 
 
+class RuntimeClassError(Exception):
+    """The pod's RuntimeClass could not be resolved (the sandbox is not created; retried with back-off)."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
 def _grace_of(pod: dict[str, Any]) -> int:
     meta = pod["metadata"]
     if meta.get("deletionGracePeriodSeconds") is not None:
@@ -587,7 +595,7 @@ class Kubelet:
                     return remaining
                 try:
                     sandbox_id = await self.create_sandbox(pod, actions.attempt, cgroup)
-                except CRIError as e:
+                except (CRIError, RuntimeClassError) as e:
                     self.sandbox_backoff.next(key, time.time())
                     self.event(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e.message}")
                     self.publish_status(pod, rs)
@@ -645,11 +653,25 @@ class Kubelet:
         os.replace(tmp, path)
         return path
 
+    async def runtime_handler(self, pod: dict[str, Any]) -> str:
+        """The CRI runtime handler of the pod's RuntimeClass ("": the runtime's default)."""
+        name = (pod.get("spec") or {}).get("runtimeClassName")
+        if not name:
+            return ""
+        try:
+            rc = await self.api.resource("node.k8s.io/v1", "runtimeclasses").get(name)
+        except Exception as e:
+            if is_not_found(e):
+                raise RuntimeClassError(f'runtimeclass.node.k8s.io "{name}" not found') from None
+            raise RuntimeClassError(f"failed to lookup RuntimeClass {name}: {e}") from None
+        return str(rc.get("handler") or "")
+
     async def create_sandbox(self, pod: dict[str, Any], attempt: int, cgroup: str) -> str:
+        handler = await self.runtime_handler(pod)
         config = self.configs.sandbox_config(pod, attempt, cgroup)
         Path(config.log_directory).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a local mkdir
         log.debug("pod %s: creating sandbox (attempt %d)", naming.pod_full_name(pod), attempt)
-        sandbox_id = await self.cri.run_pod_sandbox(config)
+        sandbox_id = await self.cri.run_pod_sandbox(config, runtime_handler=handler)
         log.info("pod %s: sandbox %s (attempt %d) running", naming.pod_full_name(pod), sandbox_id[:12], attempt)
         return sandbox_id
 

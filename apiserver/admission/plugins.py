@@ -165,7 +165,7 @@ class StorageObjectInUseProtection(Plugin):
 #: never charged).
 ORDER = (
     "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
-    "DefaultTolerationSeconds", "DefaultStorageClass", "StorageObjectInUseProtection", "CertificateApproval", "CertificateSigning",
+    "DefaultTolerationSeconds", "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateApproval", "CertificateSigning",
     "CertificateSubjectRestriction", "DefaultIngressClass", "PodSecurity",
     # dynamic webhooks after the built-in plugins, before ResourceQuota (upstream's AllOrderedPlugins)
     "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook", "ResourceQuota",
@@ -183,6 +183,7 @@ def _build(name: str, server: APIServer) -> Plugin:
     from apiserver.admission.noderestriction import NodeRestriction
     from apiserver.admission.podsecurity import PodSecurity
     from apiserver.admission.resourcequota import ResourceQuota
+    from apiserver.admission.runtimeclass import RuntimeClass
     from apiserver.admission.serviceaccount import ServiceAccount
     from apiserver.admission.webhook import MutatingAdmissionWebhook, ValidatingAdmissionWebhook
 
@@ -195,6 +196,7 @@ def _build(name: str, server: APIServer) -> Plugin:
         "DefaultTolerationSeconds": DefaultTolerationSeconds,
         "DefaultStorageClass": lambda: DefaultStorageClass(server),
         "StorageObjectInUseProtection": StorageObjectInUseProtection,
+        "RuntimeClass": lambda: RuntimeClass(server),
         "CertificateApproval": lambda: CertificateApproval(server),
         "CertificateSigning": lambda: CertificateSigning(server),
         "CertificateSubjectRestriction": CertificateSubjectRestriction,

@@ -275,6 +275,32 @@ VOLUME_SOURCES = (
 )
 
 
+def validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    if tolerations is not None and not isinstance(tolerations, list):
+        return [invalid_cause(path, tolerations, "must be a list")]
+    for i, t in enumerate(tolerations or []):
+        pth = index(path, i)
+        if not isinstance(t, dict):
+            causes.append(invalid_cause(pth, t, "must be an object"))
+            continue
+        op = t.get("operator", "Equal")
+        if op not in ("Equal", "Exists"):
+            causes.append(not_supported_cause(child(pth, "operator"), op, ("Equal", "Exists")))
+        if op == "Exists" and t.get("value"):
+            causes.append(invalid_cause(child(pth, "operator"), t.get("value"), "value must be empty when `operator` is 'Exists'"))
+        eff = t.get("effect")
+        if eff and eff not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            causes.append(not_supported_cause(child(pth, "effect"), eff, ("NoExecute", "NoSchedule", "PreferNoSchedule")))
+    return causes
+
+
+def validate_overhead(overhead: Any, path: str) -> list[Cause]:
+    """A pod's (or a RuntimeClass's) fixed overhead: checked as the limits of a container's
+    resources, as upstream does (so its paths read `<path>.limits[cpu]`)."""
+    return _validate_resources({"limits": overhead}, path)
+
+
 def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
     if not isinstance(spec, dict):
         return [required_cause(path)]
@@ -336,25 +362,15 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
     ads = spec.get("activeDeadlineSeconds")
     if ads is not None and (not isinstance(ads, int) or ads <= 0):
         causes.append(invalid_cause(child(path, "activeDeadlineSeconds"), ads, "must be between 1 and 2147483647, inclusive"))
-    for f in ("nodeName", "serviceAccountName", "hostname", "subdomain", "priorityClassName"):
+    for f in ("nodeName", "serviceAccountName", "hostname", "subdomain", "priorityClassName", "runtimeClassName"):
         v = spec.get(f)
         if v:
             check = is_dns1123_label if f in ("hostname", "subdomain") else is_dns1123_subdomain
             for msg in check(str(v)):
                 causes.append(invalid_cause(child(path, f), v, msg))
-    for i, t in enumerate(spec.get("tolerations") or []):
-        pth = index(child(path, "tolerations"), i)
-        if not isinstance(t, dict):
-            causes.append(invalid_cause(pth, t, "must be an object"))
-            continue
-        op = t.get("operator", "Equal")
-        if op not in ("Equal", "Exists"):
-            causes.append(not_supported_cause(child(pth, "operator"), op, ("Equal", "Exists")))
-        if op == "Exists" and t.get("value"):
-            causes.append(invalid_cause(child(pth, "operator"), t.get("value"), "value must be empty when `operator` is 'Exists'"))
-        eff = t.get("effect")
-        if eff and eff not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            causes.append(not_supported_cause(child(pth, "effect"), eff, ("NoExecute", "NoSchedule", "PreferNoSchedule")))
+    causes += validate_tolerations(spec.get("tolerations"), child(path, "tolerations"))
+    if spec.get("overhead") is not None:
+        causes += validate_overhead(spec["overhead"], child(path, "overhead"))
     ns = spec.get("nodeSelector")
     if ns is not None and not isinstance(ns, dict):
         causes.append(invalid_cause(child(path, "nodeSelector"), ns, "must be an object"))
