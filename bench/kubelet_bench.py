@@ -3,7 +3,8 @@ pod and for a burst of 30 on one node, the CRI-only floor from the same run (Run
 CreateContainer + StartContainer straight against containerd), and the kubelet's RSS and CPU
 with 30 idle pods.
 
-    .venv/bin/python -m bench kubelet          (needs root, containerd, runc, the CNI plugins)
+    .venv/bin/python -m bench kubelet          (needs root, containerd, runc (and crun), the CNI plugins)
+    KBENCH_OCI_RUNTIME=runc ...                 (the node's default OCI runtime: auto, crun or runc)
 
 Everything runs on a private etcd + apiserver, a private containerd (own bridge and subnet) and
 the kubelet as a real process; all of it is removed at the end.
@@ -19,6 +20,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -32,7 +34,14 @@ from client import APIClient, from_kubeconfig
 from images import build_images, load_image
 from kubelet import network
 from kubelet.cri import CRIClient, pb
-from kubelet.cri.containerd import shim_pids, start_containerd, unmount_under, wait_ready
+from kubelet.cri.containerd import (
+    default_oci_runtime,
+    runtime_handlers,
+    shim_pids,
+    start_containerd,
+    unmount_under,
+    wait_ready,
+)
 from minictl.components import component_env, free_port
 
 NODE = "benchnode"
@@ -41,6 +50,7 @@ BURST = 30
 SINGLE_ROUNDS = 10
 IDLE_SECONDS = 30
 SLOT_SWEEP = (2, 3, 4, 6)
+RUNTIME_PAIRS = 3  # interleaved bursts per OCI runtime
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -94,7 +104,8 @@ class Node:
         self.port = free_port()
 
     async def start(self) -> None:
-        self.containerd = start_containerd(self.dir)
+        # KBENCH_OCI_RUNTIME=runc|crun compares the runtimes (default: what a node picks)
+        self.containerd = start_containerd(self.dir, oci_runtime=os.environ.get("KBENCH_OCI_RUNTIME", "auto"))
         await wait_ready(self.containerd.socket, 30, process=self.containerd)
         for built in build_images(self.dir / "images"):
             await load_image(built.archive, self.containerd.socket)
@@ -257,9 +268,12 @@ def _sandbox_config(node: Node, name: str) -> pb.PodSandboxConfig:
     )
 
 
-async def _cri_floor(node: Node, count: int, concurrent: bool, parallel: int = 0) -> list[float]:
+async def _cri_floor(node: Node, count: int, concurrent: bool, parallel: int = 0, handler: str = "",
+                     cpu: list[float] | None = None) -> list[float]:
     """RunPodSandbox + CreateContainer + StartContainer, per pod, straight against containerd;
-    with `parallel`, at most that many pods at a time (as the kubelet's start slots)."""
+    with `parallel`, at most that many pods at a time (as the kubelet's start slots); `handler`:
+    the CRI runtime handler (the OCI runtime; "" the default). `cpu` gets the machine's busy CPU
+    seconds of the starts (not of the removal after them)."""
     slots = asyncio.Semaphore(parallel) if parallel else contextlib.nullcontext()
     async with CRIClient(node.containerd.paths.endpoint) as cri:
         image = (await cri.image_status(BUSYBOX)).id
@@ -270,18 +284,21 @@ async def _cri_floor(node: Node, count: int, concurrent: bool, parallel: int = 0
 
         async def start(i: int, t0: float) -> float:
             config = _sandbox_config(node, f"cri-{i}")
-            sandbox = await cri.run_pod_sandbox(config)
+            sandbox = await cri.run_pod_sandbox(config, runtime_handler=handler)
             container = await cri.create_container(sandbox, pb.ContainerConfig(
                 metadata=pb.ContainerMetadata(name="main"), image=pb.ImageSpec(image=image),
                 command=["sleep", "3600"], log_path="main/0.log"), config)
             await cri.start_container(container)
             return time.monotonic() - t0
 
+        machine_before = _machine_cpu()
         if concurrent:
             t0 = time.monotonic()
             latencies = list(await asyncio.gather(*(one(i, t0) for i in range(count))))
         else:
             latencies = [await one(i, time.monotonic()) for i in range(count)]
+        if cpu is not None:
+            cpu.append(_machine_cpu() - machine_before)
         for s in await cri.list_pod_sandbox(pb.PodSandboxFilter(label_selector={"bench": "cri"})):
             for c in await cri.list_containers(pb.ContainerFilter(pod_sandbox_id=s.id)):
                 await cri.stop_container(c.id, 0)
@@ -345,6 +362,7 @@ async def _run() -> dict[str, Any]:
                 await _startup_latencies(api, ns, ["warmup"], False)
                 await _delete_all(api, ns)
 
+                result["oci_runtime"] = default_oci_runtime(node.containerd.paths)
                 await _settle(node)
                 result["cri_single"] = _summary(await _cri_floor(node, SINGLE_ROUNDS, False))
                 await _settle(node)
@@ -355,6 +373,25 @@ async def _run() -> dict[str, Any]:
                 for k in SLOT_SWEEP:
                     await _settle(node)
                     result["cri_burst_slots"][str(k)] = _summary(await _cri_floor(node, BURST, True, k))
+
+                # the OCI runtimes against each other: the same burst (the kubelet's slots) with each
+                # handler in turn, interleaved, so that the machine's drift hits both alike
+                handlers = runtime_handlers(node.containerd.paths)
+                if len(handlers) > 1:
+                    runs: dict[str, list[dict[str, float]]] = {h: [] for h in handlers}
+                    slots = 2 * (os.cpu_count() or 1)
+                    for r in range(RUNTIME_PAIRS):
+                        for handler in handlers if r % 2 == 0 else handlers[::-1]:
+                            await _settle(node)
+                            cpu: list[float] = []
+                            latencies = await _cri_floor(node, BURST, True, slots, handler, cpu)
+                            runs[handler].append({"p50_s": percentile(latencies, 50), "cpu_s_per_pod": cpu[0] / BURST})
+                    result["cri_burst_by_runtime"] = {
+                        h: {"bursts": len(v),
+                            "p50_s_median": round(statistics.median(x["p50_s"] for x in v), 3),
+                            "machine_cpu_ms_per_pod_median": round(
+                                1000 * statistics.median(x["cpu_s_per_pod"] for x in v), 1)}
+                        for h, v in runs.items()}
 
                 await _settle(node)
                 singles = []
@@ -425,7 +462,12 @@ def report(r: dict[str, Any]) -> str:
           f"{s['p99_s'] * 1000:.0f} | |" for k, s in r["cri_burst_slots"].items()),
         "",
         "CPU per pod during the burst (ms): " + ", ".join(f"{k} {v}" for k, v in r["burst_cpu_ms_per_pod"].items())
-        + " (machine: every process; the runtime's shims, runc and CNI plugins are the rest).",
+        + " (machine: every process; the runtime's shims, the OCI runtime and CNI plugins are the rest).",
+        "",
+        f"OCI runtime: {r.get('oci_runtime', 'runc')}." + "".join(
+            f" CRI floor, burst of {BURST} with the kubelet's slots, {h}: p50 {v['p50_s_median'] * 1000:.0f} ms, "
+            f"machine CPU {v['machine_cpu_ms_per_pod_median']} ms per pod (medians of {v['bursts']} interleaved bursts)."
+            for h, v in (r.get("cri_burst_by_runtime") or {}).items()),
         "",
         f"Kubelet with {BURST} idle pods: RSS {idle['rss_mb']} MB, CPU {idle['cpu_percent_of_one_core']}% of one core "
         f"(over {idle['seconds']} s).",

@@ -43,7 +43,10 @@ DATA_DIR = click.option(
 @click.option("--etcd-peer-port", type=int, default=None, help="etcd peer port (new clusters; default 2380).")
 @click.option("--node/--no-node", default=None,
               help="Also run a node here (containerd, kubelet, kube-proxy, DNS; needs root). Default: when root.")
-def cluster_up(data_dir: Path, reset: bool, timeout: float, node: bool | None, **ports: int | None) -> None:
+@click.option("--oci-runtime", type=click.Choice(["auto", "crun", "runc"]), default=None,
+              help="The node's default OCI runtime (new clusters; default auto: crun where the cgroups allow it, "
+                   "else runc). Both stay usable through a RuntimeClass.")
+def cluster_up(data_dir: Path, reset: bool, timeout: float, node: bool | None, **overrides: int | str | None) -> None:
     """Start (or resume) the local cluster and wait until it is ready (node Ready, the
     `kubernetes` service answering).
 
@@ -54,7 +57,7 @@ def cluster_up(data_dir: Path, reset: bool, timeout: float, node: bool | None, *
     Example:
       minictl cluster up --data-dir /tmp/mk8s --apiserver-port 7443
     """
-    cluster.up(data_dir, reset, timeout, node, **ports)
+    cluster.up(data_dir, reset, timeout, node, **overrides)
 
 
 @cluster_group.command("down")

@@ -119,7 +119,10 @@ def prepare(cfg: ClusterConfig) -> None:
         from kubelet.cri.containerd import mount_state_tmpfs, write_config
         from kubelet.launch import seed_client_certificate
 
-        mount_state_tmpfs(write_config(cfg.dir))
+        try:
+            mount_state_tmpfs(write_config(cfg.dir, oci_runtime=cfg.oci_runtime))
+        except RuntimeError as e:  # --oci-runtime crun where crun cannot run
+            raise click.ClickException(str(e)) from None
         if not cfg.is_worker:
             seed_client_certificate(cfg)
     for msg in check_expiry(pki) if pki is not None else ():
@@ -143,6 +146,15 @@ def new_config(data_dir: Path, node: bool | None, **overrides: Any) -> ClusterCo
         cfg.bind_address = "0.0.0.0"
         cfg.advertise_address = _primary_address()
     return cfg
+
+
+def _runtime_note(cfg: ClusterConfig, component: str) -> str:
+    if component != "containerd":
+        return ""
+    from kubelet.cri.containerd import containerd_paths, default_oci_runtime
+
+    runtime = default_oci_runtime(containerd_paths(cfg.dir))
+    return f", OCI runtime {runtime}" if runtime else ""
 
 
 def _kubernetes_service_answers(cfg: ClusterConfig) -> tuple[bool, str]:
@@ -263,7 +275,7 @@ def up(data_dir: Path, reset: bool, timeout: float, node: bool | None = None, *,
                         if not ok:
                             progress.update(name, f"waiting ({detail})")
                             continue
-                    progress.done(name, f"running (pid {pid})")
+                    progress.done(name, f"running (pid {pid}{_runtime_note(cfg, name)})")
                     done.add(name)
                 elif name == "images" and "containerd" in done:
                     if image_job is None:

@@ -99,6 +99,8 @@ class ClusterConfig:
     #: run only these components of the plan (compose: one service per container); empty: all
     only: list[str] = field(default_factory=list)
     extra_kubelet_args: list[str] = field(default_factory=list)
+    #: the node's default OCI runtime: auto (crun where the cgroups allow it, else runc), crun, runc
+    oci_runtime: str = "auto"
     #: the apiserver answers requests without credentials as system:anonymous (upstream's and
     #: kubeadm's default; RBAC lets it read /version, /healthz and kube-public/cluster-info, which
     #: `minictl node join` needs). New clusters of `minictl cluster up` turn it on.

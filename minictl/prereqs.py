@@ -18,6 +18,7 @@ NODE_NEEDS: dict[str, str] = {
     "containerd": "containerd",
     "ctr": "containerd",
     "runc": "runc",
+    "crun": "crun",  # the default OCI runtime where the cgroups allow it (kubelet.cri.ociruntime)
     "iptables": "iptables",
     "iptables-restore": "iptables",
     "conntrack": "conntrack",

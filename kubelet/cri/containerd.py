@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .client import CRIClient, CRIError, pb
+from .ociruntime import HANDLERS, SYSTEM_PATH, RuntimeChoice, choose
 
 SANDBOX_IMAGE = "localhost/minik8s/pause:3.9"
 CNI_BIN_DIR = "/usr/lib/cni"
@@ -27,8 +28,6 @@ CNI_BIN_DIR = "/usr/lib/cni"
 DEFAULT_REGISTRY_MIRRORS = {"127.0.0.1:5000": "http://127.0.0.1:5000"}
 # sun_path holds 108 bytes; containerd also listens on "<address>.ttrpc".
 _MAX_SOCKET_PATH = 107 - len(".ttrpc")
-# Daemons may be started from a venv whose PATH lacks the sbin dirs runc lives in.
-_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,15 @@ class ContainerdPaths:
 
     @property
     def runc_root(self) -> Path:
-        # under state: runc's per-container state is runtime state, on the tmpfs with the rest
-        return self.state / "runc"
+        return self.runtime_root("runc")
+
+    @property
+    def runtime_roots(self) -> list[Path]:
+        return [self.runtime_root(handler) for handler in HANDLERS]
+
+    def runtime_root(self, handler: str) -> Path:
+        # under state: the OCI runtime's per-container state is runtime state, on the tmpfs
+        return self.state / handler
 
     @property
     def opt(self) -> Path:
@@ -98,12 +104,16 @@ def render_config(
     sandbox_image: str = SANDBOX_IMAGE,
     cni_bin_dir: str = CNI_BIN_DIR,
     registry_mirrors: dict[str, str] | None = None,
+    runtimes: RuntimeChoice | None = None,
 ) -> str:
     """containerd 1.6 config (version 2) for this cluster's instance.
 
     `registry_mirrors` maps a registry host to its endpoint URL (default: 127.0.0.1:5000 over
-    http). restrict_oom_score_adj is required on nodes without CAP_SYS_RESOURCE.
+    http). `runtimes`: the CRI runtime handlers (RuntimeClass handlers) and the default one
+    (default: runc only). restrict_oom_score_adj is required on nodes without CAP_SYS_RESOURCE.
     """
+    if runtimes is None:
+        runtimes = RuntimeChoice({"runc": "runc"}, "runc")
     mirrors = DEFAULT_REGISTRY_MIRRORS if registry_mirrors is None else registry_mirrors
     cri = '[plugins."io.containerd.grpc.v1.cri"'
     lines = [
@@ -132,30 +142,56 @@ def render_config(
         "",
         f"{cri}.containerd]",
         '  snapshotter = "overlayfs"',
-        '  default_runtime_name = "runc"',
-        "",
-        f"{cri}.containerd.runtimes.runc]",
-        '  runtime_type = "io.containerd.runc.v2"',
-        "",
-        f"{cri}.containerd.runtimes.runc.options]",
-        f"  Root = {_toml_str(paths.runc_root)}",
-        "  SystemdCgroup = false",
+        f"  default_runtime_name = {_toml_str(runtimes.default)}",
     ]
+    for name, binary in sorted(runtimes.handlers.items()):
+        # every handler is the runc shim; BinaryName says which OCI runtime it execs
+        options = [f"  Root = {_toml_str(paths.runtime_root(name))}", "  SystemdCgroup = false"]
+        if binary != name:
+            options.insert(0, f"  BinaryName = {_toml_str(binary)}")
+        lines += ["", f"{cri}.containerd.runtimes.{name}]", '  runtime_type = "io.containerd.runc.v2"',
+                  "", f"{cri}.containerd.runtimes.{name}.options]", *options]
     for host, endpoint in sorted(mirrors.items()):
         lines += ["", f"{cri}.registry.mirrors.{_toml_str(host)}]", f"  endpoint = [{_toml_str(endpoint)}]"]
     return "\n".join(lines) + "\n"
 
 
-def write_config(data_dir: str | os.PathLike[str], **config_options: object) -> ContainerdPaths:
-    """Create the directories and write `<data_dir>/containerd/config.toml`; returns the paths."""
+def write_config(data_dir: str | os.PathLike[str], oci_runtime: str = "auto",
+                 **config_options: object) -> ContainerdPaths:
+    """Create the directories and write `<data_dir>/containerd/config.toml`; returns the paths.
+    `oci_runtime` picks the default runtime handler (ociruntime.choose) unless `runtimes` is given."""
     paths = containerd_paths(data_dir)
+    if config_options.get("runtimes") is None:
+        config_options["runtimes"] = choose(oci_runtime)
     if len(str(paths.socket)) > _MAX_SOCKET_PATH:
         raise ValueError(f"containerd socket path too long for a unix socket: {paths.socket}")
-    for directory in (paths.base, paths.root, paths.state, paths.runc_root, paths.opt, paths.cni_conf_dir):
+    for directory in (paths.base, paths.root, paths.state, *paths.runtime_roots, paths.opt, paths.cni_conf_dir):
         directory.mkdir(parents=True, exist_ok=True)
     paths.base.chmod(0o711)
     paths.config.write_text(render_config(paths, **config_options))  # type: ignore[arg-type]
     return paths
+
+
+def _runtimes_section(paths: ContainerdPaths) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads(paths.config.read_text())["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def runtime_handlers(paths: ContainerdPaths) -> list[str]:
+    """The CRI runtime handlers of the written config."""
+    return sorted(_runtimes_section(paths).get("runtimes") or {})
+
+
+def default_oci_runtime(paths: ContainerdPaths) -> str:
+    """The OCI runtime binary (its name) of the written config's default handler; "" if unreadable."""
+    section = _runtimes_section(paths)
+    name = section.get("default_runtime_name", "")
+    options = ((section.get("runtimes") or {}).get(name) or {}).get("options") or {}
+    return Path(options.get("BinaryName", name)).name if name else ""
 
 
 def mount_state_tmpfs(paths: ContainerdPaths) -> bool:
@@ -172,7 +208,8 @@ def mount_state_tmpfs(paths: ContainerdPaths) -> bool:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"tmpfs", str(paths.state).encode(), b"tmpfs", 0, b"mode=0711") != 0:
         return False
-    paths.runc_root.mkdir(parents=True, exist_ok=True)
+    for root in paths.runtime_roots:
+        root.mkdir(parents=True, exist_ok=True)
     return True
 
 
@@ -225,7 +262,8 @@ def start_containerd(
     paths = write_config(data_dir, **config_options)
     mount_state_tmpfs(paths)
     env = dict(os.environ)
-    env["PATH"] = f"{env['PATH']}:{_SYSTEM_PATH}" if env.get("PATH") else _SYSTEM_PATH
+    # started from a venv, PATH may lack the sbin dirs the OCI runtimes live in
+    env["PATH"] = f"{env['PATH']}:{SYSTEM_PATH}" if env.get("PATH") else SYSTEM_PATH
     executable = shutil.which(binary, path=env["PATH"])
     if executable is None:
         raise FileNotFoundError(f"{binary} not found (install the containerd package)")

@@ -398,10 +398,11 @@ def test_refused_exec_and_attach_show_the_real_error(api, ns, kubelet, kcluster)
     # no such pod
     assert kubectl_error("exec", "-n", ns, "ghost", "--", "true") == 'Error from server (NotFound): pods "ghost" not found'
     assert kubectl_error("attach", "-n", ns, "ghost") == 'Error from server (NotFound): pods "ghost" not found'
-    # a command that cannot be started: the runtime's error, on the stream's error channel
+    # a command that cannot be started: the runtime's error (runc and crun word it differently), on
+    # the stream's error channel
     missing = kubectl_error("exec", "-n", ns, "half", "-c", "main", "--", "/nope")
     assert missing.startswith("error: Internal error occurred: error executing command in container: ") and \
-        '"/nope"' in missing, missing
+        "/nope" in missing and "not found" in missing, missing
 
     core = client.CoreV1Api(config.new_client_from_config(config_file=str(kcluster.kubeconfig)))
 
