@@ -583,24 +583,26 @@ class Kubelet:
             rs = await self.runtime.pod_status(uid)
             self.publish_status(pod, rs)
             return None
+        sandbox_key, handler = f"{uid}/sandbox", ""
+        if actions.create_sandbox:
+            remaining = self.sandbox_backoff.remaining_since_last(sandbox_key)
+            if remaining > 0:
+                self.publish_status(pod, rs)
+                return remaining
+            try:  # before a start slot is taken: a slow apiserver must not hold one
+                handler = await self.runtime_handler(pod)
+            except RuntimeClassError as e:
+                return self._sandbox_failed(pod, rs, sandbox_key, e.message)
         # a new pod's start waits for one of a few slots: on a busy node, starting everything at
         # once makes every pod as slow as the last one (the runtime's throughput is the same)
         slot = self._start_slots if actions.create_sandbox else contextlib.nullcontext()
         async with slot:
             if actions.create_sandbox:
-                key = f"{uid}/sandbox"
-                remaining = self.sandbox_backoff.remaining_since_last(key)
-                if remaining > 0:
-                    self.publish_status(pod, rs)
-                    return remaining
                 try:
-                    sandbox_id = await self.create_sandbox(pod, actions.attempt, cgroup)
-                except (CRIError, RuntimeClassError) as e:
-                    self.sandbox_backoff.next(key, time.time())
-                    self.event(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e.message}")
-                    self.publish_status(pod, rs)
-                    return self.sandbox_backoff.delay(key)
-                self.sandbox_backoff.reset(key)
+                    sandbox_id = await self.create_sandbox(pod, actions.attempt, cgroup, handler)
+                except CRIError as e:
+                    return self._sandbox_failed(pod, rs, sandbox_key, e.message)
+                self.sandbox_backoff.reset(sandbox_key)
                 ip, all_ips = await self.runtime.sandbox_ips(sandbox_id)
                 rs.sandboxes.insert(0, SandboxInfo(sandbox_id, actions.attempt, True, time.time_ns(), ip, all_ips))
                 ips = self.pod_ips(pod, rs)
@@ -666,8 +668,14 @@ class Kubelet:
             raise RuntimeClassError(f"failed to lookup RuntimeClass {name}: {e}") from None
         return str(rc.get("handler") or "")
 
-    async def create_sandbox(self, pod: dict[str, Any], attempt: int, cgroup: str) -> str:
-        handler = await self.runtime_handler(pod)
+    def _sandbox_failed(self, pod: dict[str, Any], rs: PodRuntimeStatus, key: str, message: str) -> float:
+        """The pod's sandbox could not be made: upstream's event, the status, the back-off's delay."""
+        self.sandbox_backoff.next(key, time.time())
+        self.event(pod, WARNING, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {message}")
+        self.publish_status(pod, rs)
+        return self.sandbox_backoff.delay(key)
+
+    async def create_sandbox(self, pod: dict[str, Any], attempt: int, cgroup: str, handler: str = "") -> str:
         config = self.configs.sandbox_config(pod, attempt, cgroup)
         Path(config.log_directory).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a local mkdir
         log.debug("pod %s: creating sandbox (attempt %d)", naming.pod_full_name(pod), attempt)

@@ -109,7 +109,8 @@ def container_resources(container: dict[str, Any]) -> CgroupResources:
 
 
 def pod_requests(spec: dict[str, Any]) -> dict[str, int]:
-    """Effective pod requests: the sum over containers, or the largest init container if larger."""
+    """Effective pod requests: the sum over containers, or the largest init container if larger,
+    plus the pod overhead."""
     total: dict[str, int] = {}
     for c in spec.get("containers") or []:
         for k, v in container_requests(c).items():
@@ -117,6 +118,9 @@ def pod_requests(spec: dict[str, Any]) -> dict[str, int]:
     for c in spec.get("initContainers") or []:
         for k, v in container_requests(c).items():
             total[k] = max(total.get(k, 0), v)
+    # the RuntimeClass's pod overhead counts too (upstream PodRequests), as for the scheduler
+    for k, v in _amounts(spec.get("overhead")).items():
+        total[k] = total.get(k, 0) + v
     return total
 
 
@@ -136,7 +140,8 @@ def pod_limits(spec: dict[str, Any]) -> dict[str, int | None]:
                 total = 0
                 break
             total = max(total, v)
-        out[name] = total or None
+        # the pod overhead is added where the pod has a limit (upstream PodLimits)
+        out[name] = total + _amounts(spec.get("overhead")).get(name, 0) if total else None
     return out
 
 

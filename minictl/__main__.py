@@ -91,7 +91,7 @@ def cluster_prereqs(node: bool | None, install: bool) -> None:
     report = check(os.geteuid() == 0 if node is None else node)
     for problem in report.problems:
         click.echo(problem, err=True)
-    if report.missing_packages:
+    if report.missing_packages or (install and report.recommended_packages):
         if install:
             if not do_install(report):
                 sys.exit(1)

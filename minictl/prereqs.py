@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: what the node part of a cluster runs, and the Debian package providing it
@@ -18,12 +18,15 @@ NODE_NEEDS: dict[str, str] = {
     "containerd": "containerd",
     "ctr": "containerd",
     "runc": "runc",
-    "crun": "crun",  # the default OCI runtime where the cgroups allow it (kubelet.cri.ociruntime)
     "iptables": "iptables",
     "iptables-restore": "iptables",
     "conntrack": "conntrack",
     "ip": "iproute2",
     "gcc": "gcc",  # builds the pause binary
+}
+#: what a node uses when present; `--install` installs it, its absence is no error
+NODE_RECOMMENDS: dict[str, str] = {
+    "crun": "crun",  # the default OCI runtime where the cgroups allow it (kubelet.cri.ociruntime)
 }
 NODE_FILES: dict[str, str] = {
     "/usr/lib/cni/bridge": "containernetworking-plugins",
@@ -39,6 +42,7 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class Report:
     missing_packages: list[str]
     problems: list[str]
+    recommended_packages: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -62,19 +66,21 @@ def check(node: bool) -> Report:
         for path, package in NODE_FILES.items():
             if not Path(path).exists():
                 missing.add(package)
+        recommended = {package for binary, package in NODE_RECOMMENDS.items() if not _which(binary)}
         if os.geteuid() != 0:
             problems.append("the node (containerd, kubelet, kube-proxy) needs root: run as root, or use --no-node")
-    return Report(sorted(missing), problems)
+    return Report(sorted(missing), problems, sorted(recommended - missing) if node else [])
 
 
 def install(report: Report, echo=print) -> bool:
     """Install the missing Debian packages (as root), printing the command first."""
-    if not report.missing_packages:
+    packages = [*report.missing_packages, *report.recommended_packages]
+    if not packages:
         return True
     if os.geteuid() != 0:
-        echo(f"missing packages; as root run:\n  {report.install_command()}")
-        return False
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *report.missing_packages]
+        echo(f"missing packages; as root run:\n  apt-get install -y {' '.join(packages)}")
+        return not report.missing_packages
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
     echo("installing: " + " ".join(cmd))
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if subprocess.run(cmd, env=env).returncode != 0:

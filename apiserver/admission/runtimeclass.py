@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from apimachinery import quantity
 from apiserver.admission import CREATE, Attributes, Plugin
 
@@ -32,13 +34,13 @@ class RuntimeClass(Plugin):
         if not name:
             return None
         cache = self.server.cache_for("node.k8s.io", "runtimeclasses")
-        found = _named(await cache.all_objects(), name)
-        if found is None:
+        key = f"{cache.prefix}{name}"
+        if not cache.ready.is_set() or cache.get(key) is None:
             await cache.sync_with_store()  # just created? the cache may lag: read up to etcd's revision
-            found = _named(await cache.all_objects(), name)
-        if found is None:
+        entry = cache.get(key)
+        if entry is None:
             raise self.forbidden(a, f'pod rejected: RuntimeClass "{name}" not found')
-        return found
+        return orjson.loads(entry.data)
 
     async def admit(self, a: Attributes) -> None:
         spec = self._pod_spec(a)
@@ -55,7 +57,10 @@ class RuntimeClass(Plugin):
         scheduling = rc.get("scheduling")
         if not scheduling:
             return
-        selector = dict(spec.get("nodeSelector") or {})
+        own = spec.get("nodeSelector") or {}
+        if not isinstance(own, dict):
+            return  # validation refuses it with the field's path
+        selector = dict(own)
         for key, value in (scheduling.get("nodeSelector") or {}).items():
             if key in selector and selector[key] != value:
                 raise self.forbidden(a, f"conflict: runtimeClass.scheduling.nodeSelector[{key}] = {value}; "
@@ -63,24 +68,25 @@ class RuntimeClass(Plugin):
             selector[key] = value
         if selector:
             spec["nodeSelector"] = selector
-        merged = merge_tolerations(list(spec.get("tolerations") or []), list(scheduling.get("tolerations") or []))
+        own_tolerations = spec.get("tolerations") or []
+        if not isinstance(own_tolerations, list) or not all(isinstance(t, dict) for t in own_tolerations):
+            return  # validation refuses it with the field's path
+        merged = merge_tolerations(list(own_tolerations), list(scheduling.get("tolerations") or []))
         if merged:
             spec["tolerations"] = merged
 
     async def validate(self, a: Attributes) -> None:
         spec = self._pod_spec(a)
-        if spec is None or not spec.get("overhead"):
+        if spec is None:
             return
-        rc = await self._runtime_class(a, spec)
+        rc = await self._runtime_class(a, spec)  # a webhook may have named another class since
+        if not spec.get("overhead"):
+            return
         fixed = ((rc or {}).get("overhead") or {}).get("podFixed")
         if fixed is None:
             raise self.forbidden(a, "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead")
         if not _same_resources(spec["overhead"], fixed):
             raise self.forbidden(a, "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead")
-
-
-def _named(objects: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    return next((o for o in objects if o["metadata"]["name"] == name), None)
 
 
 def _same_resources(a: Any, b: Any) -> bool:

@@ -9,7 +9,6 @@ from apimachinery.validation import (
     duplicate_cause,
     invalid_cause,
     is_dns1123_label,
-    required_cause,
     validate_immutable,
     validate_labels,
 )
@@ -20,12 +19,10 @@ from apiserver.registry.podspec import validate_overhead, validate_tolerations
 class RuntimeClassStrategy(Strategy):
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate(obj, namespaced)
-        handler = obj.get("handler")
-        if not handler:
-            causes.append(required_cause("handler"))
-        elif not isinstance(handler, str):
+        handler = obj.get("handler", "")
+        if not isinstance(handler, str):
             causes.append(invalid_cause("handler", handler, "must be a string"))
-        else:
+        else:  # upstream's NameIsDNSLabel: an empty handler is an invalid one, not a missing one
             causes += [invalid_cause("handler", handler, msg) for msg in is_dns1123_label(handler)]
         overhead = obj.get("overhead")
         if overhead is not None:

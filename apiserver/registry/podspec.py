@@ -19,12 +19,14 @@ from apimachinery.validation import (
     is_dns1123_label,
     is_dns1123_subdomain,
     is_env_var_name,
+    is_valid_label_value,
     is_valid_port_name,
     is_valid_port_num,
     not_found_cause,
     not_supported_cause,
     render_value,
     required_cause,
+    validate_qualified_name,
 )
 
 Obj = dict[str, Any]
@@ -284,11 +286,24 @@ def validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
         if not isinstance(t, dict):
             causes.append(invalid_cause(pth, t, "must be an object"))
             continue
-        op = t.get("operator", "Equal")
-        if op not in ("Equal", "Exists"):
+        key, op, value = t.get("key") or "", t.get("operator") or "", t.get("value") or ""
+        if key:
+            causes += validate_qualified_name(str(key), child(pth, "key"))
+        elif op != "Exists":  # an empty key with Exists matches every taint
+            causes.append(invalid_cause(child(pth, "operator"), op,
+                                        'operator must be Exists when `key` is empty, which means "match all values and all keys"'))
+        if t.get("tolerationSeconds") is not None and t.get("effect") != "NoExecute":
+            causes.append(invalid_cause(child(pth, "effect"), t.get("effect") or "",
+                                        "effect must be 'NoExecute' when `tolerationSeconds` is set"))
+        if op in ("Equal", ""):
+            errs = is_valid_label_value(str(value))
+            if errs:
+                causes.append(invalid_cause(child(pth, "operator"), value, ";".join(errs)))
+        elif op == "Exists":
+            if value:
+                causes.append(invalid_cause(child(pth, "operator"), value, "value must be empty when `operator` is 'Exists'"))
+        else:
             causes.append(not_supported_cause(child(pth, "operator"), op, ("Equal", "Exists")))
-        if op == "Exists" and t.get("value"):
-            causes.append(invalid_cause(child(pth, "operator"), t.get("value"), "value must be empty when `operator` is 'Exists'"))
         eff = t.get("effect")
         if eff and eff not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
             causes.append(not_supported_cause(child(pth, "effect"), eff, ("NoExecute", "NoSchedule", "PreferNoSchedule")))
@@ -364,7 +379,7 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
         causes.append(invalid_cause(child(path, "activeDeadlineSeconds"), ads, "must be between 1 and 2147483647, inclusive"))
     for f in ("nodeName", "serviceAccountName", "hostname", "subdomain", "priorityClassName", "runtimeClassName"):
         v = spec.get(f)
-        if v:
+        if v or (f == "runtimeClassName" and v is not None):  # a pointer upstream: "" is checked too
             check = is_dns1123_label if f in ("hostname", "subdomain") else is_dns1123_subdomain
             for msg in check(str(v)):
                 causes.append(invalid_cause(child(path, f), v, msg))

@@ -40,27 +40,46 @@ class RuntimeChoice:
     why: str = ""
 
 
+# the flags systemd mounts cgroup hierarchies with
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+
+
 def _mount_v1_controller(fs: Path, controller: str) -> bool:
     target = fs / controller
     try:
-        target.mkdir(exist_ok=True)
+        target.mkdir()
     except OSError:
-        return False
+        return False  # exists already, or /sys/fs/cgroup is read-only (a systemd host, a container)
     libc = ctypes.CDLL(None, use_errno=True)
-    ok = libc.mount(b"cgroup", str(target).encode(), b"cgroup", 0, controller.encode()) == 0
-    if not ok:
-        log.info("mounting the %s cgroup controller at %s: %s", controller, target, os.strerror(ctypes.get_errno()))
-        try:
-            target.rmdir()
-        except OSError:
-            pass
-    return ok
+    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    if libc.mount(b"cgroup", str(target).encode(), b"cgroup", flags, controller.encode()) == 0:
+        log.warning("mounted the %s cgroup controller as a v1 hierarchy at %s (crun needs an empty cgroup2 "
+                    "hierarchy in a hybrid layout)", controller, target)
+        return True
+    log.info("mounting the %s cgroup controller at %s: %s", controller, target, os.strerror(ctypes.get_errno()))
+    _remove_dir(target)
+    return False
+
+
+def _unmount_v1_controller(fs: Path, controller: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount(str(fs / controller).encode()) == 0:
+        _remove_dir(fs / controller)
+
+
+def _remove_dir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def crun_usable_cgroups(fs: Path = CGROUP_FS,
-                        mount_v1: Callable[[Path, str], bool] = _mount_v1_controller) -> tuple[bool, str]:
+                        mount_v1: Callable[[Path, str], bool] = _mount_v1_controller,
+                        unmount_v1: Callable[[Path, str], None] = _unmount_v1_controller) -> tuple[bool, str]:
     """Whether crun can manage cgroups here, moving controllers the cgroup2 hierarchy of a hybrid
-    layout holds into v1 hierarchies of their own if it must. Returns (usable, why not)."""
+    layout holds into v1 hierarchies of their own if it must (all or none: what was mounted is
+    unmounted again when some controller stays). Returns (usable, why not)."""
     if (fs / "cgroup.controllers").exists():
         return True, ""  # unified: cgroup2 only
     unified = fs / "unified" / "cgroup.controllers"
@@ -70,22 +89,28 @@ def crun_usable_cgroups(fs: Path = CGROUP_FS,
         return True, ""  # v1 only
     except OSError as e:
         return False, f"reading {unified}: {e}"
+    mounted = []
     for controller in held:
         # a controller's name is also its v1 mount option; anything else is left alone
-        if controller.isidentifier() and not (fs / controller).exists():
-            mount_v1(fs, controller)
+        if controller.isidentifier() and not (fs / controller).exists() and mount_v1(fs, controller):
+            mounted.append(controller)
     try:
         left = unified.read_text().split()
     except OSError as e:
-        return False, f"reading {unified}: {e}"
+        left, why = ["?"], f"reading {unified}: {e}"
+    else:
+        why = f"the cgroup2 hierarchy of this hybrid layout holds {' '.join(left)} (crun refuses that)"
     if left:
-        return False, f"the cgroup2 hierarchy of this hybrid layout holds {' '.join(left)} (crun refuses that)"
+        for controller in mounted:
+            unmount_v1(fs, controller)
+        return False, why
     return True, ""
 
 
 def choose(prefer: str = "auto", fs: Path = CGROUP_FS,
            which: Callable[[str], str | None] | None = None,
-           mount_v1: Callable[[Path, str], bool] = _mount_v1_controller) -> RuntimeChoice:
+           mount_v1: Callable[[Path, str], bool] = _mount_v1_controller,
+           unmount_v1: Callable[[Path, str], None] = _unmount_v1_controller) -> RuntimeChoice:
     """`prefer`: "auto" (crun when installed and the cgroups allow it), "crun" or "runc"."""
     if prefer not in ("auto", *HANDLERS):
         raise ValueError(f"unknown OCI runtime {prefer!r}: auto, crun or runc")
@@ -98,7 +123,7 @@ def choose(prefer: str = "auto", fs: Path = CGROUP_FS,
     if crun is None:
         why = "crun is not installed"
     else:
-        usable, why = crun_usable_cgroups(fs, mount_v1)
+        usable, why = crun_usable_cgroups(fs, mount_v1, unmount_v1)
         if usable:
             return RuntimeChoice({"crun": crun, **runc}, "crun")
     if prefer == "crun":

@@ -44,7 +44,23 @@ def pod(name: str, runtime_class: str | None, **spec: object) -> dict:
 
 def test_runtime_class_validation(api: httpx.Client, rc_name: str) -> None:
     url = f"{NODE_API}/runtimeclasses"
-    assert invalid(api.post(url, json={"metadata": {"name": rc_name}})) == [("handler", "Required value")]
+    # no handler is an empty one: invalid as a DNS label (upstream's NameIsDNSLabel)
+    [(field, message)] = invalid(api.post(url, json={"metadata": {"name": rc_name}}))
+    assert field == "handler" and message.startswith('Invalid value: "": a lowercase RFC 1123 label must consist of')
+    causes = invalid(api.post(url, json={
+        "metadata": {"name": rc_name}, "handler": "runc",
+        "scheduling": {"tolerations": [{"operator": "Equal", "value": "x"},
+                                       {"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5},
+                                       {"key": "bad key", "value": "not a label value!"}]}}))
+    assert causes == [
+        ("scheduling.tolerations[0].operator", 'Invalid value: "Equal": operator must be Exists when `key` is empty, '
+                                               'which means "match all values and all keys"'),
+        ("scheduling.tolerations[1].effect", 'Invalid value: "NoSchedule": effect must be \'NoExecute\' when '
+                                             "`tolerationSeconds` is set"),
+        ("scheduling.tolerations[2].key", causes[2][1]),
+        ("scheduling.tolerations[2].operator", causes[3][1]),
+    ]
+    assert "a valid label must be an empty string or consist of" in causes[3][1]
     causes = invalid(api.post(url, json={
         "metadata": {"name": rc_name}, "handler": "Not_A_Label",
         "overhead": {"podFixed": {"cpu": "-1"}},
@@ -133,3 +149,6 @@ def test_admission_refuses_unknown_classes_and_unexplained_overhead(api: httpx.C
     causes = invalid(api.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", json=deployment))
     assert [f for f, _ in causes] == ["spec.template.spec.runtimeClassName"]
     assert "a lowercase RFC 1123 subdomain" in causes[0][1]
+    deployment["spec"]["template"]["spec"]["runtimeClassName"] = ""  # set, though empty: checked as upstream
+    causes = invalid(api.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", json=deployment))
+    assert [f for f, _ in causes] == ["spec.template.spec.runtimeClassName"]

@@ -59,6 +59,18 @@ def test_hybrid_controllers_are_moved_to_v1_hierarchies(tmp_path):
     assert (fs / "unified" / "cgroup.controllers").read_text() == ""
 
 
+def test_a_partial_fix_is_undone(tmp_path):
+    fs = hybrid(tmp_path, "hugetlb misc")
+    unmounted = []
+
+    def mount_only_hugetlb(f, controller):
+        return controller == "hugetlb" and moving_mount(f, controller)
+
+    usable, why = crun_usable_cgroups(fs, mount_only_hugetlb, lambda f, c: unmounted.append(c))
+    assert not usable and "misc" in why
+    assert unmounted == ["hugetlb"]
+
+
 def test_hybrid_that_cannot_be_fixed_keeps_runc_and_says_why(tmp_path):
     fs = hybrid(tmp_path, "hugetlb misc")
     usable, why = crun_usable_cgroups(fs, failing_mount)

@@ -58,6 +58,18 @@ def test_pod_level_resources():
     assert unlimited.cpu_quota is None and unlimited.memory_limit is None
 
 
+def test_pod_overhead_counts_as_upstream():
+    """A RuntimeClass's overhead adds to the pod's requests, and to its limits where it has them."""
+    spec = {"containers": [_c({"cpu": "100m", "memory": "10Mi"}, {"cpu": "200m", "memory": "20Mi"})],
+            "overhead": {"cpu": "250m", "memory": "64Mi"}}
+    assert pod_requests(spec) == {"cpu": 350, "memory": 74 * 2**20}
+    r = pod_cgroup_resources(spec)
+    assert (r.cpu_shares, r.cpu_quota, r.memory_limit) == (
+        milli_cpu_to_shares(350), milli_cpu_to_quota(450), 84 * 2**20)
+    unlimited = pod_cgroup_resources({"containers": [_c({"cpu": "100m"})], "overhead": {"cpu": "250m"}})
+    assert unlimited.cpu_quota is None and unlimited.cpu_shares == milli_cpu_to_shares(350)
+
+
 def _fake_v1(tmp_path: Path) -> Path:
     for h in ("cpu", "cpuacct", "memory", "pids", "blkio"):
         (tmp_path / h).mkdir()

@@ -402,7 +402,7 @@ def test_refused_exec_and_attach_show_the_real_error(api, ns, kubelet, kcluster)
     # the stream's error channel
     missing = kubectl_error("exec", "-n", ns, "half", "-c", "main", "--", "/nope")
     assert missing.startswith("error: Internal error occurred: error executing command in container: ") and \
-        "/nope" in missing and "not found" in missing, missing
+        "/nope" in missing and ("not found" in missing or "no such file or directory" in missing), missing
 
     core = client.CoreV1Api(config.new_client_from_config(config_file=str(kcluster.kubeconfig)))
 

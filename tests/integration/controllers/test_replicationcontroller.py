@@ -111,8 +111,11 @@ def test_kubectl_apply_and_update(controller_manager: ControllerManager, plane: 
     uid = get(admin, rc_path(ns, "api"))["metadata"]["uid"]
 
     def owned_stray() -> bool:
-        refs = get(admin, f"/api/v1/namespaces/{ns}/pods/stray")["metadata"].get("ownerReferences") or []
-        return any(r["uid"] == uid for r in refs)
+        r = admin.get(f"/api/v1/namespaces/{ns}/pods/stray")
+        if r.status_code == 404:
+            return True  # adopted, then deleted as the surplus pod (the controller deletes only its own)
+        r.raise_for_status()
+        return any(ref["uid"] == uid for ref in r.json()["metadata"].get("ownerReferences") or [])
 
     wait_for(owned_stray, 20, what="the stray pod adopted (or removed as surplus)")
     wait_for(lambda: len(live_pods(admin, ns, "app=api")) == 4, 20, what="4 pods again")
