@@ -163,8 +163,8 @@ class PodProxy:
                 # upstream's default: without --kubelet-certificate-authority the kubelet is not verified
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-            else:
-                ctx.check_hostname = False  # kubelet certs name the node; we dial its address
+            # with it, the kubelet's certificate must name the address we dial (its Node's preferred
+            # address), as upstream's TLS verification does: ssl.create_default_context checks that
             if self.cert and self.key:
                 ctx.load_cert_chain(self.cert, self.key)
             self._ssl = ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.e2e.kubelet.conftest import (
     container_status,
     create_pod,
@@ -31,8 +32,9 @@ def test_missing_image_goes_to_err_image_pull_then_image_pull_back_off(api, ns, 
     pod = wait_pod(api, ns, "ghost", _waiting("main", "ImagePullBackOff"), 30)
     assert f'Back-off pulling image "{image}"' in container_status(pod, "main")["state"]["waiting"]["message"]
     assert pod["status"]["phase"] == "Pending"
-    reasons = {e["reason"] for e in events_for(api, ns, "ghost")}
-    assert {"Pulling", "Failed", "BackOff"} <= reasons
+    # the events go out on their own queue: the status may be written before the BackOff event is
+    wait_for(lambda: {"Pulling", "Failed", "BackOff"} <= {e["reason"] for e in events_for(api, ns, "ghost")},
+             10, 0.1, "Pulling, Failed and BackOff events")
     assert kubelet.alive()
 
 
