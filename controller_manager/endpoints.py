@@ -23,6 +23,7 @@ from controller_manager.base import Controller, ControllerContext, register
 from controller_manager.endpointutil import (
     HEADLESS_LABEL,
     PodEventsToServices,
+    StaleInformer,
     addresses_sorted,
     find_port,
     is_headless,
@@ -30,6 +31,7 @@ from controller_manager.endpointutil import (
     pod_ip,
     pods_for_service,
     publish_not_ready,
+    resource_version,
     should_pod_be_in_endpoints,
     should_set_hostname,
     target_ref,
@@ -172,12 +174,18 @@ class EndpointsController(PodEventsToServices, Controller):
         self.endpoints_api = self.client.resource("v1", "endpoints")
         self.batch_period = self.options.endpoint_updates_batch_period
         self._leftovers_checked = False
+        #: Endpoints key → resourceVersion of this controller's last write of it: an informer copy
+        #: older than that is stale, and comparing against it could skip a needed write (upstream's
+        #: staleEndpointsTracker)
+        self._written: dict[str, int] = {}
 
     # -- informer events -----------------------------------------------------------------
 
     def _endpoints_deleted(self, item: Any) -> None:
         ep = deleted_object(item)
-        self.queue.add(f"{ep['metadata'].get('namespace')}/{ep['metadata']['name']}")
+        key = f"{ep['metadata'].get('namespace')}/{ep['metadata']['name']}"
+        self._written.pop(key, None)
+        self.queue.add(key)
 
     def background(self, stop):
         return [self._check_leftover_endpoints()]
@@ -198,6 +206,7 @@ class EndpointsController(PodEventsToServices, Controller):
         ns, name = split_key(key)
         svc = self.services.store.get(key)
         if svc is None:
+            self._written.pop(key, None)
             current = self.endpoints.store.get(key)
             if current is not None and LEADER_ANNOTATION in (current["metadata"].get("annotations") or {}):
                 return
@@ -217,6 +226,9 @@ class EndpointsController(PodEventsToServices, Controller):
         if is_headless(svc):
             labels[HEADLESS_LABEL] = ""
         current = self.endpoints.store.get(key)
+        written = self._written.get(key)
+        if written is not None and (current is None or resource_version(current) < written):
+            raise StaleInformer(f"endpoints {key} written at {written} but the informer has not seen it")
         if current is not None:
             cur_labels = current["metadata"].get("labels") or {}
             cur_over = (current["metadata"].get("annotations") or {}).get(OVER_CAPACITY_ANNOTATION)
@@ -239,9 +251,10 @@ class EndpointsController(PodEventsToServices, Controller):
             ep.pop("subsets")
         try:
             if current is None:
-                await self.endpoints_api.create(ep, ns)
+                stored = await self.endpoints_api.create(ep, ns)
             else:
-                await self.endpoints_api.update(ep, ns)
+                stored = await self.endpoints_api.update(ep, ns)
+            self._written[key] = resource_version(stored)
         except Exception as e:
             if namespace_terminating_error(e) and not is_not_found(e):
                 return  # the namespace is going away: nothing to publish

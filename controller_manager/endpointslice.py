@@ -30,11 +30,13 @@ from controller_manager.base import Controller, ControllerContext, add_index_onc
 from controller_manager.endpointutil import (
     HEADLESS_LABEL,
     PodEventsToServices,
+    StaleInformer,
     find_port,
     is_headless,
     manages_endpoints,
     pods_for_service,
     publish_not_ready,
+    resource_version,
     should_pod_be_in_endpoints,
     should_set_hostname,
     target_ref,
@@ -51,10 +53,6 @@ CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 RESERVED_LABELS = (LABEL_SERVICE_NAME, LABEL_MANAGED_BY)
 SERVICE_INDEX = "endpointslice-controller/service"
-
-
-class StaleInformer(Exception):
-    """The informer has not yet seen this controller's own last writes (retry later)."""
 
 
 def address_types(svc: Obj) -> list[str]:
@@ -238,13 +236,6 @@ def new_slice(svc: Obj, family: str, labels: dict[str, str], ports: list[Obj], e
     }
 
 
-def _rv(obj: Obj) -> int:
-    try:
-        return int(obj["metadata"].get("resourceVersion") or 0)
-    except ValueError:
-        return 0
-
-
 @register
 class EndpointSliceController(PodEventsToServices, Controller):
     name = "endpointslice-controller"
@@ -281,7 +272,7 @@ class EndpointSliceController(PodEventsToServices, Controller):
         if svc_key is None:
             return
         expected = self._expected.get(svc_key, {}).get(s["metadata"]["name"], -1)
-        if expected is None or expected == -1 or _rv(s) > expected:
+        if expected is None or expected == -1 or resource_version(s) > expected:
             self.queue.add(svc_key)  # not our own write: someone else changed it
 
     def _slice_deleted(self, item: Any) -> None:
@@ -304,7 +295,7 @@ class EndpointSliceController(PodEventsToServices, Controller):
             if rv is None:
                 if seen is not None:
                     raise StaleInformer(f"slice {ns}/{name} deleted but still in the informer")
-            elif seen is None or _rv(seen) < rv:
+            elif seen is None or resource_version(seen) < rv:
                 raise StaleInformer(f"slice {ns}/{name} written at {rv} but the informer has not seen it")
             del expected[name]
         if not expected:
@@ -354,10 +345,10 @@ class EndpointSliceController(PodEventsToServices, Controller):
         try:
             for s in plan.create:
                 created = await self.slices_api.create(s, ns)
-                expected[created["metadata"]["name"]] = _rv(created)
+                expected[created["metadata"]["name"]] = resource_version(created)
             for s in plan.update:
                 updated = await self.slices_api.update(s, ns)
-                expected[updated["metadata"]["name"]] = _rv(updated)
+                expected[updated["metadata"]["name"]] = resource_version(updated)
             for s in plan.delete:
                 try:
                     await self.slices_api.delete(s["metadata"]["name"], ns)

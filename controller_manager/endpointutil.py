@@ -20,6 +20,17 @@ TOLERATE_UNREADY_ANNOTATION = "service.alpha.kubernetes.io/tolerate-unready-endp
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 
 
+class StaleInformer(Exception):
+    """The informer has not yet seen this controller's own last writes (retry later)."""
+
+
+def resource_version(obj: Obj) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def service_selector(svc: Obj) -> LabelSelector | None:
     """The service's pod selector; None when it has none (its endpoints are managed by hand)."""
     sel = (svc.get("spec") or {}).get("selector")

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from controller_manager.endpoints import EndpointsController, desired_subsets, repack_subsets
-from controller_manager.endpointutil import find_port, services_to_update, should_pod_be_in_endpoints
+from controller_manager.endpointutil import (
+    StaleInformer,
+    find_port,
+    services_to_update,
+    should_pod_be_in_endpoints,
+)
 from tests.unit.cm_fakes import FakeAPI, make_context, run_queue
 
 NS = "ns"
@@ -134,6 +141,28 @@ async def test_sync_creates_updates_and_deletes_endpoints() -> None:
     api.informers[("", "services")][0].delete(service())
     await run_queue(c)
     assert api.get_obj("v1", "endpoints", NS, "web") is None
+
+
+async def test_a_stale_informer_copy_never_stands_in_for_its_own_last_write() -> None:
+    """A pod goes not-ready (written), then the service publishes not-ready addresses before the
+    informer saw that write: comparing against the stale copy (still "ready") would skip the write
+    that is needed now (upstream's staleEndpointsTracker)."""
+    api = FakeAPI()
+    c = EndpointsController(make_context(api))
+    api.seed("v1", "services", service())
+    api.seed("v1", "pods", pod("a"))
+    await run_queue(c)
+    informer = api.informers[("", "endpoints")][0]
+    api.informers[("", "endpoints")] = []  # the endpoints informer falls behind from here
+    api.seed("v1", "pods", pod("a", ready=False))
+    await run_queue(c)
+    assert api.get_obj("v1", "endpoints", NS, "web")["subsets"][0]["notReadyAddresses"][0]["ip"] == "10.0.0.1"
+    api.seed("v1", "services", service(publishNotReadyAddresses=True))
+    with pytest.raises(StaleInformer):
+        await c.sync(f"{NS}/web")
+    informer.update(api.get_obj("v1", "endpoints", NS, "web"))  # the informer catches up
+    await c.sync(f"{NS}/web")
+    assert api.get_obj("v1", "endpoints", NS, "web")["subsets"][0]["addresses"][0]["ip"] == "10.0.0.1"
 
 
 async def test_services_without_selector_are_left_alone() -> None:
