@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from apimachinery.quantity import resource_int
+# the pod's requests are upstream's PodRequests (init containers, sidecars, overhead), as the
+# scheduler counts them
+from apimachinery.quantity import pod_requests, resource_int
 
 GUARANTEED = "Guaranteed"
 BURSTABLE = "Burstable"
@@ -108,25 +110,10 @@ def container_resources(container: dict[str, Any]) -> CgroupResources:
     )
 
 
-def pod_requests(spec: dict[str, Any]) -> dict[str, int]:
-    """Effective pod requests: the sum over containers, or the largest init container if larger,
-    plus the pod overhead."""
-    total: dict[str, int] = {}
-    for c in spec.get("containers") or []:
-        for k, v in container_requests(c).items():
-            total[k] = total.get(k, 0) + v
-    for c in spec.get("initContainers") or []:
-        for k, v in container_requests(c).items():
-            total[k] = max(total.get(k, 0), v)
-    # the RuntimeClass's pod overhead counts too (upstream PodRequests), as for the scheduler
-    for k, v in _amounts(spec.get("overhead")).items():
-        total[k] = total.get(k, 0) + v
-    return total
-
-
 def pod_limits(spec: dict[str, Any]) -> dict[str, int | None]:
     """Pod limits: the sum over containers when every container limits the resource, else None."""
     out: dict[str, int | None] = {}
+    overhead = _amounts(spec.get("overhead"))
     containers = list(spec.get("containers") or [])
     for name in ("cpu", "memory"):
         values = [container_limits(c).get(name) for c in containers]
@@ -141,7 +128,7 @@ def pod_limits(spec: dict[str, Any]) -> dict[str, int | None]:
                 break
             total = max(total, v)
         # the pod overhead is added where the pod has a limit (upstream PodLimits)
-        out[name] = total + _amounts(spec.get("overhead")).get(name, 0) if total else None
+        out[name] = total + overhead.get(name, 0) if total else None
     return out
 
 

@@ -57,10 +57,6 @@ class ContainerdPaths:
         return self.base / "containerd.sock"
 
     @property
-    def runc_root(self) -> Path:
-        return self.runtime_root("runc")
-
-    @property
     def runtime_roots(self) -> list[Path]:
         return [self.runtime_root(handler) for handler in HANDLERS]
 

@@ -128,4 +128,5 @@ def choose(prefer: str = "auto", fs: Path = CGROUP_FS,
             return RuntimeChoice({"crun": crun, **runc}, "crun")
     if prefer == "crun":
         raise RuntimeError(f"crun cannot run containers here: {why}")
+    log.info("OCI runtime: runc (%s)", why)
     return RuntimeChoice(runc, "runc", why)

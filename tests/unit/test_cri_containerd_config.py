@@ -79,11 +79,11 @@ def test_state_dir_is_a_tmpfs_and_mounting_it_again_keeps_it(tmp_path):
     paths = write_config(tmp_path / "cluster", oci_runtime="runc")
     try:
         assert mount_state_tmpfs(paths)
-        (paths.runc_root / "marker").write_text("kept")
+        (paths.runtime_root("runc") / "marker").write_text("kept")
         assert mount_state_tmpfs(paths)  # a restart: the same mount, its content still there
         types = [line.split()[2] for line in open("/proc/self/mounts") if line.split()[1] == str(paths.state)]
         assert types == ["tmpfs"]
-        assert (paths.runc_root / "marker").read_text() == "kept"
+        assert (paths.runtime_root("runc") / "marker").read_text() == "kept"
     finally:
         assert unmount_under(tmp_path) == [str(paths.state)]
     assert not os.path.ismount(paths.state)
