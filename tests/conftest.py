@@ -146,6 +146,26 @@ class ControlPlane:
 
         wait_for(ready, timeout, 0.1, "apiserver /readyz")
 
+    def audit_records(self) -> list[dict]:
+        """Every audit record so far. The apiserver flushes its audit log on a timer, in order: once a
+        marked request of ours shows in the file, every request made before it has too — counts taken
+        from this list are complete, not a snapshot of a half-flushed buffer."""
+        import json
+
+        marker = f"audit-marker-{os.urandom(4).hex()}"
+        path = self.cfg.log("audit")
+        with self.client() as c:
+            c.get("/version", headers={"User-Agent": marker}).raise_for_status()
+        wait_for(lambda: path.exists() and marker in path.read_text(errors="replace"), 10, 0.1,
+                 "the audit log to be flushed")
+        records = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # a line cut short by a crash of the apiserver
+                continue
+        return records
+
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
         p = self.procs.pop(name, None)
         if p is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
 import time
@@ -59,17 +58,8 @@ def test_standby_takes_over_and_nothing_is_bound_twice(control_plane: ControlPla
         scheduled = collections.Counter(e["involvedObject"]["name"] for e in env.events(reason="Scheduled"))
         assert all(v == 1 for v in scheduled.values()), scheduled
         assert env.events(reason="FailedScheduling") == []
-        def binding_requests() -> collections.Counter:
-            found: collections.Counter = collections.Counter()
-            for line in control_plane.cfg.log("audit").read_text().splitlines():
-                rec = json.loads(line)
-                if rec.get("subresource") == "binding" and rec.get("namespace") == env.ns:
-                    found[(rec.get("name"), rec.get("code"))] += 1
-            return found
-
-        # the audit log is written asynchronously: wait until every binding shows up
-        bindings = wait_until(lambda: (b := binding_requests()) and sum(b.values()) >= len(before + after) and b,
-                              what="binding requests in the audit log")
+        bindings = collections.Counter((rec.get("name"), rec.get("code")) for rec in control_plane.audit_records()
+                                       if rec.get("subresource") == "binding" and rec.get("namespace") == env.ns)
         assert {k: v for k, v in bindings.items() if v != 1 or k[1] != 201} == {}
         assert sorted(name for name, _ in bindings) == sorted(before + after)
     finally:
