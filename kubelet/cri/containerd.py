@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from .client import CRIClient, CRIError, pb
 from .ociruntime import HANDLERS, SYSTEM_PATH, RuntimeChoice, choose
+
+log = logging.getLogger("kubelet.cri.containerd")
 
 SANDBOX_IMAGE = "localhost/minik8s/pause:3.9"
 CNI_BIN_DIR = "/usr/lib/cni"
@@ -63,6 +66,11 @@ class ContainerdPaths:
     def runtime_root(self, handler: str) -> Path:
         # under state: the OCI runtime's per-container state is runtime state, on the tmpfs
         return self.state / handler
+
+    @property
+    def bin_dir(self) -> Path:
+        """Read-only bind mounts of the OCI runtimes that need one (ociruntime.read_only_binary)."""
+        return self.base / "bin"
 
     @property
     def opt(self) -> Path:
@@ -158,7 +166,11 @@ def write_config(data_dir: str | os.PathLike[str], oci_runtime: str = "auto",
     `oci_runtime` picks the default runtime handler (ociruntime.choose) unless `runtimes` is given."""
     paths = containerd_paths(data_dir)
     if config_options.get("runtimes") is None:
-        config_options["runtimes"] = choose(oci_runtime)
+        choice = choose(oci_runtime)
+        if "crun" in choice.handlers:
+            handlers = {**choice.handlers, "crun": read_only_binary(choice.handlers["crun"], paths.bin_dir / "crun")}
+            choice = RuntimeChoice(handlers, choice.default, choice.why)
+        config_options["runtimes"] = choice
     if len(str(paths.socket)) > _MAX_SOCKET_PATH:
         raise ValueError(f"containerd socket path too long for a unix socket: {paths.socket}")
     for directory in (paths.base, paths.root, paths.state, *paths.runtime_roots, paths.opt, paths.cni_conf_dir):
@@ -207,6 +219,50 @@ def mount_state_tmpfs(paths: ContainerdPaths) -> bool:
     for root in paths.runtime_roots:
         root.mkdir(parents=True, exist_ok=True)
     return True
+
+
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND = 1, 2, 4, 32, 4096
+
+
+def read_only_binary(binary: str, target: Path) -> str:
+    """Bind-mount the OCI runtime `binary` read-only at `target`; returns the path containerd is to
+    run: `target`, or `binary` where mounting is not possible (no privilege, a read-only data dir).
+
+    crun copies itself into a sealed memfd (or a temporary read-only mount) and re-execs on every
+    call, so that a container cannot overwrite the host's binary through /proc/self/exe
+    (CVE-2019-5736) — unless its binary is read-only already (crun >= 1.8). A pod start calls crun
+    four times; the copies cost ~7 % of a burst's CPU (bench/RESULTS.md). A mount of that very
+    file is kept; one of an older file (the package was upgraded since) is replaced."""
+    point = str(target)
+    mounted = point in mounts_under(target)
+    if mounted and _same_file(target, Path(binary)) and not os.access(target, os.W_OK):
+        return point
+    libc = ctypes.CDLL(None, use_errno=True)
+    while point in mounts_under(target):  # stale (or stacked): let go of it
+        if libc.umount2(point.encode(), _MNT_DETACH) != 0:
+            break
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(exist_ok=True)
+    except OSError as e:
+        log.info("running %s from where it is: %s", binary, e)
+        return binary
+    if libc.mount(binary.encode(), point.encode(), None, _MS_BIND, None) != 0:
+        log.info("running %s from where it is: bind-mounting it: %s", binary, os.strerror(ctypes.get_errno()))
+        return binary
+    if libc.mount(b"", point.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, None) != 0:
+        log.info("running %s from where it is: remounting it read-only: %s", binary, os.strerror(ctypes.get_errno()))
+        libc.umount2(point.encode(), _MNT_DETACH)
+        return binary
+    return point
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = a.stat(), b.stat()
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 class ContainerdProcess:

@@ -87,3 +87,53 @@ def test_state_dir_is_a_tmpfs_and_mounting_it_again_keeps_it(tmp_path):
     finally:
         assert unmount_under(tmp_path) == [str(paths.state)]
     assert not os.path.ismount(paths.state)
+
+
+def _program_starts(binary: str) -> int:
+    """How many times the dynamic loader starts a program for one `binary --version` (a self re-exec: 2)."""
+    import subprocess
+
+    r = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10,
+                       env={**os.environ, "LD_DEBUG": "files"})
+    assert r.returncode == 0, r.stderr
+    return r.stderr.count("initialize program:")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/crun"), reason="crun is not installed")
+def test_crun_runs_from_a_read_only_mount_without_copying_itself(tmp_path):
+    from kubelet.cri.containerd import mounts_under, read_only_binary
+
+    target = tmp_path / "bin" / "crun"
+    try:
+        # a stale mount first: another binary (as after a package upgrade) is replaced
+        assert read_only_binary("/usr/sbin/runc", target) == str(target)
+        assert read_only_binary("/usr/bin/crun", target) == str(target)
+        assert read_only_binary("/usr/bin/crun", target) == str(target)  # kept: still one mount
+        assert mounts_under(tmp_path) == [str(target)]
+        assert os.stat(target).st_ino == os.stat("/usr/bin/crun").st_ino
+        with pytest.raises(OSError) as refused:
+            open(target, "ab")
+        assert refused.value.errno == 30  # EROFS: what a container reaching it via /proc/self/exe gets
+        # crun copies itself and re-execs (CVE-2019-5736) unless its binary is read-only already
+        assert _program_starts("/usr/bin/crun") == 2
+        assert _program_starts(str(target)) == 1
+    finally:
+        unmount_under(tmp_path)
+    assert mounts_under(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/crun"), reason="crun is not installed")
+def test_the_config_runs_crun_from_its_read_only_mount(tmp_path):
+    from kubelet.cri.ociruntime import crun_usable_cgroups
+
+    if not crun_usable_cgroups()[0]:
+        pytest.skip("crun cannot manage this host's cgroups")
+    try:
+        paths = write_config(tmp_path / "cluster")
+        runtimes = tomllib.loads(paths.config.read_text())["plugins"][CRI]["containerd"]["runtimes"]
+        assert runtimes["crun"]["options"]["BinaryName"] == str(paths.bin_dir / "crun")
+        assert runtimes["runc"]["options"].get("BinaryName", "runc").endswith("runc")
+    finally:
+        unmount_under(tmp_path)
