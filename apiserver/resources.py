@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from apiserver import metricsapi, reviews
 from apiserver.registry import (
+    admissionpolicy,
     admissionregistration,
     apiextensions,
     apps,
@@ -196,6 +197,11 @@ RESOURCES: list[Resource] = [
        admissionregistration.MutatingWebhookConfigurationStrategy(), categories=("api-extensions",)),
     _r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
        False, admissionregistration.ValidatingWebhookConfigurationStrategy(), categories=("api-extensions",)),
+    # read by the ValidatingAdmissionPolicy admission plugin (apiserver/admission/policy.py)
+    _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,
+       admissionpolicy.ValidatingAdmissionPolicyStrategy(), categories=("api-extensions",), subresources=("status",)),
+    _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
+       False, admissionpolicy.ValidatingAdmissionPolicyBindingStrategy(), categories=("api-extensions",)),
     # apiextensions.k8s.io/v1: each established definition adds its own rows (apiserver.crd)
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        apiextensions.CustomResourceDefinitionStrategy(), short_names=("crd", "crds"), categories=("api-extensions",),

@@ -14,6 +14,7 @@ from typing import Any
 from apimachinery import errors
 from apimachinery.duration import human_duration
 from apimachinery.meta import parse_time
+from apimachinery.selectors import selector_from_label_selector
 from apimachinery.volumebinding import is_default_class, storage_class_name
 
 Obj = dict[str, Any]
@@ -347,6 +348,28 @@ def _runtimeclass_row(r: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(r).get("name"), r.get("handler", ""), age(_meta(r).get("creationTimestamp"), now)]
 
 
+def _vap_row(p: Obj, now: dt.datetime) -> list[Any]:
+    spec = p.get("spec") or {}
+    pk = spec.get("paramKind")
+    param_kind = f"{pk.get('apiVersion', '')}/{pk.get('kind', '')}" if isinstance(pk, dict) else "<unset>"
+    return [_meta(p).get("name"), len(spec.get("validations") or []), param_kind,
+            age(_meta(p).get("creationTimestamp"), now)]
+
+
+def _vapb_row(b: Obj, now: dt.datetime) -> list[Any]:
+    spec = b.get("spec") or {}
+    pr = spec.get("paramRef")
+    param_ref = "<unset>"
+    if isinstance(pr, dict) and pr.get("name"):
+        param_ref = f"{pr.get('namespace') or '*'}/{pr['name']}"
+    elif isinstance(pr, dict) and isinstance(pr.get("selector"), dict):
+        try:
+            param_ref = str(selector_from_label_selector(pr["selector"])) or "*"
+        except ValueError:
+            param_ref = "<invalid>"
+    return [_meta(b).get("name"), spec.get("policyName", ""), param_ref, age(_meta(b).get("creationTimestamp"), now)]
+
+
 def _cr_row(r: Obj, now: dt.datetime) -> list[Any]:
     owner = next((o for o in _meta(r).get("ownerReferences") or [] if o.get("controller")), None)
     ctl = f"{owner.get('kind', '').lower()}.{owner.get('apiVersion', '').split('/')[0]}/{owner.get('name')}" if owner else "<none>"
@@ -574,6 +597,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
     "priorityclasses": ([NAME, ("Value", "integer", "", 0), ("Global-Default", "boolean", "", 0), AGE,
                          ("PreemptionPolicy", "string", "", 1)], _pc_row),
     "runtimeclasses": ([NAME, ("Handler", "string", "", 0), AGE], _runtimeclass_row),
+    "validatingadmissionpolicies": ([NAME, ("Validations", "integer", "", 0), ("ParamKind", "string", "", 0), AGE],
+                                    _vap_row),
+    "validatingadmissionpolicybindings": ([NAME, ("PolicyName", "string", "", 0), ("ParamRef", "string", "", 0), AGE],
+                                          _vapb_row),
     "ingresses": ([NAME, ("Class", "string", "", 0), ("Hosts", "string", "", 0), ("Address", "string", "", 0),
                    ("Ports", "string", "", 0), AGE], _ingress_row),
     "ingressclasses": ([NAME, ("Controller", "string", "", 0), ("Parameters", "string", "", 0), AGE], _ingress_class_row),

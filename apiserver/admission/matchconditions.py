@@ -41,12 +41,15 @@ class MatchResult:
 
 
 def evaluate(conditions: list[dict[str, Any]], obj: Any, old: Any, request: dict[str, Any],
-             failure_policy: str, authorizer: Callable[[Any], Any] | None = None) -> MatchResult:
-    """Run a webhook's conditions: false → no match; only errors → error (Fail) or no match (Ignore).
-    `authorizer(types)` makes the `authorizer` variable (celauthz.variable)."""
+             failure_policy: str, authorizer: Callable[[Any], Any] | None = None,
+             params: Any = None) -> MatchResult:
+    """Run a webhook's (or an admission policy's) conditions: false → no match; only errors →
+    error (Fail) or no match (Ignore). `authorizer(types)` makes the `authorizer` variable
+    (celauthz.variable); `params`: a policy's parameter object (JSON; None is null)."""
     engine = Engine.get()
     to_cel = engine.celpy.json_to_cel
-    activation = {"object": to_cel(obj), "oldObject": to_cel(old), "request": to_cel(request)}
+    activation = {"object": to_cel(obj), "oldObject": to_cel(old), "request": to_cel(request),
+                  "params": to_cel(params)}
     if authorizer is not None:
         activation["authorizer"] = authorizer(engine.types)
     run = Run(engine, MATCH_CONDITION_STEPS)

@@ -168,7 +168,7 @@ ORDER = (
     "DefaultTolerationSeconds", "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateApproval", "CertificateSigning",
     "CertificateSubjectRestriction", "DefaultIngressClass", "PodSecurity",
     # dynamic webhooks after the built-in plugins, before ResourceQuota (upstream's AllOrderedPlugins)
-    "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook", "ResourceQuota",
+    "MutatingAdmissionWebhook", "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook", "ResourceQuota",
 )
 
 
@@ -182,6 +182,7 @@ def _build(name: str, server: APIServer) -> Plugin:
     from apiserver.admission.limitranger import LimitRanger
     from apiserver.admission.noderestriction import NodeRestriction
     from apiserver.admission.podsecurity import PodSecurity
+    from apiserver.admission.policy import ValidatingAdmissionPolicy
     from apiserver.admission.resourcequota import ResourceQuota
     from apiserver.admission.runtimeclass import RuntimeClass
     from apiserver.admission.serviceaccount import ServiceAccount
@@ -203,6 +204,7 @@ def _build(name: str, server: APIServer) -> Plugin:
         "DefaultIngressClass": lambda: DefaultIngressClass(server),
         "PodSecurity": lambda: PodSecurity(server),
         "MutatingAdmissionWebhook": lambda: MutatingAdmissionWebhook(server),
+        "ValidatingAdmissionPolicy": lambda: ValidatingAdmissionPolicy(server),
         "ValidatingAdmissionWebhook": lambda: ValidatingAdmissionWebhook(server),
         "ResourceQuota": lambda: ResourceQuota(server),
     }

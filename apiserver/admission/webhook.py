@@ -28,8 +28,9 @@ import ipaddress
 import logging
 import ssl
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
 
@@ -39,7 +40,6 @@ from apiserver.admission import CONNECT, CREATE, DELETE, UPDATE, Attributes, Plu
 from apiserver.admission.webhookmatch import (
     Hook,
     Request,
-    any_rule_matches,
     hooks_of,
     is_exempt,
     labels_of,
@@ -52,12 +52,14 @@ from apiserver.registry.admissionregistration import GROUP, REVIEW_VERSIONS
 if TYPE_CHECKING:
     import httpx
 
+    from apimachinery.selectors import LabelSelector
     from apiserver.resources import Resource
     from apiserver.server import APIServer
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "kube-apiserver-admission"
+T = TypeVar("T")
 
 
 # -- what a request collects on its way: warnings and audit annotations ----------------------
@@ -136,41 +138,43 @@ def dry_run_unsupported(hook_name: str) -> errors.StatusError:
 # -- the configurations, from the watch cache -----------------------------------------------
 
 
-class Configurations:
-    """The webhooks of one configuration kind, re-parsed whenever a configuration changed."""
+class Configurations(Generic[T]):
+    """The objects of one admissionregistration kind, parsed again (`parse`) whenever one changed."""
 
-    def __init__(self, server: APIServer, plural: str, mutating: bool) -> None:
+    def __init__(self, server: APIServer, plural: str, parse: Callable[[list[dict[str, Any]]], T]) -> None:
         self.server = server
         self.plural = plural
-        self.mutating = mutating
-        self._signature: tuple[tuple[str, int], ...] = ()
-        self._hooks: list[Hook] = []
+        self.parse = parse
+        self._signature: tuple[tuple[str, int], ...] | None = None
+        self._parsed: T | None = None
 
-    async def hooks(self) -> list[Hook]:
+    async def get(self) -> T:
         cache = self.server.cache_for(GROUP, self.plural)
         if not cache.ready.is_set():
             await cache.sync_with_store()  # 503 if it cannot load (upstream: "not yet ready")
         objects = cache.objects
-        if not objects:
-            return []
         signature = tuple((k, e.revision) for k, e in objects.items())
-        if signature != self._signature:
-            self._hooks = hooks_of([orjson.loads(e.data) for e in objects.values()], self.mutating)
+        if signature != self._signature or self._parsed is None:
+            self._parsed = self.parse([orjson.loads(e.data) for e in objects.values()])
             self._signature = signature
-        return self._hooks
+        return self._parsed
 
 
 # -- calling a webhook -------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
-class Invocation:
-    hook: Hook
-    #: the served resource (version) whose form the webhook gets: the request's own, or an
-    #: equivalent one (matchPolicy Equivalent)
+class Matched:
+    #: the served resource (version) whose form a webhook or policy gets: the request's own, or
+    #: an equivalent one (matchPolicy Equivalent)
     res: Resource
     subresource: str
     kind: tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class Invocation(Matched):
+    hook: Hook
 
 
 @dataclass(slots=True)
@@ -354,16 +358,14 @@ def _other_kind(subresource: str) -> bool:
     return subresource != "scale" and subresource in SUBRESOURCE_KINDS
 
 
-class _WebhookPlugin(Plugin):
-    plural = ""
-    mutating = False
+class RequestMatcher(Plugin):
+    """What webhooks and admission policies share: the served resource their rules match
+    (matchPolicy Equivalent through the resources that share storage), namespace selectors, the
+    objects as that resource's version shows them, and the request as AdmissionReview and CEL
+    see it."""
 
     def __init__(self, server: APIServer) -> None:
         self.server = server
-        self.configurations = Configurations(server, self.plural, self.mutating)
-        self.clients = Clients()
-
-    # -- matching (upstream's ShouldCallHook) --
 
     def _request(self, a: Attributes, res: Resource) -> Request:
         namespace = a.namespace
@@ -382,45 +384,24 @@ class _WebhookPlugin(Plugin):
                 if r.storage_prefix == res.storage_prefix and (r.group, r.version) != (res.group, res.version)
                 and r.namespaced == res.namespaced]
 
-    async def should_call(self, hook: Hook, a: Attributes) -> Invocation | None:
+    def match_rules(self, rules: Any, match_policy: str, a: Attributes,
+                    matches: Callable[[dict[str, Any], Request], bool] = rule_matches) -> Matched | None:
+        """The resource the first matching rule names: the request's own, else (Equivalent) an
+        equivalent one, earlier rules first as upstream."""
         res = a.resource
-        invocation = None
-        if any_rule_matches(hook.spec, self._request(a, res)):
-            invocation = Invocation(hook, res, a.subresource, self._kind(res, a.subresource))
-        elif hook.match_policy == "Equivalent" and (equivalents := self._equivalents(res)):
+        rules = [r for r in rules or [] if isinstance(r, dict)]
+        request = self._request(a, res)
+        if any(matches(rule, request) for rule in rules):
+            return Matched(res, a.subresource, self._kind(res, a.subresource))
+        if match_policy == "Equivalent" and (equivalents := self._equivalents(res)):
             requests = [(r, self._request(a, r)) for r in equivalents]
-            for rule in hook.spec.get("rules") or []:  # earlier rules first, as upstream
-                if not isinstance(rule, dict):
-                    continue
-                eq = next((r for r, req in requests if rule_matches(rule, req)), None)
+            for rule in rules:
+                eq = next((r for r, req in requests if matches(rule, req)), None)
                 if eq is not None:
-                    invocation = Invocation(hook, eq, a.subresource, self._kind(eq, a.subresource))
-                    break
-        if invocation is None:
-            return None
-        if not await self._namespace_matches(hook, a):
-            return None
-        if isinstance(hook.object_selector, str):
-            raise internal_error(hook.object_selector)
-        if not object_selector_matches(hook.object_selector, a.obj, a.old):
-            return None
-        conditions = [c for c in hook.spec.get("matchConditions") or [] if isinstance(c, dict)]
-        if conditions:
-            obj, old = self.versioned(invocation, a, a.obj), self.versioned(invocation, a, a.old)
-            from apiserver.celengine import off_loop
+                    return Matched(eq, a.subresource, self._kind(eq, a.subresource))
+        return None
 
-            result = await off_loop(matchconditions.evaluate, conditions, obj, old,
-                                    self._review_request(invocation, a, "", obj, old), hook.failure_policy,
-                                    self._authorizer_variable(a))
-            if result.error:
-                log.warning("failed evaluating match conditions, failing closed %s: %s", hook.name, result.error)
-                raise errors.forbidden(f'{res.group_resource} "{a.name}" is forbidden: {result.error}',
-                                       res.plural, a.name, res.group)
-            if not result.matches:
-                return None
-        return invocation
-
-    def _authorizer_variable(self, a: Attributes) -> Any:
+    def authorizer_variable(self, a: Attributes) -> Any:
         """The `authorizer` of match conditions: checks as the requesting user."""
         from apiserver.admission.celauthz import variable
 
@@ -430,12 +411,11 @@ class _WebhookPlugin(Plugin):
         return functools.partial(variable, user=a.user, decide=self.server.authz.decide, loop=loop,
                                  request_resource=requested)
 
-    async def _namespace_matches(self, hook: Hook, a: Attributes) -> bool:
+    async def namespace_matches(self, selector: LabelSelector | str, a: Attributes) -> bool:
         """MatchNamespaceSelector: cluster-scoped objects other than namespaces always match."""
         is_namespace = a.resource.group == "" and a.resource.plural == "namespaces"
         if not a.namespace and not is_namespace:
             return True
-        selector = hook.namespace_selector
         if isinstance(selector, str):
             raise internal_error(selector)
         if selector.empty:
@@ -458,7 +438,7 @@ class _WebhookPlugin(Plugin):
 
     # -- the objects as the webhook's version shows them --
 
-    def versioned(self, inv: Invocation, a: Attributes, obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    def versioned(self, inv: Matched, a: Attributes, obj: dict[str, Any] | None) -> dict[str, Any] | None:
         if obj is None:
             return None
         if inv.subresource == "scale":
@@ -488,7 +468,7 @@ class _WebhookPlugin(Plugin):
                 out[k] = opts[k]
         return out
 
-    def _review_request(self, inv: Invocation, a: Attributes, uid: str, obj: Any, old: Any) -> dict[str, Any]:
+    def review_request(self, inv: Matched, a: Attributes, uid: str, obj: Any, old: Any) -> dict[str, Any]:
         g, v, k = inv.kind
         rg, rv, rk = self._kind(a.resource, a.subresource)
         req: dict[str, Any] = {
@@ -510,6 +490,47 @@ class _WebhookPlugin(Plugin):
         req.update(operation=a.operation, userInfo=a.user.as_dict(), object=obj, oldObject=old, dryRun=a.dry_run,
                    options=self._options(a))
         return req
+
+
+
+class _WebhookPlugin(RequestMatcher):
+    plural = ""
+    mutating = False
+
+    def __init__(self, server: APIServer) -> None:
+        super().__init__(server)
+        self.configurations = Configurations(server, self.plural, functools.partial(hooks_of, mutating=self.mutating))
+        self.clients = Clients()
+
+    # -- matching (upstream's ShouldCallHook) --
+
+    async def should_call(self, hook: Hook, a: Attributes) -> Invocation | None:
+        matched = self.match_rules(hook.spec.get("rules"), hook.match_policy, a)
+        if matched is None:
+            return None
+        invocation = Invocation(matched.res, matched.subresource, matched.kind, hook)
+        if not await self.namespace_matches(hook.namespace_selector, a):
+            return None
+        if isinstance(hook.object_selector, str):
+            raise internal_error(hook.object_selector)
+        if not object_selector_matches(hook.object_selector, a.obj, a.old):
+            return None
+        conditions = [c for c in hook.spec.get("matchConditions") or [] if isinstance(c, dict)]
+        if conditions:
+            obj, old = self.versioned(invocation, a, a.obj), self.versioned(invocation, a, a.old)
+            from apiserver.celengine import off_loop
+
+            result = await off_loop(matchconditions.evaluate, conditions, obj, old,
+                                    self.review_request(invocation, a, "", obj, old), hook.failure_policy,
+                                    self.authorizer_variable(a))
+            if result.error:
+                log.warning("failed evaluating match conditions, failing closed %s: %s", hook.name, result.error)
+                res = a.resource
+                raise errors.forbidden(f'{res.group_resource} "{a.name}" is forbidden: {result.error}',
+                                       res.plural, a.name, res.group)
+            if not result.matches:
+                return None
+        return invocation
 
     # -- the HTTP call --
 
@@ -575,7 +596,7 @@ class _WebhookPlugin(Plugin):
                             "versions (v1, v1beta1)")
         uid = str(uuid.uuid4())
         review = {"kind": "AdmissionReview", "apiVersion": f"admission.k8s.io/{version}",
-                  "request": self._review_request(inv, a, uid, obj, old)}
+                  "request": self.review_request(inv, a, uid, obj, old)}
         timeout = spec.get("timeoutSeconds")
         timeout = timeout if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0 else 10
         shown, connect, headers, extensions = await self._target(spec, timeout)
@@ -625,7 +646,7 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
     async def admit(self, a: Attributes) -> None:
         if a.operation == DELETE or is_exempt(a.resource.group, a.resource.plural):
             return
-        hooks = await self.configurations.hooks()
+        hooks = await self.configurations.get()
         if hooks:
             await self._dispatch(a, hooks)
 
@@ -634,7 +655,7 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
         # webhooks for it too (they may deny, there is nothing to patch)
         if a.operation != DELETE or is_exempt(a.resource.group, a.resource.plural):
             return
-        hooks = await self.configurations.hooks()
+        hooks = await self.configurations.get()
         if hooks:
             await self._dispatch(a, hooks)
 
@@ -744,7 +765,7 @@ class ValidatingAdmissionWebhook(_WebhookPlugin):
     async def validate(self, a: Attributes) -> None:
         if is_exempt(a.resource.group, a.resource.plural):
             return
-        hooks = await self.configurations.hooks()
+        hooks = await self.configurations.get()
         if not hooks:
             return
         invocations = []

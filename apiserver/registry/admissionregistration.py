@@ -81,7 +81,7 @@ def is_fully_qualified_name(path: str, name: str) -> list[Cause]:
     return []
 
 
-def _string_list(value: Any, path: str, causes: list[Cause]) -> list[str]:
+def string_list(value: Any, path: str, causes: list[Cause]) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -131,11 +131,11 @@ def _validate_resources(resources: list[str], path: str) -> list[Cause]:
     return causes
 
 
-def _validate_rule(rule: Any, path: str) -> list[Cause]:
+def validate_rule(rule: Any, path: str) -> list[Cause]:
     if not isinstance(rule, dict):
         return [type_invalid_cause(path, rule, "must be of type object")]
     causes: list[Cause] = []
-    ops = _string_list(rule.get("operations"), child(path, "operations"), causes)
+    ops = string_list(rule.get("operations"), child(path, "operations"), causes)
     if not ops:
         causes.append(required_cause(child(path, "operations")))
     if len(ops) > 1 and "*" in ops:
@@ -143,12 +143,12 @@ def _validate_rule(rule: Any, path: str) -> list[Cause]:
     for i, op in enumerate(ops):
         if op not in OPERATIONS:
             causes.append(not_supported_cause(index(child(path, "operations"), i), op, OPERATIONS))
-    groups = _string_list(rule.get("apiGroups"), child(path, "apiGroups"), causes)
+    groups = string_list(rule.get("apiGroups"), child(path, "apiGroups"), causes)
     if not groups:
         causes.append(required_cause(child(path, "apiGroups")))
     if len(groups) > 1 and "*" in groups:
         causes.append(invalid_cause(child(path, "apiGroups"), groups, "if '*' is present, must not specify other API groups"))
-    versions = _string_list(rule.get("apiVersions"), child(path, "apiVersions"), causes)
+    versions = string_list(rule.get("apiVersions"), child(path, "apiVersions"), causes)
     if not versions:
         causes.append(required_cause(child(path, "apiVersions")))
     if len(versions) > 1 and "*" in versions:
@@ -157,7 +157,7 @@ def _validate_rule(rule: Any, path: str) -> list[Cause]:
     for i, v in enumerate(versions):
         if v == "":
             causes.append(required_cause(index(child(path, "apiVersions"), i)))
-    resources = _string_list(rule.get("resources"), child(path, "resources"), causes)
+    resources = string_list(rule.get("resources"), child(path, "resources"), causes)
     causes += _validate_resources(resources, child(path, "resources"))
     scope = rule.get("scope")
     if scope is not None and scope not in SCOPES:
@@ -242,7 +242,7 @@ def _validate_client_config(cc: Any, path: str) -> list[Cause]:
     return causes + validate_webhook_service(child(path, "service"), service)
 
 
-def _validate_match_conditions(conds: Any, path: str) -> list[Cause]:
+def validate_match_conditions(conds: Any, path: str) -> list[Cause]:
     if conds is None:
         return []
     if not isinstance(conds, list):
@@ -276,7 +276,7 @@ def _validate_match_conditions(conds: Any, path: str) -> list[Cause]:
 
 def _validate_review_versions(versions: Any, path: str, require_known: bool) -> list[Cause]:
     causes: list[Cause] = []
-    vs = _string_list(versions, path, causes)
+    vs = string_list(versions, path, causes)
     if not vs:
         return [*causes, required_cause(path, f"must specify one of {', '.join(REVIEW_VERSIONS)}")]
     seen: set[str] = set()
@@ -326,7 +326,7 @@ def validate_webhooks(obj: Obj, mutating: bool, opts: _Options, old: Obj | None 
         if rules is not None and not isinstance(rules, list):
             causes.append(type_invalid_cause(child(p, "rules"), rules, "must be of type array"))
         for j, rule in enumerate(as_list(rules)):
-            causes += _validate_rule(rule, index(child(p, "rules"), j))
+            causes += validate_rule(rule, index(child(p, "rules"), j))
         fp = hook.get("failurePolicy")
         if fp is not None and fp not in FAILURE_POLICIES:
             causes.append(not_supported_cause(child(p, "failurePolicy"), fp, FAILURE_POLICIES))
@@ -349,7 +349,7 @@ def validate_webhooks(obj: Obj, mutating: bool, opts: _Options, old: Obj | None 
                 causes.append(not_supported_cause(child(p, "reinvocationPolicy"), rp, REINVOCATION_POLICIES))
         causes += _validate_client_config(hook.get("clientConfig"), child(p, "clientConfig"))
         if check_conditions:
-            causes += _validate_match_conditions(hook.get("matchConditions"), child(p, "matchConditions"))
+            causes += validate_match_conditions(hook.get("matchConditions"), child(p, "matchConditions"))
         causes += _validate_review_versions(hook.get("admissionReviewVersions"), child(p, "admissionReviewVersions"),
                                             opts.require_known_versions)
         if opts.require_unique_names and name:

@@ -220,7 +220,7 @@ def run_mutating(hooks_: list[dict], answers: dict[str, Any], a: Attributes,
     calls: list[tuple[str, Any]] = []
     p = plugin(MutatingAdmissionWebhook, answers, calls)
     hooks = hooks_of([config("cfg", *hooks_)], True)
-    p.configurations = SimpleNamespace(hooks=lambda: asyncio.sleep(0, hooks))
+    p.configurations = SimpleNamespace(get=lambda: asyncio.sleep(0, hooks))
     chain = Chain([*(in_tree or []), p])
     asyncio.run(chain.validate(a) if a.operation == DELETE else chain.admit(a))
     return calls
@@ -346,7 +346,7 @@ def test_validating_runs_all_and_returns_the_first_denial() -> None:
         "no2.x.y": Answer(False, result={"message": "second", "code": 403}),
     }, calls)
     hooks = hooks_of([config("cfg", hook("ok.x.y"), hook("no1.x.y"), hook("no2.x.y"))], False)
-    p.configurations = SimpleNamespace(hooks=lambda: asyncio.sleep(0, hooks))
+    p.configurations = SimpleNamespace(get=lambda: asyncio.sleep(0, hooks))
     with pytest.raises(errors.StatusError) as e:
         asyncio.run(p.validate(attrs(obj={"metadata": {"name": "c"}})))
     assert e.value.message == 'admission webhook "no1.x.y" denied the request: first'
@@ -375,7 +375,7 @@ def test_review_request_contents() -> None:
                    old, USER, True, {"fieldManager": "me", "dryRun": "All"})
     h = hooks_of([config("cfg", hook("r.x.y"))], False)[0]
     inv = asyncio.run(p.should_call(h, a))
-    req_ = p._review_request(inv, a, "uid-1", a.obj, a.old)
+    req_ = p.review_request(inv, a, "uid-1", a.obj, a.old)
     assert req_["operation"] == "UPDATE" and req_["dryRun"] is True and req_["oldObject"] == old
     assert req_["userInfo"] == {"username": "alice", "uid": "u-1", "groups": ["devs", "system:authenticated"]}
     assert req_["options"] == {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": ["All"],
