@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from apiserver import metricsapi, reviews
+from apiserver import componentstatus, metricsapi, reviews
 from apiserver.registry import (
     admissionpolicy,
     admissionregistration,
@@ -206,6 +206,9 @@ RESOURCES: list[Resource] = [
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        apiextensions.CustomResourceDefinitionStrategy(), short_names=("crd", "crds"), categories=("api-extensions",),
        subresources=("status",)),
+    # probed when asked by apiserver.componentstatus (kubectl get cs), never stored
+    _r("", "v1", "ComponentStatus", "componentstatuses", False, componentstatus.ComponentStatusStrategy(),
+       short_names=("cs",), verbs=("get", "list")),
     # metrics.k8s.io: read from the kubelets by apiserver.metricsapi (kubectl top), never stored
     _r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, metricsapi.NodeMetricsStrategy(),
        verbs=("get", "list")),

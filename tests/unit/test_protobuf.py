@@ -833,6 +833,8 @@ SAMPLES = [
     _obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", {"name": "v"},
          webhooks=[{"name": "v.example.com", "clientConfig": {"url": "https://127.0.0.1:8443/v"},
                     "sideEffects": "NoneOnDryRun", "admissionReviewVersions": None}]),
+    _obj("v1", "ComponentStatus", CLUSTER_META, conditions=[{"type": "Healthy", "status": "True", "message": "ok"},
+                                                            {"type": "Healthy", "status": "False", "error": "e"}]),
     # NamedRuleWithOperations inlines its RuleWithOperations (which inlines its Rule)
     _obj("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", {"name": "p", "generation": 2},
          spec={"paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
