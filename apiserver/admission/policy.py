@@ -295,7 +295,13 @@ class ValidatingAdmissionPolicy(RequestMatcher):
             if base is None:
                 base = await self._activation(a, matched)
             for param in params:
-                outcome = await off_loop(evaluate, policy.spec, {**base, "params": param}, self.authorizer_variable(a))
+                try:
+                    outcome = await off_loop(evaluate, policy.spec, {**base, "params": param},
+                                             self.authorizer_variable(a))
+                except Exception as e:  # cel-python's own faults on odd input: the policy's error, never a 500
+                    log.warning("policy %s, binding %s: evaluation failed: %r", policy.name, binding.name, e)
+                    fail = policy.failure_policy != "Ignore"
+                    outcome = Outcome([Decision(fail, f"failed to evaluate CEL expression: {e}", error=True)])
                 for d in outcome.decisions:
                     if d.deny:  # a failed validation, or an error under failurePolicy Fail
                         self._act(policy, binding, d, a, denials)

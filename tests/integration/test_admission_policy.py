@@ -313,3 +313,39 @@ spec:
     assert policy.spec.validations[0].message == "names end in -ok"
     assert api.read_validating_admission_policy_binding(name).spec.policy_name == name
     assert name in [p.metadata.name for p in api.list_validating_admission_policy().items]
+
+
+def test_delete_and_equivalent_versions(api: httpx.Client, namespace: str, policies: Policies) -> None:
+    # DELETE: `object` is null, `oldObject` the stored one
+    url = f"/api/v1/namespaces/{namespace}/configmaps"
+    keep = policies.policy("keep", [{"expression": "request.operation != 'DELETE' || object == null && "
+                                                   "!('keep' in oldObject.metadata.labels)",
+                                     "message": "this one stays"}],
+                           matchConstraints={
+                               "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                               "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"],
+                                                  "resources": ["configmaps"]}]})
+    policies.bind(keep)
+    for name, labels in (("kept", {"keep": "1"}), ("gone", {})):
+        api.post(url, json=configmap(name, labels=labels)).raise_for_status()
+    r = denial(api, f"{url}/kept", {}, "DELETE")
+    assert r.status_code == 422 and r.json()["message"].endswith("denied request: this one stays"), r.text
+    assert api.delete(f"{url}/gone").status_code == 200
+
+    # matchPolicy Equivalent: a rule for autoscaling/v2 also sees autoscaling/v1 requests, as v2 objects
+    hpa = policies.policy("hpa", [{"expression": "object.apiVersion == 'autoscaling/v2' && "
+                                                 "object.spec.maxReplicas <= 5",
+                                   "messageExpression": "object.apiVersion + ' maxReplicas ' + "
+                                                        "string(object.spec.maxReplicas)"}],
+                          matchConstraints={
+                              "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                              "resourceRules": [{"apiGroups": ["autoscaling"], "apiVersions": ["v2"],
+                                                 "operations": ["CREATE"], "resources": ["horizontalpodautoscalers"]}]})
+    policies.bind(hpa)
+    v1 = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+          "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                   "maxReplicas": 10, "targetCPUUtilizationPercentage": 50}}
+    r = denial(api, f"/apis/autoscaling/v1/namespaces/{namespace}/horizontalpodautoscalers", v1)
+    assert r.json()["message"].endswith("denied request: autoscaling/v2 maxReplicas 10"), r.text
+    v1["spec"]["maxReplicas"] = 5
+    assert api.post(f"/apis/autoscaling/v1/namespaces/{namespace}/horizontalpodautoscalers", json=v1).status_code == 201
