@@ -14,6 +14,7 @@ Warnings read ``299 - "unknown field \\"spec.foo\\""``; kubectl prints them as
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -59,9 +60,14 @@ def unknown_field_messages(paths: list[str]) -> list[str]:
     return [f"unknown field {go_quote(p)}" for p in paths]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def warning_header(message: str) -> tuple[bytes, bytes]:
-    """An RFC 7234 warning with upstream's code and agent: ``299 - "<escaped text>"``."""
-    text = message.replace("\\", "\\\\").replace('"', '\\"')
+    """An RFC 7234 warning with upstream's code and agent: ``299 - "<escaped text>"``. Control
+    characters become spaces (Go's header writer does that to CR and LF; a header value may carry
+    none): a warning's text can come from an object's data (a policy's messageExpression)."""
+    text = _CONTROL.sub(" ", message).replace("\\", "\\\\").replace('"', '\\"')
     return b"warning", f'299 - "{text}"'.encode()
 
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from apimachinery import errors
-from apimachinery.patch import deep_copy_json
 from apimachinery.selectors import LabelSelector, LabelSelectorError, selector_from_label_selector
 from apiserver.admission import Attributes, matchconditions
 from apiserver.admission.webhook import Configurations, Matched, RequestMatcher, request_notes
@@ -55,6 +54,8 @@ POLICY_STEPS = 100_000
 MAX_MESSAGE = 5 * 1024
 MAX_ANNOTATION_VALUE = 10 * 1024
 VALIDATION_FAILURE = "validation.policy.admission.k8s.io/validation_failure"
+NAMESPACE_META = ("name", "generateName", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+                  "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "finalizers")
 
 
 class ConfigurationError(Exception):
@@ -173,27 +174,38 @@ def evaluate(spec: dict[str, Any], activation_json: dict[str, Any], authorizer: 
     activation["authorizer"] = authorizer(t)
     run = Run(engine, POLICY_STEPS)
 
-    def run_expression(expr: str) -> Any:
+    def run_expression(expr: str, budget: Run | None = None) -> Any:
         """The value, or the exception that stands for the failure (OutOfBudget is raised)."""
         prog = engine.compile(expr, authz=True)
         if not hasattr(prog, "evaluate"):
-            return ValueError(prog or "optional syntax (.? and [?]) is not supported")
+            return engine.celpy.CELEvalError(prog or "optional syntax (.? and [?]) is not supported")
         try:
-            return run.evaluate(prog, activation)
+            return (budget or run).evaluate(prog, activation)
         except OutOfBudget:
             raise
         except Exception as e:  # CELEvalError and cel-python's own faults alike
             return e
 
+    class Variables(t.MapType):  # type: ignore[misc, name-defined]
+        """upstream's composited variables: each evaluated when first used, then kept; an error is
+        the value, failing only the expressions that use it."""
+
+        def __init__(self, expressions: dict[str, str]) -> None:
+            super().__init__({t.StringType(k): None for k in expressions})
+            self.expressions, self.values = expressions, {}
+
+        def __getitem__(self, key: Any) -> Any:
+            name = str(key)
+            if name not in self.expressions:
+                return super().__getitem__(key)
+            if name not in self.values:
+                self.values[name] = engine.celpy.CELEvalError(f"variable {name} refers to itself")
+                self.values[name] = run_expression(self.expressions[name])
+            return self.values[name]
+
     try:
-        variables: dict[Any, Any] = {}
-        activation["variables"] = t.MapType(variables)
-        for v in spec.get("variables") or []:
-            if isinstance(v, dict):
-                # an error is kept as the value: it fails only the expressions that use it, as
-                # upstream's lazily evaluated variables do
-                variables[t.StringType(str(v.get("name") or ""))] = run_expression(str(v.get("expression") or ""))
-                activation["variables"] = t.MapType(variables)
+        activation["variables"] = Variables({str(v.get("name") or ""): str(v.get("expression") or "")
+                                             for v in spec.get("variables") or [] if isinstance(v, dict)})
         out = Outcome()
         for i, v in enumerate(spec.get("validations") or []):
             if not isinstance(v, dict):
@@ -216,22 +228,22 @@ def evaluate(spec: dict[str, Any], activation_json: dict[str, Any], authorizer: 
                         message = ""
             message = message or str(v.get("message") or "").strip() or f"failed expression: {expr.strip()}"
             out.decisions.append(Decision(True, message, str(v.get("reason") or "Invalid"), i))
+        annotation_budget = Run(engine, POLICY_STEPS)  # upstream gives audit annotations a budget of their own
         for a in spec.get("auditAnnotations") or []:
             if not isinstance(a, dict):
                 continue
             expr = str(a.get("valueExpression") or "")
-            value = run_expression(expr)
+            value = run_expression(expr, annotation_budget)
             if isinstance(value, Exception):
                 if fail:
                     out.annotation_errors.append(f"expression '{expr}' resulted in error: {_error_text(value)}")
             elif isinstance(value, str):
                 if str(value).strip():
                     out.annotations.append((str(a.get("key") or ""), str(value).strip()[:MAX_ANNOTATION_VALUE]))
-            elif value is not None:
-                if fail:
-                    kind = type(value).__name__.removesuffix("Type").lower()
-                    out.annotation_errors.append(f"valueExpression '{expr}' resulted in unsupported return type: "
-                                                 f"{kind}. Return type must be either string or null.")
+            elif value is not None:  # an error whatever the failurePolicy, as upstream's validator
+                kind = type(value).__name__.removesuffix("Type").lower()
+                out.annotation_errors.append(f"valueExpression '{expr}' resulted in unsupported return type: "
+                                             f"{kind}. Return type must be either string or null.")
         return out
     except OutOfBudget:
         return error(OUT_OF_BUDGET)
@@ -276,6 +288,13 @@ class ValidatingAdmissionPolicy(RequestMatcher):
             return
         if matched is None:
             return
+        param_resource = None
+        if policy.spec.get("paramKind"):
+            try:
+                param_resource = self._param_resource(policy)
+            except ConfigurationError as e:
+                config_error(e, None)
+                return
         from apiserver.celengine import off_loop
 
         notes = request_notes()
@@ -286,7 +305,7 @@ class ValidatingAdmissionPolicy(RequestMatcher):
                 if binding.match is not None and await self._matches(
                         binding.match, binding.namespace_selector, binding.object_selector, a) is None:
                     continue
-                params = await self._params(policy, binding, a)
+                params = await self._params(param_resource, binding, a)
             except ConfigurationError as e:
                 config_error(e, binding)
                 continue
@@ -330,17 +349,9 @@ class ValidatingAdmissionPolicy(RequestMatcher):
 
     async def _matches(self, match: Any, namespace_selector: LabelSelector | str, object_selector: LabelSelector | str,
                        a: Attributes, require_rules: bool = False) -> Matched | None:
+        """The matched resource, or None; a selector that cannot be applied is a ConfigurationError,
+        for requests the rules cover only (as upstream's Matcher reports errors after the rules)."""
         match = match if isinstance(match, dict) else {}
-        for selector in (namespace_selector, object_selector):
-            if isinstance(selector, str):
-                raise ConfigurationError(selector)
-        try:
-            if not await self.namespace_matches(namespace_selector, a):
-                return None
-        except errors.StatusError as e:
-            raise ConfigurationError(e.message) from None
-        if not object_selector_matches(object_selector, a.obj, a.old):  # type: ignore[arg-type]
-            return None
         policy = str(match.get("matchPolicy") or "Equivalent")
 
         def named(rule: dict[str, Any], req: Request) -> bool:
@@ -351,8 +362,22 @@ class ValidatingAdmissionPolicy(RequestMatcher):
             return None
         rules = match.get("resourceRules")
         if not rules and not require_rules:
-            return Matched(a.resource, a.subresource, self._kind(a.resource, a.subresource))
-        return self.match_rules(rules, policy, a, named)
+            matched: Matched | None = Matched(a.resource, a.subresource, self._kind(a.resource, a.subresource))
+        else:
+            matched = self.match_rules(rules, policy, a, named)
+        if matched is None:
+            return None
+        for selector in (namespace_selector, object_selector):
+            if isinstance(selector, str):
+                raise ConfigurationError(selector)
+        if not object_selector_matches(object_selector, a.obj, a.old):  # type: ignore[arg-type]
+            return None
+        try:
+            if not await self.namespace_matches(namespace_selector, a):
+                return None
+        except errors.StatusError as e:
+            raise ConfigurationError(e.message) from None
+        return matched
 
     # -- parameters (upstream's CollectParams) --
 
@@ -361,15 +386,15 @@ class ValidatingAdmissionPolicy(RequestMatcher):
         api_version, name = str(kind.get("apiVersion") or ""), str(kind.get("kind") or "")
         group, _, version = api_version.rpartition("/")
         for res in self.server.table.resources:
-            if (res.group, res.version, res.kind) == (group, version, name):
+            if (res.group, res.version, res.kind) == (group, version, name) and not getattr(
+                    res.strategy, "virtual", False) and res.storage_prefix in self.server.caches:
                 return res
-        raise ConfigurationError(f"paramKind kind `&ParamKind{{APIVersion:{api_version},Kind:{name},}}` not known")
+        raise ConfigurationError(f"failed to find resource referenced by paramKind: '{group}/{version}, Kind={name}'")
 
-    async def _params(self, policy: Policy, binding: Binding, a: Attributes) -> list[dict[str, Any] | None]:
+    async def _params(self, res: Resource | None, binding: Binding, a: Attributes) -> list[dict[str, Any] | None]:
         ref = binding.spec.get("paramRef")
-        if not policy.spec.get("paramKind") or not isinstance(ref, dict):
-            return [None]
-        res = self._param_resource(policy)
+        if res is None or not isinstance(ref, dict):
+            return [None]  # no paramKind, or a binding without paramRef: params is null
         namespace = str(ref.get("namespace") or "")
         if res.namespaced:
             namespace = namespace or a.namespace
@@ -378,16 +403,19 @@ class ValidatingAdmissionPolicy(RequestMatcher):
                                          "resources")
         elif namespace:
             raise ConfigurationError("paramRef.namespace must not be provided for a cluster-scoped `paramKind`")
-        cache = self.server.cache_for(res.group, res.plural)
+        cache = self.server.caches.get(res.storage_prefix)
+        if cache is None:  # the kind went away (a custom resource definition deleted meanwhile)
+            raise ConfigurationError(f"paramKind kind `{res.api_version}, Kind={res.kind}` not known")
         if not cache.ready.is_set():
-            await cache.sync_with_store()
+            try:
+                await cache.sync_with_store()
+            except errors.StatusError:
+                raise ConfigurationError(f"paramKind kind `{res.api_version}, Kind={res.kind}` not yet synced to use "
+                                         "for admission") from None
         prefix = f"{cache.prefix}{namespace}/" if res.namespaced else cache.prefix
         found: list[dict[str, Any]] = []
         if ref.get("name"):
-            key = f"{prefix}{ref['name']}"
-            if cache.get(key) is None:
-                await cache.sync_with_store()  # just created? read the cache up to etcd's revision
-            entry = cache.get(key)
+            entry = cache.get(f"{prefix}{ref['name']}")
             if entry is not None:
                 found.append(orjson.loads(entry.data))
         else:
@@ -395,7 +423,7 @@ class ValidatingAdmissionPolicy(RequestMatcher):
                 selector = selector_from_label_selector(ref.get("selector") or {})
             except (LabelSelectorError, ValueError, TypeError) as e:
                 raise ConfigurationError(str(e)) from None
-            found = [orjson.loads(e.data) for k, e in sorted(cache.objects.items())
+            found = [orjson.loads(e.data) for k, e in cache.objects.items()
                      if k.startswith(prefix) and "/" not in k[len(prefix):] and selector.matches(e.labels)]
         if not found and ref.get("parameterNotFoundAction", "Deny") == "Deny":
             raise ConfigurationError("no params found for policy binding with `Deny` parameterNotFoundAction")
@@ -426,18 +454,23 @@ class ValidatingAdmissionPolicy(RequestMatcher):
             if kv is None:
                 return None
             ns = kv.decode()
-        ns = deep_copy_json(ns)
-        (ns.get("metadata") or {}).pop("managedFields", None)
-        return ns
+        # upstream's CreateNamespaceObject: spec, status and these metadata fields, no type meta
+        meta = ns.get("metadata") or {}
+        out: dict[str, Any] = {"metadata": {k: meta[k] for k in NAMESPACE_META if k in meta}}
+        for part in ("spec", "status"):
+            if part in ns:
+                out[part] = ns[part]
+        return out
 
     def _denied(self, a: Attributes, d: Denial) -> errors.StatusError:
         """admission.NewForbidden's words, with the validation's reason and code (422 Invalid by default)."""
         message = (f"ValidatingAdmissionPolicy '{d.policy}' with binding '{d.binding}' denied request: {d.message}"
                    if d.binding else f"ValidatingAdmissionPolicy '{d.policy}' denied request: {d.message}")
         res = a.resource
-        plural = f"{res.plural}/{a.subresource}" if a.subresource else res.plural
-        qualified = f"{plural}.{res.group}" if res.group else plural
-        name = a.name or str(((a.obj or {}).get("metadata") or {}).get("name") or "")
+        qualified = f"{res.plural}.{res.group}" if res.group else res.plural
+        meta = (a.obj or {}).get("metadata") if isinstance(a.obj, dict) else None
+        meta = meta if isinstance(meta, dict) else {}
+        name = a.name or str(meta.get("name") or meta.get("generateName") or "Unknown")
         reason = d.reason or "Invalid"
         details: dict[str, Any] = {"name": name, "kind": res.plural, "causes": [{"message": message}]}
         if res.group:

@@ -382,7 +382,7 @@ class RequestMatcher(Plugin):
         """The other served versions/groups of the same stored objects (matchPolicy Equivalent)."""
         return [r for r in self.server.table.resources
                 if r.storage_prefix == res.storage_prefix and (r.group, r.version) != (res.group, res.version)
-                and r.namespaced == res.namespaced]
+                and r.namespaced == res.namespaced and not getattr(r.strategy, "virtual", False)]
 
     def match_rules(self, rules: Any, match_policy: str, a: Attributes,
                     matches: Callable[[dict[str, Any], Request], bool] = rule_matches) -> Matched | None:

@@ -349,3 +349,34 @@ def test_delete_and_equivalent_versions(api: httpx.Client, namespace: str, polic
     assert r.json()["message"].endswith("denied request: autoscaling/v2 maxReplicas 10"), r.text
     v1["spec"]["maxReplicas"] = 5
     assert api.post(f"/apis/autoscaling/v1/namespaces/{namespace}/horizontalpodautoscalers", json=v1).status_code == 201
+
+
+def test_configuration_errors_and_odd_values(api: httpx.Client, namespace: str, policies: Policies) -> None:
+    url = f"/api/v1/namespaces/{namespace}/configmaps"
+    # a paramKind no stored resource has (unknown, or a review kind that is never stored): the policy's error
+    for suffix, kind in (("nope", {"apiVersion": "v1", "kind": "Nope"}),
+                         ("review", {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview"})):
+        name = policies.policy(suffix, [{"expression": "true"}], paramKind=kind)
+        policies.bind(name, paramRef={"name": "x", "parameterNotFoundAction": "Allow"})
+        r = denial(api, url, configmap(f"cm-{suffix}"))
+        group = kind["apiVersion"].rpartition("/")[0]
+        assert r.status_code == 422 and r.json()["message"] == (
+            f"configmaps \"cm-{suffix}\" is forbidden: ValidatingAdmissionPolicy '{name}' denied request: failed to "
+            f"configure policy: failed to find resource referenced by paramKind: '{group}/v1, Kind={kind['kind']}'"), r.text
+        policies.cleanup()
+        policies.created.clear()
+        wait_for(lambda n=f"cm-{suffix}": api.post(url, json=configmap(n)).status_code == 201, 10, 0.05,
+                 "the policy to be gone")
+    # namespaceObject is upstream's subset (no type meta, no managedFields); an unused variable that fails
+    # is never evaluated; a warning made of an object's data keeps to one header line
+    name = policies.policy("odd", [
+        {"expression": "!has(namespaceObject.kind) && !has(namespaceObject.metadata.managedFields) && "
+                       "namespaceObject.metadata.name == object.metadata.namespace", "message": "namespaceObject"},
+        {"expression": "object.data.ok == 'yes'", "messageExpression": "'bad: ' + object.data.ok"},
+    ], variables=[{"name": "broken", "expression": "object.data.missing.size() > 0"}])
+    policies.bind(name, ("Warn",))
+    r = wait_for(lambda: (r := api.post(url, json=configmap(f"o{os.urandom(2).hex()}", {"ok": "x\ry"})))
+                 .headers.get("warning") and r, 10, 0.05, "the Warn action")
+    assert r.status_code == 201
+    assert r.headers["warning"] == (f"299 - \"Validation failed for ValidatingAdmissionPolicy '{name}' with binding "
+                                    f"'{name}-binding': bad: x y\"")
