@@ -157,9 +157,15 @@ def test_deep_or_aliased_input_is_a_400(api: httpx.Client, namespace: str) -> No
         ("PATCH", f"{base}/deep", deep_json, "application/strategic-merge-patch+json"),
         ("POST", base, b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: laughs}\n" + laughs, "application/yaml"),
     ]
+    # 900 levels of JSON sit near Python's recursion limit in our recursive walkers: the patch either
+    # stops there ("nested too deeply") or goes through and the result is refused as no ConfigMap
+    # (upstream's answer to this input) — a 400 either way, depending on the stack depth at the time
+    type_error = ('ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal object into '
+                  'Go struct field ConfigMap.data.a of type string')
     for method, url, body, ct in cases:
         st = status_of(api.request(method, url, content=body, headers={"content-type": ct}), 400, "BadRequest")
-        assert "nested too deeply" in st["message"] or "excessive aliasing" in st["message"], (ct, st)
+        assert "nested too deeply" in st["message"] or "excessive aliasing" in st["message"] or (
+            body is deep_json and st["message"] == type_error), (ct, st)
     assert api.get(f"{base}/deep").json().get("data") is None  # nothing was changed
     assert api.get(f"{base}/laughs").status_code == 404
 
