@@ -192,6 +192,8 @@ RESOURCES: list[Resource] = [
        rbac.RoleBindingStrategy()),
     _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, storage.StorageClassStrategy(),
        short_names=("sc",)),
+    _r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False, storage.CSIDriverStrategy()),
+    _r("storage.k8s.io", "v1", "CSINode", "csinodes", False, storage.CSINodeStrategy()),
     # admissionregistration.k8s.io/v1: read by the webhook admission plugins (apiserver/admission/webhook.py)
     _r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False,
        admissionregistration.MutatingWebhookConfigurationStrategy(), categories=("api-extensions",)),

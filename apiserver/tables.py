@@ -370,6 +370,26 @@ def _vapb_row(b: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(b).get("name"), spec.get("policyName", ""), param_ref, age(_meta(b).get("creationTimestamp"), now)]
 
 
+def _csidriver_row(d: Obj, now: dt.datetime) -> list[Any]:
+    spec = d.get("spec") or {}
+
+    def flag(key: str, default: bool) -> bool:
+        value = spec.get(key)
+        return value if isinstance(value, bool) else default
+
+    requests = spec.get("tokenRequests")
+    tokens = ",".join(str((t or {}).get("audience", "")) for t in requests) if isinstance(requests, list) else "<unset>"
+    modes = ",".join(str(m) for m in spec.get("volumeLifecycleModes") or []) or "<none>"
+    return [_meta(d).get("name"), flag("attachRequired", True), flag("podInfoOnMount", False),
+            flag("storageCapacity", False), tokens, flag("requiresRepublish", False), modes,
+            age(_meta(d).get("creationTimestamp"), now)]
+
+
+def _csinode_row(n: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(n).get("name"), len((n.get("spec") or {}).get("drivers") or []),
+            age(_meta(n).get("creationTimestamp"), now)]
+
+
 def _cr_row(r: Obj, now: dt.datetime) -> list[Any]:
     owner = next((o for o in _meta(r).get("ownerReferences") or [] if o.get("controller")), None)
     ctl = f"{owner.get('kind', '').lower()}.{owner.get('apiVersion', '').split('/')[0]}/{owner.get('name')}" if owner else "<none>"
@@ -597,6 +617,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
     "priorityclasses": ([NAME, ("Value", "integer", "", 0), ("Global-Default", "boolean", "", 0), AGE,
                          ("PreemptionPolicy", "string", "", 1)], _pc_row),
     "runtimeclasses": ([NAME, ("Handler", "string", "", 0), AGE], _runtimeclass_row),
+    "csidrivers": ([NAME, ("AttachRequired", "boolean", "", 0), ("PodInfoOnMount", "boolean", "", 0),
+                    ("StorageCapacity", "boolean", "", 0), ("TokenRequests", "string", "", 0),
+                    ("RequiresRepublish", "boolean", "", 0), ("Modes", "string", "", 0), AGE], _csidriver_row),
+    "csinodes": ([NAME, ("Drivers", "integer", "", 0), AGE], _csinode_row),
     "validatingadmissionpolicies": ([NAME, ("Validations", "integer", "", 0), ("ParamKind", "string", "", 0), AGE],
                                     _vap_row),
     "validatingadmissionpolicybindings": ([NAME, ("PolicyName", "string", "", 0), ("ParamRef", "string", "", 0), AGE],

@@ -1,20 +1,29 @@
-"""Strategy for storage.k8s.io/v1 StorageClass (upstream pkg/apis/storage/validation)."""
+"""Strategies for storage.k8s.io/v1 StorageClass, CSIDriver and CSINode (upstream pkg/apis/storage/validation)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from apimachinery.validation import (
+    child,
+    duplicate_cause,
     forbidden_cause,
+    index,
     invalid_cause,
+    is_dns1123_subdomain,
     is_qualified_name,
+    not_supported_cause,
     required_cause,
+    too_long_cause,
     too_many_cause,
+    type_invalid_cause,
     validate_enum,
     validate_immutable,
 )
 from apimachinery.volumebinding import is_default_class
-from apiserver.registry.base import Cause, Obj, Strategy
+from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
 
-__all__ = ["StorageClassStrategy", "is_default_class"]
+__all__ = ["CSIDriverStrategy", "CSINodeStrategy", "StorageClassStrategy", "is_default_class"]
 
 RECLAIM_POLICIES = ("Delete", "Retain")
 BINDING_MODES = ("Immediate", "WaitForFirstConsumer")
@@ -48,4 +57,122 @@ class StorageClassStrategy(Strategy):
             if new.get(f) != old.get(f):
                 causes.append(forbidden_cause(f, f"updates to {f} are forbidden."))
         causes += validate_immutable(new.get("volumeBindingMode"), old.get("volumeBindingMode"), "volumeBindingMode")
+        return causes
+
+
+# -- CSIDriver, CSINode (upstream pkg/apis/storage/validation, v1 defaults) ----------------------
+
+FS_GROUP_POLICIES = ("File", "None", "ReadWriteOnceWithFSType")
+VOLUME_LIFECYCLE_MODES = ("Ephemeral", "Persistent")
+#: upstream's csiNodeIDLongerMaxLength (the CSINode strategy allows the longer IDs)
+MAX_NODE_ID = 256
+
+
+def validate_csi_driver_name(name: Any, path: str) -> list[Cause]:
+    """apivalidation.ValidateCSIDriverName: a DNS subdomain (of any case) of at most 63 characters."""
+    if not isinstance(name, str) or not name:
+        return [required_cause(path)]
+    causes = [too_long_cause(path, 63)] if len(name) > 63 else []
+    return causes + [invalid_cause(path, name, m) for m in is_dns1123_subdomain(name.lower())]
+
+
+class CSIDriverStrategy(Strategy):
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        for key, value in (("attachRequired", True), ("podInfoOnMount", False), ("storageCapacity", False),
+                           ("fsGroupPolicy", "ReadWriteOnceWithFSType"), ("requiresRepublish", False),
+                           ("seLinuxMount", False)):
+            if spec.get(key) is None:
+                spec[key] = value
+        if not spec.get("volumeLifecycleModes"):
+            spec["volumeLifecycleModes"] = ["Persistent"]
+
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate(obj, namespaced)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [*causes, type_invalid_cause("spec", spec, "must be of type object")]
+        # upstream's field path says "attachedRequired"
+        for key, path in (("attachRequired", "spec.attachedRequired"), ("podInfoOnMount", "spec.podInfoOnMount"),
+                          ("storageCapacity", "spec.storageCapacity"), ("seLinuxMount", "spec.seLinuxMount")):
+            if spec.get(key) is None:
+                causes.append(required_cause(path))
+        causes += validate_enum(spec.get("fsGroupPolicy"), FS_GROUP_POLICIES, "spec.fsGroupPolicy")
+        audiences: set[str] = set()
+        for i, tr in enumerate(as_list(spec.get("tokenRequests"))):
+            p = index("spec.tokenRequests", i)
+            tr = as_dict(tr)
+            audience = as_str(tr.get("audience"))
+            if audience in audiences:
+                causes.append(duplicate_cause(child(p, "audience"), audience))
+                continue
+            audiences.add(audience)
+            seconds = tr.get("expirationSeconds")
+            if isinstance(seconds, int) and not isinstance(seconds, bool):
+                if seconds < 600:
+                    causes.append(invalid_cause(child(p, "expirationSeconds"), seconds,
+                                                "may not specify a duration less than 10 minutes"))
+                if seconds > 1 << 32:
+                    causes.append(invalid_cause(child(p, "expirationSeconds"), seconds,
+                                                "may not specify a duration larger than 2^32 seconds"))
+        for i, mode in enumerate(as_list(spec.get("volumeLifecycleModes"))):
+            if mode not in VOLUME_LIFECYCLE_MODES:
+                causes.append(not_supported_cause(index("spec.volumeLifecycleModes", i), mode, VOLUME_LIFECYCLE_MODES))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate_update(new, old, namespaced)
+        spec, old_spec = as_dict(new.get("spec")), as_dict(old.get("spec"))
+        causes += validate_immutable(spec.get("attachRequired"), old_spec.get("attachRequired"), "spec.attachedRequired")
+        causes += validate_immutable(spec.get("volumeLifecycleModes"), old_spec.get("volumeLifecycleModes"),
+                                     "spec.volumeLifecycleModes")
+        return causes
+
+
+class CSINodeStrategy(Strategy):
+    """One per node, named after it; what its CSI drivers registered (by the kubelet upstream)."""
+
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate(obj, namespaced)
+        spec = obj.get("spec")
+        if spec is not None and not isinstance(spec, dict):
+            return [*causes, type_invalid_cause("spec", spec, "must be of type object")]
+        names: set[str] = set()
+        for i, driver in enumerate(as_list(as_dict(spec).get("drivers"))):
+            p = index("spec.drivers", i)
+            driver = as_dict(driver)
+            name = driver.get("name")
+            causes += validate_csi_driver_name(name, child(p, "name"))
+            node_id = as_str(driver.get("nodeID"))
+            if not node_id:
+                causes.append(required_cause(child(p, "nodeID")))
+            if len(node_id) > MAX_NODE_ID:
+                causes.append(invalid_cause(child(p, "nodeID"), node_id, f"must be {MAX_NODE_ID} characters or less"))
+            count = as_dict(driver.get("allocatable")).get("count")
+            if isinstance(count, int) and count < 0:
+                causes.append(invalid_cause(child(child(p, "allocatable"), "count"), count,
+                                            "must be greater than or equal to 0"))
+            if isinstance(name, str) and name in names:
+                causes.append(duplicate_cause(child(p, "name"), name))
+            names.add(str(name))
+            keys: set[str] = set()
+            for key in as_list(driver.get("topologyKeys")):  # upstream reports these at the driver's path
+                key = as_str(key)
+                if not key:
+                    causes.append(required_cause(p))
+                if key in keys:
+                    causes.append(duplicate_cause(p, key))
+                keys.add(key)
+                causes += [invalid_cause(p, key, m) for m in is_qualified_name(key)]
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate_update(new, old, namespaced)
+        new_drivers = as_list(as_dict(new.get("spec")).get("drivers"))
+        for old_driver in as_list(as_dict(old.get("spec")).get("drivers")):
+            for new_driver in new_drivers:  # a registered driver's entry stays as it is
+                if as_dict(new_driver).get("name") == as_dict(old_driver).get("name") and new_driver != old_driver:
+                    causes += validate_immutable(new_driver, old_driver, "spec.drivers")
         return causes
