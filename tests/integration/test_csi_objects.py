@@ -80,9 +80,11 @@ def test_csinode_validation_and_columns(api: httpx.Client, names: str) -> None:
     found = causes(api.post(f"{STORAGE}/csinodes", json={"metadata": {"name": f"bad-{names}"}, "spec": {"drivers": [
         {"name": "Bad_Name", "nodeID": "", "topologyKeys": ["", "a/b/c"], "allocatable": {"count": -1}},
         {"name": "x" * 64, "nodeID": "n" * 257}]}}))
+    # as upstream, the topology keys' errors name the driver: "" is required (and no qualified name), so is a/b/c
     assert [f for f, _ in found] == [
         "spec.drivers[0].name", "spec.drivers[0].nodeID", "spec.drivers[0].allocatable.count", "spec.drivers[0]",
-        "spec.drivers[0]", "spec.drivers[0]", "spec.drivers[1].name", "spec.drivers[1].nodeID"], found
+        "spec.drivers[0]", "spec.drivers[0]", "spec.drivers[0]", "spec.drivers[1].name", "spec.drivers[1].nodeID"], found
+    assert [m for f, m in found if f == "spec.drivers[0]"][0] == "Required value"
     assert dict(found)["spec.drivers[1].nodeID"].endswith("must be 256 characters or less")
     # a registered driver's entry cannot change; adding another driver is fine
     node = api.get(f"{STORAGE}/csinodes/{name}").json()
