@@ -84,7 +84,7 @@ def test_csinode_validation_and_columns(api: httpx.Client, names: str) -> None:
     assert [f for f, _ in found] == [
         "spec.drivers[0].name", "spec.drivers[0].nodeID", "spec.drivers[0].allocatable.count", "spec.drivers[0]",
         "spec.drivers[0]", "spec.drivers[0]", "spec.drivers[0]", "spec.drivers[1].name", "spec.drivers[1].nodeID"], found
-    assert [m for f, m in found if f == "spec.drivers[0]"][0] == "Required value"
+    assert next(m for f, m in found if f == "spec.drivers[0]") == "Required value"
     assert dict(found)["spec.drivers[1].nodeID"].endswith("must be 256 characters or less")
     # a registered driver's entry cannot change; adding another driver is fine
     node = api.get(f"{STORAGE}/csinodes/{name}").json()
