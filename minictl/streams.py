@@ -196,15 +196,37 @@ def terminal_size(fd: int) -> tuple[int, int]:
 
 
 def on_resize(session: ExecSession, fd: int) -> Callable[[], None]:
-    """Send the terminal's size now and on every SIGWINCH; returns a function undoing the handler."""
+    """Send the terminal's size now and on every SIGWINCH; returns a function undoing the handler.
 
-    def send(*_args: Any) -> None:
+    The handler only wakes a thread that sends: a signal handler runs in the main thread between
+    two of its bytecodes, possibly while that thread holds a lock of the websocket that sending
+    needs too — sending from the handler itself could deadlock the session (seen as a hung
+    `exec -it` under load)."""
+
+    def send() -> None:
         with contextlib.suppress(OSError, ConnectionClosed):
             session.resize(*terminal_size(fd))
 
+    wake, done = threading.Event(), threading.Event()
+
+    def sender() -> None:
+        while True:
+            wake.wait()
+            wake.clear()
+            if done.is_set():
+                return
+            send()
+
     send()
-    previous = signal.signal(signal.SIGWINCH, send)
-    return lambda: signal.signal(signal.SIGWINCH, previous)
+    threading.Thread(target=sender, name="resize", daemon=True).start()
+    previous = signal.signal(signal.SIGWINCH, lambda *_: wake.set())
+
+    def undo() -> None:
+        signal.signal(signal.SIGWINCH, previous)
+        done.set()
+        wake.set()
+
+    return undo
 
 
 def exec_params(command: list[str], container: str | None, stdin: bool, tty: bool,

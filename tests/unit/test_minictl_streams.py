@@ -203,3 +203,43 @@ def test_port_forward_strips_port_headers_and_relays_both_ways() -> None:
         local.close()
     assert received == b"HELLO BYE"
     assert stream.error == b""
+
+
+def test_a_resize_is_never_sent_from_inside_the_signal_handler() -> None:
+    """SIGWINCH can interrupt the main thread while it holds a lock that sending needs (the
+    websocket's): the handler must leave the sending to another thread, or the session hangs."""
+    import fcntl
+    import pty
+    import signal
+    import termios
+
+    from minictl.streams import on_resize
+    from tests.conftest import wait_for
+
+    held = threading.Lock()
+    sizes: list[tuple[int, int]] = []
+
+    class Session:
+        def resize(self, width: int, height: int) -> None:
+            # the old handler ran here in the main thread, which holds `held`: this times out and raises
+            if not held.acquire(timeout=2):
+                raise AssertionError("resize called while the interrupted thread holds the lock")
+            sizes.append((width, height))
+            held.release()
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        undo = on_resize(Session(), slave)  # type: ignore[arg-type]
+        try:
+            assert sizes == [(80, 24)]
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            with held:
+                signal.raise_signal(signal.SIGWINCH)  # the handler runs now, while `held` is taken
+                assert sizes == [(80, 24)]
+            wait_for(lambda: sizes == [(80, 24), (100, 30)], 5, 0.01, "the new size to be sent")
+        finally:
+            undo()
+    finally:
+        os.close(master)
+        os.close(slave)
