@@ -194,6 +194,10 @@ RESOURCES: list[Resource] = [
        short_names=("sc",)),
     _r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False, storage.CSIDriverStrategy()),
     _r("storage.k8s.io", "v1", "CSINode", "csinodes", False, storage.CSINodeStrategy()),
+    _r("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False, storage.VolumeAttachmentStrategy(),
+       subresources=("status",)),
+    _r("storage.k8s.io", "v1", "CSIStorageCapacity", "csistoragecapacities", True,
+       storage.CSIStorageCapacityStrategy()),
     # admissionregistration.k8s.io/v1: read by the webhook admission plugins (apiserver/admission/webhook.py)
     _r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False,
        admissionregistration.MutatingWebhookConfigurationStrategy(), categories=("api-extensions",)),

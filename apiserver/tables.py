@@ -390,6 +390,19 @@ def _csinode_row(n: Obj, now: dt.datetime) -> list[Any]:
             age(_meta(n).get("creationTimestamp"), now)]
 
 
+def _volumeattachment_row(v: Obj, now: dt.datetime) -> list[Any]:
+    spec = v.get("spec") or {}
+    pv = (spec.get("source") or {}).get("persistentVolumeName") or ""
+    return [_meta(v).get("name"), spec.get("attacher", ""), pv, spec.get("nodeName", ""),
+            bool((v.get("status") or {}).get("attached")), age(_meta(v).get("creationTimestamp"), now)]
+
+
+def _csistoragecapacity_row(c: Obj, now: dt.datetime) -> list[Any]:
+    capacity = c.get("capacity")
+    return [_meta(c).get("name"), c.get("storageClassName", ""), "<unset>" if capacity is None else str(capacity),
+            age(_meta(c).get("creationTimestamp"), now)]
+
+
 def _cr_row(r: Obj, now: dt.datetime) -> list[Any]:
     owner = next((o for o in _meta(r).get("ownerReferences") or [] if o.get("controller")), None)
     ctl = f"{owner.get('kind', '').lower()}.{owner.get('apiVersion', '').split('/')[0]}/{owner.get('name')}" if owner else "<none>"
@@ -621,6 +634,10 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                     ("StorageCapacity", "boolean", "", 0), ("TokenRequests", "string", "", 0),
                     ("RequiresRepublish", "boolean", "", 0), ("Modes", "string", "", 0), AGE], _csidriver_row),
     "csinodes": ([NAME, ("Drivers", "integer", "", 0), AGE], _csinode_row),
+    "volumeattachments": ([NAME, ("Attacher", "string", "", 0), ("PV", "string", "", 0), ("Node", "string", "", 0),
+                           ("Attached", "boolean", "", 0), AGE], _volumeattachment_row),
+    "csistoragecapacities": ([NAME, ("StorageClassName", "string", "", 0), ("Capacity", "string", "", 0), AGE],
+                             _csistoragecapacity_row),
     "validatingadmissionpolicies": ([NAME, ("Validations", "integer", "", 0), ("ParamKind", "string", "", 0), AGE],
                                     _vap_row),
     "validatingadmissionpolicybindings": ([NAME, ("PolicyName", "string", "", 0), ("ParamRef", "string", "", 0), AGE],

@@ -54,6 +54,38 @@ def _storage(resources: Any, path: str, what: str) -> list[Cause]:
     return []
 
 
+def validate_pv_spec(spec: Obj, path: str, inline: bool = False) -> list[Cause]:
+    """ValidatePersistentVolumeSpec; `inline`: a VolumeAttachment's inlineVolumeSpec (a CSI source, no
+    capacity, no claimRef)."""
+    if not isinstance(spec, dict):
+        return [invalid_cause(path, spec, "must be an object")]
+    causes: list[Cause] = []
+    if inline:
+        for key in ("claimRef", "capacity"):
+            if spec.get(key):
+                causes.append(forbidden_cause(f"{path}.{key}", "may not be specified in the context of inline volumes"))
+        if spec.get("csi") is None:
+            causes.append(required_cause(f"{path}.csi", "has to be specified in the context of inline volumes"))
+    causes += _access_modes(spec, f"{path}.accessModes")
+    if not inline:
+        causes += _storage(spec.get("capacity"), f"{path}.capacity", "")
+    causes += validate_enum(spec.get("persistentVolumeReclaimPolicy"), RECLAIM_POLICIES,
+                            f"{path}.persistentVolumeReclaimPolicy", required=False)
+    causes += validate_enum(spec.get("volumeMode"), VOLUME_MODES, f"{path}.volumeMode", required=False)
+    sources = [s for s in VOLUME_SOURCES if spec.get(s) is not None]
+    if not sources:
+        causes.append(required_cause(path, "must specify a volume type"))
+    elif len(sources) > 1:
+        causes.append(forbidden_cause(f"{path}.{sources[1]}", "may not specify more than 1 volume type"))
+    for kind in ("hostPath", "local"):
+        src = spec.get(kind)
+        if isinstance(src, dict) and not src.get("path"):
+            causes.append(required_cause(f"{path}.{kind}.path", ""))
+    if isinstance(spec.get("local"), dict) and not (spec.get("nodeAffinity") or {}).get("required"):
+        causes.append(required_cause(f"{path}.nodeAffinity", "Local volume requires node affinity"))
+    return causes
+
+
 class _StorageObjectStrategy(Strategy):
     """Both kinds: a status subresource, born Pending, volumeMode defaulted to Filesystem."""
 
@@ -76,25 +108,7 @@ class PVStrategy(_StorageObjectStrategy):
             spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
-        causes = super().validate(obj, namespaced)
-        spec = obj.get("spec") or {}
-        causes += _access_modes(spec, "spec.accessModes")
-        causes += _storage(spec.get("capacity"), "spec.capacity", "")
-        causes += validate_enum(spec.get("persistentVolumeReclaimPolicy"), RECLAIM_POLICIES,
-                                "spec.persistentVolumeReclaimPolicy", required=False)
-        causes += validate_enum(spec.get("volumeMode"), VOLUME_MODES, "spec.volumeMode", required=False)
-        sources = [s for s in VOLUME_SOURCES if spec.get(s) is not None]
-        if not sources:
-            causes.append(required_cause("spec", "must specify a volume type"))
-        elif len(sources) > 1:
-            causes.append(forbidden_cause(f"spec.{sources[1]}", "may not specify more than 1 volume type"))
-        for kind in ("hostPath", "local"):
-            src = spec.get(kind)
-            if isinstance(src, dict) and not src.get("path"):
-                causes.append(required_cause(f"spec.{kind}.path", ""))
-        if isinstance(spec.get("local"), dict) and not (spec.get("nodeAffinity") or {}).get("required"):
-            causes.append(required_cause("spec.nodeAffinity", "Local volume requires node affinity"))
-        return causes
+        return super().validate(obj, namespaced) + validate_pv_spec(obj.get("spec") or {}, "spec")
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate_update(new, old, namespaced)

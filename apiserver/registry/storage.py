@@ -23,7 +23,8 @@ from apimachinery.validation import (
 from apimachinery.volumebinding import is_default_class
 from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
 
-__all__ = ["CSIDriverStrategy", "CSINodeStrategy", "StorageClassStrategy", "is_default_class"]
+__all__ = ["CSIDriverStrategy", "CSINodeStrategy", "CSIStorageCapacityStrategy", "StorageClassStrategy",
+           "VolumeAttachmentStrategy", "is_default_class"]
 
 RECLAIM_POLICIES = ("Delete", "Retain")
 BINDING_MODES = ("Immediate", "WaitForFirstConsumer")
@@ -176,3 +177,103 @@ class CSINodeStrategy(Strategy):
                 if as_dict(new_driver).get("name") == as_dict(old_driver).get("name") and new_driver != old_driver:
                     causes += validate_immutable(new_driver, old_driver, "spec.drivers")
         return causes
+
+
+# -- VolumeAttachment, CSIStorageCapacity ---------------------------------------------------------
+
+#: upstream's maxAttachedVolumeMetadataSize and maxVolumeErrorMessageSize
+MAX_ATTACHMENT_METADATA = 256 * 1024
+MAX_VOLUME_ERROR_MESSAGE = 1024
+
+
+def _volume_error(e: Any, path: str) -> list[Cause]:
+    if not isinstance(e, dict):
+        return []
+    causes: list[Cause] = []
+    if len(as_str(e.get("message"))) > MAX_VOLUME_ERROR_MESSAGE:
+        # (upstream names the metadata limit here)
+        causes.append(too_long_cause(child(path, "message"), MAX_ATTACHMENT_METADATA))
+    code = e.get("errorCode")
+    if isinstance(code, int) and code < 0:
+        causes.append(invalid_cause(child(path, "errorCode"), code, "must be between 0 and 2147483647, inclusive"))
+    return causes
+
+
+class VolumeAttachmentStrategy(Strategy):
+    """What the attach/detach controller asks a CSI attacher to do; the spec never changes."""
+
+    has_status = True
+
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        from apiserver.registry.persistentvolume import validate_pv_spec
+
+        causes = super().validate(obj, namespaced)
+        spec = as_dict(obj.get("spec"))
+        attacher = spec.get("attacher")
+        if not attacher:
+            causes.append(required_cause("spec.attacher"))
+        source = as_dict(spec.get("source"))
+        pv, inline = source.get("persistentVolumeName"), source.get("inlineVolumeSpec")
+        if pv is None and inline is None:
+            causes.append(required_cause("spec.source", "must specify exactly one of inlineVolumeSpec and "
+                                                        "persistentVolumeName"))
+        elif pv is not None and inline is not None:
+            causes.append(forbidden_cause("spec.source", "must specify exactly one of inlineVolumeSpec and "
+                                                         "persistentVolumeName"))
+        elif pv is not None and not pv:
+            causes.append(required_cause("spec.source.persistentVolumeName", "must specify non empty "
+                                                                             "persistentVolumeName"))
+        elif inline is not None:
+            causes += validate_pv_spec(inline, "spec.source.inlineVolumeSpec", inline=True)
+        node = as_str(spec.get("nodeName"))
+        causes += [invalid_cause("spec.nodeName", node, m) for m in is_dns1123_subdomain(node)]
+        status = as_dict(obj.get("status"))
+        metadata = as_dict(status.get("attachmentMetadata"))
+        if sum(len(str(k)) + len(str(v)) for k, v in metadata.items()) > MAX_ATTACHMENT_METADATA:
+            causes.append(too_long_cause("status.attachmentMetadata", MAX_ATTACHMENT_METADATA))
+        causes += _volume_error(status.get("attachError"), "status.attachError")
+        causes += _volume_error(status.get("detachError"), "status.detachError")
+        # v1's own checks, after the shared ones (upstream's ValidateVolumeAttachmentV1)
+        if attacher:
+            causes += validate_csi_driver_name(attacher, "spec.attacher")
+        if isinstance(pv, str) and pv:
+            causes += [invalid_cause("spec.source.persistentVolumeName", pv, m) for m in is_dns1123_subdomain(pv)]
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate_update(new, old, namespaced)
+        return causes + validate_immutable(new.get("spec"), old.get("spec"), "spec")
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return self.validate(new, namespaced=False)
+
+
+class CSIStorageCapacityStrategy(Strategy):
+    """Capacity a CSI driver reports for a storage class in a topology segment (namespaced)."""
+
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        from apimachinery.quantity import QuantityError, parse_quantity
+        from apimachinery.validation import validate_label_selector
+
+        causes = super().validate(obj, namespaced)
+        causes += validate_label_selector(obj.get("nodeTopology"), "nodeTopology")
+        sc = as_str(obj.get("storageClassName"))
+        causes += [invalid_cause("storageClassName", sc, m) for m in is_dns1123_subdomain(sc)]
+        for key in ("capacity", "maximumVolumeSize"):
+            value = obj.get(key)
+            if value is None:
+                continue
+            try:
+                negative = parse_quantity(value) < 0
+            except (QuantityError, TypeError):
+                causes.append(invalid_cause(key, value, "quantities must match the regular expression "
+                                                        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
+                continue
+            if negative:
+                causes.append(invalid_cause(key, value, "must be greater than or equal to 0"))
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate_update(new, old, namespaced)
+        causes += validate_immutable(new.get("nodeTopology"), old.get("nodeTopology"), "nodeTopology")
+        return causes + validate_immutable(new.get("storageClassName"), old.get("storageClassName"), "storageClassName")

@@ -109,3 +109,65 @@ def test_kubectl_and_python_client(control_plane: ControlPlane, names: str) -> N
     api = client.StorageV1Api(config.new_client_from_config(str(control_plane.kubeconfig)))
     assert api.read_csi_driver(name).spec.attach_required is False
     assert name in [d.metadata.name for d in api.list_csi_driver().items]
+
+
+def test_volumeattachment(api: httpx.Client, names: str) -> None:
+    url = f"{STORAGE}/volumeattachments"
+    name = f"csi-{names}"
+    body = {"metadata": {"name": name}, "spec": {"attacher": "csi.example.com", "nodeName": "node-1",
+                                                  "source": {"persistentVolumeName": "pv-1"}}}
+    try:
+        r = api.post(url, json=body)
+        assert r.status_code == 201 and "status" not in r.json(), r.text
+        assert causes(api.post(url, json={"metadata": {"name": f"bad-{names}"}, "spec": {
+            "attacher": "Bad_Attacher", "nodeName": "Node_1", "source": {}}})) == [
+            ("spec.source", "Required value: must specify exactly one of inlineVolumeSpec and persistentVolumeName"),
+            ("spec.nodeName", causes_of_name("Node_1")),
+            ("spec.attacher", causes_of_name("bad_attacher", "Bad_Attacher")),
+        ]
+        found = causes(api.post(url, json={"metadata": {"name": f"inline-{names}"}, "spec": {
+            "attacher": "csi.example.com", "nodeName": "node-1", "source": {"inlineVolumeSpec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}}}}}))
+        assert [f for f, _ in found] == ["spec.source.inlineVolumeSpec.capacity", "spec.source.inlineVolumeSpec.csi"]
+        # the spec never changes; the attacher reports through /status
+        va = api.get(f"{url}/{name}").json()
+        va["spec"]["nodeName"] = "node-2"
+        [(field, message)] = causes(api.put(f"{url}/{name}", json=va))
+        assert field == "spec" and message.endswith("field is immutable")
+        va = api.get(f"{url}/{name}").json()
+        va["status"] = {"attached": True, "attachmentMetadata": {"devicePath": "/dev/sdb"}}
+        r = api.put(f"{url}/{name}/status", json=va)
+        assert r.status_code == 200 and r.json()["status"]["attached"] is True, r.text
+        table = api.get(f"{url}/{name}", headers=TABLE).json()
+        assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Attacher", "PV", "Node", "Attached", "Age"]
+        assert table["rows"][0]["cells"][:5] == [name, "csi.example.com", "pv-1", "node-1", True]
+    finally:
+        api.delete(f"{url}/{name}")
+
+
+def causes_of_name(lower: str, shown: str | None = None) -> str:
+    """The DNS-subdomain message a bad name gets (upstream's IsDNS1123Subdomain)."""
+    from apimachinery.validation import is_dns1123_subdomain
+
+    return f'Invalid value: "{shown or lower}": ' + is_dns1123_subdomain(lower)[0]
+
+
+def test_csistoragecapacity(api: httpx.Client, namespace: str) -> None:
+    url = f"{STORAGE}/namespaces/{namespace}/csistoragecapacities"
+    body = {"metadata": {"name": "fast-zone-a"}, "storageClassName": "fast", "capacity": "100Gi",
+            "nodeTopology": {"matchLabels": {"topology.example.com/zone": "a"}}}
+    assert api.post(url, json=body).status_code == 201
+    assert causes(api.post(url, json={"metadata": {"name": "bad"}, "storageClassName": "Fast", "capacity": "-1"})) == [
+        ("storageClassName", causes_of_name("Fast")),
+        ("capacity", 'Invalid value: "-1": must be greater than or equal to 0'),
+    ]
+    stored = api.get(f"{url}/fast-zone-a").json()
+    stored["storageClassName"] = "slow"
+    [(field, message)] = causes(api.put(f"{url}/fast-zone-a", json=stored))
+    assert field == "storageClassName" and message.endswith("field is immutable")
+    stored = api.get(f"{url}/fast-zone-a").json()
+    stored["capacity"] = "50Gi"  # what the driver reports changes
+    assert api.put(f"{url}/fast-zone-a", json=stored).json()["capacity"] == "50Gi"
+    table = api.get(f"{url}/fast-zone-a", headers=TABLE).json()
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "StorageClassName", "Capacity", "Age"]
+    assert table["rows"][0]["cells"][:3] == ["fast-zone-a", "fast", "50Gi"]
