@@ -52,7 +52,7 @@ async def _probe_http(name: str, url: str) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False) as client:
             r = await client.get(url)
     except httpx.HTTPError as e:
-        return _status(name, False, error=f'Get "{url}": {e or type(e).__name__}')
+        return _status(name, False, error=f'Get "{url}": {str(e) or type(e).__name__}')
     body = r.text[:1024]
     if r.status_code != 200:
         return _status(name, False, body, f"unhealthy http status code: {r.status_code} ({r.reason_phrase})")

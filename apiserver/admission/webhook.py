@@ -492,7 +492,6 @@ class RequestMatcher(Plugin):
         return req
 
 
-
 class _WebhookPlugin(RequestMatcher):
     plural = ""
     mutating = False

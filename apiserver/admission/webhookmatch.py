@@ -79,10 +79,6 @@ def rule_matches(rule: Mapping[str, Any], req: Request) -> bool:
     return False
 
 
-def any_rule_matches(hook: Mapping[str, Any], req: Request) -> bool:
-    return any(isinstance(r, dict) and rule_matches(r, req) for r in hook.get("rules") or [])
-
-
 def parse_selector(d: Any) -> LabelSelector | str:
     """A webhook's namespace/object selector; unset is everything; an unparsable one → its error."""
     if d is None:

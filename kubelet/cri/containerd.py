@@ -69,7 +69,7 @@ class ContainerdPaths:
 
     @property
     def bin_dir(self) -> Path:
-        """Read-only bind mounts of the OCI runtimes that need one (ociruntime.read_only_binary)."""
+        """Read-only bind mounts of the OCI runtimes that need one (read_only_binary)."""
         return self.base / "bin"
 
     @property
