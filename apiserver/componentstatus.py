@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 #: what upstream's GetServersToValidate probes besides etcd (our components serve plain HTTP there)
 COMPONENTS = {"controller-manager": "http://127.0.0.1:10257/healthz", "scheduler": "http://127.0.0.1:10259/healthz"}
 PROBE_TIMEOUT = 5.0
-ETCD_HEALTHY = '{"health":"true","reason":""}'
 COLUMNS = [("Name", "string", "name", 0, "Name must be unique within a namespace."),
            ("Status", "string", "", 0, "Status of the component conditions"),
            ("Message", "string", "", 0, "Message of the component conditions"),
@@ -46,25 +45,27 @@ def _status(name: str, healthy: bool, message: str = "", error: str = "") -> dic
 
 
 async def _probe_http(name: str, url: str) -> dict[str, Any]:
+    """upstream's HTTP prober: a connection error or a status outside 2xx/3xx is a failed probe
+    whose text is the message (the error column stays empty); a success's message is the body."""
     import httpx
 
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False) as client:
             r = await client.get(url)
     except httpx.HTTPError as e:
-        return _status(name, False, error=f'Get "{url}": {str(e) or type(e).__name__}')
-    body = r.text[:1024]
-    if r.status_code != 200:
-        return _status(name, False, body, f"unhealthy http status code: {r.status_code} ({r.reason_phrase})")
-    return _status(name, True, body)
+        return _status(name, False, f'Get "{url}": {str(e) or type(e).__name__}')
+    if not 200 <= r.status_code < 400:
+        return _status(name, False, f"HTTP probe failed with statuscode: {r.status_code}")
+    return _status(name, True, r.text[:1024])
 
 
 async def _probe_etcd(server: APIServer) -> dict[str, Any]:
+    """upstream's EtcdServer check: "ok", or the storage's error in the error column."""
     try:
         healthy = await asyncio.wait_for(server.store.healthy(), PROBE_TIMEOUT)
     except Exception as e:  # a storage error is the answer here, never a 500
         return _status("etcd-0", False, error=str(e) or type(e).__name__)
-    return _status("etcd-0", True, ETCD_HEALTHY) if healthy else _status("etcd-0", False, error="etcd is not healthy")
+    return _status("etcd-0", True, "ok") if healthy else _status("etcd-0", False, error="etcd is not healthy")
 
 
 def _cells(obj: dict[str, Any], now: dt.datetime) -> list[Any]:
