@@ -385,10 +385,11 @@ class ValidatingAdmissionPolicy(RequestMatcher):
         kind = policy.spec.get("paramKind") or {}
         api_version, name = str(kind.get("apiVersion") or ""), str(kind.get("kind") or "")
         group, _, version = api_version.rpartition("/")
-        for res in self.server.table.resources:
-            if (res.group, res.version, res.kind) == (group, version, name) and not getattr(
-                    res.strategy, "virtual", False) and res.storage_prefix in self.server.caches:
-                return res
+        table = self.server.table
+        preferred = table.by_kind(group, name)
+        res = preferred and table.lookup(group, version, preferred.plural)
+        if res is not None and not getattr(res.strategy, "virtual", False) and res.storage_prefix in self.server.caches:
+            return res
         raise ConfigurationError(f"failed to find resource referenced by paramKind: '{group}/{version}, Kind={name}'")
 
     async def _params(self, res: Resource | None, binding: Binding, a: Attributes) -> list[dict[str, Any] | None]:
@@ -444,16 +445,9 @@ class ValidatingAdmissionPolicy(RequestMatcher):
         is_namespace = a.resource.group == "" and a.resource.plural == "namespaces"
         if not a.namespace or is_namespace:
             return None  # cluster-scoped; a namespace request has no namespace of its own (as upstream)
-        cache = self.server.cache_for("", "namespaces")
-        key = f"{cache.prefix}{a.namespace}"
-        entry = cache.get(key) if cache.ready.is_set() else None
-        if entry is not None:
-            ns = orjson.loads(entry.data)
-        else:
-            kv = await self.server.store.get(key)
-            if kv is None:
-                return None
-            ns = kv.decode()
+        ns = await self.namespace(a.namespace)
+        if ns is None:
+            return None
         # upstream's CreateNamespaceObject: spec, status and these metadata fields, no type meta
         meta = ns.get("metadata") or {}
         out: dict[str, Any] = {"metadata": {k: meta[k] for k in NAMESPACE_META if k in meta}}
@@ -467,13 +461,11 @@ class ValidatingAdmissionPolicy(RequestMatcher):
         message = (f"ValidatingAdmissionPolicy '{d.policy}' with binding '{d.binding}' denied request: {d.message}"
                    if d.binding else f"ValidatingAdmissionPolicy '{d.policy}' denied request: {d.message}")
         res = a.resource
-        qualified = f"{res.plural}.{res.group}" if res.group else res.plural
         meta = (a.obj or {}).get("metadata") if isinstance(a.obj, dict) else None
         meta = meta if isinstance(meta, dict) else {}
         name = a.name or str(meta.get("name") or meta.get("generateName") or "Unknown")
-        reason = d.reason or "Invalid"
-        details: dict[str, Any] = {"name": name, "kind": res.plural, "causes": [{"message": message}]}
-        if res.group:
-            details["group"] = res.group
-        return errors.StatusError(REASON_CODES.get(reason, 422), reason,
-                                  f'{qualified} "{name}" is forbidden: {message}', details)
+        err = errors.forbidden(f'{res.group_resource} "{name}" is forbidden: {message}', res.plural, name, res.group)
+        err.reason = d.reason or "Invalid"
+        err.code = REASON_CODES.get(err.reason, 422)
+        err.details = {**(err.details or {}), "causes": [{"message": message}]}
+        return err

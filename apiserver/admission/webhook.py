@@ -426,15 +426,25 @@ class RequestMatcher(Plugin):
         return selector.matches(await self._namespace_labels(a.namespace or a.name))
 
     async def _namespace_labels(self, name: str) -> dict[str, str]:
-        cache = self.server.cache_for("", "namespaces")
-        key = f"/registry/namespaces/{name}"
-        entry = cache.get(key) if cache.ready.is_set() else None
+        entry = self._cached_namespace(name)
         if entry is not None:
-            return entry.labels
-        kv = await self.server.store.get(key)  # a cache miss may be the cache's latency: ask etcd
-        if kv is None:
+            return entry.labels  # (no decoding on the common path)
+        ns = await self.namespace(name)
+        if ns is None:
             raise errors.not_found("namespaces", name)
-        return labels_of(kv.decode()) or {}
+        return labels_of(ns) or {}
+
+    def _cached_namespace(self, name: str) -> Any:
+        cache = self.server.cache_for("", "namespaces")
+        return cache.get(f"{cache.prefix}{name}") if cache.ready.is_set() else None
+
+    async def namespace(self, name: str) -> dict[str, Any] | None:
+        """The Namespace object, from the watch cache, else etcd (a cache miss may be its latency)."""
+        entry = self._cached_namespace(name)
+        if entry is not None:
+            return orjson.loads(entry.data)
+        kv = await self.server.store.get(f"/registry/namespaces/{name}")
+        return kv.decode() if kv is not None else None
 
     # -- the objects as the webhook's version shows them --
 
