@@ -252,25 +252,14 @@ class CSIStorageCapacityStrategy(Strategy):
     """Capacity a CSI driver reports for a storage class in a topology segment (namespaced)."""
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
-        from apimachinery.quantity import QuantityError, parse_quantity
-        from apimachinery.validation import validate_label_selector
+        from apimachinery.validation import validate_label_selector, validate_quantity
 
         causes = super().validate(obj, namespaced)
         causes += validate_label_selector(obj.get("nodeTopology"), "nodeTopology")
         sc = as_str(obj.get("storageClassName"))
         causes += [invalid_cause("storageClassName", sc, m) for m in is_dns1123_subdomain(sc)]
-        for key in ("capacity", "maximumVolumeSize"):
-            value = obj.get(key)
-            if value is None:
-                continue
-            try:
-                negative = parse_quantity(value) < 0
-            except (QuantityError, TypeError):
-                causes.append(invalid_cause(key, value, "quantities must match the regular expression "
-                                                        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
-                continue
-            if negative:
-                causes.append(invalid_cause(key, value, "must be greater than or equal to 0"))
+        if obj.get("capacity") is not None:  # (upstream checks capacity only, not maximumVolumeSize)
+            causes += validate_quantity(obj["capacity"], "capacity")
         return causes
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:

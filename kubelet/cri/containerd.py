@@ -8,6 +8,7 @@ so this instance never shares state with a system containerd (the one Docker use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import logging
@@ -235,8 +236,9 @@ def read_only_binary(binary: str, target: Path) -> str:
     file is kept; one of an older file (the package was upgraded since) is replaced."""
     point = str(target)
     mounted = point in mounts_under(target)
-    if mounted and _same_file(target, Path(binary)) and not os.access(target, os.W_OK):
-        return point
+    with contextlib.suppress(OSError):
+        if mounted and os.path.samefile(target, binary) and not os.access(target, os.W_OK):
+            return point
     libc = ctypes.CDLL(None, use_errno=True)
     while point in mounts_under(target):  # stale (or stacked): let go of it
         if libc.umount2(point.encode(), _MNT_DETACH) != 0:
@@ -255,14 +257,6 @@ def read_only_binary(binary: str, target: Path) -> str:
         libc.umount2(point.encode(), _MNT_DETACH)
         return binary
     return point
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        sa, sb = a.stat(), b.stat()
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 class ContainerdProcess:
