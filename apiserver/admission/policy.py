@@ -40,6 +40,7 @@ from apiserver.admission.webhookmatch import (
     rule_matches,
 )
 from apiserver.registry.admissionpolicy import REASON_CODES
+from apiserver.watchcache import Filter
 
 if TYPE_CHECKING:
     from apiserver.resources import Resource
@@ -424,8 +425,8 @@ class ValidatingAdmissionPolicy(RequestMatcher):
                 selector = selector_from_label_selector(ref.get("selector") or {})
             except (LabelSelectorError, ValueError, TypeError) as e:
                 raise ConfigurationError(str(e)) from None
-            found = [orjson.loads(e.data) for k, e in cache.objects.items()
-                     if k.startswith(prefix) and "/" not in k[len(prefix):] and selector.matches(e.labels)]
+            flt = Filter(namespace if res.namespaced else None, None, selector)
+            found = [orjson.loads(e.data) for e in cache.list(flt)]
         if not found and ref.get("parameterNotFoundAction", "Deny") == "Deny":
             raise ConfigurationError("no params found for policy binding with `Deny` parameterNotFoundAction")
         convert = res.strategy.output_converter(res)
