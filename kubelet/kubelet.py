@@ -1188,6 +1188,7 @@ class Kubelet:
         self.node.on_node = self._on_node
         await self.node.register(stop)
         if stop.is_set():
+            await self.node.close()
             return
         if self.node.node is not None:
             self._on_node(self.node.node)
@@ -1213,6 +1214,7 @@ class Kubelet:
             for t in tasks + self._tasks:
                 t.cancel()
             await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
+            await self.node.close()
             await self.pod_workers.stop()
             await self.probes.stop()
             await self.status.stop()

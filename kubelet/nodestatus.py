@@ -1,5 +1,5 @@
-"""The node: registration, status (capacity, allocatable, addresses, nodeInfo, conditions, images)
-and the Lease heartbeat in kube-node-lease.
+"""The node: registration (and its CSINode), status (capacity, allocatable, addresses, nodeInfo,
+conditions, images) and the Lease heartbeat in kube-node-lease.
 
 Status is computed every 10 s and PATCHed when it changed or when 5 minutes passed since the
 last report (upstream's nodeStatusUpdateFrequency / nodeStatusReportFrequency); the Lease is
@@ -18,6 +18,7 @@ from typing import Any
 from apimachinery.meta import now, now_micro
 from apimachinery.quantity import format_quantity
 from client import APIClient, is_already_exists, is_conflict, is_not_found
+from kubelet import csinode
 from kubelet.config import KubeletConfig
 from kubelet.machine import MachineInfo, fs_stats
 
@@ -125,6 +126,7 @@ class NodeManager:
         self.on_node: Callable[[dict[str, Any]], None] | None = None
         self.status_updates = 0
         self.lease_renewals = 0
+        self.csinode_task: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -241,6 +243,7 @@ class NodeManager:
                     log.info("node %s already registered; adopted it", self.name)
                 await self.update_status(force=True)
                 self.registered.set()
+                self._publish_csinode(stop)
                 return
             except asyncio.CancelledError:
                 raise
@@ -251,6 +254,18 @@ class NodeManager:
                 except TimeoutError:
                     pass
                 delay = min(delay * 2, 7.0)
+
+    def _publish_csinode(self, stop: asyncio.Event) -> None:
+        # in the background, as upstream: a CSINode that cannot be written yet must not hold up the pods
+        if self.csinode_task is not None:
+            self.csinode_task.cancel()
+        if self.node is not None:
+            self.csinode_task = asyncio.create_task(csinode.publish(self.api, self.node, stop))
+
+    async def close(self) -> None:
+        if self.csinode_task is not None:
+            self.csinode_task.cancel()
+            await asyncio.gather(self.csinode_task, return_exceptions=True)
 
     async def update_status(self, force: bool = False) -> bool:
         status = self.status()

@@ -66,6 +66,8 @@ class NodeRestriction(Plugin):
             await self._token(a, node)
         elif group == "coordination.k8s.io" and plural == "leases":
             self._lease(a, node)
+        elif group == "storage.k8s.io" and plural == "csinodes":
+            self._csinode(a, node)
 
     # -- pods ------------------------------------------------------------------------------
 
@@ -154,6 +156,11 @@ class NodeRestriction(Plugin):
         name = a.name or ((a.obj or {}).get("metadata") or {}).get("name", "")
         if a.operation in (CREATE, UPDATE) and name != node:
             raise self.forbidden(a, "can only access node lease with the same name as the requesting node")
+
+    def _csinode(self, a: Attributes, node: str) -> None:
+        name = a.name or ((a.obj or {}).get("metadata") or {}).get("name", "")
+        if name != node:
+            raise self.forbidden(a, "can only access CSINode with the same name as the requesting node")
 
     async def _token(self, a: Attributes, node: str) -> None:
         spec = ((a.obj or {}).get("spec") or {}) if isinstance(a.obj, dict) else {}

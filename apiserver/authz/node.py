@@ -8,6 +8,7 @@ pods watch cache (upstream's node authorizer graph, kept incrementally):
 - persistentvolumeclaims, persistentvolumes: get (claims also `status` updates);
 - serviceaccounts/token: create for a service account one of its pods runs as;
 - leases: its own Lease in kube-node-lease;
+- csinodes: its own CSINode (create is narrowed to it by NodeRestriction);
 - nodes: read its own Node (create/update/status are allowed here and narrowed to its
   own object by the NodeRestriction admission plugin);
 - pods: get a related pod, list/watch only with `fieldSelector=spec.nodeName=<self>`,
@@ -222,6 +223,8 @@ class NodeAuthorizer:
                 return self._pod(node, a)
         if a.is_resource and a.api_group == "coordination.k8s.io" and a.resource == "leases":
             return self._lease(node, a)
+        if a.is_resource and a.api_group == "storage.k8s.io" and a.resource == "csinodes":
+            return self._csinode(node, a)
         if any(rule.allows(a) for rule in self.node_rules):
             return ALLOW, ""
         return NO_OPINION, ""
@@ -268,6 +271,15 @@ class NodeAuthorizer:
         # on create the name is in the body: NodeRestriction checks it
         if a.verb != "create" and a.name != node:
             return NO_OPINION, "can only access node lease with the same name as the requesting node"
+        return ALLOW, ""
+
+    def _csinode(self, node: str, a: AuthzAttributes) -> tuple[str, str]:
+        if a.verb not in ("get", "create", "update", "patch", "delete"):
+            return NO_OPINION, "can only get, create, update, patch, or delete a CSINode"
+        if a.subresource:
+            return NO_OPINION, "cannot authorize CSINode subresources"
+        if a.verb != "create" and a.name != node:
+            return NO_OPINION, "can only access CSINode with the same name as the requesting node"
         return ALLOW, ""
 
     def _node(self, node: str, a: AuthzAttributes) -> tuple[str, str]:

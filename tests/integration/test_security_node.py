@@ -99,6 +99,28 @@ def test_node_reads_only_its_pods_secrets(api: httpx.Client, namespace: str, nod
     wait_for(lambda: kubelet.get(f"{base}/secrets/mine").status_code == 403, what="access to end with the pod")
 
 
+def test_node_writes_only_its_own_csinode(api: httpx.Client, nodes: tuple[str, str, httpx.Client]) -> None:
+    me, other, kubelet = nodes
+    csinodes = "/apis/storage.k8s.io/v1/csinodes"
+
+    def body(name: str) -> dict:
+        return {"metadata": {"name": name}, "spec": {"drivers": []}}
+
+    r = kubelet.post(csinodes, json=body(other))
+    assert r.status_code == 403
+    assert r.json()["message"] == (f'csinodes.storage.k8s.io "{other}" is forbidden: NodeRestriction: can only '
+                                   f"access CSINode with the same name as the requesting node")
+    r = kubelet.post(csinodes, json=body(me))
+    assert r.status_code == 201, r.text
+    r = kubelet.patch(f"{csinodes}/{me}", json={"metadata": {"labels": {"a": "b"}}}, headers=MERGE)
+    assert r.status_code == 200, r.text
+    api.post(csinodes, json=body(other)).raise_for_status()
+    for r in (kubelet.get(f"{csinodes}/{other}"), kubelet.delete(f"{csinodes}/{other}"), kubelet.get(csinodes)):
+        assert r.status_code == 403, r.text
+    assert kubelet.delete(f"{csinodes}/{me}").status_code == 200
+    api.delete(f"{csinodes}/{other}").raise_for_status()
+
+
 def test_node_leases_and_tokens(api: httpx.Client, namespace: str, nodes: tuple[str, str, httpx.Client]) -> None:
     me, other, kubelet = nodes
     leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"

@@ -164,6 +164,20 @@ async def test_nodes_pods_leases_tokens(world) -> None:
     assert (await authz.authorize(req("list", "deployments", group="apps")))[0] == NO_OPINION
 
 
+async def test_csinode_only_its_own(world) -> None:
+    _, authz = world
+    csi = {"group": "storage.k8s.io", "ns": ""}
+    for verb in ("get", "update", "patch", "delete"):
+        assert (await authz.authorize(req(verb, "csinodes", "n1", **csi)))[0] == ALLOW
+        decision, reason = await authz.authorize(req(verb, "csinodes", "n2", **csi))
+        assert decision == NO_OPINION and reason == "can only access CSINode with the same name as the requesting node"
+    # the name of a create is in its body: NodeRestriction checks it
+    assert (await authz.authorize(req("create", "csinodes", **csi)))[0] == ALLOW
+    assert (await authz.authorize(req("list", "csinodes", **csi))) == (
+        NO_OPINION, "can only get, create, update, patch, or delete a CSINode")
+    assert (await authz.authorize(req("get", "csinodes", "n1", sub="status", **csi)))[0] == NO_OPINION
+
+
 async def test_not_a_node_is_none_of_its_business(world) -> None:
     _, authz = world
     alice = UserInfo("alice", "", ("system:authenticated",))

@@ -14,7 +14,7 @@ import yaml
 from apimachinery.meta import parse_time
 from certs import issue_client_cert
 from kubelet import network
-from tests.conftest import wait_for
+from tests.conftest import KUBECTL, wait_for
 from tests.e2e.kubelet.conftest import (
     BUSYBOX,
     NODE,
@@ -61,6 +61,27 @@ def test_lease_is_renewed(api, kubelet):
 
     first = wait_for(lambda: renew_time(), 20, 0.5, "the node lease")
     wait_for(lambda: renew_time() > first, 15, 0.5, "a lease renewal")
+
+
+def test_csinode_is_published(api, kubelet):
+    node = api.get(f"/api/v1/nodes/{NODE}").json()
+    path = f"/apis/storage.k8s.io/v1/csinodes/{NODE}"
+
+    def published() -> dict | None:
+        r = api.get(path)
+        return r.json() if r.status_code == 200 else None
+
+    csinode = wait_for(published, 20, 0.2, "the node's CSINode")
+    owner = {"apiVersion": "v1", "kind": "Node", "name": NODE, "uid": node["metadata"]["uid"]}
+    assert csinode["metadata"]["ownerReferences"] == [owner]
+    assert csinode["metadata"]["annotations"]["storage.alpha.kubernetes.io/migrated-plugins"] == (
+        "kubernetes.io/aws-ebs,kubernetes.io/azure-disk,kubernetes.io/azure-file,kubernetes.io/cinder,"
+        "kubernetes.io/gce-pd,kubernetes.io/portworx-volume,kubernetes.io/vsphere-volume")
+    assert csinode["spec"] == {"drivers": []}
+    # as the node itself (only its own CSINode is readable)
+    out = subprocess.run([KUBECTL, "--kubeconfig", str(kubelet.kubeconfig), "get", "csinode", NODE],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[1].split()[:2] == [NODE, "0"]
 
 
 def test_cni_config_and_filter_rules(kubelet, containerd_node):
