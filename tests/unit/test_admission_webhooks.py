@@ -19,7 +19,6 @@ from apiserver.admission.webhook import (
     MutatingAdmissionWebhook,
     ValidatingAdmissionWebhook,
     begin_request,
-    http_status_message,
     rejection,
     verify_answer,
 )
@@ -37,6 +36,7 @@ from apiserver.registry.admissionregistration import (
     ValidatingWebhookConfigurationStrategy,
 )
 from apiserver.resources import TABLE
+from apiserver.webhookclient import http_status_message
 
 USER = UserInfo("alice", "u-1", ("devs", "system:authenticated"))
 
@@ -548,7 +548,7 @@ def test_table_printer() -> None:
 
 
 def test_evicted_clients_are_closed_after_their_calls_could_have_ended(monkeypatch: pytest.MonkeyPatch) -> None:
-    from apiserver.admission.webhook import Clients
+    from apiserver.webhookclient import Clients
 
     monkeypatch.setattr(Clients, "MAX", 1)
     monkeypatch.setattr(Clients, "RETIRE_AFTER", 0)
