@@ -132,7 +132,7 @@ class StrategicMergePatchError(Exception):
         return bad_request(msg)
 
 
-def _go_type(v: Any) -> str:
+def go_type(v: Any) -> str:
     """reflect.TypeOf(v) of a JSON value decoded by upstream (ints stay int64)."""
     if v is None:
         return "%!s(<nil>)"
@@ -165,7 +165,7 @@ def _go_fmt(v: Any) -> str:
 
 
 def _bad_arg_type(expected: str, actual: Any) -> StrategicMergePatchError:
-    return StrategicMergePatchError(f"expected a {expected}, but received a {_go_type(actual)}")
+    return StrategicMergePatchError(f"expected a {expected}, but received a {go_type(actual)}")
 
 
 def _no_merge_key(m: Any, key: str) -> StrategicMergePatchError:
@@ -182,14 +182,14 @@ def _kind(v: Any) -> str:
         return _MAP
     if isinstance(v, list):
         return _LIST
-    return _go_type(v)
+    return go_type(v)
 
 
 def _key(v: Any) -> Any:
     """A hashable identity with Go interface equality (1 != 1.0 != true, "1" != 1)."""
     if isinstance(v, (dict, list)):
         return ("ref", id(v))
-    return (_go_type(v), v)
+    return (go_type(v), v)
 
 
 def _go_eq(a: Any, b: Any) -> bool:

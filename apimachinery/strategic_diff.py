@@ -35,13 +35,13 @@ from apimachinery.strategic import (
     _directive_in_map,
     _find_by_merge_key,
     _go_fmt,
-    _go_type,
     _key,
     _normalize_element_order,
     _normalize_slice_order,
     _partition,
     _slice_element_kind,
     _validate_patch_with_set_order_list,
+    go_type,
 )
 
 __all__ = [
@@ -64,7 +64,7 @@ class _DiffOptions:
 
 def _deep_equal(a: Any, b: Any) -> bool:
     """reflect.DeepEqual on decoded JSON: types matter (1 != 1.0 != true)."""
-    if _go_type(a) != _go_type(b):
+    if go_type(a) != go_type(b):
         return False
     if isinstance(a, dict):
         return len(a) == len(b) and all(k in b and _deep_equal(v, b[k]) for k, v in a.items())
@@ -135,7 +135,7 @@ def _diff_maps(original: dict, modified: dict, schema: PatchSchema | None, opts:
             if original_value != modified_value:
                 patch[key] = modified_value
             continue
-        if _go_type(original_value) != _go_type(modified_value):
+        if go_type(original_value) != go_type(modified_value):
             if not opts.ignore_changes_and_additions:
                 patch[key] = modified_value
             continue
@@ -236,7 +236,7 @@ def _merge_key_value_equal(a: Any, b: Any, merge_key: str) -> bool:
         return _key(a) == _key(b)
     for item in (a, b):
         if not isinstance(item, dict):
-            raise StrategicMergePatchError(f"expected a map[string]interface {{}}, but received a {_go_type(item)}")
+            raise StrategicMergePatchError(f"expected a map[string]interface {{}}, but received a {go_type(item)}")
         if merge_key not in item:
             raise StrategicMergePatchError(f"map: {_go_fmt(item)} does not contain declared merge key: {merge_key}")
     return _key(a[merge_key]) == _key(b[merge_key])
@@ -267,7 +267,7 @@ def _diff_lists_of_scalars(original: list, modified: list, opts: _DiffOptions) -
 
 def _merge_key_string(item: Any, merge_key: str) -> tuple[dict, Any, str]:
     if not isinstance(item, dict):
-        raise StrategicMergePatchError(f"expected a map[string]interface {{}}, but received a {_go_type(item)}")
+        raise StrategicMergePatchError(f"expected a map[string]interface {{}}, but received a {go_type(item)}")
     if merge_key not in item:
         raise StrategicMergePatchError(f"map: {_go_fmt(item)} does not contain declared merge key: {merge_key}")
     return item, item[merge_key], _go_fmt(item[merge_key])
@@ -339,7 +339,7 @@ def _merge_patches(original: dict, patch: dict, schema: PatchSchema | None) -> d
             original[key] = patch_value
             continue
         original_value = original[key]
-        if _go_type(original_value) != _go_type(patch_value):
+        if go_type(original_value) != go_type(patch_value):
             original[key] = patch_value
             continue
         sub, _, strategy, merge_key = _lookup(schema, key)
@@ -362,7 +362,7 @@ def _merge_set_element_order(original: dict, patch: dict, schema: PatchSchema | 
         else:
             original[key] = order
         if not isinstance(order, list):
-            raise StrategicMergePatchError(f"expected a []interface {{}}, but received a {_go_type(order)}")
+            raise StrategicMergePatchError(f"expected a []interface {{}}, but received a {go_type(order)}")
         parts = key.split("/", 1)
         if len(parts) < 2:
             raise StrategicMergePatchError(ERR_BAD_PATCH_FORMAT_FOR_SET_ELEMENT_ORDER_LIST)
@@ -372,7 +372,7 @@ def _merge_set_element_order(original: dict, patch: dict, schema: PatchSchema | 
         patch_list = patch.get(field) if found_patch else []
         for v in (original_list, patch_list):
             if not isinstance(v, list):
-                raise StrategicMergePatchError(f"expected a []interface {{}}, but received a {_go_type(v)}")
+                raise StrategicMergePatchError(f"expected a []interface {{}}, but received a {go_type(v)}")
         sub, _, strategy, merge_key = _lookup(schema, field)
         _validate_patch_with_set_order_list(patch_list, order, merge_key)
         if found_original and not found_patch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -249,6 +250,44 @@ class ResourceAPI:
         conv = res.strategy.output_converter(res)
         return conv(obj) if conv is not None else obj
 
+    # A CRD with a conversion webhook: objects are converted between the stored and the served
+    # version by calling it — asynchronously, so here rather than in the strategy's converters.
+
+    def _conversion_caller(self):  # -> WebhookCaller
+        caller = self.server.conversion_caller
+        if caller is None:
+            from apiserver.webhookclient import WebhookCaller
+
+            caller = self.server.conversion_caller = WebhookCaller(self.server, "kube-apiserver-conversion")
+        return caller
+
+    async def converted(self, res: Resource, objs: list[dict[str, Any]], api_version: str = "",
+                        write: bool = False, is_list: bool = False) -> list[dict[str, Any]]:
+        """`objs` at `api_version` (the served version by default) through the conversion webhook."""
+        hook = res.strategy.conversion_webhook
+        if hook is None:
+            return objs
+        return await hook.convert(self._conversion_caller(), objs, api_version or res.api_version, write, is_list)
+
+    async def output(self, res: Resource, data: bytes) -> bytes:
+        """to_output, converting through the conversion webhook where the kind has one."""
+        if res.strategy.conversion_webhook is not None:
+            data = orjson.dumps((await self.converted(res, [orjson.loads(data)]))[0])
+        return self.to_output(res, data)
+
+    async def outputs(self, res: Resource, items: list[bytes]) -> list[bytes]:
+        """Served-version JSON of many stored objects (one ConversionReview for all of them)."""
+        if res.strategy.conversion_webhook is None:
+            return [self.to_output(res, d) for d in items]
+        objs = await self.converted(res, [orjson.loads(d) for d in items], is_list=True)
+        return [orjson.dumps(o) for o in objs]
+
+    async def for_storage(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        """What is written to etcd: the object at the storage version."""
+        if res.strategy.conversion_webhook is not None:
+            obj = (await self.converted(res, [obj], res.strategy.storage_api_version, write=True))[0]
+        return _strip_for_storage(obj)
+
     async def read(self, res: Resource, ns: str, name: str) -> KV:
         kv = await self.store.get(res.key(ns, name))
         if kv is None:
@@ -265,7 +304,7 @@ class ResourceAPI:
         else:
             kv = await self.read(res, ns, name)
             data = orjson.dumps(kv.decode())
-        return await self.server.render(req, res, self.to_output(res, data), single=True)
+        return await self.server.render(req, res, await self.output(res, data), single=True)
 
     async def list(self, req: Request, res: Resource, ns: str) -> Response:
         q = req.query
@@ -289,7 +328,7 @@ class ResourceAPI:
             await cache.sync_with_store()
         else:
             await cache._wait_ready(3.0)
-        items = [self.to_output(res, e.data) for e in cache.list(flt)]
+        items = await self.outputs(res, [e.data for e in cache.list(flt)])
         return await self.server.render_list(req, res, items, str(cache.safe_revision), "")
 
     async def _list_from_etcd(
@@ -334,7 +373,7 @@ class ResourceAPI:
                     continue
                 if flt.fields is not None and not flt.fields.matches(self.field_set(res, entry_obj)):
                     continue
-                items.append(orjson.dumps(self.obj_to_output(res, entry_obj)))
+                items.append(orjson.dumps(entry_obj))
                 if limit and len(items) >= limit:
                     if i + 1 < len(kvs) or more:
                         next_key = kv.key + b"\0"
@@ -350,6 +389,7 @@ class ResourceAPI:
                 # one range of `limit` keys answered this page: the rest of its count is what is left
                 # (upstream leaves it out when a selector makes the count inexact)
                 remaining = count - len(items)
+        items = await self.outputs(res, items)
         return await self.server.render_list(req, res, items, str(revision), token, remaining)
 
     def field_set(self, res: Resource, obj: dict[str, Any]) -> dict[str, str]:
@@ -414,7 +454,7 @@ class ResourceAPI:
                 return StreamResponse(_one_error(e), req.receive)
             raise
         transport = req.scope.get("minik8s.transport")
-        if transport is not None and answers_json(req.header(b"accept")):
+        if transport is not None and answers_json(req.header(b"accept")) and res.strategy.conversion_webhook is None:
             return DirectWatchResponse(
                 transport, req.receive, cache, watcher, lambda ev: line(res, ev),
                 lambda rev, ann: self._bookmark(res, rev, ann), timeout, bool(send_initial),
@@ -442,6 +482,11 @@ class ResourceAPI:
             return ev.line()
         obj = self.obj_to_output(res, orjson.loads(ev.entry.data))
         return orjson.dumps({"type": ev.type, "object": obj}) + b"\n"
+
+    async def _converted_events(self, res: Resource, events: list[CacheEvent]) -> list[CacheEvent]:
+        objs = await self.converted(res, [orjson.loads(ev.entry.data) for ev in events])
+        return [CacheEvent(ev.type, ev.revision, dataclasses.replace(ev.entry, data=orjson.dumps(o)), ev.prev)
+                for ev, o in zip(events, objs, strict=True)]
 
     def _bookmark(self, res: Resource, revision: int, annotations: dict[str, str] | None = None) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(revision)}
@@ -487,16 +532,25 @@ class ResourceAPI:
                 if ev is None:
                     return
                 watcher.last_revision = max(watcher.last_revision, ev.revision)
-                chunk = [line(res, ev)]
+                events = [ev]
+                ended = False
                 # drain what is already queued into one write
-                while not watcher.queue.empty() and len(chunk) < 256:
+                while not watcher.queue.empty() and len(events) < 256:
                     nxt = watcher.queue.get_nowait()
                     if nxt is None:
-                        yield b"".join(chunk)
-                        return
+                        ended = True
+                        break
                     watcher.last_revision = max(watcher.last_revision, nxt.revision)
-                    chunk.append(line(res, nxt))
-                yield b"".join(chunk)
+                    events.append(nxt)
+                if res.strategy.conversion_webhook is not None:
+                    try:
+                        events = await self._converted_events(res, events)
+                    except errors.StatusError as e:
+                        yield orjson.dumps({"type": "ERROR", "object": e.status()}) + b"\n"
+                        return
+                yield b"".join([line(res, e) for e in events])
+                if ended:
+                    return
         finally:
             cache.unwatch(watcher)
 
@@ -505,6 +559,8 @@ class ResourceAPI:
         try:
             async with asyncio.timeout(timeout):
                 async for ev in gen:
+                    if res.strategy.conversion_webhook is not None:
+                        ev = (await self._converted_events(res, [ev]))[0]
                     yield line(res, ev)
         except TimeoutError:
             return
@@ -608,7 +664,7 @@ class ResourceAPI:
                 await st.release(self.server, side, False)
                 return obj
             try:
-                rev = await self.store.create(res.key(ns, name), _strip_for_storage(obj), side)
+                rev = await self.store.create(res.key(ns, name), await self.for_storage(res, obj), side)
             except TxnFailed as e:
                 await st.release(self.server, side, False)
                 if e.side_key_taken is not None:
@@ -750,6 +806,8 @@ class ResourceAPI:
                     return await self.create_object(res, ns, obj, user, dry_run, query), 201
                 raise errors.not_found(res.plural, name, res.group)
             old = kv.decode()
+            if st.conversion_webhook is not None:
+                old = (await self.converted(res, [old], write=True))[0]
             if precondition and precondition != str(kv.mod_revision):
                 if from_cache:
                     continue
@@ -843,7 +901,7 @@ class ResourceAPI:
                 await st.release(self.server, side, False)
                 return obj, 200
             try:
-                rev = await self.store.update(key, _strip_for_storage(obj), kv.mod_revision, side)
+                rev = await self.store.update(key, await self.for_storage(res, obj), kv.mod_revision, side)
             except TxnFailed as e:
                 await st.release(self.server, side, False)
                 if e.side_key_taken is not None:
@@ -944,7 +1002,7 @@ class ResourceAPI:
                 del status["details"]["group"]
             return json_response(status, 200, warnings)
         code = 202 if (not deleted and opts.get("orphanDependents") is False) else 200
-        return raw_json(self.to_output(res, orjson.dumps(out)), code, warnings)
+        return raw_json(await self.output(res, orjson.dumps(out)), code, warnings)
 
     async def delete_object(
         self, res: Resource, ns: str, name: str, opts: dict[str, Any], user: UserInfo, query: dict[str, str]
@@ -973,7 +1031,8 @@ class ResourceAPI:
                     f"ResourceVersion in object meta: {meta['resourceVersion']}",
                     res.group,
                 )
-            attrs = adm.Attributes(adm.DELETE, res, "", ns, name, None, obj, user, dry_run, opts)
+            seen = obj if st.conversion_webhook is None else (await self.converted(res, [obj], write=True))[0]
+            attrs = adm.Attributes(adm.DELETE, res, "", ns, name, None, seen, user, dry_run, opts)
             await self.server.admission.validate(attrs)
 
             changed = _apply_propagation(meta, list(meta.get("finalizers") or []), opts, st.default_propagation)
@@ -1031,9 +1090,10 @@ class ResourceAPI:
                     if err.code == 404:
                         return
                     raise
-                items.append(orjson.dumps(self.obj_to_output(res, out)))
+                items.append(orjson.dumps(out))
 
         await asyncio.gather(*(one(e) for e in entries))
+        items = await self.outputs(res, items)
         out = await self.server.render_list(req, res, items, str(cache.safe_revision), "")
         out.extra_headers += _propagation_warnings(res, opts)
         return out

@@ -136,6 +136,7 @@ class APIServer:
         from apiserver.proxy import ProxySubresource
 
         self.proxy = ProxySubresource(self)  # nodes/pods/services .../proxy/<path>
+        self.conversion_caller: Any = None  # CRD conversion webhooks' client (made on first use)
         self.metrics_scraper = Scraper(self)  # started by the first metrics.k8s.io request
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
@@ -242,6 +243,8 @@ class APIServer:
                 await t
         await self.podproxy.close()  # after the tasks: the metrics scraper uses its kubelet connections
         await self.proxy.close()
+        if self.conversion_caller is not None:
+            await self.conversion_caller.close()
         for plugin in self.admission.plugins:
             await plugin.close()
         for c in self.caches.values():

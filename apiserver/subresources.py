@@ -89,7 +89,7 @@ class Subresources:
         api = self.server.api
         if info.verb == "get":
             kv = await api.read(res, ns, info.name)
-            return raw_json(api.to_output(res, orjson.dumps(kv.decode())))
+            return raw_json(await api.output(res, orjson.dumps(kv.decode())))
         if info.verb == "update":
             return await api.replace(req, res, ns, info.name, user, info.subresource)
         if info.verb == "patch":
@@ -126,7 +126,7 @@ class Subresources:
         api = self.server.api
         if info.verb == "get":
             kv = await api.read(res, ns, info.name)
-            return json_response(self.to_scale(res, kv.decode()))
+            return json_response(self.to_scale(res, (await api.converted(res, [kv.decode()]))[0]))
         if info.verb not in ("update", "patch"):
             raise self._not_allowed()
         if info.verb == "update":

@@ -14,6 +14,7 @@ from apimachinery import errors
 from apimachinery.jsonpath import JSONPathError, Template, format_value, relaxed
 from apimachinery.validation import validate_object_meta_update
 from apiserver.crd import schema as crd_schema
+from apiserver.crd.conversion import ConversionWebhook
 from apiserver.registry.apiextensions import storage_version
 from apiserver.registry.base import Cause, Obj, Strategy
 from apiserver.resources import ALL_VERBS, Resource
@@ -116,6 +117,9 @@ class CustomResourceStrategy(Strategy):
         if version.get("deprecated"):
             self.deprecation_warning = version.get("deprecationWarning") or \
                 f"{spec['group']}/{version['name']} {self.kind} is deprecated"
+        conversion = spec.get("conversion") or {}
+        if conversion.get("strategy") == "Webhook":
+            self.conversion_webhook = ConversionWebhook(self.kind, conversion.get("webhook") or {})
         stored = set((crd.get("status") or {}).get("storedVersions") or ())
         # objects are all stored at the served version: no apiVersion to rewrite on the way out
         self.single_version = len(spec.get("versions") or []) == 1 and stored <= {version["name"]}
@@ -159,11 +163,13 @@ class CustomResourceStrategy(Strategy):
     # -- versions -----------------------------------------------------------------------
 
     def to_storage(self, res: Any, obj: Obj) -> Obj:
+        if self.conversion_webhook is not None:
+            return obj  # handled in the request's version; the handler converts what it stores
         obj["apiVersion"] = self.storage_api_version  # versions differ in apiVersion only ("None" conversion)
         return obj
 
     def output_converter(self, res: Any) -> Any:
-        if self.single_version:
+        if self.single_version or self.conversion_webhook is not None:
             return None
         api_version = res.api_version
 

@@ -27,6 +27,9 @@ class Strategy:
     allow_unconditional_update = True
     #: DELETE answers with the deleted object instead of a Status.
     return_deleted_object = False
+    #: A CRD's conversion webhook (apiserver.crd.conversion.ConversionWebhook): objects are then
+    #: converted by the handler, asynchronously, between the stored and the served version.
+    conversion_webhook: Any = None
     #: What a DELETE without a propagation policy does to dependents ("Orphan" for batch/v1
     #: Jobs, as upstream's DefaultGarbageCollectionPolicy); with it, DELETE warns as upstream does.
     default_propagation = "Background"
