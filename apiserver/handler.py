@@ -335,6 +335,7 @@ class ResourceAPI:
         self, req: Request, res: Resource, ns: str, flt: Filter, limit: int, cont: str, rv: str, match: str
     ) -> Response:
         prefix = res.prefix(ns or None)
+        st = res.strategy
         start_key: bytes | None = None
         revision = 0
         if cont:
@@ -373,7 +374,8 @@ class ResourceAPI:
                     continue
                 if flt.fields is not None and not flt.fields.matches(self.field_set(res, entry_obj)):
                     continue
-                items.append(orjson.dumps(entry_obj))
+                items.append(orjson.dumps(entry_obj if st.conversion_webhook is not None
+                                          else self.obj_to_output(res, entry_obj)))
                 if limit and len(items) >= limit:
                     if i + 1 < len(kvs) or more:
                         next_key = kv.key + b"\0"
@@ -389,7 +391,8 @@ class ResourceAPI:
                 # one range of `limit` keys answered this page: the rest of its count is what is left
                 # (upstream leaves it out when a selector makes the count inexact)
                 remaining = count - len(items)
-        items = await self.outputs(res, items)
+        if st.conversion_webhook is not None:
+            items = await self.outputs(res, items)
         return await self.server.render_list(req, res, items, str(revision), token, remaining)
 
     def field_set(self, res: Resource, obj: dict[str, Any]) -> dict[str, str]:
@@ -662,6 +665,8 @@ class ResourceAPI:
             side = await st.allocate(self.server, res, obj, None, dry_run)
             if dry_run:
                 await st.release(self.server, side, False)
+                if st.conversion_webhook is not None:
+                    await self.for_storage(res, obj)  # a failing conversion fails the dry run too
                 return obj
             try:
                 rev = await self.store.create(res.key(ns, name), await self.for_storage(res, obj), side)
@@ -806,12 +811,16 @@ class ResourceAPI:
                     return await self.create_object(res, ns, obj, user, dry_run, query), 201
                 raise errors.not_found(res.plural, name, res.group)
             old = kv.decode()
-            if st.conversion_webhook is not None:
-                old = (await self.converted(res, [old], write=True))[0]
             if precondition and precondition != str(kv.mod_revision):
                 if from_cache:
                     continue
                 raise errors.conflict(res.plural, name, errors.STALE_OBJECT, res.group)
+            # an object stored at an older version is rewritten by any update, even one that changes
+            # nothing at the served version (what storage version migration relies on)
+            stale_version = False
+            if st.conversion_webhook is not None:
+                stale_version = old.get("apiVersion") != st.storage_api_version
+                old = (await self.converted(res, [old], write=True))[0]
             try:
                 obj = await mutate(old)
             except errors.StatusError:
@@ -879,7 +888,7 @@ class ResourceAPI:
                 raise errors.invalid(res.kind, name, causes, res.group)
             if admit:
                 await self.server.admission.validate(op_attrs)
-            if obj == old:
+            if obj == old and not stale_version:
                 if from_cache:
                     continue  # "unchanged" is an answer about the current object: confirm it
                 return old, 200  # nothing changed: no write, same resourceVersion (as upstream)
@@ -899,6 +908,8 @@ class ResourceAPI:
             side = await st.allocate(self.server, res, obj, old, dry_run)
             if dry_run:
                 await st.release(self.server, side, False)
+                if st.conversion_webhook is not None:
+                    await self.for_storage(res, obj)  # a failing conversion fails the dry run too
                 return obj, 200
             try:
                 rev = await self.store.update(key, await self.for_storage(res, obj), kv.mod_revision, side)
@@ -1005,9 +1016,11 @@ class ResourceAPI:
         return raw_json(await self.output(res, orjson.dumps(out)), code, warnings)
 
     async def delete_object(
-        self, res: Resource, ns: str, name: str, opts: dict[str, Any], user: UserInfo, query: dict[str, str]
+        self, res: Resource, ns: str, name: str, opts: dict[str, Any], user: UserInfo, query: dict[str, str],
+        admit: bool = True,
     ) -> tuple[dict[str, Any], bool]:
-        """Delete or mark for deletion → (object, deleted now?)."""
+        """Delete or mark for deletion → (object, deleted now?). `admit=False`: the server's own
+        deletion that upstream does below admission (a custom resource definition's finalizer)."""
         st = res.strategy
         key = res.key(ns, name)
         dry_run = bool(opts.get("dryRun"))
@@ -1031,9 +1044,10 @@ class ResourceAPI:
                     f"ResourceVersion in object meta: {meta['resourceVersion']}",
                     res.group,
                 )
-            seen = obj if st.conversion_webhook is None else (await self.converted(res, [obj], write=True))[0]
-            attrs = adm.Attributes(adm.DELETE, res, "", ns, name, None, seen, user, dry_run, opts)
-            await self.server.admission.validate(attrs)
+            if admit:
+                seen = obj if st.conversion_webhook is None else (await self.converted(res, [obj], write=True))[0]
+                attrs = adm.Attributes(adm.DELETE, res, "", ns, name, None, seen, user, dry_run, opts)
+                await self.server.admission.validate(attrs)
 
             changed = _apply_propagation(meta, list(meta.get("finalizers") or []), opts, st.default_propagation)
             grace = st.grace_period(obj, opts.get("gracePeriodSeconds"))
@@ -1090,10 +1104,12 @@ class ResourceAPI:
                     if err.code == 404:
                         return
                     raise
-                items.append(orjson.dumps(out))
+                items.append(orjson.dumps(out if res.strategy.conversion_webhook is not None
+                                          else self.obj_to_output(res, out)))
 
         await asyncio.gather(*(one(e) for e in entries))
-        items = await self.outputs(res, items)
+        if res.strategy.conversion_webhook is not None:
+            items = await self.outputs(res, items)
         out = await self.server.render_list(req, res, items, str(cache.safe_revision), "")
         out.extra_headers += _propagation_warnings(res, opts)
         return out

@@ -313,7 +313,9 @@ class CRDController:
         for kv in kvs:
             meta = kv.decode()["metadata"]
             try:
-                await self.server.api.delete_object(res, meta.get("namespace", ""), meta["name"], {}, SYSTEM_USER, {})
+                # below admission, as upstream's finalizer (a conversion webhook may be gone already)
+                await self.server.api.delete_object(res, meta.get("namespace", ""), meta["name"], {}, SYSTEM_USER, {},
+                                                    admit=False)
             except errors.StatusError as err:
                 if err.code != 404:
                     raise

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from apimachinery import errors
 from apimachinery.strategic import go_type
 from apimachinery.validation import validate_annotations, validate_labels
+from apiserver.crd import schema as crd_schema
 from apiserver.webhookclient import CallError
 
 if TYPE_CHECKING:
@@ -29,8 +30,11 @@ TIMEOUT = 30  # seconds (upstream's, not configurable)
 
 
 class ConversionWebhook:
-    def __init__(self, kind: str, webhook: Obj) -> None:
+    def __init__(self, kind: str, webhook: Obj, schemas: dict[str, Obj] | None = None) -> None:
         self.kind = kind
+        #: each version's schema by apiVersion: a converted object is pruned by its new version's
+        #: (upstream's schemaCoercingConverter), so a webhook cannot store fields the schema lacks
+        self.schemas = schemas or {}
         self.client_config: Obj = webhook.get("clientConfig") or {}
         self.review_version = next((v for v in webhook.get("conversionReviewVersions") or [] if v in REVIEW_VERSIONS),
                                    "v1")
@@ -67,7 +71,7 @@ class ConversionWebhook:
         prefix = f"conversion webhook for {gvk}"
         try:
             answer = await caller.post(self.client_config, review, TIMEOUT)
-            results = _converted_objects(answer, api_version, uid)
+            results = _converted_objects(answer, api_version, uid, strict=self.review_version == "v1")
         except (CallError, ValueError) as e:
             raise ValueError(f"{prefix} failed: {e}") from None
         if len(results) != len(objects):
@@ -82,32 +86,39 @@ class ConversionWebhook:
                 at = f"{prefix} returned invalid object at index 0"
                 identity, metadata = f"{prefix} returned invalid object", f"{prefix} returned invalid metadata"
             if not isinstance(result, dict):
-                raise ValueError(f"{at}: not an object")
-            got = result.get("apiVersion")
+                raise ValueError(f"{at[:at.rindex(' ') + 1]}{i}: not an object")
+            got = result.get("apiVersion") or ""
             if got != desired:
                 raise ValueError(f"{at}: invalid groupVersion (expected {desired}, received {got})")
             if result.get("kind") != original.get("kind"):
-                raise ValueError(f"{at}: invalid kind (expected {original.get('kind')}, received {result.get('kind')})")
+                raise ValueError(f"{at}: invalid kind (expected {original.get('kind')}, "
+                                 f"received {result.get('kind') or ''})")
             problem = _identity_problem(original, result)
             if problem:
                 raise ValueError(f"{identity}: {problem}")
             try:
-                out.append(_with_original_meta(original, result))
+                converted = _with_original_meta(original, result)
             except ValueError as e:
                 raise ValueError(f"{metadata}: {e}") from None
+            if desired in self.schemas:
+                crd_schema.prune(self.schemas[desired], converted)
+            out.append(converted)
         return out
 
 
-def _converted_objects(answer: Any, api_version: str, uid: str) -> list[Any]:
+def _converted_objects(answer: Any, api_version: str, uid: str, strict: bool) -> list[Any]:
+    """getConvertedObjectsFromResponse; `strict` (a v1 review): the answer's apiVersion, kind and
+    uid are checked too (upstream skips those for v1beta1, for compatibility)."""
     if not isinstance(answer, dict):
         raise ValueError("the response is not an object")
-    if answer.get("apiVersion") != api_version or answer.get("kind") != "ConversionReview":
+    if strict and (answer.get("apiVersion") != api_version or answer.get("kind") != "ConversionReview"):
+        got_version = answer.get("apiVersion") or "/"
         raise ValueError(f"expected webhook response of {api_version}, Kind=ConversionReview, "
-                         f"got {answer.get('apiVersion')}, Kind={answer.get('kind')}")
+                         f"got {got_version}, Kind={answer.get('kind') or ''}")
     response = answer.get("response")
     if not isinstance(response, dict):
         raise ValueError("no response provided")
-    if response.get("uid") != uid:
+    if strict and response.get("uid") != uid:
         raise ValueError(f'expected response.uid="{uid}", got "{response.get("uid") or ""}"')
     result = response.get("result") if isinstance(response.get("result"), dict) else {}
     if result.get("status") != "Success":

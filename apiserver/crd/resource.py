@@ -119,7 +119,9 @@ class CustomResourceStrategy(Strategy):
                 f"{spec['group']}/{version['name']} {self.kind} is deprecated"
         conversion = spec.get("conversion") or {}
         if conversion.get("strategy") == "Webhook":
-            self.conversion_webhook = ConversionWebhook(self.kind, conversion.get("webhook") or {})
+            schemas = {f"{spec['group']}/{v['name']}": (v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
+                       for v in spec.get("versions") or [] if isinstance(v, dict) and v.get("name")}
+            self.conversion_webhook = ConversionWebhook(self.kind, conversion.get("webhook") or {}, schemas)
         stored = set((crd.get("status") or {}).get("storedVersions") or ())
         # objects are all stored at the served version: no apiVersion to rewrite on the way out
         self.single_version = len(spec.get("versions") or []) == 1 and stored <= {version["name"]}

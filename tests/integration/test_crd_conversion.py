@@ -295,3 +295,26 @@ def test_an_unreachable_webhook(api: httpx.Client, group: str, namespace: str) -
     assert r.json()["message"] == (
         f'Internal error occurred: conversion webhook for {group}/v2, Kind=CronTab failed: Post '
         f'"https://nowhere.{namespace}.svc:443/convert?timeout=30s": service "nowhere" not found')
+
+
+def test_an_unchanged_write_moves_an_object_to_the_storage_version(api: httpx.Client, hooks: WebhookServer,
+                                                                  group: str, namespace: str) -> None:
+    v2 = f"/apis/{group}/v2/namespaces/{namespace}/crontabs"
+    api.post(v2, json={"apiVersion": f"{group}/v2", "kind": "CronTab", **v2_body("m")}).raise_for_status()  # at v1
+    crd = api.get(f"{CRDS}/crontabs.{group}").json()
+    for v in crd["spec"]["versions"]:
+        v["storage"] = v["name"] == "v2"
+    api.put(f"{CRDS}/crontabs.{group}", json=crd).raise_for_status()
+    calls = reviews(hooks)
+
+    def rewritten() -> bool:  # once this server serves the new storage version, an unchanged PUT writes
+        current = api.get(f"{v2}/m").json()
+        return api.put(f"{v2}/m", json=current).json()["metadata"]["resourceVersion"] != \
+            current["metadata"]["resourceVersion"]
+
+    wait_for(rewritten, 10, 0.1, "the object rewritten at the new storage version")
+    before = len(calls)
+    assert api.get(f"{v2}/m").json()["spec"]["schedule"] == "*/5 * * * *"
+    assert len(calls) == before  # stored at v2 now: no conversion to read it there
+    same = api.get(f"{v2}/m").json()
+    assert api.put(f"{v2}/m", json=same).json()["metadata"]["resourceVersion"] == same["metadata"]["resourceVersion"]

@@ -100,14 +100,40 @@ async def test_failures_on_writes_are_internal_errors() -> None:
     assert e.value.reason == "InternalError"
     assert e.value.message == ('Internal error occurred: conversion webhook for g.example.com/v1, Kind=Thing failed: '
                                'Post "https://x": boom')
-    for answer, text in (({"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "ConversionReview"},
-                          "no response provided"),
-                         ({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "response": {}},
-                          "expected webhook response of apiextensions.k8s.io/v1beta1, Kind=ConversionReview, "
-                          "got apiextensions.k8s.io/v1, Kind=ConversionReview")):
+    v1 = ConversionWebhook("Thing", {"conversionReviewVersions": ["v1"]})
+    for hook, answer, text in (
+            (HOOK, {"apiVersion": "apiextensions.k8s.io/v1beta1", "kind": "ConversionReview"}, "no response provided"),
+            (v1, {"response": {}}, "expected webhook response of apiextensions.k8s.io/v1, Kind=ConversionReview, "
+                                   "got /, Kind="),
+            (v1, {"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "response": {"uid": "x"}},
+             'expected response.uid="')):
         with pytest.raises(errors.StatusError) as e:
-            await HOOK.convert(FakeCaller(answer), [obj("a")], V2)  # type: ignore[arg-type]
-        assert e.value.message.endswith(f"failed: {text}")
+            await hook.convert(FakeCaller(answer), [obj("a")], V2)  # type: ignore[arg-type]
+        assert f"failed: {text}" in e.value.message
+
+
+async def test_a_v1beta1_answer_is_not_held_to_its_uid_and_type() -> None:
+    # upstream skips those checks for v1beta1 reviews, for compatibility with old webhooks
+    def answer(review: dict[str, Any]) -> dict[str, Any]:
+        out = converting()(review)
+        del out["apiVersion"], out["kind"]
+        out["response"]["uid"] = "whatever"
+        return out
+
+    (out,) = await HOOK.convert(FakeCaller(answer), [obj("a")], V2)  # type: ignore[arg-type]
+    assert out["spec"] == {"y": 1}
+
+
+async def test_converted_objects_are_pruned_by_their_new_schema() -> None:
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {"y": {"type": "integer"}}}}}
+    hook = ConversionWebhook("Thing", {"conversionReviewVersions": ["v1"]}, {V2: schema})
+
+    def edit(out: list[dict[str, Any]]) -> None:
+        out[0]["spec"]["extra"] = "dropped"
+        out[0]["junk"] = 1
+
+    (out,) = await hook.convert(FakeCaller(converting(edit)), [obj("a")], V2)  # type: ignore[arg-type]
+    assert out["spec"] == {"y": 1} and "junk" not in out
 
 
 async def test_unchanged_labels_that_upstream_would_refuse_are_not_revalidated() -> None:
