@@ -56,6 +56,7 @@ NAMESPACES = {
     "apiextensions.k8s.io/v1": "apiextensions_v1",
     "admissionregistration.k8s.io/v1": "admissionregistration_v1",
     "metrics.k8s.io/v1beta1": "metrics_v1beta1",
+    "apiregistration.k8s.io/v1": "apiregistration_v1",
     "meta.k8s.io/v1": "meta_v1",
 }
 

@@ -157,6 +157,10 @@ def ssl_context(opts: Options) -> ssl.SSLContext:
     return ctx
 
 
+def _csv(_ctx: Any, _param: Any, value: str) -> list[str]:
+    return [v for v in value.split(",") if v]
+
+
 @click.command(context_settings={"show_default": True, "max_content_width": 110})
 @click.option("--etcd-servers", default="https://127.0.0.1:2379", help="etcd endpoint (the first of a comma-separated list is used): https://HOST:PORT, or unix:///PATH for an etcd socket on this host (no TLS).")
 @click.option("--etcd-cafile", default=None, help="CA that signed etcd's serving certificate.")
@@ -195,6 +199,21 @@ def ssl_context(opts: Options) -> ssl.SSLContext:
 @click.option("--kubelet-certificate-authority", default=None, help="CA that signed the kubelets' serving certificates.")
 @click.option("--metric-resolution", default="15s", callback=lambda _c, _p, v: _metric_resolution(v),
               help="How often the kubelets are scraped for metrics.k8s.io (kubectl top), e.g. 15s (at least 1s).")
+@click.option("--proxy-client-cert-file", default=None,
+              help="Client certificate the aggregator presents to extension apiservers (APIServices with a service).")
+@click.option("--proxy-client-key-file", default=None, help="Its key.")
+@click.option("--requestheader-client-ca-file", default=None,
+              help="CA of --proxy-client-cert-file, published to extension apiservers in "
+                   "kube-system/extension-apiserver-authentication.")
+@click.option("--requestheader-allowed-names", default="", callback=_csv,
+              help="Common names extension apiservers accept on the request-header client certificate (comma-separated).")
+@click.option("--requestheader-username-headers", default="X-Remote-User", callback=_csv,
+              help="Headers carrying the user name to extension apiservers.")
+@click.option("--requestheader-group-headers", default="X-Remote-Group", callback=_csv,
+              help="Headers carrying the groups.")
+@click.option("--requestheader-extra-headers-prefix", default="X-Remote-Extra-", callback=_csv,
+              help="Header prefixes carrying the extra attributes.")
+@click.option("--requestheader-uid-headers", default="X-Remote-Uid", callback=_csv, help="Headers carrying the UID.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def main(log_level: str, **kw: Any) -> None:
     """Serve the Kubernetes API (HTTPS only) backed by etcd."""

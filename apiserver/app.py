@@ -86,7 +86,7 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     address = f"{opts.advertise_address}:{opts.secure_port}"
     # the documents are encoded once per state of the table, with the ETag upstream sends so that
     # clients can revalidate cheaply (If-None-Match → 304)
-    docs = discovery.DiscoveryDocs(table)
+    docs = discovery.DiscoveryDocs(table, server.aggregator)
 
     def _discovery(request: Request, legacy: bool, fallback: dict[str, Any]) -> Response:
         want = discovery.negotiate_aggregated(request.headers.get("accept", ""))
@@ -107,7 +107,8 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     @app.get("/apis")
     @app.get("/apis/")
     async def apis_root(request: Request) -> Response:
-        return _discovery(request, False, discovery.api_group_list(table))
+        remote = {g: server.aggregator.api_group(g) for g in server.aggregator.remote_groups()}
+        return _discovery(request, False, discovery.api_group_list(table, remote))  # type: ignore[arg-type]
 
     @app.get("/api/{version}")
     async def api_version(version: str) -> Response:
@@ -116,6 +117,9 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
 
     @app.get("/apis/{group}")
     async def api_group(group: str) -> Response:
+        remote = server.aggregator.api_group(group)
+        if remote is not None:
+            return _json(remote)
         if group not in table.groups or not group:
             return _not_found()
         return _json(discovery.api_group(table, group))

@@ -7,6 +7,8 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from apimachinery import errors
 from apiserver.authn import MASTERS, UserInfo
 
@@ -58,6 +60,38 @@ SYSTEM_PRIORITY_CLASSES = (
 )
 
 
+def _pem(path: str | None) -> str:
+    if not path:
+        return ""
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+async def publish_authentication_info(server: APIServer) -> None:
+    """kube-system/extension-apiserver-authentication: what an extension apiserver needs to trust
+    our client certificates and the aggregator's request headers (upstream's
+    cluster-authentication-info controller; readable through the
+    extension-apiserver-authentication-reader Role)."""
+    opts = server.opts
+    data = {}
+    if opts.client_ca_file:
+        data["client-ca-file"] = _pem(opts.client_ca_file)
+    if opts.requestheader_client_ca_file:
+        data.update({
+            "requestheader-client-ca-file": _pem(opts.requestheader_client_ca_file),
+            "requestheader-allowed-names": orjson.dumps(opts.requestheader_allowed_names).decode(),
+            "requestheader-username-headers": orjson.dumps(opts.requestheader_username_headers).decode(),
+            "requestheader-group-headers": orjson.dumps(opts.requestheader_group_headers).decode(),
+            "requestheader-extra-headers-prefix": orjson.dumps(opts.requestheader_extra_headers_prefix).decode(),
+            "requestheader-uid-headers": orjson.dumps(opts.requestheader_uid_headers).decode(),
+        })
+    await reconcile(server, "", "configmaps", "kube-system", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": data,
+    }, ("data",))
+
+
 async def bootstrap(server: APIServer) -> None:
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         await ensure(server, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -91,6 +125,8 @@ async def bootstrap(server: APIServer) -> None:
         await ensure(server, "scheduling.k8s.io", "priorityclasses", "", {
             "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
             "value": value, "description": description})
+    await publish_authentication_info(server)
+    await server.aggregator.register_local()
     # security: upstream's RBAC policy (each namespace's default ServiceAccount and kube-root-ca.crt
     # come from the controller-manager, as upstream)
     from apiserver.rbac_bootstrap import ensure_policy

@@ -81,10 +81,14 @@ def api_group(table: ResourceTable, group: str) -> dict[str, Any]:
     return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
-def api_group_list(table: ResourceTable) -> dict[str, Any]:
-    groups = [api_group(table, g) for g in table.groups if g]
+def api_group_list(table: ResourceTable, aggregated: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The groups served here, then those of extension apiservers (`aggregated`: group → its
+    APIGroup, which replaces a local group of the same name, as the aggregator's APIServices do)."""
+    aggregated = aggregated or {}
+    groups = [api_group(table, g) for g in table.groups if g and g not in aggregated]
+    groups += [dict(doc) for doc in aggregated.values()]
     for g in groups:
-        del g["kind"], g["apiVersion"]
+        g.pop("kind", None), g.pop("apiVersion", None)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
@@ -121,19 +125,24 @@ def _aggregated_group(table: ResourceTable, group: str, version_kind: str) -> di
     return {"metadata": {"name": group, "creationTimestamp": None}, "versions": versions}
 
 
-def aggregated(table: ResourceTable, legacy: bool, version_kind: str = "v2") -> dict[str, Any]:
-    groups = [""] if legacy else [g for g in table.groups if g]
+def aggregated(table: ResourceTable, legacy: bool, version_kind: str = "v2",
+               extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`extra`: the items of extension apiservers' groups (they replace local groups of their name)."""
+    extra = [] if legacy else (extra or [])
+    replaced = {item["metadata"]["name"] for item in extra}
+    groups = [""] if legacy else [g for g in table.groups if g and g not in replaced]
     return {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": f"apidiscovery.k8s.io/{version_kind}",
         "metadata": {},
-        "items": [_aggregated_group(table, g, version_kind) for g in groups],
+        "items": [_aggregated_group(table, g, version_kind) for g in groups] + extra,
     }
 
 
-def encoded_aggregated(table: ResourceTable, legacy: bool, version_kind: str) -> tuple[bytes, str]:
+def encoded_aggregated(table: ResourceTable, legacy: bool, version_kind: str,
+                       extra: list[dict[str, Any]] | None = None) -> tuple[bytes, str]:
     """The aggregated document as JSON, and its ETag (a quoted hash of the body)."""
-    body = orjson.dumps(aggregated(table, legacy, version_kind))
+    body = orjson.dumps(aggregated(table, legacy, version_kind, extra))
     return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
@@ -155,13 +164,19 @@ class DiscoveryDocs:
     """The discovery documents, encoded once per state of the resource table (custom resource
     definitions change it while the server runs)."""
 
-    def __init__(self, table: ResourceTable) -> None:
+    def __init__(self, table: ResourceTable, extra: Any = None) -> None:
+        """`extra`: the aggregator (its `generation` and `aggregated_items()`), or None."""
         self.table = table
+        self.extra = extra
+        self._extra_generation = -1
         self._generation = -1
         self._lists: dict[tuple[str, str], bytes] = {}
         self._aggregated: dict[tuple[bool, str], tuple[bytes, str]] = {}
 
     def _fresh(self) -> None:
+        if self.extra is not None and self.extra.generation != self._extra_generation:
+            self._extra_generation = self.extra.generation
+            self._aggregated = {}
         if self._generation == self.table.generation:
             return
         table = self.table
@@ -179,5 +194,6 @@ class DiscoveryDocs:
         self._fresh()
         doc = self._aggregated.get((legacy, version_kind))
         if doc is None:
-            doc = self._aggregated[(legacy, version_kind)] = encoded_aggregated(self.table, legacy, version_kind)
+            extra = self.extra.aggregated_items() if self.extra is not None and not legacy else None
+            doc = self._aggregated[(legacy, version_kind)] = encoded_aggregated(self.table, legacy, version_kind, extra)
         return doc

@@ -14,6 +14,7 @@ from apiserver.registry import (
     admissionpolicy,
     admissionregistration,
     apiextensions,
+    apiregistration,
     apps,
     autoscaling,
     batch,
@@ -208,6 +209,9 @@ RESOURCES: list[Resource] = [
        admissionpolicy.ValidatingAdmissionPolicyStrategy(), categories=("api-extensions",), subresources=("status",)),
     _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
        False, admissionpolicy.ValidatingAdmissionPolicyBindingStrategy(), categories=("api-extensions",)),
+    # apiregistration.k8s.io/v1: group/versions served here (Local) or by extension apiservers (apiserver.aggregator)
+    _r("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, apiregistration.APIServiceStrategy(),
+       categories=("api-extensions",), subresources=("status",)),
     # apiextensions.k8s.io/v1: each established definition adds its own rows (apiserver.crd)
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        apiextensions.CustomResourceDefinitionStrategy(), short_names=("crd", "crds"), categories=("api-extensions",),

@@ -21,6 +21,7 @@ from apimachinery import errors
 from apimachinery.metrics import Registry, process_metrics
 from apiserver import admission as adm
 from apiserver.admission.webhook import begin_request
+from apiserver.aggregator import Aggregator
 from apiserver.audit import AuditLog
 from apiserver.authn import AuthenticatorChain, ClientCertAuthenticator, TokenFileAuthenticator, UserInfo
 from apiserver.authn.impersonation import impersonate
@@ -83,6 +84,16 @@ class Options:
     kubelet_certificate_authority: str | None = None
     #: seconds between scrapes of the kubelets' /stats/summary for metrics.k8s.io (apiserver/metricsapi.py)
     metric_resolution: float = 15.0
+    #: the aggregator (apiserver/aggregator.py): its client certificate towards extension apiservers,
+    #: and what they are told to trust (the kube-system/extension-apiserver-authentication ConfigMap)
+    proxy_client_cert_file: str | None = None
+    proxy_client_key_file: str | None = None
+    requestheader_client_ca_file: str | None = None
+    requestheader_allowed_names: list[str] = field(default_factory=list)
+    requestheader_username_headers: list[str] = field(default_factory=lambda: ["X-Remote-User"])
+    requestheader_group_headers: list[str] = field(default_factory=lambda: ["X-Remote-Group"])
+    requestheader_extra_headers_prefix: list[str] = field(default_factory=lambda: ["X-Remote-Extra-"])
+    requestheader_uid_headers: list[str] = field(default_factory=lambda: ["X-Remote-Uid"])
 
 
 class APIServer:
@@ -137,6 +148,7 @@ class APIServer:
 
         self.proxy = ProxySubresource(self)  # nodes/pods/services .../proxy/<path>
         self.conversion_caller: Any = None  # CRD conversion webhooks' client (made on first use)
+        self.aggregator = Aggregator(self)  # APIServices backed by extension apiservers
         self.metrics_scraper = Scraper(self)  # started by the first metrics.k8s.io request
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
@@ -230,6 +242,7 @@ class APIServer:
         for c in self.caches.values():
             c.start()
         self.crds.start()
+        self.aggregator.start()
         self._tasks.append(asyncio.create_task(self._bootstrap(), name="bootstrap"))
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
 
@@ -243,6 +256,7 @@ class APIServer:
                 await t
         await self.podproxy.close()  # after the tasks: the metrics scraper uses its kubelet connections
         await self.proxy.close()
+        await self.aggregator.close()
         if self.conversion_caller is not None:
             await self.conversion_caller.close()
         for plugin in self.admission.plugins:
@@ -364,7 +378,10 @@ class APIServer:
             REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
             info = parse_request_info(req.method, req.path, req.query)
             await self.authz.authorize(attributes_for(user, info, req.query))
-            if info.is_resource:
+            backend = self.aggregator.route(info)
+            if backend is not None:
+                resp = await self.aggregator.proxy(req, backend, user)
+            elif info.is_resource:
                 kind = _inflight_kind(info)
                 if kind:
                     self.inflight[kind] += 1
@@ -398,7 +415,8 @@ class APIServer:
             await inner(scope, receive, spy)
             status = codes[0] if codes else 0
         else:
-            resp = negotiate(req, resp)  # protobuf where the client asks for it (apiserver/negotiation.py)
+            if not getattr(resp, "proxied", False):  # an extension apiserver's answer is encoded as it chose
+                resp = negotiate(req, resp)  # protobuf where the client asks for it (apiserver/negotiation.py)
             if notes.warnings:
                 resp.extra_headers += notes.headers()
             await resp(send)

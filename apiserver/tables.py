@@ -390,6 +390,22 @@ def _csinode_row(n: Obj, now: dt.datetime) -> list[Any]:
             age(_meta(n).get("creationTimestamp"), now)]
 
 
+def _apiservice_row(a: Obj, now: dt.datetime) -> list[Any]:
+    """kube-aggregator's columns: the backing service (or Local) and the Available condition."""
+    spec = a.get("spec") or {}
+    svc = spec.get("service") if isinstance(spec.get("service"), dict) else None
+    service = f"{svc.get('namespace', '')}/{svc.get('name', '')}" if svc else "Local"
+    cond = next((c for c in (a.get("status") or {}).get("conditions") or []
+                 if isinstance(c, dict) and c.get("type") == "Available"), None)
+    if cond is None:
+        available = "Unknown"
+    elif cond.get("status") == "True":
+        available = "True"
+    else:
+        available = f"{cond.get('status')} ({cond.get('reason')})"
+    return [_meta(a).get("name"), service, available, age(_meta(a).get("creationTimestamp"), now)]
+
+
 def _volumeattachment_row(v: Obj, now: dt.datetime) -> list[Any]:
     spec = v.get("spec") or {}
     pv = (spec.get("source") or {}).get("persistentVolumeName") or ""
@@ -634,6 +650,7 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                     ("StorageCapacity", "boolean", "", 0), ("TokenRequests", "string", "", 0),
                     ("RequiresRepublish", "boolean", "", 0), ("Modes", "string", "", 0), AGE], _csidriver_row),
     "csinodes": ([NAME, ("Drivers", "integer", "", 0), AGE], _csinode_row),
+    "apiservices": ([NAME, ("Service", "string", "", 0), ("Available", "string", "", 0), AGE], _apiservice_row),
     "volumeattachments": ([NAME, ("Attacher", "string", "", 0), ("PV", "string", "", 0), ("Node", "string", "", 0),
                            ("Attached", "boolean", "", 0), AGE], _volumeattachment_row),
     "csistoragecapacities": ([NAME, ("StorageClassName", "string", "", 0), ("Capacity", "string", "", 0), AGE],

@@ -168,13 +168,16 @@ class WebhookCaller:
         return shown, connect, {"Host": f"{server_name}:{port}"}, {"sni_hostname": server_name}
 
     async def resolve(self, ns: str, name: str, port: int) -> tuple[str, int]:
-        """A ready endpoint of the service's port (upstream's ResolveEndpoint)."""
+        """A ready endpoint of the service's port (upstream's ResolveEndpoint); an ExternalName
+        service is its external name (as upstream's default, cluster-IP, resolver answers it)."""
         import random
 
         svc = await get_object(self.server, "", "services", ns, name)
         if svc is None:
             raise errors.not_found("service", name)
         spec = svc.get("spec") or {}
+        if spec.get("type") == "ExternalName" and spec.get("externalName"):
+            return str(spec["externalName"]), port
         if spec.get("type", "ClusterIP") not in ("ClusterIP", "LoadBalancer", "NodePort"):
             raise errors.bad_request(f'unsupported service type "{spec.get("type")}"')
         svc_port = next((p for p in spec.get("ports") or [] if p.get("port") == port), None)

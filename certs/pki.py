@@ -53,6 +53,10 @@ RENEW_BEFORE = datetime.timedelta(days=30)
 # Backdating covers clock skew between machines of one cluster.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
 ROTATE_HINT = "run `minictl certs rotate`"
+# The aggregator's own CA and client identity (kubeadm's front-proxy-ca / front-proxy-client): a
+# separate CA, because a certificate it signed may assert any user to an extension apiserver.
+FRONT_PROXY_CA = "front-proxy-ca"
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 # Fixed client identities: file name -> (common name, organizations).
 CLIENT_IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -143,6 +147,15 @@ class PKI:
     @property
     def apiserver_kubelet_client_key(self) -> Path:
         return self.key("apiserver-kubelet-client")
+
+    @property
+    def front_proxy_ca_cert(self) -> Path:
+        return self.cert(FRONT_PROXY_CA)
+
+    @property
+    def front_proxy_client(self) -> tuple[Path, Path]:
+        """(cert, key) the apiserver's aggregator presents to extension apiservers."""
+        return self.cert(FRONT_PROXY_CLIENT), self.key(FRONT_PROXY_CLIENT)
 
     @property
     def sa_key(self) -> Path:
@@ -326,9 +339,10 @@ def _key_usage(public_key, *, ca: bool) -> x509.KeyUsage:
     )
 
 
-def _make_ca_cert(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> x509.Certificate:
+def _make_ca_cert(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, common_name: str = CA_COMMON_NAME
+                  ) -> x509.Certificate:
     now = _utcnow()
-    name = _subject(CA_COMMON_NAME)
+    name = _subject(common_name)
     public = key.public_key()
     return (
         x509.CertificateBuilder()
@@ -375,24 +389,25 @@ def _issue(
     return builder.sign(ca.key, hashes.SHA256())
 
 
-def _ensure_ca(pki: PKI) -> _CA:
-    key_exists, cert_exists = pki.ca_key.exists(), pki.ca_cert.exists()
+def _ensure_ca(pki: PKI, name: str = "ca", common_name: str = CA_COMMON_NAME) -> _CA:
+    cert_path, key_path = pki.cert(name), pki.key(name)
+    key_exists, cert_exists = key_path.exists(), cert_path.exists()
     if key_exists:
-        key = _load_key(pki.ca_key)
-        cert = _load_cert(pki.ca_cert) if cert_exists else None
+        key = _load_key(key_path)
+        cert = _load_cert(cert_path) if cert_exists else None
         if cert is not None and _public_bytes(cert.public_key()) != _public_bytes(key.public_key()):
-            raise PKIError(f"{pki.ca_cert} does not belong to {pki.ca_key}")
+            raise PKIError(f"{cert_path} does not belong to {key_path}")
         if cert is None:
             # Keep the key: a re-made CA certificate over the same key still verifies old leaves.
-            cert = _make_ca_cert(key)
-            _write_cert(pki.ca_cert, cert)
+            cert = _make_ca_cert(key, common_name)
+            _write_cert(cert_path, cert)
         return _CA(cert, key)
     if cert_exists:
-        raise PKIError(f"{pki.ca_cert} exists but its key {pki.ca_key} is missing; cannot issue certificates")
+        raise PKIError(f"{cert_path} exists but its key {key_path} is missing; cannot issue certificates")
     key = _new_key()
-    cert = _make_ca_cert(key)
-    _write_key(pki.ca_key, key)
-    _write_cert(pki.ca_cert, cert)
+    cert = _make_ca_cert(key, common_name)
+    _write_key(key_path, key)
+    _write_cert(cert_path, cert)
     return _CA(cert, key)
 
 
@@ -577,6 +592,8 @@ def ensure_pki(
         ca = _ensure_ca(pki)
         for spec in cluster_leaf_specs(hosts, node_names):
             _ensure_leaf(pki, ca, spec, validity_days)
+        front_proxy = _ensure_ca(pki, FRONT_PROXY_CA, FRONT_PROXY_CA)
+        _ensure_leaf(pki, front_proxy, LeafSpec(FRONT_PROXY_CLIENT, FRONT_PROXY_CLIENT), validity_days)
         _ensure_service_account_keys(pki)
     return pki
 

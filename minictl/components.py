@@ -259,6 +259,11 @@ def apiserver_command(cfg: ClusterConfig) -> list[str]:
         *(["--anonymous-auth"] if cfg.anonymous_auth else []),
         "--audit-log-path", str(cfg.log("audit")),
         *_kubelet_client_args(cfg),
+        # the aggregator's identity towards extension apiservers (kubeadm's front-proxy pair)
+        "--proxy-client-cert-file", str(pki.front_proxy_client[0]),
+        "--proxy-client-key-file", str(pki.front_proxy_client[1]),
+        "--requestheader-client-ca-file", str(pki.front_proxy_ca_cert),
+        "--requestheader-allowed-names", "front-proxy-client",
         *cfg.extra_apiserver_args,
     ]
 

@@ -67,6 +67,22 @@ def make_pki(d: Path, dns_names: list[str]) -> tuple[bytes, Path, Path]:
     return ca.public_bytes(serialization.Encoding.PEM), cert_path, key_path
 
 
+def https_server(handler: type[BaseHTTPRequestHandler], cert: Path, key: Path, client_ca_pem: str = ""
+                 ) -> ThreadingHTTPServer:
+    """A threaded HTTPS server on 127.0.0.1 (a free port), serving from a daemon thread; with
+    `client_ca_pem`, client certificates of that CA are verified when presented."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    if client_ca_pem:
+        ctx.load_verify_locations(cadata=client_ca_pem)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
 Handler = Callable[[dict[str, Any]], Any]
 
 
@@ -119,14 +135,8 @@ class WebhookServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(cert), str(key))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd = https_server(H, cert, key)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
 
     @property
     def ca_bundle(self) -> str:

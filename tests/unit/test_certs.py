@@ -113,6 +113,8 @@ EXPECTED_FILES = {
     "node-n2",
     "kubelet-n1",
     "kubelet-n2",
+    "front-proxy-ca",
+    "front-proxy-client",
 }
 
 
@@ -324,6 +326,21 @@ def test_ca_extensions(shared_pki):
         assert aki.key_identifier == ski.digest
         assert leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
         leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+
+
+def test_front_proxy_has_its_own_ca(shared_pki):
+    """The aggregator's client certificate chains to front-proxy-ca, not to the cluster CA (whose
+    client certificates must not be able to assert identities to extension apiservers)."""
+    fp_ca = load_cert(shared_pki.front_proxy_ca_cert)
+    assert fp_ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "front-proxy-ca"
+    assert fp_ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    cert, _ = shared_pki.front_proxy_client
+    assert certificate_identity(cert) == ("front-proxy-client", [])
+    assert usages(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+    leaf = load_cert(cert)
+    assert leaf.issuer == fp_ca.subject
+    fp_ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, ec.ECDSA(leaf.signature_hash_algorithm))
+    assert leaf.issuer != load_cert(shared_pki.ca_cert).subject
 
 
 def test_chains_pass_a_strict_rfc5280_verifier(shared_pki, tmp_path):

@@ -79,3 +79,4 @@ def test_free_port_is_below_the_ephemeral_range_and_skips_a_taken_port(monkeypat
     # an ephemeral range that leaves no band below it: the kernel's choice
     monkeypatch.setattr(components, "_ephemeral_port_range", lambda: (1024, 65535))
     assert components.free_port() >= 1024
+

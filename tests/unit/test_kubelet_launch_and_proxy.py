@@ -80,3 +80,19 @@ def test_the_container_a_log_or_exec_request_is_about():
     with pytest.raises(errors.StatusError) as e:
         container_for(_pod(["a"]), "zz", "exec")
     assert "container zz is not valid for pod p" in e.value.status()["message"]
+
+
+
+def _after(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+def test_the_apiserver_gets_the_aggregators_front_proxy_pair(tmp_path) -> None:
+    from minictl.components import ClusterConfig, apiserver_command
+
+    cfg = ClusterConfig(str(tmp_path))
+    cmd = apiserver_command(cfg)
+    assert _after(cmd, "--proxy-client-cert-file").endswith("/pki/front-proxy-client.crt")
+    assert _after(cmd, "--proxy-client-key-file").endswith("/pki/front-proxy-client.key")
+    assert _after(cmd, "--requestheader-client-ca-file").endswith("/pki/front-proxy-ca.crt")
+    assert _after(cmd, "--requestheader-allowed-names") == "front-proxy-client"

@@ -59,7 +59,8 @@ def test_definition_names_follow_upstream(v2: dict[str, Any]) -> None:
     assert not [n for n in defs if n.startswith("io.k8s.api.batch.v1alpha")]
     # Every name is in upstream's form.
     pattern = re.compile(r"^io\.k8s\.(api\.[a-z]+\.v\d+(alpha\d+|beta\d+)?|apimachinery\.pkg\.[a-z.]+\d?"
-                         r"|apiextensions-apiserver\.pkg\.apis\.apiextensions\.v1|metrics\.pkg\.apis\.metrics\.v1beta1)"
+                         r"|apiextensions-apiserver\.pkg\.apis\.apiextensions\.v1|metrics\.pkg\.apis\.metrics\.v1beta1"
+                             r"|kube-aggregator\.pkg\.apis\.apiregistration\.v1)"
                          r"\.[A-Z]\w*$")
     assert [n for n in defs if not pattern.match(n)] == []
 
