@@ -429,13 +429,15 @@ class ValidatingAdmissionPolicy(RequestMatcher):
             found = [orjson.loads(e.data) for e in cache.list(flt)]
         if not found and ref.get("parameterNotFoundAction", "Deny") == "Deny":
             raise ConfigurationError("no params found for policy binding with `Deny` parameterNotFoundAction")
+        if res.strategy.conversion_webhook is not None:
+            return list(await self.server.api.converted(res, found, is_list=True))
         convert = res.strategy.output_converter(res)
         return [convert(p) if convert is not None else p for p in found]
 
     # -- the CEL variables --
 
     async def _activation(self, a: Attributes, matched: Matched) -> dict[str, Any]:
-        obj, old = self.versioned(matched, a, a.obj), self.versioned(matched, a, a.old)
+        obj, old = await self.versioned(matched, a, a.obj), await self.versioned(matched, a, a.old)
         request = self.review_request(matched, a, "", obj, old)
         request.pop("object", None)
         request.pop("oldObject", None)

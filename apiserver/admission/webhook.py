@@ -332,7 +332,9 @@ class RequestMatcher(Plugin):
 
     # -- the objects as the webhook's version shows them --
 
-    def versioned(self, inv: Matched, a: Attributes, obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    async def versioned(self, inv: Matched, a: Attributes, obj: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The object at the version the webhook or policy matched (matchPolicy Equivalent may
+        have matched another version of the request's resource)."""
         if obj is None:
             return None
         if inv.subresource == "scale":
@@ -342,6 +344,10 @@ class RequestMatcher(Plugin):
         copy = deep_copy_json(obj)
         if _other_kind(inv.subresource):
             return copy  # e.g. serviceaccounts/token: the TokenRequest itself
+        if inv.res.strategy.conversion_webhook is not None:
+            # a custom resource whose definition converts through a webhook: objects are at the
+            # request's version here, and go to the matched one through the webhook
+            return (await self.server.api.converted(inv.res, [copy], inv.res.api_version, write=True))[0]
         conv = inv.res.strategy.output_converter(inv.res)
         return conv(copy) if conv is not None else copy
 
@@ -410,7 +416,7 @@ class _WebhookPlugin(RequestMatcher):
             return None
         conditions = [c for c in hook.spec.get("matchConditions") or [] if isinstance(c, dict)]
         if conditions:
-            obj, old = self.versioned(invocation, a, a.obj), self.versioned(invocation, a, a.old)
+            obj, old = await self.versioned(invocation, a, a.obj), await self.versioned(invocation, a, a.old)
             from apiserver.celengine import off_loop
 
             result = await off_loop(matchconditions.evaluate, conditions, obj, old,
@@ -523,14 +529,14 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
         if a.obj is not None and not state["defaulted"] and not inv.subresource:
             self._default(a, a.obj)
             state["defaulted"] = True
-        obj, old = self.versioned(inv, a, a.obj), self.versioned(inv, a, a.old)
+        obj, old = await self.versioned(inv, a, a.obj), await self.versioned(inv, a, a.old)
         changed = False
         try:
             answer = await self.call(inv, a, obj, old)
             self.record(hook, answer)
             if not answer.allowed:
                 raise rejection(hook.name, answer.result)
-            changed = self._apply_patch(inv, a, obj, answer)
+            changed = await self._apply_patch(inv, a, obj, answer)
         except CallError as e:
             if hook.failure_policy == "Ignore":
                 log.warning("failed calling webhook, failing open %s: %s", hook.name, e)
@@ -545,7 +551,7 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
                 orjson.dumps({"configuration": hook.configuration, "webhook": hook.name, "mutated": changed}).decode())
         return changed
 
-    def _apply_patch(self, inv: Invocation, a: Attributes, obj: dict[str, Any] | None, answer: Answer) -> bool:
+    async def _apply_patch(self, inv: Invocation, a: Attributes, obj: dict[str, Any] | None, answer: Answer) -> bool:
         """Apply the answer's JSON patch to the request's object (in place: the handler holds it)."""
         hook = inv.hook
         if not answer.patch:
@@ -578,7 +584,11 @@ class MutatingAdmissionWebhook(_WebhookPlugin):
                 a.resource.strategy.set_scale_replicas(a.obj, replicas)
             return True
         if not _other_kind(inv.subresource):
-            patched = inv.res.strategy.to_storage(inv.res, patched)
+            if inv.res.strategy.conversion_webhook is not None:  # back to the request's version
+                patched = (await self.server.api.converted(a.resource, [patched], a.resource.api_version,
+                                                           write=True))[0]
+            else:
+                patched = inv.res.strategy.to_storage(inv.res, patched)
             self._default(a, patched)
         a.obj.clear()
         a.obj.update(patched)
@@ -613,7 +623,7 @@ class ValidatingAdmissionWebhook(_WebhookPlugin):
     async def _call_one(self, inv: Invocation, a: Attributes, i: int) -> None:
         hook = inv.hook
         try:
-            answer = await self.call(inv, a, self.versioned(inv, a, a.obj), self.versioned(inv, a, a.old))
+            answer = await self.call(inv, a, await self.versioned(inv, a, a.obj), await self.versioned(inv, a, a.old))
         except CallError as e:
             if hook.failure_policy == "Ignore":
                 log.warning("failed calling webhook, failing open %s: %s", hook.name, e)

@@ -318,3 +318,43 @@ def test_an_unchanged_write_moves_an_object_to_the_storage_version(api: httpx.Cl
     assert len(calls) == before  # stored at v2 now: no conversion to read it there
     same = api.get(f"{v2}/m").json()
     assert api.put(f"{v2}/m", json=same).json()["metadata"]["resourceVersion"] == same["metadata"]["resourceVersion"]
+
+
+def test_admission_webhooks_see_the_version_they_registered_for(api: httpx.Client, hooks: WebhookServer, group: str,
+                                                                namespace: str) -> None:
+    """A mutating webhook registered for v1 only (matchPolicy Equivalent, the default) gets a v2
+    request's object converted to v1, and its patch (written against v1) is converted back."""
+    import base64
+
+    def add_image(review: dict[str, Any]) -> dict[str, Any]:
+        obj = review["request"]["object"]
+        assert obj["apiVersion"] == f"{group}/v1" and "cronSpec" in obj["spec"]
+        ops = [{"op": "add", "path": "/spec/image", "value": f"from-v1:{obj['spec']['cronSpec']}"}]
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": review["request"]["uid"], "allowed": True, "patchType": "JSONPatch",
+                             "patch": base64.b64encode(json.dumps(ops).encode()).decode()}}
+
+    hooks.handlers["/mutate"] = add_image
+    name = f"conv-{namespace}"
+    r = api.post("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", json={
+        "metadata": {"name": name},
+        "webhooks": [{"name": "image.conv.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                      "clientConfig": {"url": hooks.url("/mutate"), "caBundle": hooks.ca_bundle},
+                      "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                      "rules": [{"operations": ["CREATE"], "apiGroups": [group], "apiVersions": ["v1"],
+                                 "resources": ["crontabs"]}]}]})
+    assert r.status_code == 201, r.text
+    try:
+        v2 = f"/apis/{group}/v2/namespaces/{namespace}/crontabs"
+        body = {"apiVersion": f"{group}/v2", "kind": "CronTab", **v2_body("adm")}
+
+        def mutated() -> dict[str, Any] | None:  # the configuration reaches the admission plugin shortly
+            r = api.post(v2, json={**body, "metadata": {"generateName": "adm-"}})
+            assert r.status_code == 201, r.text
+            return r.json() if "image" in r.json()["spec"] else None
+
+        created = wait_for(mutated, 10, 0.1, "the mutating webhook called")
+        assert created["apiVersion"] == f"{group}/v2"
+        assert created["spec"] == {"schedule": "*/5 * * * *", "replicas": 2, "image": "from-v1:*/5 * * * *"}
+    finally:
+        api.delete(f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}")

@@ -363,7 +363,7 @@ def test_equivalent_match_converts_to_the_rule_version() -> None:
     a = attrs(obj=stored, group="autoscaling", version="v2", plural="horizontalpodautoscalers")
     inv = asyncio.run(p.should_call(h, a))
     assert inv is not None and inv.res.version == "v1" and inv.kind == ("autoscaling", "v1", "HorizontalPodAutoscaler")
-    assert p.versioned(inv, a, a.obj)["apiVersion"] == "autoscaling/v1"
+    assert asyncio.run(p.versioned(inv, a, a.obj))["apiVersion"] == "autoscaling/v1"
     exact = hooks_of([config("cfg", hook("hpa.x.y", matchPolicy="Exact", rules=h.spec["rules"]))], False)[0]
     assert asyncio.run(p.should_call(exact, a)) is None
 
