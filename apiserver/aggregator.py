@@ -20,7 +20,9 @@ inside kube-apiserver.
   autoregistration, with its priorities), labelled `kube-aggregator.kubernetes.io/automanaged: onstart`.
 
 Not done: OpenAPI aggregation (`kubectl explain` of extension kinds), websocket upgrades through
-the proxy, Local APIServices for custom resource groups.
+the proxy, Local APIServices for custom resource groups; a group with both local and extension
+versions is shown with the extension's only; groups are listed after the built-in ones rather than
+all by priority.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ log = logging.getLogger("apiserver.aggregator")
 GROUP = "apiregistration.k8s.io"
 RECHECK_EVERY = 30.0
 DISCOVERY_TIMEOUT = 5.0
+PROBE_ATTEMPTS = 5
 
 #: upstream's priorities of the built-in group/versions (kube-apiserver's apiVersionPriorities);
 #: a group/version not listed gets no Local APIService, as upstream
@@ -79,8 +82,7 @@ LOCAL_PRIORITIES: dict[tuple[str, str], tuple[int, int]] = {
     ("coordination.k8s.io", "v1"): (16500, 15),
     ("node.k8s.io", "v1"): (16300, 15),
     ("discovery.k8s.io", "v1"): (16200, 15),
-    # served here in place of metrics-server; its chart's priorities
-    ("metrics.k8s.io", "v1beta1"): (100, 100),
+    # metrics.k8s.io is served here too, but gets no APIService: metrics-server's chart creates one
 }
 
 #: request headers never passed to a backend (hop-by-hop, credentials, identities it must not trust)
@@ -89,6 +91,10 @@ DROPPED_HEADERS = frozenset({"host", "authorization", "connection", "keep-alive"
 DROPPED_PREFIXES = ("impersonate-", "x-remote-")
 RESPONSE_HEADERS_DROPPED = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                                       "content-type", "cache-control"})
+
+
+def _text(code: int, message: str) -> Response:
+    return Response(code, message.encode("utf-8", "replace") + b"\n", b"text/plain; charset=utf-8")
 
 
 def _condition(status: str, reason: str, message: str) -> dict[str, Any]:
@@ -156,12 +162,17 @@ class Aggregator:
         return (spec.get("groupPriorityMinimum"), spec.get("versionPriority"), spec.get("service"),
                 (available_condition(s) or {}).get("status"))
 
-    def _on_api_service(self, _ev: Any) -> None:
+    def _on_api_service(self, ev: Any) -> None:
         self._dirty = True
-        self._wake.set()
+        # its own status writes must not start another round: only a new, gone or changed spec
+        if ev.prev is None or ev.type == "DELETED" or \
+                orjson.loads(ev.entry.data).get("spec") != orjson.loads(ev.prev.data).get("spec"):
+            self._wake.set()
 
-    def _on_backend_change(self, _ev: Any) -> None:
-        if self._remote:  # a service or its endpoints: only service-backed APIServices care
+    def _on_backend_change(self, ev: Any) -> None:
+        # a service or its endpoints: only those an APIService names
+        if any((s["spec"]["service"].get("namespace"), s["spec"]["service"].get("name")) ==
+               (ev.entry.namespace, ev.entry.name) for s in self._remote.values()):
             self._wake.set()
 
     def route(self, info: RequestInfo) -> dict[str, Any] | None:
@@ -186,7 +197,12 @@ class Aggregator:
             else:
                 ctx = tls_context(ca_bundle)
             if self.opts.proxy_client_cert_file and self.opts.proxy_client_key_file:
-                ctx.load_cert_chain(self.opts.proxy_client_cert_file, self.opts.proxy_client_key_file)
+                try:
+                    ctx.load_cert_chain(self.opts.proxy_client_cert_file, self.opts.proxy_client_key_file)
+                except (OSError, ssl.SSLError) as e:
+                    raise CallError(f"loading the proxy client certificate: {e}") from None
+            if len(self._contexts) >= 64:  # configurations churned: start over
+                self._contexts.clear()
             self._contexts[(ca_bundle, insecure)] = ctx
         return ctx
 
@@ -199,14 +215,16 @@ class Aggregator:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         return self._session
 
-    async def _backend(self, api_service: dict[str, Any]) -> tuple[str, str, ssl.SSLContext]:
-        """→ (https://host:port of a ready endpoint, the server name to verify, TLS context)."""
+    async def _backend(self, api_service: dict[str, Any], verify: bool = True) -> tuple[str, str, ssl.SSLContext]:
+        """→ (https://host:port of a ready endpoint, the server name to verify, TLS context).
+        `verify=False`: the backend's certificate is not checked (the availability probe, as upstream's)."""
         spec = api_service.get("spec") or {}
         svc = spec.get("service") or {}
         ns, name, port = str(svc.get("namespace") or ""), str(svc.get("name") or ""), int(svc.get("port") or 443)
         host, target_port = await self.resolver.resolve(ns, name, port)
         try:
-            ctx = self._ssl(str(spec.get("caBundle") or ""), spec.get("insecureSkipTLSVerify") is True)
+            ctx = self._ssl(str(spec.get("caBundle") or "") if verify else "",
+                            spec.get("insecureSkipTLSVerify") is True or not verify)
         except CallError as e:
             raise errors.service_unavailable(str(e)) from None
         from apiserver.podproxy import join_host_port
@@ -214,13 +232,17 @@ class Aggregator:
         return f"https://{join_host_port(host, str(target_port))}", f"{name}.{ns}.svc", ctx
 
     def _headers(self, req: Request, user: UserInfo) -> list[tuple[str, str]]:
+        opts = self.opts
+        # whatever header names carry identities to extensions: a client's own never pass
+        names = {h.lower() for h in (*opts.requestheader_username_headers, *opts.requestheader_group_headers,
+                                     *opts.requestheader_uid_headers)}
+        prefixes = (*DROPPED_PREFIXES, *(p.lower() for p in opts.requestheader_extra_headers_prefix))
         headers = []
         for k, v in req.scope["headers"]:
             key = k.decode("latin-1").lower()
-            if key in DROPPED_HEADERS or key.startswith(DROPPED_PREFIXES):
+            if key in DROPPED_HEADERS or key in names or key.startswith(prefixes):
                 continue
             headers.append((key, v.decode("latin-1")))
-        opts = self.opts
         headers.append((opts.requestheader_username_headers[0] if opts.requestheader_username_headers
                         else "X-Remote-User", user.name))
         if user.uid and opts.requestheader_uid_headers:
@@ -239,28 +261,39 @@ class Aggregator:
         from apiserver.podproxy import relay
 
         if (available_condition(api_service) or {}).get("status") != "True":
-            return Response(503, b"service unavailable\n", b"text/plain; charset=utf-8")
+            return _text(503, "service unavailable")
         try:
             base, server_name, ctx = await self._backend(api_service)
         except errors.StatusError as e:
             log.info("aggregator: no backend for %s: %s", api_service["metadata"]["name"], e.message)
-            return Response(503, b"service unavailable\n", b"text/plain; charset=utf-8")
+            return _text(503, "service unavailable")
         query = req.scope.get("query_string", b"").decode("latin-1")
         url = base + req.scope.get("raw_path", req.path.encode()).decode("latin-1").split("?", 1)[0] + \
             (f"?{query}" if query else "")
         body = await req.body() if req.method in ("POST", "PUT", "PATCH", "DELETE") else None
+        # long-running requests (watch, follow) may wait for data; the rest get upstream's minute
+        streaming = any(f"{k}=" in query for k in ("watch", "follow")) or "/watch/" in req.path
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None if streaming else 60)
         try:
             resp = await self.session().request(
                 req.method, url, data=body, headers=self._headers(req, user), allow_redirects=False,
-                ssl=ctx, server_hostname=server_name)
-        except (aiohttp.ClientError, OSError) as e:
+                ssl=ctx, server_hostname=server_name, timeout=timeout)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
             log.info("aggregator: proxying to %s: %s", url, e)
             self._wake.set()  # the backend may be gone: check its availability now, not in 30 s
-            return Response(503, b"service unavailable\n", b"text/plain; charset=utf-8")
-        out = relay(resp, req, resp.headers.get("Content-Type", "application/octet-stream").encode("latin-1"))
-        out.status = resp.status
-        out.extra_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()
-                             if k.lower() not in RESPONSE_HEADERS_DROPPED]
+            return _text(503, f"Error trying to reach service: '{e}'")
+        try:
+            if 300 <= resp.status < 400 and resp.headers.get("Location"):
+                # a redirect would send the client's credentials elsewhere (upstream's fix of CVE-2022-3172)
+                resp.close()
+                return _text(502, "the backend attempted to redirect this request, which is not permitted")
+            out = relay(resp, req, resp.headers.get("Content-Type", "application/octet-stream").encode("latin-1"))
+            out.status = resp.status
+            out.extra_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()
+                                 if k.lower() not in RESPONSE_HEADERS_DROPPED]
+        except (UnicodeError, ValueError):
+            resp.close()
+            return _text(502, "the backend answered with headers that cannot be passed on")
         out.proxied = True  # type: ignore[attr-defined]  # the backend chose its encoding: no negotiation
         return out
 
@@ -308,6 +341,8 @@ class Aggregator:
 
     async def check_all(self) -> None:
         self._fresh()
+        for gv in [gv for gv in self.discovered if gv not in self._remote]:
+            self._forget(gv)  # deleted, or Local now
         services = list(self._all)
         results = await asyncio.gather(*(self.check(s) for s in services), return_exceptions=True)
         for s, result in zip(services, results, strict=True):
@@ -329,7 +364,7 @@ class Aggregator:
             self._forget(gv)
             return _condition("False", "ServiceNotFound", f'service/{name} in "{ns}" is not present')
         svc_spec = svc.get("spec") or {}
-        if svc_spec.get("type") != "ExternalName":
+        if svc_spec.get("type", "ClusterIP") == "ClusterIP":  # as upstream: endpoints are checked for these only
             svc_port = next((p for p in svc_spec.get("ports") or [] if p.get("port") == port), None)
             if svc_port is None:
                 self._forget(gv)
@@ -344,33 +379,37 @@ class Aggregator:
                 self._forget(gv)
                 return _condition("False", "MissingEndpoints", f'endpoints for service/{name} in "{ns}" have no '
                                                                f'addresses with port name "{port_name}"')
-        url = ""
+        path = f"/apis/{gv[0]}/{gv[1]}" if gv[0] else f"/api/{gv[1]}"
+        # named by the service, not the endpoint tried: the message stays the same between rounds
+        shown = f"https://{name}.{ns}.svc:{port}{path}"
+        # as upstream: a few attempts at once (random endpoints), any answer will do; the backend's
+        # certificate is not checked here (a caBundle injected later must not fail the probe)
+        results = await asyncio.gather(*(self._probe(api_service, path) for _ in range(PROBE_ATTEMPTS)))
+        good = next((r for r in results if isinstance(r, bytes)), None)
+        if good is None:
+            self._forget(gv)
+            return _condition("False", "FailedDiscoveryCheck", f"failing or missing response from {shown}: {results[0]}")
+        self._remember(gv, good)
+        return _condition("True", "Passed", "all checks passed")
+
+    async def _probe(self, api_service: dict[str, Any], path: str) -> bytes | str:
+        """One discovery GET: its body on a 2xx answer, else what went wrong."""
         try:
-            base, server_name, ctx = await self._backend(api_service)
-            path = f"/apis/{gv[0]}/{gv[1]}" if gv[0] else f"/api/{gv[1]}"
-            url = base + path
+            base, server_name, ctx = await self._backend(api_service, verify=False)
             async with asyncio.timeout(DISCOVERY_TIMEOUT):
-                resp = await self.session().get(url, ssl=ctx, server_hostname=server_name, headers={
+                # as upstream: system:masters, so that the extension's authorization always lets it through
+                resp = await self.session().get(base + path, ssl=ctx, server_hostname=server_name, headers={
                     "Accept": "application/json", "X-Remote-User": "system:kube-aggregator",
                     "X-Remote-Group": "system:masters"})
                 async with resp:
                     body = await resp.read()
-                    code = resp.status
         except errors.StatusError as e:
-            self._forget(gv)
-            return _condition("False", "FailedDiscoveryCheck", f"failing or missing response from {url or name}: "
-                                                               f"{e.message}")
+            return e.message
         except Exception as e:
-            self._forget(gv)
-            return _condition("False", "FailedDiscoveryCheck",
-                              f"failing or missing response from {url}: {describe_failure(e, url)}")
-        if code not in (200, 401, 403):
-            self._forget(gv)
-            return _condition("False", "FailedDiscoveryCheck", f"failing or missing response from {url}: "
-                                                               f"bad status from {url}: {code}")
-        if code == 200:
-            self._remember(gv, body)
-        return _condition("True", "Passed", "all checks passed")
+            return describe_failure(e, path)
+        if not 200 <= resp.status < 300:
+            return f"bad status from {base}{path}: {resp.status}"
+        return body
 
     def _remember(self, gv: tuple[str, str], body: bytes) -> None:
         try:
@@ -442,12 +481,12 @@ class Aggregator:
             for s in services:
                 version = s["spec"]["version"]
                 doc = self.discovered.get((group, version))
-                if doc is None:
+                if doc is None:  # not (yet) answering: listed as Stale, as upstream
+                    versions.append({"version": version, "freshness": "Stale", "resources": []})
                     continue
                 versions.append({"version": version, "freshness": "Current",
                                  "resources": _aggregated_resources(group, version, doc)})
-            if versions:
-                items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": versions})
+            items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": versions})
         return items
 
 

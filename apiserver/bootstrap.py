@@ -125,11 +125,14 @@ async def bootstrap(server: APIServer) -> None:
         await ensure(server, "scheduling.k8s.io", "priorityclasses", "", {
             "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name},
             "value": value, "description": description})
-    await publish_authentication_info(server)
     await server.aggregator.register_local()
     # security: upstream's RBAC policy (each namespace's default ServiceAccount and kube-root-ca.crt
     # come from the controller-manager, as upstream)
     from apiserver.rbac_bootstrap import ensure_policy
 
     await ensure_policy(server)
+    try:
+        await publish_authentication_info(server)
+    except OSError as e:  # an unreadable CA file: extensions cannot trust us, but the rest works
+        log.error("publishing kube-system/extension-apiserver-authentication: %s", e)
     log.info("bootstrap done")

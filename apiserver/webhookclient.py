@@ -190,7 +190,7 @@ class WebhookCaller:
         random.shuffle(subsets)
         for ss in subsets:
             for p in ss.get("ports") or []:
-                if (p.get("name") or "") == (svc_port.get("name") or ""):
+                if (p.get("name") or "") == (svc_port.get("name") or "") and isinstance(p.get("port"), int):
                     addr = random.choice(ss["addresses"])
                     return str(addr.get("ip")), int(p.get("port"))
         raise errors.service_unavailable(f'no endpoints available for service "{name}"')

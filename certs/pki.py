@@ -616,15 +616,29 @@ def issue_kubelet_serving_cert(
     return pki.kubelet_serving(node_name)
 
 
+def _ca_cert_paths(pki: PKI) -> list[Path]:
+    return [pki.ca_cert, pki.front_proxy_ca_cert]
+
+
 def _leaf_cert_paths(pki: PKI) -> list[Path]:
-    return sorted(p for p in pki.dir.glob("*.crt") if p != pki.ca_cert)
+    return sorted(p for p in pki.dir.glob("*.crt") if p not in _ca_cert_paths(pki))
+
+
+def _issuer_for(pki: PKI, name: str, cluster_ca: _CA) -> _CA:
+    """The CA a leaf is re-issued by: the front-proxy client by its own CA, the rest by the cluster's."""
+    if name == FRONT_PROXY_CLIENT:
+        cert = _load_cert(pki.front_proxy_ca_cert)
+        if cert is None or not pki.key(FRONT_PROXY_CA).exists():
+            raise PKIError(f"no usable {FRONT_PROXY_CA} in {pki.dir}: run ensure_pki first")
+        return _CA(cert, _load_key(pki.key(FRONT_PROXY_CA)))
+    return cluster_ca
 
 
 def check_expiry(pki: PKI, warn_days: int = 30) -> list[str]:
     """Human messages for every certificate in the PKI that has expired or expires soon."""
     now = _utcnow()
     messages = []
-    for path in [pki.ca_cert, *_leaf_cert_paths(pki)]:
+    for path in [*_ca_cert_paths(pki), *_leaf_cert_paths(pki)]:
         if not path.exists():
             continue
         cert = _load_cert(path)
@@ -633,7 +647,7 @@ def check_expiry(pki: PKI, warn_days: int = 30) -> list[str]:
             continue
         end = cert.not_valid_after_utc
         when = end.strftime("%Y-%m-%d %H:%M UTC")
-        if path == pki.ca_cert:
+        if path in _ca_cert_paths(pki):
             hint = "the CA is not rotated by `minictl certs rotate`: create a new cluster PKI"
         else:
             hint = ROTATE_HINT
@@ -662,8 +676,8 @@ def rotate(
         else:
             paths = [pki.cert(n.removesuffix(".crt")) for n in names]
             for p in paths:
-                if p == pki.ca_cert:
-                    raise PKIError("rotate keeps the CA; it cannot re-issue ca.crt")
+                if p in _ca_cert_paths(pki):
+                    raise PKIError(f"rotate keeps the CAs; it cannot re-issue {p.name}")
                 if not p.exists():
                     raise PKIError(f"no certificate {p.name} in {pki.dir}")
         done = []
@@ -686,7 +700,7 @@ def rotate(
                 usages = list(old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
             except x509.ExtensionNotFound:
                 usages = list(CLIENT_AUTH)
-            cert = _issue(ca, key.public_key(), old.subject, usages, sans, validity_days)
+            cert = _issue(_issuer_for(pki, name, ca), key.public_key(), old.subject, usages, sans, validity_days)
             _write_cert(cert_path, cert)
             done.append(cert_path)
     return done

@@ -71,6 +71,12 @@ class ExtensionServer:
                                                     "shortNames": ["fl"]},
                                                    {"name": "flunders/status", "singularName": "", "namespaced": True,
                                                     "kind": "Flunder", "verbs": ["get"]}]})
+                elif path.endswith("/elsewhere"):
+                    self.send_response(302)
+                    self.send_header("Location", "https://attacker.example.com/steal")
+                    self.send_header("Content-Length", "0")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
                 elif "/flunders" in path and "watch=1" in query.replace("watch=true", "watch=1"):
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
@@ -166,7 +172,8 @@ def test_local_api_services(api: httpx.Client, control_plane: ControlPlane) -> N
     assert out[0].split() == ["NAME", "SERVICE", "AVAILABLE", "AGE"]
     rows = {line.split()[0]: line.split()[1:3] for line in out[1:]}
     assert rows["v1."] == ["Local", "True"] and rows["v1.apps"] == ["Local", "True"]
-    assert "v1beta1.metrics.k8s.io" in rows
+    # served here, but left to metrics-server's chart to register (as upstream, which has none)
+    assert "v1beta1.metrics.k8s.io" not in rows
 
 
 def test_an_extension_apiserver_behind_an_api_service(api: httpx.Client, control_plane: ControlPlane,
@@ -200,6 +207,17 @@ def test_an_extension_apiserver_behind_an_api_service(api: httpx.Client, control
     assert ("x-remote-user", "kubernetes-admin") in headers
     assert {v for k, v in headers if k == "x-remote-group"} >= {"system:masters", "system:authenticated"}
     assert not any(k == "authorization" for k, _ in headers)
+    # identity headers a client sends itself never reach the extension
+    extension.requests.clear()
+    api.get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/flunders",
+            headers={"X-Remote-User": "mallory", "X-Remote-Group": "evil", "X-Remote-Extra-Scopes": "all"})
+    headers = extension.requests[-1]["headers"]
+    assert [v for k, v in headers if k == "x-remote-user"] == ["kubernetes-admin"]
+    assert "evil" not in [v for k, v in headers if k == "x-remote-group"]
+    assert not any(k.startswith("x-remote-extra-") for k, _ in headers)
+    # a redirect is not passed on: it would send the client's credentials elsewhere
+    r = api.get(f"/apis/{GROUP}/{VERSION}/elsewhere")
+    assert r.status_code == 502 and "attempted to redirect" in r.text and "location" not in r.headers
 
     r = api.post(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/flunders", json=flunder("new", namespace))
     assert r.status_code == 201 and r.json()["metadata"]["name"] == "new"
@@ -240,11 +258,16 @@ def test_an_extension_apiserver_behind_an_api_service(api: httpx.Client, control
     # the extension goes away: its requests answer 503, and a failed one has it checked at once
     extension.stop()
     r = api.get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/flunders")
-    assert r.status_code == 503 and r.text == "service unavailable\n"
+    assert r.status_code == 503 and r.text.startswith("Error trying to reach service: ")
     wait_for(lambda: condition(api).get("reason") == "FailedDiscoveryCheck", 10, 0.1, "the APIService unavailable")
     assert condition(api)["status"] == "False"
-    assert "failing or missing response from https://localhost:" in condition(api)["message"]
-    assert api.get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/flunders").status_code == 503
+    assert condition(api)["message"].startswith(
+        f"failing or missing response from https://wardle.{namespace}.svc:{extension.port}/apis/{GROUP}/{VERSION}: ")
+    doc = api.get("/apis", headers={"Accept": AGGREGATED}).json()  # its group stays in discovery, as Stale
+    item = next(i for i in doc["items"] if i["metadata"]["name"] == GROUP)
+    assert item["versions"] == [{"version": VERSION, "freshness": "Stale", "resources": []}]
+    r = api.get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/flunders")
+    assert r.status_code == 503 and r.text == "service unavailable\n"
     out = control_plane.kubectl("get", "apiservices", NAME).stdout.splitlines()[1].split()
     assert out[1:3] == [f"{namespace}/wardle", "False"] and out[3] == "(FailedDiscoveryCheck)"
 

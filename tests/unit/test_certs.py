@@ -439,6 +439,10 @@ def test_rotate_reissues_leaves_keeps_ca_keys_and_identity(pki, monkeypatch):
     assert sans(pki.apiserver_cert) == apiserver_sans
     assert usages(pki.etcd_server_cert) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
     assert check_expiry(pki) == []
+    # the front-proxy CA stays a CA, and its client is re-issued by it (not by the cluster CA)
+    assert pki.front_proxy_ca_cert not in rotated and after["front-proxy-ca.crt"] == before["front-proxy-ca.crt"]
+    assert pki.cert("front-proxy-client") in rotated
+    assert load_cert(pki.cert("front-proxy-client")).issuer == load_cert(pki.front_proxy_ca_cert).subject
 
 
 def test_rotate_named_and_new_keys(pki):
@@ -450,6 +454,8 @@ def test_rotate_named_and_new_keys(pki):
     assert mode(pki.apiserver_key) == 0o600
     with pytest.raises(PKIError):
         rotate(pki, ["ca"])
+    with pytest.raises(PKIError):
+        rotate(pki, ["front-proxy-ca"])
     with pytest.raises(PKIError):
         rotate(pki, ["nope"])
 
