@@ -17,12 +17,12 @@ inside kube-apiserver.
   answered from the APIServices (versions by versionPriority), aggregated discovery includes the
   resources each available extension reported at its last check.
 * At start, a Local APIService for each built-in group/version this server serves (upstream's
-  autoregistration, with its priorities), labelled `kube-aggregator.kubernetes.io/automanaged: onstart`.
+  autoregistration, with its priorities), labelled `kube-aggregator.kubernetes.io/automanaged: onstart`;
+  and one for each group/version custom resources serve (automanaged "true"), while they do.
 
 Not done: OpenAPI aggregation (`kubectl explain` of extension kinds), websocket upgrades through
-the proxy, Local APIServices for custom resource groups; a group with both local and extension
-versions is shown with the extension's only; groups are listed after the built-in ones rather than
-all by priority.
+the proxy; a group with both local and extension versions is shown with the extension's only;
+groups are listed after the built-in ones rather than all by priority.
 """
 
 from __future__ import annotations
@@ -323,6 +323,31 @@ class Aggregator:
                 obj = local_api_service(group, version)
                 if obj is not None:
                     await ensure(self.server, GROUP, "apiservices", "", obj)
+
+    async def sync_custom_groups(self, group_versions: set[tuple[str, str]]) -> None:
+        """Upstream's crdregistration controller: a Local APIService (automanaged "true", priority
+        1000/100) for each group/version custom resources serve, removed when none serves it any
+        more; an APIService someone else made for it is left alone."""
+        from apiserver.bootstrap import SYSTEM_USER, ensure
+
+        await self._cache().ready.wait()
+        served = {(r.group, r.version) for rows in self.server.table.dynamic.values() for r in rows}
+        res = self.server.resource(GROUP, "apiservices")
+        for group, version in sorted(group_versions):
+            name = api_service_name(group, version)
+            entry = self._cache().get(res.key("", name))
+            current = orjson.loads(entry.data) if entry is not None else None
+            automanaged = ((current or {}).get("metadata", {}).get("labels") or {}).get(AUTOMANAGED) == "true"
+            if (group, version) in served and (group, version) not in LOCAL_PRIORITIES:
+                if current is None:
+                    await ensure(self.server, GROUP, "apiservices", "", {
+                        "apiVersion": f"{GROUP}/v1", "kind": "APIService",
+                        "metadata": {"name": name, "labels": {AUTOMANAGED: "true"}},
+                        "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000,
+                                 "versionPriority": 100}})
+            elif current is not None and automanaged:
+                with contextlib.suppress(errors.StatusError):
+                    await self.server.api.delete_object(res, "", name, {}, SYSTEM_USER, {}, admit=False)
 
     async def _run(self) -> None:
         await self._cache().ready.wait()

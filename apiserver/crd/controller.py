@@ -263,9 +263,17 @@ class CRDController:
                 await cache.stop()
 
     def _publish(self, group_versions: set[tuple[str, str]]) -> None:
-        task = asyncio.create_task(self._publish_when_loaded(group_versions), name="crd-openapi")
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+        """OpenAPI documents and Local APIServices of these group versions, as now served."""
+        for work in (self._publish_when_loaded(group_versions), self._register_api_services(group_versions)):
+            task = asyncio.create_task(work, name="crd-publish")
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _register_api_services(self, group_versions: set[tuple[str, str]]) -> None:
+        try:
+            await self.server.aggregator.sync_custom_groups(group_versions)
+        except Exception as e:  # etcd down: the next change of a definition catches up
+            log.warning("APIServices of custom resources %s: %s", sorted(group_versions), e)
 
     async def _publish_when_loaded(self, group_versions: set[tuple[str, str]]) -> None:
         """Rebuild the OpenAPI documents of these custom group versions from what is served then

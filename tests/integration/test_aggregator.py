@@ -301,3 +301,24 @@ def test_api_services_are_validated(api: httpx.Client) -> None:
     wait_for(lambda: condition(api, "v1.z.example.com").get("reason") == "ServiceNotFound", 10, 0.1, "checked")
     api.delete(f"{APISERVICES}/v1.z.example.com")
     assert os.environ.get("NO_SUCH") is None
+
+
+def test_custom_resource_groups_get_local_api_services(api: httpx.Client) -> None:
+    from tests.integration.test_crd import CRDS, crontab_crd, make_crd
+
+    group = f"reg{os.urandom(3).hex()}.example.com"
+    crd = crontab_crd(group)
+    crd["spec"]["names"].pop("categories")
+    make_crd(api, crd)
+    name = f"v1.{group}"
+
+    def registered() -> dict[str, Any] | None:
+        r = api.get(f"{APISERVICES}/{name}")
+        return r.json() if r.status_code == 200 else None
+
+    svc = wait_for(registered, 10, 0.1, "the definition's APIService")
+    assert svc["metadata"]["labels"] == {"kube-aggregator.kubernetes.io/automanaged": "true"}
+    assert svc["spec"] == {"group": group, "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 100}
+    wait_for(lambda: condition(api, name).get("reason") == "Local", 10, 0.1, "available")
+    api.delete(f"{CRDS}/crontabs.{group}").raise_for_status()
+    wait_for(lambda: api.get(f"{APISERVICES}/{name}").status_code == 404, 30, 0.1, "the APIService removed")
