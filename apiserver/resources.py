@@ -193,6 +193,8 @@ RESOURCES: list[Resource] = [
        rbac.RoleBindingStrategy()),
     _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, storage.StorageClassStrategy(),
        short_names=("sc",)),
+    _r("storage.k8s.io", "v1", "VolumeAttributesClass", "volumeattributesclasses", False,
+       storage.VolumeAttributesClassStrategy(), short_names=("vac",)),
     _r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False, storage.CSIDriverStrategy()),
     _r("storage.k8s.io", "v1", "CSINode", "csinodes", False, storage.CSINodeStrategy()),
     _r("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False, storage.VolumeAttachmentStrategy(),

@@ -1,4 +1,5 @@
-"""Strategies for storage.k8s.io/v1 StorageClass, CSIDriver and CSINode (upstream pkg/apis/storage/validation)."""
+"""Strategies for storage.k8s.io/v1 StorageClass, VolumeAttributesClass, CSIDriver, CSINode, VolumeAttachment
+and CSIStorageCapacity (upstream pkg/apis/storage/validation)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from apimachinery.validation import (
     not_supported_cause,
     required_cause,
     too_long_cause,
-    too_many_cause,
     type_invalid_cause,
     validate_enum,
     validate_immutable,
@@ -24,11 +24,34 @@ from apimachinery.volumebinding import is_default_class
 from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_list, as_str
 
 __all__ = ["CSIDriverStrategy", "CSINodeStrategy", "CSIStorageCapacityStrategy", "StorageClassStrategy",
-           "VolumeAttachmentStrategy", "is_default_class"]
+           "VolumeAttachmentStrategy", "VolumeAttributesClassStrategy", "is_default_class"]
 
 RECLAIM_POLICIES = ("Delete", "Retain")
 BINDING_MODES = ("Immediate", "WaitForFirstConsumer")
 MAX_PARAMETERS = 512
+MAX_PARAMETERS_SIZE = 256 * 1024  # bytes of keys and values together
+
+
+def validate_provisioner(name: Any, path: str) -> list[Cause]:
+    """validateProvisioner: required, a qualified name (case-insensitively)."""
+    if not name:
+        return [required_cause(path)]
+    name = as_str(name)
+    return [invalid_cause(path, name, m) for m in is_qualified_name(name.lower())]
+
+
+def validate_parameters(params: Any, allow_empty: bool, path: str = "parameters") -> list[Cause]:
+    """validateParameters of StorageClass and VolumeAttributesClass: at most 512 non-empty keys,
+    256 KiB in all; a VolumeAttributesClass needs at least one."""
+    params = as_dict(params)
+    if len(params) > MAX_PARAMETERS:
+        return [too_long_cause(path, MAX_PARAMETERS)]
+    causes = [invalid_cause(path, k, "field can not be empty.") for k in params if not k]
+    if sum(len(str(k).encode()) + len(str(v).encode()) for k, v in params.items()) > MAX_PARAMETERS_SIZE:
+        causes.append(too_long_cause(path, MAX_PARAMETERS_SIZE))
+    if not allow_empty and not params:
+        causes.append(required_cause(path, "must contain at least one key/value pair"))
+    return causes
 
 
 class StorageClassStrategy(Strategy):
@@ -38,16 +61,8 @@ class StorageClassStrategy(Strategy):
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate(obj, namespaced)
-        provisioner = obj.get("provisioner") or ""
-        if not provisioner:
-            causes.append(required_cause("provisioner"))
-        else:
-            causes += [invalid_cause("provisioner", provisioner, m) for m in is_qualified_name(provisioner.lower())]
-        params = obj.get("parameters") or {}
-        if len(params) > MAX_PARAMETERS:
-            causes.append(too_many_cause("parameters", len(params), MAX_PARAMETERS))
-        if any(not k for k in params):
-            causes.append(invalid_cause("parameters", params, "parameters must contain non-empty keys"))
+        causes += validate_provisioner(obj.get("provisioner"), "provisioner")
+        causes += validate_parameters(obj.get("parameters"), allow_empty=True)
         causes += validate_enum(obj.get("reclaimPolicy"), RECLAIM_POLICIES, "reclaimPolicy")
         causes += validate_enum(obj.get("volumeBindingMode"), BINDING_MODES, "volumeBindingMode")
         return causes
@@ -58,6 +73,25 @@ class StorageClassStrategy(Strategy):
             if new.get(f) != old.get(f):
                 causes.append(forbidden_cause(f, f"updates to {f} are forbidden."))
         causes += validate_immutable(new.get("volumeBindingMode"), old.get("volumeBindingMode"), "volumeBindingMode")
+        return causes
+
+
+class VolumeAttributesClassStrategy(Strategy):
+    """Mutable volume attributes a CSI driver applies to volumes whose claims name the class
+    (driverName and parameters are immutable, as upstream)."""
+
+    def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate(obj, namespaced)
+        causes += validate_provisioner(obj.get("driverName"), "driverName")
+        causes += validate_parameters(obj.get("parameters"), allow_empty=False)
+        return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        causes = super().validate_update(new, old, namespaced)
+        if new.get("driverName") != old.get("driverName"):
+            causes.append(forbidden_cause("driverName", "updates to driverName are forbidden."))
+        if (new.get("parameters") or {}) != (old.get("parameters") or {}):
+            causes.append(forbidden_cause("parameters", "updates to parameters are forbidden."))
         return causes
 
 

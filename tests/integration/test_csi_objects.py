@@ -1,4 +1,4 @@
-"""storage.k8s.io/v1 CSIDriver and CSINode: served, defaulted and validated as upstream, with their
+"""storage.k8s.io/v1 CSIDriver, CSINode, VolumeAttachment, CSIStorageCapacity and VolumeAttributesClass: served, defaulted and validated as upstream, with their
 kubectl columns — what CSI driver charts create and `kubectl get csidrivers,csinodes` shows. (The
 node's CSI machinery itself, volume attachment and the kubelet's plugin registration, is not here.)"""
 
@@ -171,3 +171,35 @@ def test_csistoragecapacity(api: httpx.Client, namespace: str) -> None:
     table = api.get(f"{url}/fast-zone-a", headers=TABLE).json()
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "StorageClassName", "Capacity", "Age"]
     assert table["rows"][0]["cells"][:3] == ["fast-zone-a", "fast", "50Gi"]
+
+
+def test_volumeattributesclass(control_plane: ControlPlane, api: httpx.Client, names: str) -> None:
+    name = f"gold-{names}"
+    body = {"metadata": {"name": name}, "driverName": "csi.example.com", "parameters": {"iops": "3000"}}
+    r = api.post(f"{STORAGE}/volumeattributesclasses", json=body)
+    assert r.status_code == 201, r.text
+    try:
+        out = control_plane.kubectl("get", "vac", name).stdout.splitlines()
+        assert out[0].split() == ["NAME", "DRIVERNAME", "AGE"] and out[1].split()[:2] == [name, "csi.example.com"]
+        # driverName and parameters never change
+        r = api.patch(f"{STORAGE}/volumeattributesclasses/{name}", json={"parameters": {"iops": "6000"}},
+                      headers={"content-type": "application/merge-patch+json"})
+        assert causes(r) == [("parameters", "Forbidden: updates to parameters are forbidden.")]
+        r = api.patch(f"{STORAGE}/volumeattributesclasses/{name}", json={"driverName": "other.example.com"},
+                      headers={"content-type": "application/merge-patch+json"})
+        assert causes(r) == [("driverName", "Forbidden: updates to driverName are forbidden.")]
+        r = api.post(f"{STORAGE}/volumeattributesclasses", json={"metadata": {"name": f"x-{names}"},
+                                                                  "parameters": {"": "v"}})
+        assert causes(r) == [("driverName", "Required value"),
+                             ("parameters", 'Invalid value: "": field can not be empty.')]
+        r = api.post(f"{STORAGE}/volumeattributesclasses", json={"metadata": {"name": f"x-{names}"},
+                                                                  "driverName": "Bad_Driver!"})
+        assert [f for f, _ in causes(r)] == ["driverName", "parameters"]
+        assert causes(r)[1] == ("parameters", "Required value: must contain at least one key/value pair")
+        from kubernetes import client, config
+
+        config.load_kube_config(str(control_plane.kubeconfig))
+        vac = client.StorageV1Api().read_volume_attributes_class(name)
+        assert vac.driver_name == "csi.example.com" and vac.parameters == {"iops": "3000"}
+    finally:
+        api.delete(f"{STORAGE}/volumeattributesclasses/{name}")

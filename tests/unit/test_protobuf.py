@@ -766,6 +766,8 @@ SAMPLES = [
     _obj("apiregistration.k8s.io/v1", "APIService", CLUSTER_META,
          spec={"group": "apps", "version": "v1", "caBundle": "Y2E=", "groupPriorityMinimum": 17800,
                "versionPriority": 15}, status={}),  # a struct: Go's JSON always writes it
+    _obj("storage.k8s.io/v1", "VolumeAttributesClass", CLUSTER_META, driverName="csi.example.com",
+         parameters={"iops": "3000", "throughput": "125"}),
     _obj("storage.k8s.io/v1", "CSINode", CLUSTER_META,
          spec={"drivers": [{"name": "csi.example.com", "nodeID": "n1", "topologyKeys": ["zone"],
                             "allocatable": {"count": 0}},
