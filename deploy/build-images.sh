@@ -13,7 +13,8 @@ mkdir -p build/wheels build/images
 "$PY" -m images build --data-dir build
 "$PY" -m pip wheel -q --wheel-dir build/wheels .
 if [ -z "${BASE:-}" ]; then
-  BASE=minik8s/base:bookworm
+  # tagged by what deploy/base.sh installs: a changed package list builds a new base
+  BASE=minik8s/base:bookworm-$(sha256sum deploy/base.sh | cut -c1-12)
   if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     echo "building the local base image $BASE with mmdebstrap"
     deploy/base.sh "$BASE"
