@@ -169,6 +169,9 @@ def test_compose_cluster_runs_a_deployment_behind_a_service(compose) -> None:
                      and items, 60, 0.5, "both node containers to register")
     assert sorted(n["metadata"]["name"] for n in nodes) == ["node", "node2"]
     kubectl(c, "wait", "--for=condition=Ready", "node/node", "node/node2", "--timeout=60s")
+    # the nodes run pods with crun, as the local cluster does (containerd execs it from a read-only bind mount)
+    mounts = run(*c["dc"], "exec", "-T", "node", "cat", "/proc/mounts", env=c["env"]).stdout
+    assert "/containerd/bin/crun " in mounts, mounts
     kubectl(c, "apply", "-f", "-", input=WEB)
     kubectl(c, "rollout", "status", "deploy/web", "--timeout=120s", timeout=150)
     pods = json.loads(kubectl(c, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
