@@ -21,8 +21,7 @@ inside kube-apiserver.
   and one for each group/version custom resources serve (automanaged "true"), while they do.
 
 Not done: OpenAPI aggregation (`kubectl explain` of extension kinds), websocket upgrades through
-the proxy; a group with both local and extension versions is shown with the extension's only;
-groups are listed after the built-in ones rather than all by priority.
+the proxy; a group with both local and extension versions is shown with the extension's only.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ import orjson
 
 from apimachinery import errors
 from apimachinery.meta import now
+from apiserver.discovery import CUSTOM_GROUP_PRIORITY, GROUP_PRIORITIES
 from apiserver.http import Response, StreamResponse
 from apiserver.lookup import get_object
 from apiserver.registry.apiregistration import AUTOMANAGED, api_service_name, available_condition
@@ -59,30 +59,16 @@ RECHECK_EVERY = 30.0
 DISCOVERY_TIMEOUT = 5.0
 PROBE_ATTEMPTS = 5
 
-#: upstream's priorities of the built-in group/versions (kube-apiserver's apiVersionPriorities);
-#: a group/version not listed gets no Local APIService, as upstream
-LOCAL_PRIORITIES: dict[tuple[str, str], tuple[int, int]] = {
-    ("", "v1"): (18000, 1),
-    ("apiregistration.k8s.io", "v1"): (18000, 15),
-    ("apps", "v1"): (17800, 15),
-    ("events.k8s.io", "v1"): (17750, 15),
-    ("authentication.k8s.io", "v1"): (17700, 15),
-    ("authorization.k8s.io", "v1"): (17600, 15),
-    ("autoscaling", "v2"): (17500, 30),
-    ("autoscaling", "v1"): (17500, 15),
-    ("batch", "v1"): (17400, 15),
-    ("certificates.k8s.io", "v1"): (17300, 15),
-    ("networking.k8s.io", "v1"): (17200, 15),
-    ("policy", "v1"): (17100, 15),
-    ("rbac.authorization.k8s.io", "v1"): (17000, 15),
-    ("storage.k8s.io", "v1"): (16800, 15),
-    ("apiextensions.k8s.io", "v1"): (16700, 15),
-    ("admissionregistration.k8s.io", "v1"): (16700, 15),
-    ("scheduling.k8s.io", "v1"): (16600, 15),
-    ("coordination.k8s.io", "v1"): (16500, 15),
-    ("node.k8s.io", "v1"): (16300, 15),
-    ("discovery.k8s.io", "v1"): (16200, 15),
-    # metrics.k8s.io is served here too, but gets no APIService: metrics-server's chart creates one
+#: versionPriority of the built-in group/versions (kube-apiserver's apiVersionPriorities; their
+#: groupPriorityMinimum is discovery.GROUP_PRIORITIES); one not listed gets no Local APIService, as
+#: upstream — metrics.k8s.io, served here too, gets none: metrics-server's chart creates its own
+LOCAL_VERSION_PRIORITIES: dict[tuple[str, str], int] = {
+    ("", "v1"): 1, ("apiregistration.k8s.io", "v1"): 15, ("apps", "v1"): 15, ("events.k8s.io", "v1"): 15,
+    ("authentication.k8s.io", "v1"): 15, ("authorization.k8s.io", "v1"): 15, ("autoscaling", "v2"): 30,
+    ("autoscaling", "v1"): 15, ("batch", "v1"): 15, ("certificates.k8s.io", "v1"): 15, ("networking.k8s.io", "v1"): 15,
+    ("policy", "v1"): 15, ("rbac.authorization.k8s.io", "v1"): 15, ("storage.k8s.io", "v1"): 15,
+    ("apiextensions.k8s.io", "v1"): 15, ("admissionregistration.k8s.io", "v1"): 15, ("scheduling.k8s.io", "v1"): 15,
+    ("coordination.k8s.io", "v1"): 15, ("node.k8s.io", "v1"): 15, ("discovery.k8s.io", "v1"): 15,
 }
 
 #: request headers never passed to a backend (hop-by-hop, credentials, identities it must not trust)
@@ -102,9 +88,10 @@ def _condition(status: str, reason: str, message: str) -> dict[str, Any]:
 
 
 def local_api_service(group: str, version: str) -> dict[str, Any] | None:
-    priority = LOCAL_PRIORITIES.get((group, version))
-    if priority is None:
+    version_priority = LOCAL_VERSION_PRIORITIES.get((group, version))
+    if version_priority is None:
         return None
+    priority = (GROUP_PRIORITIES[group], version_priority)
     return {
         "apiVersion": f"{GROUP}/v1", "kind": "APIService",
         "metadata": {"name": api_service_name(group, version), "labels": {AUTOMANAGED: "onstart"}},
@@ -338,12 +325,12 @@ class Aggregator:
             entry = self._cache().get(res.key("", name))
             current = orjson.loads(entry.data) if entry is not None else None
             automanaged = ((current or {}).get("metadata", {}).get("labels") or {}).get(AUTOMANAGED) == "true"
-            if (group, version) in served and (group, version) not in LOCAL_PRIORITIES:
+            if (group, version) in served and (group, version) not in LOCAL_VERSION_PRIORITIES:
                 if current is None:
                     await ensure(self.server, GROUP, "apiservices", "", {
                         "apiVersion": f"{GROUP}/v1", "kind": "APIService",
                         "metadata": {"name": name, "labels": {AUTOMANAGED: "true"}},
-                        "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000,
+                        "spec": {"group": group, "version": version, "groupPriorityMinimum": CUSTOM_GROUP_PRIORITY,
                                  "versionPriority": 100}})
             elif current is not None and automanaged:
                 with contextlib.suppress(errors.StatusError):
@@ -488,8 +475,12 @@ class Aggregator:
         for services in groups.values():
             services.sort(key=lambda s: (-(s["spec"].get("versionPriority") or 0),
                                          version_priority(s["spec"].get("version") or "")))
-        return dict(sorted(groups.items(), key=lambda kv: (-max(s["spec"].get("groupPriorityMinimum") or 0
-                                                                 for s in kv[1]), kv[0])))
+        return groups
+
+    def group_priorities(self) -> dict[str, int]:
+        """Each extension group's groupPriorityMinimum (the highest of its APIServices)."""
+        return {group: max(s["spec"].get("groupPriorityMinimum") or 0 for s in services)
+                for group, services in self.remote_groups().items()}
 
     def api_group(self, group: str) -> dict[str, Any] | None:
         services = self.remote_groups().get(group)

@@ -107,8 +107,9 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     @app.get("/apis")
     @app.get("/apis/")
     async def apis_root(request: Request) -> Response:
-        remote = {g: server.aggregator.api_group(g) for g in server.aggregator.remote_groups()}
-        return _discovery(request, False, discovery.api_group_list(table, remote))  # type: ignore[arg-type]
+        agg = server.aggregator
+        remote = {g: agg.api_group(g) for g in agg.remote_groups()}
+        return _discovery(request, False, discovery.api_group_list(table, remote, agg.group_priorities()))  # type: ignore[arg-type]
 
     @app.get("/api/{version}")
     async def api_version(version: str) -> Response:

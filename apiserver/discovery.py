@@ -81,12 +81,37 @@ def api_group(table: ResourceTable, group: str) -> dict[str, Any]:
     return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
-def api_group_list(table: ResourceTable, aggregated: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The groups served here, then those of extension apiservers (`aggregated`: group → its
-    APIGroup, which replaces a local group of the same name, as the aggregator's APIServices do)."""
+#: groupPriorityMinimum of the built-in groups (kube-apiserver's apiVersionPriorities): discovery
+#: lists groups by it, highest first, as the aggregator does; custom resource groups have 1000
+GROUP_PRIORITIES = {
+    "": 18000, "apiregistration.k8s.io": 18000, "apps": 17800, "events.k8s.io": 17750,
+    "authentication.k8s.io": 17700, "authorization.k8s.io": 17600, "autoscaling": 17500, "batch": 17400,
+    "certificates.k8s.io": 17300, "networking.k8s.io": 17200, "policy": 17100, "rbac.authorization.k8s.io": 17000,
+    "storage.k8s.io": 16800, "admissionregistration.k8s.io": 16700, "apiextensions.k8s.io": 16700,
+    "scheduling.k8s.io": 16600, "coordination.k8s.io": 16500, "node.k8s.io": 16300, "discovery.k8s.io": 16200,
+    "metrics.k8s.io": 100,  # metrics-server's
+}
+CUSTOM_GROUP_PRIORITY = 1000
+
+
+def ordered(groups: Any, remote: dict[str, int] | None = None) -> list[str]:
+    """Group names by priority (`remote`: an extension group's groupPriorityMinimum), then name."""
+    remote = remote or {}
+
+    def key(g: str) -> tuple[int, str]:
+        return -remote.get(g, GROUP_PRIORITIES.get(g, CUSTOM_GROUP_PRIORITY)), g
+
+    return sorted(groups, key=key)
+
+
+def api_group_list(table: ResourceTable, aggregated: dict[str, dict[str, Any]] | None = None,
+                   priorities: dict[str, int] | None = None) -> dict[str, Any]:
+    """The groups served here and those of extension apiservers (`aggregated`: group → its
+    APIGroup, which replaces a local group of the same name, as the aggregator's APIServices do;
+    `priorities`: their groupPriorityMinimum), by priority as upstream lists them."""
     aggregated = aggregated or {}
-    groups = [api_group(table, g) for g in table.groups if g and g not in aggregated]
-    groups += [dict(doc) for doc in aggregated.values()]
+    names = ordered({g for g in table.groups if g} | set(aggregated), priorities)
+    groups = [dict(aggregated[g]) if g in aggregated else api_group(table, g) for g in names]
     for g in groups:
         g.pop("kind", None), g.pop("apiVersion", None)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
@@ -126,23 +151,25 @@ def _aggregated_group(table: ResourceTable, group: str, version_kind: str) -> di
 
 
 def aggregated(table: ResourceTable, legacy: bool, version_kind: str = "v2",
-               extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`extra`: the items of extension apiservers' groups (they replace local groups of their name)."""
+               extra: list[dict[str, Any]] | None = None, priorities: dict[str, int] | None = None) -> dict[str, Any]:
+    """`extra`: the items of extension apiservers' groups (they replace local groups of their name;
+    `priorities`: their groupPriorityMinimum)."""
     extra = [] if legacy else (extra or [])
-    replaced = {item["metadata"]["name"] for item in extra}
-    groups = [""] if legacy else [g for g in table.groups if g and g not in replaced]
+    remote = {item["metadata"]["name"]: item for item in extra}
+    names = [""] if legacy else ordered({g for g in table.groups if g} | set(remote), priorities)
     return {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": f"apidiscovery.k8s.io/{version_kind}",
         "metadata": {},
-        "items": [_aggregated_group(table, g, version_kind) for g in groups] + extra,
+        "items": [remote[g] if g in remote else _aggregated_group(table, g, version_kind) for g in names],
     }
 
 
 def encoded_aggregated(table: ResourceTable, legacy: bool, version_kind: str,
-                       extra: list[dict[str, Any]] | None = None) -> tuple[bytes, str]:
+                       extra: list[dict[str, Any]] | None = None,
+                       priorities: dict[str, int] | None = None) -> tuple[bytes, str]:
     """The aggregated document as JSON, and its ETag (a quoted hash of the body)."""
-    body = orjson.dumps(aggregated(table, legacy, version_kind, extra))
+    body = orjson.dumps(aggregated(table, legacy, version_kind, extra, priorities))
     return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
@@ -195,5 +222,7 @@ class DiscoveryDocs:
         doc = self._aggregated.get((legacy, version_kind))
         if doc is None:
             extra = self.extra.aggregated_items() if self.extra is not None and not legacy else None
-            doc = self._aggregated[(legacy, version_kind)] = encoded_aggregated(self.table, legacy, version_kind, extra)
+            priorities = self.extra.group_priorities() if self.extra is not None else None
+            doc = self._aggregated[(legacy, version_kind)] = encoded_aggregated(
+                self.table, legacy, version_kind, extra, priorities)
         return doc

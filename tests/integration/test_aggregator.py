@@ -184,6 +184,12 @@ def test_an_extension_apiserver_behind_an_api_service(api: httpx.Client, control
     assert any(r["path"] == f"/apis/{GROUP}/{VERSION}" and r["cn"] == "front-proxy-client" for r in extension.requests)
 
     # discovery: the group in /apis, its APIGroup, and its resources in aggregated discovery
+    names = [g["name"] for g in api.get("/apis").json()["groups"]]
+    # by groupPriorityMinimum, as upstream: the built-in groups, then 1000 (this one), metrics-server's 100
+    assert names[:3] == ["apiregistration.k8s.io", "apps", "events.k8s.io"]
+    assert names.index("discovery.k8s.io") < names.index(GROUP) < names.index("metrics.k8s.io")
+    aggregated_names = [i["metadata"]["name"] for i in api.get("/apis", headers={"Accept": AGGREGATED}).json()["items"]]
+    assert aggregated_names == names
     groups = {g["name"]: g for g in api.get("/apis").json()["groups"]}
     assert groups[GROUP]["preferredVersion"] == {"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION}
     assert api.get(f"/apis/{GROUP}").json()["versions"] == [{"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION}]
