@@ -16,7 +16,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from apimachinery import errors
+from apimachinery import errors, health
 from apiserver import discovery
 from apiserver.server import APIServer, Options
 
@@ -135,25 +135,52 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     async def version() -> Response:
         return _json(VERSION)
 
+    async def _checks(kind: str) -> dict[str, bool]:
+        """upstream's health checks of /livez (and /healthz) and /readyz, in its order."""
+        checks = {"ping": True, "log": True, "etcd": await server.etcd_healthy()}
+        if kind == "readyz":
+            checks["etcd-readiness"] = checks["etcd"]
+            checks["informer-sync"] = all(c.ready.is_set() for c in server.caches.values())
+        checks["poststarthook/bootstrap-controller"] = server.bootstrapped
+        checks["poststarthook/crd-informer-synced"] = server.crds.synced
+        if kind == "readyz":
+            checks["shutdown"] = True
+        return checks
+
+    async def _health(request: Request, kind: str) -> Response:
+        status, body = health.report(kind, await _checks(kind), "verbose" in request.query_params,
+                                     request.query_params.getlist("exclude"))
+        return Response(body.encode(), status_code=status, media_type="text/plain")
+
+    async def _health_check(kind: str, name: str) -> Response:
+        answer = health.single(await _checks(kind), name)
+        if answer is None:
+            return _not_found()
+        return Response(answer[1].encode(), status_code=answer[0], media_type="text/plain")
+
     @app.get("/healthz")
+    async def healthz(request: Request) -> Response:
+        return await _health(request, "healthz")
+
     @app.get("/livez")
-    async def healthz() -> Response:
-        return Response(b"ok", media_type="text/plain")
+    async def livez(request: Request) -> Response:
+        return await _health(request, "livez")
 
     @app.get("/readyz")
-    async def readyz(verbose: str | None = None) -> Response:
-        checks = {
-            "etcd": await server.etcd_healthy(),
-            "informer-sync": all(c.ready.is_set() for c in server.caches.values()),
-            "poststarthook/bootstrap-controller": server.bootstrapped,
-            "poststarthook/crd-informer-synced": server.crds.synced,
-        }
-        ok = all(checks.values())
-        if verbose is not None or not ok:
-            body = "".join(f"[{'+' if v else '-'}]{k} {'ok' if v else 'failed'}\n" for k, v in checks.items())
-            body += "readyz check passed\n" if ok else "readyz check failed\n"
-            return Response(body.encode(), status_code=200 if ok else 503, media_type="text/plain")
-        return Response(b"ok", media_type="text/plain")
+    async def readyz(request: Request) -> Response:
+        return await _health(request, "readyz")
+
+    @app.get("/healthz/{name:path}")
+    async def healthz_check(name: str) -> Response:
+        return await _health_check("healthz", name)
+
+    @app.get("/livez/{name:path}")
+    async def livez_check(name: str) -> Response:
+        return await _health_check("livez", name)
+
+    @app.get("/readyz/{name:path}")
+    async def readyz_check(name: str) -> Response:
+        return await _health_check("readyz", name)
 
     @app.get("/metrics")
     async def metrics() -> Response:

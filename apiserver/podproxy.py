@@ -220,6 +220,9 @@ class PodProxy:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         pod = await self.pod(ns, info.name)
         container = container_for(pod, req.query.get("container", ""), "logs")
+        if not (pod.get("spec") or {}).get("nodeName"):
+            # not scheduled yet: no logs, and no error (upstream: no location, so 204 No Content)
+            return Response(204, b"", b"text/plain")
         base = await self.kubelet_base(pod)
         params = {k: v for k, v in req.query.items() if k in LOG_PARAMS and (v != "" or k in LOG_FLAGS)}
         for flag in LOG_FLAGS:

@@ -390,6 +390,17 @@ def _csinode_row(n: Obj, now: dt.datetime) -> list[Any]:
             age(_meta(n).get("creationTimestamp"), now)]
 
 
+def _resourcequota_row(q: Obj, now: dt.datetime) -> list[Any]:
+    """upstream's printResourceQuota: `resource: used/hard` of each hard limit, sorted; limits.* in LIMIT."""
+    status = q.get("status") or {}
+    used, hard = status.get("used") or {}, status.get("hard") or {}
+    request, limit = [], []
+    for name in sorted((q.get("spec") or {}).get("hard") or {}):
+        column = limit if name.split(".")[0] == "limits" and "." in name else request
+        column.append(f"{name}: {used.get(name, '0')}/{hard.get(name, '0')}")
+    return [_meta(q).get("name"), age(_meta(q).get("creationTimestamp"), now), ", ".join(request), ", ".join(limit)]
+
+
 def _apiservice_row(a: Obj, now: dt.datetime) -> list[Any]:
     """kube-aggregator's columns: the backing service (or Local) and the Available condition."""
     spec = a.get("spec") or {}
@@ -653,6 +664,12 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
     "volumeattributesclasses": ([NAME, ("DriverName", "string", "", 0), AGE],
                                 lambda v, now: [_meta(v).get("name"), v.get("driverName"),
                                                 age(_meta(v).get("creationTimestamp"), now)]),
+    "resourcequotas": ([NAME, AGE,
+                        ("Request", "string", "", 0,
+                         "Request represents a minimum amount of cpu/memory that a container may consume."),
+                        ("Limit", "string", "", 0, "Limits control the maximum amount of cpu/memory that a container "
+                                                   "may use independent of contention on the node.")],
+                       _resourcequota_row),
     "apiservices": ([NAME, ("Service", "string", "", 0), ("Available", "string", "", 0), AGE], _apiservice_row),
     "volumeattachments": ([NAME, ("Attacher", "string", "", 0), ("PV", "string", "", 0), ("Node", "string", "", 0),
                            ("Attached", "boolean", "", 0), AGE], _volumeattachment_row),

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from apimachinery import health
 from apimachinery.logs import setup_logging
 from apimachinery.metrics import Registry, process_metrics
 
@@ -43,29 +44,39 @@ class HealthServer:
         self.ready[name] = check
 
     @staticmethod
-    def _report(checks: dict[str, Check], verbose: bool, what: str) -> web.Response:
+    def _results(checks: dict[str, Check]) -> dict[str, bool]:
         results = {}
         for name, check in checks.items():
             try:
                 results[name] = bool(check())
             except Exception:
                 results[name] = False
-        ok = all(results.values())
-        if verbose or not ok:
-            body = "".join(f"[{'+' if v else '-'}]{k} {'ok' if v else 'failed'}\n" for k, v in results.items())
-            body += f"{what} check {'passed' if ok else 'failed'}\n"
-        else:
-            body = "ok"
-        return web.Response(text=body, status=200 if ok else 503)
+        return results
+
+    def _report(self, checks: dict[str, Check], req: web.Request, what: str) -> web.Response:
+        status, body = health.report(what, self._results(checks), "verbose" in req.query, req.query.getall("exclude", []))
+        return web.Response(text=body, status=status)
+
+    def _single(self, checks: dict[str, Check], req: web.Request) -> web.Response:
+        answer = health.single(self._results(checks), req.match_info["name"])
+        if answer is None:
+            return web.Response(text="404 page not found\n", status=404)
+        return web.Response(text=answer[1], status=answer[0])
 
     async def start(self) -> None:
         app = web.Application()
 
         async def healthz(req: web.Request) -> web.Response:
-            return self._report(self.live, "verbose" in req.query, "healthz")
+            return self._report(self.live, req, "livez" if req.path.startswith("/livez") else "healthz")
 
         async def readyz(req: web.Request) -> web.Response:
-            return self._report({**self.live, **self.ready}, "verbose" in req.query, "readyz")
+            return self._report({**self.live, **self.ready}, req, "readyz")
+
+        async def live_check(req: web.Request) -> web.Response:
+            return self._single(self.live, req)
+
+        async def ready_check(req: web.Request) -> web.Response:
+            return self._single({**self.live, **self.ready}, req)
 
         async def metrics(req: web.Request) -> web.Response:
             return web.Response(text=self.registry.render(), content_type="text/plain")
@@ -73,6 +84,9 @@ class HealthServer:
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/livez", healthz)
         app.router.add_get("/readyz", readyz)
+        app.router.add_get("/healthz/{name:.+}", live_check)
+        app.router.add_get("/livez/{name:.+}", live_check)
+        app.router.add_get("/readyz/{name:.+}", ready_check)
         app.router.add_get("/metrics", metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -300,6 +300,25 @@ def test_every_field_mistyped_is_never_a_500(api: httpx.Client, namespace: str) 
     assert seen > 900  # every field of every body, eleven ways
 
 
+def test_health_endpoints_as_upstream(control_plane: ControlPlane, api: httpx.Client) -> None:
+    r = api.get("/livez", params={"verbose": ""})
+    assert r.status_code == 200 and r.text.startswith("[+]ping ok\n[+]log ok\n[+]etcd ok\n")
+    assert r.text.endswith("livez check passed\n")
+    r = api.get("/readyz", params={"verbose": ""})
+    names = [line[3:].split()[0] for line in r.text.splitlines()[:-1]]
+    assert names[:5] == ["ping", "log", "etcd", "etcd-readiness", "informer-sync"] and names[-1] == "shutdown"
+    assert api.get("/healthz", params={"verbose": ""}).text.endswith("healthz check passed\n")
+    r = api.get("/readyz", params={"verbose": "", "exclude": ["etcd", "nope"]})
+    assert "[+]etcd excluded: ok\n" in r.text and 'no matches for "nope"' in r.text
+    for path in ("/readyz/etcd", "/livez/ping", "/healthz/etcd", "/readyz/poststarthook/bootstrap-controller"):
+        r = api.get(path)
+        assert (r.status_code, r.text) == (200, "ok"), path
+    assert api.get("/readyz/nothing").status_code == 404
+    ctx = ssl.create_default_context(cafile=str(control_plane.pki.ca_cert))
+    with httpx.Client(base_url=control_plane.url, verify=ctx) as anon:
+        assert anon.get("/readyz/etcd").status_code == 200  # probes need no credentials
+
+
 def test_503_while_etcd_is_down(control_plane: ControlPlane, api: httpx.Client) -> None:
     control_plane.stop("etcd")
     try:
@@ -307,7 +326,13 @@ def test_503_while_etcd_is_down(control_plane: ControlPlane, api: httpx.Client) 
                      timeout=20, what="503 from the apiserver")
         st = status_of(r, 503, "ServiceUnavailable")
         assert "etcd" in st["message"]
-        wait_for(lambda: api.get("/readyz").status_code == 503, timeout=10, what="readyz failing")
+        wait_for(lambda: api.get("/readyz").status_code == 500, timeout=10, what="readyz failing")
+        r = api.get("/readyz")  # upstream's healthz handler: the checks, the failed ones withheld
+        assert "[-]etcd failed: reason withheld\n" in r.text and r.text.endswith("readyz check failed\n")
+        r = api.get("/readyz/etcd")
+        assert r.status_code == 500 and r.text == "internal server error: etcd check failed\n"
+        assert api.get("/livez").status_code == 500 and api.get("/livez/ping").text == "ok"
+        assert api.get("/readyz", params={"exclude": ["etcd", "etcd-readiness"]}).status_code == 200
     finally:
         control_plane.start_etcd()
     wait_for(lambda: api.get("/readyz").status_code == 200, timeout=30, what="readyz recovering")
@@ -327,7 +352,7 @@ def test_etcd_socket_survives_a_killed_etcd(control_plane: ControlPlane, api: ht
     control_plane.stop("etcd", sig=signal.SIGKILL)
     try:
         assert socket.exists()  # nobody removed it
-        wait_for(lambda: api.get("/readyz").status_code == 503, timeout=20, what="readyz failing")
+        wait_for(lambda: api.get("/readyz").status_code == 500, timeout=20, what="readyz failing")
     finally:
         control_plane.start_etcd()
     wait_for(lambda: api.get("/readyz").status_code == 200, timeout=30, what="readyz recovering")

@@ -130,3 +130,16 @@ def test_wait_for_delete_returns_when_the_finalizer_goes(control_plane: ControlP
             waiter.kill()
     assert waiter.returncode == 0, err
     assert "configmap/held condition met" in out
+
+
+def test_logs_of_a_pod_not_scheduled_yet_are_empty(control_plane: ControlPlane, api, namespace: str) -> None:
+    """As upstream: no node, no log location — 204, nothing printed, no error."""
+    api.post(f"/api/v1/namespaces/{namespace}/pods", json={"metadata": {"name": "pending"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox"}]}}).raise_for_status()
+    r = api.get(f"/api/v1/namespaces/{namespace}/pods/pending/log")
+    assert r.status_code == 204 and r.content == b""
+    out = control_plane.kubectl("logs", "-n", namespace, "pending")
+    assert out.stdout == "" and out.returncode == 0
+    # the container is still checked first
+    r = api.get(f"/api/v1/namespaces/{namespace}/pods/pending/log", params={"container": "nope"})
+    assert r.status_code == 400 and "container nope is not valid for pod pending" in r.json()["message"]

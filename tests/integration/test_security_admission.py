@@ -58,6 +58,15 @@ def test_quota_holds_under_50_concurrent_creates(control_plane: ControlPlane, ap
     # dry runs are checked but never charged
     assert api.post(f"{base}/configmaps", params={"dryRun": "All"}, json={"metadata": {"name": "dry"}}).status_code == 201
     assert api.get(f"{base}/resourcequotas/q").json()["status"]["used"]["count/configmaps"] == "1"
+    # kubectl's columns, as upstream's printer: used/hard per resource, limits.* apart
+    api.post(f"{base}/resourcequotas", json={"metadata": {"name": "lim"}, "spec": {"hard": {
+        "limits.memory": "1Gi", "requests.memory": "512Mi"}}}).raise_for_status()
+    wait_for(lambda: "used" in api.get(f"{base}/resourcequotas/lim").json().get("status", {}), what="its status")
+    out = control_plane.kubectl("get", "quota", "-n", namespace).stdout.splitlines()
+    assert out[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    rows = {line.split()[0]: line for line in out[1:]}
+    assert "count/configmaps: 1/20, pods: 6/7, requests.cpu: 600m/1" in rows["q"]
+    assert rows["lim"].split(None, 2)[2].split() == ["requests.memory:", "0/512Mi", "limits.memory:", "0/1Gi"]
 
 
 def test_limit_ranger_defaults_and_bounds(api: httpx.Client, namespace: str) -> None:

@@ -82,6 +82,14 @@ def test_namespaced_view_role(control_plane: ControlPlane, api: httpx.Client, na
     assert "pods " in listing and "selfsubjectaccessreviews.authorization.k8s.io" in listing
 
 
+
+def test_the_admins_rules_are_listed_once(control_plane: ControlPlane) -> None:
+    """system:masters may do anything by itself, but its listed rules are RBAC's (cluster-admin), once."""
+    rows = [line.split() for line in control_plane.kubectl("auth", "can-i", "--list").stdout.splitlines()[1:]]
+    assert rows.count(["*.*", "[]", "[]", "[*]"]) == 1
+    assert rows.count(["[*]", "[]", "[*]"]) == 1
+
+
 def test_subject_access_reviews(api: httpx.Client, namespace: str) -> None:
     bind(api, namespace, "devs-edit", "edit", [{"kind": "Group", "name": "devs", "apiGroup": "rbac.authorization.k8s.io"}])
 

@@ -91,3 +91,14 @@ def test_formatting() -> None:
     assert format_amount("limits.memory", 128 * 1024 * 1024 * 1000) == "128Mi"
     assert format_amount("pods", 3000) == "3" and format_amount("count/deployments.apps", 1000) == "1"
     assert pretty({"requests.cpu": 500, "pods": 1000}) == "pods=1,requests.cpu=500m"
+
+
+def test_amounts_in_refusals_read_as_upstream_prints_them() -> None:
+    from apiserver.admission.resourcequota import format_amount
+
+    milli = 1000
+    assert format_amount("limits.memory", 1_000_000_000 * milli) == "1G"  # a quota of "1G"
+    assert format_amount("requests.memory", 512 * 1024 * 1024 * milli) == "512Mi"
+    assert format_amount("requests.storage", 12345 * milli) == "12345"
+    assert format_amount("requests.cpu", 1500) == "1500m"
+    assert format_amount("pods", 7 * milli) == "7"

@@ -21,11 +21,23 @@ async def test_health_endpoints_report_checks() -> None:
         async with aiohttp.ClientSession() as s:
             async with s.get(f"{base}/healthz") as r:
                 assert r.status == 200 and await r.text() == "ok"
-            async with s.get(f"{base}/readyz") as r:
-                assert r.status == 503 and "[-]informers-synced failed" in await r.text()
+            async with s.get(f"{base}/readyz") as r:  # upstream's healthz handler: a 500 listing the checks
+                assert r.status == 500
+                assert await r.text() == ("[+]ping ok\n[-]informers-synced failed: reason withheld\n"
+                                          "readyz check failed\n")
+            async with s.get(f"{base}/readyz/informers-synced") as r:
+                assert r.status == 500 and await r.text() == "internal server error: informers-synced check failed\n"
+            async with s.get(f"{base}/readyz?exclude=informers-synced") as r:  # left out: ok
+                assert r.status == 200 and await r.text() == "ok"
+            async with s.get(f"{base}/readyz?exclude=informers-synced&verbose") as r:
+                assert r.status == 200 and "[+]informers-synced excluded: ok" in await r.text()
             state["synced"] = True
             async with s.get(f"{base}/readyz?verbose") as r:
-                assert r.status == 200 and "[+]informers-synced ok" in await r.text()
+                assert r.status == 200 and await r.text() == "[+]ping ok\n[+]informers-synced ok\nreadyz check passed\n"
+            async with s.get(f"{base}/livez/ping") as r:
+                assert r.status == 200 and await r.text() == "ok"
+            async with s.get(f"{base}/livez/nothing") as r:
+                assert r.status == 404
             async with s.get(f"{base}/metrics") as r:
                 text = await r.text()
                 assert "demo_total 1" in text and "process_resident_memory_bytes" in text
