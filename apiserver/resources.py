@@ -218,6 +218,8 @@ RESOURCES: list[Resource] = [
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        apiextensions.CustomResourceDefinitionStrategy(), short_names=("crd", "crds"), categories=("api-extensions",),
        subresources=("status",)),
+    # the older form of pods/binding (apiserver.reviews): binds the pod the Binding names
+    _r("", "v1", "Binding", "bindings", True, reviews.BindingStrategy(), verbs=("create",)),
     # probed when asked by apiserver.componentstatus (kubectl get cs), never stored
     _r("", "v1", "ComponentStatus", "componentstatuses", False, componentstatus.ComponentStatusStrategy(),
        short_names=("cs",), verbs=("get", "list")),

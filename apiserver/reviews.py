@@ -4,7 +4,8 @@ authorization.k8s.io/v1: SelfSubjectAccessReview (`kubectl auth can-i`),
 SubjectAccessReview, LocalSubjectAccessReview, SelfSubjectRulesReview
 (`kubectl auth can-i --list`); authentication.k8s.io/v1: TokenReview and
 SelfSubjectReview (`kubectl auth whoami`). Each POST is answered with the request
-object plus its `status`; nothing is written to etcd.
+object plus its `status`; nothing is written to etcd. And core/v1 `bindings`, which binds
+the pod its Binding names (through pods/binding).
 """
 
 from __future__ import annotations
@@ -49,6 +50,29 @@ class VirtualStrategy(Strategy):
 
     async def answer(self, server: APIServer, res: Resource, ns: str, user: UserInfo, spec: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
+
+
+class BindingStrategy(Strategy):
+    """core/v1 `bindings` (POST /api/v1/namespaces/<ns>/bindings, the older form of pods/<name>/binding):
+    the Binding's metadata.name names the pod, which is then bound as through its subresource."""
+
+    virtual = True
+
+    async def serve(self, server: APIServer, req: Request, info: RequestInfo, res: Resource, ns: str,
+                    user: UserInfo) -> Response:
+        import dataclasses
+
+        if info.verb != "create" or info.name or info.subresource:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        pods = server.resource("", "pods")
+        body = await server.api.read_object(req, pods)
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        name = meta.get("name")
+        if not name or not isinstance(name, str):
+            raise errors.invalid("Binding", "", [errors.field_cause(
+                "metadata.name", "Required value: name or generateName is required", "FieldValueRequired")])
+        pod_info = dataclasses.replace(info, resource="pods", name=name, subresource="binding")
+        return await server.subresources.serve(req, pod_info, pods, ns, user)
 
 
 def _invalid(res: Resource, field: str, value: Any, detail: str) -> errors.StatusError:

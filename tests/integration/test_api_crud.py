@@ -646,3 +646,24 @@ def test_aggregated_discovery_has_an_etag_and_revalidates(api: httpx.Client) -> 
         assert changed.status_code == 200 and changed.json() == doc
     # the legacy document stays what a client without the aggregated Accept gets
     assert api.get("/apis").json()["kind"] == "APIGroupList"
+
+
+def test_the_bindings_resource_binds_the_pod_it_names(api: httpx.Client, namespace: str, control_plane) -> None:
+    base = f"/api/v1/namespaces/{namespace}"
+    api.post(f"{base}/pods", json={"metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox"}]}}).raise_for_status()
+    r = api.post(f"{base}/bindings", json={"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+                                          "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}})
+    assert r.status_code == 201, r.text
+    pod = api.get(f"{base}/pods/p").json()
+    assert pod["spec"]["nodeName"] == "n1"
+    assert any(c["type"] == "PodScheduled" and c["status"] == "True" for c in pod["status"]["conditions"])
+    r = api.post(f"{base}/bindings", json={"metadata": {"name": "p"}, "target": {"name": "n2"}})
+    assert r.status_code == 409 and 'already assigned to node "n1"' in r.json()["message"]
+    assert api.post(f"{base}/bindings", json={"metadata": {"name": "nope"}, "target": {"name": "n1"}}).status_code == 404
+    r = api.post(f"{base}/bindings", json={"target": {"name": "n1"}})
+    assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "metadata.name"
+    assert api.get(f"{base}/bindings").status_code == 405
+    resources = {r["name"]: r for r in api.get("/api/v1").json()["resources"]}
+    assert resources["bindings"]["verbs"] == ["create"] and resources["bindings"]["kind"] == "Binding"
+    assert "bindings" in control_plane.kubectl("api-resources", "--api-group=", "-o", "name").stdout.split()
