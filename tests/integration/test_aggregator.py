@@ -71,6 +71,8 @@ class ExtensionServer:
                                                     "shortNames": ["fl"]},
                                                    {"name": "flunders/status", "singularName": "", "namespaced": True,
                                                     "kind": "Flunder", "verbs": ["get"]}]})
+                elif path == f"/openapi/v3{base}":
+                    self._send(200, OPENAPI)
                 elif path.endswith("/elsewhere"):
                     self.send_response(302)
                     self.send_header("Location", "https://attacker.example.com/steal")
@@ -111,6 +113,20 @@ class ExtensionServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+FLUNDER_REF = {"$ref": "#/components/schemas/com.example.wardle.v1alpha1.Flunder"}
+OPENAPI = {"openapi": "3.0.0", "info": {"title": "wardle", "version": "v0.1"}, "paths": {
+    f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/flunders/{{name}}": {"get": {
+        "x-kubernetes-action": "get", "x-kubernetes-group-version-kind": {"group": GROUP, "kind": "Flunder", "version": VERSION},
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": FLUNDER_REF}}}}}}},
+    "components": {"schemas": {
+    "com.example.wardle.v1alpha1.Flunder": {
+        "type": "object", "description": "A Flunder is a test kind.",
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                       "spec": {"type": "object", "description": "What the flunder should be.",
+                                "properties": {"reference": {"type": "string", "description": "Another flunder."}}}},
+        "x-kubernetes-group-version-kind": [{"group": GROUP, "kind": "Flunder", "version": VERSION}]}}}}
 
 
 def flunder(name: str, namespace: str = "default") -> dict[str, Any]:
@@ -201,6 +217,13 @@ def test_an_extension_apiserver_behind_an_api_service(api: httpx.Client, control
 
     assert wait_for(aggregated_resources, 10, 0.1, "the extension's resources in aggregated discovery") == ["flunders"]
 
+    # the extension's OpenAPI is served here: kubectl explain knows its kinds
+    index = wait_for(lambda: (lambda p: p if f"apis/{GROUP}/{VERSION}" in p else None)(
+        api.get("/openapi/v3").json()["paths"]), 10, 0.1, "the extension's OpenAPI in the index")
+    assert index[f"apis/{GROUP}/{VERSION}"]["serverRelativeURL"].startswith(f"/openapi/v3/apis/{GROUP}/{VERSION}?hash=")
+    out = control_plane.kubectl("explain", "flunders.spec").stdout
+    assert "What the flunder should be." in out and "Another flunder." in out
+
     # kubectl through the proxy: discovery, list, get, create, watch
     extension.requests.clear()
     out = control_plane.kubectl("get", "flunders", "-n", namespace, "-o", "json").stdout
@@ -266,6 +289,7 @@ def test_an_extension_apiserver_behind_an_api_service(api: httpx.Client, control
     r = api.get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/flunders")
     assert r.status_code == 503 and r.text.startswith("Error trying to reach service: ")
     wait_for(lambda: condition(api).get("reason") == "FailedDiscoveryCheck", 10, 0.1, "the APIService unavailable")
+    assert f"apis/{GROUP}/{VERSION}" not in api.get("/openapi/v3").json()["paths"]  # nor its OpenAPI
     assert condition(api)["status"] == "False"
     assert condition(api)["message"].startswith(
         f"failing or missing response from https://wardle.{namespace}.svc:{extension.port}/apis/{GROUP}/{VERSION}: ")
