@@ -24,7 +24,8 @@ What the models lose is put back from tables below: Quantity, MicroTime, RawExte
 and IntOrString fields. Patch extensions come from apimachinery.strategic (the table the
 server's own strategic merge patch uses); list-type/list-map-keys are derived from them.
 The models carry no descriptions for fields whose type is another definition (the client's
-generator drops them), so neither do we.
+generator drops them), so neither do we — but for `metadata`, which upstream describes the same
+way in every kind and list.
 
 Upstream's definition names (``io.k8s.api.apps.v1.Deployment``) are recovered from the model
 class names (``V1Deployment``): the version is in the name, the group comes from the API
@@ -379,6 +380,16 @@ def _api_modules() -> list[tuple[str, str, str]]:
     return out
 
 
+#: The client drops the descriptions of fields whose type is another definition; a kind's and a
+#: list's `metadata` say the same everywhere upstream, so theirs are put back.
+STANDARD_METADATA_DOCS = {
+    "V1ObjectMeta": "Standard object's metadata. More info: "
+                    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+    "V1ListMeta": "Standard list metadata. More info: "
+                  "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+}
+
+
 def _doc(cls: Any) -> str:
     """The type's description: the model's docstring without the generator's boilerplate."""
     return inspect.cleandoc((cls.__doc__ or "").split("Attributes:")[0])
@@ -427,6 +438,8 @@ class Definitions:
             prop = self._property(name, field_name, type_str, info.annotation)
             if info.description:
                 prop["description"] = info.description
+            elif field_name == "metadata" and type_str in STANDARD_METADATA_DOCS:
+                prop["description"] = STANDARD_METADATA_DOCS[type_str]
             props[field_name] = prop
             if info.is_required():
                 required.append(field_name)

@@ -457,3 +457,12 @@ def test_unavailable_documents_answer_503(tmp_path: Path) -> None:
     assert api.v2("application/json").status_code == 503
     assert api.v3_root().status_code == 503
     assert b"boom" in api.v3("api/v1").body
+
+
+def test_metadata_fields_are_described_as_upstream(v2: dict[str, Any]) -> None:
+    defs = v2["definitions"]
+    meta = defs["io.k8s.api.apps.v1.Deployment"]["properties"]["metadata"]
+    assert meta["$ref"] == "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    assert meta["description"].startswith("Standard object's metadata. More info: ")
+    assert defs["io.k8s.api.core.v1.PodList"]["properties"]["metadata"]["description"].startswith(
+        "Standard list metadata.")
