@@ -94,12 +94,13 @@ GROUP_PRIORITIES = {
 CUSTOM_GROUP_PRIORITY = 1000
 
 
-def ordered(groups: Any, remote: dict[str, int] | None = None) -> list[str]:
-    """Group names by priority (`remote`: an extension group's groupPriorityMinimum), then name."""
-    remote = remote or {}
+def ordered(groups: Any, remote: dict[str, int] | None = None, tie: dict[str, str] | None = None) -> list[str]:
+    """Group names by priority (`remote`: an extension group's groupPriorityMinimum), then by
+    `tie` (the legacy list: its first APIService's name, `<version>.<group>`) or the name."""
+    remote, tie = remote or {}, tie or {}
 
     def key(g: str) -> tuple[int, str]:
-        return -remote.get(g, GROUP_PRIORITIES.get(g, CUSTOM_GROUP_PRIORITY)), g
+        return -remote.get(g, GROUP_PRIORITIES.get(g, CUSTOM_GROUP_PRIORITY)), tie.get(g, g)
 
     return sorted(groups, key=key)
 
@@ -110,8 +111,10 @@ def api_group_list(table: ResourceTable, aggregated: dict[str, dict[str, Any]] |
     APIGroup, which replaces a local group of the same name, as the aggregator's APIServices do;
     `priorities`: their groupPriorityMinimum), by priority as upstream lists them."""
     aggregated = aggregated or {}
-    names = ordered({g for g in table.groups if g} | set(aggregated), priorities)
-    groups = [dict(aggregated[g]) if g in aggregated else api_group(table, g) for g in names]
+    docs = {g: aggregated.get(g) or api_group(table, g) for g in {g for g in table.groups if g} | set(aggregated)}
+    # upstream lists APIServices by priority, then by name (`<version>.<group>`)
+    tie = {g: min(f"{v['version']}.{g}" for v in doc["versions"]) for g, doc in docs.items()}
+    groups = [dict(docs[g]) for g in ordered(docs, priorities, tie)]
     for g in groups:
         g.pop("kind", None), g.pop("apiVersion", None)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}

@@ -62,6 +62,8 @@ class BindingStrategy(Strategy):
                     user: UserInfo) -> Response:
         import dataclasses
 
+        if not ns:
+            raise errors.route_not_found()  # namespaced only, as upstream
         if info.verb != "create" or info.name or info.subresource:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         pods = server.resource("", "pods")
@@ -72,7 +74,8 @@ class BindingStrategy(Strategy):
             raise errors.invalid("Binding", "", [errors.field_cause(
                 "metadata.name", "Required value: name or generateName is required", "FieldValueRequired")])
         pod_info = dataclasses.replace(info, resource="pods", name=name, subresource="binding")
-        return await server.subresources.serve(req, pod_info, pods, ns, user)
+        # admission sees a creation of `bindings`, as upstream
+        return await server.subresources.bind(req, pod_info, pods, ns, user, res, "")
 
 
 def _invalid(res: Resource, field: str, value: Any, detail: str) -> errors.StatusError:

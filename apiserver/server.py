@@ -364,8 +364,7 @@ class APIServer:
         if scope["type"] == "websocket":
             await self.handle_websocket(scope, receive, send)
             return
-        if scope["type"] != "http" or scope["path"] in UNAUTHENTICATED_PATHS or \
-                scope["path"].startswith(UNAUTHENTICATED_PREFIXES):
+        if scope["type"] != "http" or scope["path"] in UNAUTHENTICATED_PATHS:
             await inner(scope, receive, send)
             return
         started = time.perf_counter()
@@ -475,4 +474,3 @@ def _inflight_kind(info: RequestInfo) -> str:
 #: Health endpoints answer without credentials so that probes work (upstream's
 #: anonymous-auth for health endpoints); everything else needs authentication.
 UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
-UNAUTHENTICATED_PREFIXES = ("/healthz/", "/livez/", "/readyz/")  # one check each, e.g. /readyz/etcd

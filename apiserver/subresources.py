@@ -171,6 +171,12 @@ class Subresources:
     # -- binding ------------------------------------------------------------------------
 
     async def _binding(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo) -> Response:
+        return await self.bind(req, info, res, ns, user, res, "binding")
+
+    async def bind(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo,
+                   admitted_as: Resource, admitted_sub: str) -> Response:
+        """Bind pod `info.name` to the Binding's target node; admission sees the Binding as a
+        creation of `admitted_as`/`admitted_sub` (pods/binding, or core/v1 bindings)."""
         if info.verb != "create":
             raise self._not_allowed()
         api = self.server.api
@@ -178,11 +184,14 @@ class Subresources:
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != info.name:
             raise errors.bad_request("the name of the binding does not match the name on the URL")
+        if meta.get("namespace") and meta["namespace"] != ns:
+            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on the request")
         # upstream's BindingREST.Create: admission sees the creation of a Binding (mutating
         # webhooks may change it), then the pod is assigned without an admission of its own
         binding = {**body, "apiVersion": "v1", "kind": "Binding", "metadata": {**meta, "name": info.name, "namespace": ns}}
         dry_run = _dry_run(req.query)
-        attrs = adm.Attributes(adm.CREATE, res, "binding", ns, info.name, binding, None, user, dry_run, req.query)
+        attrs = adm.Attributes(adm.CREATE, admitted_as, admitted_sub, ns, info.name, binding, None, user, dry_run,
+                               req.query)
         await self.server.admission.admit(attrs)
         binding = attrs.obj if isinstance(attrs.obj, dict) else binding
         meta = binding.get("metadata") if isinstance(binding.get("metadata"), dict) else {}

@@ -391,11 +391,11 @@ def _csinode_row(n: Obj, now: dt.datetime) -> list[Any]:
 
 
 def _resourcequota_row(q: Obj, now: dt.datetime) -> list[Any]:
-    """upstream's printResourceQuota: `resource: used/hard` of each hard limit, sorted; limits.* in LIMIT."""
+    """upstream's printResourceQuota: `resource: used/hard` of each measured hard limit, sorted; limits.* in LIMIT."""
     status = q.get("status") or {}
     used, hard = status.get("used") or {}, status.get("hard") or {}
     request, limit = [], []
-    for name in sorted((q.get("spec") or {}).get("hard") or {}):
+    for name in sorted(hard):  # status.hard: empty columns until the quota is first measured (upstream)
         column = limit if name.split(".")[0] == "limits" and "." in name else request
         column.append(f"{name}: {used.get(name, '0')}/{hard.get(name, '0')}")
     return [_meta(q).get("name"), age(_meta(q).get("creationTimestamp"), now), ", ".join(request), ", ".join(limit)]

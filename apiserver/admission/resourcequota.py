@@ -257,12 +257,10 @@ def format_amount(name: str, milli: int) -> str:
         return format_quantity(new_milli_quantity(milli))
     value = Decimal(milli) / 1000
     if base in ("memory", "storage", "ephemeral-storage") or base.startswith("hugepages-"):
-        # amounts keep no format here: Ki/Mi/Gi where exact, else 1G-style where exact (a quota of
-        # "1G" reads as upstream prints it), else plain bytes
-        binary = format_quantity(value, BINARY_SI)
-        if binary.isdigit() and value % 1000 == 0:
-            return format_quantity(value)
-        return binary
+        # amounts keep no format here: the shorter of the binary (512Mi) and decimal (2G) forms,
+        # binary on a tie — what a quota written either way reads as upstream, which keeps formats
+        binary, decimal = format_quantity(value, BINARY_SI), format_quantity(value)
+        return decimal if len(decimal) < len(binary) else binary
     return format_quantity(value)
 
 

@@ -664,6 +664,9 @@ def test_the_bindings_resource_binds_the_pod_it_names(api: httpx.Client, namespa
     r = api.post(f"{base}/bindings", json={"target": {"name": "n1"}})
     assert r.status_code == 422 and r.json()["details"]["causes"][0]["field"] == "metadata.name"
     assert api.get(f"{base}/bindings").status_code == 405
+    r = api.post(f"{base}/bindings", json={"metadata": {"name": "p", "namespace": "other"}, "target": {"name": "n1"}})
+    assert r.status_code == 400 and "namespace of the provided object does not match" in r.json()["message"]
+    assert api.post("/api/v1/bindings", json={"metadata": {"name": "p"}, "target": {"name": "n1"}}).status_code == 404
     resources = {r["name"]: r for r in api.get("/api/v1").json()["resources"]}
     assert resources["bindings"]["verbs"] == ["create"] and resources["bindings"]["kind"] == "Binding"
     assert "bindings" in control_plane.kubectl("api-resources", "--api-group=", "-o", "name").stdout.split()

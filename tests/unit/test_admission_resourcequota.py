@@ -100,5 +100,8 @@ def test_amounts_in_refusals_read_as_upstream_prints_them() -> None:
     assert format_amount("limits.memory", 1_000_000_000 * milli) == "1G"  # a quota of "1G"
     assert format_amount("requests.memory", 512 * 1024 * 1024 * milli) == "512Mi"
     assert format_amount("requests.storage", 12345 * milli) == "12345"
+    assert format_amount("limits.memory", 2_000_000_000 * milli) == "2G"  # not 1953125Ki
+    assert format_amount("limits.memory", 512_000_000 * milli) == "512M"
+    assert format_amount("requests.memory", 1024 * milli) == "1Ki"
     assert format_amount("requests.cpu", 1500) == "1500m"
     assert format_amount("pods", 7 * milli) == "7"

@@ -12,7 +12,7 @@ def test_built_in_groups_in_upstreams_order() -> None:
                          "authorization.k8s.io", "autoscaling"]
     assert names[-1] == "metrics.k8s.io"  # metrics-server's 100
     items = [i["metadata"]["name"] for i in discovery.aggregated(TABLE, legacy=False)["items"]]
-    assert items == names
+    assert items == names  # no two built-in groups tie on priority and name order both ways
 
 
 def test_custom_and_extension_groups_by_their_priority() -> None:
@@ -29,3 +29,12 @@ def test_an_extension_group_replaces_a_local_one_of_its_name() -> None:
     metrics = [g for g in groups if g["name"] == "metrics.k8s.io"]
     assert metrics == [{"name": "metrics.k8s.io", "versions": remote["metrics.k8s.io"]["versions"],
                         "preferredVersion": remote["metrics.k8s.io"]["preferredVersion"]}]
+
+
+def test_the_legacy_list_breaks_ties_by_api_service_name() -> None:
+    # upstream sorts APIServices by priority, then name: v1.zeta.io before v1alpha1.aaa.io
+    remote = {g: {"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                  "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}}
+              for g, v in (("aaa.io", "v1alpha1"), ("zeta.io", "v1"))}
+    names = [g["name"] for g in discovery.api_group_list(TABLE, remote, {"aaa.io": 1000, "zeta.io": 1000})["groups"]]
+    assert names.index("zeta.io") < names.index("aaa.io")
