@@ -116,6 +116,7 @@ class Server(uvicorn.Server):
         self.api = api
 
     async def shutdown(self, sockets: Any = None) -> None:
+        self.api.shutting_down = True  # /readyz's `shutdown` check fails for what is still connected
         self.api.close_watches()
         await super().shutdown(sockets)
 

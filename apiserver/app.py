@@ -144,7 +144,7 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
         checks["poststarthook/bootstrap-controller"] = server.bootstrapped
         checks["poststarthook/crd-informer-synced"] = server.crds.synced
         if kind == "readyz":
-            checks["shutdown"] = True
+            checks["shutdown"] = not server.shutting_down
         return checks
 
     async def _health(request: Request, kind: str) -> Response:

@@ -296,6 +296,7 @@ class APIServer:
         self._tasks.append(asyncio.create_task(collect_periodically(self._gc_stop), name="gc"))
 
     bootstrapped = False
+    shutting_down = False
 
     async def _compactor(self) -> None:
         """Compact etcd history older than one interval, as upstream's apiserver does."""
