@@ -86,7 +86,12 @@ class BenchCluster:
         i = cmd.index("--listen-client-urls")
         cmd[i + 1] = f"{cmd[i + 1]},{self.etcd_http}"
         self._spawn("etcd", cmd)
-        self._spawn("apiserver", apiserver_command(self.cfg))
+        cmd = apiserver_command(self.cfg)
+        if "--disable-admission-plugins" not in cmd:
+            # the benches make Nodes by hand and run no node lifecycle controller to lift the
+            # not-ready taint new Nodes get (as upstream's scheduler_perf)
+            cmd += ["--disable-admission-plugins", "TaintNodesByCondition"]
+        self._spawn("apiserver", cmd)
         ctx = ssl.create_default_context(cafile=str(self.pki.ca_cert))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -32,7 +32,8 @@ from bench.harness import BenchCluster, wrk
 
 FOUNDATION_ARGS = [
     "--authorization-mode", "AlwaysAllow",
-    "--disable-admission-plugins", "LimitRanger,ServiceAccount,NodeRestriction,PodSecurity,ResourceQuota",
+    "--disable-admission-plugins",
+    "LimitRanger,ServiceAccount,NodeRestriction,TaintNodesByCondition,PodSecurity,ResourceQuota",
 ]
 NS = "bench"
 NS_NO_QUOTA = "bench-noquota"

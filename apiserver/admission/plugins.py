@@ -76,6 +76,32 @@ class NamespaceLifecycle(Plugin):
         return at is not None and time.monotonic() - at < self.FORCE_LIVE_LOOKUP_SECONDS
 
 
+class TaintNodesByCondition(Plugin):
+    """A new Node starts tainted `node.kubernetes.io/not-ready:NoSchedule`, so that nothing is
+    scheduled to it before it is Ready; the node lifecycle controller removes the taint then."""
+
+    name = "TaintNodesByCondition"
+    TAINT = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+
+    async def admit(self, a: Attributes) -> None:
+        if a.operation != CREATE or a.resource.plural != "nodes" or a.resource.group or a.subresource:
+            return
+        obj = a.obj if isinstance(a.obj, dict) else None
+        if obj is None:
+            return
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        taints = spec.get("taints")
+        if taints is None:
+            taints = spec["taints"] = []
+        if not isinstance(taints, list):
+            return
+        if not any(isinstance(t, dict) and t.get("key") == self.TAINT["key"] and t.get("effect") == self.TAINT["effect"]
+                   for t in taints):
+            taints.append(dict(self.TAINT))
+
+
 class DefaultTolerationSeconds(Plugin):
     """Pods tolerate not-ready/unreachable nodes for 300 s before eviction."""
 
@@ -164,7 +190,7 @@ class StorageObjectInUseProtection(Plugin):
 #: order, then validating ones in this order (ResourceQuota last, so a rejected write is
 #: never charged).
 ORDER = (
-    "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
+    "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "TaintNodesByCondition", "Priority",
     "DefaultTolerationSeconds", "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass", "CertificateApproval", "CertificateSigning",
     "CertificateSubjectRestriction", "DefaultIngressClass", "PodSecurity",
     # dynamic webhooks after the built-in plugins, before ResourceQuota (upstream's AllOrderedPlugins)
@@ -193,6 +219,7 @@ def _build(name: str, server: APIServer) -> Plugin:
         "LimitRanger": lambda: LimitRanger(server),
         "ServiceAccount": lambda: ServiceAccount(server),
         "NodeRestriction": lambda: NodeRestriction(server),
+        "TaintNodesByCondition": TaintNodesByCondition,
         "Priority": lambda: Priority(server),
         "DefaultTolerationSeconds": DefaultTolerationSeconds,
         "DefaultStorageClass": lambda: DefaultStorageClass(server),

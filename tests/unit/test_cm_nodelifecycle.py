@@ -266,3 +266,13 @@ async def test_node_ipam_off_without_the_flag() -> None:
     api.seed("v1", "nodes", {"metadata": {"name": "n1"}, "spec": {}})
     await run_queue(c)
     assert not api.writes()
+
+
+async def test_a_new_nodes_not_ready_taint_goes_once_it_is_ready() -> None:
+    # TaintNodesByCondition (admission) taints every new Node not-ready:NoSchedule; Ready lifts it
+    api, _ctx, c = await lifecycle()
+    n = node("a")
+    n["spec"]["taints"] = [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]
+    api.seed("v1", "nodes", n)
+    await run_queue(c)
+    assert taints(api, "a") == set()

@@ -1,0 +1,59 @@
+"""TaintNodesByCondition against a real apiserver: a new Node starts not-ready:NoSchedule (on in the
+clusters minictl starts; the test harness turns it off elsewhere, as upstream's integration framework)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ControlPlane
+
+NOT_READY = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def tainting() -> Iterator[ControlPlane]:
+    import shutil
+
+    d = Path(tempfile.mkdtemp(prefix="mk8s-taints-"))
+    cp = ControlPlane(d)
+    cp.taint_new_nodes = True
+    try:
+        cp.start_etcd()
+        cp.start_apiserver()
+        cp.wait_ready()
+        yield cp
+    finally:
+        cp.stop_all()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_new_nodes_start_not_ready(tainting: ControlPlane) -> None:
+    with tainting.client() as api:
+        name = f"n-{os.urandom(3).hex()}"
+        r = api.post("/api/v1/nodes", json={"metadata": {"name": name}})
+        assert r.status_code == 201, r.text
+        assert r.json()["spec"]["taints"] == [NOT_READY]
+        # a node registered with its own taints keeps them, and gets the taint once
+        other = f"{name}-b"
+        r = api.post("/api/v1/nodes", json={"metadata": {"name": other}, "spec": {"taints": [
+            {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}, NOT_READY]}})
+        assert r.json()["spec"]["taints"] == [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}, NOT_READY]
+        # only at creation: the node lifecycle controller lifts it, and updates do not put it back
+        r = api.patch(f"/api/v1/nodes/{name}", json={"spec": {"taints": None}},
+                      headers={"content-type": "application/merge-patch+json"})
+        assert r.status_code == 200 and "taints" not in r.json()["spec"]
+        for n in (name, other):
+            api.delete(f"/api/v1/nodes/{n}")
+
+
+def test_the_harness_default_leaves_nodes_alone(api: httpx.Client) -> None:
+    name = f"n-{os.urandom(3).hex()}"
+    r = api.post("/api/v1/nodes", json={"metadata": {"name": name}})
+    assert r.status_code == 201 and not r.json().get("spec", {}).get("taints")
+    api.delete(f"/api/v1/nodes/{name}")
