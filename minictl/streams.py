@@ -198,33 +198,37 @@ def terminal_size(fd: int) -> tuple[int, int]:
 def on_resize(session: ExecSession, fd: int) -> Callable[[], None]:
     """Send the terminal's size now and on every SIGWINCH; returns a function undoing the handler.
 
-    The handler only wakes a thread that sends: a signal handler runs in the main thread between
-    two of its bytecodes, possibly while that thread holds a lock of the websocket that sending
-    needs too — sending from the handler itself could deadlock the session (seen as a hung
-    `exec -it` under load)."""
+    The handler only writes a byte to a pipe that a sending thread reads: a signal handler runs in
+    the main thread between two of its bytecodes, possibly while that thread holds a lock sending
+    needs (the websocket's) — and possibly inside the handler itself, when two SIGWINCHs come at
+    once (a terminal resized by ioctl signals too). Anything taking a lock there (sending, or even
+    threading.Event.set) can deadlock the session; an unblocking os.write cannot."""
 
     def send() -> None:
         with contextlib.suppress(OSError, ConnectionClosed):
             session.resize(*terminal_size(fd))
 
-    wake, done = threading.Event(), threading.Event()
+    readable, writable = os.pipe()
+    os.set_blocking(writable, False)
+
+    def handler(*_: Any) -> None:
+        with contextlib.suppress(OSError):  # a full pipe already says "resized"
+            os.write(writable, b"\0")
 
     def sender() -> None:
-        while True:
-            wake.wait()
-            wake.clear()
-            if done.is_set():
-                return
-            send()
+        try:
+            while os.read(readable, 512):  # b"": undone
+                send()
+        finally:
+            os.close(readable)
 
     send()
     threading.Thread(target=sender, name="resize", daemon=True).start()
-    previous = signal.signal(signal.SIGWINCH, lambda *_: wake.set())
+    previous = signal.signal(signal.SIGWINCH, handler)
 
     def undo() -> None:
         signal.signal(signal.SIGWINCH, previous)
-        done.set()
-        wake.set()
+        os.close(writable)  # the sender reads the end of the pipe and stops
 
     return undo
 

@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
@@ -238,6 +239,100 @@ def test_a_resize_is_never_sent_from_inside_the_signal_handler() -> None:
                 signal.raise_signal(signal.SIGWINCH)  # the handler runs now, while `held` is taken
                 assert sizes == [(80, 24)]
             wait_for(lambda: sizes == [(80, 24), (100, 30)], 5, 0.01, "the new size to be sent")
+        finally:
+            undo()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_signals_that_come_together_never_block_the_handler() -> None:
+    """Two SIGWINCHs at once (a resize by ioctl signals the terminal's process group too) ran the
+    old handler inside itself, where threading.Event.set waited for its own lock: a hung session
+    (tests/e2e/kubelet/test_minictl_streams.py caught it with py-spy). The handler now only writes
+    to a pipe: a flood of calls returns at once, and the last size is sent."""
+    import fcntl
+    import pty
+    import signal
+    import termios
+
+    from minictl.streams import on_resize
+    from tests.conftest import wait_for
+
+    sizes: list[tuple[int, int]] = []
+
+    class Session:
+        def resize(self, width: int, height: int) -> None:
+            sizes.append((width, height))
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        undo = on_resize(Session(), slave)  # type: ignore[arg-type]
+        try:
+            handler = signal.getsignal(signal.SIGWINCH)
+            assert callable(handler)
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            started = time.monotonic()
+            for _ in range(200_000):  # more than a pipe holds: the rest are dropped, never waited for
+                handler(signal.SIGWINCH, None)
+            signal.raise_signal(signal.SIGWINCH)
+            signal.raise_signal(signal.SIGWINCH)
+            assert time.monotonic() - started < 30
+            wait_for(lambda: sizes and sizes[-1] == (100, 30), 5, 0.01, "the new size to be sent")
+        finally:
+            undo()
+        assert signal.getsignal(signal.SIGWINCH) is not handler
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_signal_arriving_inside_the_handler_does_not_deadlock() -> None:
+    """The second SIGWINCH of a pair runs the handler again in the middle of the first (signal
+    handlers run between bytecodes): simulated by a profile hook calling it at the first C call the
+    outer handler returns from. The old handler (Event.set) waited for its own lock there."""
+    import fcntl
+    import pty
+    import signal
+    import sys
+    import termios
+
+    from minictl.streams import on_resize
+
+    class Session:
+        def resize(self, width: int, height: int) -> None:
+            pass
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        undo = on_resize(Session(), slave)  # type: ignore[arg-type]
+        try:
+            handler = signal.getsignal(signal.SIGWINCH)
+            assert callable(handler)
+            state = {"inside": False, "nested": False}
+
+            def hook(frame, event, arg) -> None:
+                if state["inside"] and not state["nested"] and event == "c_return":
+                    state["nested"] = True
+                    handler(signal.SIGWINCH, None)  # the second signal, mid-handler
+
+            def outer() -> None:
+                sys.setprofile(hook)  # this thread only
+                try:
+                    state["inside"] = True
+                    handler(signal.SIGWINCH, None)
+                finally:
+                    sys.setprofile(None)
+
+            t = threading.Thread(target=outer, daemon=True)
+            t.start()
+            t.join(5)
+            if t.is_alive():  # deadlocked: undoing could block on the same lock; just fail
+                undo = lambda: signal.signal(signal.SIGWINCH, signal.SIG_DFL)  # noqa: E731
+                raise AssertionError("the handler deadlocked when a signal came inside it")
+            assert state["nested"]
         finally:
             undo()
     finally:

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -80,31 +79,60 @@ def test_exec_it_on_a_real_terminal(kcluster: ControlPlane, node_ns) -> None:
     api, ns = node_ns
     create_pod(api, ns, pod_manifest("shell", [{"name": "sh", "command": ["sleep", "3600"]}]))
     wait_pod(api, ns, "shell", running)
-    script = 'tty; read line; stty size; trap "echo got-int" INT; read line; stty size; exit 3'
+    # "armed" once the trap is set: the ^C must not come before it (it would end the shell); then
+    # each line is answered with the terminal's size, until "done"
+    script = ('tty; read line; stty size; trap "echo got-int" INT; echo armed; '
+              'while :; do read line; stty size; [ "$line" = done ] && exit 3; done')
     pid, fd = pty.fork()
     if pid == 0:  # the child: minictl on the pty's slave side, as in a user's terminal
         os.chdir(ROOT)
-        os.execv(sys.executable, [sys.executable, "-m", "minictl", "--kubeconfig", str(kcluster.kubeconfig), "-n", ns,
+        # SIGUSR1 dumps every thread's stack (to the terminal): what a hang looked like, if one comes
+        boot = ("import faulthandler, runpy, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+                "sys.argv = ['minictl'] + sys.argv[1:]; runpy.run_module('minictl', run_name='__main__')")
+        os.execv(sys.executable, [sys.executable, "-c", boot, "--kubeconfig", str(kcluster.kubeconfig), "-n", ns,
                                   "exec", "-it", "shell", "--", "sh", "-c", script])
     try:
         import fcntl
         import struct
         import termios
 
+        def stacks_on_failure(marker: bytes) -> bytes:
+            try:
+                return read_until(fd, marker)
+            except AssertionError as e:
+                # what minictl's threads were doing: py-spy where installed, else faulthandler's dump
+                spy = ROOT / ".venv" / "bin" / "py-spy"
+                if spy.exists():
+                    dump = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True,
+                                          timeout=30).stdout
+                else:
+                    os.kill(pid, signal.SIGUSR1)
+                    raw = b""
+                    with contextlib.suppress(AssertionError):
+                        raw = read_until(fd, b"\x00", timeout=3)  # all there is within 3 s
+                    dump = raw.decode(errors="replace")
+                raise AssertionError(f"{e}\nminictl's threads:\n{dump}") from None
+
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
         read_until(fd, b"/dev/pts/", 30)
         os.write(fd, b"go\r")
-        assert b"33 111" in read_until(fd, b"33 111")  # the local window size reached the remote terminal
+        assert b"33 111" in stacks_on_failure(b"armed")  # the local window size reached the remote terminal
         # a new size: SIGWINCH → the resize channel
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 70, 0, 0))
         os.kill(pid, signal.SIGWINCH)
-        time.sleep(0.5)
         # raw mode locally: ^C is a byte for the remote terminal, whose shell traps it (minictl lives on)
         os.write(fd, b"\x03")
-        out = read_until(fd, b"got-int")
+        stacks_on_failure(b"got-int")
+        # the resize travels apart from stdin (its own channel, then the runtime's): ask until it shows
+        for _ in range(30):
+            os.write(fd, b"x\r")
+            with contextlib.suppress(AssertionError):
+                read_until(fd, b"20 70", timeout=1)
+                break
+        else:
+            raise AssertionError("the new size never reached the remote terminal")
         os.write(fd, b"done\r")
-        out += read_until(fd, b"command terminated with exit code 3")  # the remote side ends
-        assert b"20 70" in out  # the new size reached the remote terminal (before or after the ^C)
+        stacks_on_failure(b"command terminated with exit code 3")  # the remote side ends
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 3  # the remote exit code
         pid = 0
