@@ -3,6 +3,7 @@ that speaks the kubelet's side of the channel protocols."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -246,13 +247,27 @@ def test_a_resize_is_never_sent_from_inside_the_signal_handler() -> None:
         os.close(slave)
 
 
+@contextlib.contextmanager
+def a_terminal():  # -> Iterator[int]: the slave side of a new pty, 80x24
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        yield slave
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_signals_that_come_together_never_block_the_handler() -> None:
     """Two SIGWINCHs at once (a resize by ioctl signals the terminal's process group too) ran the
     old handler inside itself, where threading.Event.set waited for its own lock: a hung session
     (tests/e2e/kubelet/test_minictl_streams.py caught it with py-spy). The handler now only writes
     to a pipe: a flood of calls returns at once, and the last size is sent."""
     import fcntl
-    import pty
     import signal
     import termios
 
@@ -265,9 +280,7 @@ def test_signals_that_come_together_never_block_the_handler() -> None:
         def resize(self, width: int, height: int) -> None:
             sizes.append((width, height))
 
-    master, slave = pty.openpty()
-    try:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with a_terminal() as slave:
         undo = on_resize(Session(), slave)  # type: ignore[arg-type]
         try:
             handler = signal.getsignal(signal.SIGWINCH)
@@ -283,20 +296,14 @@ def test_signals_that_come_together_never_block_the_handler() -> None:
         finally:
             undo()
         assert signal.getsignal(signal.SIGWINCH) is not handler
-    finally:
-        os.close(master)
-        os.close(slave)
 
 
 def test_a_signal_arriving_inside_the_handler_does_not_deadlock() -> None:
     """The second SIGWINCH of a pair runs the handler again in the middle of the first (signal
     handlers run between bytecodes): simulated by a profile hook calling it at the first C call the
     outer handler returns from. The old handler (Event.set) waited for its own lock there."""
-    import fcntl
-    import pty
     import signal
     import sys
-    import termios
 
     from minictl.streams import on_resize
 
@@ -304,9 +311,7 @@ def test_a_signal_arriving_inside_the_handler_does_not_deadlock() -> None:
         def resize(self, width: int, height: int) -> None:
             pass
 
-    master, slave = pty.openpty()
-    try:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with a_terminal() as slave:
         undo = on_resize(Session(), slave)  # type: ignore[arg-type]
         try:
             handler = signal.getsignal(signal.SIGWINCH)
@@ -335,6 +340,3 @@ def test_a_signal_arriving_inside_the_handler_does_not_deadlock() -> None:
             assert state["nested"]
         finally:
             undo()
-    finally:
-        os.close(master)
-        os.close(slave)
