@@ -412,18 +412,9 @@ class Aggregator:
         """The extension's OpenAPI v3 document of its group/version, served here as upstream's
         aggregator merges it (so that `kubectl explain` knows the extension's kinds)."""
         path = f"/openapi/v3/apis/{gv[0]}/{gv[1]}" if gv[0] else f"/openapi/v3/api/{gv[1]}"
-        try:
-            base, server_name, ctx = await self._backend(api_service, verify=False)
-            async with asyncio.timeout(DISCOVERY_TIMEOUT):
-                resp = await self.session().get(base + path, ssl=ctx, server_hostname=server_name, headers={
-                    "Accept": "application/json", "X-Remote-User": "system:kube-aggregator",
-                    "X-Remote-Group": "system:masters"})
-                async with resp:
-                    body = await resp.read()
-        except Exception as e:  # no document is no failure: discovery still works without it
-            log.info("aggregator: OpenAPI of %s/%s: %s", gv[0], gv[1], e)
-            return
-        if resp.status != 200:
+        body = await self._probe(api_service, path)
+        if not isinstance(body, bytes):  # no document is no failure: discovery works without it
+            log.info("aggregator: OpenAPI of %s/%s: %s", gv[0], gv[1], body)
             return
         try:
             orjson.loads(body)
@@ -433,7 +424,8 @@ class Aggregator:
         self.server.openapi.set_custom(path.removeprefix("/openapi/v3/"), body.decode("utf-8", "replace"))
 
     async def _probe(self, api_service: dict[str, Any], path: str) -> bytes | str:
-        """One discovery GET: its body on a 2xx answer, else what went wrong."""
+        """One GET of the extension (discovery, OpenAPI): its body on a 2xx answer, else what went wrong."""
+        base = ""
         try:
             base, server_name, ctx = await self._backend(api_service, verify=False)
             async with asyncio.timeout(DISCOVERY_TIMEOUT):
@@ -446,7 +438,7 @@ class Aggregator:
         except errors.StatusError as e:
             return e.message
         except Exception as e:
-            return describe_failure(e, path)
+            return describe_failure(e, base.removeprefix("https://"))
         if not 200 <= resp.status < 300:
             return f"bad status from {base}{path}: {resp.status}"
         return body
@@ -516,12 +508,13 @@ class Aggregator:
         return {group: max(s["spec"].get("groupPriorityMinimum") or 0 for s in services)
                 for group, services in self.remote_groups().items()}
 
+    def api_groups(self) -> dict[str, dict[str, Any]]:
+        """Each extension group's APIGroup (its versions best first)."""
+        return {group: _api_group(group, services) for group, services in self.remote_groups().items()}
+
     def api_group(self, group: str) -> dict[str, Any] | None:
         services = self.remote_groups().get(group)
-        if not services:
-            return None
-        gvs = [{"groupVersion": f"{group}/{s['spec']['version']}", "version": s["spec"]["version"]} for s in services]
-        return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]}
+        return _api_group(group, services) if services else None
 
     def aggregated_items(self) -> list[dict[str, Any]]:
         """apidiscovery v2 items for the aggregated groups, from what each extension reported."""
@@ -538,6 +531,11 @@ class Aggregator:
                                  "resources": _aggregated_resources(group, version, doc)})
             items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": versions})
         return items
+
+
+def _api_group(group: str, services: list[dict[str, Any]]) -> dict[str, Any]:
+    gvs = [{"groupVersion": f"{group}/{s['spec']['version']}", "version": s["spec"]["version"]} for s in services]
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
 def _aggregated_resources(group: str, version: str, doc: dict[str, Any]) -> list[dict[str, Any]]:

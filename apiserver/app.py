@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -88,10 +89,11 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     # clients can revalidate cheaply (If-None-Match → 304)
     docs = discovery.DiscoveryDocs(table, server.aggregator)
 
-    def _discovery(request: Request, legacy: bool, fallback: dict[str, Any]) -> Response:
+    def _discovery(request: Request, legacy: bool, fallback: Callable[[], dict[str, Any]]) -> Response:
+        """The aggregated document where the client asks for it, else `fallback()` (legacy)."""
         want = discovery.negotiate_aggregated(request.headers.get("accept", ""))
         if want is None:
-            return _json(fallback)
+            return _json(fallback())
         body, etag = docs.aggregated(legacy, want)
         media = discovery.AGGREGATED_V2 if want == "v2" else discovery.AGGREGATED_V2BETA1
         headers = {"ETag": etag, "Vary": "Accept"}
@@ -102,14 +104,14 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     @app.get("/api")
     @app.get("/api/")
     async def api_root(request: Request) -> Response:
-        return _discovery(request, True, discovery.api_versions(address))
+        return _discovery(request, True, lambda: discovery.api_versions(address))
 
     @app.get("/apis")
     @app.get("/apis/")
     async def apis_root(request: Request) -> Response:
         agg = server.aggregator
-        remote = {g: agg.api_group(g) for g in agg.remote_groups()}
-        return _discovery(request, False, discovery.api_group_list(table, remote, agg.group_priorities()))  # type: ignore[arg-type]
+        return _discovery(request, False,
+                          lambda: discovery.api_group_list(table, agg.api_groups(), agg.group_priorities()))
 
     @app.get("/api/{version}")
     async def api_version(version: str) -> Response:
