@@ -67,7 +67,7 @@ class BindingStrategy(Strategy):
         if info.verb != "create" or info.name or info.subresource:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         pods = server.resource("", "pods")
-        body = await server.api.read_object(req, pods)
+        body = await server.subresources.read_body(req, pods, "binding")  # decoded and type-checked once
         meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         name = meta.get("name")
         if not name or not isinstance(name, str):
@@ -75,7 +75,7 @@ class BindingStrategy(Strategy):
                 "metadata.name", "Required value: name or generateName is required", "FieldValueRequired")])
         pod_info = dataclasses.replace(info, resource="pods", name=name, subresource="binding")
         # admission sees a creation of `bindings`, as upstream
-        return await server.subresources.bind(req, pod_info, pods, ns, user, res, "")
+        return await server.subresources.bind(req, pod_info, pods, ns, user, res, "", body)
 
 
 def _invalid(res: Resource, field: str, value: Any, detail: str) -> errors.StatusError:

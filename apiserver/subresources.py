@@ -64,7 +64,7 @@ class Subresources:
             raise errors.route_not_found(sub)
         return await handler(req, info, res, ns, user)
 
-    async def _read_body(self, req: Request, res: Resource, sub: str) -> dict[str, Any]:
+    async def read_body(self, req: Request, res: Resource, sub: str) -> dict[str, Any]:
         """A subresource's request body (Binding, Scale, Eviction), type-checked against its kind's
         schema as an object body is (wrong JSON types are 400s, typed nulls become absent)."""
         body = await self.server.api.read_object(req, res)
@@ -130,7 +130,7 @@ class Subresources:
         if info.verb not in ("update", "patch"):
             raise self._not_allowed()
         if info.verb == "update":
-            body = await self._read_body(req, res, "scale")
+            body = await self.read_body(req, res, "scale")
         else:
             ct = req.content_type
             kind = PATCH_TYPES.get(ct)
@@ -174,13 +174,14 @@ class Subresources:
         return await self.bind(req, info, res, ns, user, res, "binding")
 
     async def bind(self, req: Request, info: RequestInfo, res: Resource, ns: str, user: UserInfo,
-                   admitted_as: Resource, admitted_sub: str) -> Response:
+                   admitted_as: Resource, admitted_sub: str, body: dict[str, Any] | None = None) -> Response:
         """Bind pod `info.name` to the Binding's target node; admission sees the Binding as a
-        creation of `admitted_as`/`admitted_sub` (pods/binding, or core/v1 bindings)."""
+        creation of `admitted_as`/`admitted_sub` (pods/binding, or core/v1 bindings). `body`: the
+        Binding when the caller read it already."""
         if info.verb != "create":
             raise self._not_allowed()
         api = self.server.api
-        body = await self._read_body(req, res, "binding")
+        body = body if body is not None else await self.read_body(req, res, "binding")
         meta = body.get("metadata") or {}
         if meta.get("name") and meta["name"] != info.name:
             raise errors.bad_request("the name of the binding does not match the name on the URL")
@@ -236,7 +237,7 @@ class Subresources:
         if info.verb != "create":
             raise self._not_allowed()
         api = self.server.api
-        body = await self._read_body(req, res, "eviction")
+        body = await self.read_body(req, res, "eviction")
         if body.get("apiVersion") not in (None, "policy/v1", "policy/v1beta1"):
             raise errors.bad_request(f"expected a policy/v1 Eviction, got {body.get('apiVersion')}/{body.get('kind')}")
         meta = body.get("metadata") or {}
