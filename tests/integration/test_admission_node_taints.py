@@ -4,33 +4,20 @@ clusters minictl starts; the test harness turns it off elsewhere, as upstream's 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ControlPlane
+from tests.conftest import ControlPlane, private_control_plane
 
 NOT_READY = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
 
 
 @pytest.fixture(scope="module")
 def tainting() -> Iterator[ControlPlane]:
-    import shutil
-
-    d = Path(tempfile.mkdtemp(prefix="mk8s-taints-"))
-    cp = ControlPlane(d)
-    cp.taint_new_nodes = True
-    try:
-        cp.start_etcd()
-        cp.start_apiserver()
-        cp.wait_ready()
+    with private_control_plane("mk8s-taints-", controller_manager=False, taint_new_nodes=True) as cp:
         yield cp
-    finally:
-        cp.stop_all()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_new_nodes_start_not_ready(tainting: ControlPlane) -> None:
