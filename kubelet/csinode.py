@@ -72,11 +72,11 @@ async def publish_once(api: APIClient, node: dict[str, Any]) -> None:
         try:
             await csinodes.create(new_csinode(node))
             log.info("created CSINode %s", name)
+            return
         except Exception as e2:
             if not is_already_exists(e2):
                 raise
-            raise RuntimeError(f"CSINode {name} appeared meanwhile") from e2  # look again
-        return
+        existing = await csinodes.get(name)  # made meanwhile (a restarted kubelet): mend that one
     update = mended(existing, node)
     if update is not None:
         await csinodes.update(update)
