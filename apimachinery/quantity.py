@@ -19,6 +19,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from apimachinery.podutil import is_restartable_init_container
+
 BINARY_SI = "BinarySI"
 DECIMAL_SI = "DecimalSI"
 DECIMAL_EXPONENT = "DecimalExponent"
@@ -414,7 +416,7 @@ def pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
     init_max: dict[str, int] = {}
     for c in spec.get("initContainers") or ():
         req = _container_requests(c)
-        if c.get("restartPolicy") == "Always":
+        if is_restartable_init_container(c):
             sidecars = resource_list_add(sidecars, req)
             init_max = resource_list_max(init_max, sidecars)
         else:

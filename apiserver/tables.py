@@ -14,6 +14,7 @@ from typing import Any
 from apimachinery import errors
 from apimachinery.duration import human_duration
 from apimachinery.meta import parse_time
+from apimachinery.podutil import is_restartable_init_container
 from apimachinery.selectors import selector_from_label_selector
 from apimachinery.volumebinding import is_default_class, storage_class_name
 
@@ -52,23 +53,43 @@ def _map_selector(sel: dict[str, str] | None) -> str:
 # -- pods ----------------------------------------------------------------------------------
 
 
-def pod_status_reason(pod: Obj) -> str:
-    """The STATUS column (upstream printPod)."""
+def _pod_summary(pod: Obj) -> tuple[int, int, str, int, dt.datetime | None]:
+    """(ready, total, STATUS, restarts, last restart) as upstream's printPod: sidecars count as
+    containers once started; while init containers run, their restarts are the pod's."""
     status = pod.get("status") or {}
     spec = pod.get("spec") or {}
     reason = status.get("reason") or status.get("phase") or ""
     for c in status.get("conditions") or []:
         if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
             reason = "SchedulingGated"
-    init_specs = spec.get("initContainers") or []
+    init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
+    total = len(spec.get("containers") or []) + sum(1 for c in init_specs.values() if is_restartable_init_container(c))
+    ready = restarts = sidecar_restarts = 0
+    last: dt.datetime | None = None
+    sidecar_last: dt.datetime | None = None
+
+    def later(t: dt.datetime | None, cs: Obj) -> dt.datetime | None:
+        fin = (((cs.get("lastState") or {}).get("terminated")) or {}).get("finishedAt")
+        if not fin:
+            return t
+        f = parse_time(fin)
+        return f if t is None or f > t else t
+
     initializing = False
-    for i, cs in enumerate(status.get("initContainerStatuses") or []):
+    init_statuses = status.get("initContainerStatuses") or []
+    for i, cs in enumerate(init_statuses):
+        restarts += cs.get("restartCount", 0) or 0
+        last = later(last, cs)
+        sidecar = is_restartable_init_container(init_specs.get(cs.get("name")))
+        if sidecar:
+            sidecar_restarts += cs.get("restartCount", 0) or 0
+            sidecar_last = later(sidecar_last, cs)
         state = cs.get("state") or {}
         term, wait = state.get("terminated"), state.get("waiting")
-        restartable = i < len(init_specs) and init_specs[i].get("restartPolicy") == "Always"
         if term and term.get("exitCode") == 0:
             continue
-        if restartable and cs.get("started"):
+        if sidecar and cs.get("started"):
+            ready += bool(cs.get("ready"))
             continue
         if term:
             if term.get("reason"):
@@ -83,9 +104,13 @@ def pod_status_reason(pod: Obj) -> str:
             reason = f"Init:{i}/{len(init_specs)}"
         initializing = True
         break
-    if not initializing:
+    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True" for c in status.get("conditions") or [])
+    if not initializing or initialized:
+        restarts, last = sidecar_restarts, sidecar_last
         has_running = False
         for cs in reversed(status.get("containerStatuses") or []):
+            restarts += cs.get("restartCount", 0) or 0
+            last = later(last, cs)
             state = cs.get("state") or {}
             wait, term = state.get("waiting"), state.get("terminated")
             if wait and wait.get("reason"):
@@ -96,32 +121,30 @@ def pod_status_reason(pod: Obj) -> str:
                 reason = f"Signal:{term['signal']}"
             elif term:
                 reason = f"ExitCode:{term.get('exitCode')}"
-            elif state.get("running") and cs.get("ready"):
+            elif "running" in state and cs.get("ready"):
                 has_running = True
+                ready += 1
         if reason == "Completed" and has_running:
-            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-            reason = "Running" if ready else "NotReady"
+            pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+            reason = "Running" if pod_ready else "NotReady"
     if _meta(pod).get("deletionTimestamp"):
-        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
-    return reason
+        if status.get("reason") == "NodeLost":
+            reason = "Unknown"
+        elif status.get("phase") not in ("Succeeded", "Failed"):
+            reason = "Terminating"
+    return ready, total, reason, restarts, last
+
+
+def pod_status_reason(pod: Obj) -> str:
+    """The STATUS column (upstream printPod)."""
+    return _pod_summary(pod)[2]
 
 
 def _pod_row(pod: Obj, now: dt.datetime) -> list[Any]:
     status = pod.get("status") or {}
     spec = pod.get("spec") or {}
-    cstatuses = status.get("containerStatuses") or []
-    total = len(spec.get("containers") or [])
-    total += sum(1 for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always")
-    ready = sum(1 for c in cstatuses if c.get("ready"))
-    restarts = 0
-    last: dt.datetime | None = None
-    for c in cstatuses:
-        restarts += c.get("restartCount", 0) or 0
-        fin = (((c.get("lastState") or {}).get("terminated")) or {}).get("finishedAt")
-        if fin:
-            t = parse_time(fin)
-            last = t if last is None or t > last else last
-    rs = str(restarts) if last is None else f"{restarts} ({human_duration((now - last).total_seconds())} ago)"
+    ready, total, reason, restarts, last = _pod_summary(pod)
+    rs = str(restarts) if not restarts or last is None else f"{restarts} ({human_duration((now - last).total_seconds())} ago)"
     gates = spec.get("readinessGates") or []
     if gates:
         conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
@@ -129,7 +152,7 @@ def _pod_row(pod: Obj, now: dt.datetime) -> list[Any]:
     else:
         gates_s = "<none>"
     return [
-        _meta(pod).get("name"), f"{ready}/{total}", pod_status_reason(pod), rs, age(_meta(pod).get("creationTimestamp"), now),
+        _meta(pod).get("name"), f"{ready}/{total}", reason, rs, age(_meta(pod).get("creationTimestamp"), now),
         status.get("podIP") or "<none>", spec.get("nodeName") or "<none>", status.get("nominatedNodeName") or "<none>", gates_s,
     ]
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from apimachinery.meta import key_of
+from apimachinery.podutil import sidecars
 from apimachinery.selectors import LabelSelector, selector_from_set
 from client import Store, deleted_object
 from controller_manager.podutil import is_pod_ready, is_pod_terminal, labels_of
@@ -82,8 +83,7 @@ def find_port(pod: Obj, service_port: Obj) -> int | None:
     protocol = service_port.get("protocol") or "TCP"
     spec = pod.get("spec") or {}
     # regular containers, then restartable init containers (sidecars) as upstream does
-    containers = list(spec.get("containers") or []) + [
-        c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    containers = list(spec.get("containers") or []) + sidecars(spec)
     for c in containers:
         for p in c.get("ports") or []:
             if p.get("name") == target and (p.get("protocol") or "TCP") == protocol:

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from apimachinery.duration import parse_duration
 from apimachinery.meta import parse_time
+from apimachinery.podutil import sidecars
 from apimachinery.quantity import QuantityError, milli_value
 from apimachinery.selectors import LabelSelector, LabelSelectorError, selector_from_label_selector
 from client import APIClient, APIConnectionError, ApiError, is_not_found
@@ -334,7 +335,7 @@ def calculate_requests(pods: list[Obj], container: str, resource: str) -> dict[s
             out[name] = milli_value(request)
             continue
         containers = list(spec.get("containers") or [])
-        containers += [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+        containers += sidecars(spec)
         total, found = 0, False
         for c in containers:
             if not container or container == c.get("name"):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from apimachinery.podutil import is_restartable_init_container
 from certs import host_ipv4_addresses
 from client import (
     NORMAL,
@@ -59,6 +60,7 @@ from kubelet.qos import pod_cgroup_resources, pod_requests, qos_class
 from kubelet.runtime import PodRuntimeStatus, Runtime, SandboxInfo
 from kubelet.staticpods import StaticPodSource, is_mirror_pod, mirror_pod
 from kubelet.status import StatusManager
+from kubelet.termination import TerminationOrder, termination_order
 from kubelet.tokens import TokenManager
 from kubelet.volumes import MountedVolume, VolumeError, VolumeManager, resolve_sub_path
 
@@ -431,7 +433,10 @@ class Kubelet:
         if terminating:
             return await self._sync_terminating(pod, rs)
         api_phase = ((self._api_pod(meta.get("namespace", "default"), meta["name"]) or pod).get("status") or {}).get("phase")
-        if api_phase in TERMINAL_PHASES and not is_static(pod):
+        # the phase this kubelet decided counts before the API has it: a finished pod's sidecars,
+        # stopped when its regular containers were done, must not be restarted meanwhile
+        own_phase = (self.status.desired(uid) or {}).get("phase")
+        if (api_phase in TERMINAL_PHASES or own_phase in TERMINAL_PHASES) and not is_static(pod):
             await self._stop_pod(pod, rs, _grace_of(pod))
             rs = await self.runtime.pod_status(uid)
             self.publish_status(pod, rs)
@@ -565,11 +570,14 @@ class Kubelet:
             self.publish_status(pod, rs)
             return 2.0
         probe_failures = {}
+        startup_passed = set()
         for c in rs.running_containers():
             failure = self.probes.failure(c.id)
             if failure is not None:
                 probe_failures[c.id] = failure
-        actions = compute_pod_actions(pod, rs, probe_failures)
+            if self.probes.started(c.id):
+                startup_passed.add(c.id)
+        actions = compute_pod_actions(pod, rs, probe_failures, startup_passed)
         retry: list[float] = []
         if actions.kill_pod:
             await self._stop_pod(pod, rs, int(spec.get("terminationGracePeriodSeconds", 30) or 0),
@@ -611,8 +619,7 @@ class Kubelet:
                         volumes = await self.volumes.setup(pod, self.node_ip, ips)  # podIP for downward API
             # ephemeral containers first, as upstream: a debugger starts even when an init container cannot
             to_start = [(self._container_spec(pod, name, "ephemeralContainers"), False) for name in actions.ephemeral]
-            if actions.next_init is not None:
-                to_start.append((self._container_spec(pod, actions.next_init, "initContainers"), True))
+            to_start += [(self._container_spec(pod, name, "initContainers"), True) for name in actions.start_init]
             to_start += [(self._container_spec(pod, name, "containers"), False) for name in actions.start]
             if to_start or actions.create_sandbox:
                 # only what a container start needs: a running pod's periodic sync does nothing here
@@ -623,9 +630,14 @@ class Kubelet:
                 delay = await self.start_container(pod, container, init, rs, sandbox_id, sandbox_config, volumes, ips)
                 if delay is not None:
                     retry.append(delay)
-                if init:
-                    break
-        if (actions.kill or actions.start or actions.ephemeral or actions.next_init or actions.create_sandbox
+                    if init and not is_restartable_init_container(container):
+                        break  # the init sequence stops at a container that did not start (upstream)
+                elif (init and not actions.initialized and is_restartable_init_container(container)
+                      and not container.get("startupProbe")):
+                    # a sidecar without a startup probe counts as started once it runs: the
+                    # sequence goes on at once (a startup probe's success wakes the pod itself)
+                    retry.append(0.0)
+        if (actions.kill or actions.start or actions.ephemeral or actions.start_init or actions.create_sandbox
                 or actions.kill_pod):
             rs = await self.runtime.pod_status(uid)
             self.pleg.observed(rs)
@@ -817,11 +829,23 @@ class Kubelet:
 
     # ================================================================== killing
 
-    async def kill_container(self, pod: dict[str, Any] | None, c: Any, grace: int | None, reason: str) -> None:
-        """preStop (if any), then StopContainer with what is left of the grace period."""
+    async def kill_container(self, pod: dict[str, Any] | None, c: Any, grace: int | None, reason: str,
+                             order: TerminationOrder | None = None) -> None:
+        """preStop (if any), then — a sidecar once the containers it outlives stopped (`order`) —
+        StopContainer with what is left of the grace period."""
+        try:
+            await self._kill_container(pod, c, grace, reason, order)
+        finally:
+            if order is not None:
+                order.stopped(c.name)
+
+    async def _kill_container(self, pod: dict[str, Any] | None, c: Any, grace: int | None, reason: str,
+                              order: TerminationOrder | None) -> None:
         spec = None
         if pod is not None:
-            spec = next((x for x in (pod.get("spec") or {}).get("containers") or [] if x["name"] == c.name), None)
+            pod_spec = pod.get("spec") or {}
+            spec = next((x for key in ("containers", "initContainers") for x in pod_spec.get(key) or []
+                         if x["name"] == c.name), None)
         if grace is None:
             if pod is not None:
                 grace = _grace_of(pod)
@@ -856,8 +880,11 @@ class Kubelet:
                 ok, msg = False, f"PreStopHook did not finish within the grace period ({grace}s)"
             if not ok and pod is not None:
                 self.event(pod, WARNING, "FailedPreStopHook", f"PreStopHook failed: {msg}", c.name)
-        # upstream subtracts the whole seconds the hook took
-        remaining = max(grace - int(time.monotonic() - started), MIN_GRACE)
+        # upstream subtracts the whole seconds the hook took, and those waited for its turn
+        remaining = grace - int(time.monotonic() - started)
+        if order is not None and remaining > 0:
+            remaining -= await order.wait_for_turn(c.name, remaining)
+        remaining = max(remaining, MIN_GRACE)
         try:
             await self.runtime.stop_container(c.id, remaining)
         except CRIError as e:
@@ -866,7 +893,9 @@ class Kubelet:
     async def _stop_pod(self, pod: dict[str, Any] | None, rs: PodRuntimeStatus, grace: int | None,
                         keep_sandbox: bool = False) -> None:
         live = [c for c in rs.containers if c.running or c.state == "created"]
-        await asyncio.gather(*(self.kill_container(pod, c, grace, "") for c in live if c.running))
+        running = [c for c in live if c.running]
+        order = termination_order(pod, {c.name for c in running})
+        await asyncio.gather(*(self.kill_container(pod, c, grace, "", order) for c in running))
         for c in live:
             if c.state == "created":
                 await self.runtime.remove_container(c.id)

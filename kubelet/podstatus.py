@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apimachinery.meta import now as now_rfc3339
+from apimachinery.podutil import has_any_regular_container_started, is_restartable_init_container
 from kubelet import naming
 from kubelet.qos import qos_class
 from kubelet.runtime import ContainerInfo, PodRuntimeStatus
@@ -132,24 +133,29 @@ def _ephemeral_status(spec: dict[str, Any], rs: PodRuntimeStatus, inputs: Status
 def _phase(
     spec: dict[str, Any], init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], terminating: bool
 ) -> str:
-    """upstream getPhase."""
+    """upstream getPhase: regular init containers gate the pod; a sidecar counts as a running
+    container (pending until started); a stopped sidecar does not count at all."""
     restart_policy = spec.get("restartPolicy", "Always")
-    initialized = True
-    for s in init_statuses:
-        state = s["state"]
-        if "terminated" in state and state["terminated"]["exitCode"] == 0:
-            continue
-        initialized = False
-        failed = ("terminated" in state and state["terminated"]["exitCode"] != 0) or (
-            "waiting" in state and "terminated" in s.get("lastState", {})
-            and s["lastState"]["terminated"]["exitCode"] != 0
-        )
-        if failed and restart_policy == "Never":
-            return FAILED
-        break
-    if not initialized:
-        return PENDING
+    init_specs = spec.get("initContainers") or []
+    pending_init = failed_init = 0
     running = waiting = stopped = succeeded = 0
+    for c, s in zip(init_specs, init_statuses, strict=True):
+        state, last = s["state"], s.get("lastState") or {}
+        if is_restartable_init_container(c):
+            if "running" in state:
+                running += 1
+                if not s.get("started"):
+                    pending_init += 1
+            elif "waiting" in state and "terminated" not in last:
+                pending_init += 1
+                waiting += 1
+            continue
+        if "terminated" in state:
+            failed_init += state["terminated"]["exitCode"] != 0
+        elif "waiting" in state and "terminated" in last:
+            failed_init += last["terminated"]["exitCode"] != 0
+        else:
+            pending_init += 1
     for s in statuses:
         state = s["state"]
         if "running" in state:
@@ -163,7 +169,10 @@ def _phase(
                 stopped += 1
             else:
                 waiting += 1
-    if waiting > 0:
+    if failed_init and restart_policy == "Never":
+        return FAILED
+    # a pod whose regular containers ran stays out of Pending while a sidecar restarts
+    if (pending_init and not has_any_regular_container_started(spec, statuses)) or waiting > 0:
         return PENDING
     if running > 0:
         return RUNNING
@@ -202,19 +211,27 @@ def generate_status(pod: dict[str, Any], rs: PodRuntimeStatus, inputs: StatusInp
     old = pod.get("status") or {}
     restart_policy = spec.get("restartPolicy", "Always")
     init_specs = spec.get("initContainers") or []
-    init_statuses = [
-        _container_status(c, rs.instances(c["name"]), inputs, restart_policy, "PodInitializing", True)
-        for c in init_specs
+    init_statuses = []
+    for c in init_specs:
+        if is_restartable_init_container(c):
+            # a sidecar: restarted whatever the pod's policy; started and ready from its probes
+            init_statuses.append(_container_status(c, rs.instances(c["name"]), inputs, "Always", "PodInitializing",
+                                                   False))
+            continue
+        s = _container_status(c, rs.instances(c["name"]), inputs, restart_policy, "PodInitializing", True)
+        s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
+        s["started"] = "running" in s["state"]
+        init_statuses.append(s)
+    # upstream's isInitContainerInitialized: a sidecar once started, the others once they exited 0
+    incomplete = [
+        s["name"] for c, s in zip(init_specs, init_statuses, strict=True)
+        if not (s["started"] if is_restartable_init_container(c) else s["ready"])
     ]
-    initialized = all("terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0 for s in init_statuses)
-    default_waiting = "ContainerCreating" if initialized else "PodInitializing"
+    default_waiting = "PodInitializing" if incomplete else "ContainerCreating"
     statuses = [
         _container_status(c, rs.instances(c["name"]), inputs, restart_policy, default_waiting, False)
         for c in spec.get("containers") or []
     ]
-    for s in init_statuses:
-        s["ready"] = "terminated" in s["state"] and s["state"]["terminated"]["exitCode"] == 0
-        s["started"] = "running" in s["state"]
     phase = _phase(spec, init_statuses, statuses, inputs.terminating)
     if old.get("phase") in TERMINAL_PHASES:
         phase = old["phase"]  # a terminal phase is final
@@ -223,18 +240,24 @@ def generate_status(pod: dict[str, Any], rs: PodRuntimeStatus, inputs: StatusInp
     sandbox = rs.sandbox
     sandbox_ready = sandbox is not None and sandbox.ready and (bool(sandbox.ip) or bool(spec.get("hostNetwork")))
     conditions = [_condition(old_conditions, "PodReadyToStartContainers", sandbox_ready)]
-    if initialized:
+    if phase == SUCCEEDED:
+        conditions.append(_condition(old_conditions, "Initialized", True, "PodCompleted"))
+    elif not incomplete or has_any_regular_container_started(spec, statuses):
         conditions.append(_condition(old_conditions, "Initialized", True))
     else:
-        pending = [s["name"] for s in init_statuses if not s["ready"]]
         conditions.append(_condition(old_conditions, "Initialized", False, "ContainersNotInitialized",
-                                     f"containers with incomplete status: [{' '.join(pending)}]"))
-    unready = [s["name"] for s in statuses if not s["ready"]]
+                                     f"containers with incomplete status: [{' '.join(incomplete)}]"))
+    unready = [s["name"] for c, s in zip(init_specs, init_statuses, strict=True)
+               if is_restartable_init_container(c) and not s["ready"]]
+    unready += [s["name"] for s in statuses if not s["ready"]]
     gates = [g.get("conditionType") for g in spec.get("readinessGates") or []]
     gates_ok = all((old_conditions.get(g) or {}).get("status") == "True" for g in gates)
     if phase == SUCCEEDED:
         ready = False
         reason, message = "PodCompleted", ""
+    elif phase == FAILED:
+        ready = False
+        reason, message = "PodFailed", ""
     elif unready:
         ready = False
         reason, message = "ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery.podutil import sidecars
 from kubelet.actions import ActionRunner
 from kubelet.runtime import PodRuntimeStatus
 
@@ -85,9 +86,13 @@ class ProbeManager:
 
     def sync_pod(self, pod: dict[str, Any], rs: PodRuntimeStatus, pod_ip: str) -> None:
         uid = pod["metadata"]["uid"]
-        api_statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+        status = pod.get("status") or {}
+        api_statuses = {s.get("name"): s for key in ("initContainerStatuses", "containerStatuses")
+                        for s in status.get(key) or []}
         wanted: set[tuple[str, str, str]] = set()
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        spec = pod.get("spec") or {}
+        # sidecars (restartPolicy Always init containers) are probed like regular containers
+        for c in sidecars(spec) + list(spec.get("containers") or []):
             for kind, key in _SPEC_KEYS.items():
                 probe = c.get(key)
                 if not probe:

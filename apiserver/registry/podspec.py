@@ -263,9 +263,19 @@ def _validate_container(c: Any, path: str, volumes: set[str], init: bool, epheme
     causes += _validate_resources(c.get("resources"), child(path, "resources"))
     if ephemeral:
         return causes  # probes are forbidden outright (validate_ephemeral_containers)
+    restart_policy = c.get("restartPolicy")
+    if restart_policy is not None:
+        if not init:
+            causes.append(forbidden_cause(child(path, "restartPolicy"), "may not be set for non-init containers"))
+        elif restart_policy != "Always":
+            causes.append(not_supported_cause(child(path, "restartPolicy"), restart_policy, ["Always"]))
+    # only sidecars (restartPolicy Always) of the init containers have hooks and probes
+    sidecar_only = "may not be set for init containers without restartPolicy=Always"
+    if init and c.get("lifecycle") is not None and restart_policy != "Always":
+        causes.append(forbidden_cause(child(path, "lifecycle"), sidecar_only))
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        if init and c.get(probe) is not None and c.get("restartPolicy") != "Always":
-            causes.append({"reason": "FieldValueForbidden", "message": "Forbidden: may not be set for init containers without restartPolicy=Always", "field": child(path, probe)})
+        if init and c.get(probe) is not None and restart_policy != "Always":
+            causes.append(forbidden_cause(child(path, probe), sidecar_only))
             continue
         causes += _validate_probe(c.get(probe), child(path, probe))
     return causes

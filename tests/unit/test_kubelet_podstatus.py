@@ -132,3 +132,65 @@ def test_termination_messages_and_oom():
     status = generate_status(pod(restartPolicy="Never"), rs, StatusInputs(termination_messages={"c1": "bye"}))
     terminated = _cs(status, "main")["state"]["terminated"]
     assert terminated == {**terminated, "reason": "OOMKilled", "exitCode": 137, "message": "bye"}
+
+
+SIDECAR = {"name": "proxy", "image": "x", "restartPolicy": "Always"}
+
+
+def test_a_sidecar_is_a_running_container_once_started():
+    p = pod(initContainers=[SIDECAR])
+    rs = runtime_status(sandboxes=[sandbox()], containers=[container("proxy", "s1", init=True)])
+    # started, ready (no probes): the pod is initialized while the main container is created
+    status = generate_status(p, rs, StatusInputs(ready={"s1": True}))
+    s = _cs(status, "proxy", "initContainerStatuses")
+    assert s["started"] and s["ready"] and "running" in s["state"]
+    assert _conds(status)["Initialized"] == "True"
+    assert _cs(status, "main")["state"]["waiting"]["reason"] == "ContainerCreating"
+    assert status["phase"] == "Pending"  # main is still waiting
+    # a startup probe that has not passed keeps the pod initializing
+    status = generate_status(p, rs, StatusInputs(ready={"s1": True}, started={"s1": False}))
+    s = _cs(status, "proxy", "initContainerStatuses")
+    assert not s["started"] and not s["ready"]
+    init = next(c for c in status["conditions"] if c["type"] == "Initialized")
+    assert init["status"] == "False" and init["message"] == "containers with incomplete status: [proxy]"
+    assert _cs(status, "main")["state"]["waiting"]["reason"] == "PodInitializing"
+
+
+def test_an_unready_sidecar_makes_the_pod_unready():
+    p = pod(initContainers=[SIDECAR])
+    rs = runtime_status(sandboxes=[sandbox()], containers=[
+        container("proxy", "s1", init=True), container("main", "c1", created=2)])
+    status = generate_status(p, rs, StatusInputs(ready={"s1": False, "c1": True}))
+    assert status["phase"] == "Running"
+    ready = next(c for c in status["conditions"] if c["type"] == "ContainersReady")
+    assert ready["status"] == "False" and ready["message"] == "containers with unready status: [proxy]"
+    assert _conds(generate_status(p, rs, StatusInputs(ready={"s1": True, "c1": True})))["Ready"] == "True"
+
+
+def test_a_restarting_sidecar_neither_fails_nor_un_initializes_the_pod():
+    p = pod(initContainers=[SIDECAR], restartPolicy="Never")
+    rs = runtime_status(sandboxes=[sandbox()], containers=[
+        container("proxy", "s1", EXITED, exit_code=1, init=True, finished=20), container("main", "c1", created=2)])
+    waiting = {"proxy": ("CrashLoopBackOff", "back-off 10s")}
+    status = generate_status(p, rs, StatusInputs(ready={"c1": True}, waiting=waiting))
+    s = _cs(status, "proxy", "initContainerStatuses")
+    assert s["state"]["waiting"]["reason"] == "CrashLoopBackOff" and s["lastState"]["terminated"]["exitCode"] == 1
+    assert status["phase"] == "Running" and _conds(status)["Initialized"] == "True"
+
+
+def test_a_pod_whose_regular_containers_finished_succeeds_whatever_its_sidecar_did():
+    p = pod(initContainers=[SIDECAR], restartPolicy="Never")
+    running_sidecar = runtime_status(sandboxes=[sandbox()], containers=[
+        container("proxy", "s1", init=True), container("main", "c1", EXITED, created=2)])
+    assert generate_status(p, running_sidecar, StatusInputs(ready={"s1": True}))["phase"] == "Running"
+    stopped = runtime_status(sandboxes=[sandbox(ready=False)], containers=[
+        container("proxy", "s1", EXITED, exit_code=143, init=True), container("main", "c1", EXITED, created=2)])
+    status = generate_status(p, stopped, StatusInputs())
+    assert status["phase"] == "Succeeded"
+    init = next(c for c in status["conditions"] if c["type"] == "Initialized")
+    assert init["status"] == "True" and init["reason"] == "PodCompleted"
+    failed = runtime_status(sandboxes=[sandbox(ready=False)], containers=[
+        container("proxy", "s1", EXITED, exit_code=0, init=True), container("main", "c1", EXITED, exit_code=2, created=2)])
+    status = generate_status(p, failed, StatusInputs())
+    assert status["phase"] == "Failed"
+    assert next(c for c in status["conditions"] if c["type"] == "Ready")["reason"] == "PodFailed"

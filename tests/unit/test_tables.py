@@ -107,3 +107,27 @@ def test_persistent_volume_and_claim_rows() -> None:
     rows = [r["cells"] for r in tables.table("persistentvolumeclaims", [bound, pending], now=NOW)["rows"]]
     assert rows == [["data", "Bound", "pv1", "1Gi", "RWO", "standard", "<unset>", "30s", "<unset>"],
                     ["wait", "Terminating", "", "", "", "", "<unset>", "30s", "<unset>"]]
+
+
+def test_pod_row_with_sidecars() -> None:
+    p = pod(containerStatuses=[
+        {"name": "a", "ready": True, "restartCount": 0, "state": {"running": {}}},
+        {"name": "b", "ready": True, "restartCount": 1, "state": {"running": {}},
+         "lastState": {"terminated": {"finishedAt": ts(600)}}},
+    ], initContainerStatuses=[
+        {"name": "setup", "ready": True, "restartCount": 4, "state": {"terminated": {"exitCode": 0}}},
+        {"name": "proxy", "ready": True, "started": True, "restartCount": 2, "state": {"running": {}},
+         "lastState": {"terminated": {"finishedAt": ts(120)}}},
+    ], conditions=[{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"}])
+    p["spec"]["initContainers"] = [{"name": "setup"}, {"name": "proxy", "restartPolicy": "Always"}]
+    # the sidecar counts as a container; the finished init container's restarts do not count any more
+    assert tables.table("pods", [p], now=NOW)["rows"][0]["cells"][1:4] == ["3/3", "Running", "3 (2m ago)"]
+    starting = pod("Pending", initContainerStatuses=[
+        {"name": "setup", "restartCount": 1, "state": {"running": {}}},
+        {"name": "proxy", "started": False, "ready": False, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}},
+    ])
+    starting["spec"]["initContainers"] = p["spec"]["initContainers"]
+    assert tables.table("pods", [starting], now=NOW)["rows"][0]["cells"][1:4] == ["0/3", "Init:0/2", "1"]
+    finished = pod("Succeeded", containerStatuses=[{"state": {"terminated": {"reason": "Completed", "exitCode": 0}}}])
+    finished["metadata"]["deletionTimestamp"] = ts(1)
+    assert tables.pod_status_reason(finished) == "Completed"  # a finished pod being deleted is not Terminating

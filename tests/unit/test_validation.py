@@ -361,3 +361,20 @@ def test_a_jobs_pod_template_is_immutable_but_for_scheduling_directives_while_su
     assert template_causes(job(True, False), placement) == []  # suspended, never started: where pods run may change
     assert template_causes(job(True, False), image) == ["spec.template"]  # ...but not what they run
     assert template_causes(job(True, True), placement) == ["spec.template"]  # once started, nothing changes
+
+
+def test_container_restart_policies_and_sidecar_only_fields():
+    from apiserver.registry.podspec import validate_pod_spec
+
+    def messages(**spec):
+        return {c["field"]: c["message"] for c in validate_pod_spec({"containers": [{"name": "a", "image": "x"}], **spec})}
+
+    sidecar = {"name": "s", "image": "x", "restartPolicy": "Always", "lifecycle": {"preStop": {"exec": {"command": ["x"]}}},
+               "readinessProbe": {"exec": {"command": ["true"]}}}
+    assert messages(initContainers=[sidecar]) == {}
+    assert messages(initContainers=[{"name": "i", "image": "x", "restartPolicy": "OnFailure"}]) == {
+        "spec.initContainers[0].restartPolicy": 'Unsupported value: "OnFailure": supported values: "Always"'}
+    assert messages(initContainers=[{"name": "i", "image": "x", "lifecycle": {}}]) == {
+        "spec.initContainers[0].lifecycle": "Forbidden: may not be set for init containers without restartPolicy=Always"}
+    assert messages(containers=[{"name": "a", "image": "x", "restartPolicy": "Always"}]) == {
+        "spec.containers[0].restartPolicy": "Forbidden: may not be set for non-init containers"}

@@ -220,6 +220,16 @@ def ns(api: httpx.Client, kubelet: KubeletProcess, kcluster: ControlPlane) -> It
         api.delete(f"/api/v1/namespaces/{name}")
 
 
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A host directory for the pods' hostPath volumes (it outlives the pods); removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="mk8s-host-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def pod_manifest(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
     for c in containers:
         c.setdefault("image", BUSYBOX)

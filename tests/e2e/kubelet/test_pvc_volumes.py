@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,15 +27,6 @@ from tests.e2e.kubelet.conftest import (
 pytestmark = pytest.mark.e2e
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
-
-
-@pytest.fixture
-def host_dir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="mk8s-pvc-"))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def _delete_for_good(api: httpx.Client, path: str) -> None:
