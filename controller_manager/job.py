@@ -136,17 +136,18 @@ def past_backoff_limit_on_failure(job: Obj, pods: list[Obj]) -> bool:
 
 
 def intervals(indexes: set[int]) -> str:
-    """`1,3-5,7`: upstream's completedIndexes format."""
-    out = []
+    """`1,3-5,7,8`: upstream's completedIndexes / failedIndexes format (two neighbours are no range)."""
+    out: list[list[int]] = []
     for i in sorted(indexes):
         if out and out[-1][1] == i - 1:
             out[-1][1] = i
         else:
             out.append([i, i])
-    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+    return ",".join(f"{a}" if a == b else f"{a},{b}" if b == a + 1 else f"{a}-{b}" for a, b in out)
 
 
 def parse_intervals(s: str | None, limit: int) -> set[int]:
+    """The indexes below `limit` an interval list names; malformed parts are skipped (as upstream)."""
     out: set[int] = set()
     for part in (s or "").split(","):
         if not part:
@@ -156,7 +157,7 @@ def parse_intervals(s: str | None, limit: int) -> set[int]:
             lo, hi = int(a), int(b or a)
         except ValueError:
             continue
-        out.update(i for i in range(lo, hi + 1) if i < limit)
+        out.update(range(max(lo, 0), min(hi, limit - 1) + 1))
     return out
 
 

@@ -75,8 +75,9 @@ def env() -> Env:
 
 
 def test_intervals_round_trip():
-    assert intervals({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8"
+    assert intervals({0, 1, 2, 5, 7, 8, 10}) == "0-2,5,7,8,10"  # upstream lists two neighbours, no range
     assert parse_intervals("0-2,5,7-8", 8) == {0, 1, 2, 5, 7}
+    assert parse_intervals("3-999999999999,x,1", 5) == {1, 3, 4}  # bounded by completions, bad parts skipped
     assert intervals(set()) == ""
 
 
