@@ -83,8 +83,13 @@ def _with_detail(body: str, detail: str) -> str:
     return f"{body}: {detail}" if detail else body
 
 
+#: A bad value upstream leaves out of the message (field.OmitValueType{}): "Invalid value: <detail>".
+OMIT_VALUE: Any = object()
+
+
 def invalid_cause(path: str, value: Any, detail: str = "") -> Cause:
-    return field_cause(path, _with_detail(f"Invalid value: {render_value(value)}", detail), FIELD_VALUE_INVALID)
+    body = "Invalid value" if value is OMIT_VALUE else f"Invalid value: {render_value(value)}"
+    return field_cause(path, _with_detail(body, detail), FIELD_VALUE_INVALID)
 
 
 def required_cause(path: str, detail: str = "") -> Cause:

@@ -1,0 +1,197 @@
+"""batch/v1 Job defaulting and validation of the pod failure policy, success policy and backoff limit
+per index: upstream's field paths, cause types and messages (pkg/apis/batch/validation)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from apiserver.registry.batch import JobStrategy, count_indexes
+
+STRATEGY = JobStrategy()
+
+
+def job(**spec) -> dict:
+    obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "ns", "uid": "u-1", "resourceVersion": "1"},
+           "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x"}],
+                                          "initContainers": [{"name": "init", "image": "x"}]}}, **spec}}
+    STRATEGY.default(obj)
+    return obj
+
+
+def indexed(**spec) -> dict:
+    return job(completionMode="Indexed", completions=spec.pop("completions", 4), **spec)
+
+
+def causes(obj: dict) -> list[tuple[str, str, str]]:
+    return [(c["field"], c["reason"], c["message"]) for c in STRATEGY.validate(obj, True)]
+
+
+def exit_codes(action: str = "Count", **req) -> dict:
+    return {"rules": [{"action": action, "onExitCodes": {"operator": "In", "values": [1], **req}}]}
+
+
+def test_defaults():
+    spec = job()["spec"]
+    assert (spec["backoffLimit"], spec["podReplacementPolicy"]) == (6, "TerminatingOrFailed")
+    spec = indexed(backoffLimitPerIndex=1)["spec"]
+    assert spec["backoffLimit"] == 2**31 - 1  # only the per-index limit applies unless one is given
+    assert indexed(backoffLimitPerIndex=1, backoffLimit=3)["spec"]["backoffLimit"] == 3
+    spec = job(podFailurePolicy={"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]})["spec"]
+    assert spec["podReplacementPolicy"] == "Failed"
+    assert spec["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["status"] == "True"
+
+
+def test_valid_policies_pass():
+    obj = indexed(backoffLimitPerIndex=1, maxFailedIndexes=2,
+                  podFailurePolicy={"rules": [
+                      {"action": "FailIndex", "onExitCodes": {"containerName": "init", "operator": "In", "values": [1, 2]}},
+                      {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]},
+                  successPolicy={"rules": [{"succeededIndexes": "0,2-3", "succeededCount": 2}, {"succeededCount": 4}]})
+    assert causes(obj) == []
+
+
+def test_backoff_limit_per_index_and_max_failed_indexes():
+    assert causes(job(backoffLimitPerIndex=1, maxFailedIndexes=0)) == [
+        ("spec.backoffLimitPerIndex", "FieldValueInvalid", "Invalid value: 1: requires indexed completion mode"),
+        ("spec.maxFailedIndexes", "FieldValueInvalid", "Invalid value: 0: requires indexed completion mode"),
+    ]
+    assert causes(indexed(backoffLimitPerIndex=-1, maxFailedIndexes=5)) == [
+        ("spec.backoffLimitPerIndex", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0"),
+        ("spec.maxFailedIndexes", "FieldValueInvalid", "Invalid value: 5: must be less than or equal to completions"),
+    ]
+    assert causes(indexed(maxFailedIndexes=1)) == [
+        ("spec.backoffLimitPerIndex", "FieldValueRequired", "Required value: when maxFailedIndexes is specified")]
+    high = indexed(completions=200_000, parallelism=20_000, backoffLimitPerIndex=1)
+    suffix = "when completions are above 100000 and used with backoff limit per index"
+    assert causes(high) == [
+        ("spec.maxFailedIndexes", "FieldValueRequired", "Required value: must be specified when completions is above 100000"),
+        ("spec.parallelism", "FieldValueInvalid", f"Invalid value: 20000: must be less than or equal to 10000 {suffix}"),
+    ]
+    high["spec"]["maxFailedIndexes"] = 150_000
+    assert ("spec.maxFailedIndexes", "FieldValueInvalid",
+            "Invalid value: 150000: must be less than or equal to 100000") in causes(high)
+
+
+def test_pod_failure_policy_rules():
+    pfp = {"rules": [
+        {"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [1]}},
+        {"action": "Retry", "onPodConditions": [{"type": "bad type!", "status": "Maybe"}]},
+        {"onExitCodes": {"operator": "In", "values": [1]}, "onPodConditions": [{"type": "A", "status": "True"}]},
+        {"action": "Count"},
+        {"action": "Ignore", "onExitCodes": {"containerName": "nope", "operator": "Within", "values": [3, 0, 3, 2]}},
+        {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": []}},
+        {"action": "FailJob", "onPodConditions": [{"type": "A", "status": ""}]},
+    ]}
+    rules = "spec.podFailurePolicy.rules"
+    assert causes(job(podFailurePolicy=pfp)) == [
+        (f"{rules}[0].action", "FieldValueInvalid", 'Invalid value: "FailIndex": requires the backoffLimitPerIndex to be set'),
+        (f"{rules}[1].action", "FieldValueNotSupported",
+         'Unsupported value: "Retry": supported values: "Count", "FailIndex", "FailJob", "Ignore"'),
+        (f"{rules}[1].onPodConditions[0].type", "FieldValueInvalid",
+         "Invalid value: \"bad type!\": name part must consist of alphanumeric characters, '-', '_' or '.', and must "
+         "start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+         "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
+        (f"{rules}[1].onPodConditions[0].status", "FieldValueNotSupported",
+         'Unsupported value: "Maybe": supported values: "False", "True", "Unknown"'),
+        (f"{rules}[2].action", "FieldValueRequired",
+         'Required value: valid values: ["Count" "FailIndex" "FailJob" "Ignore"]'),
+        (f"{rules}[2]", "FieldValueInvalid", "Invalid value: specifying both OnExitCodes and OnPodConditions is not supported"),
+        (f"{rules}[3]", "FieldValueInvalid", "Invalid value: specifying one of OnExitCodes and OnPodConditions is required"),
+        (f"{rules}[4].onExitCodes.operator", "FieldValueNotSupported",
+         'Unsupported value: "Within": supported values: "In", "NotIn"'),
+        (f"{rules}[4].onExitCodes.containerName", "FieldValueInvalid",
+         'Invalid value: "nope": must be one of the container or initContainer names in the pod template'),
+        (f"{rules}[4].onExitCodes.values[2]", "FieldValueDuplicate", "Duplicate value: 3"),
+        (f"{rules}[4].onExitCodes.values", "FieldValueInvalid", "Invalid value: [3,0,3,2]: must be ordered"),
+        (f"{rules}[5].onExitCodes.values", "FieldValueInvalid", "Invalid value: []: at least one value is required"),
+        (f"{rules}[6].onPodConditions[0].status", "FieldValueRequired",
+         'Required value: valid values: ["False" "True" "Unknown"]'),
+    ]
+    assert causes(job(podFailurePolicy=exit_codes(values=[0]))) == [
+        (f"{rules}[0].onExitCodes.values[0]", "FieldValueInvalid", "Invalid value: 0: must not be 0 for the In operator")]
+    too_many = {"rules": exit_codes()["rules"] * 21}
+    assert causes(job(podFailurePolicy=too_many)) == [
+        ("spec.podFailurePolicy.rules", "FieldValueTooMany", "Too many: 21: must have at most 20 items")]
+
+
+def test_pod_failure_policy_requires_restart_policy_never_and_replacement_policy_failed():
+    obj = job(podFailurePolicy=exit_codes(), podReplacementPolicy="TerminatingOrFailed")
+    obj["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    assert causes(obj) == [
+        ("spec.template.spec.restartPolicy", "FieldValueInvalid",
+         'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified'),
+        ("spec.podReplacementPolicy", "FieldValueNotSupported",
+         'Unsupported value: "TerminatingOrFailed": supported values: "Failed"'),
+    ]
+    assert causes(job(podReplacementPolicy="Sometimes")) == [
+        ("spec.podReplacementPolicy", "FieldValueNotSupported",
+         'Unsupported value: "Sometimes": supported values: "Failed", "TerminatingOrFailed"')]
+
+
+def test_success_policy():
+    assert causes(job(successPolicy={"rules": [{"succeededCount": 1}]})) == [
+        ("spec.successPolicy", "FieldValueInvalid", 'Invalid value: {"rules":[{"succeededCount":1}]}: '
+                                                    "requires indexed completion mode")]
+    assert causes(indexed(successPolicy={"rules": []})) == [
+        ("spec.successPolicy.rules", "FieldValueRequired",
+         "Required value: at least one rules must be specified when the successPolicy is specified")]
+    path = "spec.successPolicy.rules"
+    assert causes(indexed(successPolicy={"rules": [
+        {},
+        {"succeededIndexes": "1-3", "succeededCount": 4},
+        {"succeededIndexes": "0,4", "succeededCount": -1},
+        {"succeededCount": 5},
+    ]})) == [
+        (f"{path}[0]", "FieldValueRequired",
+         "Required value: at least one of succeededCount or succeededIndexes must be specified"),
+        (f"{path}[1].succeededCount", "FieldValueInvalid", "Invalid value: 4: must be less than or equal to 3 "
+                                                           "(the number of indexes in the specified succeededIndexes field)"),
+        (f"{path}[2].succeededIndexes", "FieldValueInvalid",
+         'Invalid value: "0,4": error parsing succeededIndexes: too large index: "4"'),
+        (f"{path}[2].succeededCount", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0"),
+        (f"{path}[3].succeededCount", "FieldValueInvalid",
+         "Invalid value: 5: must be less than or equal to 4 (the number of specified completions)"),
+    ]
+    assert causes(indexed(successPolicy={"rules": [{"succeededCount": 1}] * 21})) == [
+        (path, "FieldValueTooMany", "Too many: 21: must have at most 20 items")]
+
+
+@pytest.mark.parametrize(("indexes", "error"), [
+    ("1-2-3", "the fragment \"1-2-3\" violates the requirement that an index interval can have at most two parts "
+              "separated by '-'"),
+    ("a", 'cannot convert string to integer for index: "a"'),
+    ("1,", 'cannot convert string to integer for index: ""'),
+    ("2-1", "non-increasing order, previous: 2, current: 1"),
+    ("3,1", "non-increasing order, previous: 3, current: 1"),
+    ("1-2,2", "non-increasing order, previous: 2, current: 2"),
+    ("9", 'too large index: "9"'),
+])
+def test_index_list_errors(indexes: str, error: str):
+    with pytest.raises(ValueError) as e:
+        count_indexes(indexes, 5)
+    assert str(e.value) == error
+
+
+def test_index_list_counts():
+    assert [count_indexes(s, 10) for s in ("", "0", "0-4", "+1,3-5,9")] == [0, 1, 5, 5]
+
+
+def test_policies_are_immutable():
+    old = indexed(backoffLimitPerIndex=1, podFailurePolicy=exit_codes("FailIndex"),
+                  successPolicy={"rules": [{"succeededCount": 1}]})
+    new = copy.deepcopy(old)
+    assert [c["field"] for c in STRATEGY.validate_update(new, old, True)] == []
+    new["spec"].update(backoffLimitPerIndex=2, successPolicy={"rules": [{"succeededCount": 2}]},
+                       podFailurePolicy=exit_codes("Ignore"))
+    assert [(c["field"], c["message"]) for c in STRATEGY.validate_update(new, old, True)] == [
+        ("spec.podFailurePolicy", 'Invalid value: {"rules":[{"action":"Ignore","onExitCodes":{"operator":"In",'
+                                  '"values":[1]}}]}: field is immutable'),
+        ("spec.backoffLimitPerIndex", "Invalid value: 2: field is immutable"),
+        ("spec.successPolicy", 'Invalid value: {"rules":[{"succeededCount":2}]}: field is immutable'),
+    ]
+    # maxFailedIndexes may change (upstream lets it)
+    new = copy.deepcopy(old)
+    new["spec"]["maxFailedIndexes"] = 1
+    assert STRATEGY.validate_update(new, old, True) == []
