@@ -17,12 +17,26 @@ Per sync of an unfinished Job:
 Indexed jobs give each pod a completion index (annotation, label, hostname `<job>-<index>`)
 and track `completedIndexes`. Finished Jobs are deleted after ttlSecondsAfterFinished by
 the ttl-after-finished controller (ttl_after_finished.py).
+
+Policies (upstream pod_failure_policy.go, success_policy.go, the per-index parts of
+indexed_job_utils.go and backoff_utils.go):
+- spec.podFailurePolicy: the first rule matching a failed pod (exit codes, pod conditions) decides:
+  FailJob (condition FailureTarget, then Failed, reason PodFailurePolicy), FailIndex, Ignore (the
+  failure does not count toward the backoff limits) or Count;
+- spec.successPolicy (Indexed): once a rule's succeededIndexes / succeededCount hold, condition
+  SuccessCriteriaMet is recorded, the remaining pods are deleted, then Complete (reason SuccessPolicy);
+- spec.backoffLimitPerIndex (Indexed): an index fails after more than that many counted failures
+  (or a FailIndex rule); its failure count rides from pod to pod in an annotation, so a failed pod
+  keeps its finalizer until its replacement exists; each index backs off on its own. Failed
+  indexes go into status.failedIndexes; the Job fails past maxFailedIndexes
+  (MaxFailedIndexesExceeded) or once every index succeeded or failed (FailedIndexes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -49,6 +63,8 @@ Obj = dict[str, Any]
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
 MAX_POD_CREATE_DELETE_PER_SYNC = 500
 MAX_UNCOUNTED_PODS = 500
 DEFAULT_BACKOFF = 10.0
@@ -198,6 +214,213 @@ def new_backoff_record(old: BackoffRecord, succeeded: list[Obj], failed: list[Ob
             rec.last_failure = t
         rec.failures += 1
     return rec
+
+
+# -- pod failure policy, success policy, backoff limit per index ------------------------------
+
+def _matching_exit_code(pod: Obj, req: Obj) -> Obj | None:
+    """The first terminated (non-zero) container status, regular containers first, that `req` matches."""
+    st = pod.get("status") or {}
+    values = req.get("values") or []
+    for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
+        code = ((cs.get("state") or {}).get("terminated") or {}).get("exitCode")
+        if code is None or code == 0:
+            continue  # still running, or succeeded: nothing to match
+        if req.get("containerName") not in (None, cs.get("name")):
+            continue
+        op = req.get("operator")
+        if (op == "In" and code in values) or (op == "NotIn" and code not in values):
+            return cs
+    return None
+
+
+def _matching_condition(pod: Obj, patterns: list[Obj]) -> Obj | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        for pattern in patterns:
+            if cond.get("type") == pattern.get("type") and cond.get("status") == pattern.get("status", "True"):
+                return cond
+    return None
+
+
+def match_pod_failure_policy(policy: Obj | None, pod: Obj) -> tuple[str | None, bool, str | None]:
+    """A failed pod against spec.podFailurePolicy (upstream matchPodFailurePolicy): the Job's failure
+    message (FailJob), whether the failure counts toward the backoff limits (not for Ignore), the action."""
+    if not policy:
+        return None, True, None
+    ns, name = pod["metadata"].get("namespace", ""), pod["metadata"].get("name", "")
+    for i, rule in enumerate(policy.get("rules") or []):
+        action = rule.get("action")
+        if rule.get("onExitCodes") is not None:
+            cs = _matching_exit_code(pod, rule["onExitCodes"])
+            if cs is None:
+                continue
+            code = cs["state"]["terminated"]["exitCode"]
+            message = (f"Container {cs.get('name')} for pod {ns}/{name} failed with exit code {code} "
+                       f"matching {action} rule at index {i}")
+        elif rule.get("onPodConditions") is not None:
+            cond = _matching_condition(pod, rule["onPodConditions"])
+            if cond is None:
+                continue
+            message = f"Pod {ns}/{name} has condition {cond.get('type')} matching {action} rule at index {i}"
+        else:
+            continue
+        if action == "Ignore":
+            return None, False, action
+        if action in ("FailIndex", "Count"):
+            return None, True, action
+        if action == "FailJob":
+            return message, True, action
+    return None, True, None
+
+
+def fail_job_message(job: Obj, pods: list[Obj]) -> str | None:
+    """The message of the first failed pod matching a FailJob rule."""
+    policy = (job.get("spec") or {}).get("podFailurePolicy")
+    if not policy:
+        return None
+    for p in pods:
+        if is_pod_failed(p, job):
+            message = match_pod_failure_policy(policy, p)[0]
+            if message is not None:
+                return message
+    return None
+
+
+def counts_as_failure(job: Obj, pod: Obj) -> bool:
+    """A failed pod counts toward backoffLimit(PerIndex) unless an Ignore rule matches it."""
+    return match_pod_failure_policy((job.get("spec") or {}).get("podFailurePolicy"), pod)[1]
+
+
+def match_success_policy(job: Obj, succeeded: set[int]) -> str | None:
+    """The SuccessCriteriaMet message once a rule of spec.successPolicy holds (upstream matchSuccessPolicy)."""
+    spec = job.get("spec") or {}
+    policy = spec.get("successPolicy")
+    if not policy or not succeeded:
+        return None
+    completions = spec.get("completions") or 0
+    for i, rule in enumerate(policy.get("rules") or []):
+        count = rule.get("succeededCount")
+        if rule.get("succeededIndexes") is not None:
+            required = parse_intervals(rule["succeededIndexes"], completions)
+            if not required:
+                continue
+            hit = len(required & succeeded)
+            if hit == len(required) or (count is not None and hit >= count):
+                return f"Matched rules at index {i}"
+        elif count is not None and len(succeeded) >= count:
+            return f"Matched rules at index {i}"
+    return None
+
+
+def has_backoff_limit_per_index(job: Obj) -> bool:
+    return (job.get("spec") or {}).get("backoffLimitPerIndex") is not None
+
+
+def _count_annotation(pod: Obj, key: str) -> int:
+    """A failure-count annotation; 0 when missing or not an int32 ≥ 0 (it may have been tampered with)."""
+    try:
+        v = int((pod["metadata"].get("annotations") or {}).get(key, "0"))
+    except ValueError:
+        return 0
+    return v if 0 <= v <= 2**31 - 1 else 0
+
+
+def index_failure_count(pod: Obj) -> int:
+    return _count_annotation(pod, INDEX_FAILURE_COUNT)
+
+
+def index_absolute_failure_count(pod: Obj) -> int:
+    """Failures of the index before this pod, ignored ones included (they still back off)."""
+    return _count_annotation(pod, INDEX_FAILURE_COUNT) + _count_annotation(pod, INDEX_IGNORED_FAILURE_COUNT)
+
+
+def is_index_failed(job: Obj, pod: Obj) -> bool:
+    """Does this pod's failure fail its index: a FailIndex rule, or backoffLimitPerIndex used up."""
+    if not is_pod_failed(pod, job):
+        return False
+    _, counted, action = match_pod_failure_policy((job.get("spec") or {}).get("podFailurePolicy"), pod)
+    if action == "FailIndex":
+        return True
+    return counted and index_failure_count(pod) >= job["spec"]["backoffLimitPerIndex"]
+
+
+def failed_indexes(job: Obj, pods: list[Obj]) -> set[int]:
+    """status.failedIndexes plus the indexes failed by pods not counted yet (still with the finalizer)."""
+    completions = (job.get("spec") or {}).get("completions") or 0
+    out = parse_intervals((job.get("status") or {}).get("failedIndexes"), completions)
+    for p in pods:
+        ix = completion_index(p)
+        if 0 <= ix < completions and has_finalizer(p) and is_index_failed(job, p):
+            out.add(ix)
+    return out
+
+
+def new_index_failure_counts(job: Obj, replaced: Obj | None) -> tuple[int, int]:
+    """(failures, ignored failures) of an index for the pod replacing `replaced`."""
+    if replaced is None:
+        return 0, 0
+    failures, ignored = index_failure_count(replaced), _count_annotation(replaced, INDEX_IGNORED_FAILURE_COUNT)
+    if counts_as_failure(job, replaced):
+        return failures + 1, ignored
+    return failures, ignored + 1
+
+
+def index_backoff_remaining(replaced: Obj | None, now: dt.datetime) -> float:
+    """Seconds before an index may get a new pod: the exponential backoff over the index's own failures."""
+    if replaced is None:
+        return 0.0
+    return BackoffRecord(index_absolute_failure_count(replaced) + 1, finish_time(replaced, now)).remaining(now)
+
+
+def is_terminating_pod(pod: Obj) -> bool:
+    """Being deleted and not finished yet (upstream FilterTerminatingPods)."""
+    return bool(pod["metadata"].get("deletionTimestamp")) and phase(pod) not in ("Succeeded", "Failed")
+
+
+def _true_condition(status: Obj, type_: str) -> Obj | None:
+    cond = get_condition(status, type_)
+    return cond if cond is not None and cond.get("status") == "True" else None
+
+
+#: interim Job condition → the terminal one it turns into once the pods are accounted for
+_FINAL_OF_INTERIM = {"FailureTarget": "Failed", "SuccessCriteriaMet": "Complete"}
+
+
+@dataclasses.dataclass
+class SyncContext:
+    """What one sync of a Job works out about it and its pods (upstream syncJobCtx)."""
+
+    job: Obj
+    key: str
+    pods: list[Obj]
+    active_pods: list[Obj]
+    ready: int
+    backoff: BackoffRecord
+    succeeded: int = 0
+    #: Indexed jobs: the succeeded indexes; with backoffLimitPerIndex the failed ones (else None)
+    completed: set[int] = dataclasses.field(default_factory=set)
+    failed_indexes: set[int] | None = None
+    #: backoffLimitPerIndex: per index, the failed pod whose finalizer stays until its replacement exists
+    delayed: dict[int, Obj] = dataclasses.field(default_factory=dict)
+
+
+def pods_with_delayed_deletion(job: Obj, ctx: SyncContext, expected_rm: set[str], now: dt.datetime) -> dict[int, Obj]:
+    """Per pending index, its latest failed pod: it keeps its finalizer (so it is not deleted) until the
+    replacement is created with the index's failure count taken from it (upstream
+    getPodsWithDelayedDeletionPerIndex)."""
+    completions = (job.get("spec") or {}).get("completions") or 0
+    settled = ctx.completed | (ctx.failed_indexes or set()) | {completion_index(p) for p in ctx.active_pods}
+    out: dict[int, Obj] = {}
+    for p in ctx.pods:
+        ix = completion_index(p)
+        if (not has_finalizer(p) or p["metadata"]["uid"] in expected_rm or not is_pod_failed(p, job)
+                or not 0 <= ix < completions or ix in settled):
+            continue
+        last = out.get(ix)
+        if last is None or (index_absolute_failure_count(last) <= index_absolute_failure_count(p)
+                            and finish_time(p, now) >= finish_time(last, now)):
+            out[ix] = p
+    return out
 
 
 # -- the controller ------------------------------------------------------------------------
@@ -392,32 +615,58 @@ class JobController(Controller):
             elif is_pod_failed(p, job) and p["metadata"]["uid"] not in unc_failed:
                 new_failed.append(p)
         succeeded = (status.get("succeeded") or 0) + len(new_succeeded) + len(unc_succeeded)
-        failed = (status.get("failed") or 0) + len(new_failed) + len(unc_failed)
-        active = len(active_pods)
-        ready = sum(1 for p in active_pods if is_pod_ready(p))
+        # failures an Ignore rule of the pod failure policy matches do not count
+        failed = ((status.get("failed") or 0) + sum(counts_as_failure(job, p) for p in new_failed)
+                  + len(unc_failed))
         now = self.clock.now()
         if not status.get("startTime") and not suspended(job):
             status["startTime"] = format_time(now)
-        new_backoff = new_backoff_record(self.backoff.get(key, BackoffRecord()), new_succeeded, new_failed, now)
+        ctx = SyncContext(job, key, pods, active_pods, sum(1 for p in active_pods if is_pod_ready(p)),
+                          new_backoff_record(self.backoff.get(key, BackoffRecord()), new_succeeded, new_failed, now))
 
-        finished: Obj | None = None
-        if failed > spec.get("backoffLimit", 6) or past_backoff_limit_on_failure(job, pods):
-            finished = self._condition("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        elif self._past_active_deadline(job):
-            finished = self._condition("Failed", "True", "DeadlineExceeded", "Job was active longer than specified deadline")
-        elif spec.get("activeDeadlineSeconds") is not None and not suspended(job) and status.get("startTime"):
-            left = spec["activeDeadlineSeconds"] - (now - parse_time(status["startTime"])).total_seconds()
-            self.enqueue_after(key, max(0.0, left))
+        # once the success criteria were met, the Job only finishes: no failure is looked for any more
+        finished = _true_condition(status, "SuccessCriteriaMet")
+        if finished is None:
+            target = _true_condition(status, "FailureTarget")
+            if target is not None:
+                finished = self._condition("Failed", "True", target.get("reason", ""), target.get("message", ""))
+            elif (message := fail_job_message(job, pods)) is not None:
+                # FailureTarget first keeps the message while the pods (and their finalizers) go
+                finished = self._condition("FailureTarget", "True", "PodFailurePolicy", message)
+        if finished is None:
+            if failed > spec.get("backoffLimit", 6) or past_backoff_limit_on_failure(job, pods):
+                finished = self._condition("Failed", "True", "BackoffLimitExceeded",
+                                           "Job has reached the specified backoff limit")
+            elif self._past_active_deadline(job):
+                finished = self._condition("Failed", "True", "DeadlineExceeded",
+                                           "Job was active longer than specified deadline")
+            elif spec.get("activeDeadlineSeconds") is not None and not suspended(job) and status.get("startTime"):
+                left = spec["activeDeadlineSeconds"] - (now - parse_time(status["startTime"])).total_seconds()
+                self.enqueue_after(key, max(0.0, left))
 
-        completed_indexes: set[int] = set()
         if is_indexed(job):
-            completed_indexes = parse_intervals(status.get("completedIndexes"), spec.get("completions") or 0)
+            completions = spec.get("completions") or 0
+            ctx.completed = parse_intervals(status.get("completedIndexes"), completions)
             for p in pods:
                 ix = completion_index(p)
-                if phase(p) == "Succeeded" and 0 <= ix < (spec.get("completions") or 0):
-                    completed_indexes.add(ix)
-            succeeded = len(completed_indexes)
+                if phase(p) == "Succeeded" and 0 <= ix < completions:
+                    ctx.completed.add(ix)
+            succeeded = len(ctx.completed)
+            if has_backoff_limit_per_index(job):
+                ctx.failed_indexes = failed_indexes(job, pods)
+                if finished is None:
+                    max_failed = spec.get("maxFailedIndexes")
+                    if max_failed is not None and len(ctx.failed_indexes) > max_failed:
+                        finished = self._condition("Failed", "True", "MaxFailedIndexesExceeded",
+                                                   "Job has exceeded the specified maximal number of failed indexes")
+                    elif ctx.failed_indexes and len(ctx.failed_indexes) + len(ctx.completed) >= completions:
+                        finished = self._condition("Failed", "True", "FailedIndexes", "Job has failed indexes")
+                ctx.delayed = pods_with_delayed_deletion(job, ctx, expected_rm, now)
+            if finished is None and (message := match_success_policy(job, ctx.completed)) is not None:
+                finished = self._condition("SuccessCriteriaMet", "True", "SuccessPolicy", message)
+        ctx.succeeded = succeeded
 
+        active = len(active_pods)
         manage_error: BaseException | None = None
         suspend_changed = False
         if finished is not None:
@@ -425,13 +674,12 @@ class JobController(Controller):
             if deleted != active or not satisfied:
                 finished = None  # pods or finalizers may remain: finish on a later sync
             active -= deleted
-            ready -= deleted_ready
+            ctx.ready -= deleted_ready
         else:
             manage_called = False
             if satisfied and not job["metadata"].get("deletionTimestamp"):
                 try:
-                    active, ready = await self._manage(job, key, active_pods, succeeded, completed_indexes, ready,
-                                                       new_backoff)
+                    active, ctx.ready = await self._manage(ctx)
                 except Exception as e:
                     manage_error = e
                     active = len(active_pods)
@@ -447,17 +695,34 @@ class JobController(Controller):
             elif manage_called:
                 suspend_changed = self._ensure_suspend_condition(job)
 
-        needs_flush = (suspend_changed or active != (status.get("active") or 0) or ready != status.get("ready"))
+        needs_flush = (suspend_changed or active != (status.get("active") or 0) or ctx.ready != status.get("ready"))
         status["active"] = active
-        status["ready"] = ready
+        status["ready"] = ctx.ready
         if is_indexed(job):
-            ci = intervals(completed_indexes)
+            ci = intervals(ctx.completed)
             if ci != (status.get("completedIndexes") or ""):
                 needs_flush = True
             status["completedIndexes"] = ci
-        await self._track_and_remove_finalizers(job, key, pods, finished, new_backoff, needs_flush)
+        if ctx.failed_indexes is not None:
+            fi = intervals(ctx.failed_indexes)
+            if fi != status.get("failedIndexes"):
+                needs_flush = True
+            status["failedIndexes"] = fi
+        await self._track_and_remove_finalizers(ctx, finished, needs_flush)
         if manage_error is not None:
             raise manage_error
+
+    def _record_interim_condition(self, status: Obj, finished: Obj | None) -> tuple[Obj | None, bool]:
+        """An interim condition (FailureTarget, SuccessCriteriaMet) goes into the status before the
+        finalizers of the pods do; the Job then finishes with the final condition of the same reason
+        and message. Returns that final condition and whether the status gained the interim one."""
+        final = _FINAL_OF_INTERIM.get((finished or {}).get("type", ""))
+        if finished is None or final is None:
+            return finished, False
+        added = _true_condition(status, finished["type"]) is None
+        if added:
+            status["conditions"] = [*(status.get("conditions") or []), finished]
+        return self._condition(final, "True", finished.get("reason", ""), finished.get("message", "")), added
 
     def _past_active_deadline(self, job: Obj) -> bool:
         spec, status = job.get("spec") or {}, job.get("status") or {}
@@ -509,8 +774,9 @@ class JobController(Controller):
                 deleted_ready += is_pod_ready(p)
         return deleted_ready, deleted, (errors[0] if errors else None)
 
-    async def _manage(self, job: Obj, key: str, active_pods: list[Obj], succeeded: int, completed: set[int],
-                      ready: int, backoff: BackoffRecord) -> tuple[int, int]:
+    async def _manage(self, ctx: SyncContext) -> tuple[int, int]:
+        job, key, active_pods, succeeded, completed, ready = (ctx.job, ctx.key, ctx.active_pods, ctx.succeeded,
+                                                              ctx.completed, ctx.ready)
         spec = job.get("spec") or {}
         active = len(active_pods)
         parallelism = spec.get("parallelism", 1)
@@ -535,18 +801,28 @@ class JobController(Controller):
             if err is not None:
                 raise err
             return active - deleted, ready - deleted_ready
-        diff = want - active
+        # podReplacementPolicy Failed: a pod being deleted is replaced only once it has failed
+        terminating = [p for p in ctx.pods if is_terminating_pod(p)] if only_replace_failed(job) else []
+        diff = want - len(terminating) - active
         if diff <= 0:
             return active, ready
-        left = backoff.remaining(self.clock.now())
+        now = self.clock.now()
+        per_index = has_backoff_limit_per_index(job)
+        left = 0.0 if per_index else ctx.backoff.remaining(now)  # per index, each index backs off on its own
         if left > 0:
             self.enqueue_after(key, left)
             return active, ready
         diff = min(diff, MAX_POD_CREATE_DELETE_PER_SYNC)
         indexes: list[int] = []
         if is_indexed(job):
-            busy = {completion_index(p) for p in active_pods}
-            indexes = [i for i in range(completions or 0) if i not in completed and i not in busy][:diff]
+            busy = {completion_index(p) for p in active_pods + terminating} | completed | (ctx.failed_indexes or set())
+            indexes = [i for i in range(completions or 0) if i not in busy][:diff]
+            if per_index:
+                waits = {i: index_backoff_remaining(ctx.delayed.get(i), now) for i in indexes}
+                indexes = [i for i in indexes if waits[i] == 0]
+                if not indexes and waits:
+                    self.enqueue_after(key, min(waits.values()))
+                    return active, ready
             diff = len(indexes)
             if diff == 0:
                 return active, ready
@@ -566,6 +842,12 @@ class JobController(Controller):
                 tpl["metadata"].setdefault("annotations", {})[COMPLETION_INDEX] = str(ix)
                 tpl["metadata"].setdefault("labels", {})[COMPLETION_INDEX] = str(ix)
                 tpl.setdefault("spec", {})["hostname"] = f"{job['metadata']['name']}-{ix}"
+                if per_index:
+                    # the index's failure count travels from the failed pod to its replacement
+                    failures, ignored = new_index_failure_counts(job, ctx.delayed.get(ix))
+                    tpl["metadata"]["annotations"][INDEX_FAILURE_COUNT] = str(failures)
+                    if ignored:
+                        tpl["metadata"]["annotations"][INDEX_IGNORED_FAILURE_COUNT] = str(ignored)
                 for c in tpl["spec"].get("containers") or []:
                     env = c.setdefault("env", [])
                     if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in env):
@@ -626,8 +908,8 @@ class JobController(Controller):
         rest = [p for p in order if p in good]
         return (bad + rest)[:n] if len(bad) < n else bad
 
-    async def _track_and_remove_finalizers(self, job: Obj, key: str, pods: list[Obj], finished: Obj | None,
-                                           backoff: BackoffRecord, needs_flush: bool) -> None:
+    async def _track_and_remove_finalizers(self, ctx: SyncContext, finished: Obj | None, needs_flush: bool) -> None:
+        job, key, pods = ctx.job, ctx.key, ctx.pods
         status = job["status"]
         uncounted = status.setdefault("uncountedTerminatedPods", {})
         unc_s = list(uncounted.get("succeeded") or [])
@@ -645,23 +927,30 @@ class JobController(Controller):
             failed = is_pod_failed(p, job)
             if not (phase(p) == "Succeeded" or failed or finished is not None):
                 continue
+            if (finished is None and failed and ctx.delayed.get(completion_index(p)) is p
+                    and not job["metadata"].get("deletionTimestamp")):
+                continue  # kept until its replacement carries the index's failure count
             to_remove.append(p)
             if phase(p) == "Succeeded" and uid not in unc_f:
                 if uid not in unc_s:
                     unc_s.append(uid)
                     needs_flush = True
-            elif failed or (finished is not None and finished["type"] == "Failed"):
+            elif failed or (finished is not None and finished["type"] != "SuccessCriteriaMet"):
+                # a failing Job's unfinished pods count as failed; those a success policy stops do not
                 ix = completion_index(p)
-                if uid not in unc_f and (not is_indexed(job) or 0 <= ix < (completions or 0)):
+                if (uid not in unc_f and (not is_indexed(job) or 0 <= ix < (completions or 0))
+                        and counts_as_failure(job, p)):
                     unc_f.append(uid)
                     needs_flush = True
             if len(unc_s) + len(unc_f) >= MAX_UNCOUNTED_PODS:
                 reached_max = True
                 break
         uncounted["succeeded"], uncounted["failed"] = unc_s, unc_f
+        finished, interim = self._record_interim_condition(status, finished)
+        needs_flush = needs_flush or interim
         if needs_flush:
             await self._update_status(job)
-            self.backoff[key] = backoff
+            self.backoff[key] = ctx.backoff
             needs_flush = False
         rm_error: BaseException | None = None
         if to_remove:

@@ -11,10 +11,14 @@ from apimachinery.meta import format_time
 from controller_manager.base import ControllerContext, FakeClock
 from controller_manager.fake import FakeAPI, FakeInformerFactory, run_until_idle
 from controller_manager.job import (
+    INDEX_FAILURE_COUNT,
+    INDEX_IGNORED_FAILURE_COUNT,
     TRACKING_FINALIZER,
     BackoffRecord,
     JobController,
     intervals,
+    match_pod_failure_policy,
+    match_success_policy,
     parse_intervals,
 )
 
@@ -56,17 +60,30 @@ class Env:
     def job(self, name: str = "pi") -> dict:
         return self.api.get_object("batch/v1", "jobs", NS, name)
 
-    def finish(self, pod: dict, phase: str, restarts: int = 0) -> None:
+    def finish(self, pod: dict, phase: str, restarts: int = 0, exit_code: int | None = None,
+               conditions: list[dict] | None = None) -> None:
         ts = format_time(self.clock.now())
-        code = 0 if phase == "Succeeded" else 1
+        code = exit_code if exit_code is not None else 0 if phase == "Succeeded" else 1
         status = {"phase": phase, "containerStatuses": [{
             "name": "c", "restartCount": restarts,
             "state": {"terminated": {"exitCode": code, "finishedAt": ts, "startedAt": ts}}}]}
+        if conditions:
+            status["conditions"] = conditions
         cur = self.api.get_object("v1", "pods", NS, pod["metadata"]["name"])
         self.api.update("v1", "pods", {**cur, "status": status}, status=True)
 
     def condition(self, type_: str, name: str = "pi") -> dict | None:
         return next((c for c in self.job(name)["status"].get("conditions", []) if c["type"] == type_), None)
+
+    def by_index(self, active_only: bool = True) -> dict[str, dict]:
+        """The (active) pods by completion index (the newest wins)."""
+        pods = sorted(self.pods(active_only), key=lambda p: int(p["metadata"]["resourceVersion"]))
+        return {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods}
+
+    async def resync(self, seconds: float = 0) -> None:
+        self.clock.step(seconds)
+        await self.jc.sync(f"{NS}/pi")
+        await self.settle()
 
 
 @pytest.fixture
@@ -243,3 +260,200 @@ async def test_finalizers_of_a_deleted_jobs_pods_are_removed(env: Env):
         await env.jc.sync_orphan_pod(key)
         env.jc.orphans.done(key)
     assert all(not p["metadata"].get("finalizers") for p in env.pods())
+
+
+# -- success policy ---------------------------------------------------------------------------
+
+def test_match_success_policy():
+    def matched(rules: list[dict], succeeded: set[int], completions: int = 5) -> str | None:
+        return match_success_policy({"spec": {"completions": completions, "successPolicy": {"rules": rules}}},
+                                    succeeded)
+
+    assert matched([{"succeededIndexes": "0,2-3"}], {0, 2}) is None
+    assert matched([{"succeededIndexes": "0,2-3"}], {0, 1, 2, 3}) == "Matched rules at index 0"
+    assert matched([{"succeededIndexes": "1-4", "succeededCount": 2}], {0, 3}) is None
+    assert matched([{"succeededIndexes": "1-4", "succeededCount": 2}], {0, 3, 4}) == "Matched rules at index 0"
+    assert matched([{"succeededIndexes": "7-9"}, {"succeededCount": 2}], {0, 4}) == "Matched rules at index 1"
+    assert matched([{"succeededCount": 1}], set()) is None
+
+
+async def test_success_policy_completes_and_stops_the_remaining_pods(env: Env):
+    env.api.create("batch/v1", "jobs", job(completions=3, parallelism=3, completionMode="Indexed",
+                                           successPolicy={"rules": [{"succeededIndexes": "0", "succeededCount": 1}]}))
+    await env.settle()
+    pods = env.by_index()
+    env.finish(pods["1"], "Failed")  # a failure before success: counted as usual
+    env.finish(pods["0"], "Succeeded")
+    await env.settle()
+    st = env.job()["status"]
+    assert [c["type"] for c in st["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+    met, complete = st["conditions"]
+    assert (met["reason"], met["message"]) == ("SuccessPolicy", "Matched rules at index 0")
+    assert (complete["reason"], complete["message"]) == ("SuccessPolicy", "Matched rules at index 0")
+    assert st["completionTime"] == complete["lastTransitionTime"]
+    # index 2 was still running: deleted, and not counted as a failure
+    assert env.pods(active_only=True) == [] and env.api.get_object("v1", "pods", NS, pods["2"]["metadata"]["name"]) is None
+    assert st["completedIndexes"] == "0" and st["succeeded"] == 1 and st["failed"] == 1
+    assert ("pi", "Normal", "Completed", "Job completed") in env.api.events
+
+
+async def test_success_criteria_met_is_recorded_before_the_pods_are_released(env: Env):
+    """SuccessCriteriaMet is written before the pods' finalizers go; if that fails, a later sync
+    finishes the Job from the recorded condition."""
+    env.api.create("batch/v1", "jobs", job(completions=3, parallelism=2, completionMode="Indexed",
+                                           successPolicy={"rules": [{"succeededCount": 1}]}))
+    await env.settle()
+    pods = env.by_index()
+    env.api.fail_next("patch", "pods", RuntimeError("apiserver away"), times=2)
+    env.finish(pods["0"], "Failed")
+    env.finish(pods["1"], "Succeeded")
+    with pytest.raises(RuntimeError):
+        await env.jc.sync(f"{NS}/pi")
+    met = env.condition("SuccessCriteriaMet")
+    assert met["message"] == "Matched rules at index 0" and env.condition("Complete") is None
+    env.clock.step(3)
+    await env.settle()
+    assert env.condition("SuccessCriteriaMet") == met
+    complete = env.condition("Complete")
+    assert (complete["reason"], complete["message"]) == ("SuccessPolicy", "Matched rules at index 0")
+    st = env.job()["status"]
+    assert st["failed"] == 1 and st["succeeded"] == 1 and st["completedIndexes"] == "1"
+    assert env.pods(active_only=True) == []  # index 2 was never started
+
+
+# -- backoff limit per index --------------------------------------------------------------------
+
+async def test_backoff_limit_per_index_fails_only_that_index(env: Env):
+    env.api.create("batch/v1", "jobs", job(completions=3, parallelism=3, completionMode="Indexed",
+                                           backoff_limit=2**31 - 1, backoffLimitPerIndex=1))
+    await env.settle()
+    first = env.by_index()
+    assert first["0"]["metadata"]["annotations"][INDEX_FAILURE_COUNT] == "0"
+    env.finish(first["0"], "Failed")
+    await env.settle()
+    # the failed pod keeps its finalizer (the index's failure count lives on it) until it is replaced
+    kept = env.api.get_object("v1", "pods", NS, first["0"]["metadata"]["name"])
+    assert TRACKING_FINALIZER in kept["metadata"]["finalizers"]
+    assert sorted(env.by_index()) == ["1", "2"] and env.job()["status"]["failedIndexes"] == ""
+    await env.resync(5)
+    assert sorted(env.by_index()) == ["1", "2"]  # index 0 backs off for 10 s
+    await env.resync(6)
+    second = env.by_index()["0"]
+    assert second["metadata"]["annotations"][INDEX_FAILURE_COUNT] == "1"
+    kept = env.api.get_object("v1", "pods", NS, first["0"]["metadata"]["name"])
+    assert not kept["metadata"].get("finalizers")  # replaced: now counted
+    assert env.job()["status"]["failed"] == 1
+    env.finish(second, "Failed")  # the second failure of index 0 exceeds backoffLimitPerIndex=1
+    await env.settle()
+    st = env.job()["status"]
+    assert st["failedIndexes"] == "0" and st["failed"] == 2 and env.condition("Failed") is None
+    await env.resync(60)
+    assert sorted(env.by_index()) == ["1", "2"]  # a failed index gets no more pods
+    env.finish(first["1"], "Succeeded")
+    env.finish(first["2"], "Succeeded")
+    await env.settle()
+    cond = env.condition("Failed")
+    assert (cond["reason"], cond["message"]) == ("FailedIndexes", "Job has failed indexes")
+    st = env.job()["status"]
+    assert st["completedIndexes"] == "1,2" and st["failedIndexes"] == "0" and "completionTime" not in st
+    assert ("pi", "Warning", "FailedIndexes", "Job has failed indexes") in env.api.events
+
+
+async def test_max_failed_indexes_fails_the_job(env: Env):
+    env.api.create("batch/v1", "jobs", job(completions=4, parallelism=2, completionMode="Indexed",
+                                           backoffLimitPerIndex=0, maxFailedIndexes=1))
+    await env.settle()
+    pods = env.by_index()
+    env.finish(pods["0"], "Failed")
+    await env.settle()
+    assert env.job()["status"]["failedIndexes"] == "0" and env.condition("Failed") is None
+    pods = env.by_index()
+    assert sorted(pods) == ["1", "2"]  # index 0 is failed: the next pending index started at once
+    env.finish(pods["2"], "Failed")
+    await env.settle()
+    cond = env.condition("Failed")
+    assert (cond["reason"], cond["message"]) == (
+        "MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
+    st = env.job()["status"]
+    assert st["failedIndexes"] == "0,2" and st["failed"] == 3  # the running pod of index 1 counts too
+    assert env.pods(active_only=True) == []
+
+
+async def test_fail_index_and_ignore_rules(env: Env):
+    pfp = {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}},
+                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+    env.api.create("batch/v1", "jobs", job(completions=2, parallelism=2, completionMode="Indexed",
+                                           podReplacementPolicy="Failed", backoffLimitPerIndex=5,
+                                           podFailurePolicy=pfp))
+    await env.settle()
+    pods = env.by_index()
+    env.finish(pods["0"], "Failed", exit_code=42)  # FailIndex: no retry despite backoffLimitPerIndex=5
+    env.finish(pods["1"], "Failed", exit_code=137,
+               conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
+    await env.settle()
+    st = env.job()["status"]
+    assert st["failedIndexes"] == "0" and st["failed"] == 1  # the ignored failure is not counted
+    await env.resync(11)  # an ignored failure still backs off
+    (retry,) = env.pods(active_only=True)
+    annotations = retry["metadata"]["annotations"]
+    assert annotations["batch.kubernetes.io/job-completion-index"] == "1"
+    assert (annotations[INDEX_FAILURE_COUNT], annotations[INDEX_IGNORED_FAILURE_COUNT]) == ("0", "1")
+    env.finish(retry, "Succeeded")
+    await env.settle()
+    assert env.condition("Failed")["reason"] == "FailedIndexes"
+    assert env.job()["status"]["failed"] == 1
+
+
+# -- pod failure policy ---------------------------------------------------------------------------
+
+def test_match_pod_failure_policy():
+    pod = {"metadata": {"name": "p", "namespace": "ns"}, "status": {
+        "phase": "Failed",
+        "conditions": [{"type": "DisruptionTarget", "status": "True"}],
+        "initContainerStatuses": [{"name": "init", "state": {"terminated": {"exitCode": 3}}}],
+        "containerStatuses": [{"name": "main", "state": {"terminated": {"exitCode": 0}}},
+                              {"name": "side", "state": {"running": {}}}]}}
+
+    def match(*rules: dict) -> tuple:
+        return match_pod_failure_policy({"rules": list(rules)}, pod)
+
+    assert match() == (None, True, None)
+    assert match({"action": "Ignore", "onExitCodes": {"operator": "NotIn", "values": [3]}}) == (None, True, None)
+    assert match({"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [1]}}) == (None, True, "Count")
+    assert match({"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [1]}},
+                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+                 ) == (None, False, "Ignore")
+    assert match({"action": "FailJob", "onExitCodes": {"operator": "In", "values": [3]}}) == (
+        "Container init for pod ns/p failed with exit code 3 matching FailJob rule at index 0", True, "FailJob")
+    assert match({"action": "Count", "onPodConditions": [{"type": "Other", "status": "True"}]},
+                 {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}) == (
+        "Pod ns/p has condition DisruptionTarget matching FailJob rule at index 1", True, "FailJob")
+
+
+async def test_fail_job_rule_records_failure_target_first(env: Env):
+    pfp = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [5]}}]}
+    env.api.create("batch/v1", "jobs", job(completions=2, parallelism=2, podReplacementPolicy="Failed",
+                                           podFailurePolicy=pfp))
+    await env.settle()
+    bad, _ = env.pods()
+    env.finish(bad, "Failed", exit_code=5)
+    await env.settle()
+    st = env.job()["status"]
+    assert [c["type"] for c in st["conditions"]] == ["FailureTarget", "Failed"]
+    message = f"Container c for pod {NS}/{bad['metadata']['name']} failed with exit code 5 matching FailJob rule at index 0"
+    assert all((c["reason"], c["message"]) == ("PodFailurePolicy", message) for c in st["conditions"])
+    assert st["failed"] == 2 and env.pods(active_only=True) == []  # the other pod was stopped and counted
+
+
+async def test_replacement_policy_failed_waits_for_terminating_pods(env: Env):
+    env.api.create("batch/v1", "jobs", job(completions=1, podReplacementPolicy="Failed"))
+    await env.settle()
+    (pod,) = env.pods()
+    env.api.delete("v1", "pods", pod["metadata"]["name"], NS)  # terminating: still holds the finalizer
+    await env.resync(30)
+    assert len(env.pods()) == 1 and "failed" not in env.job()["status"]  # not replaced, not failed yet
+    env.finish(pod, "Failed")
+    await env.settle()
+    assert env.job()["status"]["failed"] == 1
+    await env.resync(11)
+    assert len(env.pods(active_only=True)) == 1
