@@ -101,3 +101,73 @@ def test_cronjob_forbid_never_runs_two_at_once(controller_manager: ControllerMan
     assert cj["status"]["lastSuccessfulTime"] and len(cj["status"]["active"]) == 1
     row = plane.kubectl("-n", ns, "get", "cronjob", "tick", "--no-headers").stdout.split()
     assert row[:2] == ["tick", "*"]
+
+
+def index_of(pod: dict) -> str:
+    return pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+
+
+def active_by_index(admin: httpx.Client, ns: str, job: str, count: int) -> dict[str, dict] | None:
+    """The job's active pods by completion index, once there are `count` of them."""
+    pods = job_pods(admin, ns, job, active=True)
+    return {index_of(p): p for p in pods} if len(pods) == count else None
+
+
+def job_with_condition(admin: httpx.Client, ns: str, job: str, type_: str) -> dict | None:
+    obj = get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/{job}")
+    return obj if condition(obj, type_) else None
+
+
+def test_job_policies_are_validated(controller_manager: ControllerManager, admin: httpx.Client, ns: str):
+    body = job_body("invalid", completions=2, successPolicy={"rules": [{"succeededCount": 1}]},
+                    podFailurePolicy={"rules": [{"action": "FailIndex",
+                                                 "onExitCodes": {"operator": "In", "values": [42]}}]})
+    r = admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body)
+    assert r.status_code == 422, r.text
+    status = r.json()
+    assert (status["kind"], status["reason"]) == ("Status", "Invalid")
+    assert {(c["field"], c["reason"], c["message"]) for c in status["details"]["causes"]} == {
+        ("spec.podFailurePolicy.rules[0].action", "FieldValueInvalid",
+         'Invalid value: "FailIndex": requires the backoffLimitPerIndex to be set'),
+        ("spec.successPolicy", "FieldValueInvalid",
+         'Invalid value: {"rules":[{"succeededCount":1}]}: requires indexed completion mode'),
+    }
+
+
+def test_job_success_policy(controller_manager: ControllerManager, admin: httpx.Client, ns: str):
+    body = job_body("leader", completions=3, parallelism=3, completionMode="Indexed",
+                    successPolicy={"rules": [{"succeededIndexes": "0"}]})
+    admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body).raise_for_status()
+    pods = wait_for(lambda: active_by_index(admin, ns, "leader", 3), 30, 0.2, "three pods")
+    set_phase(admin, ns, pods["0"]["metadata"]["name"], "Succeeded")
+    job = wait_for(lambda: job_with_condition(admin, ns, "leader", "Complete"), 30, 0.2, "the job to complete")
+    st = job["status"]
+    assert [c["type"] for c in st["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+    assert {(c["reason"], c["message"]) for c in st["conditions"]} == {("SuccessPolicy", "Matched rules at index 0")}
+    assert st["completedIndexes"] == "0" and st["succeeded"] == 1 and not st.get("failed") and st["completionTime"]
+    # the pods of indexes 1 and 2 were stopped
+    assert [index_of(p) for p in job_pods(admin, ns, "leader") if not p["metadata"].get("deletionTimestamp")] == ["0"]
+
+
+def test_job_backoff_limit_per_index(controller_manager: ControllerManager, admin: httpx.Client, ns: str):
+    body = job_body("per-index", completions=2, parallelism=2, completionMode="Indexed", backoffLimitPerIndex=1,
+                    podFailurePolicy={"rules": [{"action": "FailIndex",
+                                                 "onExitCodes": {"operator": "In", "values": [42]}}]})
+    del body["spec"]["backoffLimit"]
+    created = admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body)
+    created.raise_for_status()
+    spec = created.json()["spec"]
+    assert (spec["backoffLimit"], spec["podReplacementPolicy"]) == (2**31 - 1, "Failed")
+    pods = wait_for(lambda: active_by_index(admin, ns, "per-index", 2), 30, 0.2, "two pods")
+    assert pods["0"]["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"] == "0"
+    set_phase(admin, ns, pods["0"]["metadata"]["name"], "Failed", exit_code=42)  # FailIndex: no retry
+    wait_for(lambda: get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/per-index")["status"].get("failedIndexes") == "0",
+             30, 0.2, "index 0 to fail")
+    assert [index_of(p) for p in job_pods(admin, ns, "per-index", active=True)] == ["1"]
+    set_phase(admin, ns, pods["1"]["metadata"]["name"], "Succeeded")
+    job = wait_for(lambda: job_with_condition(admin, ns, "per-index", "Failed"), 30, 0.2, "the job to fail")
+    cond = condition(job, "Failed")
+    assert (cond["reason"], cond["message"]) == ("FailedIndexes", "Job has failed indexes")
+    st = job["status"]
+    assert st["failedIndexes"] == "0" and st["completedIndexes"] == "1" and st["failed"] == 1
+    assert len(job_pods(admin, ns, "per-index")) == 2  # no pod was made again for the failed index
