@@ -7,10 +7,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from apimachinery.meta import now
 from apimachinery.quantity import QuantityError, parse_quantity
 from apimachinery.validation import (
     forbidden_cause,
     invalid_cause,
+    is_dns1123_subdomain,
+    name_is_dns_label,
     not_supported_cause,
     required_cause,
     validate_enum,
@@ -101,6 +104,20 @@ class _StorageObjectStrategy(Strategy):
 
 
 class PVStrategy(_StorageObjectStrategy):
+    def initial_status(self, obj: Obj) -> None:
+        obj["status"] = {"phase": "Pending", "lastPhaseTransitionTime": now()}
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> Obj:
+        """A phase change stamps status.lastPhaseTransitionTime unless the writer set a new one
+        (upstream's PV status strategy)."""
+        merged = super().prepare_for_status_update(new, old)
+        before, after = old.get("status") or {}, merged.get("status")
+        if isinstance(after, dict) and after.get("phase") != before.get("phase"):
+            stamp = after.get("lastPhaseTransitionTime")
+            if stamp is None or stamp == before.get("lastPhaseTransitionTime"):
+                merged["status"] = {**after, "lastPhaseTransitionTime": now()}
+        return merged
+
     def default(self, obj: Obj) -> None:
         super().default(obj)
         spec = obj.get("spec")
@@ -135,13 +152,69 @@ def _class_set_from_nil(old: Obj, new: Obj) -> bool:
     return was is None and beta(old) is None and now is not None and beta(new) in (None, now)
 
 
+def _data_source(ref: Any, path: str) -> list[Cause]:
+    """upstream validateDataSource / validateDataSourceRef."""
+    if not isinstance(ref, dict):
+        return [invalid_cause(path, ref, "must be an object")]
+    causes = [required_cause(f"{path}.{f}") for f in ("name", "kind") if not ref.get(f)]
+    group = ref.get("apiGroup") or ""
+    if not group and ref.get("kind") != "PersistentVolumeClaim":
+        causes.append(invalid_cause(path, ref.get("kind") or "", "must be 'PersistentVolumeClaim' when referencing "
+                                                                  "the default apiGroup"))
+    causes += [invalid_cause(f"{path}.apiGroup", group, m) for m in (is_dns1123_subdomain(group) if group else [])]
+    namespace = ref.get("namespace")
+    if namespace:
+        causes += [invalid_cause(f"{path}.namespace", namespace, m) for m in name_is_dns_label(str(namespace))]
+    return causes
+
+
+def _same_source(source: Obj, ref: Obj) -> bool:
+    return all(source.get(f) == ref.get(f) for f in ("apiGroup", "kind", "name"))
+
+
+def normalize_data_sources(spec: Obj) -> None:
+    """A claim's dataSource and dataSourceRef say the same (upstream NormalizeDataSources, with
+    AnyVolumeDataSource on): the one set is copied into the other; a cross-namespace
+    dataSourceRef has no dataSource."""
+    source, ref = spec.get("dataSource"), spec.get("dataSourceRef")
+    if isinstance(source, dict) and ref is None:
+        spec["dataSourceRef"] = {k: source[k] for k in ("apiGroup", "kind", "name") if k in source}
+    elif isinstance(ref, dict) and source is None and not ref.get("namespace"):
+        spec["dataSource"] = {k: ref[k] for k in ("apiGroup", "kind", "name") if k in ref}
+
+
+#: the dataSource kinds claims could name before dataSourceRef (upstream dataSourceIsEnabled)
+_LEGACY_DATA_SOURCES = {("", "PersistentVolumeClaim"), ("snapshot.storage.k8s.io", "VolumeSnapshot")}
+
+
 class PVCStrategy(_StorageObjectStrategy):
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            source = spec.get("dataSource")
+            # upstream EnforceDataSourceBackwardsCompatibility: other kinds belong in dataSourceRef
+            if isinstance(source, dict) and (source.get("apiGroup") or "", source.get("kind")) not in _LEGACY_DATA_SOURCES:
+                spec.pop("dataSource")
+            normalize_data_sources(spec)
+
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate(obj, namespaced)
         spec = obj.get("spec") or {}
         causes += _access_modes(spec, "spec.accessModes")
         causes += _storage((spec.get("resources") or {}).get("requests"), "spec.resources", "")
         causes += validate_enum(spec.get("volumeMode"), VOLUME_MODES, "spec.volumeMode", required=False)
+        source, ref = spec.get("dataSource"), spec.get("dataSourceRef")
+        if source is not None:
+            causes += _data_source(source, "spec.dataSource")
+        if ref is not None:
+            causes += _data_source(ref, "spec.dataSourceRef")
+        if isinstance(ref, dict) and ref.get("namespace"):
+            if source is not None:
+                causes.append(invalid_cause("spec", "spec.dataSource",
+                                            "may not be specified when dataSourceRef.namespace is specified"))
+        elif isinstance(source, dict) and isinstance(ref, dict) and not _same_source(source, ref):
+            causes.append(invalid_cause("spec", "spec.dataSource", "must match dataSourceRef"))
         return causes
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:

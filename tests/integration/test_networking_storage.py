@@ -285,13 +285,47 @@ def test_persistent_volumes_and_claims_validated_defaulted_and_protected(control
         pv = r.json()
         assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and pv["spec"]["volumeMode"] == "Filesystem"
         assert pv["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
-        assert pv["status"] == {"phase": "Pending"}
+        assert pv["status"]["phase"] == "Pending" and pv["status"]["lastPhaseTransitionTime"].endswith("Z")
+        # a phase change stamps lastPhaseTransitionTime, unless the writer brings a new one
+        stamped = {**pv, "status": {"phase": "Available", "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}}
+        r = api.put(f"/api/v1/persistentvolumes/{pv_name}/status", json=stamped)
+        assert r.status_code == 200 and r.json()["status"]["lastPhaseTransitionTime"] == "2020-01-01T00:00:00Z"
+        r = api.put(f"/api/v1/persistentvolumes/{pv_name}/status", json={**r.json(), "status": {
+            "phase": "Pending", "lastPhaseTransitionTime": "2020-01-01T00:00:00Z"}})
+        assert r.status_code == 200 and r.json()["status"]["lastPhaseTransitionTime"] > "2020-01-01T00:00:00Z"
         r = api.post(claims, json={"metadata": {"name": "data"}, "spec": {
             "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": ""}})
         assert r.status_code == 201, r.text
         claim = r.json()
         assert claim["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
         assert claim["spec"]["volumeMode"] == "Filesystem"
+
+        # data sources: dataSource and dataSourceRef say the same; kinds beyond the legacy two only
+        # through dataSourceRef (upstream's AnyVolumeDataSource)
+        def claim_with(name: str, **sources) -> httpx.Response:
+            return api.post(claims, json={"metadata": {"name": name}, "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}, **sources}})
+
+        r = claim_with("cloned", dataSourceRef={"kind": "PersistentVolumeClaim", "name": "data"})
+        assert r.status_code == 201 and r.json()["spec"]["dataSource"] == {"kind": "PersistentVolumeClaim", "name": "data"}
+        populated = {"apiGroup": "example.com", "kind": "Populator", "name": "p"}
+        r = claim_with("populated", dataSource=populated)
+        assert r.status_code == 201 and "dataSource" not in r.json()["spec"] and "dataSourceRef" not in r.json()["spec"]
+        r = claim_with("mismatched", dataSource={"kind": "PersistentVolumeClaim", "name": "data"}, dataSourceRef=populated)
+        assert r.status_code == 422
+        assert [c["field"] + ": " + c["message"] for c in r.json()["details"]["causes"]] == [
+            'spec: Invalid value: "spec.dataSource": must match dataSourceRef']
+        r = claim_with("unnamed", dataSourceRef={"kind": "Populator"})
+        assert r.status_code == 422
+        # (copied into dataSource before validation, as upstream: both are named)
+        wrong_kind = "Invalid value: \"Populator\": must be 'PersistentVolumeClaim' when referencing the default apiGroup"
+        assert sorted(c["field"] + ": " + c["message"] for c in r.json()["details"]["causes"]) == [
+            "spec.dataSource.name: Required value", f"spec.dataSource: {wrong_kind}",
+            "spec.dataSourceRef.name: Required value", f"spec.dataSourceRef: {wrong_kind}"]
+        for name in ("cloned", "populated"):
+            api.patch(f"{claims}/{name}", json={"metadata": {"finalizers": None}},
+                      headers={"Content-Type": "application/merge-patch+json"})
+            assert api.delete(f"{claims}/{name}").status_code == 200
 
         # a claim's spec is immutable but for binding it (volumeName, once) and resizing a bound one
         claim["spec"]["accessModes"] = ["ReadWriteMany"]
