@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -42,6 +42,9 @@ from apiserver.subresources import Subresources
 from apiserver.tables import output_form_of
 from apiserver.watchcache import WatchCache
 from client.daemon import collect_periodically, tune_gc
+
+if TYPE_CHECKING:
+    from apiserver.identity import IdentityLease
 
 log = logging.getLogger("apiserver")
 
@@ -247,6 +250,9 @@ class APIServer:
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
 
     async def stop(self) -> None:
+        if self.identity is not None:  # a graceful stop: this apiserver serves no more
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.identity.delete(), 2.0)
         for background in (self.rbac_aggregator, self.quota, self.crds):
             await background.stop()
         for t in self._tasks:
@@ -294,9 +300,15 @@ class APIServer:
         tune_gc()
         self._gc_stop = asyncio.Event()
         self._tasks.append(asyncio.create_task(collect_periodically(self._gc_stop), name="gc"))
+        from apiserver import identity
+
+        self.identity = identity.IdentityLease(self)
+        self._tasks.append(asyncio.create_task(self.identity.run(), name="identity lease"))
+        self._tasks.append(asyncio.create_task(identity.collect_periodically(self), name="identity lease gc"))
 
     bootstrapped = False
     shutting_down = False
+    identity: IdentityLease | None = None
 
     async def _compactor(self) -> None:
         """Compact etcd history older than one interval, as upstream's apiserver does."""
