@@ -163,6 +163,14 @@ def _keep_system_meta(meta: dict[str, Any], old_meta: dict[str, Any]) -> None:
             meta.pop(f, None)
 
 
+def _set_managed_fields(meta: dict[str, Any], owned: Any) -> None:
+    """managedFields as the field manager made them before admission (a webhook cannot forge them)."""
+    if owned is None:
+        meta.pop("managedFields", None)
+    else:
+        meta["managedFields"] = owned
+
+
 async def _validated(st: Any, check: Callable[..., list[Any]], *args: Any) -> list[Any]:
     """A strategy's validation; in apiserver.celengine's thread when it may run CEL rules."""
     if st.validates_off_loop:
@@ -648,8 +656,14 @@ class ResourceAPI:
             meta["creationTimestamp"] = now()
             for f in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
                 meta.pop(f, None)
-            await self.server.admission.admit(attrs)
             st = res.strategy
+            # upstream defaults while decoding and records the writer's fields before admission:
+            # what mutating admission adds then is no manager's
+            st.default(obj)
+            self.server.managed_fields.on_create(obj, user, query, st.has_status)
+            owned = meta.get("managedFields")
+            await self.server.admission.admit(attrs)
+            meta = obj["metadata"]  # a webhook's patch replaces the object's parts
             st.prepare_for_create(obj)
             st.prepare_for_create_by(obj, user)
             st.default(obj)
@@ -657,7 +671,7 @@ class ResourceAPI:
                 meta["generation"] = 1
             else:
                 meta.pop("generation", None)
-            self.server.managed_fields.on_create(obj, user, query, st.has_status)
+            _set_managed_fields(meta, owned)
             causes = await _validated(st, st.validate, obj, res.namespaced)
             if causes:
                 raise errors.invalid(res.kind, name, causes, res.group)
@@ -848,8 +862,13 @@ class ResourceAPI:
                     res.group,
                 )
             _keep_system_meta(meta, old_meta)
-            # mutating admission sees the object as sent, then the strategy resets what this
-            # endpoint may not change (upstream: UpdatedObject's transformers, then BeforeUpdate)
+            # the writer's fields are recorded on the object as sent (defaulted, as upstream
+            # decodes it), then mutating admission sees it — what it adds is no manager's — and
+            # the strategy resets what this endpoint may not change (upstream: UpdatedObject's
+            # transformers, field manager first, then BeforeUpdate)
+            st.default(obj)
+            self.server.managed_fields.on_update(obj, old, user, query, subresource, st.has_status)
+            owned = meta.get("managedFields")
             op_attrs = adm.Attributes(adm.UPDATE, res, subresource, ns, name, obj, old, user, dry_run, query)
             if admit:
                 await self.server.admission.admit(op_attrs)
@@ -874,7 +893,7 @@ class ResourceAPI:
                 meta["generation"] = gen + 1 if spec_write and st.spec_changed(obj, old) else gen
             else:
                 meta.pop("generation", None)
-            self.server.managed_fields.on_update(obj, old, user, query, subresource, st.has_status)
+            _set_managed_fields(meta, owned)
             meta["resourceVersion"] = str(kv.mod_revision)
             if subresource == "status":
                 causes = await _validated(st, st.validate_status_update, obj, old)

@@ -260,6 +260,11 @@ def test_mutation_by_json_patch_is_stored(api: httpx.Client, hooks: WebhookServe
     stored = api.get(f"/api/v1/namespaces/{ns}/configmaps/one").json()
     assert stored["data"] == {"a": "1", "added": "by-webhook"}
     assert stored["metadata"]["labels"] == {"mutated": "yes"}
+    # the answer is the stored object (the patch replaced the object's metadata: it was answered
+    # without its resourceVersion once), and what the webhook added is no manager's (upstream)
+    assert r.json()["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+    owned = stored["metadata"]["managedFields"][0]["fieldsV1"]
+    assert owned["f:data"] == {"f:a": {}} and "f:labels" not in owned.get("f:metadata", {})
 
     # what the webhook was sent
     review = next(c for c in hooks.calls[path] if c["request"].get("name") == "one")

@@ -307,3 +307,29 @@ def test_kubectl_scale_records_a_scale_entry(control_plane: ControlPlane, namesp
         d = c.get(base).json()
         assert d["spec"]["replicas"] == 2
         assert entries(d) == [apply_entry("alice", ALICE_FIELDS), scaled[2]]
+
+
+def test_fields_mutating_admission_adds_belong_to_no_manager(control_plane: ControlPlane, namespace: str) -> None:
+    """As upstream, the writer's fields are recorded on the object as it sent it (defaulted):
+    the token volume and tolerations the ServiceAccount and DefaultTolerationSeconds plugins add
+    are no one's, the defaults are the writer's."""
+    with control_plane.client() as api:
+        r = api.post(f"/api/v1/namespaces/{namespace}/pods", params={"fieldManager": "tester"}, json={
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "owned"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        assert r.status_code == 201, r.text
+        pod = r.json()
+        assert pod["spec"]["volumes"][0]["name"].startswith("kube-api-access-") and pod["spec"]["tolerations"]
+        entries = pod["metadata"]["managedFields"]
+        assert [(e["manager"], e["operation"]) for e in entries] == [("tester", "Update")]
+        spec_fields = entries[0]["fieldsV1"]["f:spec"]
+        assert "f:containers" in spec_fields and "f:restartPolicy" in spec_fields and "f:dnsPolicy" in spec_fields
+        for added in ("f:volumes", "f:tolerations", "f:serviceAccountName"):
+            assert added not in spec_fields, added
+        # an update by another writer that changes a label: the admission-added fields stay no one's
+        pod["metadata"]["labels"] = {"a": "b"}
+        r = api.put(f"/api/v1/namespaces/{namespace}/pods/owned", params={"fieldManager": "relabeller"}, json=pod)
+        assert r.status_code == 200, r.text
+        managers = {e["manager"]: e["fieldsV1"] for e in r.json()["metadata"]["managedFields"]}
+        assert list(managers["relabeller"]) == ["f:metadata"] and "f:a" in managers["relabeller"]["f:metadata"]["f:labels"]
+        assert "f:volumes" not in managers["tester"]["f:spec"]
