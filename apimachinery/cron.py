@@ -2,12 +2,15 @@
 
 `parse()` validates (used by the apiserver) and `CronSchedule.next_after()` gives the
 next activation (used by the CronJob controller). Day-of-month and day-of-week combine
-with OR when both are restricted, as in Vixie cron.
+with OR when both are restricted, as in Vixie cron. A `TZ=<zone> ` or `CRON_TZ=<zone> `
+prefix names the schedule's time zone (the apiserver only lets CronJobs that already had one
+keep it; the timeZone field replaced it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 
 MACROS = {
@@ -110,10 +113,31 @@ class CronSchedule:
         return None
 
 
+def load_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA time zone of that name, None if there is none."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _split_location(schedule: str) -> tuple[str | None, str]:
+    """(the zone a TZ=/CRON_TZ= prefix names, or None; the schedule without it)."""
+    if not schedule.startswith(("TZ=", "CRON_TZ=")):
+        return None, schedule
+    prefix, _, rest = schedule.partition(" ")
+    return prefix.partition("=")[2], rest.strip()
+
+
+def location_of(schedule: str) -> str | None:
+    """The time zone a schedule's TZ=/CRON_TZ= prefix names, if it has one."""
+    return _split_location(schedule.strip())[0]
+
+
 def parse(schedule: str) -> CronSchedule:
-    s = schedule.strip()
-    if s.startswith(("TZ=", "CRON_TZ=")):
-        raise CronError("cannot use TZ or CRON_TZ in schedule, use timeZone field instead")
+    location, s = _split_location(schedule.strip())
+    if location is not None and load_zone(location) is None:
+        raise CronError(f"provided bad location {location}: unknown time zone {location}")
     s = MACROS.get(s.lower(), s)
     if s.startswith("@every"):
         raise CronError("@every is not supported")

@@ -49,7 +49,9 @@ def local_zone() -> dt.tzinfo:
 
 
 def zone_of(cj: Obj) -> dt.tzinfo:
-    tz = (cj.get("spec") or {}).get("timeZone")
+    spec = cj.get("spec") or {}
+    # a TZ= prefix in the schedule survives on CronJobs older than the timeZone field
+    tz = spec.get("timeZone") or cron.location_of(spec.get("schedule") or "")
     return zoneinfo.ZoneInfo(tz) if tz else local_zone()
 
 

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 import re
-import zoneinfo
 from typing import Any
 
 from apimachinery import cron
+from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
 from apimachinery.validation import (
+    IS_NEGATIVE_ERROR_MSG,
     OMIT_VALUE,
     duplicate_cause,
-    forbidden_cause,
     go_quote,
     invalid_cause,
+    is_dns1123_label,
     not_supported_cause,
     required_cause,
     too_long_cause,
     too_many_cause,
     validate_immutable,
+    validate_label_selector,
+    validate_object_meta_update,
     validate_qualified_name,
 )
 from apiserver.registry.base import Cause, Obj, Strategy, as_dict, as_int, as_list, as_str
-from apiserver.registry.workloads import default_template, selector_immutable, validate_selector_and_template
+from apiserver.registry.workloads import default_template, selector_immutable, validate_pod_template_spec
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 JOB_NAME = "batch.kubernetes.io/job-name"
 MAX_INT32 = 2**31 - 1
 
 # upstream pkg/apis/batch/validation limits
+MAX_PARALLELISM_FOR_INDEXED_JOB = 100_000
 MAX_FAILED_INDEXES = 100_000
 COMPLETIONS_SOFT_LIMIT = 100_000
 PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS = 10_000
@@ -86,48 +90,18 @@ class JobStrategy(Strategy):
             labels.update({CONTROLLER_UID: uid, JOB_NAME: name, "controller-uid": uid, "job-name": name})
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
-        causes = super().validate(obj, namespaced) + validate_selector_and_template(obj)
-        spec = obj.get("spec") or {}
-        rp = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
-        if rp not in ("OnFailure", "Never"):
-            causes.append(not_supported_cause("spec.template.spec.restartPolicy", rp, ("OnFailure", "Never")))
-        elif spec.get("podFailurePolicy") is not None and rp != "Never":
-            causes.append(invalid_cause("spec.template.spec.restartPolicy", rp,
-                                        'only "Never" is supported when podFailurePolicy is specified'))
-        for f in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished",
-                  "backoffLimitPerIndex", "maxFailedIndexes"):
-            v = spec.get(f)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                causes.append(invalid_cause(f"spec.{f}", v, "must be greater than or equal to 0"))
-        if spec.get("maxFailedIndexes") is not None and spec.get("backoffLimitPerIndex") is None:
-            causes.append(required_cause("spec.backoffLimitPerIndex", "when maxFailedIndexes is specified"))
-        cm = spec.get("completionMode", "NonIndexed")
-        if cm not in ("NonIndexed", "Indexed"):
-            causes.append(not_supported_cause("spec.completionMode", cm, ("NonIndexed", "Indexed")))
-        if cm == "Indexed":
-            if spec.get("completions") is None:
-                causes.append(required_cause("spec.completions", "when completion mode is Indexed"))
-            causes += _validate_per_index_limits(spec)
-        else:
-            for f in ("backoffLimitPerIndex", "maxFailedIndexes"):
-                if spec.get(f) is not None:
-                    causes.append(invalid_cause(f"spec.{f}", spec[f], "requires indexed completion mode"))
-        if spec.get("podFailurePolicy") is not None:
-            causes += _validate_pod_failure_policy(spec, "spec.podFailurePolicy")
-        if spec.get("successPolicy") is not None:
-            if cm != "Indexed":
-                causes.append(invalid_cause("spec.successPolicy", spec["successPolicy"],
-                                            "requires indexed completion mode"))
-            else:
-                causes += _validate_success_policy(spec, "spec.successPolicy")
-        causes += _validate_pod_replacement_policy(spec, "spec.podReplacementPolicy")
-        return causes
+        """Upstream ValidateJob (it runs on updates too)."""
+        causes = super().validate(obj, namespaced)
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [*causes, required_cause("spec")]
+        causes += validate_job_spec(spec, "spec") + _validate_job_selector(spec)
+        return causes + _validate_indexed_hostname(obj)
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate_update(new, old, namespaced) + selector_immutable(new, old)
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
-        if ns.get("completions") != os_.get("completions"):
-            causes.append(invalid_cause("spec.completions", ns.get("completions"), "field is immutable"))
+        causes += _validate_completions_update(ns, os_)
         if _template_changed(ns.get("template"), os_.get("template"), bool(os_.get("suspend")),
                              bool((old.get("status") or {}).get("startTime"))):
             causes.append(invalid_cause("spec.template", "", "field is immutable"))
@@ -137,25 +111,125 @@ class JobStrategy(Strategy):
         return causes
 
 
-def _validate_per_index_limits(spec: Obj) -> list[Cause]:
-    """Upstream's bounds on an Indexed job's failed indexes (they cap .status.failedIndexes)."""
+_NONNEGATIVE_JOB_FIELDS = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
+                           "ttlSecondsAfterFinished", "backoffLimitPerIndex", "maxFailedIndexes")
+
+
+def _validate_nonnegative_fields(spec: Obj, fields: tuple[str, ...], path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for f in fields:
+        v = spec.get(f)
+        if v is not None and (as_int(v) is None or v < 0):
+            causes.append(invalid_cause(f"{path}.{f}", v, IS_NEGATIVE_ERROR_MSG))
+    return causes
+
+
+def validate_job_spec(spec: Obj, path: str) -> list[Cause]:
+    """Upstream validateJobSpec: what a Job's spec and a CronJob's spec.jobTemplate.spec have to
+    satisfy alike (the selector rules differ and are the callers')."""
+    causes = _validate_nonnegative_fields(spec, _NONNEGATIVE_JOB_FIELDS, path)
+    if spec.get("maxFailedIndexes") is not None and spec.get("backoffLimitPerIndex") is None:
+        causes.append(required_cause(f"{path}.backoffLimitPerIndex", "when maxFailedIndexes is specified"))
+    cm = spec.get("completionMode")
+    if cm is not None:
+        if cm not in ("NonIndexed", "Indexed"):
+            causes.append(not_supported_cause(f"{path}.completionMode", cm, ("NonIndexed", "Indexed")))
+        if cm == "Indexed":
+            if spec.get("completions") is None:
+                causes.append(required_cause(f"{path}.completions", "when completion mode is Indexed"))
+            causes += _validate_indexed_limits(spec, path)
+    if cm in (None, "NonIndexed"):
+        for f in ("backoffLimitPerIndex", "maxFailedIndexes"):
+            if spec.get(f) is not None:
+                causes.append(invalid_cause(f"{path}.{f}", spec[f], "requires indexed completion mode"))
+    if spec.get("podFailurePolicy") is not None:
+        causes += _validate_pod_failure_policy(spec, f"{path}.podFailurePolicy")
+    if spec.get("successPolicy") is not None:
+        if cm != "Indexed":
+            causes.append(invalid_cause(f"{path}.successPolicy", spec["successPolicy"],
+                                        "requires indexed completion mode"))
+        else:
+            causes += _validate_success_policy(spec, f"{path}.successPolicy")
+    causes += _validate_pod_replacement_policy(spec, f"{path}.podReplacementPolicy")
+    causes += validate_pod_template_spec(spec.get("template"), f"{path}.template")
+    rp_path = f"{path}.template.spec.restartPolicy"
+    rp = as_dict(as_dict(spec.get("template")).get("spec")).get("restartPolicy")
+    # the pod defaults fill in Always when restartPolicy is left out: both read as "not chosen"
+    if rp in (None, "", "Always"):
+        causes.append(required_cause(rp_path, f"valid values: {go_quote('OnFailure')}, {go_quote('Never')}"))
+    elif rp not in ("OnFailure", "Never"):
+        causes.append(not_supported_cause(rp_path, rp, ("OnFailure", "Never")))
+    elif spec.get("podFailurePolicy") is not None and rp != "Never":
+        causes.append(invalid_cause(rp_path, rp, 'only "Never" is supported when podFailurePolicy is specified'))
+    return causes
+
+
+def _validate_job_selector(spec: Obj) -> list[Cause]:
+    """Upstream ValidateJobSpec's part beyond validateJobSpec: a selector matching the template."""
+    sel = spec.get("selector")
+    if sel is None:
+        return [required_cause("spec.selector")]
+    causes = validate_label_selector(sel, "spec.selector")
+    try:
+        selector = selector_from_label_selector(sel)
+    except (LabelSelectorError, ValueError) as e:
+        return causes or [invalid_cause("spec.selector", sel, str(e))]
+    labels = as_dict(as_dict(as_dict(spec.get("template")).get("metadata")).get("labels"))
+    if not selector.matches(labels):
+        causes.append(invalid_cause("spec.template.metadata.labels", labels, "`selector` does not match template `labels`"))
+    return causes
+
+
+def _validate_indexed_hostname(job: Obj) -> list[Cause]:
+    """An Indexed Job's pods are named and hostnamed `<job>-<index>`: the largest must be a DNS label."""
+    spec, name = as_dict(job.get("spec")), as_str(as_dict(job.get("metadata")).get("name"))
+    completions = as_int(spec.get("completions"))
+    if spec.get("completionMode") != "Indexed" or completions is None or completions <= 0:
+        return []
+    hostname = f"{name}-{completions - 1}"
+    if is_dns1123_label(hostname) == []:
+        return []
+    return [invalid_cause("metadata.name", name, f"will not able to create pod with invalid DNS label: {hostname}")]
+
+
+def _validate_completions_update(new: Obj, old: Obj) -> list[Cause]:
+    """Upstream validateCompletions (ElasticIndexedJob, GA in 1.31): an Indexed Job scales by
+    changing completions and parallelism to the same value; otherwise completions is immutable."""
+    path = "spec.completions"
+    completions = new.get("completions")
+    if new.get("completionMode") != "Indexed":
+        return validate_immutable(completions, old.get("completions"), path)
+    if completions == old.get("completions") or completions is None:
+        return []  # a missing one is already reported: Indexed requires completions
+    if completions != new.get("parallelism"):
+        return [invalid_cause(path, completions, "can only be modified in tandem with spec.parallelism")]
+    return []
+
+
+def _validate_indexed_limits(spec: Obj, path: str) -> list[Cause]:
+    """Upstream's bounds on an Indexed job (they cap .status.completedIndexes and .status.failedIndexes)."""
     causes: list[Cause] = []
     completions, parallelism = as_int(spec.get("completions")), as_int(spec.get("parallelism"))
+    if parallelism is not None and parallelism > MAX_PARALLELISM_FOR_INDEXED_JOB:
+        causes.append(invalid_cause(f"{path}.parallelism", parallelism,
+                                    f"must be less than or equal to {MAX_PARALLELISM_FOR_INDEXED_JOB} "
+                                    "when completion mode is Indexed"))
     mfi = as_int(spec.get("maxFailedIndexes"))
     if completions is not None and mfi is not None and mfi > completions:
-        causes.append(invalid_cause("spec.maxFailedIndexes", mfi, "must be less than or equal to completions"))
+        causes.append(invalid_cause(f"{path}.maxFailedIndexes", mfi, "must be less than or equal to completions"))
     if mfi is not None and mfi > MAX_FAILED_INDEXES:
-        causes.append(invalid_cause("spec.maxFailedIndexes", mfi, f"must be less than or equal to {MAX_FAILED_INDEXES}"))
+        causes.append(invalid_cause(f"{path}.maxFailedIndexes", mfi,
+                                    f"must be less than or equal to {MAX_FAILED_INDEXES}"))
     if completions is not None and completions > COMPLETIONS_SOFT_LIMIT and spec.get("backoffLimitPerIndex") is not None:
         high = f"when completions are above {COMPLETIONS_SOFT_LIMIT} and used with backoff limit per index"
         if spec.get("maxFailedIndexes") is None:
-            causes.append(required_cause("spec.maxFailedIndexes",
+            causes.append(required_cause(f"{path}.maxFailedIndexes",
                                          f"must be specified when completions is above {COMPLETIONS_SOFT_LIMIT}"))
         if parallelism is not None and parallelism > PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS:
-            causes.append(invalid_cause("spec.parallelism", parallelism,
+            causes.append(invalid_cause(f"{path}.parallelism", parallelism,
                                         f"must be less than or equal to {PARALLELISM_LIMIT_FOR_HIGH_COMPLETIONS} {high}"))
         if mfi is not None and mfi > MAX_FAILED_INDEXES_FOR_HIGH_COMPLETIONS:
-            causes.append(invalid_cause("spec.maxFailedIndexes", mfi,
+            causes.append(invalid_cause(f"{path}.maxFailedIndexes", mfi,
                                         f"must be less than or equal to {MAX_FAILED_INDEXES_FOR_HIGH_COMPLETIONS} {high}"))
     return causes
 
@@ -359,53 +433,110 @@ def _without_scheduling_directives(template: Obj) -> Obj:
     return out
 
 
+#: the cronjob controller names its Jobs `<cronjob>-<minutes since epoch>` (11 more characters),
+#: and a Job's name goes into its pods' labels (63 characters at most)
+MAX_CRONJOB_NAME_LENGTH = 63 - 11
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+# a time zone name's parts as https://data.iana.org/time-zones/theory.html#naming has them (digits
+# and '+' tolerated for legacy names), as upstream checks before loading the zone
+_TIME_ZONE_PART = re.compile(r"[A-Za-z.\-_0-9+]{1,14}")
+
+
 class CronJobStrategy(Strategy):
     has_status = True
     tracks_generation = True
 
     def default(self, obj: Obj) -> None:
+        """Upstream SetDefaults_CronJob; the job template gets the pod defaults only (the Job the
+        controller makes from it is defaulted when it is created)."""
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        spec.setdefault("concurrencyPolicy", "Allow")
-        spec.setdefault("suspend", False)
-        spec.setdefault("successfulJobsHistoryLimit", 3)
-        spec.setdefault("failedJobsHistoryLimit", 1)
-        tpl = (spec.get("jobTemplate") or {}).get("spec")
-        if isinstance(tpl, dict) and isinstance(tpl.get("template"), dict):
-            from apiserver.registry.podspec import default_pod_spec
-
-            default_pod_spec(tpl["template"].get("spec"))
+        if not spec.get("concurrencyPolicy"):
+            spec["concurrencyPolicy"] = "Allow"
+        for f, v in (("suspend", False), ("successfulJobsHistoryLimit", 3), ("failedJobsHistoryLimit", 1)):
+            if spec.get(f) is None:
+                spec[f] = v
+        default_template(as_dict(spec.get("jobTemplate")))
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
-        causes = super().validate(obj, namespaced)
-        spec = obj.get("spec")
-        if not isinstance(spec, dict):
-            return [*causes, required_cause("spec")]
-        sched = spec.get("schedule")
-        if not sched:
-            causes.append(required_cause("spec.schedule"))
-        else:
-            try:
-                cron.parse(str(sched))
-            except cron.CronError as e:
-                causes.append(invalid_cause("spec.schedule", sched, str(e)))
-        tz = spec.get("timeZone")
-        if tz is not None:
-            try:
-                zoneinfo.ZoneInfo(tz)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                causes.append(invalid_cause("spec.timeZone", tz, "unknown time zone " + str(tz)))
-        cp = spec.get("concurrencyPolicy", "Allow")
-        if cp not in ("Allow", "Forbid", "Replace"):
-            causes.append(not_supported_cause("spec.concurrencyPolicy", cp, ("Allow", "Forbid", "Replace")))
-        jt = (spec.get("jobTemplate") or {}).get("spec")
-        if not isinstance(jt, dict) or not isinstance(jt.get("template"), dict):
-            causes.append(required_cause("spec.jobTemplate.spec.template"))
-        else:
-            rp = (jt["template"].get("spec") or {}).get("restartPolicy")
-            if rp not in ("OnFailure", "Never"):
-                causes.append(not_supported_cause("spec.jobTemplate.spec.template.spec.restartPolicy", rp, ("OnFailure", "Never")))
-            if jt.get("selector") and not jt.get("manualSelector"):
-                causes.append(forbidden_cause("spec.jobTemplate.spec.selector", "`selector` will be auto-generated"))
+        """Upstream ValidateCronJobCreate."""
+        causes = super().validate(obj, namespaced) + _validate_cron_job_spec(obj.get("spec"), None)
+        name = as_str(as_dict(obj.get("metadata")).get("name"))
+        if len(name) > MAX_CRONJOB_NAME_LENGTH:
+            causes.append(invalid_cause("metadata.name", name, f"must be no more than {MAX_CRONJOB_NAME_LENGTH} characters"))
         return causes
+
+    def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
+        """Upstream ValidateCronJobUpdate: no name length limit (older CronJobs must stay editable),
+        and a TZ in the schedule or a time zone is only judged when it changes."""
+        causes = super().validate(new, namespaced)
+        causes += validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
+        return causes + _validate_cron_job_spec(new.get("spec"), as_dict(old.get("spec")))
+
+
+def _validate_cron_job_spec(spec: Any, old: Obj | None) -> list[Cause]:
+    if not isinstance(spec, dict):
+        return [required_cause("spec")]
+    causes: list[Cause] = []
+    schedule = spec.get("schedule")
+    if not schedule:
+        causes.append(required_cause("spec.schedule"))
+    else:
+        causes += _validate_schedule(str(schedule), spec.get("timeZone"), old)
+    causes += _validate_nonnegative_fields(spec, ("startingDeadlineSeconds",), "spec")
+    if old is None or old.get("timeZone") != spec.get("timeZone"):
+        causes += _validate_time_zone(spec.get("timeZone"), "spec.timeZone")
+    cp = spec.get("concurrencyPolicy")
+    if not cp:
+        causes.append(required_cause("spec.concurrencyPolicy"))
+    elif cp not in CONCURRENCY_POLICIES:
+        causes.append(not_supported_cause("spec.concurrencyPolicy", cp, CONCURRENCY_POLICIES))
+    causes += _validate_job_template(spec.get("jobTemplate"), "spec.jobTemplate")
+    return causes + _validate_nonnegative_fields(spec, ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"), "spec")
+
+
+def _validate_schedule(schedule: str, time_zone: Any, old: Obj | None) -> list[Cause]:
+    causes: list[Cause] = []
+    try:
+        cron.parse(schedule)
+    except cron.CronError as e:
+        causes.append(invalid_cause("spec.schedule", schedule, str(e)))
+    # a TZ in the schedule only stays on CronJobs that had it before the timeZone field existed
+    tz_allowed = old is not None and "TZ" in as_str(old.get("schedule"))
+    if tz_allowed and "TZ" in schedule and time_zone is not None:
+        causes.append(invalid_cause("spec.schedule", schedule, "cannot use both timeZone field and TZ or CRON_TZ in schedule"))
+    elif not tz_allowed and "TZ" in schedule:
+        causes.append(invalid_cause("spec.schedule", schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"))
+    return causes
+
+
+def _validate_time_zone(tz: Any, path: str) -> list[Cause]:
+    if tz is None:
+        return []
+    if tz == "":
+        return [invalid_cause(path, tz, "timeZone must be nil or non-empty string")]
+    name = as_str(tz)
+    for part in name.split("/"):
+        if part in (".", "..") or part.startswith("-") or _TIME_ZONE_PART.fullmatch(part) is None:
+            return [invalid_cause(path, tz, f"unknown time zone {tz}")]
+    causes: list[Cause] = []
+    if name.lower() == "local":
+        causes.append(invalid_cause(path, tz, "timeZone must be an explicit time zone as defined in "
+                                              "https://www.iana.org/time-zones"))
+        if name == "Local":
+            return causes  # Go loads its own local zone under this very name
+    if cron.load_zone(name) is None:
+        causes.append(invalid_cause(path, tz, f"unknown time zone {tz}"))
+    return causes
+
+
+def _validate_job_template(template: Any, path: str) -> list[Cause]:
+    """Upstream ValidateJobTemplateSpec: a Job spec whose selector the Job's creation generates."""
+    spec = as_dict(as_dict(template).get("spec"))
+    causes = validate_job_spec(spec, f"{path}.spec")
+    if spec.get("selector") is not None:
+        causes.append(invalid_cause(f"{path}.spec.selector", spec["selector"], "`selector` will be auto-generated"))
+    if spec.get("manualSelector") is True:
+        causes.append(not_supported_cause(f"{path}.spec.manualSelector", True, ("nil", "false")))
+    return causes

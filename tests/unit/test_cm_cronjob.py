@@ -150,6 +150,15 @@ async def test_time_zone_and_macros():
         86400 - 5 + 0.1)
 
 
+async def test_legacy_tz_in_schedule():
+    """A CronJob from before the timeZone field keeps its CRON_TZ= prefix: the schedule runs in that zone."""
+    env = Env(dt.datetime(2024, 1, 1, 23, 59, 0, tzinfo=dt.UTC))
+    env.api.create("batch/v1", "cronjobs", cronjob(name="legacy", schedule="CRON_TZ=Asia/Tokyo 0 9 * * *"))
+    await env.at(dt.datetime(2024, 1, 2, 0, 0, 5, tzinfo=dt.UTC), "legacy")  # 09:00 in Tokyo
+    (made,) = env.jobs()
+    assert made["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"] == "2024-01-02T09:00:00+09:00"
+
+
 async def test_history_limits():
     env = Env()
     env.api.create("batch/v1", "cronjobs", cronjob(successfulJobsHistoryLimit=1, failedJobsHistoryLimit=0))

@@ -119,11 +119,12 @@ def test_pod_failure_policy_rules():
 def test_pod_failure_policy_requires_restart_policy_never_and_replacement_policy_failed():
     obj = job(podFailurePolicy=exit_codes(), podReplacementPolicy="TerminatingOrFailed")
     obj["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    # upstream checks the restart policy last, after the pod template
     assert causes(obj) == [
-        ("spec.template.spec.restartPolicy", "FieldValueInvalid",
-         'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified'),
         ("spec.podReplacementPolicy", "FieldValueNotSupported",
          'Unsupported value: "TerminatingOrFailed": supported values: "Failed"'),
+        ("spec.template.spec.restartPolicy", "FieldValueInvalid",
+         'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified'),
     ]
     assert causes(job(podReplacementPolicy="Sometimes")) == [
         ("spec.podReplacementPolicy", "FieldValueNotSupported",
@@ -195,3 +196,87 @@ def test_policies_are_immutable():
     new = copy.deepcopy(old)
     new["spec"]["maxFailedIndexes"] = 1
     assert STRATEGY.validate_update(new, old, True) == []
+
+
+def test_indexed_parallelism_limit():
+    assert causes(indexed(parallelism=100_000)) == []
+    assert causes(indexed(parallelism=100_001)) == [
+        ("spec.parallelism", "FieldValueInvalid",
+         "Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed")]
+    # a NonIndexed job has no such bound
+    assert causes(job(parallelism=100_001, completions=None)) == []
+
+
+def test_indexed_pod_hostnames_must_be_dns_labels():
+    obj = indexed(completions=1000)
+    obj["metadata"]["name"] = "j" * 60  # the last pod would be <name>-999: 64 characters
+    assert causes(obj) == [("metadata.name", "FieldValueInvalid",
+                            f'Invalid value: "{"j" * 60}": will not able to create pod with invalid DNS label: '
+                            f'{"j" * 60}-999')]
+    obj["spec"]["completions"] = 100
+    assert causes(obj) == []
+    dotted = indexed()
+    dotted["metadata"]["name"] = "a.b"  # a valid Job name, but no DNS label
+    assert causes(dotted) == [("metadata.name", "FieldValueInvalid",
+                               'Invalid value: "a.b": will not able to create pod with invalid DNS label: a.b-3')]
+    dotted["spec"]["completionMode"] = "NonIndexed"
+    assert causes(dotted) == []
+
+
+@pytest.mark.parametrize("policy", [None, "Always"])
+def test_restart_policy_left_to_the_pod_default_is_required(policy):
+    obj = job()
+    tpl = obj["spec"]["template"]["spec"]
+    tpl.pop("restartPolicy")
+    if policy is not None:
+        tpl["restartPolicy"] = policy
+    STRATEGY.default(obj)  # fills in Always, as upstream's pod defaults do
+    assert causes(obj) == [("spec.template.spec.restartPolicy", "FieldValueRequired",
+                            'Required value: valid values: "OnFailure", "Never"')]
+
+
+def test_restart_policy_not_supported():
+    obj = job()
+    obj["spec"]["template"]["spec"]["restartPolicy"] = "Sometimes"
+    assert ("spec.template.spec.restartPolicy", "FieldValueNotSupported",
+            'Unsupported value: "Sometimes": supported values: "OnFailure", "Never"') in causes(obj)
+
+
+def test_template_labels_and_selector():
+    obj = job()
+    obj["spec"]["template"]["metadata"]["labels"]["bad key!"] = "x"
+    assert [c[0] for c in causes(obj)] == ["spec.template.labels"]
+    obj = job(manualSelector=True, selector={"matchLabels": {"app": "other"}})
+    assert ("spec.template.metadata.labels", "FieldValueInvalid") in [c[:2] for c in causes(obj)]
+    obj = job()
+    obj["spec"].pop("selector")
+    assert causes(obj) == [("spec.selector", "FieldValueRequired", "Required value")]
+
+
+def test_completions_scale_with_parallelism_for_indexed_jobs():
+    """ElasticIndexedJob (GA in 1.31): completions may change only together with parallelism."""
+    old = indexed(completions=4, parallelism=4)
+    new = copy.deepcopy(old)
+    new["spec"].update(completions=6, parallelism=6)
+    assert STRATEGY.validate_update(new, old, True) == []
+    new["spec"].update(completions=2, parallelism=2)
+    assert STRATEGY.validate_update(new, old, True) == []
+    new["spec"].update(completions=3, parallelism=2)
+    assert [(c["field"], c["message"]) for c in STRATEGY.validate_update(new, old, True)] == [
+        ("spec.completions", "Invalid value: 3: can only be modified in tandem with spec.parallelism")]
+    # parallelism alone may change
+    new["spec"].update(completions=4, parallelism=1)
+    assert STRATEGY.validate_update(new, old, True) == []
+    # a NonIndexed job's completions stay as they are
+    old, new = job(completions=4, parallelism=4), job(completions=6, parallelism=6)
+    assert [(c["field"], c["message"]) for c in STRATEGY.validate_update(new, old, True)] == [
+        ("spec.completions", "Invalid value: 6: field is immutable")]
+
+
+def test_scaling_rechecks_what_depends_on_completions():
+    old = indexed(completions=4, parallelism=4, successPolicy={"rules": [{"succeededIndexes": "3"}]})
+    new = copy.deepcopy(old)
+    new["spec"].update(completions=2, parallelism=2)
+    assert [(c["field"], c["message"]) for c in STRATEGY.validate_update(new, old, True)] == [
+        ("spec.successPolicy.rules[0].succeededIndexes",
+         'Invalid value: "3": error parsing succeededIndexes: too large index: "3"')]
