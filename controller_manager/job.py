@@ -12,10 +12,14 @@ Per sync of an unfinished Job:
   (condition Complete, completionTime) once `completions` pods succeeded (or, without
   completions, once one succeeded and none is active);
 - otherwise keep min(parallelism, remaining completions) pods active, creating replacements
-  after an exponential backoff (10 s doubling to 6 min per failure since the last success);
+  after an exponential backoff (10 s doubling to 10 min per failure since the last success);
 - suspend deletes the active pods (condition Suspended); resuming resets startTime.
 Indexed jobs give each pod a completion index (annotation, label, hostname `<job>-<index>`)
-and track `completedIndexes`. Finished Jobs are deleted after ttlSecondsAfterFinished by
+and track `completedIndexes`; they scale (ElasticIndexedJob) by changing completions with
+parallelism: the pods of indexes past the new completions are deleted and those indexes drop
+out of `completedIndexes` / `failedIndexes`.
+A Job being deleted (foreground) lets go of all its pods: their tracking finalizers are removed
+whatever their phase. Finished Jobs are deleted after ttlSecondsAfterFinished by
 the ttl-after-finished controller (ttl_after_finished.py).
 
 Policies (upstream pod_failure_policy.go, success_policy.go, the per-index parts of
@@ -67,8 +71,9 @@ INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
 INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
 MAX_POD_CREATE_DELETE_PER_SYNC = 500
 MAX_UNCOUNTED_PODS = 500
+# upstream DefaultJobPodFailureBackOff / MaxJobPodFailureBackOff
 DEFAULT_BACKOFF = 10.0
-MAX_BACKOFF = 360.0
+MAX_BACKOFF = 600.0
 
 
 # -- pure helpers ----------------------------------------------------------------------------
@@ -649,7 +654,9 @@ class JobController(Controller):
             ctx.completed = parse_intervals(status.get("completedIndexes"), completions)
             for p in pods:
                 ix = completion_index(p)
-                if phase(p) == "Succeeded" and 0 <= ix < completions:
+                # a pod without the finalizer is in completedIndexes already, or its index was
+                # dropped by a scale-down and must run again
+                if phase(p) == "Succeeded" and 0 <= ix < completions and has_finalizer(p):
                     ctx.completed.add(ix)
             succeeded = len(ctx.completed)
             if has_backoff_limit_per_index(job):
@@ -700,9 +707,11 @@ class JobController(Controller):
         status["ready"] = ctx.ready
         if is_indexed(job):
             ci = intervals(ctx.completed)
-            if ci != (status.get("completedIndexes") or ""):
+            # the count goes with the indexes: a scale-down drops succeeded indexes
+            if ci != (status.get("completedIndexes") or "") or len(ctx.completed) != (status.get("succeeded") or 0):
                 needs_flush = True
             status["completedIndexes"] = ci
+            status["succeeded"] = len(ctx.completed)
         if ctx.failed_indexes is not None:
             fi = intervals(ctx.failed_indexes)
             if fi != status.get("failedIndexes"):
@@ -884,29 +893,30 @@ class JobController(Controller):
 
     @staticmethod
     def _pods_for_removal(job: Obj, pods: list[Obj], n: int, completed: set[int]) -> list[Obj]:
-        """Surplus active pods: for Indexed jobs those with a bad/duplicate/completed index first;
-        then not-ready before ready, newest first (upstream activePodsForRemoval)."""
-        if n <= 0:
-            return []
+        """At least `n` active pods to delete, not-ready before ready, newest first. An Indexed job also
+        loses every pod without a valid index, past completions (it was scaled down) or duplicating
+        another one's, and prefers to stop those of indexes that succeeded meanwhile (upstream
+        activePodsForRemoval)."""
         def created(p: Obj) -> float:
             ts = p["metadata"].get("creationTimestamp")
             return parse_time(ts).timestamp() if ts else 0.0
 
         order = sorted(pods, key=lambda p: (is_pod_ready(p), -created(p)))
         if not is_indexed(job):
-            return order[:n]
+            return order[:max(n, 0)]
         completions = (job.get("spec") or {}).get("completions") or 0
-        seen: set[int] = set()
-        bad, good = [], []
-        for p in pods:
+        kept: set[int] = set()
+        invalid, valid = [], []
+        for p in reversed(order):  # the pod most worth keeping holds on to its index
             ix = completion_index(p)
-            if ix < 0 or ix >= completions or ix in completed or ix in seen:
-                bad.append(p)
+            if ix < 0 or ix >= completions or ix in kept:
+                invalid.append(p)
             else:
-                seen.add(ix)
-                good.append(p)
-        rest = [p for p in order if p in good]
-        return (bad + rest)[:n] if len(bad) < n else bad
+                kept.add(ix)
+                valid.append(p)
+        valid.reverse()
+        valid.sort(key=lambda p: completion_index(p) not in completed)  # stable: keeps the order within
+        return invalid + valid[:max(0, n - len(invalid))]
 
     async def _track_and_remove_finalizers(self, ctx: SyncContext, finished: Obj | None, needs_flush: bool) -> None:
         job, key, pods = ctx.job, ctx.key, ctx.pods
@@ -919,16 +929,17 @@ class JobController(Controller):
         with_finalizer: set[str] = set()
         reached_max = False
         completions = (job.get("spec") or {}).get("completions")
+        # a Job being deleted lets go of every pod (upstream canRemoveFinalizer)
+        deleting = bool(job["metadata"].get("deletionTimestamp"))
         for p in pods:
             uid = p["metadata"]["uid"]
             if not has_finalizer(p) or uid in expected_rm:
                 continue
             with_finalizer.add(uid)
             failed = is_pod_failed(p, job)
-            if not (phase(p) == "Succeeded" or failed or finished is not None):
+            if not (phase(p) == "Succeeded" or failed or finished is not None or deleting):
                 continue
-            if (finished is None and failed and ctx.delayed.get(completion_index(p)) is p
-                    and not job["metadata"].get("deletionTimestamp")):
+            if finished is None and failed and ctx.delayed.get(completion_index(p)) is p and not deleting:
                 continue  # kept until its replacement carries the index's failure count
             to_remove.append(p)
             if phase(p) == "Succeeded" and uid not in unc_f:

@@ -98,9 +98,10 @@ def test_intervals_round_trip():
     assert intervals(set()) == ""
 
 
-def test_backoff_doubles_to_six_minutes():
+def test_backoff_doubles_to_ten_minutes():
+    """upstream DefaultJobPodFailureBackOff 10 s, MaxJobPodFailureBackOff 10 min"""
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    assert [BackoffRecord(n, t0).remaining(t0) for n in (0, 1, 2, 3, 6, 10)] == [0, 10, 20, 40, 320, 360]
+    assert [BackoffRecord(n, t0).remaining(t0) for n in (0, 1, 2, 3, 6, 7, 10)] == [0, 10, 20, 40, 320, 600, 600]
     assert BackoffRecord(2, t0).remaining(t0 + dt.timedelta(seconds=15)) == 5
 
 
@@ -457,3 +458,81 @@ async def test_replacement_policy_failed_waits_for_terminating_pods(env: Env):
     assert env.job()["status"]["failed"] == 1
     await env.resync(11)
     assert len(env.pods(active_only=True)) == 1
+
+
+# -- elastic indexed jobs, deletion ----------------------------------------------------------
+
+def indexed_pod(ix: int, ready: bool = False, created: str = "2024-01-01T00:00:00Z") -> dict:
+    return {"metadata": {"name": f"pi-{ix}", "creationTimestamp": created,
+                         "annotations": {"batch.kubernetes.io/job-completion-index": str(ix)}},
+            "status": {"phase": "Running",
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_pods_for_removal_of_an_indexed_job():
+    spec = job(completions=3, completionMode="Indexed")
+    older = indexed_pod(1, ready=True)
+    newer = indexed_pod(1, created="2024-01-01T00:01:00Z")
+    pods = [indexed_pod(0), older, newer, indexed_pod(3), indexed_pod(-1)]
+    # past completions, without an index and the duplicate go even when no pod is too many
+    assert [p["metadata"]["name"] for p in JobController._pods_for_removal(spec, pods, 0, set())] == [
+        "pi--1", "pi-3", "pi-1"]
+    removed = JobController._pods_for_removal(spec, pods, 0, set())
+    assert newer in removed and older not in removed  # the ready one keeps the index
+    # when more must go, pods of indexes that succeeded meanwhile go first
+    assert JobController._pods_for_removal(spec, pods, 4, {1})[3] is older
+    assert JobController._pods_for_removal(job(completions=3), pods, 0, set()) == []
+
+
+async def test_indexed_job_scales_down_and_up(env: Env):
+    env.api.create("batch/v1", "jobs", job(completions=5, parallelism=5, completionMode="Indexed"))
+    await env.settle()
+    env.finish(env.by_index()["4"], "Succeeded")
+    await env.settle()
+    assert env.job()["status"]["completedIndexes"] == "4" and sorted(env.by_index()) == ["0", "1", "2", "3"]
+    # ElasticIndexedJob: completions and parallelism go down together
+    cur = env.job()
+    env.api.update("batch/v1", "jobs", {**cur, "spec": {**cur["spec"], "completions": 3, "parallelism": 3}})
+    await env.settle()
+    st = env.job()["status"]
+    assert sorted(env.by_index()) == ["0", "1", "2"]  # index 3's pod was deleted
+    assert st["completedIndexes"] == "" and "succeeded" not in st and st["active"] == 3
+    # back up: index 4 runs again, its earlier success was dropped with it
+    cur = env.job()
+    env.api.update("batch/v1", "jobs", {**cur, "spec": {**cur["spec"], "completions": 5, "parallelism": 5}})
+    await env.settle()
+    assert sorted(env.by_index()) == ["0", "1", "2", "3", "4"]
+    for p in env.by_index().values():
+        env.finish(p, "Succeeded")
+    await env.settle()
+    st = env.job()["status"]
+    assert st["completedIndexes"] == "0-4" and st["succeeded"] == 5 and env.condition("Complete")
+
+
+async def test_scale_down_trims_failed_indexes(env: Env):
+    env.api.create("batch/v1", "jobs", job(completions=4, parallelism=4, completionMode="Indexed",
+                                           backoffLimitPerIndex=0))
+    await env.settle()
+    env.finish(env.by_index()["3"], "Failed")
+    await env.settle()
+    assert env.job()["status"]["failedIndexes"] == "3"
+    cur = env.job()
+    env.api.update("batch/v1", "jobs", {**cur, "spec": {**cur["spec"], "completions": 2, "parallelism": 2}})
+    await env.settle()
+    st = env.job()["status"]
+    assert st["failedIndexes"] == "" and sorted(env.by_index()) == ["0", "1"]
+    assert not env.condition("Failed")
+
+
+async def test_deleted_job_releases_its_pods_at_once(env: Env):
+    """podReplacementPolicy Failed: a terminating pod is no failure, yet a Job being deleted
+    (foreground) removes the tracking finalizers of all its pods right away (upstream canRemoveFinalizer)."""
+    env.api.create("batch/v1", "jobs", job(completions=2, parallelism=2, podReplacementPolicy="Failed"))
+    await env.settle()
+    assert all(TRACKING_FINALIZER in p["metadata"]["finalizers"] for p in env.pods())
+    env.api.delete("batch/v1", "jobs", "pi", NS, propagation_policy="Foreground")
+    assert env.job()["metadata"]["deletionTimestamp"]
+    await env.settle()
+    assert len(env.pods()) == 2 and all(not p["metadata"].get("finalizers") for p in env.pods())
+    st = env.job()["status"]
+    assert "failed" not in st and st["uncountedTerminatedPods"] == {"succeeded": [], "failed": []}
