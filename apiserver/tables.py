@@ -234,12 +234,11 @@ def _job_status(job: Obj) -> str:
         return "Failed"
     if _meta(job).get("deletionTimestamp"):
         return "Terminating"
-    if conds.get("SuccessCriteriaMet") == "True":
-        return "SuccessCriteriaMet"
-    if conds.get("FailureTarget") == "True":
-        return "FailureTarget"
+    # upstream 1.31 printJob: no SuccessCriteriaMet status yet (kubectl shows it from 1.34 on)
     if conds.get("Suspended") == "True":
         return "Suspended"
+    if conds.get("FailureTarget") == "True":
+        return "FailureTarget"
     return "Running"
 
 

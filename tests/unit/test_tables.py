@@ -131,3 +131,25 @@ def test_pod_row_with_sidecars() -> None:
     finished = pod("Succeeded", containerStatuses=[{"state": {"terminated": {"reason": "Completed", "exitCode": 0}}}])
     finished["metadata"]["deletionTimestamp"] = ts(1)
     assert tables.pod_status_reason(finished) == "Completed"  # a finished pod being deleted is not Terminating
+
+
+def test_job_status_column_in_upstream_order() -> None:
+    """printJob (1.31): Complete, Failed, Terminating, Suspended, FailureTarget, else Running."""
+    def status(*conditions: str, deleting: bool = False) -> str:
+        j = {"metadata": {"name": "j", "creationTimestamp": ts(60)}, "spec": {"completions": 2, "template": {"spec": {}}},
+             "status": {"succeeded": 1, "startTime": ts(50), "conditions": [
+                 {"type": c.lstrip("!"), "status": "False" if c.startswith("!") else "True"} for c in conditions]}}
+        if deleting:
+            j["metadata"]["deletionTimestamp"] = ts(1)
+        row = tables.table("jobs", [j], now=NOW)["rows"][0]["cells"]
+        assert row[2:4] == ["1/2", "50s"]
+        return row[1]
+
+    assert status() == "Running"
+    assert status("SuccessCriteriaMet") == "Running"  # kubectl shows it only from 1.34 on
+    assert status("SuccessCriteriaMet", "Complete") == "Complete"
+    assert status("FailureTarget", "Failed", deleting=True) == "Failed"
+    assert status("FailureTarget", "Suspended", deleting=True) == "Terminating"
+    assert status("FailureTarget", "Suspended") == "Suspended"
+    assert status("FailureTarget", "!Suspended") == "FailureTarget"
+    assert status("!Complete", "!Failed") == "Running"
