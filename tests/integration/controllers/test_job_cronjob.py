@@ -171,3 +171,94 @@ def test_job_backoff_limit_per_index(controller_manager: ControllerManager, admi
     st = job["status"]
     assert st["failedIndexes"] == "0" and st["completedIndexes"] == "1" and st["failed"] == 1
     assert len(job_pods(admin, ns, "per-index")) == 2  # no pod was made again for the failed index
+
+
+def causes_of(r: httpx.Response) -> set[tuple[str, str, str]]:
+    assert r.status_code == 422, r.text
+    status = r.json()
+    assert (status["kind"], status["reason"]) == ("Status", "Invalid")
+    return {(c["field"], c["reason"], c["message"]) for c in status["details"]["causes"]}
+
+
+def test_cronjob_job_template_is_validated_as_a_job(admin: httpx.Client, ns: str):
+    name = "c" * 53
+    body = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+            "spec": {"schedule": "TZ=UTC */5 * * * *", "startingDeadlineSeconds": -1,
+                     "jobTemplate": {"spec": {
+                         "completionMode": "Indexed", "completions": 2, "parallelism": 100_001,
+                         "selector": {"matchLabels": {"a": "b"}},
+                         "successPolicy": {"rules": [{"succeededCount": 3}]},
+                         "podFailurePolicy": {"rules": [{"action": "FailIndex",
+                                                         "onExitCodes": {"operator": "In", "values": [42]}}]},
+                         "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}}}
+    tpl = "spec.jobTemplate.spec"
+    assert causes_of(admin.post(f"/apis/batch/v1/namespaces/{ns}/cronjobs", json=body)) == {
+        ("spec.schedule", "FieldValueInvalid",
+         'Invalid value: "TZ=UTC */5 * * * *": cannot use TZ or CRON_TZ in schedule, use timeZone field instead'),
+        ("spec.startingDeadlineSeconds", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0"),
+        (f"{tpl}.parallelism", "FieldValueInvalid",
+         "Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed"),
+        (f"{tpl}.podFailurePolicy.rules[0].action", "FieldValueInvalid",
+         'Invalid value: "FailIndex": requires the backoffLimitPerIndex to be set'),
+        (f"{tpl}.successPolicy.rules[0].succeededCount", "FieldValueInvalid",
+         "Invalid value: 3: must be less than or equal to 2 (the number of specified completions)"),
+        (f"{tpl}.template.spec.restartPolicy", "FieldValueRequired", 'Required value: valid values: "OnFailure", "Never"'),
+        (f"{tpl}.selector", "FieldValueInvalid", 'Invalid value: {"matchLabels":{"a":"b"}}: `selector` will be auto-generated'),
+        ("metadata.name", "FieldValueInvalid", f'Invalid value: "{name}": must be no more than 52 characters'),
+    }
+
+
+def test_indexed_job_limits_are_validated(admin: httpx.Client, ns: str):
+    name = "j" * 60
+    body = job_body(name, completions=1000, parallelism=100_001, completionMode="Indexed")
+    del body["spec"]["template"]["spec"]["restartPolicy"]
+    assert causes_of(admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body)) == {
+        ("spec.parallelism", "FieldValueInvalid",
+         "Invalid value: 100001: must be less than or equal to 100000 when completion mode is Indexed"),
+        ("spec.template.spec.restartPolicy", "FieldValueRequired", 'Required value: valid values: "OnFailure", "Never"'),
+        ("metadata.name", "FieldValueInvalid",
+         f'Invalid value: "{name}": will not able to create pod with invalid DNS label: {name}-999'),
+    }
+
+
+def test_indexed_job_scales_with_completions(controller_manager: ControllerManager, plane: ControlPlane,
+                                             admin: httpx.Client, ns: str):
+    """ElasticIndexedJob: completions change together with parallelism; the pods of dropped indexes go."""
+    admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs",
+               json=job_body("elastic", completions=3, parallelism=3, completionMode="Indexed")).raise_for_status()
+    wait_for(lambda: active_by_index(admin, ns, "elastic", 3), 30, 0.2, "three pods")
+    path = f"/apis/batch/v1/namespaces/{ns}/jobs/elastic"
+    merge = {"Content-Type": "application/merge-patch+json"}
+    r = admin.patch(path, json={"spec": {"completions": 2}}, headers=merge)
+    assert causes_of(r) == {("spec.completions", "FieldValueInvalid",
+                             "Invalid value: 2: can only be modified in tandem with spec.parallelism")}
+    admin.patch(path, json={"spec": {"completions": 1, "parallelism": 1}}, headers=merge).raise_for_status()
+    pods = wait_for(lambda: active_by_index(admin, ns, "elastic", 1), 30, 0.2, "the pods of indexes 1 and 2 to go")
+    assert list(pods) == ["0"]
+    set_phase(admin, ns, pods["0"]["metadata"]["name"], "Succeeded")
+    job = wait_for(lambda: job_with_condition(admin, ns, "elastic", "Complete"), 30, 0.2, "the job to complete")
+    assert (job["status"]["completedIndexes"], job["status"]["succeeded"]) == ("0", 1)
+    row = plane.kubectl("-n", ns, "get", "job", "elastic", "--no-headers").stdout.split()
+    assert row[:3] == ["elastic", "Complete", "1/1"]
+
+
+def test_deleted_job_releases_its_pods(controller_manager: ControllerManager, plane: ControlPlane,
+                                       admin: httpx.Client, ns: str):
+    """podReplacementPolicy Failed: a pod being deleted is no failure yet, but a Job being deleted removes
+    the tracking finalizers of all its pods at once, so a foreground deletion gets rid of them."""
+    body = job_body("leaving", completions=2, parallelism=2, podReplacementPolicy="Failed")
+    body["metadata"]["finalizers"] = ["example.com/hold"]  # keeps the Job (Terminating) to look at
+    admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body).raise_for_status()
+    wait_for(lambda: len(job_pods(admin, ns, "leaving", active=True)) == 2, 30, 0.2, "two pods")
+    path = f"/apis/batch/v1/namespaces/{ns}/jobs/leaving"
+    admin.request("DELETE", path, json={"propagationPolicy": "Foreground"}).raise_for_status()
+    row = plane.kubectl("-n", ns, "get", "job", "leaving", "--no-headers").stdout.split()
+    assert row[:3] == ["leaving", "Terminating", "0/2"]
+    # the pods (never scheduled: no grace period) only wait for their tracking finalizer
+    wait_for(lambda: job_pods(admin, ns, "leaving") == [], 30, 0.2, "its pods to be gone")
+    job = wait_for(lambda: (j := get(admin, path))["metadata"]["finalizers"] == ["example.com/hold"] and j,
+                   30, 0.2, "the foreground deletion to finish")
+    assert not job["status"].get("failed")  # released, not counted as failures
+    admin.patch(path, json={"metadata": {"finalizers": None}},
+                headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()
+    wait_for(lambda: admin.get(path).status_code == 404, 30, 0.2, "the job to be gone")
