@@ -36,6 +36,7 @@ class SchedulerCache:
         self._with_affinity: set[str] = set()
         self._with_required_anti_affinity: set[str] = set()
         self._prefer_no_schedule: set[str] = set()  # nodes with a PreferNoSchedule taint
+        self._pvc_refs: dict[str, int] = {}  # "<ns>/<claim>" → volumes of cached pods naming it
 
     # -- nodes -----------------------------------------------------------------------
 
@@ -152,16 +153,33 @@ class SchedulerCache:
         ni.add_pod(pi)
         self._pods[pi.uid] = pi
         self._track(ni)
+        self._count_claims(pi, 1)
 
     def _unplace(self, pi: PodInfo) -> None:
         ni = self.nodes.get(pi.node_name)
-        self._pods.pop(pi.uid, None)
+        if self._pods.pop(pi.uid, None) is not None:
+            self._count_claims(pi, -1)
         if ni is None:
             return
         ni.remove_pod(pi)
         self._track(ni)
         if ni.node is None and not ni.pods:
             del self.nodes[ni.name]
+
+    def _count_claims(self, pi: PodInfo, sign: int) -> None:
+        refs = self._pvc_refs
+        for key in pi.claim_keys:
+            n = refs.get(key, 0) + sign
+            if n > 0:
+                refs[key] = n
+            else:
+                refs.pop(key, None)
+
+    def pvc_used_by_pods(self, key: str) -> bool:
+        """Some bound or assumed pod has a volume naming the claim "<ns>/<name>" (upstream
+        StorageInfoLister.IsPVCUsedByPods). Unlike upstream's snapshot this counts the pods of
+        a node whose Node object is gone too: they may still run and hold the volume."""
+        return key in self._pvc_refs
 
     def _track(self, ni: NodeInfo) -> None:
         if ni.pods_with_affinity:

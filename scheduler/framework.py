@@ -161,11 +161,14 @@ class Handle:
     def store(self, name: str) -> Any:
         return self.stores.get(name)
 
+    def lookup(self, store_name: str, key: str) -> dict[str, Any] | None:
+        """The informer's object under `key` ("<ns>/<name>" or "<name>"); None when it is not
+        there or the resource is not served (no such store)."""
+        store = self.stores.get(store_name)
+        return store.get(key) if store is not None else None
+
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        store = self.stores.get("namespaces")
-        if store is None:
-            return {}
-        ns = store.get(namespace)
+        ns = self.lookup("namespaces", namespace)
         return ((ns or {}).get("metadata") or {}).get("labels") or {}
 
 

@@ -2,8 +2,8 @@
 
 Upstream's framework.PodInfo plus the bits of NodeInfo.calculateResource: requests as ints
 (millicores, bytes), the "non-zero" requests used for spreading scores (a container without a
-cpu/memory request counts as 100m / 200Mi), host ports and inter-pod (anti-)affinity terms
-with their label and namespace selectors parsed.
+cpu/memory request counts as 100m / 200Mi), host ports, the claims and in-tree disks its volumes
+use, and inter-pod (anti-)affinity terms with their label and namespace selectors parsed.
 """
 
 from __future__ import annotations
@@ -122,11 +122,32 @@ def _host_ports(spec: Mapping[str, Any]) -> tuple[tuple[str, str, int], ...]:
     return tuple(out)
 
 
+#: in-tree volume sources two pods may not both mount (VolumeRestrictions' disk conflicts)
+DISK_SOURCES = ("gcePersistentDisk", "awsElasticBlockStore", "rbd", "iscsi")
+
+
+def _volume_refs(namespace: str, spec: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[Obj, ...]]:
+    """("<ns>/<claim>" of each persistentVolumeClaim volume, in order and repeated as upstream's
+    PVCRefCounts counts them; the volumes with a disk source)."""
+    claims: list[str] = []
+    disks: list[Obj] = []
+    for v in spec.get("volumes") or ():
+        if not isinstance(v, Mapping):
+            continue
+        pvc = v.get("persistentVolumeClaim")
+        if isinstance(pvc, Mapping):
+            claims.append(f"{namespace}/{pvc.get('claimName') or ''}")
+        elif any(isinstance(v.get(s), Mapping) for s in DISK_SOURCES):
+            disks.append(v)  # type: ignore[arg-type]
+    return tuple(claims), tuple(disks)
+
+
 class PodInfo:
     """Everything the plugins read from a pod, computed once per pod version."""
 
     __slots__ = (
-        "affinity", "deleting", "host_ports", "images", "key", "labels", "name", "namespace", "node_name",
+        "affinity", "claim_keys", "deleting", "disk_volumes", "host_ports", "images", "key", "labels", "name",
+        "namespace", "node_name",
         "node_selector", "nominated_node_name", "nonzero_cpu", "nonzero_mem", "parse_error", "pod",
         "preemption_policy", "preferred_affinity_terms", "preferred_anti_affinity_terms", "priority", "req_cpu",
         "req_eph", "req_mem", "requests", "required_affinity_terms", "required_anti_affinity_terms",
@@ -158,6 +179,7 @@ class PodInfo:
         self.req_eph = requests.get(EPHEMERAL_STORAGE, 0)
         self.nonzero_cpu, self.nonzero_mem = non_zero_requests(spec)
         self.host_ports = _host_ports(spec)
+        self.claim_keys, self.disk_volumes = _volume_refs(self.namespace, spec)
         self.tolerations: list[Obj] = spec.get("tolerations") or []
         self.node_selector: Mapping[str, str] | None = spec.get("nodeSelector")
         self.affinity: Mapping[str, Any] = spec.get("affinity") or _EMPTY

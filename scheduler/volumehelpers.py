@@ -40,12 +40,20 @@ Obj = dict[str, Any]
 
 CLAIM_LOST = "Lost"
 
+# the Handle's informer stores the volume plugins read
+PVC_STORE = "pvcs"
+PV_STORE = "pvs"
+CLASS_STORE = "storageclasses"
+
 __all__ = [
     "ANN_BIND_COMPLETED",
     "ANN_BOUND_BY_CONTROLLER",
     "ANN_SELECTED_NODE",
     "CLAIM_LOST",
+    "CLASS_STORE",
     "NO_PROVISIONER",
+    "PVC_STORE",
+    "PV_STORE",
     "WAIT_FOR_FIRST_CONSUMER",
     "bind_volume_to_claim",
     "check_node_affinity",

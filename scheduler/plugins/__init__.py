@@ -1,11 +1,12 @@
 """The default plugins, one per file, in upstream's order, with upstream's default score weights.
 
 Filter order (a node's verdict is its first failing plugin): NodeUnschedulable, NodeName,
-TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding,
-PodTopologySpread, InterPodAffinity. Score weights: TaintToleration 3, NodeAffinity 2,
-PodTopologySpread 2, InterPodAffinity 2, NodeResourcesFit 1 (LeastAllocated),
-NodeResourcesBalancedAllocation 1, ImageLocality 1. PostFilter: DefaultPreemption.
-Reserve and PreBind: VolumeBinding. QueueSort: PrioritySort.
+TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeRestrictions, VolumeBinding,
+PodTopologySpread, InterPodAffinity (upstream's NodeVolumeLimits, between
+VolumeRestrictions and VolumeBinding, is left out: it counts CSI attach limits). Score
+weights: TaintToleration 3, NodeAffinity 2, PodTopologySpread 2, InterPodAffinity 2,
+NodeResourcesFit 1 (LeastAllocated), NodeResourcesBalancedAllocation 1, ImageLocality 1.
+PostFilter: DefaultPreemption. Reserve and PreBind: VolumeBinding. QueueSort: PrioritySort.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scheduler.plugins.node_unschedulable import NodeUnschedulable
 from scheduler.plugins.pod_topology_spread import PodTopologySpread
 from scheduler.plugins.taint_toleration import TaintToleration
 from scheduler.plugins.volume_binding import VolumeBinding
+from scheduler.plugins.volume_restrictions import VolumeRestrictions
 
 REGISTRY: dict[str, Callable[[Handle], Plugin]] = {
     "NodeUnschedulable": NodeUnschedulable,
@@ -33,6 +35,7 @@ REGISTRY: dict[str, Callable[[Handle], Plugin]] = {
     "NodeAffinity": NodeAffinity,
     "NodePorts": NodePorts,
     "NodeResourcesFit": NodeResourcesFit,
+    "VolumeRestrictions": VolumeRestrictions,
     "VolumeBinding": VolumeBinding,
     "PodTopologySpread": PodTopologySpread,
     "InterPodAffinity": InterPodAffinity,

@@ -60,6 +60,9 @@ from scheduler.status import ERROR, SKIP, UNSCHEDULABLE_AND_UNRESOLVABLE, Status
 from scheduler.volumehelpers import (
     ANN_SELECTED_NODE,
     CLAIM_LOST,
+    CLASS_STORE,
+    PV_STORE,
+    PVC_STORE,
     bind_volume_to_claim,
     check_node_affinity,
     class_provisions,
@@ -81,10 +84,6 @@ ERR_REASON_PV_NOT_EXIST = "node(s) unavailable due to one or more pvc(s) bound t
 REASON_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 DEFAULT_BIND_TIMEOUT_SECONDS = 600.0
 TIMEOUT_MESSAGE = "context deadline exceeded"  # what upstream's wait reports on its timeout
-
-PVC_STORE = "pvcs"
-PV_STORE = "pvs"
-CLASS_STORE = "storageclasses"
 
 
 def _rv(obj: Mapping[str, Any] | None) -> int:
@@ -110,8 +109,7 @@ class AssumeCache:
 
     def api_object(self, key: str) -> Obj | None:
         """The informer's object, ignoring assumptions."""
-        store = self._store()
-        return store.get(key) if store is not None else None
+        return self.handle.lookup(self.store_name, key)
 
     def _resolve(self, key: str, stored: Obj | None) -> Obj | None:
         a = self.assumed.get(key)
@@ -220,8 +218,7 @@ class VolumeBinding(Plugin):
     # -- lookups -----------------------------------------------------------------------
 
     def storage_class(self, name: str) -> Obj | None:
-        store = self.handle.stores.get(CLASS_STORE)
-        return store.get(name) if store is not None else None
+        return self.handle.lookup(CLASS_STORE, name)
 
     def pod_volume_claims(self, pod: PodInfo) -> PodVolumeClaims | Status | None:
         """The pod's claims sorted out, a rejection, or None when it has none (podHasPVCs + GetPodVolumeClaims)."""

@@ -12,6 +12,8 @@ from scheduler.framework import CycleState, Handle
 from scheduler.plugins import new_framework
 from scheduler.podinfo import PodInfo
 from scheduler.queue import SchedulingQueue
+from scheduler.status import FitError
+from scheduler.volumehelpers import ANN_BIND_COMPLETED
 
 Obj = dict[str, Any]
 _uid = itertools.count(1)
@@ -87,6 +89,74 @@ def make_pod(name: str, namespace: str = "default", *, cpu: str | None = None, m
         pod["status"]["nominatedNodeName"] = nominated_node
     if owner:
         pod["metadata"]["ownerReferences"] = [owner]
+    return pod
+
+
+# -- storage objects (the volume plugins' tests) ---------------------------------------------
+
+HOSTNAME = "kubernetes.io/hostname"
+
+
+def pv(name: str, size: str = "1Gi", cls: str = "local", *, node: str | None = None, modes: tuple = ("ReadWriteOnce",),
+       labels: dict | None = None, phase: str = "Available", claim: Obj | None = None, mode: str | None = None,
+       rv: str = "10", deleting: bool = False) -> Obj:
+    obj: Obj = {"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": name, "labels": labels or {}, "resourceVersion": rv, "uid": f"pv-uid-{name}"},
+                "spec": {"capacity": {"storage": size}, "accessModes": list(modes), "storageClassName": cls,
+                         "hostPath": {"path": f"/data/{name}"}},
+                "status": {"phase": phase}}
+    if node is not None:
+        obj["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": HOSTNAME, "operator": "In", "values": [node]}]}]}}
+    if claim is not None:
+        m = claim["metadata"]
+        obj["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": m["namespace"], "name": m["name"],
+                                   "uid": m["uid"]}
+    if mode:
+        obj["spec"]["volumeMode"] = mode
+    if deleting:
+        obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return obj
+
+
+def pvc(name: str, size: str = "1Gi", cls: str | None = "local", *, ns: str = "default",
+        modes: tuple = ("ReadWriteOnce",), volume: str | None = None, bound: bool = False,
+        selector: dict | None = None, annotations: dict | None = None, owner: Obj | None = None,
+        rv: str = "5", mode: str | None = None) -> Obj:
+    obj: Obj = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "namespace": ns, "uid": f"pvc-uid-{name}", "resourceVersion": rv,
+                             "annotations": dict(annotations or {})},
+                "spec": {"accessModes": list(modes), "resources": {"requests": {"storage": size}}},
+                "status": {"phase": "Bound" if bound else "Pending"}}
+    if cls is not None:
+        obj["spec"]["storageClassName"] = cls
+    if volume:
+        obj["spec"]["volumeName"] = volume
+    if bound:
+        obj["metadata"]["annotations"][ANN_BIND_COMPLETED] = "yes"
+    if selector is not None:
+        obj["spec"]["selector"] = selector
+    if owner is not None:
+        obj["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": owner["metadata"]["name"],
+                                               "uid": owner["metadata"]["uid"], "controller": True}]
+    if mode:
+        obj["spec"]["volumeMode"] = mode
+    return obj
+
+
+def storage_class(name: str, mode: str = "WaitForFirstConsumer", provisioner: str = "kubernetes.io/no-provisioner",
+                  topologies: list | None = None) -> Obj:
+    obj: Obj = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+                "provisioner": provisioner, "volumeBindingMode": mode, "reclaimPolicy": "Delete"}
+    if topologies is not None:
+        obj["allowedTopologies"] = topologies
+    return obj
+
+
+def with_claims(pod: Obj, *claims: str, ephemeral: tuple[str, ...] = ()) -> Obj:
+    vols = [{"name": f"v-{c}", "persistentVolumeClaim": {"claimName": c}} for c in claims]
+    vols += [{"name": e, "ephemeral": {"volumeClaimTemplate": {"spec": {}}}} for e in ephemeral]
+    pod["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "x"}}, *vols]
     return pod
 
 
@@ -219,3 +289,21 @@ class FakeEvents:
 
     def event(self, obj: Obj, type: str, reason: str, message: str, action: str | None = None) -> None:
         self.events.append((obj["metadata"]["name"], type, reason, message))
+
+
+def prepare(c: Cluster, pods: list[dict]) -> tuple[FakeAPI, FakeEvents]:
+    """What preemption needs besides the cache: an API, an event sink, the pods store."""
+    api, events = FakeAPI(), FakeEvents()
+    c.handle.api, c.handle.events = api, events
+    c.handle.stores["pods"] = FakeStore(pods)
+    return api, events
+
+
+async def preempt(c: Cluster, pod: dict):
+    """Schedule `pod`, which must fit nowhere; → PostFilter's (nominated node, status)."""
+    state, pi = CycleState(), PodInfo(pod)
+    try:
+        c.algorithm.schedule_pod(c.fw, state, pi)
+    except FitError as fe:
+        return await c.fw.run_post_filter(state, pi, fe.diagnosis.node_to_status)
+    raise AssertionError("the pod fits: nothing to preempt")

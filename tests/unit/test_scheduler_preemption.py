@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from scheduler.framework import CycleState
 from scheduler.plugins.default_preemption import (
     Candidate,
     calculate_num_candidates,
@@ -10,24 +9,7 @@ from scheduler.plugins.default_preemption import (
     pick_one_node,
 )
 from scheduler.podinfo import PodInfo
-from scheduler.status import FitError
-from tests.unit.scheduler_fakes import Cluster, FakeAPI, FakeEvents, FakeStore, make_node, make_pod
-
-
-def prepare(c: Cluster, pods: list[dict]) -> tuple[FakeAPI, FakeEvents]:
-    api, events = FakeAPI(), FakeEvents()
-    c.handle.api, c.handle.events = api, events
-    c.handle.stores["pods"] = FakeStore(pods)
-    return api, events
-
-
-async def preempt(c: Cluster, pod: dict):
-    state, pi = CycleState(), PodInfo(pod)
-    try:
-        c.algorithm.schedule_pod(c.fw, state, pi)
-    except FitError as fe:
-        return await c.fw.run_post_filter(state, pi, fe.diagnosis.node_to_status)
-    raise AssertionError("the pod fits: nothing to preempt")
+from tests.unit.scheduler_fakes import Cluster, make_node, make_pod, preempt, prepare
 
 
 async def test_evicts_the_fewest_least_important_pods() -> None:

@@ -31,77 +31,22 @@ from scheduler.volumehelpers import (
     is_claim_bound,
 )
 from tests.conftest import until
-from tests.unit.scheduler_fakes import Cluster, FakeEvents, FakePodsAPI, FakeStore, make_node, make_pod
+from tests.unit.scheduler_fakes import (
+    Cluster,
+    FakeEvents,
+    FakePodsAPI,
+    FakeStore,
+    make_node,
+    make_pod,
+    pv,
+    pvc,
+    storage_class,
+    with_claims,
+)
 
 Obj = dict[str, Any]
 HOSTNAME = "kubernetes.io/hostname"
 NAME = "VolumeBinding"
-
-
-# -- builders ------------------------------------------------------------------------------
-
-
-def pv(name: str, size: str = "1Gi", cls: str = "local", *, node: str | None = None, modes: tuple = ("ReadWriteOnce",),
-       labels: dict | None = None, phase: str = "Available", claim: Obj | None = None, mode: str | None = None,
-       rv: str = "10", deleting: bool = False) -> Obj:
-    obj: Obj = {"apiVersion": "v1", "kind": "PersistentVolume",
-                "metadata": {"name": name, "labels": labels or {}, "resourceVersion": rv, "uid": f"pv-uid-{name}"},
-                "spec": {"capacity": {"storage": size}, "accessModes": list(modes), "storageClassName": cls,
-                         "hostPath": {"path": f"/data/{name}"}},
-                "status": {"phase": phase}}
-    if node is not None:
-        obj["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [
-            {"matchExpressions": [{"key": HOSTNAME, "operator": "In", "values": [node]}]}]}}
-    if claim is not None:
-        m = claim["metadata"]
-        obj["spec"]["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": m["namespace"], "name": m["name"],
-                                   "uid": m["uid"]}
-    if mode:
-        obj["spec"]["volumeMode"] = mode
-    if deleting:
-        obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    return obj
-
-
-def pvc(name: str, size: str = "1Gi", cls: str | None = "local", *, ns: str = "default",
-        modes: tuple = ("ReadWriteOnce",), volume: str | None = None, bound: bool = False,
-        selector: dict | None = None, annotations: dict | None = None, owner: Obj | None = None,
-        rv: str = "5", mode: str | None = None) -> Obj:
-    obj: Obj = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": name, "namespace": ns, "uid": f"pvc-uid-{name}", "resourceVersion": rv,
-                             "annotations": dict(annotations or {})},
-                "spec": {"accessModes": list(modes), "resources": {"requests": {"storage": size}}},
-                "status": {"phase": "Bound" if bound else "Pending"}}
-    if cls is not None:
-        obj["spec"]["storageClassName"] = cls
-    if volume:
-        obj["spec"]["volumeName"] = volume
-    if bound:
-        obj["metadata"]["annotations"][ANN_BIND_COMPLETED] = "yes"
-    if selector is not None:
-        obj["spec"]["selector"] = selector
-    if owner is not None:
-        obj["metadata"]["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": owner["metadata"]["name"],
-                                               "uid": owner["metadata"]["uid"], "controller": True}]
-    if mode:
-        obj["spec"]["volumeMode"] = mode
-    return obj
-
-
-def storage_class(name: str, mode: str = "WaitForFirstConsumer", provisioner: str = "kubernetes.io/no-provisioner",
-                  topologies: list | None = None) -> Obj:
-    obj: Obj = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
-                "provisioner": provisioner, "volumeBindingMode": mode, "reclaimPolicy": "Delete"}
-    if topologies is not None:
-        obj["allowedTopologies"] = topologies
-    return obj
-
-
-def with_claims(pod: Obj, *claims: str, ephemeral: tuple[str, ...] = ()) -> Obj:
-    vols = [{"name": f"v-{c}", "persistentVolumeClaim": {"claimName": c}} for c in claims]
-    vols += [{"name": e, "ephemeral": {"volumeClaimTemplate": {"spec": {}}}} for e in ephemeral]
-    pod["spec"]["volumes"] = [{"name": "cfg", "configMap": {"name": "x"}}, *vols]
-    return pod
 
 
 class Storage:
