@@ -2,7 +2,7 @@
 
 Filter order (a node's verdict is its first failing plugin): NodeUnschedulable, NodeName,
 TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeRestrictions, VolumeBinding,
-PodTopologySpread, InterPodAffinity (upstream's NodeVolumeLimits, between
+VolumeZone, PodTopologySpread, InterPodAffinity (upstream's NodeVolumeLimits, between
 VolumeRestrictions and VolumeBinding, is left out: it counts CSI attach limits). Score
 weights: TaintToleration 3, NodeAffinity 2, PodTopologySpread 2, InterPodAffinity 2,
 NodeResourcesFit 1 (LeastAllocated), NodeResourcesBalancedAllocation 1, ImageLocality 1.
@@ -27,6 +27,7 @@ from scheduler.plugins.pod_topology_spread import PodTopologySpread
 from scheduler.plugins.taint_toleration import TaintToleration
 from scheduler.plugins.volume_binding import VolumeBinding
 from scheduler.plugins.volume_restrictions import VolumeRestrictions
+from scheduler.plugins.volume_zone import VolumeZone
 
 REGISTRY: dict[str, Callable[[Handle], Plugin]] = {
     "NodeUnschedulable": NodeUnschedulable,
@@ -37,6 +38,7 @@ REGISTRY: dict[str, Callable[[Handle], Plugin]] = {
     "NodeResourcesFit": NodeResourcesFit,
     "VolumeRestrictions": VolumeRestrictions,
     "VolumeBinding": VolumeBinding,
+    "VolumeZone": VolumeZone,
     "PodTopologySpread": PodTopologySpread,
     "InterPodAffinity": InterPodAffinity,
     "DefaultPreemption": DefaultPreemption,

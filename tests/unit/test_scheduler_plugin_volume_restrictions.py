@@ -32,8 +32,8 @@ DISK_CONFLICT = Status(UNSCHEDULABLE, ERR_REASON_DISK_CONFLICT, plugin=NAME)
 
 def cluster(pods: list[dict] = (), claims: tuple[dict, ...] = (pvc("solo", modes=RWOP), pvc("shared")),
             nodes: tuple[str, ...] = ("a", "b")) -> Cluster:
-    # (the claims are not bound: VolumeBinding would keep every pod out)
-    c = Cluster([make_node(n) for n in nodes], list(pods), disabled=("VolumeBinding",))
+    # (the claims are not bound: VolumeBinding and VolumeZone would keep every pod out)
+    c = Cluster([make_node(n) for n in nodes], list(pods), disabled=("VolumeBinding", "VolumeZone"))
     c.handle.stores["pvcs"] = FakeStore(list(claims))
     return c
 
