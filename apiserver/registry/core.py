@@ -85,6 +85,11 @@ class PodStrategy(Strategy):
     def initial_status(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Pending"}
 
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        meta = obj.get("metadata")
+        podspec.apply_match_label_keys(obj.get("spec"), meta.get("labels") if isinstance(meta, dict) else None)
+
     def default(self, obj: Obj) -> None:
         spec = obj.get("spec")
         podspec.default_pod_spec(spec)

@@ -6,6 +6,7 @@ and the parts of ValidatePodSpec a user meets in practice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from apimachinery import quantity
@@ -22,12 +23,15 @@ from apimachinery.validation import (
     is_valid_label_value,
     is_valid_port_name,
     is_valid_port_num,
+    name_is_dns_label,
     not_found_cause,
     not_supported_cause,
     render_value,
     required_cause,
+    validate_label_selector,
     validate_qualified_name,
 )
+from apiserver.registry.base import as_dict, as_list
 
 Obj = dict[str, Any]
 Cause = dict[str, str]
@@ -320,6 +324,117 @@ def validate_tolerations(tolerations: Any, path: str) -> list[Cause]:
     return causes
 
 
+REQUIRED_TERMS = "requiredDuringSchedulingIgnoredDuringExecution"
+PREFERRED_TERMS = "preferredDuringSchedulingIgnoredDuringExecution"
+
+
+def _pod_affinity_terms(affinity: Any, path: str) -> Iterator[tuple[Obj, str, Obj | None, str]]:
+    """(term, its path, the weighted term holding it or None, that one's path) for every term of
+    the pod affinity and anti-affinity, required ones first."""
+    if not isinstance(affinity, dict):
+        return
+    for kind in ("podAffinity", "podAntiAffinity"):
+        pa = affinity.get(kind)
+        if not isinstance(pa, dict):
+            continue
+        for i, term in enumerate(as_list(pa.get(REQUIRED_TERMS))):
+            yield as_dict(term), index(child(child(path, kind), REQUIRED_TERMS), i), None, ""
+        for j, weighted in enumerate(as_list(pa.get(PREFERRED_TERMS))):
+            wp = index(child(child(path, kind), PREFERRED_TERMS), j)
+            w = as_dict(weighted)
+            yield as_dict(w.get("podAffinityTerm")), child(wp, "podAffinityTerm"), w, wp
+
+
+def validate_pod_affinity(affinity: Any, path: str) -> list[Cause]:
+    """The pod (anti-)affinity part of upstream validateAffinity (node affinity is not checked here)."""
+    causes: list[Cause] = []
+    for term, tp, weighted, wp in _pod_affinity_terms(affinity, path):
+        if weighted is not None:
+            weight = weighted.get("weight")
+            if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 100:
+                causes.append(invalid_cause(child(wp, "weight"), 0 if weight is None else weight,
+                                            "must be in the range 1-100"))
+        causes += _validate_pod_affinity_term(term, tp)
+    return causes
+
+
+def _validate_pod_affinity_term(term: Obj, path: str) -> list[Cause]:
+    """upstream validatePodAffinityTerm."""
+    causes = validate_label_selector(term.get("labelSelector"), child(path, "labelSelector"))
+    causes += validate_label_selector(term.get("namespaceSelector"), child(path, "namespaceSelector"))
+    for name in as_list(term.get("namespaces")):
+        # (upstream's path says "namespace")
+        causes += [invalid_cause(child(path, "namespace"), name, m) for m in name_is_dns_label(str(name))]
+    causes += _validate_match_label_keys(term, path)
+    topology_key = term.get("topologyKey") or ""
+    if not topology_key:
+        causes.append(required_cause(child(path, "topologyKey"), "can not be empty"))
+    return causes + validate_qualified_name(str(topology_key), child(path, "topologyKey"))
+
+
+def _validate_label_keys(keys: list[Any], selector: Any, path: str) -> list[Cause]:
+    """matchLabelKeys / mismatchLabelKeys: label keys, and only next to a labelSelector."""
+    if not keys:
+        return []
+    if selector is None:
+        return [forbidden_cause(path, "must not be specified when labelSelector is not set")]
+    causes: list[Cause] = []
+    for i, k in enumerate(keys):
+        causes += validate_qualified_name(k if isinstance(k, str) else str(k), index(path, i))
+    return causes
+
+
+def _validate_match_label_keys(term: Obj, path: str) -> list[Cause]:
+    """upstream validateMatchLabelKeysAndMismatchLabelKeys. The pod's labelSelector already holds
+    the requirements merged from matchLabelKeys at creation, so a key of matchLabelKeys that the
+    selector names twice was in the user's selector too (as upstream, the error's path is the
+    term's indexed by the key's position in matchLabelKeys)."""
+    selector = term.get("labelSelector")
+    match = as_list(term.get("matchLabelKeys"))
+    mismatch = as_list(term.get("mismatchLabelKeys"))
+    causes = _validate_label_keys(match, selector, child(path, "matchLabelKeys"))
+    causes += _validate_label_keys(mismatch, selector, child(path, "mismatchLabelKeys"))
+    if isinstance(selector, dict):
+        position = {k: i for i, k in enumerate(match) if isinstance(k, str)}  # the last one, as upstream's map
+        seen = {k for k in as_dict(selector.get("matchLabels")) if isinstance(k, str)}
+        for expr in as_list(selector.get("matchExpressions")):
+            k = as_dict(expr).get("key")
+            if not isinstance(k, str):
+                continue
+            if k in position and k in seen:
+                causes.append(invalid_cause(index(path, position[k]), k, "exists in both matchLabelKeys and labelSelector"))
+            seen.add(k)
+    mismatch_keys = {k for k in mismatch if isinstance(k, str)}
+    for i, k in enumerate(match):
+        if isinstance(k, str) and k in mismatch_keys:
+            causes.append(invalid_cause(index(child(path, "matchLabelKeys"), i), k,
+                                        "exists in both matchLabelKeys and mismatchLabelKeys"))
+    return causes
+
+
+def apply_match_label_keys(spec: Any, labels: Any) -> None:
+    """upstream mutatePodAffinity (pod creation; MatchLabelKeysInPodAffinity, beta and on in 1.31):
+    each pod (anti-)affinity term's matchLabelKeys / mismatchLabelKeys become `In` / `NotIn`
+    requirements on the pod's own label values, appended to its labelSelector. Keys the pod
+    has no label for add nothing; a term without labelSelector (it matches nothing) stays so."""
+    if not isinstance(spec, dict) or not isinstance(labels, dict):
+        return
+    for term, _tp, _weighted, _wp in _pod_affinity_terms(spec.get("affinity"), ""):
+        selector = term.get("labelSelector")
+        if not isinstance(selector, dict):
+            continue
+        added = [{"key": k, "operator": op, "values": [labels[k]]}
+                 for op, field in (("In", "matchLabelKeys"), ("NotIn", "mismatchLabelKeys"))
+                 for k in as_list(term.get(field)) if isinstance(k, str) and k in labels]
+        if not added:
+            continue
+        exprs = selector.get("matchExpressions")
+        if exprs is None:
+            selector["matchExpressions"] = added
+        elif isinstance(exprs, list):
+            exprs.extend(added)
+
+
 def validate_overhead(overhead: Any, path: str) -> list[Cause]:
     """A pod's (or a RuntimeClass's) fixed overhead: checked as the limits of a container's
     resources, as upstream does (so its paths read `<path>.limits[cpu]`)."""
@@ -394,6 +509,7 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
             for msg in check(str(v)):
                 causes.append(invalid_cause(child(path, f), v, msg))
     causes += validate_tolerations(spec.get("tolerations"), child(path, "tolerations"))
+    causes += validate_pod_affinity(spec.get("affinity"), child(path, "affinity"))
     if spec.get("overhead") is not None:
         causes += validate_overhead(spec["overhead"], child(path, "overhead"))
     ns = spec.get("nodeSelector")
