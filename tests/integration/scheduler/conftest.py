@@ -3,12 +3,14 @@ kubeconfig, system:kube-scheduler), Node objects (no kubelet needed) and pods.
 
 Each module runs its own scheduler with a unique schedulerName, so pods left pending by
 other tests in the session are never touched, and every Node a test creates is deleted
-after it.
+after it. `storage` makes PersistentVolumes, claims and classes, the test playing the PV
+binder (no controller-manager runs here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +26,10 @@ import pytest
 from certs import write_cluster_kubeconfigs
 from minictl.components import component_env, free_port
 from tests.conftest import ControlPlane, wait_for
+
+HOSTNAME = "kubernetes.io/hostname"
+BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
+MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
 class SchedulerProcess:
@@ -117,6 +123,19 @@ class Env:
         assert r.status_code == 201, r.text
         return r.json()
 
+    @contextlib.contextmanager
+    def priority_class(self, value: int) -> Iterator[str]:
+        """A PriorityClass of `value` for the duration (cluster-scoped: named uniquely)."""
+        name = f"{self.ns}-{value}-{os.urandom(2).hex()}"
+        r = self.api.post("/apis/scheduling.k8s.io/v1/priorityclasses",
+                          json={"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                "metadata": {"name": name}, "value": value})
+        assert r.status_code == 201, r.text
+        try:
+            yield name
+        finally:
+            self.api.delete(f"/apis/scheduling.k8s.io/v1/priorityclasses/{name}")
+
     def get_pod(self, name: str) -> dict:
         r = self.api.get(f"/api/v1/namespaces/{self.ns}/pods/{name}")
         assert r.status_code == 200, r.text
@@ -189,3 +208,109 @@ def env(control_plane: ControlPlane, api: httpx.Client, namespace: str, schedule
 def wait_until(predicate: Any, timeout: float = 20, what: str = "condition") -> Any:
     return wait_for(predicate, timeout, 0.1, what)
 
+
+class Storage:
+    """PVs, claims and classes for one test; the cluster-scoped ones are deleted afterwards."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.api = env.api
+        self.cluster_objects: list[str] = []
+
+    def _create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.api.post(path, json=body)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def storage_class(self, name: str, mode: str, provisioner: str = "kubernetes.io/no-provisioner") -> str:
+        full = f"{self.env.ns}-{name}"
+        self._create("/apis/storage.k8s.io/v1/storageclasses", {
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": full},
+            "provisioner": provisioner, "volumeBindingMode": mode})
+        self.cluster_objects.append(f"/apis/storage.k8s.io/v1/storageclasses/{full}")
+        return full
+
+    def pv(self, name: str, cls: str, node: str | None, size: str = "1Gi", claim: dict | None = None,
+           modes: tuple[str, ...] = ("ReadWriteOnce",), labels: dict | None = None) -> str:
+        """A hostPath volume on `node` (None: no node affinity), pre-bound to `claim` if given."""
+        full = f"{self.env.ns}-{name}"
+        spec: dict[str, Any] = {
+            "capacity": {"storage": size}, "accessModes": list(modes), "storageClassName": cls,
+            "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": f"/tmp/{full}"}}
+        if node is not None:
+            spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": HOSTNAME, "operator": "In", "values": [node]}]}]}}
+        if claim is not None:
+            m = claim["metadata"]
+            spec["claimRef"] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": m["namespace"],
+                                "name": m["name"], "uid": m["uid"]}
+        self._create("/api/v1/persistentvolumes", {"apiVersion": "v1", "kind": "PersistentVolume",
+                                                   "metadata": {"name": full, "labels": labels or {}}, "spec": spec})
+        self.cluster_objects.append(f"/api/v1/persistentvolumes/{full}")
+        phase = "Bound" if claim is not None else "Available"
+        r = self.api.patch(f"/api/v1/persistentvolumes/{full}/status", content=f'{{"status":{{"phase":"{phase}"}}}}',
+                           headers=MERGE)
+        assert r.status_code == 200, r.text
+        return full
+
+    def claim(self, name: str, cls: str, size: str = "1Gi",
+              modes: tuple[str, ...] = ("ReadWriteOnce",)) -> dict[str, Any]:
+        return self._create(f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims", {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": {"accessModes": list(modes), "storageClassName": cls,
+                     "resources": {"requests": {"storage": size}}}})
+
+    def bound_claim(self, name: str, cls: str, node: str | None = None, modes: tuple[str, ...] = ("ReadWriteOnce",),
+                    labels: dict | None = None) -> str:
+        """A claim bound to a volume of its own (named after it), as the PV binder leaves them."""
+        claim = self.claim(name, cls, modes=modes)
+        volume = self.pv(name, cls, node, claim=claim, modes=modes, labels=labels)
+        self.bind_claim(name, volume)
+        return volume
+
+    def get_claim(self, name: str) -> dict[str, Any]:
+        r = self.api.get(f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims/{name}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def get_pv(self, name: str) -> dict[str, Any]:
+        r = self.api.get(f"/api/v1/persistentvolumes/{name}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def bind_claim(self, name: str, volume: str) -> None:
+        """What the PV binder does last: the claim's volumeName, bind-completed, phase Bound."""
+        path = f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims/{name}"
+        body = {"metadata": {"annotations": {BIND_COMPLETED: "yes"}}, "spec": {"volumeName": volume}}
+        r = self.api.patch(path, content=json.dumps(body), headers=MERGE)
+        assert r.status_code == 200, r.text
+        r = self.api.patch(f"{path}/status", content='{"status":{"phase":"Bound"}}', headers=MERGE)
+        assert r.status_code == 200, r.text
+
+    def cleanup(self) -> None:
+        """Delete what this test made outside its namespace, claims too; no protection controller
+        runs here to lift the pv/pvc-protection finalizers, so drop them."""
+        r = self.api.get(f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims")
+        claims = [f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims/{c['metadata']['name']}"
+                  for c in (r.json().get("items") or [] if r.status_code == 200 else [])]
+        for path in [*claims, *reversed(self.cluster_objects)]:
+            with contextlib.suppress(Exception):
+                self.api.delete(path)
+                self.api.patch(path, content='{"metadata":{"finalizers":null}}', headers=MERGE)
+
+
+@pytest.fixture
+def storage(env: Env) -> Iterator[Storage]:
+    s = Storage(env)
+    try:
+        yield s
+    finally:
+        s.cleanup()
+
+
+def pod_with_claim(env: Env, name: str, claim: str, **spec: Any) -> dict:
+    return env.pod(name, volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": claim}}], **spec)
+
+
+def condition(env: Env, pod: str) -> dict | None:
+    return next((c for c in env.get_pod(pod)["status"].get("conditions") or () if c["type"] == "PodScheduled"), None)

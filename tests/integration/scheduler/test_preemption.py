@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from tests.integration.scheduler.conftest import Env, SchedulerProcess, wait_until
 
 
 def test_high_priority_pod_preempts_lower_priority_pods(scheduler: SchedulerProcess, env: Env) -> None:
-    pc = f"high-{os.urandom(3).hex()}"
-    r = env.api.post("/apis/scheduling.k8s.io/v1/priorityclasses",
-                     json={"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                           "metadata": {"name": pc}, "value": 1000})
-    assert r.status_code == 201, r.text
-    try:
+    with env.priority_class(1000) as pc:
         node = env.node("n", cpu="2")
         env.pod("low-1", cpu="1")
         env.pod("low-2", cpu="1")
@@ -36,8 +29,6 @@ def test_high_priority_pod_preempts_lower_priority_pods(scheduler: SchedulerProc
         assert env.wait_bound("vip")["vip"] == node
         survivor = ({"low-1", "low-2"} - set(victims)).pop()
         assert env.node_of(survivor) == node and not env.get_pod(survivor)["metadata"].get("deletionTimestamp")
-    finally:
-        env.api.delete(f"/apis/scheduling.k8s.io/v1/priorityclasses/{pc}")
 
 
 def test_preemption_policy_never_only_waits(scheduler: SchedulerProcess, env: Env) -> None:

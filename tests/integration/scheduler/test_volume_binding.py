@@ -4,21 +4,24 @@ playing the PV binder / provisioner (no controller-manager volume controllers ru
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import ControlPlane
-from tests.integration.scheduler.conftest import Env, SchedulerProcess, wait_until
+from tests.integration.scheduler.conftest import (
+    HOSTNAME,
+    Env,
+    SchedulerProcess,
+    Storage,
+    condition,
+    pod_with_claim,
+    wait_until,
+)
 
-HOSTNAME = "kubernetes.io/hostname"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
-BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 BIND_TIMEOUT = 4  # seconds a pod waits in PreBind for its claims here (upstream: 600)
-MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
 @pytest.fixture(scope="module")
@@ -33,103 +36,6 @@ def scheduler(control_plane: ControlPlane, kubeconfigs: dict[str, Path],
         yield p
     finally:
         p.stop()
-
-
-class Storage:
-    """PVs, claims and classes for one test; the cluster-scoped ones are deleted afterwards."""
-
-    def __init__(self, env: Env) -> None:
-        self.env = env
-        self.api = env.api
-        self.cluster_objects: list[str] = []
-
-    def _create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = self.api.post(path, json=body)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def storage_class(self, name: str, mode: str, provisioner: str = "kubernetes.io/no-provisioner") -> str:
-        full = f"{self.env.ns}-{name}"
-        self._create("/apis/storage.k8s.io/v1/storageclasses", {
-            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": full},
-            "provisioner": provisioner, "volumeBindingMode": mode})
-        self.cluster_objects.append(f"/apis/storage.k8s.io/v1/storageclasses/{full}")
-        return full
-
-    def pv(self, name: str, cls: str, node: str, size: str = "1Gi", claim: dict | None = None) -> str:
-        full = f"{self.env.ns}-{name}"
-        spec: dict[str, Any] = {
-            "capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": cls,
-            "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": f"/tmp/{full}"},
-            "nodeAffinity": {"required": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": HOSTNAME, "operator": "In", "values": [node]}]}]}}}
-        if claim is not None:
-            m = claim["metadata"]
-            spec["claimRef"] = {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": m["namespace"],
-                                "name": m["name"], "uid": m["uid"]}
-        self._create("/api/v1/persistentvolumes", {"apiVersion": "v1", "kind": "PersistentVolume",
-                                                   "metadata": {"name": full}, "spec": spec})
-        self.cluster_objects.append(f"/api/v1/persistentvolumes/{full}")
-        phase = "Bound" if claim is not None else "Available"
-        r = self.api.patch(f"/api/v1/persistentvolumes/{full}/status", content=f'{{"status":{{"phase":"{phase}"}}}}',
-                           headers=MERGE)
-        assert r.status_code == 200, r.text
-        return full
-
-    def claim(self, name: str, cls: str, size: str = "1Gi") -> dict[str, Any]:
-        return self._create(f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims", {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
-            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": cls,
-                     "resources": {"requests": {"storage": size}}}})
-
-    def get_claim(self, name: str) -> dict[str, Any]:
-        r = self.api.get(f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims/{name}")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def get_pv(self, name: str) -> dict[str, Any]:
-        r = self.api.get(f"/api/v1/persistentvolumes/{name}")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def bind_claim(self, name: str, volume: str) -> None:
-        """What the PV binder does last: the claim's volumeName, bind-completed, phase Bound."""
-        import json
-
-        path = f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims/{name}"
-        body = {"metadata": {"annotations": {BIND_COMPLETED: "yes"}}, "spec": {"volumeName": volume}}
-        r = self.api.patch(path, content=json.dumps(body), headers=MERGE)
-        assert r.status_code == 200, r.text
-        r = self.api.patch(f"{path}/status", content='{"status":{"phase":"Bound"}}', headers=MERGE)
-        assert r.status_code == 200, r.text
-
-    def cleanup(self) -> None:
-        """Delete what this test made outside its namespace, claims too; no protection controller
-        runs here to lift the pv/pvc-protection finalizers, so drop them."""
-        r = self.api.get(f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims")
-        claims = [f"/api/v1/namespaces/{self.env.ns}/persistentvolumeclaims/{c['metadata']['name']}"
-                  for c in (r.json().get("items") or [] if r.status_code == 200 else [])]
-        for path in [*claims, *reversed(self.cluster_objects)]:
-            with contextlib.suppress(Exception):
-                self.api.delete(path)
-                self.api.patch(path, content='{"metadata":{"finalizers":null}}', headers=MERGE)
-
-
-@pytest.fixture
-def storage(env: Env) -> Iterator[Storage]:
-    s = Storage(env)
-    try:
-        yield s
-    finally:
-        s.cleanup()
-
-
-def pod_with_claim(env: Env, name: str, claim: str, **spec: Any) -> dict:
-    return env.pod(name, volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": claim}}], **spec)
-
-
-def condition(env: Env, pod: str) -> dict | None:
-    return next((c for c in env.get_pod(pod)["status"].get("conditions") or () if c["type"] == "PodScheduled"), None)
 
 
 def test_an_unbound_immediate_claim_keeps_the_pod_pending_until_the_binder_binds_it(
