@@ -9,8 +9,8 @@
   schedulable, allocatable, labels, taints, conditions), moves pending pods that could now
   fit it (after a quick admission check against that node).
 - PersistentVolumeClaims, PersistentVolumes and StorageClasses (when served) move the pods
-  VolumeBinding rejected (a claim's change only the pods using it), and — as pod deletions
-  and node changes do — wake the PreBinds waiting for their claims to be bound.
+  the volume plugins rejected (a claim's change only the pods using it), and — as pod
+  deletions and node changes do — wake the PreBinds waiting for their claims to be bound.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ class EventHandlers:
         self.sched.cache.remove_node(deleted_object(obj))
         self.sched.changes.notify()
 
-    # -- storage (VolumeBinding) -------------------------------------------------------
+    # -- storage (the volume plugins) ----------------------------------------------------
 
     def _storage_event(self, event: ClusterEvent, pre_check: Callable[[PodInfo], bool] | None = None) -> None:
         self.sched.changes.notify()
