@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apimachinery.validation import invalid_cause, not_supported_cause
-from apiserver.registry.base import Cause, Obj, Strategy
+from apiserver.registry.base import Cause, Obj, Strategy, default_field
 from apiserver.registry.workloads import (
     default_template,
     selector_immutable,
@@ -45,7 +45,7 @@ class DeploymentStrategy(_Workload):
             return
         spec.setdefault("replicas", 1)
         strategy = spec.setdefault("strategy", {})
-        strategy.setdefault("type", "RollingUpdate")
+        default_field(strategy, "type", "RollingUpdate")
         if strategy["type"] == "RollingUpdate":
             ru = strategy.setdefault("rollingUpdate", {})
             ru.setdefault("maxUnavailable", "25%")
@@ -106,7 +106,7 @@ class DaemonSetStrategy(_Workload):
         if not isinstance(spec, dict):
             return
         us = spec.setdefault("updateStrategy", {})
-        us.setdefault("type", "RollingUpdate")
+        default_field(us, "type", "RollingUpdate")
         if us["type"] == "RollingUpdate":
             ru = us.setdefault("rollingUpdate", {})
             ru.setdefault("maxUnavailable", 1)
@@ -121,13 +121,16 @@ class StatefulSetStrategy(_Workload):
         if not isinstance(spec, dict):
             return
         spec.setdefault("replicas", 1)
-        spec.setdefault("podManagementPolicy", "OrderedReady")
+        default_field(spec, "podManagementPolicy", "OrderedReady")
         us = spec.setdefault("updateStrategy", {})
-        us.setdefault("type", "RollingUpdate")
+        default_field(us, "type", "RollingUpdate")
         if us["type"] == "RollingUpdate":
             us.setdefault("rollingUpdate", {}).setdefault("partition", 0)
         spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+        retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+        if isinstance(retention, dict):
+            default_field(retention, "whenDeleted", "Retain")
+            default_field(retention, "whenScaled", "Retain")
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate(obj, namespaced)

@@ -195,6 +195,16 @@ class Strategy:
 # Type-tolerant readers for validation code: client JSON may hold anything where a kind expects
 # a type; upstream's decoder would have refused it, here it reads as the zero value.
 
+def default_field(d: Obj, key: str, value: Any) -> Any:
+    """Default a field Go declares without a pointer: upstream's defaulters see its zero value
+    ("" or 0) as unset, like a missing one or null — `imagePullPolicy: ""` (a Helm value left
+    empty) is defaulted, not refused. Returns the field's value."""
+    cur = d.get(key)
+    if cur is None or (type(cur) is type(value) and not cur):
+        d[key] = value
+    return d[key]
+
+
 def as_dict(v: Any) -> Obj:
     return v if isinstance(v, dict) else {}
 

@@ -27,7 +27,7 @@ from apimachinery.validation import (
     validate_object_meta_update,
 )
 from apiserver.registry import podspec
-from apiserver.registry.base import Cause, Obj, Strategy
+from apiserver.registry.base import Cause, Obj, Strategy, default_field
 from apiserver.registry.services import (
     ServiceAllocations,
     drop_type_dependent_fields,
@@ -225,14 +225,14 @@ class ServiceStrategy(ServiceAllocations, Strategy):
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        t = spec.setdefault("type", "ClusterIP")
-        spec.setdefault("sessionAffinity", "None")
+        t = default_field(spec, "type", "ClusterIP")
+        default_field(spec, "sessionAffinity", "None")
         if spec["sessionAffinity"] == "ClientIP":
             cfg = spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {})
             cfg.setdefault("timeoutSeconds", 10800)
         for p in spec.get("ports") or []:
             if isinstance(p, dict):
-                p.setdefault("protocol", "TCP")
+                default_field(p, "protocol", "TCP")
                 if "targetPort" not in p and "port" in p:
                     p["targetPort"] = p["port"]
         if t != "ExternalName":
@@ -240,7 +240,7 @@ class ServiceStrategy(ServiceAllocations, Strategy):
             spec.setdefault("ipFamilyPolicy", "SingleStack")
             spec.setdefault("ipFamilies", ["IPv4"])
         if t in ("NodePort", "LoadBalancer"):
-            spec.setdefault("externalTrafficPolicy", "Cluster")
+            default_field(spec, "externalTrafficPolicy", "Cluster")
         if t == "LoadBalancer":
             spec.setdefault("allocateLoadBalancerNodePorts", True)
 
@@ -394,7 +394,7 @@ class SecretStrategy(ConfigMapStrategy):
     }
 
     def default(self, obj: Obj) -> None:
-        obj.setdefault("type", "Opaque")
+        default_field(obj, "type", "Opaque")
         # stringData is write-only: merged into data, base64-encoded (upstream conversion)
         sd = obj.pop("stringData", None)
         if isinstance(sd, dict):

@@ -20,7 +20,7 @@ from apimachinery.validation import (
     validate_immutable,
 )
 from apimachinery.volumebinding import BETA_STORAGE_CLASS_ANNOTATION
-from apiserver.registry.base import Cause, Obj, Strategy
+from apiserver.registry.base import Cause, Obj, Strategy, default_field
 
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
 RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
@@ -122,7 +122,7 @@ class PVStrategy(_StorageObjectStrategy):
         super().default(obj)
         spec = obj.get("spec")
         if isinstance(spec, dict):
-            spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+            default_field(spec, "persistentVolumeReclaimPolicy", "Retain")
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         return super().validate(obj, namespaced) + validate_pv_spec(obj.get("spec") or {}, "spec")

@@ -31,7 +31,7 @@ from apimachinery.validation import (
     validate_label_selector,
     validate_qualified_name,
 )
-from apiserver.registry.base import as_dict, as_list
+from apiserver.registry.base import as_dict, as_list, default_field
 
 Obj = dict[str, Any]
 Cause = dict[str, str]
@@ -57,24 +57,24 @@ def default_pull_policy(image: str) -> str:
 def _default_probe(p: Obj | None) -> None:
     if not isinstance(p, dict):
         return
-    p.setdefault("timeoutSeconds", 1)
-    p.setdefault("periodSeconds", 10)
-    p.setdefault("successThreshold", 1)
-    p.setdefault("failureThreshold", 3)
+    default_field(p, "timeoutSeconds", 1)
+    default_field(p, "periodSeconds", 10)
+    default_field(p, "successThreshold", 1)
+    default_field(p, "failureThreshold", 3)
     hg = p.get("httpGet")
     if isinstance(hg, dict):
-        hg.setdefault("path", "/")
-        hg.setdefault("scheme", "HTTP")
+        default_field(hg, "path", "/")
+        default_field(hg, "scheme", "HTTP")
 
 
 def _default_container(c: Obj) -> None:
     if not isinstance(c, dict):
         return
     image = c.get("image")
-    if isinstance(image, str) and image and "imagePullPolicy" not in c:
-        c["imagePullPolicy"] = default_pull_policy(image)
-    c.setdefault("terminationMessagePath", "/dev/termination-log")
-    c.setdefault("terminationMessagePolicy", "File")
+    if isinstance(image, str) and image:
+        default_field(c, "imagePullPolicy", default_pull_policy(image))
+    default_field(c, "terminationMessagePath", "/dev/termination-log")
+    default_field(c, "terminationMessagePolicy", "File")
     res = c.setdefault("resources", {})
     if isinstance(res, dict) and isinstance(res.get("limits"), dict):
         # requests default to limits (upstream SetDefaults_Container)
@@ -84,11 +84,11 @@ def _default_container(c: Obj) -> None:
                 req.setdefault(k, v)
     for port in c.get("ports") or []:
         if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
+            default_field(port, "protocol", "TCP")
     for env in c.get("env") or []:
         vf = env.get("valueFrom") if isinstance(env, dict) else None
         if isinstance(vf, dict) and isinstance(vf.get("fieldRef"), dict):
-            vf["fieldRef"].setdefault("apiVersion", "v1")
+            default_field(vf["fieldRef"], "apiVersion", "v1")
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         _default_probe(c.get(probe))
 
@@ -110,9 +110,9 @@ def _default_volume(v: Obj) -> None:
 def default_pod_spec(spec: Obj) -> None:
     if not isinstance(spec, dict):
         return
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("schedulerName", "default-scheduler")
+    default_field(spec, "restartPolicy", "Always")
+    default_field(spec, "dnsPolicy", "ClusterFirst")
+    default_field(spec, "schedulerName", "default-scheduler")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("securityContext", {})
     if spec.get("hostNetwork"):

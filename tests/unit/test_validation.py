@@ -378,3 +378,25 @@ def test_container_restart_policies_and_sidecar_only_fields():
         "spec.initContainers[0].lifecycle": "Forbidden: may not be set for init containers without restartPolicy=Always"}
     assert messages(containers=[{"name": "a", "image": "x", "restartPolicy": "Always"}]) == {
         "spec.containers[0].restartPolicy": "Forbidden: may not be set for non-init containers"}
+
+
+def test_zero_values_of_defaulted_fields_are_defaulted_as_upstream():
+    """Go's defaulters see "" and 0 of a non-pointer field as unset (a Helm value left empty)."""
+    from apiserver.registry.base import default_field
+    from apiserver.registry.podspec import default_pod_spec, validate_pod_spec
+
+    spec = {"restartPolicy": "", "dnsPolicy": None, "schedulerName": "",
+            "containers": [{"name": "c", "image": "busybox:1.36", "imagePullPolicy": "", "terminationMessagePolicy": "",
+                            "ports": [{"containerPort": 80, "protocol": ""}],
+                            "readinessProbe": {"exec": {"command": ["true"]}, "timeoutSeconds": 0, "periodSeconds": 0}}]}
+    default_pod_spec(spec)
+    c = spec["containers"][0]
+    assert (spec["restartPolicy"], spec["dnsPolicy"], spec["schedulerName"]) == ("Always", "ClusterFirst", "default-scheduler")
+    assert (c["imagePullPolicy"], c["terminationMessagePolicy"], c["ports"][0]["protocol"]) == ("IfNotPresent", "File", "TCP")
+    assert (c["readinessProbe"]["timeoutSeconds"], c["readinessProbe"]["periodSeconds"]) == (1, 10)
+    assert validate_pod_spec(spec) == []
+    # set values, and False for an int default, stay as they are
+    d = {"a": "x", "b": 5, "c": False}
+    for key, value in (("a", "y"), ("b", 1), ("c", 1)):
+        default_field(d, key, value)
+    assert d == {"a": "x", "b": 5, "c": False}
