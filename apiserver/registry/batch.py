@@ -14,6 +14,7 @@ from apimachinery.validation import (
     go_quote,
     invalid_cause,
     is_dns1123_label,
+    key,
     not_supported_cause,
     required_cause,
     too_long_cause,
@@ -28,6 +29,9 @@ from apiserver.registry.workloads import default_template, selector_immutable, v
 
 CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 JOB_NAME = "batch.kubernetes.io/job-name"
+# what Jobs labelled their pods with before the prefixed labels (still set, and still selected on)
+LEGACY_CONTROLLER_UID = "controller-uid"
+LEGACY_JOB_NAME = "job-name"
 MAX_INT32 = 2**31 - 1
 
 # upstream pkg/apis/batch/validation limits
@@ -80,26 +84,34 @@ class JobStrategy(Strategy):
             for pattern in as_list(as_dict(rule).get("onPodConditions")):
                 if isinstance(pattern, dict) and pattern.get("status") is None:
                     pattern["status"] = "True"
-        meta = obj["metadata"]
-        if not spec.get("manualSelector") and meta.get("uid") and not spec.get("selector"):
-            # upstream generates a selector on the job's own uid, so pods of another job never match
-            uid, name = meta["uid"], meta.get("name", "")
-            spec["selector"] = {"matchLabels": {CONTROLLER_UID: uid}}
-            tpl = spec.setdefault("template", {})
-            labels = tpl.setdefault("metadata", {}).setdefault("labels", {})
-            labels.update({CONTROLLER_UID: uid, JOB_NAME: name, "controller-uid": uid, "job-name": name})
+        if spec.get("manualSelector") is None:
+            spec["manualSelector"] = False
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        spec = obj.get("spec")
+        if isinstance(spec, dict) and spec.get("manualSelector") is not True:
+            _generate_selector(obj, spec)
 
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
+        return self._validate(obj, namespaced, True)
+
+    def _validate(self, obj: Obj, namespaced: bool, prefixed_labels: bool) -> list[Cause]:
         """Upstream ValidateJob (it runs on updates too)."""
         causes = super().validate(obj, namespaced)
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return [*causes, required_cause("spec")]
+        causes += _validate_generated_selector(obj, spec, prefixed_labels)
         causes += validate_job_spec(spec, "spec") + _validate_job_selector(spec)
         return causes + _validate_indexed_hostname(obj)
 
     def validate_update(self, new: Obj, old: Obj, namespaced: bool) -> list[Cause]:
-        causes = super().validate_update(new, old, namespaced) + selector_immutable(new, old)
+        # Jobs from before the batch.kubernetes.io/ labels are not asked for them (upstream RequirePrefixedLabels)
+        old_labels = as_dict(as_dict(as_dict(as_dict(old.get("spec")).get("template")).get("metadata")).get("labels"))
+        causes = self._validate(new, namespaced, JOB_NAME in old_labels and CONTROLLER_UID in old_labels)
+        causes += validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
+        causes += selector_immutable(new, old)
         ns, os_ = new.get("spec") or {}, old.get("spec") or {}
         causes += _validate_completions_update(ns, os_)
         if _template_changed(ns.get("template"), os_.get("template"), bool(os_.get("suspend")),
@@ -161,6 +173,59 @@ def validate_job_spec(spec: Obj, path: str) -> list[Cause]:
         causes.append(not_supported_cause(rp_path, rp, ("OnFailure", "Never")))
     elif spec.get("podFailurePolicy") is not None and rp != "Never":
         causes.append(invalid_cause(rp_path, rp, 'only "Never" is supported when podFailurePolicy is specified'))
+    return causes
+
+
+def _generate_selector(job: Obj, spec: Obj) -> None:
+    """Upstream generateSelector: the pods get the Job's name and uid as labels (those the user set
+    are kept, and validation then refuses them if they differ), and the selector asks for the uid, so
+    the pods of another Job never match."""
+    meta = job["metadata"]
+    uid, name = meta.get("uid", ""), meta.get("name", "")
+    tpl = spec.get("template")
+    if not isinstance(tpl, dict):
+        return
+    if not isinstance(tpl.get("metadata"), dict):
+        tpl["metadata"] = {}
+    if not isinstance(tpl["metadata"].get("labels"), dict):
+        tpl["metadata"]["labels"] = {}
+    labels = tpl["metadata"]["labels"]
+    for label, value in ((LEGACY_JOB_NAME, name), (JOB_NAME, name), (LEGACY_CONTROLLER_UID, uid), (CONTROLLER_UID, uid)):
+        labels.setdefault(label, value)
+    if not isinstance(spec.get("selector"), dict):
+        spec["selector"] = {}
+    if not isinstance(spec["selector"].get("matchLabels"), dict):
+        spec["selector"]["matchLabels"] = {}
+    spec["selector"]["matchLabels"].setdefault(CONTROLLER_UID, uid)
+
+
+def _validate_generated_selector(job: Obj, spec: Obj, prefixed_labels: bool) -> list[Cause]:
+    """Upstream validateGeneratedSelector: unless the selector is manual, the pod template carries the
+    generated labels and the selector matches exactly those."""
+    if spec.get("manualSelector") is True or spec.get("selector") is None:
+        return []
+    meta = as_dict(job.get("metadata"))
+    uid, name = as_str(meta.get("uid")), as_str(meta.get("name"))
+    causes = [] if uid else [required_cause("metadata.uid")]
+    expected = {LEGACY_CONTROLLER_UID: uid, LEGACY_JOB_NAME: name}
+    if prefixed_labels:
+        expected |= {CONTROLLER_UID: uid, JOB_NAME: name}
+    labels = as_dict(as_dict(as_dict(spec.get("template")).get("metadata")).get("labels"))
+    # upstream's order: the legacy pair, then the prefixed one
+    for label in (LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME, CONTROLLER_UID, JOB_NAME):
+        if label not in expected:
+            continue
+        path = key("spec.template.metadata.labels", label)
+        if label not in labels:
+            causes.append(required_cause(path, f"must be '{expected[label]}'"))
+        elif labels[label] != expected[label]:
+            causes.append(invalid_cause(path, dict(sorted(labels.items())), f"must be '{expected[label]}'"))
+    try:
+        selector = selector_from_label_selector(spec["selector"])
+    except (LabelSelectorError, ValueError, TypeError, AttributeError):
+        return causes  # reported by the selector's own validation
+    if not selector.matches(expected):
+        causes.append(invalid_cause("spec.selector", spec["selector"], "`selector` not auto-generated"))
     return causes
 
 

@@ -12,10 +12,13 @@ from apiserver.registry.batch import JobStrategy, count_indexes
 STRATEGY = JobStrategy()
 
 
-def job(**spec) -> dict:
-    obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "ns", "uid": "u-1", "resourceVersion": "1"},
+def job(name: str = "j", **spec) -> dict:
+    """A Job as the create path makes it: defaulted, its selector generated."""
+    obj = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "ns", "uid": "u-1", "resourceVersion": "1"},
            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x"}],
                                           "initContainers": [{"name": "init", "image": "x"}]}}, **spec}}
+    STRATEGY.default(obj)
+    STRATEGY.prepare_for_create(obj)
     STRATEGY.default(obj)
     return obj
 
@@ -208,15 +211,13 @@ def test_indexed_parallelism_limit():
 
 
 def test_indexed_pod_hostnames_must_be_dns_labels():
-    obj = indexed(completions=1000)
-    obj["metadata"]["name"] = "j" * 60  # the last pod would be <name>-999: 64 characters
+    obj = indexed(completions=1000, name="j" * 60)  # the last pod would be <name>-999: 64 characters
     assert causes(obj) == [("metadata.name", "FieldValueInvalid",
                             f'Invalid value: "{"j" * 60}": will not able to create pod with invalid DNS label: '
                             f'{"j" * 60}-999')]
     obj["spec"]["completions"] = 100
     assert causes(obj) == []
-    dotted = indexed()
-    dotted["metadata"]["name"] = "a.b"  # a valid Job name, but no DNS label
+    dotted = indexed(name="a.b")  # a valid Job name, but no DNS label
     assert causes(dotted) == [("metadata.name", "FieldValueInvalid",
                                'Invalid value: "a.b": will not able to create pod with invalid DNS label: a.b-3')]
     dotted["spec"]["completionMode"] = "NonIndexed"
@@ -280,3 +281,61 @@ def test_scaling_rechecks_what_depends_on_completions():
     assert [(c["field"], c["message"]) for c in STRATEGY.validate_update(new, old, True)] == [
         ("spec.successPolicy.rules[0].succeededIndexes",
          'Invalid value: "3": error parsing succeededIndexes: too large index: "3"')]
+
+
+# -- the generated selector ------------------------------------------------------------------------
+
+def test_selector_generated_on_create():
+    spec = job()["spec"]
+    assert spec["manualSelector"] is False
+    assert spec["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}}
+    assert spec["template"]["metadata"]["labels"] == {
+        "job-name": "j", "batch.kubernetes.io/job-name": "j", "controller-uid": "u-1",
+        "batch.kubernetes.io/controller-uid": "u-1"}
+    assert causes(job()) == []
+
+
+def test_generated_labels_the_user_set_otherwise_are_refused():
+    obj = job(template={"metadata": {"labels": {"controller-uid": "other", "app": "a"}},
+                        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x"}]}})
+    labels = ('{"app":"a","batch.kubernetes.io/controller-uid":"u-1","batch.kubernetes.io/job-name":"j",'
+              '"controller-uid":"other","job-name":"j"}')
+    assert causes(obj) == [("spec.template.metadata.labels[controller-uid]", "FieldValueInvalid",
+                            f"Invalid value: {labels}: must be 'u-1'")]
+
+
+def test_a_selector_of_ones_own_needs_manual_selector():
+    tpl = {"metadata": {"labels": {"app": "a"}}, "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "x"}]}}
+    obj = job(selector={"matchLabels": {"app": "a"}}, template=tpl)
+    # the uid is added to the selector, which then asks for more than the generated labels
+    assert obj["spec"]["selector"] == {"matchLabels": {"app": "a", "batch.kubernetes.io/controller-uid": "u-1"}}
+    assert causes(obj) == [("spec.selector", "FieldValueInvalid",
+                            'Invalid value: {"matchLabels":{"app":"a","batch.kubernetes.io/controller-uid":"u-1"}}: '
+                            "`selector` not auto-generated")]
+    manual = job(selector={"matchLabels": {"app": "a"}}, template=copy.deepcopy(tpl), manualSelector=True)
+    assert manual["spec"]["selector"] == {"matchLabels": {"app": "a"}} and causes(manual) == []
+
+
+def test_generated_labels_required():
+    obj = job()
+    obj["metadata"].pop("uid")
+    labels = obj["spec"]["template"]["metadata"]["labels"]
+    del labels["job-name"], labels["batch.kubernetes.io/job-name"]
+    assert causes(obj)[:3] == [
+        ("metadata.uid", "FieldValueRequired", "Required value"),
+        ("spec.template.metadata.labels[controller-uid]", "FieldValueInvalid",
+         'Invalid value: {"batch.kubernetes.io/controller-uid":"u-1","controller-uid":"u-1"}: must be \'\''),
+        ("spec.template.metadata.labels[job-name]", "FieldValueRequired", "Required value: must be 'j'"),
+    ]
+
+
+def test_jobs_from_before_the_prefixed_labels_stay_valid():
+    old = job()
+    for label in ("batch.kubernetes.io/job-name", "batch.kubernetes.io/controller-uid"):
+        del old["spec"]["template"]["metadata"]["labels"][label]
+    old["spec"]["selector"] = {"matchLabels": {"controller-uid": "u-1"}}
+    new = copy.deepcopy(old)
+    new["spec"]["parallelism"] = 2
+    assert STRATEGY.validate_update(new, old, True) == []
+    assert ("spec.template.metadata.labels[batch.kubernetes.io/job-name]", "FieldValueRequired",
+            "Required value: must be 'j'") in causes(new)  # a new Job must have them
