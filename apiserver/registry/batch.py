@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 from typing import Any
 
 from apimachinery import cron
+from apimachinery.meta import parse_time
 from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
 from apimachinery.validation import (
+    FIELD_VALUE_INVALID,
     IS_NEGATIVE_ERROR_MSG,
     OMIT_VALUE,
     duplicate_cause,
+    field_cause,
     go_quote,
     invalid_cause,
     is_dns1123_label,
     key,
     not_supported_cause,
+    render_value,
     required_cause,
     too_long_cause,
     too_many_cause,
     validate_immutable,
     validate_label_selector,
+    validate_nonnegative,
     validate_object_meta_update,
     validate_qualified_name,
 )
@@ -121,6 +128,11 @@ class JobStrategy(Strategy):
         for f in ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "successPolicy"):
             causes += validate_immutable(ns.get(f), os_.get(f), f"spec.{f}")
         return causes
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[Cause]:
+        """Upstream ValidateJobUpdateStatus with 1.31's default feature gates."""
+        causes = validate_object_meta_update(new.get("metadata") or {}, old.get("metadata") or {})
+        return causes + validate_job_status_update(new, old, job_status_rules(new, old))
 
 
 _NONNEGATIVE_JOB_FIELDS = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
@@ -474,6 +486,286 @@ def _validate_pod_replacement_policy(spec: Obj, path: str) -> list[Cause]:
     if spec.get("podFailurePolicy") is not None:
         return [] if policy == "Failed" else [not_supported_cause(path, policy, ("Failed",))]
     return [] if policy in POD_REPLACEMENT_POLICIES else [not_supported_cause(path, policy, POD_REPLACEMENT_POLICIES)]
+
+
+# -- Job status (upstream ValidateJobUpdateStatus) ------------------------------------------------
+
+#: JobManagedBy is alpha, off by default, in 1.31: the stricter status rules below (the transitions a
+#: Job controller, ours or an external one, has to follow) apply only when it is on. Tests turn it on
+#: to hold our Job controller to them.
+JOB_MANAGED_BY = False
+
+
+@dataclasses.dataclass(frozen=True)
+class JobStatusRules:
+    """Which of upstream's conditional status rules apply (JobStatusValidationOptions)."""
+
+    reject_decreasing_succeeded: bool = False
+    reject_decreasing_failed: bool = False
+    reject_disabling_terminal_condition: bool = False
+    reject_invalid_completed_indexes: bool = False
+    reject_invalid_failed_indexes: bool = False
+    reject_failed_indexes_overlapping_completed: bool = False
+    reject_completed_indexes_for_non_indexed: bool = False
+    reject_failed_indexes_without_backoff_limit_per_index: bool = False
+    reject_failed_without_failure_target: bool = False
+    reject_complete_without_success_criteria_met: bool = False
+    reject_finished_with_active_pods: bool = False
+    reject_finished_without_start_time: bool = False
+    reject_finished_with_uncounted_pods: bool = False
+    reject_start_time_update_for_unsuspended: bool = False
+    reject_completion_time_before_start_time: bool = False
+    reject_mutating_completion_time: bool = False
+    reject_complete_without_completion_time: bool = False
+    reject_completion_time_without_complete: bool = False
+    reject_complete_with_failed: bool = False
+    reject_complete_with_failure_target: bool = False
+    #: SuccessCriteriaMet on any Job (not only an Indexed one with a success policy): the Job
+    #: controller records it before Complete since JobPodReplacementPolicy (beta, on in 1.31)
+    allow_success_criteria_met_in_extended_scope: bool = False
+    reject_more_ready_than_active: bool = False
+    reject_finished_with_terminating_pods: bool = False
+
+
+def _is_true(status: Obj, type_: str) -> bool:
+    return any(isinstance(c, dict) and c.get("type") == type_ and c.get("status") == "True"
+               for c in as_list(status.get("conditions")))
+
+
+def _is_finished(status: Obj) -> bool:
+    return _is_true(status, "Complete") or _is_true(status, "Failed")
+
+
+def job_status_rules(new: Obj, old: Obj, managed_by: bool | None = None) -> JobStatusRules:
+    """Upstream getStatusValidationOptions. With JobManagedBy most rules only judge what a write
+    changes, so a status that already broke one stays writable (and one the controller has yet
+    to catch up with after a spec change, e.g. completedIndexes past a lowered completions)."""
+    if not (JOB_MANAGED_BY if managed_by is None else managed_by):
+        # JobPodReplacementPolicy (on in 1.31) alone only widens where SuccessCriteriaMet may be
+        return JobStatusRules(allow_success_criteria_met_in_extended_scope=True)
+    ns, os_ = as_dict(new.get("status")), as_dict(old.get("status"))
+    spec = as_dict(new.get("spec"))
+
+    def changed(*fields: str) -> bool:
+        return any(ns.get(f) != os_.get(f) for f in fields)
+
+    def flipped(type_: str) -> bool:
+        return _is_true(ns, type_) != _is_true(os_, type_)
+
+    finished = _is_finished(ns) != _is_finished(os_)
+    complete, failed = flipped("Complete"), flipped("Failed")
+    indexes = changed("completedIndexes", "failedIndexes")
+    return JobStatusRules(
+        # an Indexed Job scaled down (completions with parallelism) loses succeeded indexes
+        reject_decreasing_succeeded=spec.get("completionMode") != "Indexed"
+        or spec.get("completions") != spec.get("parallelism"),
+        reject_decreasing_failed=True,
+        reject_disabling_terminal_condition=True,
+        reject_invalid_completed_indexes=changed("completedIndexes"),
+        reject_invalid_failed_indexes=changed("failedIndexes"),
+        reject_failed_indexes_overlapping_completed=indexes,
+        reject_completed_indexes_for_non_indexed=changed("completedIndexes"),
+        reject_failed_indexes_without_backoff_limit_per_index=changed("failedIndexes"),
+        reject_failed_without_failure_target=failed or changed("failedIndexes"),
+        reject_complete_without_success_criteria_met=complete or flipped("SuccessCriteriaMet"),
+        reject_finished_with_active_pods=finished or changed("active"),
+        reject_finished_without_start_time=finished or changed("startTime"),
+        reject_finished_with_uncounted_pods=finished or changed("uncountedTerminatedPods"),
+        reject_start_time_update_for_unsuspended=changed("startTime"),
+        reject_completion_time_before_start_time=changed("startTime", "completionTime"),
+        reject_mutating_completion_time=True,
+        reject_complete_without_completion_time=complete or changed("completionTime"),
+        reject_completion_time_without_complete=complete or changed("completionTime"),
+        reject_complete_with_failed=complete or failed,
+        reject_complete_with_failure_target=complete or flipped("FailureTarget"),
+        allow_success_criteria_met_in_extended_scope=True,
+        reject_more_ready_than_active=changed("ready", "active"),
+        reject_finished_with_terminating_pods=finished or changed("terminating"),
+    )
+
+
+def _go_time(value: Any) -> str:
+    """A metav1.Time as a field error prints it (Go's time.Time String)."""
+    try:
+        return parse_time(as_str(value)).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+    except ValueError:
+        return render_value(value)
+
+
+def _time_cause(path: str, value: Any, detail: str) -> Cause:
+    return field_cause(path, f"Invalid value: {_go_time(value)}: {detail}", FIELD_VALUE_INVALID)
+
+
+def _before(a: Any, b: Any) -> bool:
+    try:
+        return parse_time(as_str(a)) < parse_time(as_str(b))
+    except ValueError:
+        return False
+
+
+def _uncounted_causes(uncounted: Obj, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: set[Any] = set()
+    for part in ("succeeded", "failed"):
+        for i, uid in enumerate(as_list(uncounted.get(part))):
+            p = f"{path}.{part}[{i}]"
+            if uid == "":
+                causes.append(invalid_cause(p, uid, "must not be empty"))
+            elif uid in seen:
+                causes.append(duplicate_cause(p, uid))
+            else:
+                seen.add(uid)
+    return causes
+
+
+def _first_overlap(completed: str, failed: str, completions: int) -> int | None:
+    """Upstream validateFailedIndexesNotOverlapCompleted: both lists walked in step (intervals that do
+    not parse are skipped, their format is judged on its own); the first index in both, if any."""
+    if not completed or not failed:
+        return None
+    cs, fs = completed.split(","), failed.split(",")
+
+    def parse(parts: list[str], i: int) -> tuple[int, int] | None:
+        try:
+            return _parse_index_interval(parts[i], completions) if i < len(parts) else None
+        except ValueError:
+            return None
+
+    ci = fi = 0
+    c, f = parse(cs, 0), parse(fs, 0)
+    while ci < len(cs) and fi < len(fs):
+        if c is None:
+            ci += 1
+            c = parse(cs, ci)
+        elif f is None:
+            fi += 1
+            f = parse(fs, fi)
+        elif c[0] <= f[1] and f[0] <= c[1]:
+            return max(c[0], f[0])
+        elif c[0] <= f[0]:
+            ci += 1
+            c = parse(cs, ci)
+        else:
+            fi += 1
+            f = parse(fs, fi)
+    return None
+
+
+def validate_job_status(job: Obj, rules: JobStatusRules) -> list[Cause]:
+    """Upstream validateJobStatus."""
+    spec, status = as_dict(job.get("spec")), as_dict(job.get("status"))
+    causes: list[Cause] = []
+    for f in ("active", "succeeded", "failed", "ready", "terminating"):
+        causes += validate_nonnegative(status.get(f), f"status.{f}")
+    if isinstance(status.get("uncountedTerminatedPods"), dict):
+        causes += _uncounted_causes(status["uncountedTerminatedPods"], "status.uncountedTerminatedPods")
+    conditions = "status.conditions"
+    complete, failed = _is_true(status, "Complete"), _is_true(status, "Failed")
+    target, met = _is_true(status, "FailureTarget"), _is_true(status, "SuccessCriteriaMet")
+    finished = complete or failed
+    completion_time, start_time = status.get("completionTime"), status.get("startTime")
+    if rules.reject_complete_with_failed and complete and failed:
+        causes.append(invalid_cause(conditions, OMIT_VALUE, "cannot set Complete=True and Failed=true conditions"))
+    if rules.reject_complete_with_failure_target and complete and target:
+        causes.append(invalid_cause(conditions, OMIT_VALUE, "cannot set Complete=True and FailureTarget=true conditions"))
+    if rules.reject_completion_time_without_complete and completion_time is not None and not complete:
+        causes.append(_time_cause("status.completionTime", completion_time,
+                                  "cannot set completionTime when there is no Complete=True condition"))
+    if rules.reject_complete_without_completion_time and completion_time is None and complete:
+        causes.append(required_cause("status.completionTime", "completionTime is required for Complete jobs"))
+    if (rules.reject_completion_time_before_start_time and start_time is not None and completion_time is not None
+            and _before(completion_time, start_time)):
+        causes.append(_time_cause("status.completionTime", completion_time, "completionTime cannot be set before startTime"))
+    if rules.reject_failed_without_failure_target and failed and not target:
+        causes.append(invalid_cause(conditions, OMIT_VALUE,
+                                    "cannot set Failed=True condition without the FailureTarget=true condition"))
+    if rules.reject_complete_without_success_criteria_met and complete and not met:
+        causes.append(invalid_cause(conditions, OMIT_VALUE,
+                                    "cannot set Complete=True condition without the SuccessCriteriaMet=true condition"))
+    active = as_int(status.get("active")) or 0
+    if rules.reject_finished_with_active_pods and active > 0 and finished:
+        causes.append(invalid_cause("status.active", active, "active>0 is invalid for finished job"))
+    if rules.reject_finished_without_start_time and start_time is None and finished:
+        causes.append(required_cause("status.startTime", "startTime is required for finished job"))
+    uncounted = as_dict(status.get("uncountedTerminatedPods"))
+    if (rules.reject_finished_with_uncounted_pods and finished
+            and (as_list(uncounted.get("failed")) or as_list(uncounted.get("succeeded")))):
+        causes.append(invalid_cause("status.uncountedTerminatedPods", uncounted,
+                                    "uncountedTerminatedPods needs to be empty for finished job"))
+    completions = as_int(spec.get("completions"))
+    completed_indexes, failed_indexes = as_str(status.get("completedIndexes")), status.get("failedIndexes")
+    if rules.reject_invalid_completed_indexes and completions is not None:
+        try:
+            count_indexes(completed_indexes, completions)
+        except ValueError as e:
+            causes.append(invalid_cause("status.completedIndexes", completed_indexes,
+                                        f"error parsing completedIndexes: {e}"))
+    if (rules.reject_invalid_failed_indexes and completions is not None
+            and spec.get("backoffLimitPerIndex") is not None and failed_indexes is not None):
+        try:
+            count_indexes(as_str(failed_indexes), completions)
+        except ValueError as e:
+            causes.append(invalid_cause("status.failedIndexes", failed_indexes, f"error parsing failedIndexes: {e}"))
+    if rules.reject_completed_indexes_for_non_indexed and completed_indexes and spec.get("completionMode") != "Indexed":
+        causes.append(invalid_cause("status.completedIndexes", completed_indexes,
+                                    "cannot set non-empty completedIndexes when non-indexed completion mode"))
+    # a NonIndexed Job has no backoffLimitPerIndex either: this also keeps failedIndexes off it
+    if (rules.reject_failed_indexes_without_backoff_limit_per_index and spec.get("backoffLimitPerIndex") is None
+            and failed_indexes is not None):
+        causes.append(invalid_cause("status.failedIndexes", failed_indexes,
+                                    "cannot set non-null failedIndexes when backoffLimitPerIndex is null"))
+    if rules.reject_failed_indexes_overlapping_completed and completions is not None and failed_indexes is not None:
+        overlap = _first_overlap(completed_indexes, as_str(failed_indexes), completions)
+        if overlap is not None:
+            causes.append(invalid_cause("status.failedIndexes", failed_indexes,
+                                        f"failedIndexes and completedIndexes overlap at index: {overlap}"))
+    terminating, ready = as_int(status.get("terminating")), as_int(status.get("ready"))
+    if rules.reject_finished_with_terminating_pods and terminating and terminating > 0 and finished:
+        causes.append(invalid_cause("status.terminating", terminating, "terminating>0 is invalid for finished job"))
+    if rules.reject_more_ready_than_active and ready is not None and ready > active:
+        causes.append(invalid_cause("status.ready", ready, "cannot set more ready pods than active"))
+    if not rules.allow_success_criteria_met_in_extended_scope and spec.get("completionMode") != "Indexed" and met:
+        causes.append(invalid_cause(conditions, OMIT_VALUE, "cannot set SuccessCriteriaMet to NonIndexed Job"))
+    if met and failed:
+        causes.append(invalid_cause(conditions, OMIT_VALUE, "cannot set SuccessCriteriaMet=True and Failed=true conditions"))
+    if met and target:
+        causes.append(invalid_cause(conditions, OMIT_VALUE,
+                                    "cannot set SuccessCriteriaMet=True and FailureTarget=true conditions"))
+    if not rules.allow_success_criteria_met_in_extended_scope and spec.get("successPolicy") is None and met:
+        causes.append(invalid_cause(conditions, OMIT_VALUE, "cannot set SuccessCriteriaMet=True for Job without SuccessPolicy"))
+    if spec.get("successPolicy") is not None and not met and complete:
+        causes.append(invalid_cause(conditions, OMIT_VALUE,
+                                    "cannot set Complete=True for Job with SuccessPolicy unless SuccessCriteriaMet=True"))
+    return causes
+
+
+def validate_job_status_update(new: Obj, old: Obj, rules: JobStatusRules) -> list[Cause]:
+    """Upstream ValidateJobStatusUpdate: the status itself, then what it may not undo."""
+    causes = validate_job_status(new, rules)
+    ns, os_ = as_dict(new.get("status")), as_dict(old.get("status"))
+    conditions = "status.conditions"
+    if rules.reject_disabling_terminal_condition:
+        for type_ in ("Failed", "Complete", "FailureTarget"):
+            if _is_true(os_, type_) and not _is_true(ns, type_):
+                causes.append(invalid_cause(conditions, OMIT_VALUE, f"cannot disable the terminal {type_}=True condition"))
+    for f, rule in (("failed", rules.reject_decreasing_failed), ("succeeded", rules.reject_decreasing_succeeded)):
+        value = as_int(ns.get(f)) or 0
+        if rule and value < (as_int(os_.get(f)) or 0):
+            causes.append(invalid_cause(f"status.{f}", value, f"cannot decrease the {f} counter"))
+    completion_time = ns.get("completionTime")
+    if (rules.reject_mutating_completion_time and completion_time is not None and os_.get("completionTime") is not None
+            and completion_time != os_["completionTime"]):
+        causes.append(_time_cause("status.completionTime", completion_time, "completionTime cannot be mutated"))
+    # from no startTime to one is how a Job starts; changing it is for resuming a suspended one
+    if (rules.reject_start_time_update_for_unsuspended and os_.get("startTime") is not None
+            and os_.get("startTime") != ns.get("startTime") and not as_dict(new.get("spec")).get("suspend")):
+        causes.append(required_cause("status.startTime", "startTime cannot be removed for unsuspended job"))
+    if _is_true(os_, "SuccessCriteriaMet") and not _is_true(ns, "SuccessCriteriaMet"):
+        causes.append(invalid_cause(conditions, OMIT_VALUE, "cannot disable the SuccessCriteriaMet=True condition"))
+    if _is_true(os_, "Complete") and not _is_true(os_, "SuccessCriteriaMet") and _is_true(ns, "SuccessCriteriaMet"):
+        causes.append(invalid_cause(conditions, OMIT_VALUE,
+                                    "cannot set SuccessCriteriaMet=True for Job already has Complete=true conditions"))
+    return causes
 
 
 #: What a suspended Job that never started may still change in its pod template (upstream's

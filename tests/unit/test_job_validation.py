@@ -339,3 +339,131 @@ def test_jobs_from_before_the_prefixed_labels_stay_valid():
     assert STRATEGY.validate_update(new, old, True) == []
     assert ("spec.template.metadata.labels[batch.kubernetes.io/job-name]", "FieldValueRequired",
             "Required value: must be 'j'") in causes(new)  # a new Job must have them
+
+
+# -- jobs/status ---------------------------------------------------------------------------------------
+
+T0, T1 = "2024-05-01T10:00:00Z", "2024-05-01T10:05:00Z"
+
+
+def with_status(obj: dict, **status) -> dict:
+    return {**copy.deepcopy(obj), "status": status}
+
+
+def cond(type_: str, status: str = "True") -> dict:
+    return {"type": type_, "status": status, "reason": "R", "message": "m"}
+
+
+def status_causes(new: dict, old: dict, managed_by: bool | None = None) -> list[tuple[str, str, str]]:
+    from apiserver.registry.batch import job_status_rules, validate_job_status_update
+
+    if managed_by is None:
+        found = STRATEGY.validate_status_update(new, old)
+    else:
+        found = validate_job_status_update(new, old, job_status_rules(new, old, managed_by))
+    return [(c["field"], c["reason"], c["message"]) for c in found]
+
+
+def test_status_rules_always_enforced():
+    old = with_status(job(), startTime=T0)
+    new = with_status(job(), startTime=T0, active=-1, ready=-2, terminating=-3,
+                      uncountedTerminatedPods={"succeeded": ["a", ""], "failed": ["a"]},
+                      conditions=[cond("SuccessCriteriaMet"), cond("Failed"), cond("FailureTarget")])
+    assert status_causes(new, old) == [
+        ("status.active", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0"),
+        ("status.ready", "FieldValueInvalid", "Invalid value: -2: must be greater than or equal to 0"),
+        ("status.terminating", "FieldValueInvalid", "Invalid value: -3: must be greater than or equal to 0"),
+        ("status.uncountedTerminatedPods.succeeded[1]", "FieldValueInvalid", 'Invalid value: "": must not be empty'),
+        ("status.uncountedTerminatedPods.failed[0]", "FieldValueDuplicate", 'Duplicate value: "a"'),
+        ("status.conditions", "FieldValueInvalid", "Invalid value: cannot set SuccessCriteriaMet=True and Failed=true conditions"),
+        ("status.conditions", "FieldValueInvalid",
+         "Invalid value: cannot set SuccessCriteriaMet=True and FailureTarget=true conditions"),
+    ]
+
+
+def test_success_criteria_met_transitions():
+    old = with_status(job(), conditions=[cond("SuccessCriteriaMet")])
+    assert status_causes(with_status(job(), conditions=[cond("SuccessCriteriaMet", "False")]), old) == [
+        ("status.conditions", "FieldValueInvalid", "Invalid value: cannot disable the SuccessCriteriaMet=True condition")]
+    done = with_status(job(), conditions=[cond("Complete")])
+    assert status_causes(with_status(job(), conditions=[cond("Complete"), cond("SuccessCriteriaMet")]), done) == [
+        ("status.conditions", "FieldValueInvalid",
+         "Invalid value: cannot set SuccessCriteriaMet=True for Job already has Complete=true conditions")]
+    policy = indexed(successPolicy={"rules": [{"succeededCount": 1}]})
+    assert status_causes(with_status(policy, conditions=[cond("Complete")]), with_status(policy)) == [
+        ("status.conditions", "FieldValueInvalid",
+         "Invalid value: cannot set Complete=True for Job with SuccessPolicy unless SuccessCriteriaMet=True")]
+
+
+def test_what_1_31_leaves_to_job_managed_by():
+    """Without JobManagedBy (alpha in 1.31) a NonIndexed Job may carry SuccessCriteriaMet (the
+    controller records it), and the terminal transitions are not judged."""
+    old = with_status(job(), startTime=T0)
+    loose = with_status(job(), startTime=T0, active=2, ready=3, terminating=1, completionTime=T0,
+                        conditions=[cond("Complete"), cond("Failed")])
+    assert status_causes(loose, old) == []
+    assert status_causes(with_status(job(), startTime=T0, conditions=[cond("SuccessCriteriaMet")]), old) == []
+
+
+def test_job_managed_by_rules():
+    old = with_status(indexed(), startTime=T1, active=1, ready=1)
+    new = with_status(indexed(), startTime=T1, active=1, ready=2, terminating=1, completionTime=T0,
+                      completedIndexes="1,0", uncountedTerminatedPods={"failed": ["x"]},
+                      conditions=[cond("Complete"), cond("Failed")])
+    t0 = "2024-05-01 10:00:00 +0000 UTC"
+    assert status_causes(new, old, managed_by=True) == [
+        ("status.conditions", "FieldValueInvalid", "Invalid value: cannot set Complete=True and Failed=true conditions"),
+        ("status.completionTime", "FieldValueInvalid", f"Invalid value: {t0}: completionTime cannot be set before startTime"),
+        ("status.conditions", "FieldValueInvalid",
+         "Invalid value: cannot set Failed=True condition without the FailureTarget=true condition"),
+        ("status.conditions", "FieldValueInvalid",
+         "Invalid value: cannot set Complete=True condition without the SuccessCriteriaMet=true condition"),
+        ("status.active", "FieldValueInvalid", "Invalid value: 1: active>0 is invalid for finished job"),
+        ("status.uncountedTerminatedPods", "FieldValueInvalid",
+         'Invalid value: {"failed":["x"]}: uncountedTerminatedPods needs to be empty for finished job'),
+        ("status.completedIndexes", "FieldValueInvalid",
+         'Invalid value: "1,0": error parsing completedIndexes: non-increasing order, previous: 1, current: 0'),
+        ("status.terminating", "FieldValueInvalid", "Invalid value: 1: terminating>0 is invalid for finished job"),
+        ("status.ready", "FieldValueInvalid", "Invalid value: 2: cannot set more ready pods than active"),
+    ]
+
+
+def test_job_managed_by_indexes_and_transitions():
+    per_index = indexed(backoffLimitPerIndex=1)
+    old = with_status(per_index, startTime=T0, failed=2, succeeded=1, completionTime=T1, conditions=[cond("Complete")])
+    new = with_status(per_index, startTime=T1, failed=1, completedIndexes="0-2", failedIndexes="2,7",
+                      completionTime=T0)
+    assert status_causes(new, old, managed_by=True) == [
+        ("status.completionTime", "FieldValueInvalid",
+         "Invalid value: 2024-05-01 10:00:00 +0000 UTC: cannot set completionTime when there is no Complete=True condition"),
+        ("status.completionTime", "FieldValueInvalid",
+         "Invalid value: 2024-05-01 10:00:00 +0000 UTC: completionTime cannot be set before startTime"),
+        ("status.failedIndexes", "FieldValueInvalid",
+         'Invalid value: "2,7": error parsing failedIndexes: too large index: "7"'),
+        ("status.failedIndexes", "FieldValueInvalid",
+         'Invalid value: "2,7": failedIndexes and completedIndexes overlap at index: 2'),
+        ("status.conditions", "FieldValueInvalid", "Invalid value: cannot disable the terminal Complete=True condition"),
+        ("status.failed", "FieldValueInvalid", "Invalid value: 1: cannot decrease the failed counter"),
+        # completions (4) differ from parallelism (1): no scale-down explains fewer succeeded pods
+        ("status.succeeded", "FieldValueInvalid", "Invalid value: 0: cannot decrease the succeeded counter"),
+        ("status.completionTime", "FieldValueInvalid",
+         "Invalid value: 2024-05-01 10:00:00 +0000 UTC: completionTime cannot be mutated"),
+        ("status.startTime", "FieldValueRequired", "Required value: startTime cannot be removed for unsuspended job"),
+    ]
+    plain = job()
+    assert status_causes(with_status(plain, completedIndexes="0", failedIndexes=""), with_status(plain),
+                         managed_by=True) == [
+        ("status.completedIndexes", "FieldValueInvalid",
+         'Invalid value: "0": cannot set non-empty completedIndexes when non-indexed completion mode'),
+        ("status.failedIndexes", "FieldValueInvalid",
+         'Invalid value: "": cannot set non-null failedIndexes when backoffLimitPerIndex is null'),
+    ]
+
+
+def test_job_managed_by_rules_ratchet():
+    """A status that already broke a rule may still be written, as long as the write leaves the
+    fields that rule judges alone (completedIndexes past completions after a scale-down)."""
+    bad = with_status(indexed(completions=2, parallelism=2), completedIndexes="3", active=1)
+    assert status_causes(with_status(bad, completedIndexes="3", active=2), bad, managed_by=True) == []
+    assert [c[0] for c in status_causes(with_status(bad, completedIndexes="3,4"), bad, managed_by=True)] == [
+        "status.completedIndexes"]
