@@ -7,17 +7,21 @@ Per sync of an unfinished Job:
   `succeeded`/`failed` counters — so a pod deleted early (pod GC, eviction) is never lost or
   counted twice. With restartPolicy Never a failed (or deleted unfinished) pod counts as a
   failure; with OnFailure the containers' restarts count toward backoffLimit;
-- fail the Job (condition Failed) past backoffLimit (BackoffLimitExceeded) or
-  activeDeadlineSeconds (DeadlineExceeded), deleting its active pods; complete it
-  (condition Complete, completionTime) once `completions` pods succeeded (or, without
-  completions, once one succeeded and none is active);
+- fail the Job past backoffLimit (BackoffLimitExceeded) or activeDeadlineSeconds
+  (DeadlineExceeded), deleting its active pods; succeed once `completions` pods succeeded (or,
+  without completions, once one succeeded and none is active), reason CompletionsReached;
+- terminal conditions are delayed (upstream delayTerminalCondition, on since 1.31): a failure is
+  first recorded as FailureTarget, a success as SuccessCriteriaMet, with the reason and message
+  the terminal Failed / Complete (and completionTime) get once every pod is counted and none is
+  terminating any more; `status.terminating` counts the pods being deleted that have not finished;
 - otherwise keep min(parallelism, remaining completions) pods active, creating replacements
   after an exponential backoff (10 s doubling to 10 min per failure since the last success);
 - suspend deletes the active pods (condition Suspended); resuming resets startTime.
 Indexed jobs give each pod a completion index (annotation, label, hostname `<job>-<index>`)
-and track `completedIndexes`; they scale (ElasticIndexedJob) by changing completions with
-parallelism: the pods of indexes past the new completions are deleted and those indexes drop
-out of `completedIndexes` / `failedIndexes`.
+and count succeeded pods by `completedIndexes` (their uids never go into uncountedTerminatedPods);
+they scale (ElasticIndexedJob) by changing completions with parallelism: the pods of indexes
+past the new completions are deleted and those indexes drop out of `completedIndexes` /
+`failedIndexes`.
 A Job being deleted (foreground) lets go of all its pods: their tracking finalizers are removed
 whatever their phase. Finished Jobs are deleted after ttlSecondsAfterFinished by
 the ttl-after-finished controller (ttl_after_finished.py).
@@ -25,15 +29,17 @@ the ttl-after-finished controller (ttl_after_finished.py).
 Policies (upstream pod_failure_policy.go, success_policy.go, the per-index parts of
 indexed_job_utils.go and backoff_utils.go):
 - spec.podFailurePolicy: the first rule matching a failed pod (exit codes, pod conditions) decides:
-  FailJob (condition FailureTarget, then Failed, reason PodFailurePolicy), FailIndex, Ignore (the
-  failure does not count toward the backoff limits) or Count;
-- spec.successPolicy (Indexed): once a rule's succeededIndexes / succeededCount hold, condition
-  SuccessCriteriaMet is recorded, the remaining pods are deleted, then Complete (reason SuccessPolicy);
+  FailJob (reason PodFailurePolicy), FailIndex, Ignore (the failure does not count toward the
+  backoff limits) or Count;
+- spec.successPolicy (Indexed): once a rule's succeededIndexes / succeededCount hold, the Job
+  succeeds (reason SuccessPolicy) and its remaining pods are deleted;
 - spec.backoffLimitPerIndex (Indexed): an index fails after more than that many counted failures
   (or a FailIndex rule); its failure count rides from pod to pod in an annotation, so a failed pod
   keeps its finalizer until its replacement exists; each index backs off on its own. Failed
   indexes go into status.failedIndexes; the Job fails past maxFailedIndexes
   (MaxFailedIndexesExceeded) or once every index succeeded or failed (FailedIndexes).
+The pods of a finished-to-be Job are deleted with their finalizers (upstream deleteActivePods):
+they are counted first, then released; those suspend or a scale-down delete are released first.
 """
 
 from __future__ import annotations
@@ -401,8 +407,12 @@ class SyncContext:
     active_pods: list[Obj]
     ready: int
     backoff: BackoffRecord
+    #: pods being deleted and not finished yet, those this sync deleted included (status.terminating)
+    terminating: int = 0
     succeeded: int = 0
-    #: Indexed jobs: the succeeded indexes; with backoffLimitPerIndex the failed ones (else None)
+    #: Indexed jobs: the succeeded indexes (before this sync, and now); with backoffLimitPerIndex
+    #: the failed ones (else None)
+    prev_completed: set[int] = dataclasses.field(default_factory=set)
     completed: set[int] = dataclasses.field(default_factory=set)
     failed_indexes: set[int] | None = None
     #: backoffLimitPerIndex: per index, the failed pod whose finalizer stays until its replacement exists
@@ -627,7 +637,8 @@ class JobController(Controller):
         if not status.get("startTime") and not suspended(job):
             status["startTime"] = format_time(now)
         ctx = SyncContext(job, key, pods, active_pods, sum(1 for p in active_pods if is_pod_ready(p)),
-                          new_backoff_record(self.backoff.get(key, BackoffRecord()), new_succeeded, new_failed, now))
+                          new_backoff_record(self.backoff.get(key, BackoffRecord()), new_succeeded, new_failed, now),
+                          sum(1 for p in pods if is_terminating_pod(p)))
 
         # once the success criteria were met, the Job only finishes: no failure is looked for any more
         finished = _true_condition(status, "SuccessCriteriaMet")
@@ -636,22 +647,20 @@ class JobController(Controller):
             if target is not None:
                 finished = self._condition("Failed", "True", target.get("reason", ""), target.get("message", ""))
             elif (message := fail_job_message(job, pods)) is not None:
-                # FailureTarget first keeps the message while the pods (and their finalizers) go
-                finished = self._condition("FailureTarget", "True", "PodFailurePolicy", message)
+                finished = self._failure_target("PodFailurePolicy", message)
         if finished is None:
             if failed > spec.get("backoffLimit", 6) or past_backoff_limit_on_failure(job, pods):
-                finished = self._condition("Failed", "True", "BackoffLimitExceeded",
-                                           "Job has reached the specified backoff limit")
+                finished = self._failure_target("BackoffLimitExceeded", "Job has reached the specified backoff limit")
             elif self._past_active_deadline(job):
-                finished = self._condition("Failed", "True", "DeadlineExceeded",
-                                           "Job was active longer than specified deadline")
+                finished = self._failure_target("DeadlineExceeded", "Job was active longer than specified deadline")
             elif spec.get("activeDeadlineSeconds") is not None and not suspended(job) and status.get("startTime"):
                 left = spec["activeDeadlineSeconds"] - (now - parse_time(status["startTime"])).total_seconds()
                 self.enqueue_after(key, max(0.0, left))
 
         if is_indexed(job):
             completions = spec.get("completions") or 0
-            ctx.completed = parse_intervals(status.get("completedIndexes"), completions)
+            ctx.prev_completed = parse_intervals(status.get("completedIndexes"), completions)
+            ctx.completed = set(ctx.prev_completed)
             for p in pods:
                 ix = completion_index(p)
                 # a pod without the finalizer is in completedIndexes already, or its index was
@@ -664,10 +673,10 @@ class JobController(Controller):
                 if finished is None:
                     max_failed = spec.get("maxFailedIndexes")
                     if max_failed is not None and len(ctx.failed_indexes) > max_failed:
-                        finished = self._condition("Failed", "True", "MaxFailedIndexesExceeded",
-                                                   "Job has exceeded the specified maximal number of failed indexes")
+                        finished = self._failure_target("MaxFailedIndexesExceeded",
+                                                        "Job has exceeded the specified maximal number of failed indexes")
                     elif ctx.failed_indexes and len(ctx.failed_indexes) + len(ctx.completed) >= completions:
-                        finished = self._condition("Failed", "True", "FailedIndexes", "Job has failed indexes")
+                        finished = self._failure_target("FailedIndexes", "Job has failed indexes")
                 ctx.delayed = pods_with_delayed_deletion(job, ctx, expected_rm, now)
             if finished is None and (message := match_success_policy(job, ctx.completed)) is not None:
                 finished = self._condition("SuccessCriteriaMet", "True", "SuccessPolicy", message)
@@ -677,11 +686,13 @@ class JobController(Controller):
         manage_error: BaseException | None = None
         suspend_changed = False
         if finished is not None:
-            deleted_ready, deleted, manage_error = await self._delete_pods(job, active_pods)
+            # their finalizers stay until they are counted (as failed, unless the Job succeeded)
+            deleted_ready, deleted, manage_error = await self._delete_pods(job, active_pods, release=False)
             if deleted != active or not satisfied:
                 finished = None  # pods or finalizers may remain: finish on a later sync
             active -= deleted
             ctx.ready -= deleted_ready
+            ctx.terminating += deleted
         else:
             manage_called = False
             if satisfied and not job["metadata"].get("deletionTimestamp"):
@@ -697,14 +708,16 @@ class JobController(Controller):
             else:
                 complete = succeeded >= completions and active == 0
             if complete:
-                finished = self._condition("Complete", "True", "CompletionsReached",
+                finished = self._condition("SuccessCriteriaMet", "True", "CompletionsReached",
                                            "Reached expected number of succeeded pods")
             elif manage_called:
                 suspend_changed = self._ensure_suspend_condition(job)
 
-        needs_flush = (suspend_changed or active != (status.get("active") or 0) or ctx.ready != status.get("ready"))
+        needs_flush = (suspend_changed or active != (status.get("active") or 0) or ctx.ready != status.get("ready")
+                       or ctx.terminating != status.get("terminating"))
         status["active"] = active
         status["ready"] = ctx.ready
+        status["terminating"] = ctx.terminating
         if is_indexed(job):
             ci = intervals(ctx.completed)
             # the count goes with the indexes: a scale-down drops succeeded indexes
@@ -733,6 +746,11 @@ class JobController(Controller):
             status["conditions"] = [*(status.get("conditions") or []), finished]
         return self._condition(final, "True", finished.get("reason", ""), finished.get("message", "")), added
 
+    def _failure_target(self, reason: str, message: str) -> Obj:
+        """A failure is first recorded as FailureTarget; Failed (same reason and message) follows once
+        no pod of the Job is terminating (upstream delayTerminalCondition, on since 1.31)."""
+        return self._condition("FailureTarget", "True", reason, message)
+
     def _past_active_deadline(self, job: Obj) -> bool:
         spec, status = job.get("spec") or {}, job.get("status") or {}
         ads = spec.get("activeDeadlineSeconds")
@@ -758,15 +776,16 @@ class JobController(Controller):
         status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "Suspended"] + [new]
         return True
 
-    async def _delete_pods(self, job: Obj, pods: list[Obj]) -> tuple[int, int, BaseException | None]:
-        """Delete pods (their finalizer first); returns (ready deleted, deleted, first error)."""
+    async def _delete_pods(self, job: Obj, pods: list[Obj], release: bool = True) -> tuple[int, int, BaseException | None]:
+        """Delete pods, with `release` their tracking finalizer first (upstream deleteJobPods; without it
+        deleteActivePods); returns (ready deleted, deleted, first error)."""
         ns = job["metadata"].get("namespace") or ""
         errors: list[BaseException] = []
         deleted_ready = deleted = 0
 
         async def delete(p: Obj) -> bool:
             try:
-                if has_finalizer(p):
+                if release and has_finalizer(p):
                     await self._remove_finalizer(p)
                 await self.pod_control.delete_pod(ns, p["metadata"]["name"], job)
                 return True
@@ -792,6 +811,7 @@ class JobController(Controller):
         if suspended(job):
             self.expectations.set(key, 0, active)
             deleted_ready, deleted, err = await self._delete_pods(job, active_pods)
+            ctx.terminating += deleted
             if err is not None:
                 raise err
             return active - deleted, ready - deleted_ready
@@ -805,6 +825,7 @@ class JobController(Controller):
         if to_remove:
             self.expectations.set(key, 0, len(to_remove))
             deleted_ready, deleted, err = await self._delete_pods(job, to_remove)
+            ctx.terminating += deleted
             for _ in range(len(to_remove) - deleted):
                 self.expectations.deletion_observed(key)
             if err is not None:
@@ -928,6 +949,7 @@ class JobController(Controller):
         to_remove: list[Obj] = []
         with_finalizer: set[str] = set()
         reached_max = False
+        new_indexes = 0  # Indexed: succeeded pods are counted by completedIndexes, not by uid
         completions = (job.get("spec") or {}).get("completions")
         # a Job being deleted lets go of every pod (upstream canRemoveFinalizer)
         deleting = bool(job["metadata"].get("deletionTimestamp"))
@@ -942,18 +964,21 @@ class JobController(Controller):
             if finished is None and failed and ctx.delayed.get(completion_index(p)) is p and not deleting:
                 continue  # kept until its replacement carries the index's failure count
             to_remove.append(p)
+            ix = completion_index(p)
             if phase(p) == "Succeeded" and uid not in unc_f:
-                if uid not in unc_s:
+                if is_indexed(job):
+                    if 0 <= ix < (completions or 0) and ix not in ctx.prev_completed:
+                        new_indexes += 1
+                elif uid not in unc_s:
                     unc_s.append(uid)
                     needs_flush = True
             elif failed or (finished is not None and finished["type"] != "SuccessCriteriaMet"):
-                # a failing Job's unfinished pods count as failed; those a success policy stops do not
-                ix = completion_index(p)
+                # a failing Job's unfinished pods count as failed; those a succeeded Job stops do not
                 if (uid not in unc_f and (not is_indexed(job) or 0 <= ix < (completions or 0))
                         and counts_as_failure(job, p)):
                     unc_f.append(uid)
                     needs_flush = True
-            if len(unc_s) + len(unc_f) >= MAX_UNCOUNTED_PODS:
+            if new_indexes + len(unc_s) + len(unc_f) >= MAX_UNCOUNTED_PODS:
                 reached_max = True
                 break
         uncounted["succeeded"], uncounted["failed"] = unc_s, unc_f
@@ -990,7 +1015,9 @@ class JobController(Controller):
                 await self._update_status(job)
             raise rm_error
         job_finished = False
-        if finished is not None and not reached_max and not uncounted["succeeded"] and not uncounted["failed"]:
+        # Failed / Complete wait until every pod is counted and none is still terminating
+        if (finished is not None and not reached_max and not uncounted["succeeded"] and not uncounted["failed"]
+                and ctx.terminating == 0):
             conds = [c for c in status.get("conditions") or [] if c.get("type") != finished["type"]]
             status["conditions"] = [*conds, finished]
             if finished["type"] == "Complete":
@@ -999,11 +1026,18 @@ class JobController(Controller):
             needs_flush = True
         if needs_flush:
             await self._update_status(job)
-            if job_finished:
-                if finished and finished["type"] == "Complete":
-                    self.recorder.event(job, NORMAL, "Completed", "Job completed")
-                elif finished:
-                    self.recorder.event(job, WARNING, finished["reason"], finished["message"])
+            if job_finished and finished is not None:
+                self._record_finished(job, finished)
+
+    def _record_finished(self, job: Obj, finished: Obj) -> None:
+        if finished["type"] != "Complete":
+            self.recorder.event(job, WARNING, finished["reason"], finished["message"])
+            return
+        completions = (job.get("spec") or {}).get("completions")
+        if completions is not None and (job["status"].get("succeeded") or 0) > completions:
+            self.recorder.event(job, WARNING, "TooManySucceededPods",
+                                "Too many succeeded pods running after completion count reached")
+        self.recorder.event(job, NORMAL, "Completed", "Job completed")
 
     async def _update_status(self, job: Obj) -> None:
         status = {k: v for k, v in job["status"].items()

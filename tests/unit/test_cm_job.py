@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
 
 from apimachinery.meta import format_time
+from apiserver.registry.batch import job_status_rules, validate_job_status_update
 from controller_manager.base import ControllerContext, FakeClock
 from controller_manager.fake import FakeAPI, FakeInformerFactory, run_until_idle
 from controller_manager.job import (
@@ -46,6 +49,23 @@ class Env:
         ctx = ControllerContext(self.api, FakeInformerFactory(self.api), clock=self.clock,  # type: ignore[arg-type]
                                 recorder_factory=self.api.recorder)
         self.jc = JobController(ctx)
+        #: every status the controller wrote, and what upstream's strictest status validation
+        #: (JobManagedBy's, off in 1.31) would have refused of them
+        self.statuses: list[dict] = []
+        self.refused: list[dict] = []
+        write = self.jc.jobs_api.update_status
+
+        async def validated(obj: dict, *args, **kw) -> dict:
+            old = self.api.get_object("batch/v1", "jobs", NS, obj["metadata"]["name"])
+            # not the startTime rule: it refuses the new startTime of a resumed Job, an upstream bug
+            # (kubernetes#134521, fixed in later patch releases) that the controller does not work around either
+            rules = dataclasses.replace(job_status_rules(obj, old, managed_by=True),
+                                        reject_start_time_update_for_unsuspended=False)
+            self.refused += validate_job_status_update(obj, old, rules)
+            self.statuses.append(copy.deepcopy(obj["status"]))
+            return await write(obj, *args, **kw)
+
+        self.jc.jobs_api.update_status = validated  # type: ignore[method-assign]
 
     async def settle(self) -> None:
         await run_until_idle([self.jc])
@@ -87,8 +107,10 @@ class Env:
 
 
 @pytest.fixture
-def env() -> Env:
-    return Env()
+def env() -> Iterator[Env]:
+    e = Env()
+    yield e
+    assert e.refused == []  # the controller follows the status transitions upstream holds controllers to
 
 
 def test_intervals_round_trip():
@@ -114,6 +136,7 @@ async def test_runs_to_completion_with_tracking_finalizers(env: Env):
     assert pods[0]["metadata"]["ownerReferences"][0]["kind"] == "Job"
     st = env.job()["status"]
     assert st["active"] == 2 and st["startTime"] and st["uncountedTerminatedPods"] == {"succeeded": [], "failed": []}
+    assert st["terminating"] == 0 and st["ready"] == 0  # reported even when 0
     for p in pods:
         env.finish(p, "Succeeded")
     await env.settle()
@@ -125,6 +148,10 @@ async def test_runs_to_completion_with_tracking_finalizers(env: Env):
     await env.settle()
     st = env.job()["status"]
     assert st["succeeded"] == 3 and "active" not in st
+    # SuccessCriteriaMet first (upstream's delayed terminal condition), then Complete with its reason
+    assert [c["type"] for c in st["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+    assert {(c["reason"], c["message"]) for c in st["conditions"]} == {
+        ("CompletionsReached", "Reached expected number of succeeded pods")}
     cond = env.condition("Complete")
     assert cond["status"] == "True" and st["completionTime"] == cond["lastTransitionTime"]
     assert ("pi", "Normal", "Completed", "Job completed") in env.api.events
@@ -177,10 +204,91 @@ async def test_active_deadline(env: Env):
     env.clock.step(31)
     await env.jc.sync(f"{NS}/pi")
     await env.settle()
-    cond = env.condition("Failed")
-    assert (cond["reason"], cond["message"]) == ("DeadlineExceeded", "Job was active longer than specified deadline")
+    st = env.job()["status"]
+    assert [c["type"] for c in st["conditions"]] == ["FailureTarget", "Failed"]
+    assert {(c["reason"], c["message"]) for c in st["conditions"]} == {
+        ("DeadlineExceeded", "Job was active longer than specified deadline")}
     assert env.pods() == []
     assert env.job()["status"]["failed"] == 2  # the pods it killed count as failed
+
+
+def hold(env: Env, pod: dict) -> None:
+    """Another finalizer keeps the pod once deleted, as a kubelet stopping it would."""
+    cur = env.api.get_object("v1", "pods", NS, pod["metadata"]["name"])
+    env.api.update("v1", "pods", {**cur, "metadata": {**cur["metadata"],
+                                                      "finalizers": [*cur["metadata"]["finalizers"], "example.com/hold"]}})
+
+
+def release(env: Env, pod: dict) -> None:
+    cur = env.api.get_object("v1", "pods", NS, pod["metadata"]["name"])
+    env.api.update("v1", "pods", {**cur, "metadata": {**cur["metadata"], "finalizers": [
+        f for f in cur["metadata"]["finalizers"] if f != "example.com/hold"]}})
+
+
+async def test_failed_waits_for_the_pods_it_stops(env: Env):
+    env.api.create("batch/v1", "jobs", job(completions=2, parallelism=2, backoff_limit=0))
+    await env.settle()
+    bad, other = env.pods()
+    hold(env, other)
+    env.finish(bad, "Failed")
+    await env.settle()
+    # the other pod was deleted (and counted), but is still stopping: FailureTarget only
+    st = env.job()["status"]
+    target = env.condition("FailureTarget")
+    assert (target["reason"], target["message"]) == ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    assert env.condition("Failed") is None and st["terminating"] == 1 and st["failed"] == 2 and "active" not in st
+    stopping = env.api.get_object("v1", "pods", NS, other["metadata"]["name"])
+    assert stopping["metadata"]["deletionTimestamp"] and stopping["metadata"]["finalizers"] == ["example.com/hold"]
+    assert not any(e[2] == "BackoffLimitExceeded" for e in env.api.events)
+    release(env, other)
+    await env.settle()
+    st = env.job()["status"]
+    assert [c["type"] for c in st["conditions"]] == ["FailureTarget", "Failed"]
+    failed = env.condition("Failed")
+    assert (failed["reason"], failed["message"]) == (target["reason"], target["message"])
+    assert st["terminating"] == 0 and st["failed"] == 2 and "completionTime" not in st
+    assert [e for e in env.api.events if e[2] == "BackoffLimitExceeded"] == [
+        ("pi", "Warning", "BackoffLimitExceeded", "Job has reached the specified backoff limit")]
+
+
+async def test_complete_waits_for_terminating_pods(env: Env):
+    env.api.create("batch/v1", "jobs", job())
+    await env.settle()
+    (first,) = env.pods()
+    hold(env, first)
+    env.api.delete("v1", "pods", first["metadata"]["name"], NS)  # TerminatingOrFailed: replaced at once
+    await env.resync(11)  # after the failure's backoff
+    st = env.job()["status"]
+    assert st["terminating"] == 1 and st["failed"] == 1
+    (second,) = env.pods(active_only=True)
+    env.finish(second, "Succeeded")
+    await env.settle()
+    st = env.job()["status"]
+    assert env.condition("SuccessCriteriaMet")["reason"] == "CompletionsReached"
+    assert env.condition("Complete") is None and "completionTime" not in st and st["succeeded"] == 1
+    release(env, first)
+    await env.settle()
+    st = env.job()["status"]
+    complete = env.condition("Complete")
+    assert (complete["reason"], complete["message"]) == ("CompletionsReached", "Reached expected number of succeeded pods")
+    assert st["completionTime"] == complete["lastTransitionTime"] and st["terminating"] == 0
+
+
+async def test_indexed_succeeded_pods_are_tracked_by_index(env: Env):
+    """upstream: an Indexed Job's succeeded pods never go into uncountedTerminatedPods.succeeded"""
+    env.api.create("batch/v1", "jobs", job(completions=3, parallelism=3, completionMode="Indexed"))
+    await env.settle()
+    pods = env.by_index()
+    env.finish(pods["0"], "Failed")
+    env.finish(pods["1"], "Succeeded")
+    env.finish(pods["2"], "Succeeded")
+    await env.settle()
+    assert any(st["uncountedTerminatedPods"]["failed"] for st in env.statuses)  # failures still go by uid
+    assert all(not st["uncountedTerminatedPods"].get("succeeded") for st in env.statuses)
+    st = env.job()["status"]
+    assert st["completedIndexes"] == "1,2" and st["succeeded"] == 2 and st["failed"] == 1
+    finished = [env.api.get_object("v1", "pods", NS, p["metadata"]["name"]) for p in pods.values()]
+    assert all(TRACKING_FINALIZER not in (p["metadata"].get("finalizers") or []) for p in finished)
 
 
 async def test_deleted_running_pod_counts_as_failed(env: Env):
