@@ -43,7 +43,12 @@ def test_job_completes(controller_manager: ControllerManager, plane: ControlPlan
     wait_for(all_done, 40, 0.3, "the job to complete")
     job = get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/ok")
     assert job["status"]["succeeded"] == 3 and len(done) == 3
-    assert job["status"]["completionTime"]
+    assert job["status"]["completionTime"] == condition(job, "Complete")["lastTransitionTime"]
+    assert job["status"]["terminating"] == 0
+    # upstream 1.31: SuccessCriteriaMet first, then Complete, both with the reason and message
+    assert [c["type"] for c in job["status"]["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+    assert {(c["reason"], c["message"]) for c in job["status"]["conditions"]} == {
+        ("CompletionsReached", "Reached expected number of succeeded pods")}
     # every finished pod lost its tracking finalizer
     assert all("batch.kubernetes.io/job-tracking" not in (p["metadata"].get("finalizers") or [])
                for p in job_pods(admin, ns, "ok"))
@@ -70,6 +75,81 @@ def test_job_fails_after_backoff_limit(controller_manager: ControllerManager, ad
     assert failed[1] - failed[0] >= 9  # the replacement waited for the 10 s backoff
     events = get(admin, f"/api/v1/namespaces/{ns}/events")["items"]
     assert any(e["reason"] == "BackoffLimitExceeded" and e["involvedObject"]["name"] == "bad" for e in events)
+
+
+def set_finalizers(admin: httpx.Client, ns: str, pod: str, finalizers: list[str]) -> None:
+    admin.patch(f"/api/v1/namespaces/{ns}/pods/{pod}", json={"metadata": {"finalizers": finalizers}},
+                headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()
+
+
+def test_job_fails_once_its_pods_are_gone(controller_manager: ControllerManager, plane: ControlPlane,
+                                          admin: httpx.Client, ns: str):
+    """Upstream 1.31 delays the terminal condition: FailureTarget while a pod it stopped is still
+    terminating (here held by another finalizer), Failed with the same reason once it is gone."""
+    admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs",
+               json=job_body("doomed", completions=2, parallelism=2, backoff_limit=0)).raise_for_status()
+    wait_for(lambda: len(job_pods(admin, ns, "doomed", active=True)) == 2, 30, 0.2, "two pods")
+    bad, other = job_pods(admin, ns, "doomed", active=True)
+    set_finalizers(admin, ns, other["metadata"]["name"], ["batch.kubernetes.io/job-tracking", "example.com/hold"])
+    set_phase(admin, ns, bad["metadata"]["name"], "Failed")
+    job = wait_for(lambda: job_with_condition(admin, ns, "doomed", "FailureTarget"), 30, 0.2, "FailureTarget")
+    job = wait_for(lambda: (j := get(admin, f"/apis/batch/v1/namespaces/{ns}/jobs/doomed"))["status"].get("failed") == 2
+                   and j, 30, 0.2, "both pods counted")
+    st = job["status"]
+    assert condition(job, "Failed") is None and st["terminating"] == 1 and not st.get("active")
+    assert (condition(job, "FailureTarget")["reason"], condition(job, "FailureTarget")["message"]) == (
+        "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    row = plane.kubectl("-n", ns, "get", "job", "doomed", "--no-headers").stdout.split()
+    assert row[:2] == ["doomed", "FailureTarget"]
+    set_finalizers(admin, ns, other["metadata"]["name"], [])
+    job = wait_for(lambda: job_with_condition(admin, ns, "doomed", "Failed"), 30, 0.2, "the job to fail")
+    st = job["status"]
+    assert [c["type"] for c in st["conditions"]] == ["FailureTarget", "Failed"]
+    assert {(c["reason"], c["message"]) for c in st["conditions"]} == {
+        ("BackoffLimitExceeded", "Job has reached the specified backoff limit")}
+    assert st["terminating"] == 0 and st["failed"] == 2 and "completionTime" not in st
+
+
+def test_job_status_is_validated(admin: httpx.Client, ns: str):
+    admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=job_body("checked")).raise_for_status()
+    path = f"/apis/batch/v1/namespaces/{ns}/jobs/checked/status"
+    job = get(admin, path)
+    del job["metadata"]["resourceVersion"]  # unconditional: the controller may be writing the status too
+    cond = {"status": "True", "reason": "R", "message": "m", "lastTransitionTime": "2024-01-01T00:00:00Z"}
+    bad = {**job, "status": {"terminating": -1, "uncountedTerminatedPods": {"succeeded": ["u"], "failed": ["u"]},
+                             "conditions": [{**cond, "type": "SuccessCriteriaMet"}, {**cond, "type": "Failed"}]}}
+    assert causes_of(admin.put(path, json=bad)) == {
+        ("status.terminating", "FieldValueInvalid", "Invalid value: -1: must be greater than or equal to 0"),
+        ("status.uncountedTerminatedPods.failed[0]", "FieldValueDuplicate", 'Duplicate value: "u"'),
+        ("status.conditions", "FieldValueInvalid",
+         "Invalid value: cannot set SuccessCriteriaMet=True and Failed=true conditions"),
+    }
+    # what only JobManagedBy (alpha in 1.31) would refuse is taken
+    loose = {**job, "status": {"conditions": [{**cond, "type": "Complete"}], "completionTime": "2024-01-01T00:00:00Z"}}
+    assert admin.put(path, json=loose).status_code == 200
+
+
+def test_job_selector_is_generated(admin: httpx.Client, ns: str):
+    body = job_body("picky")
+    body["spec"]["template"]["metadata"] = {"labels": {"controller-uid": "mine"}}
+    causes = causes_of(admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body))
+    assert [(field, reason) for field, reason, _ in causes] == [
+        ("spec.template.metadata.labels[controller-uid]", "FieldValueInvalid")]
+    body = job_body("picky", selector={"matchLabels": {"app": "a"}})
+    body["spec"]["template"]["metadata"] = {"labels": {"app": "a"}}
+    ((field, reason, message),) = causes_of(admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body))
+    assert (field, reason) == ("spec.selector", "FieldValueInvalid") and message.endswith("`selector` not auto-generated")
+    body["spec"]["manualSelector"] = True
+    created = admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=body)
+    created.raise_for_status()
+    assert created.json()["spec"]["selector"] == {"matchLabels": {"app": "a"}}
+    plain = admin.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=job_body("plain")).json()
+    uid = plain["metadata"]["uid"]
+    assert plain["spec"]["manualSelector"] is False
+    assert plain["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert plain["spec"]["template"]["metadata"]["labels"] == {
+        "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid,
+        "job-name": "plain", "batch.kubernetes.io/job-name": "plain"}
 
 
 def test_cronjob_forbid_never_runs_two_at_once(controller_manager: ControllerManager, plane: ControlPlane,
