@@ -65,6 +65,20 @@ def go_quote(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+_ATOI = re.compile(r"[+-]?[0-9]+")
+
+
+def go_atoi(s: str) -> int:
+    """Go's strconv.Atoi (an optional sign, decimal digits, within int64); ValueError with its
+    reason ("invalid syntax" / "value out of range")."""
+    if _ATOI.fullmatch(s) is None:
+        raise ValueError("invalid syntax")
+    v = int(s)
+    if not -(2**63) <= v < 2**63:
+        raise ValueError("value out of range")
+    return v
+
+
 def render_value(value: Any) -> str:
     """A bad value as upstream's field.Error prints it: %q for strings, %v for scalars, else JSON."""
     if isinstance(value, str):

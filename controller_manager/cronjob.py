@@ -55,13 +55,13 @@ def zone_of(cj: Obj) -> dt.tzinfo:
     return zoneinfo.ZoneInfo(tz) if tz else local_zone()
 
 
-def next_after(sched: cron.CronSchedule, t: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
+def next_after(sched: cron.Schedule, t: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
     """The first activation after `t`, evaluated on the wall clock of `tz`; returned in UTC."""
     n = sched.next_after(t.astimezone(tz))
     return n.astimezone(dt.UTC) if n is not None else None
 
 
-def most_recent_schedule_time(earliest: dt.datetime, now: dt.datetime, sched: cron.CronSchedule,
+def most_recent_schedule_time(earliest: dt.datetime, now: dt.datetime, sched: cron.Schedule,
                               tz: dt.tzinfo) -> tuple[dt.datetime | None, int]:
     """(the latest activation in (earliest, now], how many were missed) — upstream getMostRecentScheduleTime."""
     t1 = next_after(sched, earliest, tz)
@@ -144,7 +144,7 @@ class CronJobController(Controller):
 
     # -- scheduling ----------------------------------------------------------------------
 
-    def next_schedule_delay(self, cj: Obj, now: dt.datetime, sched: cron.CronSchedule) -> float:
+    def next_schedule_delay(self, cj: Obj, now: dt.datetime, sched: cron.Schedule) -> float:
         """Seconds until just after the next activation (upstream nextScheduleTimeDuration)."""
         st = cj.get("status") or {}
         earliest = parse_time(st.get("lastScheduleTime") or cj["metadata"]["creationTimestamp"])
@@ -159,7 +159,7 @@ class CronJobController(Controller):
             return 3600.0
         return max(0.0, (nxt - now).total_seconds() + NEXT_SCHEDULE_DELTA)
 
-    def next_schedule_time(self, cj: Obj, now: dt.datetime, sched: cron.CronSchedule) -> dt.datetime | None:
+    def next_schedule_time(self, cj: Obj, now: dt.datetime, sched: cron.Schedule) -> dt.datetime | None:
         spec, st = cj.get("spec") or {}, cj.get("status") or {}
         earliest = parse_time(st.get("lastScheduleTime") or cj["metadata"]["creationTimestamp"])
         if spec.get("startingDeadlineSeconds") is not None:

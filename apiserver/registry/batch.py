@@ -16,6 +16,7 @@ from apimachinery.validation import (
     OMIT_VALUE,
     duplicate_cause,
     field_cause,
+    go_atoi,
     go_quote,
     invalid_cause,
     is_dns1123_label,
@@ -436,14 +437,11 @@ def _validate_success_policy(spec: Obj, path: str) -> list[Cause]:
     return causes
 
 
-_ATOI = re.compile(r"[+-]?[0-9]+")
-
-
 def _parse_index(s: str) -> int:
-    """Go's strconv.Atoi: optional sign, decimal digits, within int64."""
-    if _ATOI.fullmatch(s) is None or not -(2**63) <= int(s) < 2**63:
-        raise ValueError(f"cannot convert string to integer for index: {go_quote(s)}")
-    return int(s)
+    try:
+        return go_atoi(s)
+    except ValueError:
+        raise ValueError(f"cannot convert string to integer for index: {go_quote(s)}") from None
 
 
 def _parse_index_interval(part: str, completions: int) -> tuple[int, int]:

@@ -93,6 +93,19 @@ async def test_creates_a_job_per_schedule_time_with_a_deterministic_name():
     assert len(env.jobs()) == 1
 
 
+async def test_every_schedule():
+    """`@every 2m` (robfig's ConstantDelaySchedule): every two minutes from the creation on."""
+    env = Env()
+    env.api.create("batch/v1", "cronjobs", cronjob(schedule="@every 2m"))  # created at 00:00:30
+    await env.at(minute(2))
+    assert env.jobs() == []
+    await env.at(minute(2, 31))
+    assert len(env.jobs()) == 1 and env.cj()["status"]["lastScheduleTime"] == "2024-01-01T00:02:30Z"
+    assert env.cc.next_schedule_delay(env.cj(), env.clock.now(), cron.parse("@every 2m")) == pytest.approx(119.1)
+    await env.at(minute(4, 31))
+    assert len(env.jobs()) == 2 and env.cj()["status"]["lastScheduleTime"] == "2024-01-01T00:04:30Z"
+
+
 async def test_forbid_never_runs_two_at_once():
     env = Env()
     env.api.create("batch/v1", "cronjobs", cronjob(policy="Forbid"))

@@ -4,6 +4,7 @@ template is validated as a Job spec, under spec.jobTemplate.spec)."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 
 import pytest
 
@@ -165,3 +166,57 @@ def test_schedule_location():
     assert cron.location_of("CRON_TZ=Asia/Tokyo 0 9 * * *") == "Asia/Tokyo"
     assert cron.location_of("0 9 * * *") is None
     assert cron.parse("TZ=Asia/Tokyo 0 9 * * *") == cron.parse("0 9 * * *")
+
+
+@pytest.mark.parametrize(("schedule", "error"), [
+    ("", None),  # Required, reported on its own
+    ("0 0 * * 7", "end of range (7) above maximum (6): 7"),  # robfig has no 7 for Sunday
+    ("0 0 0 * *", "beginning of range (0) below minimum (1): 0"),
+    ("5-1 * * * *", "beginning of range (5) beyond end of range (1): 5-1"),
+    ("*/0 * * * *", "step of range should be a positive number: */0"),
+    ("1-2-3 * * * *", "too many hyphens: 1-2-3"),
+    ("1/2/3 * * * *", "too many slashes: 1/2/3"),
+    ("x * * * *", 'failed to parse int from x: strconv.Atoi: parsing "x": invalid syntax'),
+    ("-1 * * * *", 'failed to parse int from : strconv.Atoi: parsing "": invalid syntax'),
+    ("* * * * * *", "expected exactly 5 fields, found 6: [* * * * * *]"),
+    ("@Daily", "unrecognized descriptor: @Daily"),  # descriptors are matched as written
+    ("@every", "unrecognized descriptor: @every"),
+    ("@every 1d", 'failed to parse duration @every 1d: time: unknown unit "d" in duration "1d"'),
+    ("@every 90", 'failed to parse duration @every 90: time: missing unit in duration "90"'),
+    ("@every soon", 'failed to parse duration @every soon: time: invalid duration "soon"'),
+])
+def test_schedule_errors_are_robfigs(schedule: str, error: str | None):
+    found = [c for c in causes(cronjob(schedule=schedule)) if c[0] == "spec.schedule"]
+    if error is None:
+        assert found == [("spec.schedule", "FieldValueRequired", "Required value")]
+    else:
+        assert found == [("spec.schedule", "FieldValueInvalid", f'Invalid value: "{schedule}": {error}')]
+
+
+@pytest.mark.parametrize("schedule", ["@every 1h30m", "@every 1.5h", "@every 45s", "@hourly", "0 9 * jan-mar mon-fri",
+                                      "5/15 * * * ?", "1,,2 * * * *"])
+def test_schedules_robfig_takes(schedule: str):
+    assert causes(cronjob(schedule=schedule)) == []
+
+
+def test_every_schedule():
+    t = dt.datetime(2024, 1, 1, 10, 0, 5, 250_000, tzinfo=dt.UTC)
+    assert cron.parse("@every 1h30m").next_after(t) == dt.datetime(2024, 1, 1, 11, 30, 5, tzinfo=dt.UTC)
+    # whole seconds, one at the least
+    assert cron.parse("@every 2500ms").next_after(t) == dt.datetime(2024, 1, 1, 10, 0, 7, tzinfo=dt.UTC)
+    assert cron.parse("@every -5m").next_after(t) == dt.datetime(2024, 1, 1, 10, 0, 6, tzinfo=dt.UTC)
+
+
+def test_star_days_combine_with_and():
+    """Day of month and day of week: OR when both are restricted, AND when one is a star (`*/1` too)."""
+    def days(schedule: str) -> list[int]:
+        sched = cron.parse(schedule)
+        t, out = dt.datetime(2023, 12, 31, tzinfo=dt.UTC), []
+        while (t := sched.next_after(t)) < dt.datetime(2024, 2, 1, tzinfo=dt.UTC):
+            out.append(t.day)
+        return out
+
+    assert days("0 0 2 * mon") == [1, 2, 8, 15, 22, 29]  # 2024-01-01 is a Monday: the 2nd and the Mondays
+    assert len(days("0 0 1-31 * wed")) == 31  # every day of the month, or Wednesdays
+    assert days("0 0 */1 * wed") == [3, 10, 17, 24, 31]  # a star: Wednesdays only
+    assert days("0 0 */2 * wed") == sorted({*range(1, 32, 2), 3, 10, 17, 24, 31})
