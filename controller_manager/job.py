@@ -1030,6 +1030,7 @@ class JobController(Controller):
                 self._record_finished(job, finished)
 
     def _record_finished(self, job: Obj, finished: Obj) -> None:
+        """The events of a Job that just finished (upstream recordJobFinished)."""
         if finished["type"] != "Complete":
             self.recorder.event(job, WARNING, finished["reason"], finished["message"])
             return
