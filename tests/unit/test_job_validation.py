@@ -467,3 +467,23 @@ def test_job_managed_by_rules_ratchet():
     assert status_causes(with_status(bad, completedIndexes="3", active=2), bad, managed_by=True) == []
     assert [c[0] for c in status_causes(with_status(bad, completedIndexes="3,4"), bad, managed_by=True)] == [
         "status.completedIndexes"]
+
+
+def test_a_job_without_labels_gets_its_templates_own_labels():
+    """upstream SetDefaults_Job, before the selector's labels are generated into the template."""
+    from apiserver.registry.batch import JobStrategy
+
+    def create(template_labels):
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "uid": "u-1"},
+               "spec": {"template": {"metadata": {"labels": template_labels} if template_labels else {},
+                                     "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}
+        st = JobStrategy()
+        st.default(job)  # the create path: defaults, admission, prepare_for_create, defaults again
+        st.prepare_for_create(job)
+        st.default(job)
+        return job
+
+    assert create({"app": "web"})["metadata"]["labels"] == {"app": "web"}
+    unlabelled = create(None)
+    assert "labels" not in unlabelled["metadata"]
+    assert unlabelled["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == "u-1"
