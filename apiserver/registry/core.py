@@ -197,6 +197,10 @@ class NodeStrategy(Strategy):
         # nodes register with their status (the kubelet sends it on create)
         pass
 
+    def default(self, obj: Obj) -> None:
+        if obj.get("spec") is None:
+            obj["spec"] = {}  # upstream's NodeSpec struct is always written, empty or not
+
     def validate(self, obj: Obj, namespaced: bool) -> list[Cause]:
         causes = super().validate(obj, namespaced)
         for i, t in enumerate((obj.get("spec") or {}).get("taints") or []):
