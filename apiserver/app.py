@@ -8,6 +8,7 @@ router — see `apiserver.http` for why.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import platform
 import sys
 from collections.abc import Callable
@@ -137,25 +138,36 @@ def create_app(opts: Options, server: APIServer | None = None) -> FastAPI:
     async def version() -> Response:
         return _json(VERSION)
 
-    async def _checks(kind: str) -> dict[str, bool]:
-        """upstream's health checks of /livez (and /healthz) and /readyz, in its order."""
-        checks = {"ping": True, "log": True, "etcd": await server.etcd_healthy()}
+    def _check_list(kind: str) -> dict[str, Callable[[], Any]]:
+        """upstream's health checks of /livez (and /healthz) and /readyz, in its order: name → what
+        answers it (a bool, or a coroutine for etcd's); only the checks asked for are run."""
+        checks: dict[str, Callable[[], Any]] = {"ping": lambda: True, "log": lambda: True, "etcd": server.etcd_healthy}
         if kind == "readyz":
-            checks["etcd-readiness"] = checks["etcd"]
-            checks["informer-sync"] = all(c.ready.is_set() for c in server.caches.values())
-        checks["poststarthook/bootstrap-controller"] = server.bootstrapped
-        checks["poststarthook/crd-informer-synced"] = server.crds.synced
+            checks["etcd-readiness"] = server.etcd_healthy
+            checks["informer-sync"] = lambda: all(c.ready.is_set() for c in server.caches.values())
+        checks["poststarthook/bootstrap-controller"] = lambda: server.bootstrapped
+        checks["poststarthook/crd-informer-synced"] = lambda: server.crds.synced
         if kind == "readyz":
-            checks["shutdown"] = not server.shutting_down
+            checks["shutdown"] = lambda: not server.shutting_down
         return checks
 
+    async def _run_check(check: Callable[[], Any]) -> bool:
+        result = check()
+        return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+    async def _checks(kind: str, skip: Any = ()) -> dict[str, bool]:
+        """Every check's answer; excluded ones are not run (upstream lists them as excluded)."""
+        return {name: True if name in skip else await _run_check(check) for name, check in _check_list(kind).items()}
+
     async def _health(request: Request, kind: str) -> Response:
-        status, body = health.report(kind, await _checks(kind), "verbose" in request.query_params,
-                                     request.query_params.getlist("exclude"))
+        excluded = request.query_params.getlist("exclude")
+        status, body = health.report(kind, await _checks(kind, set(excluded)), "verbose" in request.query_params,
+                                     excluded)
         return Response(body.encode(), status_code=status, media_type="text/plain")
 
     async def _health_check(kind: str, name: str) -> Response:
-        answer = health.single(await _checks(kind), name)
+        check = _check_list(kind).get(name)
+        answer = health.single({name: await _run_check(check)} if check is not None else {}, name)
         if answer is None:
             return _not_found()
         return Response(answer[1].encode(), status_code=answer[0], media_type="text/plain")
