@@ -24,8 +24,9 @@ What the models lose is put back from tables below: Quantity, MicroTime, RawExte
 and IntOrString fields. Patch extensions come from apimachinery.strategic (the table the
 server's own strategic merge patch uses); list-type/list-map-keys are derived from them.
 The models carry no descriptions for fields whose type is another definition (the client's
-generator drops them), so neither do we — but for `metadata`, which upstream describes the same
-way in every kind and list.
+generator drops them: `spec`, `status`, `strategy.rollingUpdate`…); those come from the
+docstrings of the `lightkube-models` package (generated from upstream's OpenAPI too), read as
+text — its classes are never imported.
 
 Upstream's definition names (``io.k8s.api.apps.v1.Deployment``) are recovered from the model
 class names (``V1Deployment``): the version is in the name, the group comes from the API
@@ -382,12 +383,46 @@ def _api_modules() -> list[tuple[str, str, str]]:
 
 #: The client drops the descriptions of fields whose type is another definition; a kind's and a
 #: list's `metadata` say the same everywhere upstream, so theirs are put back.
-STANDARD_METADATA_DOCS = {
-    "V1ObjectMeta": "Standard object's metadata. More info: "
-                    "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-    "V1ListMeta": "Standard list metadata. More info: "
-                  "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
-}
+#: a field in a lightkube model's docstring: `* **name** ``Type`` - description` (wrapped lines follow)
+_LIGHTKUBE_FIELD = re.compile(r"^\* \*\*(?P<name>[^*]+)\*\* ``[^`]*`` - (?P<text>.*)$")
+
+
+def field_docs() -> dict[tuple[str, str, str], str]:
+    """(module, class, field) → description from lightkube-models' docstrings (module: `core_v1`,
+    `apps_v1`, `meta_v1`…); empty when the package is not installed."""
+    import ast
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("lightkube.models")
+    except ImportError:
+        return {}
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    out: dict[tuple[str, str, str], str] = {}
+    for path in sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            key: tuple[str, str, str] | None = None
+            for line in (ast.get_docstring(node) or "").splitlines():
+                line = line.strip()
+                m = _LIGHTKUBE_FIELD.match(line)
+                if m is not None:
+                    key = (path.stem, node.name, m.group("name"))
+                    out[key] = m.group("text")
+                elif key is not None and line:
+                    out[key] += " " + line  # the generator wrapped the text
+                else:
+                    key = None
+    return out
+
+
+def _lightkube_key(definition: str, field_name: str) -> tuple[str, str, str]:
+    """`io.k8s.api.apps.v1.DeploymentStrategy` → ("apps_v1", "DeploymentStrategy", field)."""
+    parts = definition.split(".")
+    return f"{parts[-3]}_{parts[-2]}", parts[-1], field_name
 
 
 def _doc(cls: Any) -> str:
@@ -416,6 +451,7 @@ class Definitions:
         self.models = models
         self.namer = namer
         self.defs: dict[str, dict[str, Any]] = {}
+        self.field_docs = field_docs()
 
     def add(self, cls: str) -> str:
         name = self.namer(cls)
@@ -436,10 +472,9 @@ class Definitions:
             field_name = model.attribute_map[attr]
             info = fields[field_name]
             prop = self._property(name, field_name, type_str, info.annotation)
-            if info.description:
-                prop["description"] = info.description
-            elif field_name == "metadata" and type_str in STANDARD_METADATA_DOCS:
-                prop["description"] = STANDARD_METADATA_DOCS[type_str]
+            description = info.description or self.field_docs.get(_lightkube_key(name, field_name))
+            if description:
+                prop["description"] = description
             props[field_name] = prop
             if info.is_required():
                 required.append(field_name)

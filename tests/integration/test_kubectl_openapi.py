@@ -65,6 +65,10 @@ def test_explain_prints_descriptions(control_plane: ControlPlane, kubectl_cache:
     assert "DeploymentStrategy describes how to replace existing pods with new ones." in out
     assert "rollingUpdate\t<RollingUpdateDeployment>" in out
     assert 'Type of deployment. Can be "Recreate" or "RollingUpdate"' in out
+    # fields whose type is a definition are described too (the client's models lack those texts)
+    assert "Rolling update config params. Present only if DeploymentStrategyType =" in out
+    spec = kubectl(control_plane, kubectl_cache, "explain", "pod.spec").stdout
+    assert "Specification of the desired behavior of the pod." in spec and "<no description>" not in spec
     ports = kubectl(control_plane, kubectl_cache, "explain", "pods.spec.containers.ports").stdout
     assert "containerPort\t<integer> -required-" in ports
 

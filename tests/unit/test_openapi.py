@@ -268,6 +268,7 @@ def test_v3_documents_per_group_version(generated: dict[str, Any], v3: dict[str,
     assert "io.k8s.api.rbac.v1.Role" not in apps
     strategy = apps[APPS + "DeploymentSpec"]["properties"]["strategy"]
     assert strategy == {"allOf": [{"$ref": "#/components/schemas/" + APPS + "DeploymentStrategy"}],
+                        "description": "The deployment strategy to use to replace existing pods with new ones.",
                         "x-kubernetes-patch-strategy": "retainKeys"}
 
 
