@@ -209,14 +209,20 @@ def table_fingerprint(table: ResourceTable) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def cache_key(table: ResourceTable) -> str:
-    """kubernetes package version + resource table + generator (version and source)."""
+def _package_version(name: str) -> str:
     try:
-        client_version = importlib.metadata.version("kubernetes")
+        return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        client_version = "none"
+        return "none"
+
+
+def cache_key(table: ResourceTable) -> str:
+    """The packages the documents come from (kubernetes, lightkube-models) + resource table +
+    generator (version and source)."""
+    client_version = _package_version("kubernetes")
     source = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    parts = f"{client_version}|{table_fingerprint(table)}|{GENERATOR_VERSION}|{source}"
+    parts = (f"{client_version}|{_package_version('lightkube-models')}|{table_fingerprint(table)}|"
+             f"{GENERATOR_VERSION}|{source}")
     return f"{client_version}-{hashlib.sha256(parts.encode()).hexdigest()[:20]}"
 
 
