@@ -274,7 +274,7 @@ class Kubelet:
     def _probe_event(self, uid: str, container: str, reason: str, message: str) -> None:
         pod = self.pod(uid)
         if pod is not None:
-            self.event(pod, WARNING, reason, message, container)
+            self.event(pod, WARNING, reason, message, container, self._is_init(pod, {"name": container}))
 
     def _on_pulling(self, pod: dict[str, Any], container: dict[str, Any], image: str) -> None:
         self.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', container["name"], self._is_init(pod, container))
@@ -863,7 +863,8 @@ class Kubelet:
         grace = max(grace, MIN_GRACE)
         if pod is not None:
             # as upstream's killContainer: the reason the sync gave, else a plain stop
-            self.event(pod, NORMAL, "Killing", reason or f"Stopping container {c.name}", c.name)
+            self.event(pod, NORMAL, "Killing", reason or f"Stopping container {c.name}", c.name,
+                       self._is_init(pod, {"name": c.name}))
         started = time.monotonic()
         pre_stop = (spec or {}).get("lifecycle", {}).get("preStop") if spec else None
         if pre_stop is None and c.annotations.get(naming.PRE_STOP_HANDLER):
@@ -879,7 +880,8 @@ class Kubelet:
             except TimeoutError:
                 ok, msg = False, f"PreStopHook did not finish within the grace period ({grace}s)"
             if not ok and pod is not None:
-                self.event(pod, WARNING, "FailedPreStopHook", f"PreStopHook failed: {msg}", c.name)
+                self.event(pod, WARNING, "FailedPreStopHook", f"PreStopHook failed: {msg}", c.name,
+                           self._is_init(pod, {"name": c.name}))
         # upstream subtracts the whole seconds the hook took, and those waited for its turn
         remaining = grace - int(time.monotonic() - started)
         if order is not None and remaining > 0:

@@ -14,6 +14,7 @@ from tests.e2e.kubelet.conftest import (
     condition,
     container_status,
     create_pod,
+    events_for,
     get_pod,
     pod_manifest,
     wait_pod,
@@ -69,6 +70,8 @@ def test_a_sidecar_runs_beside_a_job_like_pod_and_stops_when_it_is_done(api, ns,
     assert container_status(pod, "main")["state"]["terminated"]["reason"] == "Completed"
     initialized = next(c for c in pod["status"]["conditions"] if c["type"] == "Initialized")
     assert initialized["status"] == "True" and initialized["reason"] == "PodCompleted"
+    killing = [e for e in events_for(api, ns, "job") if e["reason"] == "Killing"]
+    assert [e["involvedObject"]["fieldPath"] for e in killing] == ["spec.initContainers{logger}"]
     # and it stays stopped: nothing brings it back in a finished pod
     again = get_pod(api, ns, "job")
     assert container_status(again, "logger", init=True)["restartCount"] == 0
