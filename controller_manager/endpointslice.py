@@ -51,6 +51,7 @@ LABEL_SERVICE_NAME = "kubernetes.io/service-name"
 LABEL_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 ZONE_LABEL = "topology.kubernetes.io/zone"
+PREFER_CLOSE = "PreferClose"  # spec.trafficDistribution (ServiceTrafficDistribution, beta and on in 1.31)
 RESERVED_LABELS = (LABEL_SERVICE_NAME, LABEL_MANAGED_BY)
 SERVICE_INDEX = "endpointslice-controller/service"
 
@@ -102,6 +103,10 @@ def pod_endpoint(pod: Obj, svc: Obj, address: str, node_zone: str | None) -> Obj
         ep["nodeName"] = node
     if node_zone:
         ep["zone"] = node_zone
+        if (svc.get("spec") or {}).get("trafficDistribution") == PREFER_CLOSE:
+            # upstream's PreferClose heuristic: each endpoint is hinted for its own zone, so a
+            # kube-proxy of that zone prefers it (topology hints)
+            ep["hints"] = {"forZones": [{"name": node_zone}]}
     return ep
 
 

@@ -329,6 +329,9 @@ class ServiceStrategy(ServiceAllocations, Strategy):
             v = spec.get(f)
             if v is not None and v not in ("Cluster", "Local"):
                 causes.append(not_supported_cause(f"spec.{f}", v, ("Cluster", "Local")))
+        td = spec.get("trafficDistribution")
+        if td is not None and td != "PreferClose":  # 1.31's one value
+            causes.append(not_supported_cause("spec.trafficDistribution", td, ("PreferClose",)))
         # fields of other types that an update left as stored were dropped before this
         etp = spec.get("externalTrafficPolicy")
         if etp and not externally_accessible(spec):

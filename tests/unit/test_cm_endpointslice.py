@@ -131,3 +131,22 @@ async def test_slices_of_an_older_service_incarnation_are_replaced() -> None:
     await run_queue(c)
     assert [s["metadata"]["name"] for s in slices(api)] != ["web-old"]
     assert all(s["metadata"]["ownerReferences"][0]["uid"] == "uid-svc-web" for s in slices(api))
+
+
+async def test_prefer_close_hints_each_endpoint_for_its_own_zone() -> None:
+    api, c = await setup()
+    api.seed("v1", "nodes", {"metadata": {"name": "n2"}})  # no zone: its endpoints get no hints
+    api.seed("v1", "services", service(trafficDistribution="PreferClose"))
+    api.seed("v1", "pods", pod("a", "10.0.0.1"))
+    far = pod("b", "10.0.0.2")
+    far["spec"]["nodeName"] = "n2"
+    api.seed("v1", "pods", far)
+    await run_queue(c)
+    eps = endpoints_by_pod(api)
+    assert eps["a"]["hints"] == {"forZones": [{"name": "z1"}]} and "hints" not in eps["b"]
+    # without the field, no hints
+    api2, c2 = await setup()
+    api2.seed("v1", "services", service())
+    api2.seed("v1", "pods", pod("a", "10.0.0.1"))
+    await run_queue(c2)
+    assert "hints" not in endpoints_by_pod(api2)["a"]

@@ -400,3 +400,17 @@ def test_zero_values_of_defaulted_fields_are_defaulted_as_upstream():
     for key, value in (("a", "y"), ("b", 1), ("c", 1)):
         default_field(d, key, value)
     assert d == {"a": "x", "b": 5, "c": False}
+
+
+def test_service_traffic_distribution_values():
+    from apiserver.registry.core import ServiceStrategy
+
+    def causes(value):
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "d"},
+               "spec": {"ports": [{"port": 80}], "selector": {"a": "b"}, "trafficDistribution": value}}
+        st = ServiceStrategy()
+        st.default(svc)
+        return [c["message"] for c in st.validate(svc, True) if c["field"] == "spec.trafficDistribution"]
+
+    assert causes("PreferClose") == []
+    assert causes("Nearby") == ['Unsupported value: "Nearby": supported values: "PreferClose"']
