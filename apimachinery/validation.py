@@ -79,8 +79,22 @@ def go_atoi(s: str) -> int:
     return v
 
 
+class GoValue(str):
+    """A bad value already rendered as upstream's field.Error prints it (Go's %#v of a non-scalar,
+    e.g. `go_string_slice`): shown as it is."""
+
+
+def go_string_slice(values: Iterable[str] | None) -> str:
+    """A []string as Go's %#v prints it (what field.Invalid shows for one)."""
+    if values is None:
+        return "[]string(nil)"
+    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
+
+
 def render_value(value: Any) -> str:
     """A bad value as upstream's field.Error prints it: %q for strings, %v for scalars, else JSON."""
+    if isinstance(value, GoValue):
+        return str(value)
     if isinstance(value, str):
         return go_quote(value)
     if isinstance(value, bool):
@@ -703,11 +717,6 @@ def _validate_meta_common(meta: Mapping[str, Any], namespaced: bool, path: str) 
     return causes
 
 
-def _go_string_slice(values: Iterable[str]) -> str:
-    """Go's %#v of a []string."""
-    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
-
-
 def validate_object_meta_update(new: Mapping[str, Any], old: Mapping[str, Any],
                                 path: str = "metadata") -> list[Cause]:
     """Update-time ObjectMeta checks (upstream ValidateObjectMetaUpdate).
@@ -725,7 +734,7 @@ def validate_object_meta_update(new: Mapping[str, Any], old: Mapping[str, Any],
             causes.append(forbidden_cause(
                 child(path, "finalizers"),
                 "no new finalizers can be added if the object is being deleted, found new finalizers "
-                + _go_string_slice(extra)))
+                + go_string_slice(extra)))
     rv = new.get("resourceVersion") or ""
     if not rv:
         causes.append(invalid_cause(child(path, "resourceVersion"), rv, "must be specified for an update"))

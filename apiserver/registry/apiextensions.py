@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from apimachinery.errors import field_cause
 from apimachinery.validation import (
-    FIELD_VALUE_INVALID,
+    GoValue,
     child,
     duplicate_cause,
     forbidden_cause,
     go_quote,
+    go_string_slice,
     index,
     invalid_cause,
     is_dns1035_label,
@@ -167,21 +167,8 @@ def _str_list(value: Any) -> list[str]:
     return [v if isinstance(v, str) else "" for v in _list(value)]
 
 
-def _go_string_slice(values: list[str] | None) -> str:
-    """A []string as Go's %#v prints it (what field.Invalid shows for one)."""
-    if values is None:
-        return "[]string(nil)"
-    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
-
-
 def _go_byte_slice(data: bytes) -> str:
     return "[]byte{" + ", ".join(f"0x{b:x}" for b in data) + "}"
-
-
-def _invalid_raw(path: str, rendered: str, detail: str) -> Cause:
-    """field.Invalid whose bad value is pre-rendered (Go %#v of a non-scalar)."""
-    return field_cause(path, f"Invalid value: {rendered}: {detail}" if detail else f"Invalid value: {rendered}",
-                       FIELD_VALUE_INVALID)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,8 +508,8 @@ def _validate_conversion_review_versions(versions: list[str], require_recognized
         causes += [invalid_cause(index(path, i), v, msg) for msg in is_dns1035_label(v)]
         recognized = recognized or v in ACCEPTED_CONVERSION_REVIEW_VERSIONS
     if require_recognized and not recognized:
-        causes.append(_invalid_raw(path, _go_string_slice(versions), "must include at least one of "
-                                   + ", ".join(ACCEPTED_CONVERSION_REVIEW_VERSIONS)))
+        causes.append(invalid_cause(path, GoValue(go_string_slice(versions)), "must include at least one of "
+                                    + ", ".join(ACCEPTED_CONVERSION_REVIEW_VERSIONS)))
     return causes
 
 
@@ -678,7 +665,7 @@ def _validate_conversion(conv: Obj | None, opts: _Options, path: str) -> list[Ca
                 causes += _validate_webhook_service(service, child(cc_path, "service"))
             bundle = _ca_bundle_bytes(client_config.get("caBundle"))
             if bundle and not opts.allow_invalid_ca_bundle and (err := _ca_bundle_error(bundle)):
-                causes.append(_invalid_raw(child(cc_path, "caBundle"), _go_byte_slice(bundle), err))
+                causes.append(invalid_cause(child(cc_path, "caBundle"), GoValue(_go_byte_slice(bundle)), err))
         causes += _validate_conversion_review_versions(review_versions, opts.require_recognized_conversion_review_version,
                                                        child(path, "conversionReviewVersions"))
     else:
@@ -743,10 +730,10 @@ def _validate_spec(spec: Obj, opts: _Options, path: str = "spec") -> list[Cause]
         causes += _validate_version(v, per, index(vpath, i), _has_status(subresources), _has_scale(subresources))
 
     if not unique:
-        causes.append(_invalid_raw(vpath, _go_versions_repr(spec, internal), "must contain unique version names"))
+        causes.append(invalid_cause(vpath, GoValue(_go_versions_repr(spec, internal)), "must contain unique version names"))
     if storage_count != 1:
-        causes.append(_invalid_raw(vpath, _go_versions_repr(spec, internal),
-                                   "must have exactly one version marked as storage version"))
+        causes.append(invalid_cause(vpath, GoValue(_go_versions_repr(spec, internal)),
+                                    "must have exactly one version marked as storage version"))
     if versions:
         # the internal spec.version is versions[0].name; upstream checks it again
         first = _str(versions[0].get("name"))
@@ -792,14 +779,14 @@ def _validate_stored_versions(stored: Any, versions: list[Obj], path: str = "sta
     """ValidateCustomResourceDefinitionStoredVersions."""
     stored_list = _str_list(stored) if isinstance(stored, list) else None
     if not stored_list:
-        return [_invalid_raw(path, _go_string_slice(stored_list), "must have at least one stored version")]
+        return [invalid_cause(path, GoValue(go_string_slice(stored_list)), "must have at least one stored version")]
     remaining = {v: i for i, v in enumerate(stored_list)}
     causes: list[Cause] = []
     for v in versions:
         name = _str(v.get("name"))
         present = name in remaining
         if v.get("storage") is True and not present:
-            causes.append(_invalid_raw(path, _go_string_slice(stored_list), "must have the storage version " + name))
+            causes.append(invalid_cause(path, GoValue(go_string_slice(stored_list)), "must have the storage version " + name))
         remaining.pop(name, None)
     for v, i in sorted(remaining.items(), key=lambda kv: kv[1]):
         causes.append(invalid_cause(index(path, i), v, "must appear in spec.versions"))
