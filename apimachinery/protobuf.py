@@ -57,6 +57,7 @@ NAMESPACES = {
     "admissionregistration.k8s.io/v1": "admissionregistration_v1",
     "metrics.k8s.io/v1beta1": "metrics_v1beta1",
     "apiregistration.k8s.io/v1": "apiregistration_v1",
+    "flowcontrol.apiserver.k8s.io/v1": "flowcontrol_v1",
     "meta.k8s.io/v1": "meta_v1",
 }
 

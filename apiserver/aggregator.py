@@ -71,6 +71,7 @@ LOCAL_VERSION_PRIORITIES: dict[tuple[str, str], int] = {
     ("policy", "v1"): 15, ("rbac.authorization.k8s.io", "v1"): 15, ("storage.k8s.io", "v1"): 15,
     ("apiextensions.k8s.io", "v1"): 15, ("admissionregistration.k8s.io", "v1"): 15, ("scheduling.k8s.io", "v1"): 15,
     ("coordination.k8s.io", "v1"): 15, ("node.k8s.io", "v1"): 15, ("discovery.k8s.io", "v1"): 15,
+    ("flowcontrol.apiserver.k8s.io", "v1"): 21,
 }
 
 #: request headers never passed to a backend (hop-by-hop, credentials, identities it must not trust)

@@ -89,6 +89,7 @@ GROUP_PRIORITIES = {
     "certificates.k8s.io": 17300, "networking.k8s.io": 17200, "policy": 17100, "rbac.authorization.k8s.io": 17000,
     "storage.k8s.io": 16800, "admissionregistration.k8s.io": 16700, "apiextensions.k8s.io": 16700,
     "scheduling.k8s.io": 16600, "coordination.k8s.io": 16500, "node.k8s.io": 16300, "discovery.k8s.io": 16200,
+    "flowcontrol.apiserver.k8s.io": 16100,
     "metrics.k8s.io": 100,  # metrics-server's
 }
 CUSTOM_GROUP_PRIORITY = 1000

@@ -20,6 +20,7 @@ from apiserver.registry import (
     batch,
     certificates,
     core,
+    flowcontrol,
     misc,
     networking,
     node,
@@ -211,6 +212,11 @@ RESOURCES: list[Resource] = [
        admissionpolicy.ValidatingAdmissionPolicyStrategy(), categories=("api-extensions",), subresources=("status",)),
     _r("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings",
        False, admissionpolicy.ValidatingAdmissionPolicyBindingStrategy(), categories=("api-extensions",)),
+    # flowcontrol.apiserver.k8s.io/v1: API Priority and Fairness, enforced by apiserver/flowcontrol
+    _r("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", False, flowcontrol.FlowSchemaStrategy(),
+       subresources=("status",)),
+    _r("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", False,
+       flowcontrol.PriorityLevelConfigurationStrategy(), subresources=("status",)),
     # apiregistration.k8s.io/v1: group/versions served here (Local) or by extension apiservers (apiserver.aggregator)
     _r("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, apiregistration.APIServiceStrategy(),
        categories=("api-extensions",), subresources=("status",)),

@@ -452,6 +452,34 @@ def _csistoragecapacity_row(c: Obj, now: dt.datetime) -> list[Any]:
             age(_meta(c).get("creationTimestamp"), now)]
 
 
+def _flow_schema_row(f: Obj, now: dt.datetime) -> list[Any]:
+    """upstream's printFlowSchema: MISSINGPL is the Dangling condition's status ("?" before it is set)."""
+    spec = f.get("spec") or {}
+    method = spec.get("distinguisherMethod")
+    missing = next((c.get("status") for c in (f.get("status") or {}).get("conditions") or []
+                    if isinstance(c, dict) and c.get("type") == "Dangling"), "?")
+    return [_meta(f).get("name"), (spec.get("priorityLevelConfiguration") or {}).get("name", ""),
+            spec.get("matchingPrecedence", 0), method.get("type", "") if isinstance(method, dict) else "<none>",
+            age(_meta(f).get("creationTimestamp"), now), missing]
+
+
+def _flow_schema_order(f: Obj) -> tuple[int, str]:
+    """Tables list FlowSchemas in matching order (upstream's printFlowSchemaList sorts them)."""
+    return (f.get("spec") or {}).get("matchingPrecedence", 0), _meta(f).get("name", "")
+
+
+def _priority_level_row(p: Obj, now: dt.datetime) -> list[Any]:
+    spec = p.get("spec") or {}
+    limited = spec.get("limited")
+    cells: list[Any] = ["<none>"] * 4
+    if isinstance(limited, dict):
+        cells[0] = limited.get("nominalConcurrencyShares")
+        queuing = (limited.get("limitResponse") or {}).get("queuing")
+        if isinstance(queuing, dict):
+            cells[1:] = [queuing.get("queues", 0), queuing.get("handSize", 0), queuing.get("queueLengthLimit", 0)]
+    return [_meta(p).get("name"), spec.get("type", ""), *cells, age(_meta(p).get("creationTimestamp"), now)]
+
+
 def _cr_row(r: Obj, now: dt.datetime) -> list[Any]:
     owner = next((o for o in _meta(r).get("ownerReferences") or [] if o.get("controller")), None)
     ctl = f"{owner.get('kind', '').lower()}.{owner.get('apiVersion', '').split('/')[0]}/{owner.get('name')}" if owner else "<none>"
@@ -625,6 +653,49 @@ _HPA_DOCS = {
                        "seen by the autoscaler.",
 }
 
+#: upstream's column descriptions (the v1 types' field docs)
+_FLOWCONTROL_DOCS = {
+    "priorityLevel": "`name` is the name of the priority level configuration being referenced Required.",
+    "matchingPrecedence": "`matchingPrecedence` is used to choose among the FlowSchemas that match a given request. "
+                          "The chosen FlowSchema is among those with the numerically lowest (which we take to be "
+                          "logically highest) MatchingPrecedence.  Each MatchingPrecedence value must be ranged in "
+                          "[1,10000]. Note that if the precedence is not specified, it will be set to 1000 as "
+                          "default.",
+    "distinguisherMethod": "`distinguisherMethod` defines how to compute the flow distinguisher for requests that "
+                           "match this schema. `nil` specifies that the distinguisher is disabled and thus will "
+                           "always be the empty string.",
+    "type": "`type` indicates whether this priority level is subject to limitation on request execution.  A value "
+            "of `\"Exempt\"` means that requests of this priority level are not subject to a limit (and thus are "
+            "never queued) and do not detract from the capacity made available to other priority levels.  A value "
+            "of `\"Limited\"` means that (a) requests of this priority level _are_ subject to limits and (b) some "
+            "of the server's limited capacity is made available exclusively to this priority level. Required.",
+    "nominalConcurrencyShares": "`nominalConcurrencyShares` (NCS) contributes to the computation of the "
+                                "NominalConcurrencyLimit (NominalCL) of this level. This is the number of execution "
+                                "seats available at this priority level. This is used both for requests dispatched "
+                                "from this priority level as well as requests dispatched from other priority levels "
+                                "borrowing seats from this level. The server's concurrency limit (ServerCL) is "
+                                "divided among the Limited priority levels in proportion to their NCS values:\n\n"
+                                "NominalCL(i)  = ceil( ServerCL * NCS(i) / sum_ncs ) sum_ncs = sum[priority level k] "
+                                "NCS(k)\n\nBigger numbers mean a larger nominal concurrency limit, at the expense of "
+                                "every other priority level.\n\nIf not specified, this field defaults to a value "
+                                "of 30.\n\nSetting this field to zero supports the construction of a \"jail\" for "
+                                "this priority level that is used to hold some request(s)",
+    "queues": "`queues` is the number of queues for this priority level. The queues exist independently at each "
+              "apiserver. The value must be positive.  Setting it to 1 effectively precludes shufflesharding and "
+              "thus makes the distinguisher method of associated flow schemas irrelevant.  This field has a default "
+              "value of 64.",
+    "handSize": "`handSize` is a small positive number that configures the shuffle sharding of requests into "
+                "queues.  When enqueuing a request at this priority level the request's flow identifier (a string "
+                "pair) is hashed and the hash value is used to shuffle the list of queues and deal a hand of the "
+                "size specified here.  The request is put into one of the shortest queues in that hand. `handSize` "
+                "must be no larger than `queues`, and should be significantly smaller (so that a few heavy flows do "
+                "not saturate most of the queues).  See the user-facing documentation for more extensive guidance "
+                "on setting this field.  This field has a default value of 8.",
+    "queueLengthLimit": "`queueLengthLimit` is the maximum number of requests allowed to be waiting in a given "
+                        "queue of this priority level at a time; excess requests are rejected.  This value must be "
+                        "positive.  If not specified, it will be defaulted to 50.",
+}
+
 NAME = ("Name", "string", "name", 0)
 AGE = ("Age", "string", "", 0)
 CREATED = [NAME, ("Created At", "date", "", 0)]
@@ -701,6 +772,18 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                                     _vap_row),
     "validatingadmissionpolicybindings": ([NAME, ("PolicyName", "string", "", 0), ("ParamRef", "string", "", 0), AGE],
                                           _vapb_row),
+    "flowschemas": ([NAME, ("PriorityLevel", "string", "", 0, _FLOWCONTROL_DOCS["priorityLevel"]),
+                     ("MatchingPrecedence", "string", "", 0, _FLOWCONTROL_DOCS["matchingPrecedence"]),
+                     ("DistinguisherMethod", "string", "", 0, _FLOWCONTROL_DOCS["distinguisherMethod"]), AGE,
+                     ("MissingPL", "string", "", 0, "references a broken or non-existent PriorityLevelConfiguration")],
+                    _flow_schema_row),
+    "prioritylevelconfigurations": ([NAME, ("Type", "string", "", 0, _FLOWCONTROL_DOCS["type"]),
+                                     ("NominalConcurrencyShares", "string", "", 0,
+                                      _FLOWCONTROL_DOCS["nominalConcurrencyShares"]),
+                                     ("Queues", "string", "", 0, _FLOWCONTROL_DOCS["queues"]),
+                                     ("HandSize", "string", "", 0, _FLOWCONTROL_DOCS["handSize"]),
+                                     ("QueueLengthLimit", "string", "", 0, _FLOWCONTROL_DOCS["queueLengthLimit"]), AGE],
+                                    _priority_level_row),
     "ingresses": ([NAME, ("Class", "string", "", 0), ("Hosts", "string", "", 0), ("Address", "string", "", 0),
                    ("Ports", "string", "", 0), AGE], _ingress_row),
     "ingressclasses": ([NAME, ("Controller", "string", "", 0), ("Parameters", "string", "", 0), AGE], _ingress_class_row),
@@ -724,6 +807,9 @@ PRINTERS: dict[str, tuple[list[Column], Callable[[Obj, dt.datetime], list[Any]]]
                                   ("MaxPods", "string", "", 0, _HPA_DOCS["maxReplicas"]),
                                   ("Replicas", "string", "", 0, _HPA_DOCS["currentReplicas"]), AGE], _hpa_row),
 }
+
+#: kinds whose tables list their rows in an order of their own
+ORDERS: dict[str, Callable[[Obj], Any]] = {"flowschemas": _flow_schema_order}
 
 DESCRIPTIONS = {"Name": "Name must be unique within a namespace. Is required when creating resources, although some "
                         "resources may allow a client to request the generation of an appropriate name automatically.",
@@ -751,6 +837,9 @@ def table(plural: str, objects: list[Obj], include_object: str = "Metadata", res
     A column is (name, type, format, priority) or, with its own description, 5 long."""
     now = now or dt.datetime.now(dt.UTC)
     columns, row_fn = printer or PRINTERS.get(plural, (CREATED, _created_row))
+    order = ORDERS.get(plural) if printer is None else None
+    if order is not None:
+        objects = sorted(objects, key=order)
     rows = []
     for o in objects:
         row: Obj = {"cells": row_fn(o, now)}
