@@ -215,11 +215,23 @@ def _csv(_ctx: Any, _param: Any, value: str) -> list[str]:
 @click.option("--requestheader-extra-headers-prefix", default="X-Remote-Extra-", callback=_csv,
               help="Header prefixes carrying the extra attributes.")
 @click.option("--requestheader-uid-headers", default="X-Remote-Uid", callback=_csv, help="Headers carrying the UID.")
+@click.option("--max-requests-inflight", default=400, type=click.IntRange(min=0),
+              help="Requests in flight at most: with API Priority and Fairness, this plus "
+                   "--max-mutating-requests-inflight is shared among the priority levels; without it, the limit "
+                   "of read-only requests (0: none).")
+@click.option("--max-mutating-requests-inflight", default=200, type=click.IntRange(min=0),
+              help="Mutating requests in flight at most (see --max-requests-inflight; 0: none).")
+@click.option("--enable-priority-and-fairness", type=click.BOOL, default=True, is_flag=False, flag_value=True,
+              help="Limit and queue requests by API Priority and Fairness (FlowSchemas, PriorityLevelConfigurations); "
+                   "false: by the max-in-flight limits alone.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def main(log_level: str, **kw: Any) -> None:
     """Serve the Kubernetes API (HTTPS only) backed by etcd."""
     setup_logging("apiserver", log_level)
     opts = Options(**kw)
+    if opts.enable_priority_and_fairness and opts.max_requests_inflight + opts.max_mutating_requests_inflight <= 0:
+        raise click.UsageError("--max-requests-inflight + --max-mutating-requests-inflight must be positive when "
+                               "priority-and-fairness is enabled")
     api = APIServer(opts)
     app = create_asgi(opts, api)
     config = uvicorn.Config(

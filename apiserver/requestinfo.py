@@ -104,3 +104,13 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     else:
         raise errors.method_not_allowed(f"the server does not allow this method on the requested resource ({method})")
     return info
+
+
+#: upstream's long-running requests (genericapiserver's BasicLongRunningRequestCheck): watches and
+#: proxies, and the streaming subresources
+LONG_RUNNING_VERBS = frozenset({"watch", "proxy"})
+LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
+
+
+def is_long_running(info: RequestInfo) -> bool:
+    return info.verb in LONG_RUNNING_VERBS or (info.is_resource and info.subresource in LONG_RUNNING_SUBRESOURCES)

@@ -1,6 +1,6 @@
 """The apiserver: storage, watch caches and the request pipeline, wired together.
 
-    authentication → authorization → admission → validation → storage
+    authentication → priority and fairness → authorization → admission → validation → storage
 
 `APIServer.__call__` is the ASGI entry for `/api` and `/apis`; the FastAPI app in
 `apiserver.app` mounts it next to discovery, health and OpenAPI.
@@ -27,6 +27,8 @@ from apiserver.authn import AuthenticatorChain, ClientCertAuthenticator, TokenFi
 from apiserver.authn.impersonation import impersonate
 from apiserver.authz import AuthorizerChain, attributes_for, build_authorizers
 from apiserver.fieldschema import FieldValidator
+from apiserver.flowcontrol.controller import TOO_MANY_REQUESTS, FlowControl, Seat, TooManyRequests
+from apiserver.flowcontrol.maxinflight import MaxInFlight
 from apiserver.handler import ResourceAPI
 from apiserver.http import Request, Response, StreamResponse, raw_json, status_response
 from apiserver.managedfields import REQUEST_MANAGER, ManagedFields, manager_for
@@ -34,7 +36,6 @@ from apiserver.metricsapi import Scraper
 from apiserver.negotiation import negotiate
 from apiserver.openapi import OpenAPI
 from apiserver.registry.services import ServiceAllocators
-from apiserver.requestinfo import RequestInfo
 from apiserver.requestinfo import parse as parse_request_info
 from apiserver.resources import TABLE, Resource, ResourceTable
 from apiserver.storage import EtcdStore
@@ -97,6 +98,11 @@ class Options:
     requestheader_group_headers: list[str] = field(default_factory=lambda: ["X-Remote-Group"])
     requestheader_extra_headers_prefix: list[str] = field(default_factory=lambda: ["X-Remote-Extra-"])
     requestheader_uid_headers: list[str] = field(default_factory=lambda: ["X-Remote-Uid"])
+    #: the server's concurrency limits, as upstream's flags: API Priority and Fairness divides their
+    #: sum among the priority levels; without it each limits its kind of request (0: no limit)
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    enable_priority_and_fairness: bool = True
 
 
 class APIServer:
@@ -129,7 +135,8 @@ class APIServer:
             "apiserver_request_duration_seconds", "Response latency distribution by verb and resource.",
             ("verb", "group", "resource"),
         )
-        # requests being served, as upstream's max-in-flight filter counts them (long-running ones not)
+        # requests being served, counted by the seats of apiserver.flowcontrol (long-running ones not,
+        # a watch while it is set up)
         self.inflight = {"readOnly": 0, "mutating": 0}
         self.metrics.gauge(
             "apiserver_current_inflight_requests",
@@ -137,6 +144,10 @@ class APIServer:
             ("request_kind",),
             fn=lambda: {(kind,): n for kind, n in self.inflight.items()},
         )
+        self.flowcontrol: FlowControl | MaxInFlight = (
+            FlowControl(self, opts.max_requests_inflight + opts.max_mutating_requests_inflight)
+            if opts.enable_priority_and_fairness
+            else MaxInFlight(self, opts.max_requests_inflight, opts.max_mutating_requests_inflight))
         self.metrics.gauge(
             "apiserver_registered_watchers", "Number of currently registered watchers for a given resource",
             ("group", "version", "kind"), fn=self._watcher_counts,
@@ -246,6 +257,7 @@ class APIServer:
             c.start()
         self.crds.start()
         self.aggregator.start()
+        self.flowcontrol.start()
         self._tasks.append(asyncio.create_task(self._bootstrap(), name="bootstrap"))
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
 
@@ -253,7 +265,7 @@ class APIServer:
         if self.identity is not None:  # a graceful stop: this apiserver serves no more
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.identity.delete(), 2.0)
-        for background in (self.rbac_aggregator, self.quota, self.crds):
+        for background in (self.rbac_aggregator, self.quota, self.crds, self.flowcontrol):
             await background.stop()
         for t in self._tasks:
             t.cancel()
@@ -373,7 +385,8 @@ class APIServer:
         return user
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any, inner: Any) -> None:
-        """Authenticate and authorize every request; serve resources, pass the rest to `inner`."""
+        """Authenticate, classify (API Priority and Fairness) and authorize every request; serve
+        resources, pass the rest to `inner`."""
         if scope["type"] == "websocket":
             await self.handle_websocket(scope, receive, send)
             return
@@ -386,61 +399,67 @@ class APIServer:
         resp: Response | StreamResponse | None = None
         status = 200
         notes = begin_request()  # admission webhooks' warnings and audit annotations
+        seat: Seat | None = None
         try:
-            req.user = user = await self.authenticate(req)
-            REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
-            info = parse_request_info(req.method, req.path, req.query)
-            await self.authz.authorize(attributes_for(user, info, req.query))
-            backend = self.aggregator.route(info)
-            if backend is not None:
-                resp = await self.aggregator.proxy(req, backend, user)
-            elif info.is_resource:
-                kind = _inflight_kind(info)
-                if kind:
-                    self.inflight[kind] += 1
-                try:
+            try:
+                req.user = user = await self.authenticate(req)
+                REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
+                info = parse_request_info(req.method, req.path, req.query)
+                seat = await self.flowcontrol.admit(user, info)  # held while the request is served
+                await self.authz.authorize(attributes_for(user, info, req.query))
+                backend = self.aggregator.route(info)
+                if backend is not None:
+                    resp = await self.aggregator.proxy(req, backend, user)
+                elif info.is_resource:
                     resp = await self.api.serve(req, info, user)
-                finally:
-                    if kind:
-                        self.inflight[kind] -= 1
-        except errors.StatusError as e:
-            resp = status_response(e)
-        except asyncio.CancelledError:
-            # uvicorn cancels what still runs when its graceful shutdown times out (etcd hung): a
-            # Status rather than its bare 500 and a traceback. A write may have reached etcd.
-            resp = status_response(errors.service_unavailable(
-                "the apiserver is shutting down: the request did not complete and may or may not have taken effect"))
-        except RecursionError:
-            # only input nested deeper than any object (about 900 levels, under the JSON decoder's
-            # 1024) gets our recursive walkers (patch, prune, validation) here
-            resp = status_response(errors.bad_request("the request body is nested too deeply"))
-        except Exception as e:  # never a traceback to the client
-            log.exception("internal error serving %s %s", req.method, req.path)
-            resp = status_response(errors.internal(f"{type(e).__name__}: {e}"))
-        if resp is None:
-            codes: list[int] = []
+            except TooManyRequests as e:  # upstream's answer: plain text, not a Status
+                resp = Response(429, TOO_MANY_REQUESTS, b"text/plain; charset=utf-8",
+                                [(b"x-content-type-options", b"nosniff"), *e.headers])
+            except errors.StatusError as e:
+                resp = status_response(e)
+            except asyncio.CancelledError:
+                # uvicorn cancels what still runs when its graceful shutdown times out (etcd hung): a
+                # Status rather than its bare 500 and a traceback. A write may have reached etcd.
+                resp = status_response(errors.service_unavailable(
+                    "the apiserver is shutting down: the request did not complete and may or may not have taken effect"))
+            except RecursionError:
+                # only input nested deeper than any object (about 900 levels, under the JSON decoder's
+                # 1024) gets our recursive walkers (patch, prune, validation) here
+                resp = status_response(errors.bad_request("the request body is nested too deeply"))
+            except Exception as e:  # never a traceback to the client
+                log.exception("internal error serving %s %s", req.method, req.path)
+                resp = status_response(errors.internal(f"{type(e).__name__}: {e}"))
+            pf_headers = seat.headers if seat is not None else []
+            if resp is None:
+                codes: list[int] = []
 
-            async def spy(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.start":
-                    codes.append(message["status"])
-                await send(message)
+                async def spy(message: dict[str, Any]) -> None:
+                    if message["type"] == "http.response.start":
+                        codes.append(message["status"])
+                        if pf_headers:
+                            message = {**message, "headers": [*message.get("headers", ()), *pf_headers]}
+                    await send(message)
 
-            await inner(scope, receive, spy)
-            status = codes[0] if codes else 0
-        else:
-            if not getattr(resp, "proxied", False):  # an extension apiserver's answer is encoded as it chose
-                resp = negotiate(req, resp)  # protobuf where the client asks for it (apiserver/negotiation.py)
-            if notes.warnings:
-                resp.extra_headers += notes.headers()
-            await resp(send)
-            status = resp.status
+                await inner(scope, receive, spy)
+                status = codes[0] if codes else 0
+            else:
+                if seat is not None:  # served: a stream (a watch) goes on without the seat
+                    seat.release()
+                if not getattr(resp, "proxied", False):  # an extension apiserver's answer is encoded as it chose
+                    resp = negotiate(req, resp)  # protobuf where the client asks for it (apiserver/negotiation.py)
+                if notes.warnings or pf_headers:
+                    resp.extra_headers = [*resp.extra_headers, *notes.headers(), *pf_headers]
+                await resp(send)
+                status = resp.status
+        finally:
+            if seat is not None:
+                seat.release()
         elapsed = time.perf_counter() - started
         self.audit.record(req, info, status, elapsed, notes.annotations)
         if info is not None and info.is_resource:
             self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
             if info.verb != "watch":
                 self.request_seconds.observe(elapsed, info.verb, info.group, info.resource)
-
 
     async def handle_websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Websockets: pods/<name>/exec|attach|portforward only (kubectl's streaming), relayed to
@@ -472,16 +491,6 @@ class APIServer:
         self.audit.record(req, info, status, time.perf_counter() - started)
         if info is not None and info.is_resource:
             self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
-
-
-#: upstream's long-running requests (genericapiserver's LongRunningFunc): not counted as in flight
-LONG_RUNNING_SUBRESOURCES = frozenset({"attach", "exec", "proxy", "log", "portforward"})
-
-
-def _inflight_kind(info: RequestInfo) -> str:
-    if info.verb in ("watch", "proxy") or info.subresource in LONG_RUNNING_SUBRESOURCES:
-        return ""
-    return "readOnly" if info.verb in ("get", "list") else "mutating"
 
 
 #: Health endpoints answer without credentials so that probes work (upstream's
