@@ -317,6 +317,9 @@ class APIServer:
         self.identity = identity.IdentityLease(self)
         self._tasks.append(asyncio.create_task(self.identity.run(), name="identity lease"))
         self._tasks.append(asyncio.create_task(identity.collect_periodically(self), name="identity lease gc"))
+        from apiserver.flowcontrol.ensurer import Ensurer
+
+        self._tasks.append(asyncio.create_task(Ensurer(self).run(), name="apf configuration"))
 
     bootstrapped = False
     shutting_down = False
