@@ -39,14 +39,17 @@ class ResourceRule:
     cluster_scope: bool
 
     def matches(self, info: RequestInfo) -> bool:
-        if not _has(self.verbs, info.verb):
+        if self.verbs is not None and info.verb not in self.verbs:
             return False
-        resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
-        if not _has(self.resources, resource) or not _has(self.groups, info.group):
+        if self.resources is not None:
+            resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
+            if resource not in self.resources:
+                return False
+        if self.groups is not None and info.group not in self.groups:
             return False
         if not info.namespace:
             return self.cluster_scope
-        return _has(self.namespaces, info.namespace)
+        return self.namespaces is None or info.namespace in self.namespaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +126,10 @@ class PolicyRules:
 
     def matches(self, info: RequestInfo) -> bool:
         """The request part of a match (the subjects were checked per user)."""
-        if info.is_resource:
-            return any(r.matches(info) for r in self.resource_rules)
-        return any(r.matches(info) for r in self.url_rules)
+        for r in self.resource_rules if info.is_resource else self.url_rules:
+            if r.matches(info):
+                return True
+        return False
 
 
 def _policy_rules(rule: Obj) -> PolicyRules:
