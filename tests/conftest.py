@@ -226,12 +226,13 @@ class ControlPlane:
 
 @contextlib.contextmanager
 def private_control_plane(prefix: str, *, controller_manager: bool = True,
-                          anonymous_auth: bool = False, taint_new_nodes: bool = False) -> Iterator[ControlPlane]:
+                          anonymous_auth: bool = False, taint_new_nodes: bool = False,
+                          extra_apiserver_args: list[str] | None = None) -> Iterator[ControlPlane]:
     """etcd + apiserver (+ the ServiceAccount/root-CA controller-manager unless the caller runs
     its own) in a new temp dir; stopped by pid and the dir removed afterwards (kept with
     MINIK8S_KEEP_TEST_DATA=1)."""
     d = Path(tempfile.mkdtemp(prefix=prefix))
-    cp = ControlPlane(d)
+    cp = ControlPlane(d, extra_apiserver_args)
     cp.cfg.anonymous_auth = anonymous_auth
     cp.taint_new_nodes = taint_new_nodes
     try:
