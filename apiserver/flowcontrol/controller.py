@@ -274,16 +274,16 @@ class FlowControl:
     def _rebuild(self) -> None:
         self._dirty = False
         self._fs_seen, self._pl_seen = self._fs_cache.objects, self._pl_cache.objects
-        objects = {e.name: orjson.loads(e.data) for e in self._pl_seen.values()}
-        for mandatory in config.MANDATORY_PRIORITY_LEVELS:  # imagined while missing, as upstream
-            objects.setdefault(mandatory["metadata"]["name"], mandatory)
         usable: dict[str, tuple[Obj, bool, int, tuple[int, int, int]]] = {}
-        for name, pl in objects.items():
+        for e in self._pl_seen.values():
+            pl = orjson.loads(e.data)
             shares = _spec_shares(pl.get("spec") or {})
-            if shares is None or shares[0] != (name == config.EXEMPT):
-                log.warning("ignoring PriorityLevelConfiguration %s: its spec is broken", name)
+            if shares is None or shares[0] != (e.name == config.EXEMPT):
+                log.warning("ignoring PriorityLevelConfiguration %s: its spec is broken", e.name)
                 continue
-            usable[name] = (pl, *shares)
+            usable[e.name] = (pl, *shares)
+        for pl in config.MANDATORY_PRIORITY_LEVELS:  # imagined while missing (or broken), as upstream
+            usable.setdefault(pl["metadata"]["name"], (pl, *_spec_shares(pl["spec"])))  # type: ignore[misc]
         seats = nominal_seats(self.server_seats, {name: shares for name, (_, _, shares, _) in usable.items()})
         levels: dict[str, Level] = {}
         for name, (pl, exempt, _, (queues, hand_size, length_limit)) in usable.items():

@@ -107,16 +107,19 @@ class Ensurer:
         REQUEST_MANAGER.set(FIELD_MANAGER)
         for cache in self.caches.values():
             await cache.ready.wait()
+        delay = 1.0
         while True:
             self._wake.clear()
             try:
                 await self.ensure()
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # etcd away, a conflict: the next round tries again
-                log.warning("APF configuration: %s; trying again", e)
-                await asyncio.sleep(1.0)
+            except Exception as e:  # etcd away, say: the next round tries again
+                log.warning("APF configuration: %s; trying again in %.0f s", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, PERIOD / 2)
                 continue
+            delay = 1.0
             try:
                 await asyncio.wait_for(self._wake.wait(), PERIOD)
                 await asyncio.sleep(SETTLE)

@@ -146,6 +146,17 @@ async def test_dangling_schemas_are_skipped_and_told() -> None:
                                                                                     "reason": "NotFound"}
 
 
+async def test_a_broken_mandatory_level_is_imagined() -> None:
+    server = FakeServer()
+    server.caches["prioritylevelconfigurations"].put({"metadata": {"name": "catch-all"},
+                                                      "spec": {"type": "Limited"}})  # (validation forbids it)
+    fc = FlowControl(server, 600)
+    assert fc.levels["catch-all"].uid == "" and fc.levels["catch-all"].queues.seats == 600
+    seat = await fc.admit(ALICE, req())
+    assert seat.labels == ("catch-all", "catch-all")
+    seat.release()
+
+
 async def test_long_running_requests_take_no_seat_but_watches_do() -> None:
     fc = FlowControl(FakeServer(), 600)
     assert await fc.admit(ALICE, req("GET", "/api/v1/namespaces/default/pods/p/log")) is None
