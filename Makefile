@@ -35,7 +35,10 @@ test-unit: venv
 lint: venv
 	$(BIN)/ruff check .
 
+# wrk drives the load (a Python client would measure itself); installed here when missing
 bench: venv
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q wrk; \
+	  else echo "wrk is missing: run 'sudo apt-get install -y wrk'"; exit 1; fi; }
 	$(BIN)/python -m bench
 
 # Stubs are generated, never hand-edited.
