@@ -280,6 +280,9 @@ def component_env() -> dict[str, str]:
     # components must import this checkout's packages wherever they are started from
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # and nothing else's: `python -m` would put the working directory first (a `client/` or
+    # `scheduler/` package there would shadow ours); Python ≥ 3.11 leaves it out with this
+    env["PYTHONSAFEPATH"] = "1"
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
