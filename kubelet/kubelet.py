@@ -436,6 +436,11 @@ class Kubelet:
         # the phase this kubelet decided counts before the API has it: a finished pod's sidecars,
         # stopped when its regular containers were done, must not be restarted meanwhile
         own_phase = (self.status.desired(uid) or {}).get("phase")
+        if (own_phase not in TERMINAL_PHASES and rs.containers
+                and (pod.get("spec") or {}).get("restartPolicy", "Always") != "Always"):
+            # as upstream's SyncPod, the status of what the runtime has now comes first: a pod whose
+            # containers are done is finished, even if a sidecar exited since (it is not restarted)
+            own_phase = self.publish_status(pod, rs).get("phase")
         if (api_phase in TERMINAL_PHASES or own_phase in TERMINAL_PHASES) and not is_static(pod):
             await self._stop_pod(pod, rs, _grace_of(pod))
             rs = await self.runtime.pod_status(uid)
@@ -582,7 +587,7 @@ class Kubelet:
         if actions.kill_pod:
             await self._stop_pod(pod, rs, int(spec.get("terminationGracePeriodSeconds", 30) or 0),
                                  keep_sandbox=False)
-        for cid, why in actions.kill.items():
+        for cid, why in ({} if actions.kill_pod else actions.kill).items():  # the pod's stop killed them all
             c = next((x for x in rs.containers if x.id == cid), None)
             if c is not None and c.running:
                 await self.kill_container(pod, c, None, why)

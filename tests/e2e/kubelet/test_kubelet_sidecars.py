@@ -109,3 +109,18 @@ def test_sidecars_stop_after_the_regular_containers_in_reverse_order(api, ns, ku
     assert r.status_code == 200, r.text
     wait_for(lambda: get_pod(api, ns, "ordered") is None, 40, 0.2, "the pod object to go")
     assert (host_dir / "order").read_text().split() == ["main", "second", "first"]
+
+
+def test_a_sidecar_that_exits_with_the_main_container_is_not_restarted(api, ns, kubelet, host_dir):
+    # both stop on their own when told; the kubelet must see a finished pod, not a sidecar to restart
+    until_go = "until test -f /shared/go; do sleep 0.1; done"
+    create_pod(api, ns, pod_manifest("together", [{
+        "name": "main", "command": ["sh", "-c", until_go],
+        "volumeMounts": [{"name": "shared", "mountPath": "/shared"}],
+    }], restartPolicy="Never", initContainers=[_sidecar("shipper", until_go)], volumes=_volumes(host_dir)))
+    wait_pod(api, ns, "together", lambda p: _phase(p) == "Running", 60)
+    (host_dir / "go").touch()
+    pod = wait_pod(api, ns, "together", lambda p: _phase(p) == "Succeeded", 30)
+    assert container_status(pod, "shipper", init=True)["restartCount"] == 0
+    assert not [e for e in events_for(api, ns, "together") if e["reason"] == "Started"
+                and e["involvedObject"].get("fieldPath") == "spec.initContainers{shipper}"][1:]
