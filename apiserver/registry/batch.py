@@ -40,7 +40,6 @@ JOB_NAME = "batch.kubernetes.io/job-name"
 # what Jobs labelled their pods with before the prefixed labels (still set, and still selected on)
 LEGACY_CONTROLLER_UID = "controller-uid"
 LEGACY_JOB_NAME = "job-name"
-GENERATED_LABELS = frozenset({CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME})
 MAX_INT32 = 2**31 - 1
 
 # upstream pkg/apis/batch/validation limits
@@ -76,14 +75,12 @@ class JobStrategy(Strategy):
         spec = obj.get("spec")
         if not isinstance(spec, dict):
             return
-        # a Job without labels gets its pod template's (upstream SetDefaults_Job) — the ones the
-        # user wrote: upstream defaults before the selector's labels are generated into the template
+        # a Job without labels gets its pod template's (upstream SetDefaults_Job, which also runs
+        # when a stored Job is read: one whose template had none shows the generated selector labels)
         template_labels = as_dict(as_dict(as_dict(spec.get("template")).get("metadata")).get("labels"))
         meta = obj.get("metadata")
-        if isinstance(meta, dict) and not meta.get("labels"):
-            own = {k: v for k, v in template_labels.items() if k not in GENERATED_LABELS}
-            if own:
-                meta["labels"] = own
+        if isinstance(meta, dict) and not meta.get("labels") and template_labels:
+            meta["labels"] = dict(template_labels)
         default_template(obj)
         if spec.get("completions") is None and spec.get("parallelism") is None:
             spec["completions"] = 1

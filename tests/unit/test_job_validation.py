@@ -470,7 +470,7 @@ def test_job_managed_by_rules_ratchet():
 
 
 def test_a_job_without_labels_gets_its_templates_own_labels():
-    """upstream SetDefaults_Job, before the selector's labels are generated into the template."""
+    """upstream SetDefaults_Job: the user's template labels; with none, the generated ones."""
     from apiserver.registry.batch import JobStrategy
 
     def create(template_labels):
@@ -484,6 +484,7 @@ def test_a_job_without_labels_gets_its_templates_own_labels():
         return job
 
     assert create({"app": "web"})["metadata"]["labels"] == {"app": "web"}
+    # a template without labels: the Job shows the generated ones, as upstream's Jobs do
     unlabelled = create(None)
-    assert "labels" not in unlabelled["metadata"]
-    assert unlabelled["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == "u-1"
+    assert unlabelled["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == "u-1"
+    assert unlabelled["metadata"]["labels"] == unlabelled["spec"]["template"]["metadata"]["labels"]
