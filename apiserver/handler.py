@@ -647,7 +647,15 @@ class ResourceAPI:
         if meta.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         generated = not meta.get("name") and meta.get("generateName")
+        # a name taken by someone else: the create starts over from the request with another name
+        # (the admitted object carries the old name's uid, selector labels, admission's additions)
+        request = orjson.dumps(obj) if generated else None
+        restart = False
         for attempt in range(8):
+            if restart and request is not None:
+                obj = orjson.loads(request)
+                meta = obj["metadata"]
+            restart = False
             if generated:
                 meta["name"] = generate_name(meta["generateName"])
             name = meta.get("name", "")
@@ -663,6 +671,8 @@ class ResourceAPI:
             self.server.managed_fields.on_create(obj, user, query, st.has_status)
             owned = meta.get("managedFields")
             await self.server.admission.admit(attrs)
+            if not isinstance(obj.get("metadata"), dict):  # a webhook's patch dropped it
+                obj["metadata"] = meta
             meta = obj["metadata"]  # a webhook's patch replaces the object's parts
             st.prepare_for_create(obj)
             st.prepare_for_create_by(obj, user)
@@ -690,6 +700,7 @@ class ResourceAPI:
                     await st.on_side_key_taken(self.server, e.side_key_taken, obj)
                     continue
                 if generated and attempt < 7:
+                    restart = True
                     continue
                 raise errors.already_exists(res.plural, name, res.group) from None
             except BaseException:
