@@ -237,7 +237,7 @@ class ServiceStrategy(ServiceAllocations, Strategy):
         for p in spec.get("ports") or []:
             if isinstance(p, dict):
                 default_field(p, "protocol", "TCP")
-                if "targetPort" not in p and "port" in p:
+                if p.get("targetPort") in (None, 0, "") and "port" in p:  # upstream: unset, 0 or ""
                     p["targetPort"] = p["port"]
         if t != "ExternalName":
             spec.setdefault("internalTrafficPolicy", "Cluster")

@@ -414,3 +414,14 @@ def test_service_traffic_distribution_values():
 
     assert causes("PreferClose") == []
     assert causes("Nearby") == ['Unsupported value: "Nearby": supported values: "PreferClose"']
+
+
+def test_a_service_port_without_a_target_port_targets_its_port():
+    from apiserver.registry.core import ServiceStrategy
+
+    for target in (None, 0, "", 8080, "http"):
+        port = {"port": 80} if target is None else {"port": 80, "targetPort": target}
+        svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "d"},
+               "spec": {"ports": [port], "selector": {"a": "b"}}}
+        ServiceStrategy().default(svc)
+        assert svc["spec"]["ports"][0]["targetPort"] == (80 if target in (None, 0, "") else target)
