@@ -90,6 +90,11 @@ def _grace_of(pod: dict[str, Any]) -> int:
     return int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30) or 0)
 
 
+def _regular_container_runs(spec: dict[str, Any], rs: PodRuntimeStatus) -> bool:
+    names = {c.get("name") for c in spec.get("containers") or []}
+    return any(c.name in names for c in rs.running_containers())
+
+
 class Kubelet:
     def __init__(self, cfg: KubeletConfig, api: APIClient, cri: CRIClient) -> None:
         self.cfg = cfg
@@ -436,10 +441,12 @@ class Kubelet:
         # the phase this kubelet decided counts before the API has it: a finished pod's sidecars,
         # stopped when its regular containers were done, must not be restarted meanwhile
         own_phase = (self.status.desired(uid) or {}).get("phase")
-        if (own_phase not in TERMINAL_PHASES and rs.containers
-                and (pod.get("spec") or {}).get("restartPolicy", "Always") != "Always"):
+        spec = pod.get("spec") or {}
+        if (own_phase not in TERMINAL_PHASES and rs.containers and spec.get("restartPolicy", "Always") != "Always"
+                and not _regular_container_runs(spec, rs)):
             # as upstream's SyncPod, the status of what the runtime has now comes first: a pod whose
-            # containers are done is finished, even if a sidecar exited since (it is not restarted)
+            # containers are done is finished, even if a sidecar exited since (it is not restarted).
+            # While a regular container runs the pod cannot be: no status is worked out twice then.
             own_phase = self.publish_status(pod, rs).get("phase")
         if (api_phase in TERMINAL_PHASES or own_phase in TERMINAL_PHASES) and not is_static(pod):
             await self._stop_pod(pod, rs, _grace_of(pod))
