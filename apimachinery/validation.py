@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from apimachinery.errors import field_cause
@@ -780,15 +780,7 @@ def validate_label_selector(selector: Mapping[str, Any] | None, path: str = "spe
             continue
         op = expr.get("operator") or ""
         values = expr.get("values") or []
-        if op in ("In", "NotIn"):
-            if not values:
-                causes.append(required_cause(child(p, "values"), "must be specified when `operator` is 'In' or 'NotIn'"))
-        elif op in ("Exists", "DoesNotExist"):
-            if values:
-                causes.append(forbidden_cause(child(p, "values"),
-                                              "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
-        else:
-            causes.append(invalid_cause(child(p, "operator"), op, "not a valid selector operator"))
+        causes += _requirement_operator_causes(op, values, p, numeric=False)
         causes.extend(invalid_cause(child(p, "key"), expr.get("key") or "", m)
                       for m in is_qualified_name(expr.get("key") or ""))
         if not allow_invalid_label_value:
@@ -797,6 +789,92 @@ def validate_label_selector(selector: Mapping[str, Any] | None, path: str = "spe
                     causes.append(type_invalid_cause(index(child(p, "values"), j), v, "must be of type string"))
                     continue
                 causes.extend(invalid_cause(index(child(p, "values"), j), v, m) for m in is_valid_label_value(v))
+    return causes
+
+
+def _requirement_operator_causes(op: str, values: Any, path: str, numeric: bool) -> list[Cause]:
+    """The operator and how many values it takes: a label selector's requirement, or (`numeric`,
+    with Gt and Lt) a node selector's."""
+    if op in ("In", "NotIn"):
+        if not values:
+            return [required_cause(child(path, "values"), "must be specified when `operator` is 'In' or 'NotIn'")]
+    elif op in ("Exists", "DoesNotExist"):
+        if values:
+            return [forbidden_cause(child(path, "values"),
+                                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")]
+    elif numeric and op in ("Gt", "Lt"):
+        if not isinstance(values, list) or len(values) != 1:
+            return [required_cause(child(path, "values"), "must be specified single value when `operator` is 'Lt' or 'Gt'")]
+    else:
+        return [invalid_cause(child(path, "operator"), op, "not a valid selector operator")]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# core/v1 NodeSelector (upstream ValidateNodeSelector and friends, 1.31: values not checked as
+# label values), in node affinity and a PersistentVolume's nodeAffinity.
+
+NODE_FIELD_SELECTOR_KEYS = {"metadata.name": name_is_dns_subdomain}  # upstream nodeFieldSelectorValidators
+
+
+def _requirements(term: Mapping[str, Any], name: str, path: str) -> Iterator[tuple[Mapping[str, Any], str]]:
+    reqs = term.get(name) or []
+    for j, req in enumerate(reqs if isinstance(reqs, list) else []):
+        yield (req if isinstance(req, Mapping) else {}), index(child(path, name), j)
+
+
+def validate_node_selector_term(term: Any, path: str) -> list[Cause]:
+    if term is None:
+        return []
+    if not isinstance(term, Mapping):
+        return _type_check(term, dict, path, "object")
+    causes: list[Cause] = []
+    for req, p in _requirements(term, "matchExpressions", path):
+        causes += _requirement_operator_causes(req.get("operator") or "", req.get("values") or [], p, numeric=True)
+        causes += validate_qualified_name(str(req.get("key") or ""), child(p, "key"))
+    for req, p in _requirements(term, "matchFields", path):
+        op, values = req.get("operator") or "", req.get("values") or []
+        if op in ("In", "NotIn"):
+            if not isinstance(values, list) or len(values) != 1:
+                causes.append(required_cause(child(p, "values"),
+                                             "must be only one value when `operator` is 'In' or 'NotIn' for node field selector"))
+        else:
+            causes.append(invalid_cause(child(p, "operator"), op, "not a valid selector operator"))
+        field_key = req.get("key") or ""
+        check = NODE_FIELD_SELECTOR_KEYS.get(field_key) if isinstance(field_key, str) else None
+        if check is None:
+            causes.append(invalid_cause(child(p, "key"), field_key, "not a valid field selector key"))
+            continue
+        for i, v in enumerate(values if isinstance(values, list) else []):
+            causes.extend(invalid_cause(index(child(p, "values"), i), v, m) for m in check(str(v)))
+    return causes
+
+
+def validate_node_selector(selector: Any, path: str) -> list[Cause]:
+    if not isinstance(selector, Mapping):
+        return _type_check(selector, dict, path, "object")
+    terms_path = child(path, "nodeSelectorTerms")
+    terms = selector.get("nodeSelectorTerms") or []
+    if not isinstance(terms, list):
+        return _type_check(terms, list, terms_path, "array")
+    if not terms:
+        return [required_cause(terms_path, "must have at least one node selector term")]
+    causes: list[Cause] = []
+    for i, term in enumerate(terms):
+        causes += validate_node_selector_term(term, index(terms_path, i))
+    return causes
+
+
+def validate_preferred_scheduling_terms(terms: Any, path: str) -> list[Cause]:
+    if not isinstance(terms, list):
+        return _type_check(terms, list, path, "array")
+    causes: list[Cause] = []
+    for i, term in enumerate(terms):
+        term = term if isinstance(term, Mapping) else {}
+        weight = term.get("weight") or 0
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 100:
+            causes.append(invalid_cause(child(index(path, i), "weight"), weight, "must be in the range 1-100"))
+        causes += validate_node_selector_term(term.get("preference"), child(index(path, i), "preference"))
     return causes
 
 

@@ -18,6 +18,7 @@ from apimachinery.validation import (
     required_cause,
     validate_enum,
     validate_immutable,
+    validate_node_selector,
 )
 from apimachinery.volumebinding import BETA_STORAGE_CLASS_ANNOTATION
 from apiserver.registry.base import Cause, Obj, Strategy, default_field
@@ -84,7 +85,13 @@ def validate_pv_spec(spec: Obj, path: str, inline: bool = False) -> list[Cause]:
         src = spec.get(kind)
         if isinstance(src, dict) and not src.get("path"):
             causes.append(required_cause(f"{path}.{kind}.path", ""))
-    if isinstance(spec.get("local"), dict) and not (spec.get("nodeAffinity") or {}).get("required"):
+    node_affinity = spec.get("nodeAffinity")
+    if isinstance(node_affinity, dict):  # upstream validateVolumeNodeAffinity
+        if node_affinity.get("required") is not None:
+            causes += validate_node_selector(node_affinity["required"], f"{path}.nodeAffinity.required")
+        else:
+            causes.append(required_cause(f"{path}.nodeAffinity.required", "must specify required node constraints"))
+    if isinstance(spec.get("local"), dict) and node_affinity is None:
         causes.append(required_cause(f"{path}.nodeAffinity", "Local volume requires node affinity"))
     return causes
 

@@ -29,6 +29,8 @@ from apimachinery.validation import (
     render_value,
     required_cause,
     validate_label_selector,
+    validate_node_selector,
+    validate_preferred_scheduling_terms,
     validate_qualified_name,
 )
 from apiserver.registry.base import as_dict, as_list, default_field
@@ -345,8 +347,21 @@ def _pod_affinity_terms(affinity: Any, path: str) -> Iterator[tuple[Obj, str, Ob
             yield as_dict(w.get("podAffinityTerm")), child(wp, "podAffinityTerm"), w, wp
 
 
-def validate_pod_affinity(affinity: Any, path: str) -> list[Cause]:
-    """The pod (anti-)affinity part of upstream validateAffinity (node affinity is not checked here)."""
+def validate_affinity(affinity: Any, path: str) -> list[Cause]:
+    """upstream validateAffinity: node affinity, then pod (anti-)affinity."""
+    causes: list[Cause] = []
+    na = affinity.get("nodeAffinity") if isinstance(affinity, dict) else None
+    if isinstance(na, dict):
+        na_path = child(path, "nodeAffinity")
+        if na.get(REQUIRED_TERMS) is not None:
+            causes += validate_node_selector(na[REQUIRED_TERMS], child(na_path, REQUIRED_TERMS))
+        if na.get(PREFERRED_TERMS):
+            causes += validate_preferred_scheduling_terms(na[PREFERRED_TERMS], child(na_path, PREFERRED_TERMS))
+    return causes + _validate_pod_affinity(affinity, path)
+
+
+def _validate_pod_affinity(affinity: Any, path: str) -> list[Cause]:
+    """The pod (anti-)affinity part of upstream validateAffinity."""
     causes: list[Cause] = []
     for term, tp, weighted, wp in _pod_affinity_terms(affinity, path):
         if weighted is not None:
@@ -509,7 +524,7 @@ def validate_pod_spec(spec: Any, path: str = "spec") -> list[Cause]:
             for msg in check(str(v)):
                 causes.append(invalid_cause(child(path, f), v, msg))
     causes += validate_tolerations(spec.get("tolerations"), child(path, "tolerations"))
-    causes += validate_pod_affinity(spec.get("affinity"), child(path, "affinity"))
+    causes += validate_affinity(spec.get("affinity"), child(path, "affinity"))
     if spec.get("overhead") is not None:
         causes += validate_overhead(spec["overhead"], child(path, "overhead"))
     ns = spec.get("nodeSelector")
