@@ -33,7 +33,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class Request:
-    __slots__ = ("_body", "client_cert", "headers", "method", "path", "query", "receive", "scope", "user")
+    __slots__ = ("_body", "_chunks", "_size", "client_cert", "headers", "method", "path", "query", "receive", "scope",
+                 "user")
 
     def __init__(self, scope: dict[str, Any], receive: Receive) -> None:
         self.scope = scope
@@ -43,6 +44,8 @@ class Request:
         self.query: dict[str, str] = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         self.headers: dict[bytes, bytes] = dict(scope["headers"])
         self._body: bytes | None = None
+        self._chunks: list[bytes] = []  # read so far: a cancelled read goes on where it stopped
+        self._size = 0
         self.user: Any = None
 
     def header(self, name: bytes, default: str = "") -> str:
@@ -59,21 +62,44 @@ class Request:
         length = self.headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY:
             raise errors.too_large()
-        chunks = []
-        size = 0
         while True:
             msg = await self.receive()
             if msg["type"] == "http.disconnect":
                 raise errors.bad_request("client disconnected while sending the body")
             chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
+            self._size += len(chunk)
+            if self._size > MAX_BODY:
                 raise errors.too_large()
-            chunks.append(chunk)
+            self._chunks.append(chunk)
             if not msg.get("more_body"):
                 break
-        self._body = b"".join(chunks)
+        self._body = b"".join(self._chunks)
+        self._chunks = []
         return self._body
+
+    async def disconnected(self) -> None:
+        """Return once the client has gone away. The body is read first (and kept for whoever
+        serves the request: see `replay`); a body too large to read is left alone."""
+        try:
+            await self.body()
+        except errors.StatusError as e:
+            if e.code == 400:  # it went away while sending the body
+                return
+            await asyncio.Event().wait()  # the handler answers 413; only a cancel ends this
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+
+    def replay(self) -> Receive:
+        """The receive for another ASGI app serving this request: the body again first if it was
+        read here already."""
+        if self._body is None:
+            return self.receive
+        pending = [{"type": "http.request", "body": self._body, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return pending.pop() if pending else await self.receive()
+
+        return receive
 
 
 def decode_document(body: bytes, content_type: str) -> Any:

@@ -408,7 +408,7 @@ class APIServer:
                 req.user = user = await self.authenticate(req)
                 REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
                 info = parse_request_info(req.method, req.path, req.query)
-                seat = await self.flowcontrol.admit(user, info)  # held while the request is served
+                seat = await self.flowcontrol.admit(user, info, req.disconnected)  # held while served
                 await self.authz.authorize(attributes_for(user, info, req.query))
                 backend = self.aggregator.route(info)
                 if backend is not None:
@@ -443,7 +443,7 @@ class APIServer:
                             message = {**message, "headers": [*message.get("headers", ()), *pf_headers]}
                     await send(message)
 
-                await inner(scope, receive, spy)
+                await inner(scope, req.replay(), spy)
                 status = codes[0] if codes else 0
             else:
                 if seat is not None:  # served: a stream (a watch) goes on without the seat

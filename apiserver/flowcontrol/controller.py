@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -207,9 +208,11 @@ class FlowControl:
 
     # -- the request path -----------------------------------------------------------------------
 
-    async def admit(self, user: UserInfo, info: RequestInfo) -> Seat | None:
+    async def admit(self, user: UserInfo, info: RequestInfo,
+                    gone: Callable[[], Coroutine[Any, Any, None]] | None = None) -> Seat | None:
         """Classify the request and wait for its seat (raises TooManyRequests); None for a
-        long-running request, which APF leaves alone."""
+        long-running request, which APF leaves alone. `gone()` returns once the client went
+        away: a queued request is then dropped."""
         if is_long_running(info) and info.verb != "watch":
             return None
         if self._dirty or self._fs_cache.objects is not self._fs_seen or self._pl_cache.objects is not self._pl_seen:
@@ -223,7 +226,7 @@ class FlowControl:
         if queues.try_start():
             self.wait_seconds.observe(0.0, *labels, "true")
         else:
-            await self._wait(queues, level, schema, labels, headers, user, info)
+            await self._wait(queues, level, schema, labels, headers, user, info, gone)
         self.dispatched.inc(*labels)
         self.executing[labels] = self.executing.get(labels, 0) + 1
         kind = request_kind(info)
@@ -231,17 +234,26 @@ class FlowControl:
         return Seat(self, queues, labels, kind, headers)
 
     async def _wait(self, queues: QueueSet, level: Level, schema: Schema, labels: tuple[str, str],
-                    headers: list[tuple[bytes, bytes]], user: UserInfo, info: RequestInfo) -> None:
+                    headers: list[tuple[bytes, bytes]], user: UserInfo, info: RequestInfo,
+                    gone: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
         started = time.monotonic()
         reason = "cancelled"
+        watcher: asyncio.Task[None] | None = None
         try:
             flow = flow_hash(schema.name, schema.distinguish(user, info)) if len(queues.queues) > 1 else 0
             waiter = queues.enqueue(flow)
             self.inqueue[labels] = self.inqueue.get(labels, 0) + 1
+            watcher = asyncio.ensure_future(gone()) if gone is not None else None
             try:
-                await queues.wait(waiter, self.wait_limit)
+                await queues.wait(waiter, self.wait_limit, watcher)
             finally:
                 self.inqueue[labels] -= 1
+                if watcher is not None and not watcher.done():
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher  # (a body read it was in the middle of goes on in the handler)
+                elif watcher is not None and not watcher.cancelled():
+                    watcher.exception()  # whatever ended it, the client counts as gone
             reason = ""
         except Rejected as e:
             reason = e.reason

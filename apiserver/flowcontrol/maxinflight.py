@@ -8,7 +8,7 @@ are not counted.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apiserver.authn import MASTERS, UserInfo
 from apiserver.flowcontrol.controller import Seat, TooManyRequests, request_kind
@@ -29,7 +29,8 @@ class MaxInFlight:
     async def stop(self) -> None:
         pass
 
-    async def admit(self, user: UserInfo, info: RequestInfo) -> Seat | None:
+    async def admit(self, user: UserInfo, info: RequestInfo, gone: Any = None) -> Seat | None:
+        """At once or not at all (the max-in-flight filter has no queue, so `gone` is not needed)."""
         if is_long_running(info):
             return None
         kind = request_kind(info)

@@ -104,11 +104,19 @@ class QueueSet:
         self._append(w)
         return w
 
-    async def wait(self, w: Waiter, limit: float) -> None:
-        """Wait for the queued request's seat, at most `limit` seconds (raises Rejected)."""
+    async def wait(self, w: Waiter, limit: float, gone: asyncio.Future[None] | None = None) -> None:
+        """Wait for the queued request's seat, at most `limit` seconds (raises Rejected); `gone`
+        completes when the client goes away: its request leaves the queue (upstream's
+        "cancelled")."""
         try:
             async with asyncio.timeout(limit):
-                await asyncio.shield(w.future)
+                if gone is None:
+                    await asyncio.shield(w.future)
+                else:
+                    await asyncio.wait((w.future, gone), return_when=asyncio.FIRST_COMPLETED)
+                    if not w.future.done():
+                        self._remove(w)
+                        raise Rejected("cancelled")
         except TimeoutError:
             if not w.future.done():  # (a seat granted as the time ran out is taken)
                 self._remove(w)

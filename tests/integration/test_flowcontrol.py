@@ -331,3 +331,38 @@ async def test_a_queuing_level_queues_then_rejects(low_limit: ControlPlane) -> N
         assert [r.status_code for r in await asyncio.wait_for(asyncio.gather(*queued), 10)] == [200, 200]
         text = (await api.get("/metrics")).text
         assert level_metric(text, "apiserver_flowcontrol_rejected_requests_total", extra="queue-full") == 1
+
+
+async def test_a_queued_request_is_dropped_when_its_client_goes_away(low_limit: ControlPlane) -> None:
+    with low_limit.client() as api:
+        use_tiny(api, {"queues": 1, "handSize": 1, "queueLengthLimit": 5})
+    async with low_limit.async_client() as api:
+        before = level_metric((await api.get("/metrics")).text, "apiserver_flowcontrol_rejected_requests_total",
+                              extra='reason="cancelled"')
+        holder = SlowBody(low_limit, "alice", "held-3")
+        await until_metric(api, "apiserver_flowcontrol_current_executing_requests", 1)
+        leaver = low_limit.async_client(timeout=30)
+        create = asyncio.create_task(leaver.post("/api/v1/namespaces/default/configmaps", headers=as_dev("bob"), json={
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "never-made"}}))
+        await until_metric(api, "apiserver_flowcontrol_current_inqueue_requests", 1)
+        create.cancel()  # the client gives up: its connection closes
+        with pytest.raises(asyncio.CancelledError):
+            await create
+        await leaver.aclose()
+        await until_metric(api, "apiserver_flowcontrol_current_inqueue_requests", 0)  # left the queue at once
+        text = (await api.get("/metrics")).text
+        assert level_metric(text, "apiserver_flowcontrol_rejected_requests_total",
+                            extra='reason="cancelled"') == before + 1
+        assert (await holder.done()).status_code == 201
+        # nothing of the dropped request ran once the seat was free again
+        assert (await api.get("/api/v1/namespaces/default/configmaps/never-made")).status_code == 404
+        # a queued create whose client stays: its body, read while it waited, is the one stored
+        holder = SlowBody(low_limit, "alice", "held-4")
+        await until_metric(api, "apiserver_flowcontrol_current_executing_requests", 1)
+        stays = asyncio.create_task(api.post("/api/v1/namespaces/default/configmaps", headers=as_dev("carol"), json={
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "made-after"}, "data": {"k": "v"}}))
+        await until_metric(api, "apiserver_flowcontrol_current_inqueue_requests", 1)
+        assert (await holder.done()).status_code == 201
+        created = await asyncio.wait_for(stays, 10)
+        assert created.status_code == 201, created.text
+        assert created.json()["data"] == {"k": "v"}

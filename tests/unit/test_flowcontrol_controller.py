@@ -213,6 +213,44 @@ async def test_a_queuing_level_queues_then_rejects() -> None:
     third.release()
 
 
+async def test_a_queued_request_is_dropped_when_its_client_goes_away() -> None:
+    server = FakeServer()
+    small_level(server, {"queues": 1, "handSize": 1, "queueLengthLimit": 5})
+    fc = FlowControl(server, 3)
+    first = await fc.admit(ALICE, req())
+    client_left = asyncio.Event()
+    watched = []
+
+    async def gone() -> None:
+        watched.append(True)
+        await client_left.wait()
+
+    waiting = asyncio.create_task(fc.admit(BOB, req(), gone))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    client_left.set()
+    with pytest.raises(TooManyRequests):
+        await asyncio.wait_for(waiting, 1)
+    assert metric(server, 'apiserver_flowcontrol_rejected_requests_total{priority_level="tiny",flow_schema="tiny",'
+                          'reason="cancelled"}').endswith(" 1")
+    assert watched and fc.levels["tiny"].queues.waiting == 0
+    # a request let in before its client left is served, and the watch on its client is stopped
+    stopped = []
+
+    async def stays() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.append(True)
+
+    second = asyncio.create_task(fc.admit(BOB, req(), stays))
+    for _ in range(3):  # queued, and its watch started
+        await asyncio.sleep(0)
+    first.release()
+    (await asyncio.wait_for(second, 1)).release()
+    assert stopped == [True]
+
+
 async def test_more_shares_more_seats_at_once() -> None:
     server = FakeServer()
     small_level(server, {"queues": 4, "handSize": 2, "queueLengthLimit": 10})

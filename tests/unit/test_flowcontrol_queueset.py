@@ -122,6 +122,24 @@ async def test_time_out_and_cancel_leave_the_queue() -> None:
     assert qs.idle
 
 
+async def test_a_queued_request_whose_client_went_away_leaves_the_queue() -> None:
+    qs = QueueSet()
+    qs.configure(1, queues=1, hand_size=1, queue_length_limit=5)
+    assert qs.try_start()
+    gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(qs.wait(qs.enqueue(0), 5, gone))
+    stays = asyncio.create_task(qs.wait(qs.enqueue(0), 5, asyncio.get_running_loop().create_future()))
+    await asyncio.sleep(0)
+    assert qs.waiting == 2
+    gone.set_result(None)
+    with pytest.raises(Rejected) as e:
+        await asyncio.wait_for(task, 1)
+    assert e.value.reason == "cancelled" and qs.waiting == 1
+    qs.finish()  # the seat goes to the one still there, not to the one that left
+    await asyncio.wait_for(stays, 1)
+    assert qs.executing == 1 and qs.waiting == 0
+
+
 async def test_a_granted_seat_of_a_cancelled_request_is_given_back() -> None:
     qs = QueueSet()
     qs.configure(1, queues=1, hand_size=1, queue_length_limit=5)
