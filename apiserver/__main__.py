@@ -14,6 +14,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from apimachinery.logs import setup_logging
 from apiserver.app import create_asgi
+from apiserver.auditpolicy import PolicyError
 from apiserver.authn import user_from_peercert
 from apiserver.server import APIServer, Options
 
@@ -194,7 +195,22 @@ def _csv(_ctx: Any, _param: Any, value: str) -> list[str]:
 @click.option("--service-cluster-ip-range", default="10.96.0.0/16")
 @click.option("--service-node-port-range", default="30000-32767")
 @click.option("--etcd-compaction-interval", "compaction_interval", default=300.0, type=float, help="Seconds between etcd compactions.")
-@click.option("--audit-log-path", default=None, help="Write one JSON line per request here.")
+@click.option("--audit-policy-file", default=None,
+              help="audit.k8s.io/v1 Policy (YAML) choosing what is audited at which level; without it nothing is.")
+@click.option("--audit-log-path", default=None,
+              help="Write the audit events (audit.k8s.io/v1 Event, one JSON per line) here; \"-\": stdout.")
+@click.option("--audit-log-maxage", default=0, type=click.IntRange(min=0),
+              help="Days to keep rotated audit logs (0: no limit by age).")
+@click.option("--audit-log-maxbackup", default=0, type=click.IntRange(min=0),
+              help="Rotated audit logs to keep (0: all).")
+@click.option("--audit-log-maxsize", default=0, type=click.IntRange(min=0),
+              help="Megabytes of audit log before it is rotated (0: 100, as upstream's).")
+@click.option("--audit-log-compress", is_flag=True, default=False, help="Gzip rotated audit logs.")
+@click.option("--audit-log-format", default="json", help="json (legacy is not supported).")
+@click.option("--audit-log-mode", default="blocking", type=click.Choice(["blocking", "blocking-strict", "batch"]),
+              help="blocking/blocking-strict: each event serialised as it happens; batch: at the flush. "
+                   "Either way buffered and flushed a second after the first unflushed event.")
+@click.option("--audit-webhook-config-file", default=None, help="Not supported (refused).")
 @click.option("--kubelet-client-certificate", default=None, help="Client certificate for connecting to kubelets.")
 @click.option("--kubelet-client-key", default=None, help="Client key for connecting to kubelets.")
 @click.option("--kubelet-certificate-authority", default=None, help="CA that signed the kubelets' serving certificates.")
@@ -225,14 +241,23 @@ def _csv(_ctx: Any, _param: Any, value: str) -> list[str]:
               help="Limit and queue requests by API Priority and Fairness (FlowSchemas, PriorityLevelConfigurations); "
                    "false: by the max-in-flight limits alone.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-def main(log_level: str, **kw: Any) -> None:
+def main(log_level: str, audit_log_format: str, audit_webhook_config_file: str | None, **kw: Any) -> None:
     """Serve the Kubernetes API (HTTPS only) backed by etcd."""
     setup_logging("apiserver", log_level)
+    if audit_log_format != "json":
+        raise click.BadParameter(f"{audit_log_format!r}: only json is supported (the legacy format is not)",
+                                 param_hint="--audit-log-format")
+    if audit_webhook_config_file:
+        raise click.BadParameter("the audit webhook backend is not supported; use --audit-log-path",
+                                 param_hint="--audit-webhook-config-file")
     opts = Options(**kw)
     if opts.enable_priority_and_fairness and opts.max_requests_inflight + opts.max_mutating_requests_inflight <= 0:
         raise click.UsageError("--max-requests-inflight + --max-mutating-requests-inflight must be positive when "
                                "priority-and-fairness is enabled")
-    api = APIServer(opts)
+    try:
+        api = APIServer(opts)
+    except PolicyError as e:
+        raise click.ClickException(f"--audit-policy-file: {e}") from None
     app = create_asgi(opts, api)
     config = uvicorn.Config(
         app,

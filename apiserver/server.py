@@ -22,10 +22,10 @@ from apimachinery.metrics import Registry, process_metrics
 from apiserver import admission as adm
 from apiserver.admission.webhook import begin_request
 from apiserver.aggregator import Aggregator
-from apiserver.audit import AuditLog
+from apiserver.audit import DECISION, REASON, Auditor, LogBackend, new_audit_id
 from apiserver.authn import AuthenticatorChain, ClientCertAuthenticator, TokenFileAuthenticator, UserInfo
 from apiserver.authn.impersonation import impersonate
-from apiserver.authz import AuthorizerChain, attributes_for, build_authorizers
+from apiserver.authz import ALLOW, AuthorizerChain, attributes_for, build_authorizers, forbidden
 from apiserver.fieldschema import FieldValidator
 from apiserver.flowcontrol.controller import TOO_MANY_REQUESTS, FlowControl, Seat, TooManyRequests
 from apiserver.flowcontrol.maxinflight import MaxInFlight
@@ -36,6 +36,7 @@ from apiserver.metricsapi import Scraper
 from apiserver.negotiation import negotiate
 from apiserver.openapi import OpenAPI
 from apiserver.registry.services import ServiceAllocators
+from apiserver.requestinfo import is_long_running
 from apiserver.requestinfo import parse as parse_request_info
 from apiserver.resources import TABLE, Resource, ResourceTable
 from apiserver.storage import EtcdStore
@@ -81,7 +82,14 @@ class Options:
     compaction_interval: float = 300.0
     admission_plugins: list[str] = field(default_factory=list)
     disable_admission_plugins: list[str] = field(default_factory=list)
+    #: auditing (apiserver/audit.py): the policy, and the log backend's file ("-": stdout) and rotation
+    audit_policy_file: str | None = None
     audit_log_path: str | None = None
+    audit_log_maxage: int = 0
+    audit_log_maxbackup: int = 0
+    audit_log_maxsize: int = 0
+    audit_log_compress: bool = False
+    audit_log_mode: str = "blocking"
     #: how to reach kubelets for pods/log, exec, attach, portforward (apiserver/podproxy.py)
     kubelet_client_certificate: str | None = None
     kubelet_client_key: str | None = None
@@ -166,7 +174,7 @@ class APIServer:
         self.metrics_scraper = Scraper(self)  # started by the first metrics.k8s.io request
         self.fields = FieldValidator(self.openapi.schema)
         self.managed_fields = ManagedFields()
-        self.audit = AuditLog(opts.audit_log_path)
+        self.audit = make_auditor(opts)
         from apiserver.crd.controller import CRDController
 
         self.crds = CRDController(self)
@@ -382,7 +390,11 @@ class APIServer:
     async def authenticate(self, req: Request) -> UserInfo:
         """Who the request acts as: the authenticated user, or whom it may impersonate."""
         real = await self.authn.authenticate(req)
-        user = await impersonate(real, req.scope["headers"], self.authz.authorize)
+        try:
+            user = await impersonate(real, req.scope["headers"], self.authz.authorize)
+        except errors.StatusError:
+            req.user = real  # the audit event names who was refused
+            raise
         if user is not real:
             req.scope["minik8s.impersonator"] = real  # the audit log names both
         return user
@@ -397,19 +409,36 @@ class APIServer:
             await inner(scope, receive, send)
             return
         started = time.perf_counter()
+        received = time.time()
         req = Request(scope, receive)
+        audit_id = scope["minik8s.audit_id"] = new_audit_id(req)
+        audit_header = (b"audit-id", audit_id.encode("latin-1"))  # upstream's Audit-Id, on every answer
         info = None
         resp: Response | StreamResponse | None = None
         status = 200
         notes = begin_request()  # admission webhooks' warnings and audit annotations
         seat: Seat | None = None
+        audit = None  # this request's audit (None: not audited)
+        began = not self.audit.enabled
+        answer_status: dict[str, Any] | None = None  # a Status answer, for the audit event
+        answer_body: bytes | None = None
+        panic: str | None = None
         try:
             try:
                 req.user = user = await self.authenticate(req)
                 REQUEST_MANAGER.set(manager_for(req.query, req.header(b"user-agent")))
                 info = parse_request_info(req.method, req.path, req.query)
+                if not began:
+                    began = True
+                    audit = self.audit.begin(req, info, received)
                 seat = await self.flowcontrol.admit(user, info, req.disconnected)  # held while served
-                await self.authz.authorize(attributes_for(user, info, req.query))
+                attrs = attributes_for(user, info, req.query)
+                decision, reason = await self.authz.decide(attrs)
+                if audit is not None:  # as upstream's authorization filter annotates the event
+                    notes.annotate(DECISION, "allow" if decision == ALLOW else "forbid")
+                    notes.annotate(REASON, reason)
+                if decision != ALLOW:
+                    raise forbidden(attrs, reason)
                 backend = self.aggregator.route(info)
                 if backend is not None:
                     resp = await self.aggregator.proxy(req, backend, user)
@@ -420,6 +449,7 @@ class APIServer:
                                 [(b"x-content-type-options", b"nosniff"), *e.headers])
             except errors.StatusError as e:
                 resp = status_response(e)
+                answer_status = e.status()
             except asyncio.CancelledError:
                 # uvicorn cancels what still runs when its graceful shutdown times out (etcd hung): a
                 # Status rather than its bare 500 and a traceback. A write may have reached etcd.
@@ -432,6 +462,10 @@ class APIServer:
             except Exception as e:  # never a traceback to the client
                 log.exception("internal error serving %s %s", req.method, req.path)
                 resp = status_response(errors.internal(f"{type(e).__name__}: {e}"))
+                panic = f"{type(e).__name__}: {e}"
+            if not began:  # refused before it was known who asks or what (authentication): audited now
+                began = True
+                audit = self.audit.begin(req, info, received)
             pf_headers = seat.headers if seat is not None else []
             if resp is None:
                 codes: list[int] = []
@@ -439,8 +473,7 @@ class APIServer:
                 async def spy(message: dict[str, Any]) -> None:
                     if message["type"] == "http.response.start":
                         codes.append(message["status"])
-                        if pf_headers:
-                            message = {**message, "headers": [*message.get("headers", ()), *pf_headers]}
+                        message = {**message, "headers": [*message.get("headers", ()), audit_header, *pf_headers]}
                     await send(message)
 
                 await inner(scope, req.replay(), spy)
@@ -448,17 +481,21 @@ class APIServer:
             else:
                 if seat is not None:  # served: a stream (a watch) goes on without the seat
                     seat.release()
+                answer_body = getattr(resp, "body", None)  # (JSON: before content negotiation)
                 if not getattr(resp, "proxied", False):  # an extension apiserver's answer is encoded as it chose
                     resp = negotiate(req, resp)  # protobuf where the client asks for it (apiserver/negotiation.py)
-                if notes.warnings or pf_headers:
-                    resp.extra_headers = [*resp.extra_headers, *notes.headers(), *pf_headers]
-                await resp(send)
+                resp.extra_headers = [*resp.extra_headers, audit_header, *notes.headers(), *pf_headers]
+                if audit is not None and info is not None and is_long_running(info):
+                    await resp(_started_then(send, audit))
+                else:
+                    await resp(send)
                 status = resp.status
         finally:
             if seat is not None:
                 seat.release()
         elapsed = time.perf_counter() - started
-        self.audit.record(req, info, status, elapsed, notes.annotations)
+        if audit is not None:
+            audit.complete(status, answer_status, answer_body, notes.annotations, panic)
         if info is not None and info.is_resource:
             self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
             if info.verb != "watch":
@@ -469,31 +506,72 @@ class APIServer:
         the kubelet after authentication and authorization (get, and create as upstream ≥ 1.35)."""
         from apiserver.podproxy import not_a_pod_stream, reject
 
-        started = time.perf_counter()
+        received = time.time()
         req = Request({**scope, "method": "GET"}, receive)
+        scope["minik8s.audit_id"] = req.scope["minik8s.audit_id"] = new_audit_id(req)
         info = None
         status = 101
+        audit = None
+        answer_status: dict[str, Any] | None = None
+        panic: str | None = None
+        notes = begin_request()
         try:
             req.user = user = await self.authenticate(req)
             info = parse_request_info("GET", req.path, req.query)
+            audit = self.audit.begin(req, info, received)
             if not_a_pod_stream(info):
                 raise errors.route_not_found()
-            await self.authz.authorize(attributes_for(user, info, req.query))
-            info_create = parse_request_info("POST", req.path, req.query)
-            await self.authz.authorize(attributes_for(user, info_create, req.query))
+            for method in ("GET", "POST"):
+                attrs = attributes_for(user, parse_request_info(method, req.path, req.query), req.query)
+                decision, reason = await self.authz.decide(attrs)
+                if audit is not None:
+                    notes.annotate(DECISION, "allow" if decision == ALLOW else "forbid")
+                    notes.annotate(REASON, reason)
+                if decision != ALLOW:
+                    raise forbidden(attrs, reason)
+            if audit is not None:  # the protocol switch: upstream's audit writer sees a 101
+                audit.started(101)
             status = await self.podproxy.websocket(scope, receive, send, info, info.namespace, user)
         except errors.StatusError as e:
             await receive()  # the websocket.connect event
             await reject(scope, send, e)
             status = e.code
+            answer_status = e.status()
         except Exception as e:
             log.exception("internal error serving websocket %s", req.path)
             with contextlib.suppress(Exception):
                 await reject(scope, send, errors.internal(f"{type(e).__name__}: {e}"))
             status = 500
-        self.audit.record(req, info, status, time.perf_counter() - started)
+            panic = f"{type(e).__name__}: {e}"
+        if audit is None and info is None:  # refused before it was known who asks
+            audit = self.audit.begin(req, info, received)
+        if audit is not None:
+            audit.complete(status, answer_status, None, notes.annotations, panic)
         if info is not None and info.is_resource:
             self.request_total.inc(info.verb, info.group, info.resource, info.subresource, str(status))
+
+
+def _started_then(send: Any, audit: Any) -> Any:
+    """`send`, telling the audit of a long-running request when its response head goes out."""
+    async def send_audited(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            audit.started(message["status"])
+        await send(message)
+
+    return send_audited
+
+
+def make_auditor(opts: Options) -> Auditor:
+    """The policy and log backend the options name (no policy or no log: nothing is audited, as
+    upstream). A policy that cannot be loaded raises `PolicyError`."""
+    from apiserver.auditpolicy import load_policy_file
+
+    policy = load_policy_file(opts.audit_policy_file) if opts.audit_policy_file else None
+    backend = None
+    if policy is not None and opts.audit_log_path:
+        backend = LogBackend(opts.audit_log_path, max_age=opts.audit_log_maxage, max_backups=opts.audit_log_maxbackup,
+                             max_size=opts.audit_log_maxsize, compress=opts.audit_log_compress, mode=opts.audit_log_mode)
+    return Auditor(policy, backend)
 
 
 #: Health endpoints answer without credentials so that probes work (upstream's

@@ -257,6 +257,7 @@ def apiserver_command(cfg: ClusterConfig) -> list[str]:
         "--authorization-mode", "Node,RBAC",
         "--enable-bootstrap-token-auth",
         *(["--anonymous-auth"] if cfg.anonymous_auth else []),
+        "--audit-policy-file", str(write_audit_policy(cfg)),
         "--audit-log-path", str(cfg.log("audit")),
         *_kubelet_client_args(cfg),
         # the aggregator's identity towards extension apiservers (kubeadm's front-proxy pair)
@@ -266,6 +267,18 @@ def apiserver_command(cfg: ClusterConfig) -> list[str]:
         "--requestheader-allowed-names", "front-proxy-client",
         *cfg.extra_apiserver_args,
     ]
+
+
+def write_audit_policy(cfg: ClusterConfig) -> Path:
+    """DIR/audit-policy.yaml, our clusters' audit policy (apiserver.auditpolicy.DEFAULT_POLICY);
+    written once, so an edited one is kept."""
+    from apiserver.auditpolicy import DEFAULT_POLICY
+
+    path = cfg.dir / "audit-policy.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(DEFAULT_POLICY)
+    return path
 
 
 def _kubelet_client_args(cfg: ClusterConfig) -> list[str]:
