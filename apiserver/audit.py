@@ -278,6 +278,7 @@ class LogBackend:
         self._f: Any = None
         self._size = 0
         self._stdout = path == "-"
+        self._cleanup_lock = threading.Lock()
         self._open()
 
     def _open(self) -> None:
@@ -334,40 +335,46 @@ class LogBackend:
     def _rotate(self) -> None:
         self._f.flush()
         self._f.close()
-        backup = self.backup_name(time.time())
+        when = time.time()
+        backup = self.backup_name(when)
+        while backup.exists() or backup.with_name(backup.name + ".gz").exists():  # two rotations in one ms
+            when += 0.001
+            backup = self.backup_name(when)
         try:
             os.rename(self.path, backup)
         except OSError as e:
             log.error("rotating the audit log %s: %s", self.path, e)
         self._open()
-        threading.Thread(target=self._cleanup, args=(backup,), name="audit-log-rotation", daemon=True).start()
+        threading.Thread(target=self._cleanup, name="audit-log-rotation", daemon=True).start()
 
     def backups(self) -> list[Path]:
-        """The backups of this log, newest first."""
+        """The backups of this log, newest first (a backup being compressed counts once)."""
         p = Path(self.path)
         prefix = f"{p.stem}-"
-        found = [b for b in p.parent.iterdir()
-                 if b.name.startswith(prefix) and (b.name.endswith(p.suffix) or b.name.endswith(p.suffix + ".gz"))
-                 and b != p]
-        return sorted(found, key=lambda b: b.name, reverse=True)
+        found = {b.name.removesuffix(".gz"): b for b in sorted(p.parent.iterdir())
+                 if b.name.startswith(prefix) and b.name.removesuffix(".gz").endswith(p.suffix) and b != p}
+        return [found[k] for k in sorted(found, reverse=True)]
 
-    def _cleanup(self, newest: Path) -> None:
-        try:
-            if self.compress and newest.exists():
-                gz = newest.with_name(newest.name + ".gz")
-                with open(newest, "rb") as src, gzip.open(gz, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                os.chmod(gz, 0o600)
-                newest.unlink()
-            backups = self.backups()
-            doomed = set(backups[self.max_backups:]) if self.max_backups > 0 else set()
-            if self.max_age_days > 0:
-                cutoff = time.time() - self.max_age_days * 86400
-                doomed |= {b for b in backups if b.stat().st_mtime < cutoff}
-            for b in doomed:
-                b.unlink(missing_ok=True)
-        except OSError as e:
-            log.error("cleaning up audit log backups of %s: %s", self.path, e)
+    def _cleanup(self) -> None:
+        with self._cleanup_lock:  # one at a time: rotations may come faster than compression
+            try:
+                if self.compress:
+                    for b in self.backups():
+                        if b.suffix != ".gz":
+                            gz = b.with_name(b.name + ".gz")
+                            with open(b, "rb") as src, gzip.open(gz, "wb") as dst:
+                                shutil.copyfileobj(src, dst)
+                            os.chmod(gz, 0o600)
+                            b.unlink()
+                backups = self.backups()
+                doomed = set(backups[self.max_backups:]) if self.max_backups > 0 else set()
+                if self.max_age_days > 0:
+                    cutoff = time.time() - self.max_age_days * 86400
+                    doomed |= {b for b in backups if b.stat().st_mtime < cutoff}
+                for b in doomed:
+                    b.unlink(missing_ok=True)
+            except OSError as e:
+                log.error("cleaning up audit log backups of %s: %s", self.path, e)
 
     def close(self) -> None:
         self.flush()

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 
 import aiohttp
 import httpx
@@ -229,10 +230,13 @@ def apiserver_writes(cluster: BenchCluster, start: float, end: float) -> dict:
     httpx.get(f"{cluster.url}/version", verify=False, timeout=5)
     counts: dict[str, int] = {}
     for line in (cluster.dir / "logs" / "audit.log").read_bytes().splitlines():
-        e = orjson.loads(line)
-        if not start <= e.get("ts", 0) <= end or e.get("verb") not in ("create", "update", "patch", "delete"):
+        e = orjson.loads(line)  # an audit.k8s.io/v1 Event; one per request at its ResponseComplete stage
+        if e.get("stage") != "ResponseComplete" or e.get("verb") not in ("create", "update", "patch", "delete"):
             continue
-        what = e.get("resource", "") + (f"/{e['subresource']}" if e.get("subresource") else "")
+        if not start <= datetime.fromisoformat(e["requestReceivedTimestamp"]).timestamp() <= end:
+            continue
+        ref = e.get("objectRef") or {}
+        what = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
         counts[f"{e['verb']} {what}"] = counts.get(f"{e['verb']} {what}", 0) + 1
     counts["total"] = sum(counts.values())
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))

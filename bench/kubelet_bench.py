@@ -315,11 +315,13 @@ def _kubelet_requests(audit: Path, offset: int, pods: int) -> dict[str, float]:
         with audit.open("rb") as f:
             f.seek(offset)
             for line in f:
-                entry = json.loads(line)
-                if not str(entry.get("user", "")).startswith("system:node:"):
+                entry = json.loads(line)  # an audit.k8s.io/v1 Event
+                if (entry.get("stage") != "ResponseComplete"
+                        or not entry.get("user", {}).get("username", "").startswith("system:node:")):
                     continue
-                key = f"{entry.get('verb')} {entry.get('resource')}" + (
-                    f"/{entry['subresource']}" if entry.get("subresource") else "")
+                ref = entry.get("objectRef") or {}
+                key = f"{entry.get('verb')} {ref.get('resource')}" + (
+                    f"/{ref['subresource']}" if ref.get("subresource") else "")
                 counts[key] = counts.get(key, 0) + 1
     except OSError:
         return {}

@@ -49,6 +49,40 @@ async def until(cond, timeout: float = 10.0, what: str = "condition", interval: 
         await asyncio.sleep(interval)
 
 
+def read_audit_events(path: Path) -> list[dict]:
+    """The audit.k8s.io/v1 Events an apiserver's audit log holds so far (none if there is no log)."""
+    import json
+
+    events = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else ():
+        try:
+            events.append(json.loads(line))
+        except ValueError:  # a line cut short by a crash of the apiserver
+            continue
+    return events
+
+
+_ANY = object()
+
+
+def audited(events: list[dict], *, verb: str | None = None, resource: str | None = None,
+            namespace: str | None = None, subresource: object = _ANY, code: int | None = None,
+            stage: str | None = "ResponseComplete") -> list[dict]:
+    """The events of requests matching what is given (objectRef's resource, namespace and
+    subresource — None: none —, the responseStatus code), by default at their ResponseComplete stage."""
+    out = []
+    for e in events:
+        ref = e.get("objectRef") or {}
+        if ((stage is not None and e.get("stage") != stage) or (verb is not None and e.get("verb") != verb)
+                or (resource is not None and ref.get("resource") != resource)
+                or (namespace is not None and ref.get("namespace") != namespace)
+                or (subresource is not _ANY and ref.get("subresource") != subresource)
+                or (code is not None and (e.get("responseStatus") or {}).get("code") != code)):
+            continue
+        out.append(e)
+    return out
+
+
 class ControlPlane:
     """etcd + apiserver as real processes in a private data dir, stopped by pid."""
 
@@ -155,24 +189,16 @@ class ControlPlane:
         wait_for(ready, timeout, 0.1, "apiserver /readyz")
 
     def audit_records(self) -> list[dict]:
-        """Every audit record so far. The apiserver flushes its audit log on a timer, in order: once a
-        marked request of ours shows in the file, every request made before it has too — counts taken
-        from this list are complete, not a snapshot of a half-flushed buffer."""
-        import json
-
+        """Every audit event (audit.k8s.io/v1 Event) so far. The apiserver flushes its audit log on a
+        timer, in order: once a marked request of ours shows in the file, every request made before
+        it has too — counts taken from this list are complete, not a snapshot of a half-flushed buffer."""
         marker = f"audit-marker-{os.urandom(4).hex()}"
         path = self.cfg.log("audit")
         with self.client() as c:
             c.get("/version", headers={"User-Agent": marker}).raise_for_status()
         wait_for(lambda: path.exists() and marker in path.read_text(errors="replace"), 10, 0.1,
                  "the audit log to be flushed")
-        records = []
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:  # a line cut short by a crash of the apiserver
-                continue
-        return records
+        return read_audit_events(path)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
         p = self.procs.pop(name, None)

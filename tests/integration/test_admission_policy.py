@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ControlPlane, wait_for
+from tests.conftest import ControlPlane, audited, wait_for
 
 AR = "/apis/admissionregistration.k8s.io/v1"
 POLICIES, BINDINGS = f"{AR}/validatingadmissionpolicies", f"{AR}/validatingadmissionpolicybindings"
@@ -172,8 +172,8 @@ def test_warn_audit_and_audit_annotations(control_plane: ControlPlane, api: http
     assert r.status_code == 201
     assert r.headers["warning"] == (f"299 - \"Validation failed for ValidatingAdmissionPolicy '{name}' with binding "
                                     f"'{binding}': needs an owner\"")
-    record = [e for e in control_plane.audit_records() if e.get("verb") == "create" and e.get("code") == 201
-              and e.get("resource") == "configmaps" and e.get("namespace") == namespace][-1]
+    record = audited(control_plane.audit_records(), verb="create", code=201, resource="configmaps",
+                     namespace=namespace)[-1]
     assert record["annotations"][f"{name}/size"] == "1" and f"{name}/skipped" not in record["annotations"]
     assert json.loads(record["annotations"]["validation.policy.admission.k8s.io/validation_failure"]) == [{
         "message": "needs an owner", "policy": name, "binding": binding, "expressionIndex": 0,

@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import ControlPlane, private_control_plane, wait_for
+from tests.conftest import ControlPlane, private_control_plane, read_audit_events, wait_for
+from tests.conftest import audited as audited_events
 
 ARV1 = "admissionregistration.k8s.io/v1"
 MWC = f"/apis/{ARV1}/mutatingwebhookconfigurations"
@@ -464,14 +465,14 @@ def test_warnings_and_audit_annotations_reach_the_client(cp: ControlPlane, api: 
     assert "Warning: configmap data is not encrypted" in out.stderr
 
     def audited() -> dict[str, Any] | None:
-        for line in Path(cp.cfg.log("audit")).read_text().splitlines():
-            entry = json.loads(line)
-            if entry.get("verb") == "create" and entry.get("namespace") == ns and entry.get("annotations"):
+        for entry in audited_events(read_audit_events(cp.cfg.log("audit")), verb="create", namespace=ns):
+            if "warn.example.com/checked" in entry.get("annotations", {}):
                 return entry
         return None
 
     entry = wait_for(audited, what="the audit line")  # the log is flushed a second after writing
-    assert entry["annotations"] == {"warn.example.com/checked": "yes"}
+    assert entry["annotations"] == {"warn.example.com/checked": "yes", "authorization.k8s.io/decision": "allow",
+                                    "authorization.k8s.io/reason": ""}
 
 
 def test_service_reference(api: httpx.Client, hooks: WebhookServer, configs: list[str]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import KUBECTL, ControlPlane, wait_for
+from tests.conftest import KUBECTL, ControlPlane, audited, read_audit_events, wait_for
 from tests.integration.test_security_rbac import bind, identity
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
@@ -50,11 +50,11 @@ def test_admin_acts_as_another_user_with_that_users_rights(control_plane: Contro
 
     # the audit log (flushed within a second) says who acted as whom
     def created_configmap() -> list[dict]:
-        lines = [json.loads(line) for line in control_plane.cfg.log("audit").read_text().splitlines() if user in line]
-        return [e for e in lines if e.get("verb") == "create" and e.get("resource") == "configmaps" and e["code"] == 201]
+        return [e for e in audited(read_audit_events(control_plane.cfg.log("audit")), verb="create",
+                                   resource="configmaps", code=201) if user in json.dumps(e)]
 
     created = wait_for(created_configmap, what="the audit line of the impersonated create")
-    assert created[-1]["user"] == "kubernetes-admin"
+    assert created[-1]["user"]["username"] == "kubernetes-admin"
     assert created[-1]["impersonatedUser"] == {"username": user, "groups": [
         "system:masters", "system:authenticated"]}
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ControlPlane, private_control_plane, wait_for
+from tests.conftest import audited as audited_events
 from tests.integration.controllers.conftest import ControllerManager, Watcher, get
 
 # the serviceaccount controller makes the namespaces' default ServiceAccount (admission wants it for pods)
@@ -53,9 +54,7 @@ def pod_count(admin: httpx.Client, ns: str) -> int:
 
 def audited(cp: ControlPlane, ns: str, verb: str, code: int) -> int:
     """Successful `verb`s of pods in the namespace, per the (complete) audit log."""
-    return sum(1 for e in cp.audit_records()
-               if e.get("verb") == verb and e.get("resource") == "pods" and e.get("namespace") == ns
-               and not e.get("subresource") and e.get("code") == code)
+    return len(audited_events(cp.audit_records(), verb=verb, resource="pods", namespace=ns, subresource=None, code=code))
 
 
 def scale(admin: httpx.Client, ns: str, replicas: int) -> None:

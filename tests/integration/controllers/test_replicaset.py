@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ControlPlane, wait_for
+from tests.conftest import ControlPlane, audited, read_audit_events, wait_for
 from tests.integration.controllers.conftest import ControllerManager, get
 
 
@@ -51,18 +51,12 @@ def test_replicaset_writes_as_its_own_service_account(controller_manager: Contro
                                                       admin: httpx.Client, ns: str):
     admin.post(f"/apis/apps/v1/namespaces/{ns}/replicasets", json=rs_body("who", 1)).raise_for_status()
     wait_for(lambda: len(pods(admin, ns, "app=who")) == 1, 20, what="a pod")
-    users = set()
 
     def created_by() -> set[str]:
-        import json
+        return {e["user"]["username"] for e in audited(read_audit_events(plane.cfg.log("audit")), verb="create",
+                                                       resource="pods", namespace=ns)}
 
-        for line in plane.cfg.log("audit").read_text().splitlines():
-            e = json.loads(line)
-            if e.get("verb") == "create" and e.get("resource") == "pods" and e.get("namespace") == ns:
-                users.add(e.get("user"))
-        return users
-
-    wait_for(created_by, 15, what="the audit record")
+    users = wait_for(created_by, 15, what="the audit record")
     assert users == {"system:serviceaccount:kube-system:replicaset-controller"}
 
 

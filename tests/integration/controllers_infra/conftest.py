@@ -8,7 +8,6 @@ play out within a test.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import pytest
 
 from certs import write_cluster_kubeconfigs
 from minictl.components import component_env, free_port
-from tests.conftest import ControlPlane, private_control_plane, wait_for
+from tests.conftest import ControlPlane, audited, private_control_plane, read_audit_events, wait_for
 
 NODE_MONITOR_GRACE = 4.0
 TERMINATED_POD_THRESHOLD = 3
@@ -92,17 +91,10 @@ class ControllerManager:
 def audit_users(cp: ControlPlane, verb: str, resource: str, namespace: str | None = None,
                 subresource: str | None = None) -> set[str]:
     """Who did `verb` on `resource` successfully, per the apiserver's audit log (flushed a second after each line)."""
-    path = cp.cfg.log("audit")
-    users = set()
-    for line in path.read_text(errors="replace").splitlines() if path.exists() else ():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if (e.get("verb") == verb and e.get("resource") == resource and e.get("code", 500) < 300
-                and (namespace is None or e.get("namespace") == namespace) and e.get("subresource") == subresource):
-            users.add(e.get("user"))
-    return users
+    return {e["user"]["username"]
+            for e in audited(read_audit_events(cp.cfg.log("audit")), verb=verb, resource=resource,
+                             namespace=namespace, subresource=subresource)
+            if e["responseStatus"]["code"] < 300}
 
 
 def wait_for_audit(cp: ControlPlane, *args, **kw) -> set[str]:

@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import ControlPlane
+from tests.conftest import ControlPlane, audited
 from tests.integration.scheduler.conftest import Env, SchedulerProcess, wait_until
 
 LEASE = 4.0
@@ -58,8 +58,9 @@ def test_standby_takes_over_and_nothing_is_bound_twice(control_plane: ControlPla
         scheduled = collections.Counter(e["involvedObject"]["name"] for e in env.events(reason="Scheduled"))
         assert all(v == 1 for v in scheduled.values()), scheduled
         assert env.events(reason="FailedScheduling") == []
-        bindings = collections.Counter((rec.get("name"), rec.get("code")) for rec in control_plane.audit_records()
-                                       if rec.get("subresource") == "binding" and rec.get("namespace") == env.ns)
+        bindings = collections.Counter((rec["objectRef"].get("name"), rec["responseStatus"]["code"])
+                                       for rec in audited(control_plane.audit_records(), subresource="binding",
+                                                          namespace=env.ns))
         assert {k: v for k, v in bindings.items() if v != 1 or k[1] != 201} == {}
         assert sorted(name for name, _ in bindings) == sorted(before + after)
     finally:
