@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -23,3 +24,14 @@ def has_any_regular_container_started(spec: dict[str, Any], statuses: list[dict[
         s.get("name") in names and ("running" in (s.get("state") or {}) or "terminated" in (s.get("state") or {}))
         for s in statuses
     )
+
+
+def host_ports(spec: Mapping[str, Any]) -> tuple[tuple[str, str, int], ...]:
+    """(hostIP, protocol, hostPort) of the pod's containers, defaulted as upstream (0.0.0.0, TCP)."""
+    out = []
+    for c in spec.get("containers") or ():
+        for p in c.get("ports") or ():
+            hp = p.get("hostPort") or 0
+            if hp > 0:
+                out.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(hp)))
+    return tuple(out)

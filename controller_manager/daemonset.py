@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from apimachinery.meta import controller_of, key_of, split_key
+from apimachinery.nodeaffinity import RequiredNodeAffinity
 from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
 from client import WARNING, deleted_object, is_already_exists, is_not_found
 from controller_manager import deployment_util as du
@@ -40,7 +41,6 @@ from controller_manager.podcontrol import (
 )
 from controller_manager.podutil import creation_time, is_pod_available, is_pod_ready, labels_of, phase
 from controller_manager.taints import tolerates
-from scheduler.nodeaffinity import RequiredNodeAffinity
 
 Obj = dict[str, Any]
 

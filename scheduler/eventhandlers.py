@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from apimachinery.nodeaffinity import RequiredNodeAffinity
+from apimachinery.taints import NO_SCHEDULE, find_untolerated_taint
 from client import deleted_object
 from scheduler.framework import (
     ASSIGNED_POD_ADD,
@@ -37,13 +39,11 @@ from scheduler.framework import (
     STORAGE_CLASS_UPDATE,
     ClusterEvent,
 )
-from scheduler.nodeaffinity import RequiredNodeAffinity
 from scheduler.nodeinfo import NodeInfo
 from scheduler.plugins.node_resources_fit import insufficient_resources
 from scheduler.plugins.volume_binding import pvc_event_filter
 from scheduler.podinfo import PodInfo
 from scheduler.scheduler import is_assigned
-from scheduler.taints import NO_SCHEDULE, find_untolerated_taint
 
 if TYPE_CHECKING:
     from scheduler.scheduler import Scheduler

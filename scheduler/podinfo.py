@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from apimachinery.meta import now
+from apimachinery.podutil import host_ports
 from apimachinery.quantity import CPU, EPHEMERAL_STORAGE, MEMORY, pod_requests
 from apimachinery.selectors import LabelSelector, LabelSelectorError, selector_from_label_selector
 
@@ -111,17 +112,6 @@ def _weighted_terms(namespace: str, raw: Any) -> tuple[AffinityTerm, ...]:
     return tuple(out)
 
 
-def _host_ports(spec: Mapping[str, Any]) -> tuple[tuple[str, str, int], ...]:
-    """(hostIP, protocol, hostPort) of the pod's containers, defaulted as upstream (0.0.0.0, TCP)."""
-    out = []
-    for c in spec.get("containers") or ():
-        for p in c.get("ports") or ():
-            hp = p.get("hostPort") or 0
-            if hp > 0:
-                out.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(hp)))
-    return tuple(out)
-
-
 #: in-tree volume sources two pods may not both mount (VolumeRestrictions' disk conflicts)
 DISK_SOURCES = ("gcePersistentDisk", "awsElasticBlockStore", "rbd", "iscsi")
 
@@ -178,7 +168,7 @@ class PodInfo:
         self.req_mem = requests.get(MEMORY, 0)
         self.req_eph = requests.get(EPHEMERAL_STORAGE, 0)
         self.nonzero_cpu, self.nonzero_mem = non_zero_requests(spec)
-        self.host_ports = _host_ports(spec)
+        self.host_ports = host_ports(spec)
         self.claim_keys, self.disk_volumes = _volume_refs(self.namespace, spec)
         self.tolerations: list[Obj] = spec.get("tolerations") or []
         self.node_selector: Mapping[str, str] | None = spec.get("nodeSelector")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from apimachinery.nodeaffinity import NodeSelector
 from apimachinery.volumebinding import (
     ANN_BIND_COMPLETED,
     ANN_BOUND_BY_CONTROLLER,
@@ -34,7 +35,6 @@ from apimachinery.volumebinding import (
     pod_claim_names,
     storage_class_name,
 )
-from scheduler.nodeaffinity import NodeSelector
 
 Obj = dict[str, Any]
 

@@ -7,13 +7,13 @@ PreFilter narrows the candidate nodes when every required term pins `metadata.na
 
 from __future__ import annotations
 
-from scheduler.framework import ADD, NODE, UPDATE, CycleState, Plugin, default_normalize
-from scheduler.nodeaffinity import (
+from apimachinery.nodeaffinity import (
     NODE_NAME_FIELD,
     NodeSelectorError,
     RequiredNodeAffinity,
     pod_preferred_terms,
 )
+from scheduler.framework import ADD, NODE, UPDATE, CycleState, Plugin, default_normalize
 from scheduler.nodeinfo import NodeInfo
 from scheduler.podinfo import PodInfo
 from scheduler.status import ERROR, SKIP, UNSCHEDULABLE_AND_UNRESOLVABLE, Status

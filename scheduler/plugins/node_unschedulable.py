@@ -3,11 +3,11 @@ the `node.kubernetes.io/unschedulable:NoSchedule` taint."""
 
 from __future__ import annotations
 
+from apimachinery.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate_taint
 from scheduler.framework import ADD, NODE, UPDATE_NODE_TAINT, CycleState, Plugin
 from scheduler.nodeinfo import NodeInfo
 from scheduler.podinfo import PodInfo
 from scheduler.status import UNSCHEDULABLE_AND_UNRESOLVABLE, Status
-from scheduler.taints import NO_SCHEDULE, TAINT_NODE_UNSCHEDULABLE, tolerations_tolerate_taint
 
 NAME = "NodeUnschedulable"
 REASON = "node(s) were unschedulable"

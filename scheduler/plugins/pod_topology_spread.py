@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from apimachinery.nodeaffinity import RequiredNodeAffinity
 from apimachinery.selectors import (
     LabelSelector,
     LabelSelectorError,
@@ -26,12 +27,11 @@ from apimachinery.selectors import (
     selector_from_label_selector,
     selector_from_set,
 )
+from apimachinery.taints import do_not_schedule, find_untolerated_taint
 from scheduler.framework import ADD, ALL, DELETE, NODE, POD, UPDATE_NODE_LABEL, CycleState, Plugin
-from scheduler.nodeaffinity import RequiredNodeAffinity
 from scheduler.nodeinfo import HOSTNAME_LABEL, ZONE_LABEL, NodeInfo
 from scheduler.podinfo import PodInfo
 from scheduler.status import ERROR, SKIP, UNSCHEDULABLE, UNSCHEDULABLE_AND_UNRESOLVABLE, Status
-from scheduler.taints import do_not_schedule, find_untolerated_taint
 
 NAME = "PodTopologySpread"
 REASON_CONSTRAINTS = "node(s) didn't match pod topology spread constraints"

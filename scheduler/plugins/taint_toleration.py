@@ -3,17 +3,17 @@ untolerated PreferNoSchedule taints lower its score (fewer is better, reversed n
 
 from __future__ import annotations
 
-from scheduler.framework import ADD, NODE, UPDATE, CycleState, Plugin, default_normalize
-from scheduler.nodeinfo import NodeInfo
-from scheduler.podinfo import PodInfo
-from scheduler.status import UNSCHEDULABLE_AND_UNRESOLVABLE, Status
-from scheduler.taints import (
+from apimachinery.taints import (
     PREFER_NO_SCHEDULE,
     do_not_schedule,
     find_untolerated_taint,
     taint_string,
     tolerations_tolerate_taint,
 )
+from scheduler.framework import ADD, NODE, UPDATE, CycleState, Plugin, default_normalize
+from scheduler.nodeinfo import NodeInfo
+from scheduler.podinfo import PodInfo
+from scheduler.status import UNSCHEDULABLE_AND_UNRESOLVABLE, Status
 
 NAME = "TaintToleration"
 

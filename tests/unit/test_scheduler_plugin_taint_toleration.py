@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.taints import tolerates
+from apimachinery.taints import tolerates
 from tests.unit.scheduler_fakes import Cluster, make_node, make_pod
 
 
