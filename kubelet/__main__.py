@@ -26,6 +26,7 @@ from client.certificate import (
     node_subject,
 )
 from client.daemon import HealthServer, new_registry, run_daemon
+from kubelet.admission import SysctlAllowlist
 from kubelet.auth import KubeletAuth
 from kubelet.bootstrap import (
     CLIENT_PAIR,
@@ -42,6 +43,7 @@ from kubelet.config import (
     parse_duration,
     parse_eviction_thresholds,
     parse_labels,
+    parse_list,
     parse_resource_list,
     parse_size,
     parse_taints,
@@ -148,6 +150,10 @@ def _bool(*names: str, default: bool, help: str):
 @_bool("--serialize-image-pulls", default=True, help="Pull one image at a time.")
 @click.option("--max-parallel-pod-starts", type=int, default=0, show_default=True,
               help="New pods whose sandbox and containers are being started at once (0: twice the CPUs).")
+@click.option("--allowed-unsafe-sysctls", default="",
+              help="Unsafe sysctls (or patterns ending in *, e.g. 'kernel.msg*,net.core.somaxconn') pods may set "
+                   "besides the safe ones; only namespaced sysctls (kernel.shm*, kernel.msg*, kernel.sem, "
+                   "fs.mqueue.*, net.*). Pods asking for others are rejected with SysctlForbidden.")
 @click.option("--eviction-hard", default=DEFAULT_EVICTION_HARD, show_default=True,
               help="Hard eviction thresholds (signal<quantity|percent, comma-separated).")
 @click.option("--eviction-pressure-transition-period", type=DURATION, default="5m", show_default=True)
@@ -208,7 +214,7 @@ def config_from_flags(kw: dict[str, Any]) -> KubeletConfig:
         cni_network_name=kw["cni_network_name"],
         manage_iptables=kw["manage_iptables"],
         guard_pod_egress=kw["guard_pod_egress"],
-        cluster_dns=[s.strip() for s in kw["cluster_dns"].split(",") if s.strip()],
+        cluster_dns=parse_list(kw["cluster_dns"]),
         cluster_domain=kw["cluster_domain"],
         resolv_conf=kw["resolv_conf"],
         cgroup_root=kw["cgroup_root"],
@@ -227,6 +233,7 @@ def config_from_flags(kw: dict[str, Any]) -> KubeletConfig:
         file_check_frequency=kw["file_check_frequency"],
         serialize_image_pulls=kw["serialize_image_pulls"],
         max_parallel_pod_starts=kw["max_parallel_pod_starts"],
+        allowed_unsafe_sysctls=unsafe_sysctls(kw["allowed_unsafe_sysctls"]),
         eviction_hard=parse_eviction_thresholds(kw["eviction_hard"]),
         eviction_pressure_transition_period=kw["eviction_pressure_transition_period"],
         image_gc_high_threshold_percent=kw["image_gc_high_threshold"],
@@ -234,6 +241,13 @@ def config_from_flags(kw: dict[str, Any]) -> KubeletConfig:
         container_log_max_size=kw["container_log_max_size"],
         container_log_max_files=kw["container_log_max_files"],
     )
+
+
+def unsafe_sysctls(text: str) -> list[str]:
+    """--allowed-unsafe-sysctls, checked as the kubelet will use it (ValueError: not namespaced)."""
+    names = parse_list(text)
+    SysctlAllowlist(names)
+    return names
 
 
 def register_metrics(registry: Any, kubelet: Kubelet) -> None:

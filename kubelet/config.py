@@ -78,6 +78,11 @@ def parse_labels(text: str) -> dict[str, str]:
     return out
 
 
+def parse_list(text: str) -> list[str]:
+    """`a,b, c` → ["a", "b", "c"] (a comma-separated flag)."""
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
 def parse_taints(text: str) -> list[dict[str, str]]:
     """`key=value:NoSchedule,key2:NoExecute` → taints (--register-with-taints syntax)."""
     out = []
@@ -161,6 +166,8 @@ class KubeletConfig:
     image_pull_backoff_max: float = 300.0
     crash_loop_backoff_initial: float = 10.0
     crash_loop_backoff_max: float = 300.0
+    # unsafe sysctls pods may set besides the safe ones (names or `prefix*`, namespaced only)
+    allowed_unsafe_sysctls: list[str] = field(default_factory=list)
     # eviction and garbage collection
     eviction_hard: list[Threshold] = field(default_factory=lambda: parse_eviction_thresholds(DEFAULT_EVICTION_HARD))
     eviction_pressure_transition_period: float = 300.0

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from apimachinery.podutil import is_restartable_init_container
+from apimachinery.quantity import resource_list_ints
 from certs import host_ipv4_addresses
 from client import (
     NORMAL,
@@ -32,8 +33,9 @@ from client import (
     is_conflict,
     is_not_found,
 )
-from kubelet import logs, naming, network
+from kubelet import activedeadline, logs, naming, network
 from kubelet.actions import ActionRunner
+from kubelet.admission import SysctlAllowlist, admit
 from kubelet.backoff import Backoff
 from kubelet.cgroups import CgroupManager
 from kubelet.config import KubeletConfig
@@ -56,7 +58,7 @@ from kubelet.podactions import compute_pod_actions
 from kubelet.podstatus import TERMINAL_PHASES, StatusInputs, generate_status
 from kubelet.podworkers import FINISHED, PodWorkers
 from kubelet.probes import ProbeManager
-from kubelet.qos import pod_cgroup_resources, pod_requests, qos_class
+from kubelet.qos import pod_cgroup_resources, qos_class
 from kubelet.runtime import PodRuntimeStatus, Runtime, SandboxInfo
 from kubelet.staticpods import StaticPodSource, is_mirror_pod, mirror_pod
 from kubelet.status import StatusManager
@@ -144,6 +146,9 @@ class Kubelet:
         self.rejected: dict[str, tuple[str, str]] = {}  # uid -> (reason, message) from admission
         self.admitted: set[str] = set()
         self.evicted: dict[str, tuple[str, str]] = {}  # uid -> (message, resource)
+        self.deadline_exceeded: set[str] = set()  # pods past spec.activeDeadlineSeconds
+        self.sysctls = SysctlAllowlist(cfg.allowed_unsafe_sysctls)
+        self._node_object: dict[str, Any] | None = None  # the Node as the informer last saw it
         self.pod_cidr = cfg.pod_cidr
         self.network_ready = False
         self._last_gc = 0.0
@@ -190,7 +195,9 @@ class Kubelet:
         out = []
         for p in self.known_pods():
             uid = p["metadata"]["uid"]
-            if uid in self.rejected or uid in self.evicted or p["metadata"].get("deletionTimestamp"):
+            if uid in self.rejected or uid in self.evicted or uid in self.deadline_exceeded:
+                continue
+            if p["metadata"].get("deletionTimestamp"):
                 continue
             if (p.get("status") or {}).get("phase") in TERMINAL_PHASES:
                 continue
@@ -400,6 +407,9 @@ class Kubelet:
         status = generate_status({**pod, "status": target.get("status") or {}}, rs,
                                  self.status_inputs(pod, rs, terminating))
         uid = meta["uid"]
+        if uid in self.deadline_exceeded:
+            status["phase"] = "Failed"
+            status["reason"], status["message"] = activedeadline.REASON, activedeadline.MESSAGE
         evicted = self.evicted.get(uid)
         if evicted is not None:
             status["phase"] = "Failed"
@@ -448,47 +458,90 @@ class Kubelet:
             # containers are done is finished, even if a sidecar exited since (it is not restarted).
             # While a regular container runs the pod cannot be: no status is worked out twice then.
             own_phase = self.publish_status(pod, rs).get("phase")
+        if uid not in self.deadline_exceeded and api_phase not in TERMINAL_PHASES and own_phase not in TERMINAL_PHASES:
+            left = self._deadline_left(pod)
+            if left is not None and left <= 0:
+                self.deadline_exceeded.add(uid)
+                # upstream's active deadline handler records it as a Normal event
+                self.event(pod, NORMAL, activedeadline.REASON, activedeadline.MESSAGE)
+                log.info("pod %s: %s", naming.pod_full_name(pod), activedeadline.MESSAGE)
+        if uid in self.deadline_exceeded:
+            # killed with the pod's grace period; static pods too (upstream's handler is for every pod)
+            await self._stop_pod(pod, rs, _grace_of(pod))
+            rs = await self.runtime.pod_status(uid)
+            self.publish_status(pod, rs, terminating=True)
+            self.probes.remove_pod(uid)
+            return None
         if (api_phase in TERMINAL_PHASES or own_phase in TERMINAL_PHASES) and not is_static(pod):
             await self._stop_pod(pod, rs, _grace_of(pod))
             rs = await self.runtime.pod_status(uid)
             self.publish_status(pod, rs)
             self.probes.remove_pod(uid)
             return None
-        return await self._sync_running(pod, rs)
+        return self._until_deadline(pod, await self._sync_running(pod, rs))
+
+    def _deadline_left(self, pod: dict[str, Any]) -> float | None:
+        """Seconds until the pod's active deadline, from the start time this kubelet reported."""
+        spec = pod.get("spec") or {}
+        if spec.get("activeDeadlineSeconds") is None:
+            return None
+        meta = pod["metadata"]
+        desired = self.status.desired(self._api_uid(pod) or meta["uid"]) or {}
+        api = self._api_pod(meta.get("namespace", "default"), meta["name"]) or pod
+        start = desired.get("startTime") or (api.get("status") or {}).get("startTime")
+        return activedeadline.seconds_left(spec, start, time.time())
+
+    def _until_deadline(self, pod: dict[str, Any], delay: float | None) -> float | None:
+        """The next sync comes no later than the pod's active deadline (upstream resyncs a pod that
+        is past it on the next housekeeping; here the worker wakes at the deadline itself)."""
+        left = self._deadline_left(pod)
+        if left is None:
+            return delay
+        left = max(left, 0.0)
+        if delay is None:
+            return left if left < self.cfg.sync_frequency else None
+        return min(delay, left)
 
     async def _admit(self, pod: dict[str, Any], rs: PodRuntimeStatus) -> bool:
-        """Upstream's kubelet admission: resources fit, no node pressure. Pods that already run
-        (after a kubelet restart) are admitted as they are."""
+        """Upstream's kubelet admission: no node pressure, then kubelet.admission's checks (sysctls,
+        OS, resources, node affinity, host ports, NoExecute taints). Pods that already run (after a
+        kubelet restart) are admitted as they are."""
         uid = pod["metadata"]["uid"]
         if rs.containers or rs.sandboxes or (pod.get("status") or {}).get("phase") == "Running":
             self.admitted.add(uid)
             return True
         ok, reason, message = self.eviction.admit(pod)
-        if ok:
-            ok, reason, message = self._fits(pod)
-        if ok:
+        rejection = None if ok else (reason, message)
+        if rejection is None:
+            rejection = self._admission(pod, self._admission_node())
+            if rejection is not None and rejection[0] == "NodeAffinity":
+                # as upstream: only node labels failed; they may be newer in the API than here
+                with contextlib.suppress(Exception):
+                    fresh = await self._get_or_none("nodes", self.node_name)
+                    if fresh is not None:
+                        self._node_object = fresh
+                        rejection = self._admission(pod, fresh)
+        if rejection is None:
             self.admitted.add(uid)
             return True
-        self.rejected[uid] = (reason, message)
+        reason, message = rejection
+        self.rejected[uid] = (reason, f"Pod was rejected: {message}")
         self.event(pod, WARNING, reason, message)
         log.info("pod %s rejected: %s", naming.pod_full_name(pod), message)
         return False
 
-    def _fits(self, pod: dict[str, Any]) -> tuple[bool, str, str]:
-        alloc = self.node.allocatable
+    def _admission_node(self) -> dict[str, Any]:
+        node = self._node_object or self.node.node
+        if node is None:  # not registered yet: what it will be registered as
+            return {"metadata": {"name": self.node_name, "labels": dict(self.cfg.node_labels)},
+                    "spec": {"taints": list(self.cfg.register_with_taints)}}
+        return node
+
+    def _admission(self, pod: dict[str, Any], node: dict[str, Any]) -> tuple[str, str] | None:
+        # the node's own resources as this kubelet counts them, extended ones as the Node reports them
+        allocatable = {**resource_list_ints((node.get("status") or {}).get("allocatable")), **self.node.allocatable}
         others = [p for p in self.active_pods() if p["metadata"]["uid"] in self.admitted]
-        if len(others) + 1 > alloc.get("pods", 110):
-            return False, "OutOfpods", "Pod was rejected: Node didn't have enough resource: pods"
-        want = pod_requests(pod.get("spec") or {})
-        for name in ("cpu", "memory"):
-            if not want.get(name):
-                continue
-            used = sum(pod_requests(p.get("spec") or {}).get(name, 0) for p in others)
-            if used + want[name] > alloc.get(name, 0):
-                return False, f"OutOf{name}", (
-                    f"Pod was rejected: Node didn't have enough resource: {name}, requested: {want[name]}, "
-                    f"used: {used}, capacity: {alloc.get(name, 0)}")
-        return True, "", ""
+        return admit(pod, node, allocatable, others, self.sysctls, is_static(pod))
 
     async def _sync_gone(self, uid: str, rs: PodRuntimeStatus) -> float | None:
         """No source has the pod: stop and remove whatever the runtime still has of it."""
@@ -949,6 +1002,7 @@ class Kubelet:
         self.rejected.pop(uid, None)
         self.admitted.discard(uid)
         self.evicted.pop(uid, None)
+        self.deadline_exceeded.discard(uid)
         self.sandbox_backoff.forget_prefix(f"{uid}/")
         self.probes.remove_pod(uid)
         self.configmaps.forget_pod(uid)
@@ -1030,6 +1084,7 @@ class Kubelet:
     # ================================================================== network
 
     def _on_node(self, node: dict[str, Any]) -> None:
+        self._node_object = node
         cidr = (node.get("spec") or {}).get("podCIDR") or self.cfg.pod_cidr
         if (cidr and cidr != self.pod_cidr) or (cidr and not self.network_ready):
             self.pod_cidr = cidr
