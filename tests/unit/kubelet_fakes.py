@@ -43,3 +43,15 @@ def container(name: str, cid: str, state: str = RUNNING, *, exit_code: int = 0, 
 def runtime_status(uid: str = "uid-web", sandboxes=(), containers=()) -> PodRuntimeStatus:
     return PodRuntimeStatus(uid, sandboxes=list(sandboxes),
                             containers=sorted(containers, key=lambda c: c.created_at, reverse=True))
+
+
+class _NoReads:
+    async def get(self, *a, **kw):
+        raise RuntimeError("not in this test")
+
+
+class NoAPI:
+    """An API client for a Kubelet built in a test that reads nothing from the API."""
+
+    def resource(self, version, plural):
+        return _NoReads()

@@ -5,17 +5,7 @@ import asyncio
 
 from kubelet.config import KubeletConfig
 from kubelet.kubelet import Kubelet, _pod_fingerprint, _uses_pod_ip
-from tests.unit.kubelet_fakes import container, pod, runtime_status, sandbox
-
-
-class _Resource:
-    async def get(self, *a, **kw):
-        raise RuntimeError("not in this test")
-
-
-class _API:
-    def resource(self, version, plural):
-        return _Resource()
+from tests.unit.kubelet_fakes import NoAPI, container, pod, runtime_status, sandbox
 
 
 class _CRI:
@@ -24,7 +14,7 @@ class _CRI:
 
 def _kubelet(tmp_path, **cfg) -> Kubelet:
     config = KubeletConfig(node_name="n1", node_ip="192.0.2.5", root_dir=str(tmp_path), **cfg)
-    return Kubelet(config, _API(), _CRI())
+    return Kubelet(config, NoAPI(), _CRI())
 
 
 async def test_pod_events_that_wake_a_worker(tmp_path):
