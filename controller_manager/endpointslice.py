@@ -26,6 +26,7 @@ from typing import Any
 
 from apimachinery.meta import split_key
 from client import deleted_object, is_not_found
+from controller_manager import topologycache
 from controller_manager.base import Controller, ControllerContext, add_index_once, register
 from controller_manager.endpointutil import (
     HEADLESS_LABEL,
@@ -103,11 +104,13 @@ def pod_endpoint(pod: Obj, svc: Obj, address: str, node_zone: str | None) -> Obj
         ep["nodeName"] = node
     if node_zone:
         ep["zone"] = node_zone
-        if (svc.get("spec") or {}).get("trafficDistribution") == PREFER_CLOSE:
-            # upstream's PreferClose heuristic: each endpoint is hinted for its own zone, so a
-            # kube-proxy of that zone prefers it (topology hints)
-            ep["hints"] = {"forZones": [{"name": node_zone}]}
-    return ep
+    return ep  # hints are added after the reconcile (topologycache)
+
+
+def without_hints(ep: Obj) -> Obj:
+    if "hints" not in ep:
+        return ep
+    return {k: v for k, v in ep.items() if k != "hints"}
 
 
 def slice_labels(svc: Obj) -> dict[str, str]:
@@ -183,7 +186,7 @@ def reconcile(svc: Obj, family: str, existing: list[Obj], groups: dict[tuple, tu
                 new = wanted[pk][k]
                 placed.add(k)
                 endpoints.append(new)
-                changed = changed or new != ep
+                changed = changed or new != without_hints(ep)  # hints are the topology step's business
             else:
                 changed = True
         if (s["metadata"].get("labels") or {}) != labels:
@@ -254,6 +257,8 @@ class EndpointSliceController(PodEventsToServices, Controller):
         self.pods = self.informer("v1", "pods")
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.nodes = self.informer("v1", "nodes")
+        self.nodes.add_handler(self._node_added, self._node_updated, self._node_deleted)
+        self.topology = topologycache.TopologyCache()
         self.slices = self.informer(API_VERSION, "endpointslices")
         add_index_once(self.slices, SERVICE_INDEX, self._index_by_service)
         self.slices.add_handler(self._slice_changed, lambda old, new: self._slice_changed(new), self._slice_deleted)
@@ -288,6 +293,25 @@ class EndpointSliceController(PodEventsToServices, Controller):
         if self._expected.get(svc_key, {}).get(s["metadata"]["name"], -1) is not None:
             self.queue.add(svc_key)
 
+    def _node_added(self, node: Obj) -> None:
+        self._check_node_topology()
+
+    def _node_updated(self, old: Obj, new: Obj) -> None:
+        # upstream reacts to readiness and zone label changes; we also take allocatable CPU
+        # changes (the zone ratios depend on it) and excluding role labels
+        if topologycache.node_topology_key(old) != topologycache.node_topology_key(new):
+            self._check_node_topology()
+
+    def _node_deleted(self, item: Any) -> None:
+        self._check_node_topology()
+
+    def _check_node_topology(self) -> None:
+        """Upstream checkNodeTopologyDistribution: recompute the zones' CPU and resync the
+        Services whose hints now overload a zone (or that must lose them)."""
+        self.topology.set_nodes(self.nodes.store.list())
+        for key in self.topology.overloaded_services():
+            self.queue.add(key)
+
     # -- the sync ------------------------------------------------------------------------
 
     def _check_fresh(self, svc_key: str) -> None:
@@ -315,6 +339,8 @@ class EndpointSliceController(PodEventsToServices, Controller):
         if svc is None:
             # the garbage collector deletes the slices with their owner
             self._expected.pop(key, None)
+            for family in ("IPv4", "IPv6"):
+                self.topology.remove_hints(key, family)
             return
         if not manages_endpoints(svc) or svc["metadata"].get("deletionTimestamp"):
             return
@@ -335,14 +361,44 @@ class EndpointSliceController(PodEventsToServices, Controller):
         for s in existing_mine:
             if s.get("addressType") not in families:
                 plan.delete.append(s)
+                self.topology.remove_hints(key, s.get("addressType") or "")
+        events: list[topologycache.Event] = []
         for family in families:
             groups = desired_groups(svc, pods, family, self._zone_of)
-            part = reconcile(svc, family, [s for s in existing_mine if s.get("addressType") == family],
-                             groups, self.max_per_slice)
+            mine = [s for s in existing_mine if s.get("addressType") == family]
+            part = reconcile(svc, family, mine, groups, self.max_per_slice)
+            events += self._hint(key, svc, family, mine, part)
             plan.create += part.create
             plan.update += part.update
             plan.delete += part.delete
-        await self._apply(key, svc, plan)
+        try:
+            await self._apply(key, svc, plan)
+        finally:
+            for ev in events:
+                self.recorder.event(svc, ev.type, ev.reason, ev.message)
+
+    def _hint(self, key: str, svc: Obj, family: str, existing: list[Obj], part: Plan) -> list[topologycache.Event]:
+        """Upstream's hint step after the reconcile of one address type: the topology-mode
+        annotation (Auto) wins over spec.trafficDistribution; without either, no hints."""
+        touched = {s["metadata"]["name"] for s in part.update + part.delete}
+        si = topologycache.SliceInfo(key, family, part.create, part.update,
+                                     [s for s in existing if s["metadata"]["name"] not in touched])
+        annotated = topologycache.hints_enabled(svc["metadata"].get("annotations"))
+        prefer_close = not annotated and (svc.get("spec") or {}).get("trafficDistribution") == PREFER_CLOSE
+        events: list[topologycache.Event] = []
+        if annotated:
+            events = self.topology.add_hints(si)
+        else:
+            if self.topology.has_populated_hints(key):
+                events.append(topologycache.Event("Warning", topologycache.REASON_DISABLED, topologycache.with_address_type(
+                    topologycache.TOPOLOGY_AWARE_HINTS_DISABLED, family)))
+            self.topology.remove_hints(key, family)
+            if not prefer_close:
+                topologycache.remove_hints_from_slices(si)
+        if prefer_close:
+            topologycache.reconcile_prefer_close(si)
+        part.create, part.update = si.to_create, si.to_update
+        return events
 
     async def _apply(self, key: str, svc: Obj, plan: Plan) -> None:
         ns = svc["metadata"]["namespace"]
