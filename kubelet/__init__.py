@@ -16,6 +16,7 @@ Modules, by job:
 - envvars.py, downward.py  container environments and the downward API
 - volumes.py, objectcache.py, tokens.py  volumes, watched ConfigMaps/Secrets, SA tokens
 - images.py        pull policy, pull secrets, back-off, image GC
+- logrotation.py   container log rotation (size, gzip, max files; ReopenContainerLog)
 - probes.py, actions.py  probes and lifecycle hooks (exec, httpGet, tcpSocket, grpc, sleep)
 - backoff.py       CrashLoopBackOff and pull back-off
 - qos.py, cgroups.py  QoS classes and pod-level cgroups

@@ -40,6 +40,7 @@ from kubelet.bootstrap import (
 from kubelet.config import (
     DEFAULT_EVICTION_HARD,
     KubeletConfig,
+    check_container_log_rotation,
     parse_duration,
     parse_eviction_thresholds,
     parse_labels,
@@ -159,8 +160,15 @@ def _bool(*names: str, default: bool, help: str):
 @click.option("--eviction-pressure-transition-period", type=DURATION, default="5m", show_default=True)
 @click.option("--image-gc-high-threshold", type=int, default=85, show_default=True)
 @click.option("--image-gc-low-threshold", type=int, default=80, show_default=True)
-@click.option("--container-log-max-size", type=SIZE, default="10Mi", show_default=True)
-@click.option("--container-log-max-files", type=int, default=5, show_default=True)
+@click.option("--container-log-max-size", type=SIZE, default="10Mi", show_default=True,
+              help="Rotate a running container's log file once it is this big (a quantity; negative: never).")
+@click.option("--container-log-max-files", type=int, default=5, show_default=True,
+              help="Log files kept per container, the live one included (at least 2); older rotated ones "
+              "are gzip-compressed, the oldest removed.")
+@click.option("--container-log-max-workers", type=int, default=1, show_default=True,
+              help="Containers whose logs are checked and rotated at once (at least 1).")
+@click.option("--container-log-monitor-interval", type=DURATION, default="10s", show_default=True,
+              help="How often the container logs are checked for rotation (at least 3s).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def main(log_level: str, **kw: Any) -> None:
@@ -181,7 +189,7 @@ def _quiet_libraries() -> None:
 
 
 def config_from_flags(kw: dict[str, Any]) -> KubeletConfig:
-    return KubeletConfig(
+    cfg = KubeletConfig(
         kubeconfig=kw["kubeconfig"] or "",
         bootstrap_kubeconfig=kw["bootstrap_kubeconfig"] or "",
         cert_dir=kw["cert_dir"] or "",
@@ -240,7 +248,11 @@ def config_from_flags(kw: dict[str, Any]) -> KubeletConfig:
         image_gc_low_threshold_percent=kw["image_gc_low_threshold"],
         container_log_max_size=kw["container_log_max_size"],
         container_log_max_files=kw["container_log_max_files"],
+        container_log_max_workers=kw["container_log_max_workers"],
+        container_log_monitor_interval=kw["container_log_monitor_interval"],
     )
+    check_container_log_rotation(cfg)
+    return cfg
 
 
 def unsafe_sysctls(text: str) -> list[str]:

@@ -175,8 +175,11 @@ class KubeletConfig:
     image_gc_high_threshold_percent: int = 85
     image_gc_low_threshold_percent: int = 80
     image_gc_period: float = 300.0
+    # container log rotation (logrotation.py); a negative max size turns it off
     container_log_max_size: int = 10 * 1024 * 1024
     container_log_max_files: int = 5
+    container_log_max_workers: int = 1
+    container_log_monitor_interval: float = 10.0
     # restart safety: orphaned runtime pods are removed only after the API view synced
     pod_sandbox_image: str = "localhost/minik8s/pause:3.9"
 
@@ -222,6 +225,19 @@ def parse_duration(text: str | float | int) -> float:
     if pos != len(s) or not s:
         raise ValueError(f"invalid duration {text!r}")
     return total
+
+
+MIN_CONTAINER_LOG_MONITOR_INTERVAL = 3.0
+
+
+def check_container_log_rotation(cfg: KubeletConfig) -> None:
+    """Upstream's validation of the container log rotation settings (ValueError when invalid)."""
+    if cfg.container_log_max_files < 2:
+        raise ValueError(f"--container-log-max-files must be > 1, not {cfg.container_log_max_files}")
+    if cfg.container_log_max_workers < 1:
+        raise ValueError(f"--container-log-max-workers must be >= 1, not {cfg.container_log_max_workers}")
+    if cfg.container_log_monitor_interval < MIN_CONTAINER_LOG_MONITOR_INTERVAL:
+        raise ValueError("--container-log-monitor-interval must be a positive duration of at least 3s")
 
 
 def parse_size(text: str) -> int:

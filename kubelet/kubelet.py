@@ -33,7 +33,7 @@ from client import (
     is_conflict,
     is_not_found,
 )
-from kubelet import activedeadline, logs, naming, network
+from kubelet import activedeadline, logrotation, logs, naming, network
 from kubelet.actions import ActionRunner
 from kubelet.admission import SysctlAllowlist, admit
 from kubelet.backoff import Backoff
@@ -74,7 +74,6 @@ FALLBACK_LOG_LINES = 80
 POST_START_TIMEOUT = 120.0
 CONTAINER_GC_PERIOD = 60.0
 EVENT_DEFER_MAX = 2.0  # seconds an Event may wait for the new pods in flight to start
-LOG_ROTATION_PERIOD = 10.0
 
 
 class RuntimeClassError(Exception):
@@ -141,6 +140,9 @@ class Kubelet:
             cfg, self.conditions, cfg.root_dir, self.active_pods, self._pod_memory_usage, self._pod_disk_usage,
             self._reclaim_images, self._evict, self._conditions_changed,
         )
+        self.log_rotation = logrotation.ContainerLogManager(
+            cri, cfg.container_log_max_size, cfg.container_log_max_files, cfg.container_log_max_workers,
+            cfg.container_log_monitor_interval)
         # per-pod state of the last syncs
         self.waiting: dict[str, dict[str, tuple[str, str]]] = {}  # uid -> container -> (reason, message)
         self.rejected: dict[str, tuple[str, str]] = {}  # uid -> (reason, message) from admission
@@ -155,7 +157,6 @@ class Kubelet:
         self._started = time.monotonic()
         self._image_list: list[dict[str, Any]] = []
         self._mirror_lock: asyncio.Lock | None = None
-        self._last_log_rotation = 0.0
         self._network_lock = asyncio.Lock()
         self._peer_exemption = True  # False once this kernel refused the realm match
         start_slots = cfg.max_parallel_pod_starts or 2 * self.machine.cpus
@@ -1179,9 +1180,6 @@ class Kubelet:
                 self.cgroups.remove(cgroup)
         live = {c.id for p in self.pleg.pods.values() for c in p.containers}
         self.probes.forget_containers(live)
-        if time.monotonic() - self._last_log_rotation > LOG_ROTATION_PERIOD:
-            self._last_log_rotation = time.monotonic()
-            await self.rotate_logs()
         if time.monotonic() - self._last_gc > CONTAINER_GC_PERIOD:
             self._last_gc = time.monotonic()
             await self.container_gc(known)
@@ -1190,17 +1188,6 @@ class Kubelet:
                 await self.configure_network()  # put back rules someone else flushed
             with contextlib.suppress(CRIError):
                 await self._refresh_image_list()
-
-    async def rotate_logs(self) -> None:
-        for rp in self.pleg.pods.values():
-            for c in rp.containers:
-                if c.state != pb.CONTAINER_RUNNING:
-                    continue
-                info = await self.runtime._container(c)
-                if info is not None and info.log_path:
-                    with contextlib.suppress(OSError):
-                        await logs.rotate(self.cri, c.id, info.log_path, self.cfg.container_log_max_size,
-                                          self.cfg.container_log_max_files)
 
     async def container_gc(self, known: set[str]) -> None:
         """Keep, per container of a live pod, the newest instance and one exited one before it."""
@@ -1216,9 +1203,7 @@ class Kubelet:
                 exited = [c for c in instances if c.exited]
                 for c in exited[keep_exited:]:
                     await self.runtime.remove_container(c.id)
-                    if c.log_path:
-                        with contextlib.suppress(OSError):
-                            os.unlink(c.log_path)
+                    logrotation.clean(c.log_path)  # with its rotated files
             in_use = {c.sandbox_id for c in rs.containers}
             for s in rs.sandboxes[1:]:
                 if not s.ready and s.id not in in_use:
@@ -1299,7 +1284,7 @@ class Kubelet:
         runners = [
             self.pleg.run(stop), self.node.status_loop(stop), self.node.lease_loop(stop),
             self._runtime_status_loop(stop), self._housekeeping_loop(stop), self.eviction.run(stop),
-            self._image_gc_loop(stop), self._token_refresh_loop(stop),
+            self._image_gc_loop(stop), self._token_refresh_loop(stop), self.log_rotation.run(stop),
         ]
         if self.static is not None:
             runners.append(self.static.run(stop))

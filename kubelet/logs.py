@@ -2,27 +2,19 @@
 
 Each line of a CRI log file is `<RFC3339Nano time> <stdout|stderr> <P|F> <content>`: P marks a
 partial line continued by the next entry, F a full one. Reading supports upstream's options:
-follow, tailLines, sinceSeconds/sinceTime, timestamps, limitBytes. The kubelet also rotates
-log files past --container-log-max-size (rename + ReopenContainerLog), keeping
---container-log-max-files of them.
+follow, tailLines, sinceSeconds/sinceTime, timestamps, limitBytes. Only the live file is read, as
+upstream; a follow goes on in the new file when the kubelet rotates the log (logrotation.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import os
 import re
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-
-from kubelet.cri import CRIClient, CRIError
-
-log = logging.getLogger("kubelet.logs")
 
 FOLLOW_POLL = 0.1
 _TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -106,6 +98,7 @@ async def read_log(
         f.seek(start)
         pending = b""
         idle_checks = 0
+        rotated = False
         while True:
             data = f.read(256 * 1024)
             if data:
@@ -133,15 +126,22 @@ async def read_log(
                 return
             if stop is not None and stop.is_set():
                 return
-            # rotated underneath us? continue in the new file
-            try:
-                if os.stat(path).st_ino != inode:
+            if rotated:  # the old file is read to its end: continue in the new one
+                rotated = False
+                try:
+                    new = open(path, "rb")  # noqa: ASYNC230
+                except FileNotFoundError:
+                    pass  # rotated again meanwhile: wait for the next one
+                else:
                     f.close()
-                    f = open(path, "rb")  # noqa: ASYNC230
-                    inode = os.fstat(f.fileno()).st_ino
+                    f, inode = new, os.fstat(new.fileno()).st_ino
                     continue
+            try:
+                # rotated underneath us? Read the old file once more after a poll (the runtime may
+                # write to it until it has reopened the log), then switch
+                rotated = os.stat(path).st_ino != inode
             except FileNotFoundError:
-                pass
+                pass  # renamed, not yet reopened
             idle_checks += 1
             if still_running is not None and idle_checks % 10 == 0 and not await still_running():
                 # one last read for what was written just before the exit
@@ -166,24 +166,3 @@ def tail_message(path: str, lines: int, max_bytes: int) -> str:
     out = b"".join(_render(e, False) for e in map(parse_line, data.split(b"\n")) if e is not None)
     return out[-max_bytes:].decode(errors="replace")
 
-
-async def rotate(cri: CRIClient, container_id: str, path: str, max_size: int, max_files: int) -> bool:
-    """Rotate one container's log when it is too big; True if it was rotated."""
-    try:
-        if os.path.getsize(path) < max_size:  # noqa: ASYNC240 - a stat
-            return False
-    except OSError:
-        return False
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    rotated = f"{path}.{stamp}"
-    os.rename(path, rotated)
-    try:
-        await cri.reopen_container_log(container_id)
-    except CRIError as e:
-        log.warning("reopening the log of %s: %s", container_id[:12], e)
-        os.rename(rotated, path)
-        return False
-    old = sorted(Path(path).parent.glob(Path(path).name + ".*"))
-    for extra in old[: max(0, len(old) - (max_files - 1))]:
-        extra.unlink(missing_ok=True)
-    return True
