@@ -138,17 +138,29 @@ def test_a_growing_log_is_rotated_compressed_and_kept_to_max_files(api, rotating
              30, 0.1, "two more rotations")
     assert len(_rotated(live)) + 1 <= MAX_FILES
 
-    # kubectl logs and the kubelet's /containerLogs read the live file: the latest lines
+    # kubectl logs and the kubelet's /containerLogs read the live file: the latest lines (retried: just
+    # after a rotation the new live file may hold fewer lines than asked for)
     latest = _numbers(live.read_bytes())[-1]
-    tail = _numbers(kcluster.kubectl("logs", "-n", ns, "chatty", "--tail", "5").stdout.encode())
-    assert len(tail) == 5 and _consecutive(tail) and tail[-1] >= latest, (tail, latest)
-    whole = _numbers(kcluster.kubectl("logs", "-n", ns, "chatty").stdout.encode())
+
+    def kubectl_tail() -> list[int] | None:
+        tail = _numbers(kcluster.kubectl("logs", "-n", ns, "chatty", "--tail", "5").stdout.encode())
+        return tail if len(tail) == 5 else None
+
+    tail = wait_for(kubectl_tail, 15, 0.2, "5 lines from kubectl logs --tail 5")
+    assert _consecutive(tail) and tail[-1] >= latest, (tail, latest)
+    whole = wait_for(lambda: _numbers(kcluster.kubectl("logs", "-n", ns, "chatty").stdout.encode()), 15, 0.2,
+                     "kubectl logs")
     assert _consecutive(whole) and whole[-1] >= latest and whole[0] > 0, (whole[:3], len(whole))  # live file only
     with _kubelet_client(kcluster) as client:
-        r = client.get(f"https://127.0.0.1:{kubelet.port}/containerLogs/{ns}/chatty/main", params={"tailLines": "3"})
-        assert r.status_code == 200, r.text
-        served = _numbers(r.content)
-        assert len(served) == 3 and _consecutive(served) and served[-1] >= latest, served
+        def served_tail() -> list[int] | None:
+            r = client.get(f"https://127.0.0.1:{kubelet.port}/containerLogs/{ns}/chatty/main",
+                           params={"tailLines": "3"})
+            assert r.status_code == 200, r.text
+            served = _numbers(r.content)
+            return served if len(served) == 3 else None
+
+        served = wait_for(served_tail, 15, 0.2, "3 lines from /containerLogs")
+        assert _consecutive(served) and served[-1] >= latest, served
 
     # deleting the pod removes its logs, rotated ones included
     pod_dir = live.parent.parent
