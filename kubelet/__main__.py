@@ -274,6 +274,8 @@ def register_metrics(registry: Any, kubelet: Kubelet) -> None:
     registry.gauge("kubelet_node_status_updates_total", "Node status updates.", fn=lambda: kubelet.node.status_updates)
     registry.gauge("kubelet_probes_total", "Probes run.", fn=lambda: kubelet.probes.probes_run)
     registry.gauge("kubelet_evictions_total", "Pods evicted.", fn=lambda: kubelet.eviction.evictions)
+    registry.gauge("kubelet_container_log_rotations_total", "Container log files rotated.",
+                   fn=lambda: kubelet.log_rotation.rotations)
 
 
 def client_certificate_manager(cfg: KubeletConfig, api: APIClient) -> CertificateManager | None:

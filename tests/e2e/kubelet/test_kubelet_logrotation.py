@@ -137,6 +137,10 @@ def test_a_growing_log_is_rotated_compressed_and_kept_to_max_files(api, rotating
     wait_for(lambda: rounds.update(n for n in _rotated(live) if not n.endswith(".gz")) or len(rounds) >= 3,
              30, 0.1, "two more rotations")
     assert len(_rotated(live)) + 1 <= MAX_FILES
+    with httpx.Client(trust_env=False, timeout=10) as plain:
+        metrics = plain.get(f"http://127.0.0.1:{kubelet.healthz_port}/metrics").text
+    m = re.search(r"^kubelet_container_log_rotations_total (\S+)$", metrics, re.M)
+    assert m and float(m.group(1)) >= 3, metrics[-2000:]
 
     # kubectl logs and the kubelet's /containerLogs read the live file: the latest lines (retried: just
     # after a rotation the new live file may hold fewer lines than asked for)
