@@ -23,6 +23,7 @@ import orjson
 from apimachinery.meta import controller_of, key_of, split_key
 from apimachinery.nodeaffinity import RequiredNodeAffinity
 from apimachinery.selectors import LabelSelectorError, selector_from_label_selector
+from apimachinery.taints import find_untolerated_taint
 from client import WARNING, deleted_object, is_already_exists, is_not_found
 from controller_manager import deployment_util as du
 from controller_manager import history
@@ -40,7 +41,6 @@ from controller_manager.podcontrol import (
     selecting,
 )
 from controller_manager.podutil import creation_time, is_pod_available, is_pod_ready, labels_of, phase
-from controller_manager.taints import tolerates
 
 Obj = dict[str, Any]
 
@@ -116,7 +116,7 @@ def new_daemon_pod(ds: Obj, node: str) -> Obj:
 
 
 def _untolerated(taints: list[Obj], tolerations: list[Obj], effects: tuple[str, ...]) -> bool:
-    return any(t.get("effect") in effects and not any(tolerates(tol, t) for tol in tolerations) for t in taints)
+    return find_untolerated_taint(taints, tolerations, lambda t: t.get("effect") in effects) is not None
 
 
 def node_should_run_daemon_pod(node: Obj, ds: Obj) -> tuple[bool, bool]:

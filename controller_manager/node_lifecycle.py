@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apimachinery.meta import format_time, parse_time, split_key
+from apimachinery.taints import NO_EXECUTE, NO_SCHEDULE
 from client import ApiError, TokenBucket, deleted_object, is_conflict, is_not_found
 from controller_manager.base import Controller, ControllerContext, add_index_once, periodic, register
 from controller_manager.podutil import pod_condition
@@ -38,8 +39,6 @@ from controller_manager.taints import (
     DISK_PRESSURE,
     MEMORY_PRESSURE,
     NETWORK_UNAVAILABLE,
-    NO_EXECUTE,
-    NO_SCHEDULE,
     NOT_READY,
     PID_PRESSURE,
     UNREACHABLE,

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from apimachinery.meta import format_time
+from apimachinery.taints import NO_EXECUTE, tolerates
 
 Obj = dict[str, Any]
 
@@ -16,10 +17,6 @@ MEMORY_PRESSURE = "node.kubernetes.io/memory-pressure"
 DISK_PRESSURE = "node.kubernetes.io/disk-pressure"
 PID_PRESSURE = "node.kubernetes.io/pid-pressure"
 NETWORK_UNAVAILABLE = "node.kubernetes.io/network-unavailable"
-
-NO_EXECUTE = "NoExecute"
-NO_SCHEDULE = "NoSchedule"
-
 
 def taint_matches(a: Obj, b: Obj) -> bool:
     """Same key and effect: the same taint for adding/removing (upstream Taint.MatchTaint)."""
@@ -43,22 +40,6 @@ def swap_taints(taints: list[Obj] | None, add: list[Obj], remove: list[Obj], now
         out.append(new)
         changed = True
     return out if changed else None
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """One toleration tolerates one taint (upstream Toleration.ToleratesTaint)."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    op = toleration.get("operator") or "Equal"
-    if op == "Exists":
-        return True
-    if op == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
 
 
 def matching_tolerations(taints: list[Obj], tolerations: list[Obj]) -> tuple[bool, list[Obj]]:

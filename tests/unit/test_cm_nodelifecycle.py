@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from apimachinery.meta import format_time
+from apimachinery.taints import tolerates
 from controller_manager.node_lifecycle import NodeLifecycleController, compute_zone_state
 from controller_manager.nodeipam import NodeIpamController
 from controller_manager.taint_eviction import TaintEvictionController
-from controller_manager.taints import matching_tolerations, min_toleration_seconds, tolerates
+from controller_manager.taints import matching_tolerations, min_toleration_seconds
 from tests.unit.cm_fakes import FakeAPI, make_context, run_queue
 
 GRACE = 40.0
