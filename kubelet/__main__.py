@@ -26,6 +26,7 @@ from client.certificate import (
     node_subject,
 )
 from client.daemon import HealthServer, new_registry, run_daemon
+from kubelet import configfile
 from kubelet.admission import SysctlAllowlist
 from kubelet.auth import KubeletAuth
 from kubelet.bootstrap import (
@@ -48,6 +49,7 @@ from kubelet.config import (
     parse_resource_list,
     parse_size,
     parse_taints,
+    validate_config,
 )
 from kubelet.cri import CRIClient
 from kubelet.kubelet import Kubelet
@@ -81,6 +83,13 @@ def _bool(*names: str, default: bool, help: str):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="A KubeletConfiguration file (kubelet.config.k8s.io/v1beta1, YAML or JSON), e.g. kubeadm's "
+              "/var/lib/kubelet/config.yaml. Flags given on the command line override it; relative paths in it "
+              "are relative to its directory; fields this kubelet does not implement are named in a warning.")
+@click.option("--config-dir", type=click.Path(file_okay=False), default=None,
+              help="A drop-in directory: its *.conf files (KubeletConfigurations, in lexical order, "
+              "subdirectories too) are merged over --config as JSON merge patches; flags still win.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
               help="Kubeconfig with this node's credentials (kubelet-<node>.kubeconfig). With "
               "--bootstrap-kubeconfig it is written by the kubelet when missing or its certificate is unusable.")
@@ -171,16 +180,54 @@ def _bool(*names: str, default: bool, help: str):
               help="How often the container logs are checked for rotation (at least 3s).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
-def main(log_level: str, **kw: Any) -> None:
+def main(log_level: str, config_file: str | None, config_dir: str | None, **kw: Any) -> None:
     """The node agent: registers the Node, runs the pods bound to it on containerd (CRI), reports their
     status, probes them, and serves logs, exec, attach and port-forward over HTTPS."""
+    warnings: list[str] = []
+    if config_file or config_dir:
+        ctx = click.get_current_context()
+        kw, warnings = apply_config_files(kw, config_file, config_dir, _from_command_line(ctx, kw))
     try:
         cfg = config_from_flags(kw)
     except ValueError as e:
+        if config_file or config_dir:  # the value may come from the file: not a usage error
+            raise click.ClickException(f"failed to load the kubelet configuration: {e}") from None
         raise click.UsageError(str(e)) from None
     if cfg.bootstrap_kubeconfig and not cfg.kubeconfig:
         raise click.UsageError("--bootstrap-kubeconfig needs --kubeconfig (where the bootstrapped credentials go)")
-    run_daemon("kubelet", lambda stop: run(cfg, stop), log_level)
+    errors = validate_config(cfg)
+    if errors:
+        raise click.ClickException("failed to validate kubelet configuration: " + "; ".join(errors))
+
+    async def start(stop: asyncio.Event) -> None:
+        for warning in warnings:
+            log.warning("%s", warning)
+        await run(cfg, stop)
+
+    run_daemon("kubelet", start, log_level)
+
+
+def _from_command_line(ctx: click.Context, kw: dict[str, Any]) -> set[str]:
+    """The parameters given on the command line (they override the config file, as upstream)."""
+    return {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+
+
+def apply_config_files(kw: dict[str, Any], config_file: str | None, config_dir: str | None,
+                       command_line: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """The flag values with the config file and drop-ins applied under the command line's flags:
+    defaults < --config < --config-dir drop-ins < flags on the command line. ClickException (exit 1,
+    one line) when the files are unusable."""
+    try:
+        loaded = configfile.load(config_file, config_dir)
+    except configfile.ConfigFileError as e:
+        given = ", ".join(f"{flag} {value}" for flag, value in (("--config", config_file),
+                                                                ("--config-dir", config_dir)) if value)
+        raise click.ClickException(f"failed to load the kubelet configuration ({given}): {e}") from None
+    out = dict(kw)
+    for name, value in loaded.values.items():
+        if name not in command_line:
+            out[name] = value
+    return out, loaded.warnings
 
 
 def _quiet_libraries() -> None:

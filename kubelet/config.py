@@ -5,6 +5,7 @@ Durations are seconds (floats); quantities are ints (millicores for cpu, bytes o
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -243,3 +244,57 @@ def check_container_log_rotation(cfg: KubeletConfig) -> None:
 def parse_size(text: str) -> int:
     """`10Mi`, `10M`, `1048576` → bytes."""
     return resource_int("memory", text.strip())
+
+
+def _port_error(value: int) -> bool:
+    return not 1 <= value <= 65535
+
+
+def validate_config(cfg: KubeletConfig) -> list[str]:
+    """Upstream's ValidateKubeletConfiguration, for the settings this kubelet honours: every problem,
+    in upstream's words. (`--port 0` stays allowed: here it means no HTTPS server.)"""
+    errs = []
+    if cfg.node_lease_duration_seconds <= 0:
+        errs.append("nodeLeaseDurationSeconds must be greater than 0")
+    if cfg.healthz_port != 0 and _port_error(cfg.healthz_port):
+        errs.append(f"healthzPort (--healthz-port) {cfg.healthz_port} must be between 1 and 65535, inclusive")
+    if cfg.port != 0 and _port_error(cfg.port):
+        errs.append(f"port (--port) {cfg.port} must be between 1 and 65535, inclusive")
+    high, low = cfg.image_gc_high_threshold_percent, cfg.image_gc_low_threshold_percent
+    if not 0 <= high <= 100:
+        errs.append(f"imageGCHighThresholdPercent (--image-gc-high-threshold) {high} must be between 0 and 100, "
+                    "inclusive")
+    if not 0 <= low <= 100:
+        errs.append(f"imageGCLowThresholdPercent (--image-gc-low-threshold) {low} must be between 0 and 100, "
+                    "inclusive")
+    if low >= high:
+        errs.append(f"imageGCLowThresholdPercent (--image-gc-low-threshold) {low} must be less than "
+                    f"imageGCHighThresholdPercent (--image-gc-high-threshold) {high}")
+    if cfg.kube_api_burst < 0:
+        errs.append(f"kubeAPIBurst (--kube-api-burst) {cfg.kube_api_burst} must not be a negative number")
+    if cfg.kube_api_qps < 0:
+        errs.append(f"kubeAPIQPS (--kube-api-qps) {cfg.kube_api_qps:g} must not be a negative number")
+    if cfg.max_pods < 0:
+        errs.append(f"maxPods (--max-pods) {cfg.max_pods} must not be a negative number")
+    if not cfg.container_runtime_endpoint:
+        errs.append("the containerRuntimeEndpoint was not specified or empty")
+    if cfg.container_log_max_workers < 1:
+        errs.append("containerLogMaxWorkers must be greater than or equal to 1")
+    if cfg.container_log_monitor_interval < MIN_CONTAINER_LOG_MONITOR_INTERVAL:
+        errs.append("containerLogMonitorInterval must be a positive time duration greater than or equal to 3s")
+    if cfg.container_log_max_files <= 1:
+        errs.append("containerLogMaxFiles must be greater than 1")
+    if cfg.pod_logs_dir:
+        if not cfg.pod_logs_dir.startswith("/"):
+            errs.append(f"pod logs path {cfg.pod_logs_dir!r} must be absolute path")
+        elif os.path.normpath(cfg.pod_logs_dir) != cfg.pod_logs_dir.rstrip("/") or "//" in cfg.pod_logs_dir:
+            errs.append(f"pod logs path {cfg.pod_logs_dir!r} must be normalized")
+        if not cfg.pod_logs_dir.isascii():
+            errs.append(f"pod logs path {cfg.pod_logs_dir!r} must contain ASCII characters only")
+    for name, value in (("syncFrequency", cfg.sync_frequency), ("fileCheckFrequency", cfg.file_check_frequency),
+                        ("nodeStatusUpdateFrequency", cfg.node_status_update_frequency),
+                        ("nodeStatusReportFrequency", cfg.node_status_report_frequency),
+                        ("runtimeRequestTimeout", cfg.runtime_request_timeout)):
+        if value < 0:
+            errs.append(f"{name} {value:g}s must not be negative")
+    return [f"invalid configuration: {e}" for e in errs]
