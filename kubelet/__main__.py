@@ -191,7 +191,7 @@ def main(log_level: str, config_file: str | None, config_dir: str | None, **kw: 
         cfg = config_from_flags(kw)
     except ValueError as e:
         if config_file or config_dir:  # the value may come from the file: not a usage error
-            raise click.ClickException(f"failed to load the kubelet configuration: {e}") from None
+            raise click.ClickException(f"failed to validate kubelet configuration: {e}") from None
         raise click.UsageError(str(e)) from None
     if cfg.bootstrap_kubeconfig and not cfg.kubeconfig:
         raise click.UsageError("--bootstrap-kubeconfig needs --kubeconfig (where the bootstrapped credentials go)")

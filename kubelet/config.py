@@ -231,14 +231,26 @@ def parse_duration(text: str | float | int) -> float:
 MIN_CONTAINER_LOG_MONITOR_INTERVAL = 3.0
 
 
-def check_container_log_rotation(cfg: KubeletConfig) -> None:
-    """Upstream's validation of the container log rotation settings (ValueError when invalid)."""
+def container_log_rotation_errors(cfg: KubeletConfig) -> list[str]:
+    """Upstream's validation of the container log rotation settings (field, flag and rule)."""
+    errs = []
     if cfg.container_log_max_files < 2:
-        raise ValueError(f"--container-log-max-files must be > 1, not {cfg.container_log_max_files}")
+        errs.append(f"containerLogMaxFiles (--container-log-max-files) must be greater than 1, "
+                    f"not {cfg.container_log_max_files}")
     if cfg.container_log_max_workers < 1:
-        raise ValueError(f"--container-log-max-workers must be >= 1, not {cfg.container_log_max_workers}")
+        errs.append(f"containerLogMaxWorkers (--container-log-max-workers) must be greater than or equal to 1, "
+                    f"not {cfg.container_log_max_workers}")
     if cfg.container_log_monitor_interval < MIN_CONTAINER_LOG_MONITOR_INTERVAL:
-        raise ValueError("--container-log-monitor-interval must be a positive duration of at least 3s")
+        errs.append("containerLogMonitorInterval (--container-log-monitor-interval) must be a positive time "
+                    "duration greater than or equal to 3s")
+    return errs
+
+
+def check_container_log_rotation(cfg: KubeletConfig) -> None:
+    """ValueError when the container log rotation settings are invalid."""
+    errs = container_log_rotation_errors(cfg)
+    if errs:
+        raise ValueError(f"invalid configuration: {errs[0]}")
 
 
 def parse_size(text: str) -> int:
@@ -278,12 +290,7 @@ def validate_config(cfg: KubeletConfig) -> list[str]:
         errs.append(f"maxPods (--max-pods) {cfg.max_pods} must not be a negative number")
     if not cfg.container_runtime_endpoint:
         errs.append("the containerRuntimeEndpoint was not specified or empty")
-    if cfg.container_log_max_workers < 1:
-        errs.append("containerLogMaxWorkers must be greater than or equal to 1")
-    if cfg.container_log_monitor_interval < MIN_CONTAINER_LOG_MONITOR_INTERVAL:
-        errs.append("containerLogMonitorInterval must be a positive time duration greater than or equal to 3s")
-    if cfg.container_log_max_files <= 1:
-        errs.append("containerLogMaxFiles must be greater than 1")
+    errs += container_log_rotation_errors(cfg)
     if cfg.pod_logs_dir:
         if not cfg.pod_logs_dir.startswith("/"):
             errs.append(f"pod logs path {cfg.pod_logs_dir!r} must be absolute path")

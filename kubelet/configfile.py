@@ -187,23 +187,22 @@ def _number(path: str, v: Any) -> float:
     return float(v)
 
 
-def _duration(path: str, v: Any) -> float:
-    """A metav1.Duration: a string in Go syntax ("10s", "1m30s"); a bare number is refused as there."""
+def _parsed_string(path: str, v: Any, parse: Callable[[str], Any], example: str) -> Any:
     if not isinstance(v, str):
-        raise ConfigFileError(f"{path}: want a duration string such as \"10s\" or \"1m30s\", not {v!r}")
+        raise ConfigFileError(f"{path}: want a string such as {example}, not {v!r}")
     try:
-        return parse_duration(v)
+        return parse(v)
     except ValueError as e:
         raise ConfigFileError(f"{path}: {e}") from None
+
+
+def _duration(path: str, v: Any) -> float:
+    """A metav1.Duration: a string in Go syntax ("10s", "1m30s"); a bare number is refused as there."""
+    return _parsed_string(path, v, parse_duration, '"10s" or "1m30s" (a duration)')
 
 
 def _quantity(path: str, v: Any) -> int:
-    if not isinstance(v, str):
-        raise ConfigFileError(f"{path}: want a quantity string such as \"10Mi\", not {v!r}")
-    try:
-        return parse_size(v)
-    except ValueError as e:
-        raise ConfigFileError(f"{path}: {e}") from None
+    return _parsed_string(path, v, parse_size, '"10Mi" (a quantity)')
 
 
 def _str_list(path: str, v: Any) -> str:

@@ -7,6 +7,7 @@ from apiserver.podproxy import container_for
 from certs import ensure_pki
 from client.certificate import CertificateStore
 from kubelet.__main__ import config_from_flags, main
+from kubelet.config import validate_config
 from kubelet.launch import (
     apiserver_kubelet_client_args,
     cluster_dns_ip,
@@ -34,6 +35,7 @@ def test_kubelet_command_for_a_cluster(tmp_path):
     config = config_from_flags({**ctx.params})
     assert config.node_name == "n1" and config.cluster_dns == ["10.96.0.10"] and config.pod_cidr == "10.244.1.0/24"
     assert config.root_dir == str(tmp_path / "kubelet")
+    assert validate_config(config) == []  # and they pass the kubelet's start-up validation
     args = apiserver_kubelet_client_args(cfg)
     assert args[0] == "--kubelet-client-certificate" and args[1].endswith("apiserver-kubelet-client.crt")
     # every kubelet minictl starts serves with a certificate of the cluster CA: verified
