@@ -24,5 +24,7 @@ Modules, by job:
 - network.py       CNI config and the pod-CIDR filter rules
 - staticpods.py    manifests → static pods → mirror pods
 - server.py, auth.py, logs.py, streaming.py, spdy.py, stats.py  the HTTPS API (10250)
+- config.py, configfile.py  the settings (flags) and their validation; the --config
+                   KubeletConfiguration file and --config-dir drop-ins mapped onto the flags
 - cri/             the CRI client and the cluster's containerd (config, start, stop)
 """
