@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import kubelet.__main__ as kubelet_main
 from kubelet import configfile
 from kubelet.__main__ import _from_command_line, apply_config_files, config_from_flags, main
 from kubelet.config import validate_config
@@ -313,3 +316,24 @@ def test_the_kubelet_process_refuses_a_bad_file_cleanly(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "kubelet", "--config", str(wrong)], cwd=str(REPO), env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "no kind" in proc.stderr
+
+
+def test_main_logs_the_warnings_and_runs_with_the_merged_config(tmp_path, monkeypatch, caplog):
+    seen = {}
+
+    async def fake_run(cfg, stop):
+        seen["cfg"] = cfg
+
+    def fake_run_daemon(component, start, log_level):
+        asyncio.run(start(asyncio.Event()))
+
+    monkeypatch.setattr(kubelet_main, "run", fake_run)
+    monkeypatch.setattr(kubelet_main, "run_daemon", fake_run_daemon)
+    path = _write(tmp_path / "c.yaml", HEAD + "maxPods: 30\nport: 11250\npodPidsLimit: 100\nfoo: 1\n")
+    with caplog.at_level(logging.WARNING, logger="kubelet"):
+        result = CliRunner().invoke(main, ["--config", str(path), "--port", "12250"])
+    assert result.exit_code == 0, result.output
+    assert (seen["cfg"].max_pods, seen["cfg"].port) == (30, 12250)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("unknown field 'foo'" in m for m in messages)
+    assert any(m.endswith("ignored: podPidsLimit") for m in messages)
