@@ -22,6 +22,7 @@ from aiohttp import web
 from apimachinery import health
 from apimachinery.logs import setup_logging
 from apimachinery.metrics import Registry, process_metrics
+from certs.kubeconfig import KubeconfigError
 
 log = logging.getLogger("daemon")
 
@@ -153,11 +154,15 @@ def run_daemon(component: str, main: Callable[[asyncio.Event], Awaitable[None]],
                 await task
 
     try:
-        import uvloop
-
-        uvloop.run(runner())
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        asyncio.run(runner())
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+            asyncio.run(runner())
+        else:
+            uvloop.run(runner())
+    except KubeconfigError as e:  # a missing or broken kubeconfig: one line, not a traceback
+        log.error("%s: %s", component, e)
+        raise SystemExit(1) from None
 
 
 async def run_with_leader_election(

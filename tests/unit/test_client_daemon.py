@@ -43,3 +43,19 @@ async def test_health_endpoints_report_checks() -> None:
                 assert "demo_total 1" in text and "process_resident_memory_bytes" in text
     finally:
         await srv.stop()
+
+
+def test_a_broken_kubeconfig_ends_the_daemon_with_one_line(capfd) -> None:
+    import pytest
+
+    from certs.kubeconfig import KubeconfigError
+    from client.daemon import run_daemon
+
+    async def main(stop) -> None:
+        raise KubeconfigError("kubeconfig /nowhere cannot be read")
+
+    with pytest.raises(SystemExit) as e:
+        run_daemon("testd", main)
+    assert e.value.code == 1
+    err = capfd.readouterr().err
+    assert "testd: kubeconfig /nowhere cannot be read" in err and "Traceback" not in err
