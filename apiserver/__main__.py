@@ -13,6 +13,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from apimachinery.logs import setup_logging
+from apiserver.admission.config import AdmissionConfigError
+from apiserver.admission.podsecurity import PodSecurityConfigError
 from apiserver.app import create_asgi
 from apiserver.auditpolicy import PolicyError
 from apiserver.authn import user_from_peercert
@@ -192,6 +194,10 @@ def _csv(_ctx: Any, _param: Any, value: str) -> list[str]:
               help="Admission plugins to enable in addition to the defaults (all are on by default).")
 @click.option("--disable-admission-plugins", default="", callback=lambda _c, _p, v: [a for a in v.split(",") if a],
               help="Admission plugins to turn off (comma-separated names).")
+@click.option("--admission-control-config-file", default=None,
+              help="AdmissionConfiguration (apiserver.config.k8s.io/v1) with the plugins' configuration; "
+                   "PodSecurity reads its PodSecurityConfiguration (defaults, exemptions), other plugins' entries "
+                   "are ignored with a warning.")
 @click.option("--service-cluster-ip-range", default="10.96.0.0/16")
 @click.option("--service-node-port-range", default="30000-32767")
 @click.option("--etcd-compaction-interval", "compaction_interval", default=300.0, type=float, help="Seconds between etcd compactions.")
@@ -258,6 +264,8 @@ def main(log_level: str, audit_log_format: str, audit_webhook_config_file: str |
         api = APIServer(opts)
     except PolicyError as e:
         raise click.ClickException(f"--audit-policy-file: {e}") from None
+    except (AdmissionConfigError, PodSecurityConfigError) as e:
+        raise click.ClickException(f"--admission-control-config-file: {e}") from None
     app = create_asgi(opts, api)
     config = uvicorn.Config(
         app,

@@ -82,6 +82,8 @@ class Options:
     compaction_interval: float = 300.0
     admission_plugins: list[str] = field(default_factory=list)
     disable_admission_plugins: list[str] = field(default_factory=list)
+    #: upstream's AdmissionConfiguration file (apiserver/admission/config.py): PodSecurity's section
+    admission_control_config_file: str | None = None
     #: auditing (apiserver/audit.py): the policy, and the log backend's file ("-": stdout) and rotation
     audit_policy_file: str | None = None
     audit_log_path: str | None = None

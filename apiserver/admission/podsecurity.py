@@ -1,29 +1,87 @@
-"""The PodSecurity admission plugin: the Pod Security Standards, enforced per namespace.
+"""The PodSecurity admission plugin: the Pod Security Standards per namespace, in three modes.
 
-A namespace's `pod-security.kubernetes.io/enforce` label (`privileged`, `baseline` or
-`restricted`, with `enforce-version`, default `latest`) decides which pods may be created
-or changed in it; an invalid level is enforced as `restricted`, as upstream does. Each
-check is upstream's (k8s.io/pod-security-admission/policy) with its wording, and a
-rejection lists every failed check:
-`violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (...), ...`.
+A namespace's labels `pod-security.kubernetes.io/<mode>` (`privileged`, `baseline` or
+`restricted`) and `<mode>-version` (`latest` or `v1.X`) choose, over the defaults of the
+admission configuration file, what is checked (apiserver/admission/podsecurity_policy.py):
+
+- **enforce**: a pod that fails is refused
+  (`pods "x" is forbidden: PodSecurity: violates PodSecurity "restricted:latest": ...`);
+- **audit**: the failures go on the request's audit event as the annotation
+  `pod-security.kubernetes.io/audit-violations` (`would violate PodSecurity "<lv>": ...`);
+- **warn**: they go back to the client as a `Warning` header in the same words.
+
+Pods are evaluated in all three modes; the pod templates of workload resources (Deployments,
+ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers, PodTemplates)
+in audit and warn only, as upstream: a workload is never refused, its pods are. Evaluating a
+pod records the enforced policy (`pod-security.kubernetes.io/enforce-policy: <level:version>`).
+Pod updates are evaluated only when they matter (a container added or its image changed, the
+seccomp annotations, an ephemeral container added); status, binding, exec and the like never.
+
+Namespaces: invalid labels are refused on create, and on update when they change; when an
+update tightens the enforce level, the namespace's existing pods are evaluated against it and
+the violations come back as warnings (dry runs included).
+
+Exemptions (the configuration's usernames, namespaces and runtimeClasses) skip evaluation and
+record `pod-security.kubernetes.io/exempt: user|namespace|runtimeClass`. This follows upstream's
+k8s.io/pod-security-admission/admission (1.31).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from apimachinery import errors
 from apiserver.admission import CREATE, UPDATE, Attributes, Plugin
+from apiserver.admission.podsecurity_policy import (
+    LABEL_PREFIX,
+    LATEST,
+    MODES,
+    PRIVILEGED,
+    LevelVersion,
+    ParseError,
+    Policy,
+    aggregate,
+    check_pod,
+    compare_levels,
+    forbidden_detail,
+    forbidden_reason,
+    go_quote,
+    parse_level,
+    parse_version,
+    policy_to_evaluate,
+)
+from apiserver.admission.webhook import request_notes
 from apiserver.lookup import get_object
 
 if TYPE_CHECKING:
     from apiserver.server import APIServer
 
-LABEL_PREFIX = "pod-security.kubernetes.io/"
-LEVELS = ("privileged", "baseline", "restricted")
+CONFIG_API_VERSIONS = ("pod-security.admission.config.k8s.io/v1", "pod-security.admission.config.k8s.io/v1beta1")
 
-Result = tuple[str, str] | None  # (forbidden reason, detail)
-Check = Callable[[dict[str, Any], dict[str, Any]], Result]
+#: pod subresources never evaluated (any other one may change the spec)
+IGNORED_POD_SUBRESOURCES = frozenset({"exec", "attach", "binding", "eviction", "log", "portforward", "proxy", "status"})
+
+#: (group, resource) → where its pod template sits
+POD_CONTROLLERS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "podtemplates"): ("template",),
+    ("", "replicationcontrollers"): ("spec", "template"),
+    ("apps", "replicasets"): ("spec", "template"),
+    ("apps", "deployments"): ("spec", "template"),
+    ("apps", "statefulsets"): ("spec", "template"),
+    ("apps", "daemonsets"): ("spec", "template"),
+    ("batch", "jobs"): ("spec", "template"),
+    ("batch", "cronjobs"): ("spec", "jobTemplate", "spec", "template"),
+}
+
+#: how many existing pods a namespace's new enforce level is checked against, and for how long
+NAMESPACE_MAX_PODS = 3000
+NAMESPACE_CHECK_SECONDS = 1.0
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def _d(x: Any) -> dict[str, Any]:
@@ -34,346 +92,335 @@ def _l(x: Any) -> list[Any]:
     return x if isinstance(x, list) else []
 
 
-def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for key in ("initContainers", "containers", "ephemeralContainers") for c in _l(spec.get(key)) if isinstance(c, dict)]
+# -- the configuration (PodSecurityConfiguration) ---------------------------------------------
 
 
-def pluralize(singular: str, plural: str, n: int) -> str:
-    return singular if n == 1 else plural
+class PodSecurityConfigError(ValueError):
+    pass
 
 
-def join_quote(items: list[Any]) -> str:
-    return ", ".join(f'"{i}"' for i in items)
+@dataclass(slots=True)
+class PodSecurityConfig:
+    defaults: Policy = field(default_factory=Policy)
+    usernames: frozenset[str] = frozenset()
+    namespaces: frozenset[str] = frozenset()
+    runtime_classes: frozenset[str] = frozenset()
 
 
-def _named(kind: str, names: list[str]) -> str:
-    return f"{pluralize(kind, kind + 's', len(names))} {join_quote(names)}"
-
-
-def _setters(pod_bad: bool, bad_containers: list[str]) -> str:
-    parts = (["pod"] if pod_bad else []) + ([_named("container", bad_containers)] if bad_containers else [])
-    return " and ".join(parts)
-
-
-def _sc(c: dict[str, Any]) -> dict[str, Any]:
-    return _d(c.get("securityContext"))
-
-
-# -- baseline ------------------------------------------------------------------------------
-
-
-def host_process(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    pod_bad = _d(_d(spec.get("securityContext")).get("windowsOptions")).get("hostProcess") is True
-    bad = [c.get("name", "") for c in containers(spec) if _d(_sc(c).get("windowsOptions")).get("hostProcess") is True]
-    if pod_bad or bad:
-        return "hostProcess", f"{_setters(pod_bad, bad)} must not set securityContext.windowsOptions.hostProcess=true"
-    return None
-
-
-def host_namespaces(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    used = sorted(f"{k}=true" for k in ("hostIPC", "hostNetwork", "hostPID") if spec.get(k) is True)
-    return ("host namespaces", ", ".join(used)) if used else None
-
-
-def privileged(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad = [c.get("name", "") for c in containers(spec) if _sc(c).get("privileged") is True]
-    return ("privileged", f"{_named('container', bad)} must not set securityContext.privileged=true") if bad else None
-
-
-BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-                         "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
-
-
-def capabilities_baseline(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad, caps = [], set()
-    for c in containers(spec):
-        added = [x for x in _l(_d(_sc(c).get("capabilities")).get("add")) if x not in BASELINE_CAPABILITIES]
-        if added:
-            bad.append(c.get("name", ""))
-            caps.update(map(str, added))
-    if bad:
-        return "non-default capabilities", (f"{_named('container', bad)} must not include {join_quote(sorted(caps))} "
-                                            "in securityContext.capabilities.add")
-    return None
-
-
-def host_path_volumes(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad = [v.get("name", "") for v in map(_d, _l(spec.get("volumes"))) if v.get("hostPath") is not None]
-    return ("hostPath volumes", _named("volume", bad)) if bad else None
-
-
-def host_ports(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad, ports = [], []
-    for c in containers(spec):
-        found = [p.get("hostPort") for p in map(_d, _l(c.get("ports"))) if p.get("hostPort")]
-        if found:
-            bad.append(c.get("name", ""))
-            ports += [str(p) for p in found]
-    if bad:
-        verb = "uses" if len(bad) == 1 else "use"
-        return "hostPort", f"{_named('container', bad)} {verb} {pluralize('hostPort', 'hostPorts', len(ports))} {', '.join(ports)}"
-    return None
-
-
-APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
-
-
-def app_armor(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad = set()
-    for k, v in _d(meta.get("annotations")).items():
-        if k.startswith(APPARMOR_ANNOTATION) and v != "runtime/default" and not str(v).startswith("localhost/"):
-            bad.add(f'{k}="{v}"')
-    profiles = [("pod", _d(spec.get("securityContext")).get("appArmorProfile"))]
-    profiles += [(f'container "{c.get("name", "")}"', _sc(c).get("appArmorProfile")) for c in containers(spec)]
-    for _, p in profiles:
-        if isinstance(p, dict) and p.get("type") not in (None, "RuntimeDefault", "Localhost"):
-            bad.add(f'appArmorProfile.type="{p.get("type")}"')
-    if bad:
-        return pluralize("forbidden AppArmor profile", "forbidden AppArmor profiles", len(bad)), ", ".join(sorted(bad))
-    return None
-
-
-SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
-
-
-def selinux_options(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad_types: set[str] = set()
-    bad_user = bad_role = False
-
-    def check(opts: Any) -> bool:
-        nonlocal bad_user, bad_role
-        o = _d(opts)
-        bad = False
-        if o.get("type", "") not in SELINUX_TYPES:
-            bad_types.add(str(o.get("type")))
-            bad = True
-        if o.get("user"):
-            bad_user = bad = True
-        if o.get("role"):
-            bad_role = bad = True
-        return bad
-
-    pod_bad = check(_d(spec.get("securityContext")).get("seLinuxOptions"))
-    bad = [c.get("name", "") for c in containers(spec) if check(_sc(c).get("seLinuxOptions"))]
-    if not pod_bad and not bad:
-        return None
-    what = []
-    if bad_types:
-        what.append(f"{pluralize('type', 'types', len(bad_types))} {join_quote(sorted(bad_types))}")
-    if bad_user:
-        what.append("user may not be set")
-    if bad_role:
-        what.append("role may not be set")
-    return "seLinuxOptions", f"{_setters(pod_bad, bad)} set forbidden securityContext.seLinuxOptions: {'; '.join(what)}"
-
-
-def proc_mount(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad, values = [], set()
-    for c in containers(spec):
-        pm = _sc(c).get("procMount")
-        if pm not in (None, "Default"):
-            bad.append(c.get("name", ""))
-            values.add(str(pm))
-    if bad:
-        return "procMount", f"{_named('container', bad)} must not set securityContext.procMount to {join_quote(sorted(values))}"
-    return None
-
-
-def seccomp_baseline(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    pod_bad = _d(_d(spec.get("securityContext")).get("seccompProfile")).get("type") == "Unconfined"
-    bad = [c.get("name", "") for c in containers(spec) if _d(_sc(c).get("seccompProfile")).get("type") == "Unconfined"]
-    if pod_bad or bad:
-        return "seccompProfile", f'{_setters(pod_bad, bad)} must not set securityContext.seccompProfile.type to "Unconfined"'
-    return None
-
-
-SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-                "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"}
-
-
-def sysctls(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad = sorted({str(s.get("name")) for s in map(_d, _l(_d(spec.get("securityContext")).get("sysctls")))
-                  if s.get("name") not in SAFE_SYSCTLS})
-    return ("forbidden sysctls", ", ".join(bad)) if bad else None
-
-
-# -- restricted ----------------------------------------------------------------------------
-
-ALLOWED_VOLUME_SOURCES = ("configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret")
-
-
-def restricted_volumes(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad, kinds = [], set()
-    for v in map(_d, _l(spec.get("volumes"))):
-        if any(v.get(k) is not None for k in ALLOWED_VOLUME_SOURCES):
-            continue
-        bad.append(v.get("name", ""))
-        kinds.update(k for k in v if k != "name")
-    if bad:
-        verb = "uses" if len(bad) == 1 else "use"
-        return "restricted volume types", (f"{_named('volume', bad)} {verb} restricted volume "
-                                           f"{pluralize('type', 'types', len(kinds))} {join_quote(sorted(kinds))}")
-    return None
-
-
-def allow_privilege_escalation(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    bad = [c.get("name", "") for c in containers(spec) if _sc(c).get("allowPrivilegeEscalation") is not False]
-    if bad:
-        return "allowPrivilegeEscalation != false", f"{_named('container', bad)} must set securityContext.allowPrivilegeEscalation=false"
-    return None
-
-
-def capabilities_restricted(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    missing_drop, adding, caps = [], [], set()
-    for c in containers(spec):
-        capabilities = _d(_sc(c).get("capabilities"))
-        if "ALL" not in _l(capabilities.get("drop")):
-            missing_drop.append(c.get("name", ""))
-        added = [x for x in _l(capabilities.get("add")) if x != "NET_BIND_SERVICE"]
-        if added:
-            adding.append(c.get("name", ""))
-            caps.update(map(str, added))
-    details = []
-    if missing_drop:
-        details.append(f'{_named("container", missing_drop)} must set securityContext.capabilities.drop=["ALL"]')
-    if adding:
-        details.append(f"{_named('container', adding)} must not include {join_quote(sorted(caps))} in securityContext.capabilities.add")
-    return ("unrestricted capabilities", "; ".join(details)) if details else None
-
-
-def run_as_non_root(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    pod_value = _d(spec.get("securityContext")).get("runAsNonRoot")
-    pod_bad = pod_value is False
-    explicit, implicit = [], []
-    for c in containers(spec):
-        v = _sc(c).get("runAsNonRoot")
-        if v is False:
-            explicit.append(c.get("name", ""))
-        elif v is None and pod_value is not True:
-            implicit.append(c.get("name", ""))
-    if pod_bad or explicit:
-        return "runAsNonRoot != true", f"{_setters(pod_bad, explicit)} must not set securityContext.runAsNonRoot=false"
-    if implicit:
-        return "runAsNonRoot != true", f"pod or {_named('container', implicit)} must set securityContext.runAsNonRoot=true"
-    return None
-
-
-def run_as_user(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    pod_bad = _d(spec.get("securityContext")).get("runAsUser") == 0
-    bad = [c.get("name", "") for c in containers(spec) if _sc(c).get("runAsUser") == 0]
-    if pod_bad or bad:
-        return "runAsUser=0", f"{_setters(pod_bad, bad)} must not set runAsUser=0"
-    return None
-
-
-def seccomp_restricted(meta: dict[str, Any], spec: dict[str, Any]) -> Result:
-    def valid(t: Any) -> bool:
-        return t in ("RuntimeDefault", "Localhost")
-
-    pod_profile = _d(spec.get("securityContext")).get("seccompProfile")
-    pod_bad, pod_set, bad_values = False, False, set()
-    if isinstance(pod_profile, dict):
-        if valid(pod_profile.get("type")):
-            pod_set = True
+def _strings(errs: list[str], path: str, value: Any, valid: re.Pattern[str] | None, what: str) -> list[str]:
+    out: list[str] = []
+    for i, v in enumerate(_l(value)):
+        p = f"{path}[{i}]"
+        if not isinstance(v, str) or not v:
+            errs.append(f"{p}: Required value")
+        elif valid is not None and (len(v) > (63 if what == "label" else 253) or not valid.match(v)):
+            errs.append(f"{p}: Invalid value: {go_quote(v)}: a lowercase RFC 1123 {what} must consist of lower case "
+                        "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
+        elif v in out:
+            errs.append(f"{p}: Duplicate value: {go_quote(v)}")
         else:
-            pod_bad = True
-            bad_values.add(str(pod_profile.get("type")))
-    explicit, implicit = [], []
-    for c in containers(spec):
-        profile = _sc(c).get("seccompProfile")
-        if isinstance(profile, dict):
-            if not valid(profile.get("type")):
-                explicit.append(c.get("name", ""))
-                bad_values.add(str(profile.get("type")))
-        elif not pod_set:
-            implicit.append(c.get("name", ""))
-    if pod_bad or explicit:
-        return "seccompProfile", (f"{_setters(pod_bad, explicit)} must not set securityContext.seccompProfile.type to "
-                                  f"{join_quote(sorted(bad_values))}")
-    if implicit:
-        return "seccompProfile", (f"pod or {_named('container', implicit)} must set securityContext.seccompProfile.type "
-                                  'to "RuntimeDefault" or "Localhost"')
-    return None
-
-
-#: check id → (level, function, ids it replaces at its level)
-CHECKS: dict[str, tuple[str, Check, tuple[str, ...]]] = {
-    "allowPrivilegeEscalation": ("restricted", allow_privilege_escalation, ()),
-    "appArmorProfile": ("baseline", app_armor, ()),
-    "capabilities_baseline": ("baseline", capabilities_baseline, ()),
-    "capabilities_restricted": ("restricted", capabilities_restricted, ("capabilities_baseline",)),
-    "hostNamespaces": ("baseline", host_namespaces, ()),
-    "hostPathVolumes": ("baseline", host_path_volumes, ()),
-    "hostPorts": ("baseline", host_ports, ()),
-    "privileged": ("baseline", privileged, ()),
-    "procMount": ("baseline", proc_mount, ()),
-    "restrictedVolumes": ("restricted", restricted_volumes, ("hostPathVolumes",)),
-    "runAsNonRoot": ("restricted", run_as_non_root, ()),
-    "runAsUser": ("restricted", run_as_user, ()),
-    "seLinuxOptions": ("baseline", selinux_options, ()),
-    "seccompProfile_baseline": ("baseline", seccomp_baseline, ()),
-    "seccompProfile_restricted": ("restricted", seccomp_restricted, ("seccompProfile_baseline",)),
-    "sysctls": ("baseline", sysctls, ()),
-    "windowsHostProcess": ("baseline", host_process, ()),
-}
-
-
-def checks_for(level: str) -> list[Check]:
-    if level == "privileged":
-        return []
-    ids = [i for i, (lvl, _, _) in CHECKS.items() if lvl == "baseline" or level == "restricted"]
-    replaced = {r for i in ids for r in CHECKS[i][2]}
-    return [CHECKS[i][1] for i in sorted(ids) if i not in replaced]
-
-
-def evaluate(level: str, pod: dict[str, Any]) -> list[str]:
-    """The failed checks of `level` for a pod, as `reason (detail)` strings."""
-    meta, spec = _d(pod.get("metadata")), _d(pod.get("spec"))
-    out = []
-    for check in checks_for(level):
-        r = check(meta, spec)
-        if r is not None:
-            out.append(f"{r[0]} ({r[1]})" if r[1] else r[0])
+            out.append(v)
     return out
 
 
-def namespace_policy(labels: dict[str, str]) -> tuple[str, str] | None:
-    """(level, version) the namespace enforces, or None for privileged/unlabelled."""
-    level = labels.get(LABEL_PREFIX + "enforce")
-    if level is None:
-        return None
-    version = labels.get(LABEL_PREFIX + "enforce-version") or "latest"
-    if level not in LEVELS:
-        level = "restricted"  # an invalid level must not loosen anything
-    if level == "privileged":
-        return None
-    return level, version
+def parse_config(doc: Any) -> PodSecurityConfig:
+    """A PodSecurityConfiguration (defaults and exemptions), validated as upstream's."""
+    if doc is None:
+        return PodSecurityConfig()
+    if not isinstance(doc, dict) or doc.get("kind") != "PodSecurityConfiguration" or doc.get("apiVersion") not in CONFIG_API_VERSIONS:
+        raise PodSecurityConfigError(f"want kind PodSecurityConfiguration, apiVersion one of {', '.join(CONFIG_API_VERSIONS)}")
+    defaults, exemptions = _d(doc.get("defaults")), _d(doc.get("exemptions"))
+    errs: list[str] = []
+    modes = {}
+    for mode in MODES:
+        level, version = str(defaults.get(mode) or PRIVILEGED), str(defaults.get(f"{mode}-version") or "latest")
+        try:
+            level = parse_level(level)
+        except ParseError as e:
+            errs.append(f"defaults.{mode}: Invalid value: {go_quote(level)}: {e}")
+        try:
+            parsed = parse_version(version)
+        except ParseError as e:
+            errs.append(f"defaults.{mode}-version: Invalid value: {go_quote(version)}: {e}")
+            parsed = LATEST
+        modes[mode] = LevelVersion(level, parsed)
+    namespaces = _strings(errs, "exemptions.namespaces", exemptions.get("namespaces"), _DNS1123_LABEL, "label")
+    classes = _strings(errs, "exemptions.runtimeClasses", exemptions.get("runtimeClasses"), _DNS1123_SUBDOMAIN, "subdomain")
+    users = _strings(errs, "exemptions.usernames", exemptions.get("usernames"), None, "")
+    if errs:
+        raise PodSecurityConfigError(aggregate(errs))
+    return PodSecurityConfig(Policy(**modes), frozenset(users), frozenset(namespaces), frozenset(classes))
+
+
+def config_from_file(path: str | None) -> PodSecurityConfig:
+    if not path:
+        return PodSecurityConfig()
+    from apiserver.admission.config import load_admission_config
+
+    try:
+        return parse_config(load_admission_config(path).get("PodSecurity"))
+    except PodSecurityConfigError as e:
+        raise PodSecurityConfigError(f"PodSecurity: {path}: {e}") from None
+
+
+# -- what an evaluation answers -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Response:
+    """Upstream's AdmissionResponse, reduced: refusal, warnings and audit annotations (their
+    keys without the `pod-security.kubernetes.io/` prefix the plugin adds)."""
+
+    forbidden: str | None = None
+    invalid: list[Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def exempt(reason: str) -> Response:
+    return Response(annotations={"exempt": reason})
+
+
+def is_significant_pod_update(pod: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether a pod update can change the verdict: the mutable fields that matter are
+    containers' images, the seccomp annotations, and ephemeral containers being added."""
+    annotations, old_annotations = _d(_d(pod.get("metadata")).get("annotations")), _d(_d(old.get("metadata")).get("annotations"))
+    pod_key = "seccomp.security.alpha.kubernetes.io/pod"
+    if annotations.get(pod_key) != old_annotations.get(pod_key):
+        return True
+    spec, old_spec = _d(pod.get("spec")), _d(old.get("spec"))
+
+    def changed(c: dict[str, Any], oc: dict[str, Any]) -> bool:
+        key = f"container.seccomp.security.alpha.kubernetes.io/{c.get('name', '')}"
+        return c.get("image") != oc.get("image") or annotations.get(key) != old_annotations.get(key)
+
+    for kind in ("containers", "initContainers"):
+        new, prev = [_d(c) for c in _l(spec.get(kind))], [_d(c) for c in _l(old_spec.get(kind))]
+        if len(new) != len(prev) or any(changed(c, oc) for c, oc in zip(new, prev, strict=True)):
+            return True
+    previous = {c.get("name"): c for c in map(_d, _l(old_spec.get("ephemeralContainers")))}
+    for c in map(_d, _l(spec.get("ephemeralContainers"))):
+        oc = previous.get(c.get("name"))
+        if oc is None or changed(c, oc):
+            return True
+    return False
+
+
+def pod_template(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    node: Any = obj
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
 
 
 class PodSecurity(Plugin):
     name = "PodSecurity"
 
-    def __init__(self, server: APIServer) -> None:
+    def __init__(self, server: APIServer | None, config: PodSecurityConfig | None = None) -> None:
         self.server = server
+        if config is None:
+            config = config_from_file(getattr(getattr(server, "opts", None), "admission_control_config_file", None))
+        self.config = config
+
+    # -- the plumbing: the request's notes, the namespace, the pods -------------------------------
 
     async def validate(self, a: Attributes) -> None:
-        if a.resource.group or a.resource.plural != "pods" or not isinstance(a.obj, dict):
+        if a.operation not in (CREATE, UPDATE) or not isinstance(a.obj, dict):
             return
-        if a.operation == UPDATE:
-            # only spec changes are evaluated (status/metadata updates never are)
-            if a.subresource not in ("", "ephemeralcontainers") or not isinstance(a.old, dict) or a.obj.get("spec") == a.old.get("spec"):
-                return
-        elif a.operation != CREATE or a.subresource:
+        gr = (a.resource.group, a.resource.plural)
+        if gr == ("", "namespaces"):
+            r = await self.validate_namespace(a)
+        elif gr == ("", "pods"):
+            r = await self.validate_pod(a)
+        elif gr in POD_CONTROLLERS:
+            r = await self.validate_pod_controller(a)
+        else:
             return
-        ns = await get_object(self.server, "", "namespaces", "", a.namespace)
-        if ns is None:
-            return
-        policy = namespace_policy(_d(ns["metadata"].get("labels")))
-        if policy is None:
-            return
-        level, version = policy
-        failures = evaluate(level, a.obj)
-        if failures:
-            raise self.forbidden(a, f'violates PodSecurity "{level}:{version}": {", ".join(failures)}')
+        notes = request_notes()
+        for w in r.warnings:
+            notes.warn(w)
+        for k, v in r.annotations.items():
+            notes.annotate(LABEL_PREFIX + k, v)
+        if r.invalid:
+            raise errors.invalid("Namespace", a.name or _d(a.obj.get("metadata")).get("name", ""),
+                                 [errors.field_cause(e.field, f"Invalid value: {go_quote(e.value)}: {e.message}")
+                                  for e in r.invalid])
+        if r.forbidden is not None:
+            raise self.forbidden(a, r.forbidden)
+
+    async def namespace_labels(self, namespace: str) -> dict[str, str] | None:
+        """The namespace's labels; None when it does not exist."""
+        assert self.server is not None
+        ns = await get_object(self.server, "", "namespaces", "", namespace)
+        return None if ns is None else _d(_d(ns.get("metadata")).get("labels"))
+
+    async def namespace_pods(self, namespace: str) -> list[dict[str, Any]]:
+        assert self.server is not None
+        from apiserver.watchcache import Filter
+
+        cache = self.server.cache_for("", "pods")
+        if not cache.ready.is_set():
+            await cache.sync_with_store()
+        import orjson
+
+        return [orjson.loads(e.data) for e in cache.list(Filter(namespace=namespace))]
+
+    # -- upstream's Admission ------------------------------------------------------------------
+
+    def exempt_namespace(self, namespace: str) -> bool:
+        return bool(namespace) and namespace in self.config.namespaces
+
+    def exempt_user(self, username: str) -> bool:
+        return bool(username) and username in self.config.usernames
+
+    def exemption(self, a: Attributes) -> Response | None:
+        """The answer for a request from an exempt namespace or user (None: not exempt)."""
+        if self.exempt_namespace(a.namespace):
+            return exempt("namespace")
+        if self.exempt_user(a.user.name):
+            return exempt("user")
+        return None
+
+    def policy(self, labels: dict[str, str] | None) -> tuple[Policy, list[Any]]:
+        return policy_to_evaluate(labels, self.config.defaults)
+
+    async def validate_namespace(self, a: Attributes) -> Response:
+        if a.subresource:
+            return Response()
+        meta = _d(a.obj.get("metadata")) if a.obj else {}
+        new_policy, new_errs = self.policy(_d(meta.get("labels")))
+        if a.operation == CREATE:
+            return Response(invalid=new_errs) if new_errs else Response()
+        old_policy, old_errs = self.policy(_d(_d(_d(a.old).get("metadata")).get("labels")))
+        if new_errs and (not old_errs or [str(e) for e in new_errs] != [str(e) for e in old_errs]):
+            return Response(invalid=new_errs)
+        new, old = new_policy.enforce, old_policy.enforce
+        # no pods to check: the enforce policy is unchanged, privileged, or relaxed at the same version
+        if new == old or new.level == PRIVILEGED or (new.version == old.version and compare_levels(new.level, old.level) < 1):
+            return Response()
+        name = meta.get("name") or a.name
+        if self.exempt_namespace(name):
+            return exempt("namespace")
+        return Response(warnings=await self.evaluate_pods_in_namespace(name, new))
+
+    async def validate_pod(self, a: Attributes) -> Response:
+        if a.subresource in IGNORED_POD_SUBRESOURCES:
+            return Response()
+        if (r := self.exemption(a)) is not None:
+            return r
+        labels = await self.namespace_labels(a.namespace)
+        if labels is None:
+            return Response()  # NamespaceLifecycle answers for a namespace that does not exist
+        policy, errs = self.policy(labels)
+        if not errs and all(policy.get(m).level == PRIVILEGED for m in MODES):
+            return Response(annotations={"enforce-policy": str(LevelVersion(PRIVILEGED))})
+        assert a.obj is not None
+        if a.operation == UPDATE and isinstance(a.old, dict) and not is_significant_pod_update(a.obj, a.old):
+            return Response()
+        return self.evaluate_pod(policy, errs, _d(a.obj.get("metadata")), _d(a.obj.get("spec")), enforce=True)
+
+    async def validate_pod_controller(self, a: Attributes) -> Response:
+        if a.subresource:
+            return Response()
+        if (r := self.exemption(a)) is not None:
+            return r
+        labels = await self.namespace_labels(a.namespace)
+        if labels is None:
+            return Response(annotations={"error": f"failed to lookup namespace {a.namespace}: "
+                                                  f'namespaces "{a.namespace}" not found'})
+        policy, errs = self.policy(labels)
+        if not errs and policy.warn.level == PRIVILEGED and policy.audit.level == PRIVILEGED:
+            return Response()
+        assert a.obj is not None
+        template = pod_template(a.obj, POD_CONTROLLERS[(a.resource.group, a.resource.plural)])
+        if template is None:
+            return Response()  # e.g. a ReplicationController without a template
+        return self.evaluate_pod(policy, errs, _d(template.get("metadata")), _d(template.get("spec")), enforce=False)
+
+    def evaluate_pod(self, policy: Policy, errs: list[Any], meta: dict[str, Any], spec: dict[str, Any],
+                     enforce: bool) -> Response:
+        """Enforce (pods only), audit and warn, each level:version evaluated once."""
+        if spec.get("runtimeClassName") and spec["runtimeClassName"] in self.config.runtime_classes:
+            return exempt("runtimeClass")
+        r = Response()
+        if errs:
+            r.annotations["error"] = f"Failed to parse policy: {aggregate(errs)}"
+        results: dict[LevelVersion, list[tuple[str, str]]] = {}
+
+        def failures(lv: LevelVersion) -> list[tuple[str, str]]:
+            if lv not in results:
+                results[lv] = check_pod(lv, meta, spec)
+            return results[lv]
+
+        if enforce:
+            r.annotations["enforce-policy"] = str(policy.enforce)
+            if found := failures(policy.enforce):
+                r.forbidden = f'violates PodSecurity "{policy.enforce}": {forbidden_detail(found)}'
+        if found := failures(policy.audit):
+            r.annotations["audit-violations"] = f'would violate PodSecurity "{policy.audit}": {forbidden_detail(found)}'
+        if r.forbidden is None and (found := failures(policy.warn)):  # no warnings on a refusal
+            r.warnings.append(f'would violate PodSecurity "{policy.warn}": {forbidden_detail(found)}')
+        return r
+
+    async def evaluate_pods_in_namespace(self, namespace: str, enforce: LevelVersion) -> list[str]:
+        """Warnings for the existing pods a namespace's new enforce level would refuse: one line per
+        distinct set of failed checks, naming the (lexically first) pod and how many share it."""
+        deadline = time.monotonic() + NAMESPACE_CHECK_SECONDS
+        try:
+            pods = self.prioritize(await self.namespace_pods(namespace))
+        except Exception:  # upstream answers any listing failure with this warning
+            return ["failed to list pods while checking new PodSecurity enforce level"]
+        total = len(pods)
+        pods = pods[:NAMESPACE_MAX_PODS]
+        checked = len(pods)
+        order: list[str] = []
+        seen: dict[str, tuple[str, int]] = {}  # warning → (first pod name, count)
+        for i, pod in enumerate(pods):
+            found = check_pod(enforce, _d(pod.get("metadata")), _d(pod.get("spec")))
+            if found:
+                warning = forbidden_reason(found)
+                name = str(_d(pod.get("metadata")).get("name", ""))
+                if warning not in seen:
+                    order.append(warning)
+                    seen[warning] = (name, 1)
+                else:
+                    first, count = seen[warning]
+                    seen[warning] = (min(first, name), count + 1)
+            if time.monotonic() > deadline:
+                checked = i + 1
+                break
+        out = []
+        if checked < total:
+            out.append(f"new PodSecurity enforce level only checked against the first {checked} of {total} existing pods")
+        if order:
+            out.append(f'existing pods in namespace "{namespace}" violate the new PodSecurity enforce level "{enforce}"')
+        lines = []
+        for warning in order:
+            name, count = seen[warning]
+            if count == 1:
+                lines.append(f"{name}: {warning}")
+            elif count == 2:
+                lines.append(f"{name} (and 1 other pod): {warning}")
+            else:
+                lines.append(f"{name} (and {count - 1} other pods): {warning}")
+        return out + sorted(lines)
+
+    def prioritize(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Pods of exempt runtime classes left out; of the pods one controller owns, the first
+        comes in order and the others at the end."""
+        first: list[dict[str, Any]] = []
+        later: list[dict[str, Any]] = []
+        controllers: set[str] = set()
+        for pod in pods:
+            rc = _d(pod.get("spec")).get("runtimeClassName")
+            if rc and rc in self.config.runtime_classes:
+                continue
+            owner = next((o for o in map(_d, _l(_d(pod.get("metadata")).get("ownerReferences"))) if o.get("controller") is True), None)
+            if owner is None:
+                first.append(pod)
+            elif owner.get("uid") in controllers:
+                later.append(pod)
+            else:
+                controllers.add(str(owner.get("uid")))
+                first.append(pod)
+        return first + later
