@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from apimachinery import errors
 from apiserver.admission import CREATE, UPDATE, Attributes, Plugin
 from apiserver.admission.podsecurity_policy import (
@@ -55,6 +57,7 @@ from apiserver.admission.podsecurity_policy import (
 )
 from apiserver.admission.webhook import request_notes
 from apiserver.lookup import get_object
+from apiserver.watchcache import Filter
 
 if TYPE_CHECKING:
     from apiserver.server import APIServer
@@ -256,13 +259,9 @@ class PodSecurity(Plugin):
 
     async def namespace_pods(self, namespace: str) -> list[dict[str, Any]]:
         assert self.server is not None
-        from apiserver.watchcache import Filter
-
         cache = self.server.cache_for("", "pods")
         if not cache.ready.is_set():
             await cache.sync_with_store()
-        import orjson
-
         return [orjson.loads(e.data) for e in cache.list(Filter(namespace=namespace))]
 
     # -- upstream's Admission ------------------------------------------------------------------
