@@ -60,9 +60,9 @@ def micro_time(ts: float) -> str:
 
 def new_audit_id(req: Any) -> str:
     """The request's audit ID: the client's `Audit-ID` header if it sent one (as upstream), else a UUID."""
-    given = req.headers.get(b"audit-id")
+    given = (req.headers.get(b"audit-id") or b"").decode("latin-1").strip()
     if given:
-        return given.decode("latin-1").strip()
+        return given
     # a random (version 4) UUID; unique, not secret: the process's PRNG spares a syscall per request
     h = f"{(random.getrandbits(128) & _V4_MASK) | _V4_BITS:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
@@ -204,9 +204,12 @@ class RequestAudit:
                     status = answer
         self.status = response_status(code or 200, status)
         if level >= _REQUEST_RESPONSE and body and self.verb not in ("watch",) and body[:1] in (b"{", b"["):
-            if self.cfg.omit_managed_fields:
+            if self.cfg.omit_managed_fields or b"\n" in body:
+                # (a body with a raw newline is not ours — compact orjson never has one — e.g. a
+                # kubelet's answer passed on: decoded, so that it cannot split the event's line)
                 with contextlib.suppress(ValueError):
-                    self.response_object = _without_managed_fields(orjson.loads(body))
+                    obj = orjson.loads(body)
+                    self.response_object = _without_managed_fields(obj) if self.cfg.omit_managed_fields else obj
             else:
                 self.response_object = orjson.Fragment(body)  # as it was answered, not decoded again
         self.emit("ResponseComplete")
@@ -288,6 +291,7 @@ class LogBackend:
         self.batch = mode == "batch"
         self._pending: list[dict[str, Any]] = []
         self._flush_pending = False
+        self._last_error = -1e9  # (monotonic) when a failed write was last logged
         self._f: Any = None
         self._size = 0
         self._stdout = path == "-"
@@ -319,10 +323,18 @@ class LogBackend:
                 self.flush()
 
     def _write(self, line: bytes) -> None:
-        if not self._stdout and self._size + len(line) > self.max_bytes and self._size > 0:
-            self._rotate()
-        self._f.write(line)
-        self._size += len(line)
+        # as upstream's backend (audit.HandlePluginError): a failing log never fails the request;
+        # the line is dropped and the failure logged (at most once a minute)
+        try:
+            if not self._stdout and self._size + len(line) > self.max_bytes and self._size > 0:
+                self._rotate()
+            self._f.write(line)
+            self._size += len(line)
+        except (OSError, ValueError) as e:
+            now = time.monotonic()
+            if now - self._last_error >= 60:
+                self._last_error = now
+                log.error("writing the audit log %s: %s (events are dropped)", self.path, e)
 
     def flush(self) -> None:
         self._flush_pending = False
@@ -334,7 +346,7 @@ class LogBackend:
                 self._write(orjson.dumps(ev) + b"\n")
         try:
             self._f.flush()
-        except OSError as e:
+        except (OSError, ValueError) as e:
             log.error("writing the audit log %s: %s", self.path, e)
 
     # -- rotation (lumberjack's naming and cleanup) -------------------------------------------

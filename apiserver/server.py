@@ -531,9 +531,10 @@ class APIServer:
                     notes.annotate(REASON, reason)
                 if decision != ALLOW:
                     raise forbidden(attrs, reason)
-            if audit is not None:  # the protocol switch: upstream's audit writer sees a 101
-                audit.started(101)
-            status = await self.podproxy.websocket(scope, receive, send, info, info.namespace, user)
+            # ResponseStarted when the answer's head really goes out: a 101 on the protocol switch,
+            # or whatever the kubelet's refusal or a missing pod makes it
+            status = await self.podproxy.websocket(scope, receive, _started_then(send, audit) if audit else send,
+                                                   info, info.namespace, user)
         except errors.StatusError as e:
             await receive()  # the websocket.connect event
             await reject(scope, send, e)
@@ -554,10 +555,14 @@ class APIServer:
 
 
 def _started_then(send: Any, audit: Any) -> Any:
-    """`send`, telling the audit of a long-running request when its response head goes out."""
+    """`send`, telling the audit of a long-running request when its response head goes out (an
+    HTTP answer, a websocket's accept — the 101 — or its refusal)."""
     async def send_audited(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
+        kind = message["type"]
+        if kind in ("http.response.start", "websocket.http.response.start"):
             audit.started(message["status"])
+        elif kind == "websocket.accept":
+            audit.started(101)
         await send(message)
 
     return send_audited

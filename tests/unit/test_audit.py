@@ -324,3 +324,32 @@ def test_modes_and_stdout(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     backend.process({"kind": "Event"})
     backend.close()
     assert capsysbinary.readouterr().out == b'{"kind":"Event"}\n'
+
+
+def test_a_failing_audit_log_drops_events_instead_of_failing_requests(caplog: pytest.LogCaptureFixture) -> None:
+    # as upstream's log backend: the error is logged (once a minute), the request goes on
+    backend = LogBackend("/dev/full")
+    for i in range(2000):  # well past the 64 KiB buffer
+        backend.process({"kind": "Event", "auditID": f"id-{i}", "pad": "x" * 100})
+    backend.flush()
+    assert sum("events are dropped" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_passed_on_body_with_newlines_cannot_split_the_events_line() -> None:
+    a, _ = auditor("  - level: RequestResponse\n")
+    lines: list[bytes] = []
+    a.backend = type("Lines", (), {"process": lambda self, ev: lines.append(orjson.dumps(ev))})()
+    req = request("GET", "/api/v1/namespaces/ns/pods/p/log")
+    ra = a.begin(req, parse_info("GET", req.path, req.query), time.time())
+    assert ra is not None
+    ra.complete(400, None, b'{"kind": "Status",\n "code": 400}\n', None)
+    assert all(b"\n" not in line for line in lines)
+    assert orjson.loads(lines[-1])["responseObject"] == {"kind": "Status", "code": 400}
+
+
+def test_an_empty_audit_id_header_gets_a_new_id() -> None:
+    from apiserver.audit import new_audit_id
+
+    assert new_audit_id(request("GET", "/api", headers=[(b"audit-id", b"given")])) == "given"
+    generated = new_audit_id(request("GET", "/api", headers=[(b"audit-id", b"  ")]))
+    assert len(generated) == 36 and generated.count("-") == 4
