@@ -533,8 +533,8 @@ class Kubelet:
 
     def _admission_node(self) -> dict[str, Any]:
         node = self._node_object or self.node.node
-        if node is None:  # not registered yet: what it will be registered as
-            return {"metadata": {"name": self.node_name, "labels": dict(self.cfg.node_labels)},
+        if node is None:  # not registered yet: what it will be registered as (upstream's initialNode)
+            return {"metadata": {"name": self.node_name, "labels": self.node.labels()},
                     "spec": {"taints": list(self.cfg.register_with_taints)}}
         return node
 

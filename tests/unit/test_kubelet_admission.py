@@ -317,3 +317,11 @@ async def test_no_deadline_no_change_to_the_resync(tmp_path):
     assert k._until_deadline(p, None) is None and k._until_deadline(p, 3.0) == 3.0
     p["spec"]["activeDeadlineSeconds"] = 3600  # far off: the periodic sync comes first
     assert k._until_deadline(p, None) is None and k._until_deadline(p, 3.0) == 3.0
+
+
+async def test_before_registration_a_pod_is_admitted_against_the_node_to_be_registered(tmp_path):
+    # a static pod starts before the Node exists: its default labels (hostname, os, arch) count
+    k = _kubelet(tmp_path)
+    assert k.node.node is None and k._node_object is None
+    static = pod("static", nodeSelector={"kubernetes.io/hostname": k.node_name, "kubernetes.io/os": "linux"})
+    assert await k._admit(static, runtime_status("uid-static"))
