@@ -60,8 +60,8 @@ class Request:
         if self._body is not None:
             return self._body
         length = self.headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY:
-            raise errors.too_large()
+        if (length is not None and length.isdigit() and int(length) > MAX_BODY) or self._size > MAX_BODY:
+            raise errors.too_large()  # (the second: found too large by an earlier read)
         while True:
             msg = await self.receive()
             if msg["type"] == "http.disconnect":

@@ -74,3 +74,16 @@ async def test_a_body_too_large_is_left_to_the_handler() -> None:
     with pytest.raises(errors.StatusError) as e:
         await req.body()
     assert e.value.code == 413
+
+
+async def test_a_chunked_body_found_too_large_while_queued_is_a_413_for_the_handler() -> None:
+    half = b"x" * (MAX_BODY // 2 + 1)
+    req = request([body(half, True), body(half, False)])
+    watch = asyncio.create_task(req.disconnected())
+    await asyncio.sleep(0.01)
+    watch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watch
+    with pytest.raises(errors.StatusError) as e:
+        await asyncio.wait_for(req.body(), 1)
+    assert e.value.code == 413
