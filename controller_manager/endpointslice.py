@@ -297,8 +297,6 @@ class EndpointSliceController(PodEventsToServices, Controller):
         self._check_node_topology()
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
-        # upstream reacts to readiness and zone label changes; we also take allocatable CPU
-        # changes (the zone ratios depend on it) and excluding role labels
         if topologycache.node_topology_key(old) != topologycache.node_topology_key(new):
             self._check_node_topology()
 

@@ -107,9 +107,10 @@ def node_excluded(node: Obj) -> bool:
 
 
 def node_topology_key(node: Obj) -> tuple:
-    """What of a node the zone ratios depend on."""
+    """What of a node upstream's controller watches for (updateNode: readiness and the zone label;
+    a zone label may come late, from a cloud provider). Other changes count at the next recompute."""
     labels = (node.get("metadata") or {}).get("labels") or {}
-    return (is_node_ready(node), labels.get(ZONE_LABEL), node_cpu_milli(node), node_excluded(node))
+    return (is_node_ready(node), labels.get(ZONE_LABEL))
 
 
 @dataclass

@@ -153,8 +153,11 @@ async def test_node_changes_resync_overloaded_services() -> None:
     seed_pods(api, {"n1": 2, "n2": 2})
     await run_queue(c)
     assert sorted(h[0] for h in hints(api).values()) == ["z1", "z1", "z2", "z2"]
-    # z2 grows to 3/4 of the CPU: z1's share (2 endpoints) now overloads z2 → resync, one moves
+    # as upstream's updateNode, a change of allocatable CPU alone is not acted on at once
     api.seed("v1", "nodes", node("n2", "z2", "12"))
+    assert len(c.queue) == 0
+    # a new Ready node in z2 (3/4 of the CPU now): z1's share (2 endpoints) overloads z2 → resync, one moves
+    api.seed("v1", "nodes", node("n3", "z2", "4"))
     assert len(c.queue) == 1  # only the overloaded service is queued
     await run_queue(c)
     assert sorted(h[0] for h in hints(api).values()) == ["z1", "z2", "z2", "z2"]
