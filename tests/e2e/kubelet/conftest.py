@@ -107,6 +107,14 @@ class KubeletProcess:
         p._log.close()  # type: ignore[attr-defined]
         self.proc = None
 
+    def restart(self, api: httpx.Client, extra_args: list[str] | None = None) -> None:
+        """Stop the kubelet, start it with `extra_args` (none: as the session started it), wait until
+        its node is Ready again."""
+        self.stop()
+        self.extra_args = list(extra_args or [])
+        self.start()
+        self.wait_ready(api)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -38,19 +38,13 @@ NUMBER = re.compile(rb"n=(\d+) padding")
 @pytest.fixture(scope="module")
 def rotating_kubelet(kubelet: KubeletProcess, kcluster) -> Iterator[KubeletProcess]:
     """The session's kubelet, restarted with log rotation at a few KiB; restarted as it was after."""
-    kubelet.stop()
-    kubelet.extra_args = list(ROTATION_ARGS)
     try:
-        kubelet.start()
         with kcluster.client() as api:
-            kubelet.wait_ready(api)
+            kubelet.restart(api, list(ROTATION_ARGS))
         yield kubelet
     finally:
-        kubelet.stop()
-        kubelet.extra_args = []
-        kubelet.start()
         with kcluster.client() as api:
-            kubelet.wait_ready(api)
+            kubelet.restart(api)
 
 
 def _log_file(kubelet: KubeletProcess, pod: dict, container: str = "main") -> Path:

@@ -183,11 +183,9 @@ def test_eviction_under_memory_pressure_goes_by_qos(api, ns, kubelet):
                                                      "resources": {"limits": {"cpu": "100m", "memory": "32Mi"}}}]))
     wait_pod(api, ns, "besteffort", running)
     wait_pod(api, ns, "guaranteed", running)
-    kubelet.stop()
-    # a threshold no machine meets: the node is under memory pressure from the first round on
-    kubelet.extra_args = ["--eviction-hard", "memory.available<100000Gi"]
     try:
-        kubelet.start()
+        # a threshold no machine meets: the node is under memory pressure from the first round on
+        kubelet.restart(api, ["--eviction-hard", "memory.available<100000Gi"])
         best = wait_pod(api, ns, "besteffort", lambda p: p["status"]["phase"] == "Failed", 60)
         assert best["status"]["reason"] == "Evicted"
         assert "The node was low on resource: memory" in best["status"]["message"]
@@ -206,7 +204,4 @@ def test_eviction_under_memory_pressure_goes_by_qos(api, ns, kubelet):
         assert late["status"]["reason"] == "Evicted"
         assert "MemoryPressure" in late["status"]["message"]
     finally:
-        kubelet.stop()
-        kubelet.extra_args = []
-        kubelet.start()
-        kubelet.wait_ready(api)
+        kubelet.restart(api)
