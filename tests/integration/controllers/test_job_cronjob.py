@@ -90,6 +90,22 @@ def test_job_fails_once_its_pods_are_gone(controller_manager: ControllerManager,
                json=job_body("doomed", completions=2, parallelism=2, backoff_limit=0)).raise_for_status()
     wait_for(lambda: len(job_pods(admin, ns, "doomed", active=True)) == 2, 30, 0.2, "two pods")
     bad, other = job_pods(admin, ns, "doomed", active=True)
+    # bound to a node that exists: pod GC force-fails a terminating pod that is not on a node (every
+    # 20 s, as upstream's), which would end its "terminating" at a moment the test does not choose
+    node = f"{ns}-node"
+    admin.post("/api/v1/nodes", json={"apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+                                      "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+               ).raise_for_status()
+    try:
+        admin.post(f"/api/v1/namespaces/{ns}/pods/{other['metadata']['name']}/binding",
+                   json={"apiVersion": "v1", "kind": "Binding", "metadata": {"name": other["metadata"]["name"]},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": node}}).raise_for_status()
+        _fail_while_one_pod_is_held(plane, admin, ns, bad, other)
+    finally:
+        admin.delete(f"/api/v1/nodes/{node}")
+
+
+def _fail_while_one_pod_is_held(plane: ControlPlane, admin: httpx.Client, ns: str, bad: dict, other: dict) -> None:
     set_finalizers(admin, ns, other["metadata"]["name"], ["batch.kubernetes.io/job-tracking", "example.com/hold"])
     set_phase(admin, ns, bad["metadata"]["name"], "Failed")
     job = wait_for(lambda: job_with_condition(admin, ns, "doomed", "FailureTarget"), 30, 0.2, "FailureTarget")
@@ -102,6 +118,8 @@ def test_job_fails_once_its_pods_are_gone(controller_manager: ControllerManager,
     row = plane.kubectl("-n", ns, "get", "job", "doomed", "--no-headers").stdout.split()
     assert row[:2] == ["doomed", "FailureTarget"]
     set_finalizers(admin, ns, other["metadata"]["name"], [])
+    # as its node's kubelet would once the containers stopped
+    admin.delete(f"/api/v1/namespaces/{ns}/pods/{other['metadata']['name']}?gracePeriodSeconds=0").raise_for_status()
     job = wait_for(lambda: job_with_condition(admin, ns, "doomed", "Failed"), 30, 0.2, "the job to fail")
     st = job["status"]
     assert [c["type"] for c in st["conditions"]] == ["FailureTarget", "Failed"]
